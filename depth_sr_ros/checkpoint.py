@@ -1,0 +1,168 @@
+"""
+Model files: weights stored together with everything needed to use them.
+
+A checkpoint is one ``torch.save`` file holding a dict of plain types only, so that
+``torch.load(..., weights_only=True)`` reads it::
+
+    format_version  int, FORMAT_VERSION
+    arch            'ahmf' or 'pag_net' (a key of networks.MODELS)
+    arch_kwargs     keyword arguments of the network's constructor (includes 'scale')
+    state_dict      parameter name -> tensor (float32, or float16 to halve the file)
+    preprocessing   depth units, normalisation, scale, RGB order (see preprocessing.py)
+    training        facts about how the weights were made: data, steps, metrics, ...
+
+Every problem found while loading raises CheckpointError with one line that names the file.
+"""
+
+import os
+import tempfile
+
+from depth_sr_ros.networks import build_model, MODELS
+import torch
+
+FORMAT_VERSION = 1
+REQUIRED_FIELDS = ('format_version', 'arch', 'arch_kwargs', 'state_dict', 'preprocessing',
+                   'training')
+STORAGE_DTYPES = {'float32': torch.float32, 'float16': torch.float16}
+
+
+class CheckpointError(ValueError):
+    """A model file is missing, unreadable or does not match what it claims to hold."""
+
+    def __init__(self, path, problem):
+        """Build the one-line message "model file 'PATH': PROBLEM"."""
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"model file '{path}': {problem}")
+
+
+def _check_plain(value, where):
+    """Raise TypeError if ``value`` holds anything but plain types and tensors."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f'{where}: key {key!r} is not a string')
+            _check_plain(item, f'{where}.{key}')
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_plain(item, f'{where}[{i}]')
+    elif not isinstance(value, (str, int, float, bool, type(None), torch.Tensor)):
+        raise TypeError(f'{where}: {type(value).__name__} is not a plain type')
+
+
+def save_checkpoint(path, model, arch, arch_kwargs, preprocessing, training,
+                    storage_dtype='float32'):
+    """
+    Write a checkpoint atomically (a temporary file renamed into place).
+
+    :param path: file to write.
+    :param model: the network whose weights to store.
+    :param arch: architecture name, a key of networks.MODELS.
+    :param arch_kwargs: constructor arguments that rebuild ``model`` with build_model().
+    :param preprocessing: dict of plain types; 'scale' is added from arch_kwargs.
+    :param training: dict of plain types describing how the weights were made.
+    :param storage_dtype: 'float32' or 'float16' (half the size; loaded back as float32).
+    """
+    if arch not in MODELS:
+        raise ValueError(f'unknown architecture {arch!r}; known: {sorted(MODELS)}')
+    dtype = STORAGE_DTYPES[storage_dtype]
+    state = {}
+    for key, tensor in model.state_dict().items():
+        tensor = tensor.detach().to('cpu')
+        state[key] = tensor.to(dtype) if tensor.is_floating_point() else tensor
+        state[key] = state[key].clone()
+    payload = {
+        'format_version': FORMAT_VERSION,
+        'arch': arch,
+        'arch_kwargs': dict(arch_kwargs),
+        'state_dict': state,
+        'preprocessing': dict(preprocessing, scale=int(arch_kwargs['scale'])),
+        'training': dict(training),
+    }
+    _check_plain(payload, 'checkpoint')
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path), suffix='.tmp', dir=folder)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; model files are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def read_checkpoint(path):
+    """Read and validate a checkpoint's dict without building the network."""
+    if not os.path.isfile(path):
+        raise CheckpointError(path, 'not found' if not os.path.exists(path) else 'not a file')
+    try:
+        payload = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as error:  # torch raises many types for damaged files
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise CheckpointError(
+            path, f'not a readable checkpoint (corrupt or truncated?): {first_line}') from None
+    if not isinstance(payload, dict):
+        raise CheckpointError(path, f'holds a {type(payload).__name__}, not a checkpoint dict')
+    missing = [field for field in REQUIRED_FIELDS if field not in payload]
+    if missing:
+        raise CheckpointError(path, f"missing field(s) {', '.join(missing)}; "
+                                    'not written by depth_sr_ros.checkpoint.save_checkpoint?')
+    if payload['format_version'] != FORMAT_VERSION:
+        raise CheckpointError(path, f"format version {payload['format_version']!r} is not "
+                                    f'supported (this package reads {FORMAT_VERSION})')
+    if payload['arch'] not in MODELS:
+        raise CheckpointError(path, f"unknown architecture {payload['arch']!r} "
+                                    f"(known: {', '.join(sorted(MODELS))})")
+    return payload
+
+
+def _describe(names, limit=4):
+    names = sorted(names)
+    shown = ', '.join(names[:limit])
+    return shown + (f' (+{len(names) - limit} more)' if len(names) > limit else '')
+
+
+def load_checkpoint(path, device='cpu'):
+    """
+    Build the network stored in ``path`` and load its weights strictly.
+
+    :return: (model, info): the float32 network in eval mode on ``device``, and the checkpoint
+        dict without its state_dict (arch, arch_kwargs, preprocessing, training).
+    """
+    payload = read_checkpoint(path)
+    arch, kwargs = payload['arch'], payload['arch_kwargs']
+    try:
+        model = build_model(arch, **kwargs)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(path, f'cannot build {arch} with {kwargs}: {error}') from None
+    expected = model.state_dict()
+    stored = payload['state_dict']
+    problems = []
+    missing = set(expected) - set(stored)
+    unexpected = set(stored) - set(expected)
+    if missing:
+        problems.append(f'missing keys {_describe(missing)}')
+    if unexpected:
+        problems.append(f'unexpected keys {_describe(unexpected)}')
+    wrong_shape = [f'{key} {tuple(stored[key].shape)} != {tuple(expected[key].shape)}'
+                   for key in sorted(set(stored) & set(expected))
+                   if stored[key].shape != expected[key].shape]
+    if wrong_shape:
+        problems.append(f'shape mismatch {_describe(wrong_shape, 2)}')
+    if problems:
+        raise CheckpointError(path, f'weights do not match {arch}({kwargs}): '
+                                    + '; '.join(problems))
+    bad = [key for key, tensor in stored.items()
+           if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+    if bad:
+        raise CheckpointError(path, f'non-finite weights in {_describe(bad)}')
+    model.load_state_dict(stored, strict=True)
+    model.to(device).eval()
+    info = {key: value for key, value in payload.items() if key != 'state_dict'}
+    return model, info

@@ -1,0 +1,85 @@
+"""
+Training samples: random HR crops of RGB-D pairs, augmented and degraded.
+
+Each sample is a dict of named float32 arrays (channel first, as the networks take them):
+'depth_lr' (1, c/s, c/s), 'rgb' (3, c, c) and 'depth_hr' (1, c, c), with depth normalised by
+the whole image's min-max range (as the predictor does at run time) and RGB in [0, 1], plus
+'depth_range' (2,) holding that (low, high) so errors can be reported in dataset units.
+"""
+
+from depth_sr_ros.data.degradations import bicubic_downsample, crop_to_multiple
+from depth_sr_ros.data.middlebury import list_pairs, load_pair
+from depth_sr_ros.preprocessing import (
+    color_to_unit, depth_range, normalize_depth, valid_depth_mask)
+import numpy as np
+
+# The six Middlebury images of AHMF's Table I (data README): never used for training.
+MIDDLEBURY_TEST = ('02', '06', '14', '18', '21', '24')
+
+
+def augment(arrays, rng):
+    """Apply one random flip / 90-degree rotation (8 cases) to every (H, W, ...) array."""
+    k = int(rng.integers(4))
+    flip = bool(rng.integers(2))
+    out = []
+    for a in arrays:
+        a = np.rot90(a, k, axes=(0, 1))
+        out.append(np.ascontiguousarray(a[:, ::-1] if flip else a))
+    return out
+
+
+class CropDataset:
+    """Random crops of in-memory RGB-D pairs; index with an explicit numpy Generator."""
+
+    def __init__(self, pairs, scale, crop_size, augment_samples=True):
+        """
+        Build the dataset.
+
+        :param pairs: list of dicts from middlebury.load_pair ('depth' in any unit, 'rgb' uint8).
+        :param scale: upsampling factor; crops are multiples of it.
+        :param crop_size: side of the square HR crop (clipped to the smallest image).
+        :param augment_samples: apply random flips and rotations.
+        """
+        if not pairs:
+            raise ValueError('no training pairs')
+        self.pairs = []
+        for pair in pairs:
+            depth = crop_to_multiple(pair['depth'], scale)
+            low, high = depth_range(depth, valid_depth_mask(depth))
+            self.pairs.append((normalize_depth(depth, low, high),
+                               color_to_unit(crop_to_multiple(pair['rgb'], scale)),
+                               np.array([low, high], np.float32)))
+        smallest = min(min(d.shape) for d, _, _ in self.pairs)
+        self.crop = min(crop_size, smallest) // scale * scale
+        self.scale = scale
+        self.augment = augment_samples
+
+    def sample(self, rng):
+        """Return one random crop as a dict of arrays."""
+        depth, rgb, depth_lim = self.pairs[int(rng.integers(len(self.pairs)))]
+        c = self.crop
+        top = int(rng.integers(depth.shape[0] - c + 1))
+        left = int(rng.integers(depth.shape[1] - c + 1))
+        depth = depth[top:top + c, left:left + c]
+        rgb = rgb[top:top + c, left:left + c]
+        if self.augment:
+            depth, rgb = augment([depth, rgb], rng)
+        return {
+            'depth_lr': bicubic_downsample(depth, self.scale)[None],
+            'rgb': np.ascontiguousarray(rgb.transpose(2, 0, 1)),
+            'depth_hr': depth[None].copy(),
+            'depth_range': depth_lim,
+        }
+
+    def batch(self, rng, size):
+        """Return ``size`` samples stacked along a new first axis."""
+        samples = [self.sample(rng) for _ in range(size)]
+        return {key: np.stack([s[key] for s in samples]) for key in samples[0]}
+
+
+def load_split(data_dir, val_names=(), exclude=MIDDLEBURY_TEST):
+    """Load the pairs of ``data_dir`` as (train, val) lists, leaving out ``exclude``."""
+    names = [n for n in list_pairs(data_dir) if n not in exclude]
+    train = [load_pair(data_dir, n) for n in names if n not in val_names]
+    val = [load_pair(data_dir, n) for n in names if n in val_names]
+    return train, val

@@ -1,0 +1,141 @@
+"""
+Depth super-resolution on numpy arrays, with no ROS import.
+
+Every upsampler (the network Predictor here, the baselines in baselines.py) has one interface::
+
+    depth_hr = upsampler(depth_lr, color)
+
+``depth_lr`` is (h, w) depth in metres where 0, NaN or inf mean "no measurement"; ``color`` is
+the (s*h, s*w, 3) colour image (uint8, RGB unless the upsampler was built with 'bgr'), or a grey
+(s*h, s*w) image. The result is float32 (s*h, s*w) depth in metres with NaN where there is no
+estimate: under every invalid input pixel, and wherever the estimate is not positive.
+DepthUpsampler does the shared work (checks, hole filling, normalisation, padding, marking);
+subclasses only map normalised depth and guidance to normalised HR depth.
+"""
+
+from depth_sr_ros.checkpoint import CheckpointError, load_checkpoint
+from depth_sr_ros.preprocessing import (
+    color_to_unit, denormalize_depth, depth_range, fill_missing, normalize_depth,
+    PREPROCESSING, valid_depth_mask)
+import numpy as np
+import torch
+
+
+def check_geometry(depth_shape, color_shape, scale):
+    """Raise ValueError unless the colour image is exactly ``scale`` times the depth size."""
+    h, w = depth_shape[:2]
+    big_h, big_w = color_shape[:2]
+    if min(h, w, big_h, big_w) <= 0:
+        raise ValueError(f'empty image: depth {w}x{h}, colour {big_w}x{big_h}')
+    if big_h % h or big_w % w:
+        raise ValueError(f'colour {big_w}x{big_h} is not an integer multiple of depth {w}x{h} '
+                         f'(ratios {big_w / w:.3g} and {big_h / h:.3g})')
+    if big_h // h != big_w // w:
+        raise ValueError(f'colour {big_w}x{big_h} and depth {w}x{h} have different width and '
+                         f'height ratios ({big_w // w} and {big_h // h})')
+    if big_h // h != scale:
+        raise ValueError(f'colour {big_w}x{big_h} is {big_h // h}x depth {w}x{h}, but this '
+                         f'upsampler works at {scale}x')
+
+
+def select_device(requested='auto'):
+    """Return the torch.device for 'auto' (cuda when available), 'cpu', 'cuda' or 'cuda:N'."""
+    if requested == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    device = torch.device(requested)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise RuntimeError(f"device '{requested}' was requested but CUDA is not available "
+                           f'(torch {torch.__version__}); use device auto or cpu')
+    return device
+
+
+def _pad_bottom_right(image, rows, cols):
+    """Pad an (H, W) or (H, W, C) array by edge replication."""
+    if rows == 0 and cols == 0:
+        return image
+    pad = [(0, rows), (0, cols)] + [(0, 0)] * (image.ndim - 2)
+    return np.pad(image, pad, mode='edge')
+
+
+class DepthUpsampler:
+    """Shared input handling of every upsampler; subclasses implement ``_upsample``."""
+
+    #: upsampling factor
+    scale = 1
+    #: the low-resolution size is padded to a multiple of this before ``_upsample``
+    size_multiple = 1
+
+    def __init__(self, color_order='rgb'):
+        """Set the channel order of 3-channel colour input, 'rgb' or 'bgr'."""
+        color_to_unit(np.zeros((1, 1, 3), np.uint8), color_order)  # validates the order
+        self.color_order = color_order
+
+    def _upsample(self, depth, guide):
+        """Map normalised (h, w) depth and (s*h, s*w, 3) guidance to normalised HR depth."""
+        raise NotImplementedError
+
+    def __call__(self, depth_lr, color):
+        """Return (s*h, s*w) float32 depth in metres, NaN where there is no estimate."""
+        depth_lr = np.asarray(depth_lr, dtype=np.float32)
+        if depth_lr.ndim != 2:
+            raise ValueError(f'depth must be a 2-D array, got shape {depth_lr.shape}')
+        check_geometry(depth_lr.shape, np.shape(color), self.scale)
+        h, w = depth_lr.shape
+        s = self.scale
+        valid = valid_depth_mask(depth_lr)
+        if not valid.any():
+            return np.full((h * s, w * s), np.nan, dtype=np.float32)
+        low, high = depth_range(depth_lr, valid)
+        depth = normalize_depth(fill_missing(depth_lr, valid), low, high)
+        guide = color_to_unit(color, self.color_order)
+        m = self.size_multiple
+        pad_h, pad_w = -h % m, -w % m
+        depth = _pad_bottom_right(depth, pad_h, pad_w)
+        guide = _pad_bottom_right(guide, pad_h * s, pad_w * s)
+        out = self._upsample(depth, guide)[:h * s, :w * s]
+        out = denormalize_depth(out, low, high)
+        no_source = np.repeat(np.repeat(~valid, s, axis=0), s, axis=1)
+        with np.errstate(invalid='ignore'):
+            out[no_source | ~(out > 0)] = np.nan
+        return out
+
+
+class Predictor(DepthUpsampler):
+    """A trained network behind the DepthUpsampler interface."""
+
+    def __init__(self, model, scale, device='auto', color_order='rgb'):
+        """
+        Wrap a network.
+
+        :param model: nn.Module mapping (B,1,h,w) depth and (B,3,s*h,s*w) RGB, both normalised as
+            in preprocessing.py, to (B,1,s*h,s*w) depth.
+        :param scale: the network's upsampling factor s.
+        :param device: 'auto' (cuda when available), 'cpu', 'cuda' or 'cuda:N'.
+        :param color_order: channel order of 3-channel colour input, 'rgb' or 'bgr'.
+        """
+        super().__init__(color_order)
+        self.device = select_device(device)
+        self.model = model.to(self.device).eval()
+        self.scale = int(scale)
+        self.size_multiple = int(getattr(model, 'size_multiple', 1))
+
+    @classmethod
+    def from_checkpoint(cls, path, device='auto', color_order='rgb'):
+        """Load a model file written by checkpoint.save_checkpoint."""
+        device = select_device(device)
+        model, info = load_checkpoint(path, device)
+        stored = info['preprocessing']
+        for key in ('depth_normalization', 'rgb_order', 'rgb_scale'):
+            if stored.get(key) != PREPROCESSING[key]:
+                raise CheckpointError(path, f'preprocessing {key}={stored.get(key)!r} is not '
+                                            f'supported (expected {PREPROCESSING[key]!r})')
+        predictor = cls(model, info['arch_kwargs']['scale'], device, color_order)
+        predictor.info = info
+        return predictor
+
+    def _upsample(self, depth, guide):
+        depth_t = torch.from_numpy(depth)[None, None].to(self.device)
+        guide_t = torch.from_numpy(np.ascontiguousarray(guide.transpose(2, 0, 1)))[None]
+        with torch.inference_mode():
+            out = self.model(depth_t, guide_t.to(self.device))
+        return out[0, 0].float().cpu().numpy()

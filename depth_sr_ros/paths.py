@@ -1,0 +1,27 @@
+"""Where the installed package keeps its shipped files (models/, config/, launch/)."""
+
+import os
+
+PACKAGE_NAME = 'depth_sr_ros'
+DEFAULT_MODEL = 'ahmf_x4.pt'
+
+
+def share_directory():
+    """
+    Return the folder holding models/, config/ and launch/.
+
+    In a ROS install (colcon) that is the package's share directory from the ament index; in a
+    source checkout (pip install -e .) it is the checkout itself.
+    """
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        return get_package_share_directory(PACKAGE_NAME)
+    except (ImportError, LookupError, OSError):
+        # LookupError: the package is not in the index (PackageNotFoundError);
+        # OSError: no ament index at all (AMENT_PREFIX_PATH unset).
+        return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def default_model_path():
+    """Return the path of the shipped default model (AHMF 4x)."""
+    return os.path.join(share_directory(), 'models', DEFAULT_MODEL)

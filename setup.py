@@ -1,0 +1,38 @@
+"""Install depth_sr_ros with pip (``pip install -e .``) or colcon (``colcon build``)."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+package_name = 'depth_sr_ros'
+
+setup(
+    name=package_name,
+    version='0.1.0',
+    packages=find_packages(exclude=['test']),
+    package_data={'depth_sr_ros.data': ['sample/*/*.png', 'sample/README.md']},
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
+        ('share/' + package_name, ['package.xml']),
+        ('share/' + package_name + '/launch', glob('launch/*.py')),
+        ('share/' + package_name + '/config', glob('config/*')),
+        ('share/' + package_name + '/models', glob('models/*')),
+    ],
+    # Runtime dependencies come from rosdep (package.xml) in a ROS workspace and from
+    # requirements.txt in a virtual environment; none here, so that console scripts made by
+    # older setuptools do not refuse to start over a pip name that apt satisfied.
+    install_requires=['setuptools'],
+    python_requires='>=3.8',
+    zip_safe=True,
+    maintainer='depth_sr_ros maintainers',
+    maintainer_email='maintainers@depth-sr-ros.invalid',
+    description='Guided depth super-resolution (AHMF, PAG-Net) for ROS 2 depth cameras.',
+    license='Apache-2.0',
+    tests_require=['pytest'],
+    entry_points={
+        'console_scripts': [
+            'depth_sr_demo = depth_sr_ros.demo:main',
+            'depth_sr_train = depth_sr_ros.train:main',
+        ],
+    },
+)

@@ -1,0 +1,38 @@
+"""The package's set-up files: package.xml, the CI script and the README agree."""
+
+import os
+import re
+import xml.etree.ElementTree as ElementTree
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _read(name):
+    with open(os.path.join(REPO, name)) as f:
+        return f.read()
+
+
+def test_ci_runs_the_readme_test_command_exactly():
+    ci_commands = [line for line in _read('.ci/run').splitlines()
+                   if line.strip() and not line.startswith(('#', 'set ', 'cd '))]
+    assert len(ci_commands) == 1
+    readme_blocks = re.findall(r'```(?:bash|sh)?\n(.*?)```', _read('README.md'), re.S)
+    readme_lines = {line.strip() for block in readme_blocks for line in block.splitlines()}
+    assert ci_commands[0].strip() in readme_lines
+
+
+def test_package_xml_is_format_3_with_the_runtime_dependencies():
+    root = ElementTree.fromstring(_read('package.xml'))
+    assert root.tag == 'package' and root.get('format') == '3'
+    assert root.findtext('name') == 'depth_sr_ros'
+    exec_depends = {e.text for e in root.findall('exec_depend')}
+    assert {'rclpy', 'sensor_msgs', 'message_filters', 'cv_bridge', 'python3-numpy',
+            'python3-opencv', 'python3-torch'} <= exec_depends
+    assert {e.text for e in root.findall('test_depend')} >= {'ament_flake8', 'ament_pep257'}
+    assert root.find('export/build_type').text == 'ament_python'
+
+
+def test_torch_is_pinned_for_the_virtual_environment():
+    pins = [line for line in _read('requirements.txt').splitlines()
+            if line.startswith('torch')]
+    assert pins == ['torch==2.13.0']

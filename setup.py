@@ -33,6 +33,8 @@ setup(
         'console_scripts': [
             'depth_sr_demo = depth_sr_ros.demo:main',
             'depth_sr_train = depth_sr_ros.train:main',
+            'depth_sr_node = depth_sr_ros.node:main',
+            'depth_sr_player = depth_sr_ros.player:main',
         ],
     },
 )

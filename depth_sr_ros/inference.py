@@ -74,8 +74,12 @@ class DepthUpsampler:
         """Map normalised (h, w) depth and (s*h, s*w, 3) guidance to normalised HR depth."""
         raise NotImplementedError
 
-    def __call__(self, depth_lr, color):
-        """Return (s*h, s*w) float32 depth in metres, NaN where there is no estimate."""
+    def __call__(self, depth_lr, color, color_order=None):
+        """
+        Return (s*h, s*w) float32 depth in metres, NaN where there is no estimate.
+
+        ``color_order`` ('rgb' or 'bgr') overrides the order given at construction.
+        """
         depth_lr = np.asarray(depth_lr, dtype=np.float32)
         if depth_lr.ndim != 2:
             raise ValueError(f'depth must be a 2-D array, got shape {depth_lr.shape}')
@@ -87,7 +91,7 @@ class DepthUpsampler:
             return np.full((h * s, w * s), np.nan, dtype=np.float32)
         low, high = depth_range(depth_lr, valid)
         depth = normalize_depth(fill_missing(depth_lr, valid), low, high)
-        guide = color_to_unit(color, self.color_order)
+        guide = color_to_unit(color, color_order or self.color_order)
         m = self.size_multiple
         pad_h, pad_w = -h % m, -w % m
         depth = _pad_bottom_right(depth, pad_h, pad_w)
@@ -103,7 +107,7 @@ class DepthUpsampler:
 class Predictor(DepthUpsampler):
     """A trained network behind the DepthUpsampler interface."""
 
-    def __init__(self, model, scale, device='auto', color_order='rgb'):
+    def __init__(self, model, scale, device='auto', color_order='rgb', half=False):
         """
         Wrap a network.
 
@@ -112,15 +116,19 @@ class Predictor(DepthUpsampler):
         :param scale: the network's upsampling factor s.
         :param device: 'auto' (cuda when available), 'cpu', 'cuda' or 'cuda:N'.
         :param color_order: channel order of 3-channel colour input, 'rgb' or 'bgr'.
+        :param half: run the network in float16 (CUDA only).
         """
         super().__init__(color_order)
         self.device = select_device(device)
-        self.model = model.to(self.device).eval()
+        if half and self.device.type != 'cuda':
+            raise ValueError(f'half precision needs a CUDA device, not {self.device}')
+        self.dtype = torch.float16 if half else torch.float32
+        self.model = model.to(self.device, self.dtype).eval()
         self.scale = int(scale)
         self.size_multiple = int(getattr(model, 'size_multiple', 1))
 
     @classmethod
-    def from_checkpoint(cls, path, device='auto', color_order='rgb'):
+    def from_checkpoint(cls, path, device='auto', color_order='rgb', half=False):
         """Load a model file written by checkpoint.save_checkpoint."""
         device = select_device(device)
         model, info = load_checkpoint(path, device)
@@ -129,13 +137,13 @@ class Predictor(DepthUpsampler):
             if stored.get(key) != PREPROCESSING[key]:
                 raise CheckpointError(path, f'preprocessing {key}={stored.get(key)!r} is not '
                                             f'supported (expected {PREPROCESSING[key]!r})')
-        predictor = cls(model, info['arch_kwargs']['scale'], device, color_order)
+        predictor = cls(model, info['arch_kwargs']['scale'], device, color_order, half)
         predictor.info = info
         return predictor
 
     def _upsample(self, depth, guide):
-        depth_t = torch.from_numpy(depth)[None, None].to(self.device)
+        depth_t = torch.from_numpy(depth)[None, None].to(self.device, self.dtype)
         guide_t = torch.from_numpy(np.ascontiguousarray(guide.transpose(2, 0, 1)))[None]
         with torch.inference_mode():
-            out = self.model(depth_t, guide_t.to(self.device))
+            out = self.model(depth_t, guide_t.to(self.device, self.dtype))
         return out[0, 0].float().cpu().numpy()

@@ -2,6 +2,7 @@
 
 import math
 
+import torch
 from torch import nn
 
 
@@ -56,6 +57,18 @@ def upsample_bicubic(depth_lr, scale):
     """Bicubic upsampling (no antialiasing, align_corners=False), the networks' skip path."""
     return nn.functional.interpolate(depth_lr, scale_factor=scale, mode='bicubic',
                                      align_corners=False)
+
+
+def scale_down_(layer, factor):
+    """
+    Multiply a layer's initial weights by ``factor`` and zero its bias, in place.
+
+    Used on the last conv of each network, whose output is added to bicubic upsampling: a
+    small initial residual lets training start close to bicubic instead of from noise.
+    """
+    with torch.no_grad():
+        layer.weight.mul_(factor)
+        layer.bias.zero_()
 
 
 def count_parameters(module):

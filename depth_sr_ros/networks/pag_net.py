@@ -24,7 +24,8 @@ Choices where the paper is silent (it names no block sizes or activations):
   AHMF), so the network learns only the high-frequency correction.
 """
 
-from depth_sr_ros.networks.common import check_inputs, conv, log2_scale, upsample_bicubic
+from depth_sr_ros.networks.common import (
+    check_inputs, conv, log2_scale, scale_down_, upsample_bicubic)
 import torch
 from torch import nn
 
@@ -165,6 +166,7 @@ class PAGNet(nn.Module):
             ProgressiveStage(channels, growth, rdb_layers, num_blocks)
             for _ in range(num_stages))
         self.tail = conv(channels, 1)
+        scale_down_(self.tail, 0.1)
 
     def forward(self, depth_lr, guide_hr):
         """Return the super-resolved depth (B, 1, s*h, s*w)."""

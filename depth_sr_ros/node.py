@@ -1,0 +1,317 @@
+"""
+depth_sr_node: the ROS 2 node. The only module that creates ROS entities.
+
+Subscribes (relative names, to be remapped): depth/image_raw, depth/camera_info,
+color/image_raw, color/camera_info. Publishes depth_sr/image, depth_sr/camera_info and
+optionally depth_sr/points, plus /diagnostics. Pairs depth and colour by stamp (message_filters
+when importable, depth_sr_ros.sync otherwise); the subscription callbacks only hand the newest
+pair to one inference thread, so a slow model drops stale pairs (counted) instead of queueing.
+Everything done to a pair lives in pipeline.py.
+"""
+
+import sys
+import threading
+import time
+
+from depth_sr_ros.checkpoint import CheckpointError
+from depth_sr_ros.conversions import ImageFormatError
+from depth_sr_ros.inference import Predictor
+from depth_sr_ros.paths import default_model_path
+from depth_sr_ros.pipeline import FrameProcessor, LatencyStats, LatestSlot, Settings
+from depth_sr_ros.sync import COLOR, DEPTH, PairingMonitor, StampPairer
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import (
+    FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult)
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+import torch
+
+try:  # a real ROS install has message_filters; pip does not
+    import message_filters
+except ImportError:
+    message_filters = None
+
+OUTPUT_ENCODINGS = ('input', '16UC1', '32FC1')
+SETTING_NAMES = tuple(Settings.__dataclass_fields__)  # the parameters that may change live
+PAIRING_CHECK_PERIOD = 1.0  # s
+
+
+def _float(description, low, high, read_only=False):
+    return ParameterDescriptor(description=description, read_only=read_only,
+                               floating_point_range=[FloatingPointRange(
+                                   from_value=float(low), to_value=float(high))])
+
+
+def _int(description, low, high, read_only=False):
+    return ParameterDescriptor(description=description, read_only=read_only,
+                               integer_range=[IntegerRange(from_value=low, to_value=high)])
+
+
+def _text(description, read_only=False):
+    return ParameterDescriptor(description=description, read_only=read_only)
+
+
+# name -> (default, descriptor). read_only parameters need a restart to change.
+PARAMETERS = {
+    'model_path': ('', _text('model file; empty: the installed AHMF 4x (models/ahmf_x4.pt)',
+                             True)),
+    'device': ('auto', _text("'auto' (cuda when available), 'cuda', 'cuda:N' or 'cpu'", True)),
+    'device_fallback': (True, _text('if the device is cuda but CUDA is not available: true = '
+                                    'run on the CPU with a warning, false = refuse to start',
+                                    True)),
+    'half': (False, _text('run the network in float16 (CUDA only; ignored on CPU)', True)),
+    'threads': (0, _int('CPU threads for inference; 0 = PyTorch default', 0, 256, True)),
+    'queue_size': (10, _int('messages per input kept while pairing', 1, 1000, True)),
+    'slop': (0.05, _float('largest stamp difference of a pair, s', 0.0, 10.0, True)),
+    'exact_sync': (False, _text('pair only identical stamps', True)),
+    'output_encoding': ('input', _text("'input' (as the depth input), '16UC1' (mm) or "
+                                       "'32FC1' (m)")),
+    'min_depth': (0.0, _float('depth below this is invalid, m', 0.0, 1000.0)),
+    'max_depth': (65.0, _float('depth above this is invalid, m', 0.0, 1000.0)),
+    'publish_points': (False, _text('publish depth_sr/points (PointCloud2)')),
+    'points_rgb': (True, _text('colour the points (XYZRGB) instead of XYZ')),
+    'diagnostics_period': (2.0, _float('seconds between diagnostics and the log line',
+                                       0.1, 3600.0, True)),
+}
+
+
+def validate_settings(settings):
+    """Return the reason why ``settings`` are unusable, or '' when they are fine."""
+    if settings.output_encoding not in OUTPUT_ENCODINGS:
+        return f'output_encoding must be one of {OUTPUT_ENCODINGS}'
+    if settings.max_depth <= settings.min_depth:
+        return 'max_depth must be greater than min_depth'
+    return ''
+
+
+class DepthSrNode(Node):
+    """Guided depth super-resolution of a registered depth/colour camera pair."""
+
+    def __init__(self, **kwargs):
+        """Declare parameters, load the model and connect topics; raises on a bad model."""
+        super().__init__('depth_sr', **kwargs)
+        for name, (default, descriptor) in PARAMETERS.items():
+            self.declare_parameter(name, default, descriptor)
+        value = self._value
+        self.settings = Settings(**{name: value(name) for name in SETTING_NAMES})
+        reason = validate_settings(self.settings)
+        if reason:
+            raise ValueError(reason)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        if value('threads') > 0:
+            torch.set_num_threads(value('threads'))
+        device = self._choose_device(value('device'), value('device_fallback'))
+        half = value('half')
+        if half and not device.startswith('cuda'):
+            self.get_logger().warn('half precision needs CUDA; running in float32 on the CPU')
+            half = False
+        model_path = value('model_path') or default_model_path()
+        predictor = Predictor.from_checkpoint(model_path, device=device, half=half)
+        self.processor = FrameProcessor(predictor)
+        info = predictor.info
+        self.get_logger().info(
+            f"model {model_path}: {info['arch']} {predictor.scale}x, device {predictor.device}"
+            f"{' float16' if half else ''}, input depth in m or mm, output "
+            f'{self.settings.output_encoding} (16UC1 = mm, 32FC1 = m)')
+
+        reliable = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
+        self.pub_depth = self.create_publisher(Image, 'depth_sr/image', reliable)
+        self.pub_info = self.create_publisher(CameraInfo, 'depth_sr/camera_info', reliable)
+        self.pub_points = self.create_publisher(PointCloud2, 'depth_sr/points', reliable)
+        self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+
+        self.infos = [None, None]
+        overrides = QoSOverridingOptions.with_default_policies()
+        for index, topic in ((DEPTH, 'depth/camera_info'), (COLOR, 'color/camera_info')):
+            self.create_subscription(CameraInfo, topic, self._info_callback(index),
+                                     qos_profile_sensor_data,
+                                     qos_overriding_options=overrides)
+        self.monitor = PairingMonitor(value('slop'), value('exact_sync'))
+        self.pairer = None
+        self._connect_images(value('queue_size'), value('slop'), value('exact_sync'), overrides)
+
+        self.slot = LatestSlot()
+        self.stats = LatencyStats()
+        self.counts = {'bad_frames': 0, 'published': 0}
+        self._notices = set()
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._work, name='depth_sr_inference',
+                                        daemon=True)
+        self._worker.start()
+        self._period = value('diagnostics_period')
+        self.create_timer(self._period, self._report)
+        self.create_timer(PAIRING_CHECK_PERIOD, self._check_pairing)
+
+    def _value(self, name):
+        return self.get_parameter(name).value
+
+    def _choose_device(self, requested, fallback):
+        if requested.startswith('cuda') and not torch.cuda.is_available():
+            reason = f"device '{requested}' requested but CUDA is not available"
+            if not fallback:
+                raise RuntimeError(reason + ' (device_fallback is false)')
+            self.get_logger().warn(reason + '; running on the CPU (device_fallback is true)')
+            return 'cpu'
+        if requested not in ('auto', 'cpu') and not requested.startswith('cuda'):
+            raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', "
+                             f"not '{requested}'")
+        return requested
+
+    def _connect_images(self, queue_size, slop, exact, overrides):
+        topics = ((DEPTH, 'depth/image_raw'), (COLOR, 'color/image_raw'))
+        if message_filters is not None:
+            subs = []
+            for index, topic in topics:
+                sub = message_filters.Subscriber(self, Image, topic,
+                                                 qos_profile=qos_profile_sensor_data)
+                sub.registerCallback(self._arrival_callback(index))
+                subs.append(sub)
+            if exact:
+                sync = message_filters.TimeSynchronizer(subs, queue_size)
+            else:
+                sync = message_filters.ApproximateTimeSynchronizer(subs, queue_size, slop)
+            sync.registerCallback(self._on_pair)
+            self.pairing_backend = 'message_filters'
+        else:
+            self.pairer = StampPairer(queue_size, slop, exact)
+            for index, topic in topics:
+                self.create_subscription(Image, topic, self._image_callback(index),
+                                         qos_profile_sensor_data,
+                                         qos_overriding_options=overrides)
+            self.pairing_backend = 'depth_sr_ros.sync'
+        self.get_logger().info(f'pairing with {self.pairing_backend}: '
+                               f"{'exact stamps' if exact else f'slop {slop} s'}, "
+                               f'queue_size {queue_size}')
+
+    # Callbacks: no inference here, only bookkeeping and a hand-over to the worker.
+
+    def _info_callback(self, index):
+        def callback(msg):
+            self.infos[index] = msg
+        return callback
+
+    def _arrival_callback(self, index):
+        def callback(msg):
+            stamp = msg.header.stamp
+            self.monitor.arrived(index, time.monotonic(), stamp.sec + stamp.nanosec * 1e-9)
+        return callback
+
+    def _image_callback(self, index):
+        arrived = self._arrival_callback(index)
+
+        def callback(msg):
+            arrived(msg)
+            stamp = msg.header.stamp
+            pair = self.pairer.add(index, stamp.sec * 1_000_000_000 + stamp.nanosec, msg)
+            if pair is not None:
+                self._on_pair(*pair)
+        return callback
+
+    def _on_pair(self, depth_msg, color_msg):
+        self.monitor.paired(time.monotonic())
+        self.stats.add_input()
+        self.slot.put((depth_msg, color_msg))
+
+    def _on_set_parameters(self, params):
+        changes = {p.name: p.value for p in params}
+        candidate = Settings(**{name: changes.get(name, getattr(self.settings, name))
+                                for name in SETTING_NAMES})
+        reason = validate_settings(candidate)
+        if reason:
+            return SetParametersResult(successful=False, reason=reason)
+        self.settings = candidate
+        return SetParametersResult(successful=True)
+
+    # The inference thread.
+
+    def _work(self):
+        while not self._stop.is_set():
+            pair = self.slot.get(timeout=0.2)
+            if pair is None:
+                continue
+            depth_msg, color_msg = pair
+            try:
+                result = self.processor.process(depth_msg, color_msg, self.infos[DEPTH],
+                                                self.infos[COLOR], self.settings)
+            except (ImageFormatError, ValueError) as error:
+                self.counts['bad_frames'] += 1
+                self.get_logger().warn(f'frame skipped: {error}', throttle_duration_sec=5.0)
+                continue
+            if result.notice and result.notice not in self._notices:
+                self._notices.add(result.notice)
+                self.get_logger().info(result.notice)
+            self.pub_depth.publish(result.depth)
+            if result.camera_info is not None:
+                self.pub_info.publish(result.camera_info)
+            if result.points is not None:
+                self.pub_points.publish(result.points)
+            self.counts['published'] += 1
+            stamp = depth_msg.header.stamp
+            now = self.get_clock().now().nanoseconds * 1e-9
+            self.stats.add_output(now - (stamp.sec + stamp.nanosec * 1e-9))
+
+    def _check_pairing(self):
+        message = self.monitor.check(time.monotonic())
+        if message:
+            self.get_logger().warn(message)
+
+    def dropped_pairs(self):
+        """Return pairs replaced before inference plus messages that never found a partner."""
+        unpaired = sum(self.pairer.counts.unpaired) if self.pairer is not None else 0
+        return self.slot.replaced + unpaired
+
+    def _report(self):
+        in_hz, out_hz, p50, p95 = self.stats.take(self._period)
+        values = {
+            'input pairs (Hz)': f'{in_hz:.1f}', 'output (Hz)': f'{out_hz:.1f}',
+            'latency p50 (ms)': f'{p50 * 1e3:.1f}', 'latency p95 (ms)': f'{p95 * 1e3:.1f}',
+            'dropped pairs': str(self.dropped_pairs()),
+            'bad frames': str(self.counts['bad_frames']),
+            'device': str(self.processor.upsampler.device),
+        }
+        status = DiagnosticStatus(name=f'{self.get_name()}: depth super-resolution',
+                                  hardware_id=values['device'])
+        if in_hz > 0 and out_hz == 0:
+            status.level, status.message = DiagnosticStatus.WARN, 'pairs arrive, none published'
+        else:
+            status.level, status.message = DiagnosticStatus.OK, 'ok'
+        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.pub_diag.publish(array)
+        self.get_logger().info(', '.join(f'{k} {v}' for k, v in values.items()))
+
+    def stop(self):
+        """Stop the inference thread (waits for the frame in progress)."""
+        self._stop.set()
+        self.slot.close()
+        self._worker.join(timeout=10.0)
+
+
+def main(args=None):
+    """Entry point of depth_sr_node."""
+    rclpy.init(args=args)
+    try:
+        node = DepthSrNode()
+    except (CheckpointError, RuntimeError, ValueError) as error:
+        print(f'depth_sr_node: {error}', file=sys.stderr)
+        rclpy.try_shutdown()
+        return 1
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.stop()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""
+Pairing depth and colour messages by time stamp, with no ROS graph needed.
+
+``StampPairer`` reproduces message_filters' ApproximateTimeSynchronizer for two inputs (and
+TimeSynchronizer with ``exact=True``): each input keeps a queue of at most ``queue_size``
+messages by stamp; a new message pairs with the closest message of the other input whose stamp
+is within ``slop`` seconds, and both leave their queues. The node uses message_filters when it is
+importable and this class otherwise. Unlike message_filters, every message that leaves a queue
+unpaired is counted, and a stamp that jumps back by more than ``reset_after_jump`` seconds (a bag
+that loops, a driver that restarts) drops the queued messages from before the jump instead of
+stalling the pairing.
+
+``PairingMonitor`` watches arrivals and pairs and explains, once, why no pair forms.
+"""
+
+import dataclasses
+
+DEPTH, COLOR = 0, 1
+INPUT_NAMES = ('depth', 'colour')
+
+
+@dataclasses.dataclass
+class PairingCounts:
+    """Running totals of what happened to the messages given to a StampPairer."""
+
+    received: list = dataclasses.field(default_factory=lambda: [0, 0])
+    paired: int = 0
+    unpaired: list = dataclasses.field(default_factory=lambda: [0, 0])
+    resets: int = 0
+
+
+class StampPairer:
+    """Pair messages from two inputs by stamp (stamps in integer nanoseconds)."""
+
+    def __init__(self, queue_size=10, slop=0.05, exact=False, reset_after_jump=1.0):
+        """
+        Build the pairer.
+
+        :param queue_size: messages kept per input while waiting for a partner (>= 1).
+        :param slop: largest stamp difference of a pair in seconds (approximate mode).
+        :param exact: pair only identical stamps (message_filters' TimeSynchronizer).
+        :param reset_after_jump: a stamp this many seconds older than the newest one seen on
+            its input drops the queued messages from before the jump.
+        """
+        if queue_size < 1:
+            raise ValueError(f'queue_size must be at least 1, got {queue_size}')
+        if slop < 0:
+            raise ValueError(f'slop must not be negative, got {slop}')
+        self.queue_size = int(queue_size)
+        self.slop_ns = int(round(slop * 1e9))
+        self.exact = bool(exact)
+        self.reset_ns = int(round(reset_after_jump * 1e9))
+        self.queues = ({}, {})
+        self.newest = [None, None]
+        self.counts = PairingCounts()
+
+    def _forget_after(self, stamp_ns):
+        """Drop (and count) every queued message newer than ``stamp_ns``: a time jump."""
+        for index, queue in enumerate(self.queues):
+            for stale in [s for s in queue if s > stamp_ns]:
+                del queue[stale]
+                self.counts.unpaired[index] += 1
+            if self.newest[index] is not None and self.newest[index] > stamp_ns:
+                self.newest[index] = max(queue, default=None)
+        self.counts.resets += 1
+
+    def add(self, index, stamp_ns, msg):
+        """
+        Add a message of input ``index`` (DEPTH or COLOR).
+
+        :return: (depth_msg, colour_msg) when this message completes a pair, else None.
+        """
+        self.counts.received[index] += 1
+        newest = self.newest[index]
+        if newest is not None and stamp_ns < newest - self.reset_ns:
+            self._forget_after(stamp_ns + self.reset_ns)
+        if self.newest[index] is None or stamp_ns > self.newest[index]:
+            self.newest[index] = stamp_ns
+        queue = self.queues[index]
+        if stamp_ns in queue:  # a duplicate stamp replaces the older message
+            self.counts.unpaired[index] += 1
+        queue[stamp_ns] = msg
+        while len(queue) > self.queue_size:
+            del queue[min(queue)]
+            self.counts.unpaired[index] += 1
+        other = self.queues[1 - index]
+        if self.exact:
+            partner = stamp_ns if stamp_ns in other else None
+        else:
+            candidates = [s for s in other if abs(s - stamp_ns) <= self.slop_ns]
+            partner = min(candidates, key=lambda s: abs(s - stamp_ns)) if candidates else None
+        if partner is None:
+            return None
+        pair = [None, None]
+        pair[index] = queue.pop(stamp_ns)
+        pair[1 - index] = other.pop(partner)
+        self.counts.paired += 1
+        return tuple(pair)
+
+
+class PairingMonitor:
+    """Explain, once per episode, why no depth/colour pair has formed for ``timeout`` seconds."""
+
+    def __init__(self, slop, exact, timeout=3.0):
+        """
+        Build the monitor.
+
+        :param slop: the pairing slop in seconds, quoted in the explanation.
+        :param exact: whether pairing needs identical stamps.
+        :param timeout: seconds without a pair before explaining.
+        """
+        self.slop = slop
+        self.exact = exact
+        self.timeout = timeout
+        self.last_arrival = [None, None]  # monotonic seconds
+        self.last_stamp = [None, None]  # seconds
+        self.last_pair = None
+        self.started = None
+        self.warned = False
+
+    def arrived(self, index, now, stamp):
+        """Record a message of input ``index`` received at ``now`` with header ``stamp``."""
+        if self.started is None:
+            self.started = now
+        self.last_arrival[index] = now
+        self.last_stamp[index] = stamp
+
+    def paired(self, now):
+        """Record that a pair formed; the next stall may be explained again."""
+        self.last_pair = now
+        self.warned = False
+
+    def check(self, now):
+        """Return an explanation the first time pairing has stalled, otherwise None."""
+        if self.warned or self.started is None:
+            return None
+        since = now - (self.last_pair if self.last_pair is not None else self.started)
+        if since < self.timeout:
+            return None
+        silent = [i for i in (DEPTH, COLOR) if self.last_arrival[i] is None
+                  or now - self.last_arrival[i] > self.timeout]
+        if len(silent) == 2:
+            return None  # nothing arrives at all: not a pairing problem
+        self.warned = True
+        if silent:
+            missing, present = INPUT_NAMES[silent[0]], INPUT_NAMES[1 - silent[0]]
+            return (f'no depth/colour pair for {since:.1f} s: {present} arrives but no '
+                    f'{missing} message for over {self.timeout:.0f} s; check that the '
+                    f'{missing} topics are remapped to the camera driver')
+        gap = abs(self.last_stamp[DEPTH] - self.last_stamp[COLOR])
+        rule = 'identical stamps (exact_sync)' if self.exact else f'slop {self.slop:.3f} s'
+        return (f'no depth/colour pair for {since:.1f} s although both arrive: the latest '
+                f'stamps differ by {gap:.3f} s and pairing needs {rule}; raise slop, or check '
+                'that both drivers stamp with the same clock (use_sim_time)')

@@ -1,0 +1,54 @@
+"""The package builds and installs with colcon, as in a ROS 2 workspace."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COLCON = shutil.which('colcon', path=os.path.dirname(sys.executable)) or shutil.which('colcon')
+# What a clone holds besides the package: never copied into the workspace.
+IGNORED = shutil.ignore_patterns('.venv', '.git', 'build', 'install', 'log', 'runs',
+                                 '__pycache__', '*.egg-info', '.pytest_cache')
+
+
+@pytest.fixture(scope='module')
+def workspace(tmp_path_factory):
+    if COLCON is None:
+        pytest.fail('colcon is not installed (bash scripts/setup_venv.sh --test installs it)')
+    ws = tmp_path_factory.mktemp('ws')
+    shutil.copytree(REPO, ws / 'src' / 'depth_sr_ros', ignore=IGNORED)
+    result = subprocess.run([COLCON, 'build', '--packages-select', 'depth_sr_ros'], cwd=ws,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return ws
+
+
+def test_colcon_build_installs_package_files_models_and_scripts(workspace):
+    prefix = workspace / 'install' / 'depth_sr_ros'
+    share = prefix / 'share' / 'depth_sr_ros'
+    assert (share / 'package.xml').is_file()
+    assert (share / 'models' / 'ahmf_x4.pt').is_file()
+    assert (prefix / 'share' / 'ament_index' / 'resource_index' / 'packages' /
+            'depth_sr_ros').is_file()
+    for script in ('depth_sr_demo', 'depth_sr_train'):
+        assert (prefix / 'lib' / 'depth_sr_ros' / script).is_file()
+    site = next((prefix / 'lib').glob('python3*/site-packages'))
+    assert (site / 'depth_sr_ros' / 'data' / 'sample' / 'rgb' / 'art.png').is_file()
+
+
+def test_installed_package_finds_its_model_through_the_ament_index(workspace):
+    # Run from / so that the checkout's own copy of the package is not importable.
+    code = ('import depth_sr_ros, depth_sr_ros.paths as p; '
+            'print(depth_sr_ros.__file__); print(p.default_model_path())')
+    result = subprocess.run(
+        ['bash', '-c', f'source {workspace}/install/setup.sh && '
+                       f'{sys.executable} -c "{code}"'],
+        cwd='/', capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    module_file, model = result.stdout.split()
+    assert module_file.startswith(str(workspace / 'install'))
+    assert model == str(workspace / 'install' / 'depth_sr_ros' / 'share' / 'depth_sr_ros' /
+                        'models' / 'ahmf_x4.pt')

@@ -1,0 +1,125 @@
+"""Image / CameraInfo <-> numpy conversions, built on real sensor_msgs messages."""
+
+from depth_sr_ros.conversions import (
+    check_camera_info, color_to_array, depth_to_metres, depth_to_pointcloud, image_to_array,
+    ImageFormatError, metres_to_image, resample_color_to_depth, scale_camera_info)
+from depth_sr_ros.player import camera_info
+import numpy as np
+import pytest
+from sensor_msgs.msg import CameraInfo, Image
+
+
+def make_image(array, encoding, pad=0, bigendian=False):
+    array = np.ascontiguousarray(array)
+    data = array.astype(array.dtype.newbyteorder('>' if bigendian else '<'))
+    rows = data.reshape(array.shape[0], -1).view(np.uint8)
+    rows = np.pad(rows, ((0, 0), (0, pad)))
+    return Image(height=array.shape[0], width=array.shape[1], encoding=encoding,
+                 is_bigendian=int(bigendian), step=rows.shape[1], data=rows.tobytes())
+
+
+def test_16uc1_millimetres_become_metres_with_nan_for_zero():
+    mm = np.array([[0, 1000], [1500, 65535]], np.uint16)
+    depth = depth_to_metres(make_image(mm, '16UC1'))
+    np.testing.assert_allclose(depth, [[np.nan, 1.0], [1.5, 65.535]], rtol=1e-6)
+
+
+def test_32fc1_invalid_values_become_nan():
+    metres = np.array([[np.nan, 1.25], [np.inf, -1.0]], np.float32)
+    depth = depth_to_metres(make_image(metres, '32FC1'))
+    np.testing.assert_array_equal(np.isnan(depth), [[True, False], [True, True]])
+    assert depth[0, 1] == np.float32(1.25)
+
+
+@pytest.mark.parametrize('bigendian', [False, True])
+def test_row_padding_and_byte_order_are_handled(bigendian):
+    mm = np.arange(12, dtype=np.uint16).reshape(3, 4) * 100 + 100
+    msg = make_image(mm, '16UC1', pad=6, bigendian=bigendian)
+    assert msg.step == 4 * 2 + 6
+    np.testing.assert_array_equal(image_to_array(msg), mm)
+
+
+def test_colour_orders_and_alpha_without_copies():
+    rgba = np.random.default_rng(0).integers(0, 256, (3, 5, 4), dtype=np.uint8)
+    pixels, order = color_to_array(make_image(rgba, 'bgra8', pad=4))
+    assert order == 'bgr' and pixels.shape == (3, 5, 3)
+    np.testing.assert_array_equal(pixels, rgba[:, :, :3])
+    assert not pixels.flags.owndata  # a view of the message buffer
+    grey, _ = color_to_array(make_image(rgba[:, :, 0], 'mono8'))
+    assert grey.shape == (3, 5)
+
+
+@pytest.mark.parametrize('change,message', [
+    ({'encoding': 'yuv422'}, "unsupported encoding 'yuv422'"),
+    ({'height': 0}, 'empty image'),
+    ({'step': 3}, 'step 3 is smaller than width x pixel size'),
+    ({'height': 5}, 'data length 16 does not match height x step'),
+])
+def test_malformed_images_name_the_problem(change, message):
+    msg = make_image(np.ones((2, 4), np.uint16), '16UC1')
+    for key, value in change.items():
+        setattr(msg, key, value)
+    with pytest.raises(ImageFormatError, match=message):
+        depth_to_metres(msg)
+
+
+def test_colour_encodings_are_refused_as_depth():
+    msg = make_image(np.ones((2, 2, 3), np.uint8), 'rgb8')
+    with pytest.raises(ImageFormatError, match="unsupported encoding 'rgb8'"):
+        depth_to_metres(msg)
+
+
+def test_metres_to_16uc1_and_32fc1():
+    depth = np.array([[np.nan, 1.2344], [70.0, 0.5]], np.float32)
+    mm = image_to_array(metres_to_image(depth, '16UC1', Image().header))
+    np.testing.assert_array_equal(mm, [[0, 1234], [0, 500]])  # beyond 65.535 m: invalid
+    metres = image_to_array(metres_to_image(depth, '32FC1', Image().header))
+    np.testing.assert_array_equal(metres, depth)
+    with pytest.raises(ImageFormatError, match='output encoding'):
+        metres_to_image(depth, 'mono8', Image().header)
+
+
+def test_scaling_camera_info_keeps_pixel_centres():
+    info = camera_info(160, 120, 131.25, 'cam')
+    big = scale_camera_info(info, 640, 480)
+    assert (big.width, big.height) == (640, 480)
+    np.testing.assert_allclose(big.k, [525, 0, 319.5, 0, 525, 239.5, 0, 0, 1])
+    np.testing.assert_allclose(np.reshape(big.p, (3, 4))[:, :3], np.reshape(big.k, (3, 3)))
+
+
+@pytest.mark.parametrize('k,message', [
+    ([0.0] * 9, 'non-positive focal length'),
+    ([np.nan] + [1.0] * 8, 'not 9 finite numbers'),
+])
+def test_garbage_camera_info_is_refused(k, message):
+    info = CameraInfo(width=4, height=4)
+    info.k = k
+    with pytest.raises(ImageFormatError, match=message):
+        check_camera_info(info, (4, 4))
+
+
+def test_colour_of_another_resolution_is_resampled_through_the_intrinsics():
+    # 1280x720 colour of the same camera whose registered depth is 320x180 with a 4:3 crop...
+    color_info = camera_info(1280, 720, 900.0, 'cam')
+    depth_info = camera_info(240, 180, 900.0 / 4, 'cam')  # central 960x720 at 1/4
+    u = np.arange(1280, dtype=np.float32)
+    color = np.repeat(np.repeat(u[None, :, None], 720, 0), 3, 2)  # value = column
+    image, info = resample_color_to_depth(color, color_info, depth_info, 4)
+    assert image.shape[:2] == (720, 960)
+    assert (info.width, info.height) == (960, 720)
+    # Target column x shows colour column x + 160 (the crop offset).
+    np.testing.assert_allclose(image[360, [0, 480, 959], 0], [160, 640, 1119], atol=0.5)
+
+
+def test_pointcloud_back_projects_through_the_intrinsics():
+    info = camera_info(4, 2, 2.0, 'cam')  # cx = 1.5, cy = 0.5
+    depth = np.array([[2.0, np.nan, 2.0, 2.0], [2.0, 2.0, 2.0, 4.0]], np.float32)
+    rgb = np.zeros((2, 4, 3), np.uint8)
+    rgb[1, 3] = (255, 0, 10)
+    cloud = depth_to_pointcloud(depth, info, Image().header, rgb)
+    assert (cloud.height, cloud.width, cloud.point_step) == (2, 4, 16)
+    assert [f.name for f in cloud.fields] == ['x', 'y', 'z', 'rgb']
+    points = np.frombuffer(bytes(cloud.data), dtype='<f4').reshape(2, 4, 4)
+    np.testing.assert_allclose(points[1, 3, :3], [4 * 1.5 / 2, 4 * 0.5 / 2, 4.0])
+    assert np.isnan(points[0, 1, :3]).all() and not cloud.is_dense
+    assert points[1, 3, 3:].view(np.uint32)[0] == (255 << 16) | 10

@@ -1,0 +1,74 @@
+"""Stamp pairing (message_filters semantics) and the stall explanation, without DDS."""
+
+from depth_sr_ros.sync import COLOR, DEPTH, PairingMonitor, StampPairer
+import pytest
+
+MS = 1_000_000
+
+
+def test_pairs_the_closest_partner_within_slop():
+    pairer = StampPairer(queue_size=10, slop=0.01)
+    assert pairer.add(COLOR, 100 * MS, 'c100') is None
+    assert pairer.add(COLOR, 133 * MS, 'c133') is None
+    assert pairer.add(DEPTH, 131 * MS, 'd131') == ('d131', 'c133')
+    assert pairer.add(DEPTH, 120 * MS, 'd120') is None  # 20 ms from c100: over the slop
+    assert pairer.counts.paired == 1
+
+
+def test_unpaired_messages_are_counted_when_they_leave_the_queue():
+    pairer = StampPairer(queue_size=2, slop=0.01)
+    for t in (0, 100, 200):
+        pairer.add(DEPTH, t * MS, t)
+    assert pairer.counts.unpaired == [1, 0]
+    assert sorted(pairer.queues[DEPTH]) == [100 * MS, 200 * MS]
+    assert pairer.counts.received == [3, 0]
+
+
+def test_exact_mode_needs_identical_stamps():
+    pairer = StampPairer(queue_size=5, slop=0.5, exact=True)
+    assert pairer.add(DEPTH, 10 * MS, 'd') is None
+    assert pairer.add(COLOR, 11 * MS, 'c11') is None
+    assert pairer.add(COLOR, 10 * MS, 'c10') == ('d', 'c10')
+
+
+def test_stamps_jumping_back_reset_the_queues_and_pairing_recovers():
+    pairer = StampPairer(queue_size=10, slop=0.01)
+    pairer.add(DEPTH, 5000 * MS, 'old depth')
+    assert pairer.add(COLOR, 10 * MS, 'c') is None  # colour restarted: no reset on colour yet
+    assert pairer.add(DEPTH, 12 * MS, 'd') == ('d', 'c')  # depth jumps back: reset, then pair
+    assert pairer.counts.resets == 1 and pairer.counts.unpaired[DEPTH] == 1
+
+
+def test_invalid_settings_are_refused():
+    with pytest.raises(ValueError, match='queue_size'):
+        StampPairer(queue_size=0)
+    with pytest.raises(ValueError, match='slop'):
+        StampPairer(slop=-1)
+
+
+def test_monitor_explains_stamps_too_far_apart_once():
+    monitor = PairingMonitor(slop=0.05, exact=False, timeout=3.0)
+    for t in range(5):
+        monitor.arrived(DEPTH, t, 100.0 + t)
+        monitor.arrived(COLOR, t, 100.5 + t)
+    message = monitor.check(4.0)
+    assert 'stamps differ by 0.500 s' in message and 'slop 0.050 s' in message
+    assert monitor.check(4.5) is None  # once per episode
+    monitor.paired(5.0)
+    assert monitor.check(5.5) is None
+
+
+def test_monitor_names_the_missing_input():
+    monitor = PairingMonitor(slop=0.05, exact=False, timeout=3.0)
+    for t in range(5):
+        monitor.arrived(COLOR, t, float(t))
+    assert 'no depth message' in monitor.check(4.0)
+
+
+def test_monitor_is_quiet_when_nothing_arrives_or_pairs_flow():
+    monitor = PairingMonitor(slop=0.05, exact=False, timeout=3.0)
+    assert monitor.check(10.0) is None
+    monitor.arrived(DEPTH, 0.0, 0.0)
+    monitor.arrived(COLOR, 0.0, 0.0)
+    monitor.paired(0.5)
+    assert monitor.check(2.0) is None

@@ -1,0 +1,191 @@
+"""The node over real rclpy and DDS: the node and a probe node in this process, own domain."""
+
+import os
+import threading
+import time
+
+from depth_sr_ros.checkpoint import save_checkpoint
+from depth_sr_ros.conversions import image_to_array, metres_to_image
+from depth_sr_ros.inference import Predictor
+from depth_sr_ros.networks import build_model
+from depth_sr_ros.node import DepthSrNode
+from depth_sr_ros.player import camera_info
+from depth_sr_ros.preprocessing import PREPROCESSING
+import numpy as np
+import pytest
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+import torch
+
+DOMAIN_ID = 100 + os.getpid() % 100  # parallel runs do not see each other
+SCALE = 4
+TINY = {'scale': SCALE, 'channels': 8, 'growth': 4, 'rdb_layers': 1, 'num_blocks': 1}
+
+
+@pytest.fixture(scope='module')
+def model_path(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp('model') / 'tiny.pt'
+    save_checkpoint(path, build_model('pag_net', **TINY), 'pag_net', TINY, PREPROCESSING,
+                    {'data': 'untrained, for tests'})
+    return str(path)
+
+
+class Graph:
+    """A running node under test, a probe node, and an executor thread spinning both."""
+
+    def __init__(self, model_path, overrides=()):
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=DOMAIN_ID)
+        params = [Parameter('model_path', value=model_path), *overrides]
+        self.node = DepthSrNode(context=self.context, parameter_overrides=params)
+        self.probe = Node('probe', context=self.context)
+        self.received = {'image': [], 'info': []}
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.probe.create_subscription(Image, 'depth_sr/image', self.received['image'].append,
+                                       reliable)
+        self.probe.create_subscription(CameraInfo, 'depth_sr/camera_info',
+                                       self.received['info'].append, reliable)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.executor.add_node(self.probe)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def publishers(self, qos):
+        make = self.probe.create_publisher
+        return {name: make(kind, topic, qos) for name, kind, topic in (
+            ('depth', Image, 'depth/image_raw'), ('color', Image, 'color/image_raw'),
+            ('depth_info', CameraInfo, 'depth/camera_info'),
+            ('color_info', CameraInfo, 'color/camera_info'))}
+
+    def wait_for(self, what, count, timeout=20.0):
+        end = time.monotonic() + timeout
+        while len(self.received[what]) < count and time.monotonic() < end:
+            time.sleep(0.02)
+        return self.received[what]
+
+    def close(self):
+        self.node.stop()
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.probe.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def graph(model_path):
+    graphs = []
+
+    def start(*overrides):
+        graphs.append(Graph(model_path, overrides))
+        return graphs[-1]
+    yield start
+    for g in graphs:
+        g.close()
+
+
+def make_pair(stamp_ns, depth_stamp_offset_ns=0):
+    """Return (depth 16UC1 msg, colour rgb8 msg, depth metres, colour array, infos)."""
+    rng = np.random.default_rng(stamp_ns % 1000)
+    depth = rng.uniform(0.8, 3.0, (30, 40)).astype(np.float32)
+    depth = np.round(depth * 1000) / 1000  # what survives millimetres
+    depth[5:8, 10:14] = np.nan  # a hole, sent as 0
+    color = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    color_msg = Image(height=120, width=160, encoding='rgb8', step=480, data=color.tobytes())
+    color_msg.header.frame_id = 'colour_optical'
+    color_msg.header.stamp.sec, color_msg.header.stamp.nanosec = divmod(stamp_ns, 10**9)
+    depth_msg = metres_to_image(depth, '16UC1', type(color_msg.header)())
+    depth_msg.header.frame_id = 'depth_optical'
+    depth_msg.header.stamp.sec, depth_msg.header.stamp.nanosec = divmod(
+        stamp_ns + depth_stamp_offset_ns, 10**9)
+    infos = (camera_info(40, 30, 50.0, 'depth_optical'),
+             camera_info(160, 120, 200.0, 'colour_optical'))
+    return depth_msg, color_msg, depth, color, infos
+
+
+def send(pubs, stamp_ns, depth_offset_ns=0):
+    depth_msg, color_msg, depth, color, (depth_info, color_info) = make_pair(
+        stamp_ns, depth_offset_ns)
+    pubs['depth_info'].publish(depth_info)
+    pubs['color_info'].publish(color_info)
+    pubs['color'].publish(color_msg)
+    pubs['depth'].publish(depth_msg)
+    return depth_msg, depth, color
+
+
+def wait_for_subscribers(graph, pubs):
+    end = time.monotonic() + 10
+    while time.monotonic() < end and any(p.get_subscription_count() == 0 for p in pubs.values()):
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize('qos', [qos_profile_sensor_data,
+                                 QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)],
+                         ids=['best_effort', 'reliable'])
+def test_a_pair_gives_the_predictors_output_in_the_colour_frame(graph, model_path, qos):
+    g = graph()
+    pubs = g.publishers(qos)
+    wait_for_subscribers(g, pubs)
+    images = []
+    for i in range(20):  # best effort may lose the very first messages during discovery
+        depth_msg, depth, color = send(pubs, 1_000_000_000 + i * 33_000_000)
+        images = g.wait_for('image', 1, timeout=1.0)
+        if images:
+            break
+    assert images, 'no output received'
+    out = images[0]
+    stamp_ns = out.header.stamp.sec * 10**9 + out.header.stamp.nanosec
+    i = (stamp_ns - 1_000_000_000) // 33_000_000
+    depth_msg, color_msg, depth, color, _ = make_pair(1_000_000_000 + i * 33_000_000)
+    assert (out.width, out.height, out.encoding) == (160, 120, '16UC1')
+    assert out.header.stamp == depth_msg.header.stamp
+    assert out.header.frame_id == 'colour_optical'
+    info = g.wait_for('info', 1)[0]
+    assert (info.width, info.height) == (160, 120)
+    np.testing.assert_allclose(info.k, [200, 0, 79.5, 0, 200, 59.5, 0, 0, 1])
+    mm = image_to_array(out).astype(np.float64)
+    expected = Predictor.from_checkpoint(model_path, device='cpu')(depth, color)
+    hole = np.isnan(expected)
+    assert hole[20:32, 40:56].all() and (mm[hole] == 0).all()
+    np.testing.assert_allclose(mm[~hole], np.rint(expected[~hole] * 1000), atol=1)
+
+
+def test_unpaired_stamps_give_no_output_and_a_warning(graph, capfd):
+    g = graph(Parameter('slop', value=0.02))
+    pubs = g.publishers(qos_profile_sensor_data)
+    wait_for_subscribers(g, pubs)
+    start = time.monotonic()
+    i = 0
+    while time.monotonic() - start < 4.5:
+        send(pubs, 2_000_000_000 + i * 100_000_000, depth_offset_ns=350_000_000)
+        i += 1
+        time.sleep(0.1)
+    assert g.received['image'] == []
+    err = capfd.readouterr().err
+    assert 'no depth/colour pair' in err and 'stamps differ by 0.350 s' in err
+
+
+def test_parameter_changes_are_validated(graph):
+    g = graph()
+    node = g.node
+    results = node.set_parameters([Parameter('output_encoding', value='mono8')])
+    assert not results[0].successful and 'output_encoding' in results[0].reason
+    result = node.set_parameters_atomically([Parameter('max_depth', value=0.5),
+                                             Parameter('min_depth', value=1.0)])
+    assert not result.successful and 'max_depth must be greater' in result.reason
+    assert node.settings.max_depth == 65.0
+    assert not node.set_parameters([Parameter('slop', value=0.2)])[0].successful  # read only
+    assert node.set_parameters([Parameter('output_encoding', value='32FC1')])[0].successful
+    pubs = g.publishers(qos_profile_sensor_data)
+    wait_for_subscribers(g, pubs)
+    for i in range(20):
+        send(pubs, 3_000_000_000 + i * 33_000_000)
+        if g.wait_for('image', 1, timeout=1.0):
+            break
+    assert g.received['image'][0].encoding == '32FC1'

@@ -1,0 +1,61 @@
+"""
+Launch depth_sr_node next to a camera driver.
+
+    ros2 launch depth_sr_ros sr.launch.py depth_image:=/camera/aligned_depth_to_color/image_raw \
+        depth_info:=/camera/aligned_depth_to_color/camera_info \
+        color_image:=/camera/color/image_raw color_info:=/camera/color/camera_info
+
+config/ has parameter files for common cameras, with the matching remappings in their header.
+Large images over Fast DDS: set FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA for the driver and for
+this launch alike (the fastdds_builtin_transports argument defaults to the shell's value).
+"""
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+# (name, default, description); params_file gets the installed YAML as default below.
+ARGUMENTS = (
+    ('namespace', '', 'namespace of the node and of its output topics'),
+    ('depth_image', 'depth/image_raw', 'depth image of the camera, registered to the colour '
+                                       'camera (16UC1 mm or 32FC1 m)'),
+    ('depth_info', 'depth/camera_info', 'camera_info of the depth image'),
+    ('color_image', 'color/image_raw', 'colour image (rgb8, bgr8, rgba8, bgra8 or mono8)'),
+    ('color_info', 'color/camera_info', 'camera_info of the colour image'),
+    ('model', '', 'model file; empty = the installed AHMF 4x (models/ahmf_x4.pt)'),
+    ('device', 'auto', "'auto' (cuda when available), 'cuda', 'cuda:N' or 'cpu'"),
+    ('use_sim_time', 'false', 'use /clock (true when playing a bag with --clock)'),
+    ('log_level', 'info', 'debug, info, warn, error or fatal'),
+)
+
+
+def generate_launch_description():
+    """Declare the arguments and the node."""
+    share = FindPackageShare('depth_sr_ros')
+    config = {name: LaunchConfiguration(name) for name, _, _ in ARGUMENTS}
+    params_file = LaunchConfiguration('params_file')
+    transports = LaunchConfiguration('fastdds_builtin_transports')
+    declared = [DeclareLaunchArgument(
+        'params_file', default_value=PathJoinSubstitution([share, 'config', 'sr.yaml']),
+        description='parameter file of the node (units and ranges are in its comments)')]
+    declared += [DeclareLaunchArgument(name, default_value=default, description=description)
+                 for name, default, description in ARGUMENTS]
+    declared.append(DeclareLaunchArgument(
+        'fastdds_builtin_transports',
+        default_value=EnvironmentVariable('FASTDDS_BUILTIN_TRANSPORTS', default_value='DEFAULT'),
+        description='Fast DDS transports; LARGE_DATA carries camera images reliably, but only '
+                    'if the camera driver uses it too'))
+    node = Node(
+        package='depth_sr_ros', executable='depth_sr_node', name='depth_sr',
+        namespace=config['namespace'], output='screen',
+        parameters=[params_file, {'model_path': config['model'], 'device': config['device'],
+                                  'use_sim_time': config['use_sim_time']}],
+        remappings=[('depth/image_raw', config['depth_image']),
+                    ('depth/camera_info', config['depth_info']),
+                    ('color/image_raw', config['color_image']),
+                    ('color/camera_info', config['color_info'])],
+        arguments=['--ros-args', '--log-level', config['log_level']])
+    return LaunchDescription(
+        declared + [SetEnvironmentVariable('FASTDDS_BUILTIN_TRANSPORTS', transports), node])

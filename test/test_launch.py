@@ -1,0 +1,108 @@
+"""The launch files, executed against small stand-ins for launch and launch_ros."""
+
+import importlib.util
+import os
+import sys
+import types
+
+import pytest
+import yaml
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class Recorded:
+    """Base of every stand-in: keeps its constructor arguments."""
+
+    def __init__(self, *args, **kwargs):
+        self.args = args
+        self.kwargs = kwargs
+
+
+def _stand_ins():
+    names = {
+        'launch': ['LaunchDescription'],
+        'launch.actions': ['DeclareLaunchArgument', 'SetEnvironmentVariable'],
+        'launch.substitutions': ['EnvironmentVariable', 'LaunchConfiguration',
+                                 'PathJoinSubstitution'],
+        'launch_ros': [],
+        'launch_ros.actions': ['Node'],
+        'launch_ros.substitutions': ['FindPackageShare'],
+    }
+    modules = {}
+    for module_name, classes in names.items():
+        module = types.ModuleType(module_name)
+        for cls in classes:
+            setattr(module, cls, type(cls, (Recorded,), {}))
+        modules[module_name] = module
+    return modules
+
+
+@pytest.fixture
+def load_launch(monkeypatch):
+    for name, module in _stand_ins().items():
+        monkeypatch.setitem(sys.modules, name, module)
+
+    def load(filename):
+        spec = importlib.util.spec_from_file_location(
+            filename.replace('.', '_'), os.path.join(REPO, 'launch', filename))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.generate_launch_description().args[0]
+    return load
+
+
+def _by_type(entities, name):
+    return [e for e in entities if type(e).__name__ == name]
+
+
+def _config_name(substitution):
+    assert type(substitution).__name__ == 'LaunchConfiguration'
+    return substitution.args[0]
+
+
+def test_sr_launch_declares_described_arguments_and_runs_the_node(load_launch):
+    entities = load_launch('sr.launch.py')
+    arguments = {a.args[0]: a.kwargs for a in _by_type(entities, 'DeclareLaunchArgument')}
+    assert {'params_file', 'namespace', 'depth_image', 'depth_info', 'color_image',
+            'color_info', 'model', 'device', 'use_sim_time', 'log_level'} <= set(arguments)
+    assert all(kwargs['description'] for kwargs in arguments.values())
+    default = arguments['params_file']['default_value']
+    share, folder, filename = default.args[0]
+    assert share.args == ('depth_sr_ros',) and (folder, filename) == ('config', 'sr.yaml')
+    assert os.path.isfile(os.path.join(REPO, folder, filename))
+
+    node, = _by_type(entities, 'Node')
+    assert node.kwargs['package'] == 'depth_sr_ros'
+    assert node.kwargs['executable'] == 'depth_sr_node'
+    params = node.kwargs['parameters']
+    assert _config_name(params[0]) == 'params_file'
+    assert {k: _config_name(v) for k, v in params[1].items()} == {
+        'model_path': 'model', 'device': 'device', 'use_sim_time': 'use_sim_time'}
+    remaps = {k: _config_name(v) for k, v in node.kwargs['remappings']}
+    assert remaps == {'depth/image_raw': 'depth_image', 'depth/camera_info': 'depth_info',
+                      'color/image_raw': 'color_image', 'color/camera_info': 'color_info'}
+    assert _config_name(node.kwargs['namespace']) == 'namespace'
+    assert node.kwargs['arguments'][:2] == ['--ros-args', '--log-level']
+    env, = _by_type(entities, 'SetEnvironmentVariable')
+    assert env.args[0] == 'FASTDDS_BUILTIN_TRANSPORTS'
+
+
+def test_player_launch_runs_player_and_node_with_large_data(load_launch):
+    entities = load_launch('player.launch.py')
+    executables = [n.kwargs['executable'] for n in _by_type(entities, 'Node')]
+    assert executables == ['depth_sr_player', 'depth_sr_node']
+    env, = _by_type(entities, 'SetEnvironmentVariable')
+    assert env.args == ('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
+    assert entities.index(env) < entities.index(_by_type(entities, 'Node')[0])
+
+
+@pytest.mark.parametrize('filename', sorted(f for f in os.listdir(os.path.join(REPO, 'config'))
+                                            if f.endswith('.yaml')))
+def test_config_files_hold_only_declared_parameters(filename):
+    from depth_sr_ros.node import PARAMETERS
+    with open(os.path.join(REPO, 'config', filename)) as f:
+        params = yaml.safe_load(f)['/**/depth_sr']['ros__parameters']
+    assert set(params) <= set(PARAMETERS)
+    for name, value in params.items():
+        assert type(value) is type(PARAMETERS[name][0]), name

@@ -35,6 +35,8 @@ setup(
             'depth_sr_train = depth_sr_ros.train:main',
             'depth_sr_node = depth_sr_ros.node:main',
             'depth_sr_player = depth_sr_ros.player:main',
+            'depth_sr_live_demo = depth_sr_ros.live_demo:main',
+            'depth_sr_eval = depth_sr_ros.evaluate:main',
         ],
     },
 )

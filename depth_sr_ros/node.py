@@ -245,15 +245,23 @@ class DepthSrNode(Node):
             if result.notice and result.notice not in self._notices:
                 self._notices.add(result.notice)
                 self.get_logger().info(result.notice)
-            self.pub_depth.publish(result.depth)
-            if result.camera_info is not None:
-                self.pub_info.publish(result.camera_info)
-            if result.points is not None:
-                self.pub_points.publish(result.points)
-            self.counts['published'] += 1
+            try:
+                self._publish(result)
+            except Exception:
+                if self.context.ok():
+                    raise
+                return  # shut down (Ctrl-C) while this frame was computed: nothing to publish
             stamp = depth_msg.header.stamp
             now = self.get_clock().now().nanoseconds * 1e-9
             self.stats.add_output(now - (stamp.sec + stamp.nanosec * 1e-9))
+
+    def _publish(self, result):
+        self.pub_depth.publish(result.depth)
+        if result.camera_info is not None:
+            self.pub_info.publish(result.camera_info)
+        if result.points is not None:
+            self.pub_points.publish(result.points)
+        self.counts['published'] += 1
 
     def _check_pairing(self):
         message = self.monitor.check(time.monotonic())

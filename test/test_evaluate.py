@@ -1,0 +1,43 @@
+"""The evaluation protocol: degradations, and a report with the baselines as rows."""
+
+import json
+
+from conftest import FIXTURES
+from depth_sr_ros.baselines import BicubicUpsampler, GuidedFilterUpsampler
+from depth_sr_ros.evaluate import degrade, evaluate, main, markdown
+import numpy as np
+import pytest
+
+
+def test_degradations():
+    depth = np.arange(64, dtype=np.float32).reshape(8, 8)
+    np.testing.assert_array_equal(degrade(depth, 4, 'nyu'), [[0, 4], [32, 36]])
+    assert degrade(depth, 4, 'middlebury').shape == (2, 2)
+    noisy = degrade(np.full((400, 400), 100, np.float32), 4, 'middlebury',
+                    np.random.default_rng(0))
+    assert abs(noisy.std() - 5.0) < 0.2
+    with pytest.raises(ValueError, match='protocol'):
+        degrade(depth, 4, 'kitti')
+
+
+def test_report_on_the_fixture_has_every_method_and_the_average():
+    methods = {'bicubic': BicubicUpsampler(4), 'guided filter': GuidedFilterUpsampler(4)}
+    report = evaluate(methods, FIXTURES, ['cones'], 4)
+    row = report['images'][0]
+    assert row['name'] == 'cones'
+    assert report['average']['bicubic']['mae'] == row['bicubic']['mae']
+    assert 0 < row['guided filter']['mae'] < row['bicubic']['mae'] < row['bicubic']['rmse']
+    table = markdown(report, methods)
+    assert table.splitlines()[0] == '| method | cones | average |'
+    assert table.splitlines()[2].startswith('| bicubic | ')
+
+
+def test_command_line_writes_json(tmp_path, capsys):
+    from depth_sr_ros.paths import default_model_path
+    out = tmp_path / 'report.json'
+    assert main(['--model', default_model_path(), '--data', FIXTURES, '--device', 'cpu',
+                 '--json', str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert set(report['average']) == {'bicubic', 'guided filter', 'ahmf 4x'}
+    assert 'MAE (middlebury protocol, 4x' in capsys.readouterr().out
+    assert main(['--model', str(tmp_path / 'none.pt'), '--data', FIXTURES]) == 1

@@ -37,6 +37,7 @@ setup(
             'depth_sr_player = depth_sr_ros.player:main',
             'depth_sr_live_demo = depth_sr_ros.live_demo:main',
             'depth_sr_eval = depth_sr_ros.evaluate:main',
+            'depth_sr_dds_check = depth_sr_ros.dds_check:main',
         ],
     },
 )

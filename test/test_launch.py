@@ -106,3 +106,15 @@ def test_config_files_hold_only_declared_parameters(filename):
     assert set(params) <= set(PARAMETERS)
     for name, value in params.items():
         assert type(value) is type(PARAMETERS[name][0]), name
+
+
+def test_rviz_config_shows_colour_input_output_and_points():
+    with open(os.path.join(REPO, 'config', 'depth_sr.rviz')) as f:
+        rviz = yaml.safe_load(f)
+    displays = rviz['Visualization Manager']['Displays']
+    topics = {d['Topic']['Value']: d['Class'] for d in displays if 'Topic' in d}
+    assert topics == {
+        '/color/image_raw': 'rviz_default_plugins/Image',
+        '/depth/image_raw': 'rviz_default_plugins/Image',
+        '/depth_sr/image': 'rviz_default_plugins/Image',
+        '/depth_sr/points': 'rviz_default_plugins/PointCloud2'}

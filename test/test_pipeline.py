@@ -30,10 +30,10 @@ def _pair(color_size=(160, 120), encoding='16UC1'):
 
 def test_exact_size_pair_uses_the_colour_camera_info():
     depth_msg, color_msg, (depth_info, color_info) = _pair()
-    result = FrameProcessor(BicubicUpsampler(4)).process(depth_msg, color_msg, depth_info,
-                                                         color_info, Settings())
-    assert (result.depth.width, result.depth.height, result.depth.encoding) == (160, 120,
-                                                                                 '16UC1')
+    processor = FrameProcessor(BicubicUpsampler(4))
+    result = processor.process(depth_msg, color_msg, depth_info, color_info, Settings())
+    assert (result.depth.width, result.depth.height) == (160, 120)
+    assert result.depth.encoding == '16UC1'
     assert result.depth.header.frame_id == 'colour_frame'
     np.testing.assert_allclose(result.camera_info.k, color_info.k)
     mm = image_to_array(result.depth)

@@ -28,6 +28,9 @@ setup(
     maintainer_email='maintainers@depth-sr-ros.invalid',
     description='Guided depth super-resolution (AHMF, PAG-Net) for ROS 2 depth cameras.',
     license='Apache-2.0',
+    # colcon test runs pytest when it finds it here (extras_require for setuptools >= 72,
+    # tests_require for the older setuptools of Humble).
+    extras_require={'test': ['pytest']},
     tests_require=['pytest'],
     entry_points={
         'console_scripts': [

@@ -52,3 +52,19 @@ def test_installed_package_finds_its_model_through_the_ament_index(workspace):
     assert module_file.startswith(str(workspace / 'install'))
     assert model == str(workspace / 'install' / 'depth_sr_ros' / 'share' / 'depth_sr_ros' /
                         'models' / 'ahmf_x4.pt')
+
+
+def test_colcon_test_runs_the_package_tests(workspace):
+    # The quick part of the suite (linters, launch files, set-up files), as `colcon test`
+    # runs it in a ROS workspace; the whole suite is what `pytest test` runs.
+    result = subprocess.run(
+        [COLCON, 'test', '--packages-select', 'depth_sr_ros',
+         '--pytest-args', '-k', 'lint or launch or setup'],
+        cwd=workspace, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = subprocess.run([COLCON, 'test-result', '--verbose'], cwd=workspace,
+                             capture_output=True, text=True, timeout=60)
+    assert summary.returncode == 0, summary.stdout[-3000:]
+    assert ' 0 failures' in summary.stdout and ' 0 errors' in summary.stdout
+    tests = int(summary.stdout.split('Summary: ')[1].split(' tests')[0])
+    assert tests >= 10

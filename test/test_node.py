@@ -189,3 +189,27 @@ def test_parameter_changes_are_validated(graph):
         if g.wait_for('image', 1, timeout=1.0):
             break
     assert g.received['image'][0].encoding == '32FC1'
+
+
+def test_a_bad_frame_is_reported_and_the_next_good_pair_served(graph, capfd):
+    g = graph()
+    pubs = g.publishers(qos_profile_sensor_data)
+    wait_for_subscribers(g, pubs)
+    for i in range(20):
+        depth_msg, color_msg, _, _, (depth_info, color_info) = make_pair(
+            4_000_000_000 + i * 33_000_000)
+        depth_msg.encoding = 'yuv422'
+        pubs['depth_info'].publish(depth_info)
+        pubs['color_info'].publish(color_info)
+        pubs['color'].publish(color_msg)
+        pubs['depth'].publish(depth_msg)
+        time.sleep(0.05)
+        if g.node.counts['bad_frames']:
+            break
+    assert g.node.counts['bad_frames'] >= 1
+    for i in range(20):
+        send(pubs, 5_000_000_000 + i * 33_000_000)
+        if g.wait_for('image', 1, timeout=1.0):
+            break
+    assert g.received['image'], 'no output after the bad frame'
+    assert "frame skipped: unsupported encoding 'yuv422'" in capfd.readouterr().err

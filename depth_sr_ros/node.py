@@ -168,7 +168,8 @@ class DepthSrNode(Node):
             subs = []
             for index, topic in topics:
                 sub = message_filters.Subscriber(self, Image, topic,
-                                                 qos_profile=qos_profile_sensor_data)
+                                                 qos_profile=qos_profile_sensor_data,
+                                                 qos_overriding_options=overrides)
                 sub.registerCallback(self._arrival_callback(index))
                 subs.append(sub)
             if exact:

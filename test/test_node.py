@@ -213,3 +213,15 @@ def test_a_bad_frame_is_reported_and_the_next_good_pair_served(graph, capfd):
             break
     assert g.received['image'], 'no output after the bad frame'
     assert "frame skipped: unsupported encoding 'yuv422'" in capfd.readouterr().err
+
+
+def test_subscription_qos_is_sensor_data_and_can_be_overridden(graph):
+    g = graph(Parameter('qos_overrides./color/image_raw.subscription.reliability',
+                        value='reliable'))
+    qos = {}
+    for topic in ('/depth/image_raw', '/color/image_raw'):
+        infos = [i for i in g.node.get_subscriptions_info_by_topic(topic)
+                 if i.node_name == 'depth_sr']
+        qos[topic] = infos[0].qos_profile.reliability
+    assert qos['/depth/image_raw'] == ReliabilityPolicy.BEST_EFFORT
+    assert qos['/color/image_raw'] == ReliabilityPolicy.RELIABLE

@@ -1,0 +1,63 @@
+"""The bundled player: its sequence, and what it publishes over DDS."""
+
+import os
+import threading
+import time
+
+from depth_sr_ros.conversions import depth_to_metres
+from depth_sr_ros.player import make_sequence, Player
+import numpy as np
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image
+
+DOMAIN_ID = 200 + os.getpid() % 30
+
+
+def test_sequence_moves_and_keeps_the_geometry():
+    frames = make_sequence(8, 4)
+    depth_lr, color, depth_hr = frames[0]
+    assert depth_lr.shape == (120, 160) and color.shape == (480, 640, 3)
+    assert depth_hr.shape == (480, 640) and color.dtype == np.uint8
+    assert 0.5 < np.nanmin(depth_hr) and np.nanmax(depth_hr) < 5.0  # metres
+    assert not np.array_equal(frames[0][1], frames[2][1])  # the viewpoint moves
+
+
+def test_player_publishes_like_a_camera_driver():
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=DOMAIN_ID)
+    player = Player(context=context, parameter_overrides=[
+        Parameter('rate', value=20.0), Parameter('frames', value=4)])
+    probe = Node('probe', context=context)
+    got = {'depth/image_raw': [], 'color/image_raw': [], 'depth/camera_info': [],
+           'color/camera_info': []}
+    for topic in got:
+        kind = Image if topic.endswith('image_raw') else CameraInfo
+        probe.create_subscription(kind, topic, got[topic].append, qos_profile_sensor_data)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(player)
+    executor.add_node(probe)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    try:
+        end = time.monotonic() + 15
+        while time.monotonic() < end and min(len(v) for v in got.values()) < 3:
+            time.sleep(0.05)
+    finally:
+        executor.shutdown()
+        player.destroy_node()
+        probe.destroy_node()
+        rclpy.try_shutdown(context=context)
+        thread.join(timeout=5)
+    depth, color = got['depth/image_raw'][-1], got['color/image_raw'][-1]
+    assert (depth.encoding, depth.width, depth.height) == ('16UC1', 160, 120)
+    assert (color.encoding, color.width, color.height) == ('rgb8', 640, 480)
+    assert depth.header.frame_id == color.header.frame_id
+    assert np.nanmax(depth_to_metres(depth)) < 5.0
+    info = got['depth/camera_info'][-1]
+    assert (info.width, info.height) == (160, 120) and info.k[0] > 0
+    stamps = [(m.header.stamp.sec, m.header.stamp.nanosec) for m in got['depth/image_raw']]
+    assert len(set(stamps)) == len(stamps)

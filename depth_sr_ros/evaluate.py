@@ -16,7 +16,8 @@ import sys
 
 from depth_sr_ros.baselines import BicubicUpsampler, GuidedFilterUpsampler
 from depth_sr_ros.checkpoint import CheckpointError
-from depth_sr_ros.data.degradations import bicubic_downsample, crop_to_multiple
+from depth_sr_ros.data.degradations import (
+    add_gaussian_noise, bicubic_downsample, crop_to_multiple, nearest_downsample)
 from depth_sr_ros.data.middlebury import list_pairs, load_pair
 from depth_sr_ros.inference import Predictor
 from depth_sr_ros.metrics import mae, rmse
@@ -30,12 +31,10 @@ def degrade(depth, scale, protocol, rng=None):
     if protocol == 'middlebury':
         low = bicubic_downsample(depth, scale)
     elif protocol == 'nyu':
-        low = np.ascontiguousarray(depth[::scale, ::scale])  # nearest: top-left sample
+        low = nearest_downsample(depth, scale)
     else:
         raise ValueError(f"protocol must be 'middlebury' or 'nyu', not {protocol!r}")
-    if rng is not None:
-        low = low + rng.normal(0.0, NOISE_SIGMA, low.shape).astype(np.float32)
-    return low
+    return low if rng is None else add_gaussian_noise(low, NOISE_SIGMA, rng)
 
 
 def evaluate(methods, data_dir, names, scale, protocol='middlebury', noise=False):

@@ -51,6 +51,7 @@ class TrainConfig:
     lr_halve_at: float = 0.8  # fraction of the steps after which the lr is halved
     loss: str = ''  # '' : the paper's loss for the architecture
     val_names: str = '13,27'  # validation pairs (comma separated), left out of training
+    synthetic: float = 0.0  # share of training samples from synthetic scenes (data/synthetic.py)
     save_every: int = 200
     time_budget: float = 0.0  # seconds; 0 = no limit. The run saves and stops when exceeded.
     seed: int = 0
@@ -122,7 +123,8 @@ def train(config):
     os.makedirs(config.out, exist_ok=True)
     val_names = tuple(n for n in config.val_names.split(',') if n)
     train_pairs, val_pairs = load_split(config.data, val_names)
-    dataset = CropDataset(train_pairs, config.scale, config.crop)
+    dataset = CropDataset(train_pairs, config.scale, config.crop,
+                          synthetic_fraction=config.synthetic)
     arch_kwargs = {'scale': config.scale}
     model = build_model(config.arch, **arch_kwargs).to(device)
     betas = PAPER_DEFAULTS[config.arch]['betas']

@@ -9,6 +9,7 @@ the whole image's min-max range (as the predictor does at run time) and RGB in [
 
 from depth_sr_ros.data.degradations import bicubic_downsample, crop_to_multiple
 from depth_sr_ros.data.middlebury import list_pairs, load_pair
+from depth_sr_ros.data.synthetic import synthetic_pair
 from depth_sr_ros.preprocessing import (
     color_to_unit, depth_range, normalize_depth, valid_depth_mask)
 import numpy as np
@@ -31,7 +32,7 @@ def augment(arrays, rng):
 class CropDataset:
     """Random crops of in-memory RGB-D pairs; index with an explicit numpy Generator."""
 
-    def __init__(self, pairs, scale, crop_size, augment_samples=True):
+    def __init__(self, pairs, scale, crop_size, augment_samples=True, synthetic_fraction=0.0):
         """
         Build the dataset.
 
@@ -39,25 +40,34 @@ class CropDataset:
         :param scale: upsampling factor; crops are multiples of it.
         :param crop_size: side of the square HR crop (clipped to the smallest image).
         :param augment_samples: apply random flips and rotations.
+        :param synthetic_fraction: share of samples drawn from new synthetic scenes
+            (data/synthetic.py) instead of the pairs.
         """
         if not pairs:
             raise ValueError('no training pairs')
-        self.pairs = []
-        for pair in pairs:
-            depth = crop_to_multiple(pair['depth'], scale)
-            low, high = depth_range(depth, valid_depth_mask(depth))
-            self.pairs.append((normalize_depth(depth, low, high),
-                               color_to_unit(crop_to_multiple(pair['rgb'], scale)),
-                               np.array([low, high], np.float32)))
+        self.scale = scale
+        self.pairs = [self._prepare(pair) for pair in pairs]
         smallest = min(min(d.shape) for d, _, _ in self.pairs)
         self.crop = min(crop_size, smallest) // scale * scale
         self.scale = scale
         self.augment = augment_samples
+        self.synthetic_fraction = synthetic_fraction
+
+    def _prepare(self, pair):
+        """Crop a pair to the scale, normalise its depth over the whole image."""
+        depth = crop_to_multiple(pair['depth'], self.scale)
+        low, high = depth_range(depth, valid_depth_mask(depth))
+        return (normalize_depth(depth, low, high),
+                color_to_unit(crop_to_multiple(pair['rgb'], self.scale)),
+                np.array([low, high], np.float32))
 
     def sample(self, rng):
-        """Return one random crop as a dict of arrays."""
-        depth, rgb, depth_lim = self.pairs[int(rng.integers(len(self.pairs)))]
+        """Return one random crop (or synthetic scene) as a dict of arrays."""
         c = self.crop
+        if self.synthetic_fraction and rng.random() < self.synthetic_fraction:
+            depth, rgb, depth_lim = self._prepare(synthetic_pair(rng, c, c))
+        else:
+            depth, rgb, depth_lim = self.pairs[int(rng.integers(len(self.pairs)))]
         top = int(rng.integers(depth.shape[0] - c + 1))
         left = int(rng.integers(depth.shape[1] - c + 1))
         depth = depth[top:top + c, left:left + c]

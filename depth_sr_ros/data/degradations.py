@@ -3,6 +3,8 @@ Degradations that turn HR depth into the LR input of a network (pure functions).
 
 The papers' protocol (see the data README): crop H and W to multiples of the scale, then
 downscale with plain bicubic interpolation, no antialiasing (OpenCV INTER_CUBIC on float32).
+NYU v2 uses nearest-neighbour downscaling. The sensor-like degradations take an explicit
+numpy Generator, so a seed reproduces them exactly.
 """
 
 import cv2
@@ -15,14 +17,64 @@ def crop_to_multiple(image, scale):
     return image[:h - h % scale, :w - w % scale]
 
 
+def _check_multiple(depth, scale):
+    h, w = depth.shape
+    if h % scale or w % scale:
+        raise ValueError(f'depth {w}x{h} is not a multiple of scale {scale}; crop it first')
+
+
 def bicubic_downsample(depth, scale):
     """
     Downscale (H, W) depth by ``scale`` with bicubic interpolation and no antialiasing.
 
     H and W must be multiples of ``scale`` (see crop_to_multiple).
     """
+    _check_multiple(depth, scale)
     h, w = depth.shape
-    if h % scale or w % scale:
-        raise ValueError(f'depth {w}x{h} is not a multiple of scale {scale}; crop it first')
     return cv2.resize(np.asarray(depth, np.float32), (w // scale, h // scale),
                       interpolation=cv2.INTER_CUBIC)
+
+
+def nearest_downsample(depth, scale):
+    """Downscale by taking the top-left pixel of each scale x scale block (NYU v2 protocol)."""
+    _check_multiple(depth, scale)
+    return np.ascontiguousarray(np.asarray(depth, np.float32)[::scale, ::scale])
+
+
+def add_gaussian_noise(depth, sigma, rng):
+    """Add zero-mean Gaussian noise of standard deviation ``sigma`` (ToF-like; 5 in 0-255)."""
+    return (depth + rng.normal(0.0, sigma, depth.shape)).astype(np.float32)
+
+
+def kinect_holes(depth, rng, edge_fraction=0.5, edge_threshold=None, random_holes=4,
+                 max_radius=4):
+    """
+    Return a copy of ``depth`` with Kinect-like missing data set to 0 (invalid).
+
+    Structured-light cameras lose depth along occlusion edges (the projector's shadow) and in
+    random blobs (dark or specular surfaces). Here a random part of the pixels next to depth
+    discontinuities is removed, then ``random_holes`` discs of up to ``max_radius`` pixels.
+
+    :param depth: (H, W) float32 depth, 0 = invalid.
+    :param rng: numpy Generator.
+    :param edge_fraction: probability that a pixel on a depth edge is removed.
+    :param edge_threshold: depth jump that counts as an edge; default 5 % of the depth range.
+    :param random_holes: number of random disc-shaped holes.
+    :param max_radius: largest hole radius in pixels.
+    """
+    depth = np.array(depth, dtype=np.float32)
+    valid = depth > 0
+    if edge_threshold is None:
+        span = float(depth[valid].max() - depth[valid].min()) if valid.any() else 0.0
+        edge_threshold = 0.05 * span
+    grad = np.maximum(np.abs(cv2.Sobel(depth, cv2.CV_32F, 1, 0, ksize=3)),
+                      np.abs(cv2.Sobel(depth, cv2.CV_32F, 0, 1, ksize=3))) / 4.0
+    edges = cv2.dilate((grad > edge_threshold).astype(np.uint8), np.ones((3, 3), np.uint8))
+    depth[(edges > 0) & (rng.random(depth.shape) < edge_fraction)] = 0
+    holes = np.zeros(depth.shape, np.uint8)
+    h, w = depth.shape
+    for _ in range(random_holes):
+        centre = (int(rng.integers(w)), int(rng.integers(h)))
+        cv2.circle(holes, centre, int(rng.integers(1, max_radius + 1)), 1, -1)
+    depth[holes > 0] = 0
+    return depth

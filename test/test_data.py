@@ -1,0 +1,80 @@
+"""Degradations, synthetic scenes and training crops."""
+
+import os
+import shutil
+
+from conftest import FIXTURES
+from depth_sr_ros.data.datasets import CropDataset, load_split, MIDDLEBURY_TEST
+from depth_sr_ros.data.degradations import (
+    add_gaussian_noise, bicubic_downsample, kinect_holes, nearest_downsample)
+from depth_sr_ros.data.middlebury import list_pairs, load_pair
+from depth_sr_ros.data.synthetic import synthetic_pair
+import numpy as np
+import pytest
+
+
+def test_downsampling_protocols():
+    depth = np.arange(64, dtype=np.float32).reshape(8, 8)
+    np.testing.assert_array_equal(nearest_downsample(depth, 4), [[0, 4], [32, 36]])
+    assert bicubic_downsample(depth, 2).shape == (4, 4)
+    with pytest.raises(ValueError, match='not a multiple of scale 3'):
+        bicubic_downsample(depth, 3)
+
+
+def test_noise_is_reproducible_from_the_generator():
+    depth = np.full((100, 100), 50, np.float32)
+    a = add_gaussian_noise(depth, 5.0, np.random.default_rng(3))
+    b = add_gaussian_noise(depth, 5.0, np.random.default_rng(3))
+    np.testing.assert_array_equal(a, b)
+    assert abs(a.std() - 5.0) < 0.3
+
+
+def test_kinect_holes_follow_depth_edges():
+    depth = np.full((64, 64), 50, np.float32)
+    depth[:, 32:] = 200
+    holed = kinect_holes(depth, np.random.default_rng(0), edge_fraction=1.0, random_holes=0)
+    missing = holed == 0
+    assert missing[:, 30:34].all()  # the whole edge band
+    assert not missing[:, :28].any() and not missing[:, 36:].any()
+    holed = kinect_holes(depth, np.random.default_rng(0), edge_fraction=0.0, random_holes=3)
+    assert 0 < (holed == 0).sum() < 3 * 81
+    assert (depth == 50).sum() == 64 * 32  # the input is not modified
+
+
+def test_synthetic_scenes_have_occlusion_edges_thin_structures_and_texture():
+    pair = synthetic_pair(np.random.default_rng(5), 128, 160)
+    depth, rgb = pair['depth'], pair['rgb']
+    assert depth.shape == (128, 160) and rgb.shape == (128, 160, 3) and rgb.dtype == np.uint8
+    assert 30 < depth.min() and depth.max() < 245
+    jumps = np.abs(np.diff(depth, axis=1))
+    assert (jumps > 10).any()  # sharp occlusion edges
+    assert np.median(jumps) < 1  # piecewise smooth
+    again = synthetic_pair(np.random.default_rng(5), 128, 160)
+    np.testing.assert_array_equal(again['rgb'], rgb)
+    # Colour has edges where depth has none (texture, paintings): the texture-copy trap.
+    color_edges = np.abs(np.diff(rgb.astype(np.float32).mean(axis=2), axis=1)) > 20
+    assert (color_edges & (jumps < 0.5)).sum() > 100
+
+
+def test_crops_are_augmented_normalised_and_degraded():
+    pairs = [load_pair(FIXTURES, name) for name in list_pairs(FIXTURES)]
+    dataset = CropDataset(pairs, scale=4, crop_size=64)
+    batch = dataset.batch(np.random.default_rng(0), 3)
+    assert batch['depth_lr'].shape == (3, 1, 16, 16)
+    assert batch['rgb'].shape == (3, 3, 64, 64) and batch['depth_hr'].shape == (3, 1, 64, 64)
+    assert 0 <= batch['depth_hr'].min() and batch['depth_hr'].max() <= 1
+    assert batch['rgb'].max() <= 1
+    mixed = CropDataset(pairs, scale=4, crop_size=64, synthetic_fraction=1.0)
+    sample = mixed.sample(np.random.default_rng(1))
+    assert sample['depth_hr'].shape == (1, 64, 64) and sample['depth_hr'].max() <= 1.0001
+
+
+def test_split_leaves_out_the_papers_test_images(tmp_path):
+    for sub in ('depth', 'rgb'):
+        (tmp_path / sub).mkdir()
+    for name in ('01', '02', '13'):
+        for sub in ('depth', 'rgb'):
+            shutil.copy(os.path.join(FIXTURES, sub, 'cones.png'), tmp_path / sub / f'{name}.png')
+    train, val = load_split(str(tmp_path), val_names=('13',))
+    assert [p['name'] for p in train] == ['01'] and [p['name'] for p in val] == ['13']
+    assert '02' in MIDDLEBURY_TEST

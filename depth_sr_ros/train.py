@@ -126,11 +126,11 @@ def train(config):
     dataset = CropDataset(train_pairs, config.scale, config.crop,
                           synthetic_fraction=config.synthetic)
     arch_kwargs = {'scale': config.scale}
+    torch.manual_seed(config.seed)  # the initial weights
     model = build_model(config.arch, **arch_kwargs).to(device)
     betas = PAPER_DEFAULTS[config.arch]['betas']
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=betas, eps=1e-8)
-    rng = np.random.default_rng(config.seed)
-    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)  # the samples
     state_path = os.path.join(config.out, 'state.pt')
     step, elapsed = 0, 0.0
     if os.path.exists(state_path):

@@ -3,6 +3,8 @@ depth_sr_train: train AHMF or PAG-Net on RGB-D pairs; resumable, one plain loop.
 
     depth_sr_train --arch ahmf --scale 4 --data ../shared/data/middlebury30 --out runs/ahmf_x4
 
+Several processes: torchrun --nproc_per_node N -m depth_sr_ros.train ... (DDP; gloo on CPU).
+
 Writes into --out: state.pt (everything needed to resume, written atomically every
 --save-every steps and at the end), log.csv (step, loss, learning rate, validation MAE) and
 model.pt (the weights in the format the node loads). Running the same command again resumes
@@ -17,6 +19,7 @@ import sys
 import tempfile
 import time
 
+import cv2
 from depth_sr_ros.checkpoint import save_checkpoint
 from depth_sr_ros.data.datasets import CropDataset, load_split
 from depth_sr_ros.data.degradations import bicubic_downsample, crop_to_multiple
@@ -28,6 +31,8 @@ from depth_sr_ros.preprocessing import (
     valid_depth_mask)
 import numpy as np
 import torch
+from torch import distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 # Paper hyper-parameters per network: loss, Adam betas, batch size.
 PAPER_DEFAULTS = {
@@ -109,79 +114,149 @@ def validate(model, pairs, scale, device):
     return float(np.mean(errors)) if errors else float('nan')
 
 
+def plot_log(log_path, png_path, size=(480, 320)):
+    """Draw the training loss (log scale) and the validation MAE against the step to a PNG."""
+    with open(log_path) as f:
+        rows = list(csv.DictReader(f))
+    if len(rows) < 2:
+        return False
+    steps = np.array([float(r['step']) for r in rows])
+    panels = [('training loss (log10)', np.log10([float(r['loss']) for r in rows])),
+              ('validation MAE', np.array([float(r['val_mae']) for r in rows]))]
+    w, h = size
+    images = []
+    for title, values in panels:
+        image = np.full((h, w, 3), 255, np.uint8)
+        finite = np.isfinite(values)
+        if finite.sum() >= 2:
+            lo, hi = values[finite].min(), values[finite].max()
+            hi = hi if hi > lo else lo + 1e-6
+            x = 50 + (steps - steps.min()) / max(steps.max() - steps.min(), 1) * (w - 70)
+            y = h - 40 - (values - lo) / (hi - lo) * (h - 80)
+            points = np.stack([x, y], 1)[finite].astype(np.int32)
+            cv2.polylines(image, [points], False, (200, 80, 0), 2, cv2.LINE_AA)
+            for text, pos in ((f'{hi:.4g}', (4, 44)), (f'{lo:.4g}', (4, h - 40))):
+                cv2.putText(image, text, pos, cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
+        cv2.rectangle(image, (50, 40), (w - 20, h - 40), (0, 0, 0), 1)
+        cv2.putText(image, title, (50, 25), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1)
+        cv2.putText(image, f'step {int(steps.min())} - {int(steps.max())}', (50, h - 15),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
+        images.append(image)
+    return cv2.imwrite(png_path, np.hstack(images))
+
+
 def learning_rate(config, step):
     """Return the paper's learning rate: constant, halved once after lr_halve_at of the steps."""
     return config.lr * (0.5 if step >= config.lr_halve_at * config.steps else 1.0)
 
 
+def _distributed(device_request):
+    """Join the torchrun process group if there is one; return (rank, world, device)."""
+    world = int(os.environ.get('WORLD_SIZE', '1'))
+    if world == 1:
+        return 0, 1, select_device(device_request)
+    local_rank = int(os.environ.get('LOCAL_RANK', '0'))
+    device = select_device(device_request)
+    if device.type == 'cuda':
+        device = torch.device('cuda', local_rank)
+        torch.cuda.set_device(device)
+    dist.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
+    return dist.get_rank(), world, device
+
+
+def _all_ranks(value, world, op='mean'):
+    """Return ``value`` (a float) reduced over the ranks: mean or max."""
+    if world == 1:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX if op == 'max' else dist.ReduceOp.SUM)
+    return tensor.item() / (world if op == 'mean' else 1)
+
+
 def train(config):
-    """Run (or resume) training as described by ``config``; return the final state dict."""
+    """
+    Run (or resume) training as described by ``config``; return the training facts.
+
+    Under torchrun (WORLD_SIZE > 1) every process trains a DistributedDataParallel copy on
+    batch_size / WORLD_SIZE samples per step (gloo on CPU, NCCL on CUDA); rank 0 validates,
+    logs and saves. The samples of a step come from a generator seeded with (seed, rank,
+    step), so a resumed run draws exactly the samples an uninterrupted one would.
+    """
     config = config.resolved()
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = select_device(config.device)
+    rank, world, device = _distributed(config.device)
+    if config.batch_size % world:
+        raise ValueError(f'batch size {config.batch_size} does not divide over {world} '
+                         'processes')
+    lead = rank == 0
     os.makedirs(config.out, exist_ok=True)
     val_names = tuple(n for n in config.val_names.split(',') if n)
     train_pairs, val_pairs = load_split(config.data, val_names)
     dataset = CropDataset(train_pairs, config.scale, config.crop,
                           synthetic_fraction=config.synthetic)
     arch_kwargs = {'scale': config.scale}
-    torch.manual_seed(config.seed)  # the initial weights
-    model = build_model(config.arch, **arch_kwargs).to(device)
+    torch.manual_seed(config.seed)  # the same initial weights on every rank
+    net = build_model(config.arch, **arch_kwargs).to(device)
     betas = PAPER_DEFAULTS[config.arch]['betas']
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=betas, eps=1e-8)
-    rng = np.random.default_rng(config.seed)  # the samples
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr, betas=betas, eps=1e-8)
     state_path = os.path.join(config.out, 'state.pt')
     step, elapsed = 0, 0.0
     if os.path.exists(state_path):
         state = torch.load(state_path, map_location=device, weights_only=False)
-        model.load_state_dict(state['model'])
+        net.load_state_dict(state['model'])
         optimizer.load_state_dict(state['optimizer'])
-        rng.bit_generator.state = state['rng']
-        torch.set_rng_state(state['torch_rng'])
         step, elapsed = state['step'], state['elapsed']
-        print(f'resumed from {state_path} at step {step}', flush=True)
+        if lead:
+            print(f'resumed from {state_path} at step {step}', flush=True)
+    model = net if world == 1 else DistributedDataParallel(
+        net, device_ids=[device.index] if device.type == 'cuda' else None)
 
     def save_state():
-        atomic_torch_save({'model': model.state_dict(), 'optimizer': optimizer.state_dict(),
-                           'rng': rng.bit_generator.state, 'torch_rng': torch.get_rng_state(),
+        atomic_torch_save({'model': net.state_dict(), 'optimizer': optimizer.state_dict(),
                            'step': step, 'elapsed': elapsed,
                            'config': dataclasses.asdict(config)}, state_path)
 
     log_path = os.path.join(config.out, 'log.csv')
-    new_log = not os.path.exists(log_path)
-    log_file = open(log_path, 'a', newline='')
-    log = csv.writer(log_file)
-    if new_log:
-        log.writerow(['step', 'loss', 'lr', 'val_mae', 'elapsed_s'])
+    log_file = None
+    if lead:
+        new_log = not os.path.exists(log_path)
+        log_file = open(log_path, 'a', newline='')
+        log = csv.writer(log_file)
+        if new_log:
+            log.writerow(['step', 'loss', 'lr', 'val_mae', 'elapsed_s'])
     started = time.monotonic()
     segment_start = elapsed
     running = []
     model.train()
     try:
         while step < config.steps:
-            if config.time_budget and elapsed - segment_start > config.time_budget:
-                print(f'time budget of {config.time_budget:.0f} s used; stopping at step '
-                      f'{step} (run the same command again to resume)', flush=True)
+            over = config.time_budget and elapsed - segment_start > config.time_budget
+            if _all_ranks(float(bool(over)), world, 'max'):
+                if lead:
+                    print(f'time budget of {config.time_budget:.0f} s used; stopping at step '
+                          f'{step} (run the same command again to resume)', flush=True)
                 break
             lr = learning_rate(config, step)
             for group in optimizer.param_groups:
                 group['lr'] = lr
-            batch = dataset.batch(rng, config.batch_size)
+            rng = np.random.default_rng([config.seed, rank, step])
+            batch = dataset.batch(rng, config.batch_size // world)
             prediction = model(torch.from_numpy(batch['depth_lr']).to(device),
                                torch.from_numpy(batch['rgb']).to(device))
             loss = loss_fn(config.loss, prediction, torch.from_numpy(batch['depth_hr']).to(device))
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f'loss is {loss.item()} at step {step}; stopping '
+            loss_value = _all_ranks(loss.item(), world)
+            if not np.isfinite(loss_value):
+                raise FloatingPointError(f'loss is {loss_value} at step {step}; stopping '
                                          'without saving (last good state is kept)')
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             step += 1
-            running.append(loss.item())
+            running.append(loss_value)
             elapsed = segment_start + time.monotonic() - started
-            if step % config.save_every == 0 or step == config.steps:
-                val = validate(model, val_pairs, config.scale, device)
+            if lead and (step % config.save_every == 0 or step == config.steps):
+                val = validate(net, val_pairs, config.scale, device)
                 mean_loss = float(np.mean(running))
                 running = []
                 log.writerow([step, f'{mean_loss:.6f}', lr, f'{val:.4f}', f'{elapsed:.1f}'])
@@ -192,18 +267,26 @@ def train(config):
                       f'lr {lr:.1e} {rate:.2f} steps/s '
                       f'eta {(config.steps - step) / rate / 60:.1f} min', flush=True)
     finally:
-        log_file.close()
+        if log_file is not None:
+            log_file.close()
+        if world > 1:
+            dist.destroy_process_group()
+    if not lead:
+        return None
     save_state()
+    plot_log(log_path, os.path.join(config.out, 'loss.png'))
     training = {
         'data': os.path.abspath(config.data), 'train_pairs': [p['name'] for p in train_pairs],
-        'val_pairs': list(val_names), 'degradation': 'bicubic (cv2.INTER_CUBIC, no antialias)',
-        'steps': step, 'elapsed_s': round(elapsed, 1), 'device': str(device),
+        'val_pairs': list(val_names), 'synthetic_fraction': config.synthetic,
+        'degradation': 'bicubic (cv2.INTER_CUBIC, no antialias)',
+        'steps': step, 'elapsed_s': round(elapsed, 1), 'processes': world,
+        'device': str(device),
         'device_name': (torch.cuda.get_device_name(device) if device.type == 'cuda'
                         else 'cpu'),
         'config': dataclasses.asdict(config),
-        'val_mae': validate(model, val_pairs, config.scale, device),
+        'val_mae': validate(net, val_pairs, config.scale, device),
     }
-    save_checkpoint(os.path.join(config.out, 'model.pt'), model, config.arch, arch_kwargs,
+    save_checkpoint(os.path.join(config.out, 'model.pt'), net, config.arch, arch_kwargs,
                     PREPROCESSING, training, storage_dtype=config.storage_dtype)
     print(f"wrote {os.path.join(config.out, 'model.pt')} (step {step})", flush=True)
     return training

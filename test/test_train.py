@@ -30,6 +30,7 @@ def test_a_run_writes_state_log_and_a_loadable_model(tmp_path):
     with open(tmp_path / 'log.csv') as f:
         rows = list(csv.DictReader(f))
     assert [int(r['step']) for r in rows] == [2, 4]
+    assert (tmp_path / 'loss.png').is_file()
 
 
 def test_resuming_gives_the_same_weights_as_one_run(tmp_path):
@@ -63,3 +64,22 @@ def test_missing_data_is_a_clear_error(tmp_path, capsys):
         main(['--out', str(tmp_path)])
     assert '--data DIR is required' in capsys.readouterr().err
     assert main(['--data', str(tmp_path / 'none'), '--out', str(tmp_path)]) == 1
+
+
+def test_two_processes_with_torchrun_and_gloo(tmp_path):
+    import subprocess
+    import sys
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    result = subprocess.run(
+        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+         '--master_port', str(29500 + os.getpid() % 1000), '-m', 'depth_sr_ros.train',
+         '--arch', 'pag_net', '--scale', '2', '--data', FIXTURES, '--out', str(tmp_path),
+         '--steps', '4', '--batch-size', '4', '--crop', '32', '--save-every', '2',
+         '--val-names', '', '--device', 'cpu', '--threads', '1'],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    _, info = load_checkpoint(tmp_path / 'model.pt')
+    assert info['training']['processes'] == 2 and info['training']['steps'] == 4
+    with open(tmp_path / 'log.csv') as f:
+        assert [r['step'] for r in csv.DictReader(f)] == ['2', '4']  # one writer: rank 0
+    assert (tmp_path / 'loss.png').is_file()

@@ -41,6 +41,7 @@ setup(
             'depth_sr_live_demo = depth_sr_ros.live_demo:main',
             'depth_sr_eval = depth_sr_ros.evaluate:main',
             'depth_sr_dds_check = depth_sr_ros.dds_check:main',
+            'depth_sr_benchmark = depth_sr_ros.benchmark:main',
         ],
     },
 )

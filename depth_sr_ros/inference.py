@@ -13,6 +13,8 @@ DepthUpsampler does the shared work (checks, hole filling, normalisation, paddin
 subclasses only map normalised depth and guidance to normalised HR depth.
 """
 
+import time
+
 from depth_sr_ros.checkpoint import CheckpointError, load_checkpoint
 from depth_sr_ros.preprocessing import (
     color_to_unit, denormalize_depth, depth_range, fill_missing, normalize_depth,
@@ -57,6 +59,29 @@ def _pad_bottom_right(image, rows, cols):
     return np.pad(image, pad, mode='edge')
 
 
+class StageClock:
+    """Wall time per stage of the last call: ``mark(name)`` closes the stage ``name``."""
+
+    def __init__(self):
+        """Start with no stages; set ``sync`` (e.g. torch.cuda.synchronize) for GPU timing."""
+        self.times = {}
+        self.sync = None
+        self._last = time.perf_counter()
+
+    def start(self):
+        """Forget the previous call's times and start the clock."""
+        self.times = {}
+        self._last = time.perf_counter()
+
+    def mark(self, name):
+        """Add the time since the previous mark to stage ``name``."""
+        if self.sync is not None:
+            self.sync()
+        now = time.perf_counter()
+        self.times[name] = self.times.get(name, 0.0) + now - self._last
+        self._last = now
+
+
 class DepthUpsampler:
     """Shared input handling of every upsampler; subclasses implement ``_upsample``."""
 
@@ -69,6 +94,7 @@ class DepthUpsampler:
         """Set the channel order of 3-channel colour input, 'rgb' or 'bgr'."""
         color_to_unit(np.zeros((1, 1, 3), np.uint8), color_order)  # validates the order
         self.color_order = color_order
+        self.clock = StageClock()  # stage times of the last call, for diagnostics
 
     def _upsample(self, depth, guide):
         """Map normalised (h, w) depth and (s*h, s*w, 3) guidance to normalised HR depth."""
@@ -80,6 +106,7 @@ class DepthUpsampler:
 
         ``color_order`` ('rgb' or 'bgr') overrides the order given at construction.
         """
+        self.clock.start()
         depth_lr = np.asarray(depth_lr, dtype=np.float32)
         if depth_lr.ndim != 2:
             raise ValueError(f'depth must be a 2-D array, got shape {depth_lr.shape}')
@@ -96,11 +123,14 @@ class DepthUpsampler:
         pad_h, pad_w = -h % m, -w % m
         depth = _pad_bottom_right(depth, pad_h, pad_w)
         guide = _pad_bottom_right(guide, pad_h * s, pad_w * s)
+        self.clock.mark('preprocess')
         out = self._upsample(depth, guide)[:h * s, :w * s]
+        self.clock.mark('upsample')
         out = denormalize_depth(out, low, high)
         no_source = np.repeat(np.repeat(~valid, s, axis=0), s, axis=1)
         with np.errstate(invalid='ignore'):
             out[no_source | ~(out > 0)] = np.nan
+        self.clock.mark('postprocess')
         return out
 
 
@@ -144,6 +174,11 @@ class Predictor(DepthUpsampler):
     def _upsample(self, depth, guide):
         depth_t = torch.from_numpy(depth)[None, None].to(self.device, self.dtype)
         guide_t = torch.from_numpy(np.ascontiguousarray(guide.transpose(2, 0, 1)))[None]
+        guide_t = guide_t.to(self.device, self.dtype)
+        self.clock.mark('to_device')
         with torch.inference_mode():
-            out = self.model(depth_t, guide_t.to(self.device, self.dtype))
-        return out[0, 0].float().cpu().numpy()
+            out = self.model(depth_t, guide_t)
+        self.clock.mark('model')
+        out = out[0, 0].float().cpu().numpy()
+        self.clock.mark('to_host')
+        return out

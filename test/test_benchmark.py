@@ -1,0 +1,36 @@
+"""The benchmark command on a small size (the real runs are in the README)."""
+
+import json
+
+from depth_sr_ros.benchmark import count_flops, main
+from depth_sr_ros.networks import build_model
+import torch
+
+
+def test_flop_count_matches_a_hand_count_for_one_conv():
+    conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+
+    class Net(torch.nn.Module):
+
+        def forward(self, depth, guide):
+            return conv(guide)
+    flops = count_flops(Net(), torch.rand(1, 1, 4, 4), torch.rand(1, 3, 16, 16))
+    assert flops == 2 * 3 * 8 * 9 * 16 * 16
+
+
+def test_benchmark_writes_json_and_markdown(tmp_path):
+    out = tmp_path / 'bench.json'
+    md = tmp_path / 'bench.md'
+    assert main(['--size', '64x48', '--models', 'pag_net:2,ahmf:4', '--runs', '1',
+                 '--warmup', '0', '--device', 'cpu', '--json', str(out),
+                 '--markdown', str(md)]) == 0
+    report = json.loads(out.read_text())
+    assert [m['network'] for m in report['models']] == ['pag_net', 'ahmf']
+    assert all(m['gflop'] > 0 and m['median_ms'] > 0 for m in report['models'])
+    stages = report['pipeline']['stages']
+    assert {'message_to_numpy', 'preprocess', 'model', 'numpy_to_message'} <= set(stages)
+    assert abs(stages['total'] - sum(v for k, v in stages.items() if k != 'total')) < 1e-6
+    assert '| pag_net | 2x | 64x48 |' in md.read_text()
+    ahmf = build_model('ahmf', scale=4)
+    assert report['models'][1]['gflop'] == count_flops(
+        ahmf.eval(), torch.rand(1, 1, 12, 16), torch.rand(1, 3, 48, 64)) / 1e9

@@ -18,12 +18,11 @@ from depth_sr_ros.conversions import ImageFormatError
 from depth_sr_ros.inference import Predictor
 from depth_sr_ros.paths import default_model_path
 from depth_sr_ros.pipeline import FrameProcessor, LatencyStats, LatestSlot, Settings
+from depth_sr_ros.ros_entry import run_node
 from depth_sr_ros.sync import COLOR, DEPTH, PairingMonitor, StampPairer
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (
     FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult)
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
@@ -304,22 +303,8 @@ class DepthSrNode(Node):
 
 def main(args=None):
     """Entry point of depth_sr_node."""
-    rclpy.init(args=args)
-    try:
-        node = DepthSrNode()
-    except (CheckpointError, RuntimeError, ValueError) as error:
-        print(f'depth_sr_node: {error}', file=sys.stderr)
-        rclpy.try_shutdown()
-        return 1
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.stop()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(DepthSrNode, 'depth_sr_node', (CheckpointError, RuntimeError, ValueError),
+                    args)
 
 
 if __name__ == '__main__':

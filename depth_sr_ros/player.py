@@ -15,10 +15,10 @@ import cv2
 from depth_sr_ros.conversions import metres_to_image
 from depth_sr_ros.data.degradations import bicubic_downsample
 from depth_sr_ros.data.middlebury import disparity_to_metres, load_pair, SAMPLE_DIR
+from depth_sr_ros.ros_entry import run_node
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
-import rclpy
-from rclpy.executors import ExternalShutdownException
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
@@ -118,7 +118,7 @@ class Player(Node):
         self.index += 1
         now = self.get_clock().now()
         color_stamp = now.to_msg()
-        depth_stamp = (now + rclpy.duration.Duration(
+        depth_stamp = (now + Duration(
             nanoseconds=int(self.rng.uniform(-self.jitter, self.jitter) * 1e9))).to_msg()
         color_msg = Image(height=color.shape[0], width=color.shape[1], encoding='rgb8',
                           is_bigendian=0, step=color.shape[1] * 3, data=color.tobytes())
@@ -136,21 +136,7 @@ class Player(Node):
 
 def main(args=None):
     """Entry point of depth_sr_player."""
-    rclpy.init(args=args)
-    try:
-        node = Player()
-    except ValueError as error:
-        print(f'depth_sr_player: {error}', file=sys.stderr)
-        rclpy.try_shutdown()
-        return 1
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(Player, 'depth_sr_player', ValueError, args)
 
 
 if __name__ == '__main__':

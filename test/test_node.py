@@ -225,3 +225,38 @@ def test_subscription_qos_is_sensor_data_and_can_be_overridden(graph):
         qos[topic] = infos[0].qos_profile.reliability
     assert qos['/depth/image_raw'] == ReliabilityPolicy.BEST_EFFORT
     assert qos['/color/image_raw'] == ReliabilityPolicy.RELIABLE
+
+
+def _node_process(*ros_args):
+    import subprocess
+    import sys
+    env = dict(os.environ, ROS_DOMAIN_ID=str(DOMAIN_ID))
+    return subprocess.Popen([sys.executable, '-m', 'depth_sr_ros.node', '--ros-args', *ros_args],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_missing_model_stops_start_up_with_one_line(tmp_path):
+    process = _node_process('-p', f'model_path:={tmp_path}/none.pt')
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert err.strip() == f"depth_sr_node: model file '{tmp_path}/none.pt': not found"
+
+
+def test_ctrl_c_exits_cleanly(model_path):
+    import signal
+    process = _node_process('-p', f'model_path:={model_path}')
+    try:
+        end = time.monotonic() + 60
+        lines = []
+        while time.monotonic() < end:
+            line = process.stderr.readline()
+            lines.append(line)
+            if 'pairing with' in line or not line:
+                break
+        assert any('pairing with' in line for line in lines), ''.join(lines)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0
+    assert 'Traceback' not in err

@@ -107,7 +107,7 @@ class DepthSrNode(Node):
         device = self._choose_device(value('device'), value('device_fallback'))
         half = value('half')
         if half and not device.startswith('cuda'):
-            self.get_logger().warn('half precision needs CUDA; running in float32 on the CPU')
+            self.get_logger().warning('half precision needs CUDA; running in float32 on the CPU')
             half = False
         model_path = value('model_path') or default_model_path()
         predictor = Predictor.from_checkpoint(model_path, device=device, half=half)
@@ -154,7 +154,7 @@ class DepthSrNode(Node):
             reason = f"device '{requested}' requested but CUDA is not available"
             if not fallback:
                 raise RuntimeError(reason + ' (device_fallback is false)')
-            self.get_logger().warn(reason + '; running on the CPU (device_fallback is true)')
+            self.get_logger().warning(reason + '; running on the CPU (device_fallback is true)')
             return 'cpu'
         if requested not in ('auto', 'cpu') and not requested.startswith('cuda'):
             raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', "
@@ -240,7 +240,7 @@ class DepthSrNode(Node):
                                                 self.infos[COLOR], self.settings)
             except (ImageFormatError, ValueError) as error:
                 self.counts['bad_frames'] += 1
-                self.get_logger().warn(f'frame skipped: {error}', throttle_duration_sec=5.0)
+                self.get_logger().warning(f'frame skipped: {error}', throttle_duration_sec=5.0)
                 continue
             if result.notice and result.notice not in self._notices:
                 self._notices.add(result.notice)
@@ -266,7 +266,7 @@ class DepthSrNode(Node):
     def _check_pairing(self):
         message = self.monitor.check(time.monotonic())
         if message:
-            self.get_logger().warn(message)
+            self.get_logger().warning(message)
 
     def dropped_pairs(self):
         """Return pairs replaced before inference plus messages that never found a partner."""

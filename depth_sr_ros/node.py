@@ -15,7 +15,7 @@ import time
 
 from depth_sr_ros.checkpoint import CheckpointError
 from depth_sr_ros.conversions import ImageFormatError
-from depth_sr_ros.inference import Predictor
+from depth_sr_ros.inference import Predictor, select_device
 from depth_sr_ros.paths import default_model_path
 from depth_sr_ros.pipeline import FrameProcessor, LatencyStats, LatestSlot, Settings
 from depth_sr_ros.ros_entry import run_node
@@ -106,17 +106,17 @@ class DepthSrNode(Node):
             torch.set_num_threads(value('threads'))
         device = self._choose_device(value('device'), value('device_fallback'))
         half = value('half')
-        if half and not device.startswith('cuda'):
+        if half and device.type != 'cuda':
             self.get_logger().warning('half precision needs CUDA; running in float32 on the CPU')
             half = False
         model_path = value('model_path') or default_model_path()
-        predictor = Predictor.from_checkpoint(model_path, device=device, half=half)
+        predictor = Predictor.from_checkpoint(model_path, device=str(device), half=half)
         self.processor = FrameProcessor(predictor)
         info = predictor.info
         self.get_logger().info(
             f"model {model_path}: {info['arch']} {predictor.scale}x, device {predictor.device}"
-            f"{' float16' if half else ''}, input depth in m or mm, output "
-            f'{self.settings.output_encoding} (16UC1 = mm, 32FC1 = m)')
+            f"{' float16' if half else ''}; depth in: 16UC1 mm or 32FC1 m; output encoding "
+            f"'{self.settings.output_encoding}'")
 
         reliable = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
         self.pub_depth = self.create_publisher(Image, 'depth_sr/image', reliable)
@@ -155,11 +155,11 @@ class DepthSrNode(Node):
             if not fallback:
                 raise RuntimeError(reason + ' (device_fallback is false)')
             self.get_logger().warning(reason + '; running on the CPU (device_fallback is true)')
-            return 'cpu'
+            return torch.device('cpu')
         if requested not in ('auto', 'cpu') and not requested.startswith('cuda'):
             raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', "
                              f"not '{requested}'")
-        return requested
+        return select_device(requested)
 
     def _connect_images(self, queue_size, slop, exact, overrides):
         topics = ((DEPTH, 'depth/image_raw'), (COLOR, 'color/image_raw'))

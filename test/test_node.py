@@ -260,3 +260,22 @@ def test_ctrl_c_exits_cleanly(model_path):
         process.kill()
     assert process.returncode == 0
     assert 'Traceback' not in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU-only decision')
+def test_cuda_without_cuda_falls_back_or_refuses_by_parameter(graph, model_path, capfd):
+    g = graph(Parameter('device', value='cuda'), Parameter('half', value=True))
+    assert g.node.processor.upsampler.device.type == 'cpu'
+    assert g.node.processor.upsampler.dtype == torch.float32
+    err = capfd.readouterr().err
+    assert "device 'cuda' requested but CUDA is not available; running on the CPU" in err
+    assert 'half precision needs CUDA' in err
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=DOMAIN_ID)
+    try:
+        with pytest.raises(RuntimeError, match='device_fallback is false'):
+            DepthSrNode(context=context, parameter_overrides=[
+                Parameter('model_path', value=model_path), Parameter('device', value='cuda'),
+                Parameter('device_fallback', value=False)])
+    finally:
+        rclpy.try_shutdown(context=context)

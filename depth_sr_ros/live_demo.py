@@ -129,8 +129,8 @@ def main(argv=None):
     commands = [
         [sys.executable, '-m', 'depth_sr_ros.player', '--ros-args', '-p', f'rate:={args.rate}'],
         [sys.executable, '-m', 'depth_sr_ros.node', '--ros-args', '-p',
-         f'model_path:={args.model}', '-p', f'device:={args.device}', '-p',
-         'diagnostics_period:=2.0'],
+         f'device:={args.device}', '-p', 'diagnostics_period:=2.0']
+        + (['-p', f'model_path:={args.model}'] if args.model else []),
     ]
     processes = [subprocess.Popen(c, env=env) for c in commands]
     rclpy.init()

@@ -25,11 +25,14 @@ def run_node(factory, program, startup_errors, args=None):
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass  # Ctrl-C or shutdown, also during start-up: a clean exit
-    except startup_errors as error:
-        if node is not None:
+    except Exception as error:
+        if node is None and isinstance(error, startup_errors):
+            print(f'{program}: {error}', file=sys.stderr)
+            status = 1
+        elif rclpy.ok():
             raise
-        print(f'{program}: {error}', file=sys.stderr)
-        status = 1
+        # Otherwise rclpy failed while Ctrl-C was shutting it down (seen: an executor taking
+        # a message after the context closed): the exit is still a clean one.
     finally:
         if node is not None:
             stop = getattr(node, 'stop', None)

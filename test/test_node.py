@@ -279,3 +279,33 @@ def test_cuda_without_cuda_falls_back_or_refuses_by_parameter(graph, model_path,
                 Parameter('device_fallback', value=False)])
     finally:
         rclpy.try_shutdown(context=context)
+
+
+def test_ctrl_c_while_frames_flow_exits_cleanly(model_path):
+    import signal
+    import subprocess
+    import sys
+    env = dict(os.environ, ROS_DOMAIN_ID=str(DOMAIN_ID), FASTDDS_BUILTIN_TRANSPORTS='LARGE_DATA')
+    player = subprocess.Popen([sys.executable, '-m', 'depth_sr_ros.player', '--ros-args', '-p',
+                               'rate:=30.0'], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(3):
+            node = subprocess.Popen(
+                [sys.executable, '-m', 'depth_sr_ros.node', '--ros-args', '-p',
+                 f'model_path:={model_path}', '-p', 'diagnostics_period:=0.5'],
+                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            end = time.monotonic() + 60
+            line = ''
+            while time.monotonic() < end and 'output (Hz)' not in line:
+                line = node.stderr.readline()
+                if not line:
+                    break
+            assert 'output (Hz)' in line
+            node.send_signal(signal.SIGINT)
+            _, err = node.communicate(timeout=30)
+            assert node.returncode == 0, err[-2000:]
+            assert 'Traceback' not in err, err[-2000:]
+    finally:
+        player.kill()
+        player.wait()

@@ -7,15 +7,18 @@ For every pair in --data (or --names): crop to a multiple of the scale, degrade 
 truth with bicubic downscaling (--protocol middlebury) or nearest-neighbour (--protocol nyu),
 optionally add Gaussian noise of sigma 5 (--noise), upsample with bicubic, the guided filter and
 the model, and report MAE and RMSE over pixels with ground truth, in the dataset's units
-(0-255 for Middlebury). Prints a markdown table and writes the same as JSON with --json.
+(0-255 for Middlebury). Prints a markdown table, writes the same as JSON with --json, and a
+figure of the first image like the papers' (--figure).
 """
 
 import argparse
 import json
 import sys
 
+import cv2
 from depth_sr_ros.baselines import BicubicUpsampler, GuidedFilterUpsampler
 from depth_sr_ros.checkpoint import CheckpointError
+from depth_sr_ros.demo import colorize, tile
 from depth_sr_ros.data.degradations import (
     add_gaussian_noise, bicubic_downsample, crop_to_multiple, nearest_downsample)
 from depth_sr_ros.data.middlebury import list_pairs, load_pair
@@ -56,6 +59,26 @@ def evaluate(methods, data_dir, names, scale, protocol='middlebury', noise=False
     return {'images': images, 'average': average}
 
 
+def figure(methods, data_dir, name, scale, protocol, path, error_range=4.0):
+    """
+    Write the papers' kind of figure for one image: guidance, each method, ground truth,
+    and each method's absolute error (saturating at ``error_range`` dataset units).
+    """
+    pair = load_pair(data_dir, name)
+    truth = crop_to_multiple(pair['depth'], scale)
+    rgb = crop_to_multiple(pair['rgb'], scale)
+    low = degrade(truth, scale, protocol)
+    lo, hi = float(truth[truth > 0].min()), float(truth.max())
+    top = [tile(np.ascontiguousarray(rgb[:, :, ::-1]), f'{name}: guidance')]
+    bottom = [tile(colorize(truth, lo, hi), 'ground truth')]
+    for method, upsampler in methods.items():
+        result = upsampler(low, rgb)
+        top.append(tile(colorize(result, lo, hi), method))
+        bottom.append(tile(colorize(np.abs(result - truth), 0, error_range, cv2.COLORMAP_HOT),
+                           f'|{method} - truth|, MAE {mae(result, truth):.3f}'))
+    return cv2.imwrite(path, np.vstack([np.hstack(top), np.hstack(bottom)]))
+
+
 def markdown(report, methods, metric='mae'):
     """Return the report as a markdown table: one row per method, one column per image."""
     names = [r['name'] for r in report['images']]
@@ -77,6 +100,8 @@ def main(argv=None):
     parser.add_argument('--noise', action='store_true', help='add Gaussian noise, sigma 5')
     parser.add_argument('--device', default='auto')
     parser.add_argument('--json', default='', help='also write the results here')
+    parser.add_argument('--figure', default='eval_figure.png',
+                        help="figure of the first image ('' for none)")
     args = parser.parse_args(argv)
     try:
         predictor = Predictor.from_checkpoint(args.model, device=args.device)
@@ -99,6 +124,9 @@ def main(argv=None):
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(report, f, indent=1)
+    if args.figure and figure(methods, args.data, names[0], s, args.protocol, args.figure):
+        print(f'\nwrote {args.figure}: guidance and each method over ground truth and the '
+              'absolute errors')
     return 0
 
 

@@ -35,8 +35,10 @@ def test_report_on_the_fixture_has_every_method_and_the_average():
 def test_command_line_writes_json(tmp_path, capsys):
     from depth_sr_ros.paths import default_model_path
     out = tmp_path / 'report.json'
+    figure = tmp_path / 'figure.png'
     assert main(['--model', default_model_path(), '--data', FIXTURES, '--device', 'cpu',
-                 '--json', str(out)]) == 0
+                 '--json', str(out), '--figure', str(figure)]) == 0
+    assert figure.is_file()
     report = json.loads(out.read_text())
     assert set(report['average']) == {'bicubic', 'guided filter', 'ahmf 4x'}
     assert 'MAE (middlebury protocol, 4x' in capsys.readouterr().out

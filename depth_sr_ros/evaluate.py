@@ -18,10 +18,10 @@ import sys
 import cv2
 from depth_sr_ros.baselines import BicubicUpsampler, GuidedFilterUpsampler
 from depth_sr_ros.checkpoint import CheckpointError
-from depth_sr_ros.demo import colorize, tile
 from depth_sr_ros.data.degradations import (
     add_gaussian_noise, bicubic_downsample, crop_to_multiple, nearest_downsample)
 from depth_sr_ros.data.middlebury import list_pairs, load_pair
+from depth_sr_ros.demo import colorize, tile
 from depth_sr_ros.inference import Predictor
 from depth_sr_ros.metrics import mae, rmse
 import numpy as np
@@ -61,8 +61,10 @@ def evaluate(methods, data_dir, names, scale, protocol='middlebury', noise=False
 
 def figure(methods, data_dir, name, scale, protocol, path, error_range=4.0):
     """
-    Write the papers' kind of figure for one image: guidance, each method, ground truth,
-    and each method's absolute error (saturating at ``error_range`` dataset units).
+    Write the papers' kind of figure for one image.
+
+    Top row: the guidance and each method's result; bottom row: the ground truth and each
+    method's absolute error, saturating at ``error_range`` dataset units.
     """
     pair = load_pair(data_dir, name)
     truth = crop_to_multiple(pair['depth'], scale)

@@ -3,9 +3,9 @@ Pairing depth and colour messages by time stamp, with no ROS graph needed.
 
 ``StampPairer`` reproduces message_filters' ApproximateTimeSynchronizer for two inputs (and
 TimeSynchronizer with ``exact=True``): each input keeps a queue of at most ``queue_size``
-messages by stamp; a new message pairs with the closest message of the other input whose stamp
-is within ``slop`` seconds, and both leave their queues. The node uses message_filters when it is
-importable and this class otherwise. Unlike message_filters, every message that leaves a queue
+messages by stamp; a new message pairs with the closest message of the other input whose
+stamp differs by less than ``slop`` seconds, and both leave their queues. The node uses
+message_filters when it is importable and this class otherwise. Unlike message_filters, every message that leaves a queue
 unpaired is counted, and a stamp that jumps back by more than ``reset_after_jump`` seconds (a bag
 that loops, a driver that restarts) drops the queued messages from before the jump instead of
 stalling the pairing.
@@ -87,7 +87,7 @@ class StampPairer:
         if self.exact:
             partner = stamp_ns if stamp_ns in other else None
         else:
-            candidates = [s for s in other if abs(s - stamp_ns) <= self.slop_ns]
+            candidates = [s for s in other if abs(s - stamp_ns) < self.slop_ns]
             partner = min(candidates, key=lambda s: abs(s - stamp_ns)) if candidates else None
         if partner is None:
             return None

@@ -72,3 +72,10 @@ def test_monitor_is_quiet_when_nothing_arrives_or_pairs_flow():
     monitor.arrived(COLOR, 0.0, 0.0)
     monitor.paired(0.5)
     assert monitor.check(2.0) is None
+
+
+def test_slop_is_a_strict_bound_as_in_message_filters():
+    pairer = StampPairer(queue_size=5, slop=0.01)
+    pairer.add(DEPTH, 0, 'd')
+    assert pairer.add(COLOR, 10 * MS, 'c') is None
+    assert pairer.add(COLOR, 10 * MS - 1, 'c2') == ('d', 'c2')

@@ -5,10 +5,10 @@ Pairing depth and colour messages by time stamp, with no ROS graph needed.
 TimeSynchronizer with ``exact=True``): each input keeps a queue of at most ``queue_size``
 messages by stamp; a new message pairs with the closest message of the other input whose
 stamp differs by less than ``slop`` seconds, and both leave their queues. The node uses
-message_filters when it is importable and this class otherwise. Unlike message_filters, every message that leaves a queue
-unpaired is counted, and a stamp that jumps back by more than ``reset_after_jump`` seconds (a bag
-that loops, a driver that restarts) drops the queued messages from before the jump instead of
-stalling the pairing.
+message_filters when it is importable and this class otherwise. Unlike message_filters, every
+message that leaves a queue unpaired is counted, and a stamp that jumps back by more than
+``reset_after_jump`` seconds (a bag that loops, a driver that restarts) drops the queued
+messages from before the jump instead of stalling the pairing.
 
 ``PairingMonitor`` watches arrivals and pairs and explains, once, why no pair forms.
 """

@@ -25,6 +25,7 @@ DEPTH_ENCODINGS = ('16UC1', 'mono16', '32FC1')
 COLOR_ENCODINGS = ('rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8')
 OUTPUT_DEPTH_ENCODINGS = ('16UC1', '32FC1')
 MAX_MM = np.iinfo(np.uint16).max
+FOV_TOLERANCE = 0.02  # share of the colour image the depth view may overhang
 
 
 class ImageFormatError(ValueError):
@@ -178,6 +179,17 @@ def resample_color_to_depth(color, color_info, depth_info, scale):
     fx_t, fy_t, cx_t, cy_t = _intrinsics(target)
     affine = np.array([[fx_c / fx_t, 0, cx_c - fx_c / fx_t * cx_t],
                        [0, fy_c / fy_t, cy_c - fy_c / fy_t * cy_t]], dtype=np.float64)
+    # Where the target's outer pixel edges fall in the colour image: beyond its border by more
+    # than FOV_TOLERANCE of its size, the colour cannot guide that part of the depth.
+    for axis, (size_t, size_c) in enumerate(((target.width, color_info.width),
+                                             (target.height, color_info.height))):
+        edges = affine[axis, axis] * np.array([-0.5, size_t - 0.5]) + affine[axis, 2]
+        margin = FOV_TOLERANCE * size_c
+        if edges[0] < -0.5 - margin or edges[1] > size_c - 0.5 + margin:
+            raise ImageFormatError(
+                f"the depth camera's view reaches beyond the colour image along "
+                f"{'xy'[axis]} (colour pixels {edges[0]:.0f} to {edges[1]:.0f} of {size_c}): "
+                'is the depth registered to this colour camera?')
     image = cv2.warpAffine(np.ascontiguousarray(color), affine, (target.width, target.height),
                            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                            borderMode=cv2.BORDER_REPLICATE)

@@ -37,6 +37,7 @@ except ImportError:
 OUTPUT_ENCODINGS = ('input', '16UC1', '32FC1')
 SETTING_NAMES = tuple(Settings.__dataclass_fields__)  # the parameters that may change live
 PAIRING_CHECK_PERIOD = 1.0  # s
+WARN_PERIOD = 5.0  # s between two logs of the same warning
 
 
 def _float(description, low, high, read_only=False):
@@ -138,6 +139,7 @@ class DepthSrNode(Node):
         self.stats = LatencyStats()
         self.counts = {'bad_frames': 0, 'published': 0}
         self._notices = set()
+        self._warned = {}  # warning message -> when it was last logged
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name='depth_sr_inference',
                                         daemon=True)
@@ -240,11 +242,14 @@ class DepthSrNode(Node):
                                                 self.infos[COLOR], self.settings)
             except (ImageFormatError, ValueError) as error:
                 self.counts['bad_frames'] += 1
-                self.get_logger().warning(f'frame skipped: {error}', throttle_duration_sec=5.0)
+                self._warn(f'frame skipped: {error}')
                 continue
-            if result.notice and result.notice not in self._notices:
-                self._notices.add(result.notice)
-                self.get_logger().info(result.notice)
+            for notice in result.notices:
+                if notice not in self._notices:
+                    self._notices.add(notice)
+                    self.get_logger().info(notice)
+            for warning in result.warnings:
+                self._warn(warning)
             try:
                 self._publish(result)
             except Exception:
@@ -254,6 +259,15 @@ class DepthSrNode(Node):
             stamp = depth_msg.header.stamp
             now = self.get_clock().now().nanoseconds * 1e-9
             self.stats.add_output(now - (stamp.sec + stamp.nanosec * 1e-9))
+
+    def _warn(self, message):
+        """Log a warning, each distinct message at most once per WARN_PERIOD seconds."""
+        now = time.monotonic()
+        if len(self._warned) > 200:  # messages with changing numbers: keep the dict bounded
+            self._warned.clear()
+        if now - self._warned.get(message, -WARN_PERIOD) >= WARN_PERIOD:
+            self._warned[message] = now
+            self.get_logger().warning(message)
 
     def _publish(self, result):
         self.pub_depth.publish(result.depth)

@@ -31,12 +31,13 @@ class Settings:
 
 @dataclasses.dataclass
 class FrameResult:
-    """The messages made from one pair, and what the log should say once."""
+    """The messages made from one pair, and what the log should say about it."""
 
     depth: object
     camera_info: object
     points: object = None
-    notice: str = ''
+    notices: list = dataclasses.field(default_factory=list)  # worth saying once
+    warnings: list = dataclasses.field(default_factory=list)  # problems, to repeat (throttled)
 
 
 def output_encoding(setting, input_encoding):
@@ -56,60 +57,73 @@ class FrameProcessor:
         self.upsampler = upsampler
         self.scale = upsampler.scale
 
-    def guidance(self, color_msg, depth_shape, color_info, depth_info):
+    def guidance(self, color_msg, depth_shape, color_info, depth_info, result):
         """
-        Return (colour pixels, order, output CameraInfo, notice) on the grid scale x depth.
+        Return (colour pixels, order, output CameraInfo) on the grid scale x depth.
 
-        When the colour image is exactly scale x the depth size it is used as it is; otherwise
-        it is resampled through both cameras' intrinsics (the depth must be registered to the
-        colour camera). Raises ImageFormatError when the combination cannot be used.
+        When the colour image is exactly scale x the depth size it is used as it is (a bad
+        camera_info then only costs the output's camera_info, with a warning in ``result``);
+        otherwise it is resampled through both cameras' intrinsics (the depth must be
+        registered to the colour camera). Raises ImageFormatError when that cannot be done.
         """
         color, order = color_to_array(color_msg)
         h, w = depth_shape
         target = (h * self.scale, w * self.scale)
         if color.shape[:2] == target:
-            if color_info is not None:
-                check_camera_info(color_info, color.shape)
-                info = color_info
-            elif depth_info is not None:
-                check_camera_info(depth_info, depth_shape)
-                info = scale_camera_info(depth_info, target[1], target[0])
-            else:
-                info = None
-            return color, order, info, ''
+            for name, info, shape in (('colour', color_info, color.shape),
+                                      ('depth', depth_info, depth_shape)):
+                if info is None:
+                    continue
+                try:
+                    check_camera_info(info, shape)
+                except ImageFormatError as error:
+                    result.warnings.append(f'{name} {error}; not used')
+                    continue
+                return color, order, scale_camera_info(info, target[1], target[0])
+            return color, order, None
         if color_info is None or depth_info is None:
             raise ImageFormatError(
                 f'colour {color.shape[1]}x{color.shape[0]} is not {self.scale}x depth {w}x{h}, '
                 'and resampling it needs both camera_info messages, which have not arrived')
         check_camera_info(depth_info, depth_shape)
         image, info = resample_color_to_depth(color, color_info, depth_info, self.scale)
-        notice = (f'colour {color.shape[1]}x{color.shape[0]} is not {self.scale}x depth {w}x{h}'
-                  f': resampling it to {target[1]}x{target[0]} through both intrinsics')
-        return image, order, info, notice
+        result.notices.append(
+            f'colour {color.shape[1]}x{color.shape[0]} is not {self.scale}x depth {w}x{h}: '
+            f'resampling it to {target[1]}x{target[0]} through both intrinsics')
+        return image, order, info
 
     def process(self, depth_msg, color_msg, depth_info, color_info, settings):
         """Return a FrameResult for one pair; raises ImageFormatError on unusable input."""
+        result = FrameResult(None, None)
         depth = depth_to_metres(depth_msg)
         with np.errstate(invalid='ignore'):
             depth[(depth < settings.min_depth) | (depth > settings.max_depth)] = np.nan
-        color, order, info, notice = self.guidance(color_msg, depth.shape, color_info,
-                                                   depth_info)
-        result = self.upsampler(depth, color, order)
+        if not np.isfinite(depth).any():
+            result.warnings.append(
+                f'depth has no valid pixel in [{settings.min_depth}, {settings.max_depth}] m; '
+                'publishing an all-invalid image')
+        depth_frame, color_frame = depth_msg.header.frame_id, color_msg.header.frame_id
+        if depth_frame and color_frame and depth_frame != color_frame:
+            result.notices.append(
+                f"depth frame '{depth_frame}' differs from colour frame '{color_frame}': the "
+                'depth must be registered to the colour camera; publishing in the colour frame')
+        color, order, info = self.guidance(color_msg, depth.shape, color_info, depth_info,
+                                           result)
+        upsampled = self.upsampler(depth, color, order)
         header = type(depth_msg.header)()
         header.stamp = depth_msg.header.stamp
-        header.frame_id = color_msg.header.frame_id
+        header.frame_id = color_frame
         encoding = output_encoding(settings.output_encoding, depth_msg.encoding)
-        out_info = None
         if info is not None:
-            out_info = scale_camera_info(info, result.shape[1], result.shape[0])
-            out_info.header = header
-        points = None
-        if settings.publish_points and out_info is not None:
-            rgb = None
-            if settings.points_rgb and color.ndim == 3:
-                rgb = color if order == 'rgb' else color[:, :, ::-1]
-            points = depth_to_pointcloud(result, out_info, header, rgb)
-        return FrameResult(metres_to_image(result, encoding, header), out_info, points, notice)
+            result.camera_info = info
+            result.camera_info.header = header
+            if settings.publish_points:
+                rgb = None
+                if settings.points_rgb and color.ndim == 3:
+                    rgb = color if order == 'rgb' else color[:, :, ::-1]
+                result.points = depth_to_pointcloud(upsampled, info, header, rgb)
+        result.depth = metres_to_image(upsampled, encoding, header)
+        return result
 
 
 class LatestSlot:

@@ -17,7 +17,7 @@ def _pair(color_size=(160, 120), encoding='16UC1'):
     depth[:, 20:] = 3.0
     depth[0, 0] = np.nan
     header = Image().header
-    header.frame_id = 'depth_frame'
+    header.frame_id = 'colour_frame'  # registered to the colour camera
     depth_msg = metres_to_image(depth, encoding, header)
     w, h = color_size
     color = np.zeros((h, w, 3), np.uint8)
@@ -38,7 +38,7 @@ def test_exact_size_pair_uses_the_colour_camera_info():
     np.testing.assert_allclose(result.camera_info.k, color_info.k)
     mm = image_to_array(result.depth)
     assert (mm[:4, :4] == 0).all() and mm[60, 10] == 2000 and mm[60, 150] == 3000
-    assert result.notice == '' and result.points is None
+    assert result.notices == [] and result.warnings == [] and result.points is None
 
 
 def test_colour_of_another_size_is_resampled_and_said_once():
@@ -46,7 +46,7 @@ def test_colour_of_another_size_is_resampled_and_said_once():
     processor = FrameProcessor(BicubicUpsampler(4))
     result = processor.process(depth_msg, color_msg, depth_info, color_info, Settings())
     assert (result.depth.width, result.depth.height) == (160, 120)
-    assert 'resampling it to 160x120' in result.notice
+    assert 'resampling it to 160x120' in result.notices[0]
     with pytest.raises(ImageFormatError, match='needs both camera_info'):
         processor.process(depth_msg, color_msg, None, color_info, Settings())
 
@@ -88,3 +88,28 @@ def test_latency_stats():
     assert (in_hz, out_hz, p50) == (5.0, 2.5, 0.03)
     assert 0.04 < p95 <= 1.0
     assert stats.take(period=1.0)[:2] == (0.0, 0.0)
+
+
+def test_problems_become_warnings_and_the_frame_is_still_served():
+    depth_msg, color_msg, (depth_info, color_info) = _pair()
+    color_info.k = [0.0] * 9
+    depth_msg.header.frame_id = 'other_frame'
+    processor = FrameProcessor(BicubicUpsampler(4))
+    result = processor.process(depth_msg, color_msg, depth_info, color_info,
+                               Settings(max_depth=1.0))
+    assert result.depth.width == 160
+    warnings = ' | '.join(result.warnings)
+    assert 'colour camera_info K has non-positive focal length' in warnings
+    assert 'depth has no valid pixel in [0.0, 1.0] m' in warnings
+    np.testing.assert_allclose(result.camera_info.k[0], 200.0)  # from the depth camera_info
+    assert "depth frame 'other_frame' differs from colour frame 'colour_frame'" in \
+        result.notices[0]
+    assert (image_to_array(result.depth) == 0).all()
+
+
+def test_a_depth_view_beyond_the_colour_image_is_refused():
+    depth_msg, color_msg, (depth_info, color_info) = _pair(color_size=(200, 150))
+    depth_info.k = [25.0, 0, 19.5, 0, 25.0, 14.5, 0, 0, 1]  # twice the colour's field of view
+    with pytest.raises(ImageFormatError, match='reaches beyond the colour image'):
+        FrameProcessor(BicubicUpsampler(4)).process(depth_msg, color_msg, depth_info,
+                                                    color_info, Settings())

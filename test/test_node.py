@@ -309,3 +309,27 @@ def test_ctrl_c_while_frames_flow_exits_cleanly(model_path):
     finally:
         player.kill()
         player.wait()
+
+
+def test_diagnostics_report_rates_latency_drops_and_device(graph):
+    from diagnostic_msgs.msg import DiagnosticArray
+    g = graph(Parameter('diagnostics_period', value=0.5))
+    arrays = []
+    g.probe.create_subscription(DiagnosticArray, '/diagnostics', arrays.append, 10)
+    pubs = g.publishers(qos_profile_sensor_data)
+    wait_for_subscribers(g, pubs)
+    for i in range(10):
+        send(pubs, 6_000_000_000 + i * 33_000_000)
+        time.sleep(0.1)
+    end = time.monotonic() + 10
+    while time.monotonic() < end and not any(
+            float({kv.key: kv.value for kv in a.status[0].values}['output (Hz)']) > 0
+            for a in arrays):
+        time.sleep(0.05)
+    status = next(a.status[0] for a in arrays
+                  if float({kv.key: kv.value for kv in a.status[0].values}['output (Hz)']) > 0)
+    values = {kv.key: kv.value for kv in status.values}
+    assert status.name.startswith('depth_sr')
+    assert set(values) >= {'input pairs (Hz)', 'output (Hz)', 'latency p50 (ms)',
+                           'latency p95 (ms)', 'dropped pairs', 'bad frames', 'device'}
+    assert values['device'] == 'cpu' and int(values['bad frames']) == 0

@@ -105,7 +105,7 @@ def main(argv=None):
     print('| QoS | Fast DDS transports | received | median latency (ms) |')
     print('|---|---|---|---|')
     for i, (reliability, transports) in enumerate(CASES):
-        result = run_case(reliability, transports, args, 150 + (os.getpid() + i) % 80)
+        result = run_case(reliability, transports, args, 190 + (os.getpid() + i) % 40)
         median = result['median_ms']
         print(f"| {reliability} | {transports} | {result['received']} / {args.count} | "
               f"{'-' if median is None else f'{median:.1f}'} |", flush=True)

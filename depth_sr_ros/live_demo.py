@@ -40,6 +40,7 @@ class Watcher(Node):
         """Subscribe to the camera topics, the output and /diagnostics."""
         super().__init__('depth_sr_live_demo', **kwargs)
         self.depth, self.color = {}, {}
+        self.started = self.get_clock().now().nanoseconds * 1e-9
         self.outputs = []  # (receive time s, message)
         self.diagnostics = []
         for store, topic in ((self.depth, 'depth/image_raw'), (self.color, 'color/image_raw')):
@@ -112,6 +113,49 @@ def summary(watcher, seconds):
     return lines
 
 
+def watch_player_and_node(seconds, rate, model, device, domain_id, program, on_tick=None,
+                          node_args=()):
+    """
+    Run depth_sr_player and depth_sr_node as two processes and watch them for ``seconds``.
+
+    Both use ROS domain ``domain_id`` and Fast DDS's LARGE_DATA transports, as does the
+    Watcher in this process. ``on_tick(node_process, elapsed_s)`` is called about ten times a
+    second. Returns (watcher, ok); ok is False when a process stopped early. The caller
+    destroys the watcher and shuts rclpy down.
+    """
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), FASTDDS_BUILTIN_TRANSPORTS='LARGE_DATA')
+    os.environ.update(env)  # the watcher in this process joins the same domain and transports
+    commands = [
+        [sys.executable, '-m', 'depth_sr_ros.player', '--ros-args', '-p', f'rate:={rate}'],
+        [sys.executable, '-m', 'depth_sr_ros.node', '--ros-args', '-p', f'device:={device}',
+         '-p', 'diagnostics_period:=2.0', *node_args]
+        + (['-p', f'model_path:={model}'] if model else []),
+    ]
+    processes = [subprocess.Popen(c, env=env) for c in commands]
+    rclpy.init()
+    watcher = Watcher()
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < seconds:
+            rclpy.spin_once(watcher, timeout_sec=0.1)
+            if on_tick is not None:
+                on_tick(processes[1], time.monotonic() - started)
+            if any(p.poll() is not None for p in processes):
+                print(f'{program}: a process stopped early (see its output above)',
+                      file=sys.stderr)
+                return watcher, False
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for p in processes:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    return watcher, True
+
+
 def main(argv=None):
     """Entry point of depth_sr_live_demo."""
     parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
@@ -123,46 +167,22 @@ def main(argv=None):
     parser.add_argument('--domain-id', type=int, default=50 + os.getpid() % 50,
                         help='ROS_DOMAIN_ID for the three processes')
     args = parser.parse_args(argv)
-    env = dict(os.environ, ROS_DOMAIN_ID=str(args.domain_id),
-               FASTDDS_BUILTIN_TRANSPORTS='LARGE_DATA')
-    os.environ.update(env)  # the watcher in this process joins the same domain and transports
-    commands = [
-        [sys.executable, '-m', 'depth_sr_ros.player', '--ros-args', '-p', f'rate:={args.rate}'],
-        [sys.executable, '-m', 'depth_sr_ros.node', '--ros-args', '-p',
-         f'device:={args.device}', '-p', 'diagnostics_period:=2.0']
-        + (['-p', f'model_path:={args.model}'] if args.model else []),
-    ]
-    processes = [subprocess.Popen(c, env=env) for c in commands]
-    rclpy.init()
-    watcher = Watcher()
+    watcher, ok = watch_player_and_node(args.seconds, args.rate, args.model, args.device,
+                                        args.domain_id, 'depth_sr_live_demo')
     try:
-        end = time.monotonic() + args.seconds
-        while time.monotonic() < end:
-            rclpy.spin_once(watcher, timeout_sec=0.1)
-            if any(p.poll() is not None for p in processes):
-                print('depth_sr_live_demo: a process stopped early (see its output above)',
-                      file=sys.stderr)
-                return 1
-    finally:
-        for p in processes:
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        for p in processes:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-    print('\n'.join(summary(watcher, args.seconds)))
-    if picture(watcher, args.output):
+        if not ok:
+            return 1
+        print('\n'.join(summary(watcher, args.seconds)))
+        if not picture(watcher, args.output):
+            print('depth_sr_live_demo: no output frame could be matched to its input; '
+                  'no picture', file=sys.stderr)
+            return 1
         print(f'wrote {args.output}: colour, input depth, node output, |output - bicubic| '
               f'(saturates at {DIFF_RANGE_M * 100:.0f} cm; black = no estimate)')
-    else:
-        print('depth_sr_live_demo: no output frame could be matched to its input; no picture',
-              file=sys.stderr)
-        return 1
-    watcher.destroy_node()
-    rclpy.try_shutdown()
-    return 0
+        return 0
+    finally:
+        watcher.destroy_node()
+        rclpy.try_shutdown()
 
 
 if __name__ == '__main__':

@@ -21,7 +21,7 @@ from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 import torch
 
-DOMAIN_ID = 100 + os.getpid() % 100  # parallel runs do not see each other
+DOMAIN_ID = 100 + os.getpid() % 50  # parallel runs do not see each other (100-149)
 SCALE = 4
 TINY = {'scale': SCALE, 'channels': 8, 'growth': 4, 'rdb_layers': 1, 'num_blocks': 1}
 

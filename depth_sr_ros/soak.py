@@ -1,0 +1,114 @@
+"""
+depth_sr_soak: drive the node with the player for a while and watch memory and latency.
+
+    depth_sr_soak --seconds 600 --rate 30 --json soak.json
+
+Runs depth_sr_player and depth_sr_node as two processes (see live_demo.py), samples the node's
+resident memory every second from /proc, and reads its diagnostics. Reports the memory after
+--warmup seconds and at the end, the node's latency per diagnostics period, the outputs and
+the dropped pairs. Exits 1 when memory grew by more than --max-growth-mib after the warm-up or
+when the node published nothing in the last --stall-seconds.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from depth_sr_ros.live_demo import watch_player_and_node
+import numpy as np
+import rclpy
+
+
+def resident_mib(pid):
+    """Return the resident memory of process ``pid`` in MiB (Linux /proc), or None."""
+    try:
+        with open(f'/proc/{pid}/status') as f:
+            for line in f:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def verdict(report, max_growth_mib, stall_seconds):
+    """Return the list of problems found in a soak report (empty: passed)."""
+    problems = []
+    growth = report['rss_end_mib'] - report['rss_after_warmup_mib']
+    if growth > max_growth_mib:
+        problems.append(f'resident memory grew by {growth:.0f} MiB after the warm-up '
+                        f'(limit {max_growth_mib:.0f})')
+    last = report['last_output_s']
+    if last is None or report['seconds'] - last > stall_seconds:
+        problems.append(f'no output in the last {stall_seconds:.0f} s')
+    return problems
+
+
+def main(argv=None):
+    """Entry point of depth_sr_soak."""
+    parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
+    parser.add_argument('--seconds', type=float, default=600.0)
+    parser.add_argument('--rate', type=float, default=30.0, help='player frame rate, Hz')
+    parser.add_argument('--model', default='', help='model file (default: installed AHMF 4x)')
+    parser.add_argument('--device', default='auto')
+    parser.add_argument('--warmup', type=float, default=10.0,
+                        help='seconds before the reference memory sample')
+    parser.add_argument('--max-growth-mib', type=float, default=50.0)
+    parser.add_argument('--stall-seconds', type=float, default=10.0)
+    parser.add_argument('--domain-id', type=int, default=30 + os.getpid() % 20)
+    parser.add_argument('--json', default='')
+    args = parser.parse_args(argv)
+    samples = []  # (elapsed s, RSS MiB)
+
+    def on_tick(node_process, elapsed):
+        if not samples or elapsed - samples[-1][0] >= 1.0:
+            rss = resident_mib(node_process.pid)
+            if rss is not None:
+                samples.append((elapsed, rss))
+
+    watcher, ok = watch_player_and_node(args.seconds, args.rate, args.model, args.device,
+                                        args.domain_id, 'depth_sr_soak', on_tick)
+    try:
+        if not ok or not samples:
+            return 1
+        after_warmup = [rss for t, rss in samples if t >= args.warmup] or [samples[-1][1]]
+        periods = [{'latency_p50_ms': float(d['latency p50 (ms)']),
+                    'latency_p95_ms': float(d['latency p95 (ms)']),
+                    'output_hz': float(d['output (Hz)']),
+                    'dropped_pairs': int(d['dropped pairs'])} for d in watcher.diagnostics]
+        report = {
+            'seconds': args.seconds, 'rate_hz': args.rate,
+            'rss_after_warmup_mib': after_warmup[0], 'rss_end_mib': samples[-1][1],
+            'rss_max_mib': max(rss for _, rss in samples),
+            'outputs': len(watcher.outputs),
+            'output_hz': len(watcher.outputs) / args.seconds,
+            'dropped_pairs': periods[-1]['dropped_pairs'] if periods else None,
+            'last_output_s': (watcher.outputs[-1][0] - watcher.started
+                              if watcher.outputs else None),
+            'latency_p50_ms_by_period': [p['latency_p50_ms'] for p in periods],
+        }
+        latencies = [v for v in report['latency_p50_ms_by_period'] if np.isfinite(v)]
+        problems = verdict(report, args.max_growth_mib, args.stall_seconds)
+        print(f"{args.seconds:.0f} s at {args.rate:g} Hz: {report['outputs']} outputs "
+              f"({report['output_hz']:.2f} Hz), dropped pairs {report['dropped_pairs']}")
+        print(f"node resident memory: {report['rss_after_warmup_mib']:.0f} MiB after "
+              f"{args.warmup:.0f} s, {report['rss_end_mib']:.0f} MiB at the end, "
+              f"max {report['rss_max_mib']:.0f} MiB")
+        if latencies:
+            quarters = np.array_split(np.array(latencies), min(4, len(latencies)))
+            print('latency p50 per quarter of the run (ms): '
+                  + ', '.join(f'{q.mean():.0f}' for q in quarters))
+        if args.json:
+            with open(args.json, 'w') as f:
+                json.dump(dict(report, problems=problems), f, indent=1)
+        for problem in problems:
+            print(f'depth_sr_soak: FAILED: {problem}', file=sys.stderr)
+        return 1 if problems else 0
+    finally:
+        watcher.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""The soak check: a short run in the tests, the verdict logic on its own."""
+
+import json
+import os
+import subprocess
+import sys
+
+from depth_sr_ros.checkpoint import save_checkpoint
+from depth_sr_ros.networks import build_model
+from depth_sr_ros.preprocessing import PREPROCESSING
+from depth_sr_ros.soak import resident_mib, verdict
+import torch
+
+TINY = {'scale': 4, 'channels': 8, 'growth': 4, 'rdb_layers': 1, 'num_blocks': 1}
+
+
+def _report(**changes):
+    report = {'seconds': 30.0, 'rss_after_warmup_mib': 400.0, 'rss_end_mib': 420.0,
+              'last_output_s': 29.5}
+    report.update(changes)
+    return report
+
+
+def test_verdict_flags_memory_growth_and_stalls():
+    assert verdict(_report(), 50, 10) == []
+    assert 'grew by 80 MiB' in verdict(_report(rss_end_mib=480.0), 50, 10)[0]
+    assert 'no output in the last 10 s' in verdict(_report(last_output_s=12.0), 50, 10)[0]
+    assert 'no output' in verdict(_report(last_output_s=None), 50, 10)[0]
+    assert resident_mib(os.getpid()) > 10
+
+
+def test_a_30_second_soak_with_the_player(tmp_path):
+    torch.manual_seed(0)
+    model = tmp_path / 'tiny.pt'
+    save_checkpoint(model, build_model('pag_net', **TINY), 'pag_net', TINY, PREPROCESSING,
+                    {'data': 'untrained, for tests'})
+    out = tmp_path / 'soak.json'
+    result = subprocess.run(
+        [sys.executable, '-m', 'depth_sr_ros.soak', '--seconds', '30', '--warmup', '10',
+         '--model', str(model), '--device', 'cpu', '--json', str(out),
+         '--domain-id', str(170 + os.getpid() % 20)],
+        capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report['problems'] == [] and report['outputs'] >= 3
+    assert report['rss_end_mib'] - report['rss_after_warmup_mib'] < 50

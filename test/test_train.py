@@ -83,3 +83,30 @@ def test_two_processes_with_torchrun_and_gloo(tmp_path):
     with open(tmp_path / 'log.csv') as f:
         assert [r['step'] for r in csv.DictReader(f)] == ['2', '4']  # one writer: rank 0
     assert (tmp_path / 'loss.png').is_file()
+
+
+def test_a_run_killed_with_sigkill_resumes_from_its_last_state(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    args = ['--arch', 'pag_net', '--scale', '2', '--data', FIXTURES, '--out', str(tmp_path),
+            '--steps', '1000', '--batch-size', '2', '--crop', '32', '--save-every', '3',
+            '--val-names', '', '--device', 'cpu', '--threads', '1']
+    process = subprocess.Popen([sys.executable, '-m', 'depth_sr_ros.train', *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    end = time.monotonic() + 120
+    while time.monotonic() < end and not (tmp_path / 'state.pt').exists():
+        time.sleep(0.05)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    saved = torch.load(tmp_path / 'state.pt', weights_only=False)['step']  # not corrupt
+    assert saved > 0 and saved % 3 == 0
+    result = subprocess.run([sys.executable, '-m', 'depth_sr_ros.train',
+                             *args[:args.index('--steps') + 1], str(saved + 3),
+                             *args[args.index('--steps') + 2:]],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f'resumed from {tmp_path}/state.pt at step {saved}' in result.stdout
+    assert torch.load(tmp_path / 'state.pt', weights_only=False)['step'] == saved + 3

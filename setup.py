@@ -43,6 +43,7 @@ setup(
             'depth_sr_dds_check = depth_sr_ros.dds_check:main',
             'depth_sr_benchmark = depth_sr_ros.benchmark:main',
             'depth_sr_soak = depth_sr_ros.soak:main',
+            'depth_sr_export = depth_sr_ros.export:main',
         ],
     },
 )

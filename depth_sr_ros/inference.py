@@ -13,6 +13,8 @@ DepthUpsampler does the shared work (checks, hole filling, normalisation, paddin
 subclasses only map normalised depth and guidance to normalised HR depth.
 """
 
+import json
+import os
 import time
 
 from depth_sr_ros.checkpoint import CheckpointError, load_checkpoint
@@ -21,6 +23,14 @@ from depth_sr_ros.preprocessing import (
     PREPROCESSING, valid_depth_mask)
 import numpy as np
 import torch
+
+
+def _check_preprocessing(path, stored):
+    """Raise CheckpointError unless a model's preprocessing is the one this package does."""
+    for key in ('depth_normalization', 'rgb_order', 'rgb_scale'):
+        if stored.get(key) != PREPROCESSING[key]:
+            raise CheckpointError(path, f'preprocessing {key}={stored.get(key)!r} is not '
+                                        f'supported (expected {PREPROCESSING[key]!r})')
 
 
 def check_geometry(depth_shape, color_shape, scale):
@@ -162,11 +172,7 @@ class Predictor(DepthUpsampler):
         """Load a model file written by checkpoint.save_checkpoint."""
         device = select_device(device)
         model, info = load_checkpoint(path, device)
-        stored = info['preprocessing']
-        for key in ('depth_normalization', 'rgb_order', 'rgb_scale'):
-            if stored.get(key) != PREPROCESSING[key]:
-                raise CheckpointError(path, f'preprocessing {key}={stored.get(key)!r} is not '
-                                            f'supported (expected {PREPROCESSING[key]!r})')
+        _check_preprocessing(path, info['preprocessing'])
         predictor = cls(model, info['arch_kwargs']['scale'], device, color_order, half)
         predictor.info = info
         return predictor
@@ -182,3 +188,62 @@ class Predictor(DepthUpsampler):
         out = out[0, 0].float().cpu().numpy()
         self.clock.mark('to_host')
         return out
+
+
+def onnx_providers(device='auto'):
+    """Return the onnxruntime execution providers to use for ``device``, best first."""
+    import onnxruntime
+    available = onnxruntime.get_available_providers()
+    wanted = ['CPUExecutionProvider']
+    if device != 'cpu':
+        wanted = ['TensorrtExecutionProvider', 'CUDAExecutionProvider'] + wanted
+    return [p for p in wanted if p in available]
+
+
+class OnnxPredictor(DepthUpsampler):
+    """A network exported by depth_sr_export, run by onnxruntime (CPU, CUDA or TensorRT)."""
+
+    def __init__(self, path, device='auto', color_order='rgb'):
+        """
+        Load an ONNX file written by depth_sr_export.
+
+        :param path: the .onnx file.
+        :param device: 'cpu', or 'auto'/'cuda' to prefer TensorRT and CUDA where installed.
+        :param color_order: channel order of 3-channel colour input, 'rgb' or 'bgr'.
+        """
+        super().__init__(color_order)
+        import onnxruntime
+        from depth_sr_ros.export import METADATA_KEY
+        if not os.path.isfile(path):
+            raise CheckpointError(path, 'not found')
+        try:
+            self.session = onnxruntime.InferenceSession(path, providers=onnx_providers(device))
+        except Exception as error:  # onnxruntime raises its own types for damaged files
+            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise CheckpointError(path, f'not a readable ONNX model: {first_line}') from None
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        if METADATA_KEY not in metadata:
+            raise CheckpointError(path, f"no '{METADATA_KEY}' metadata; export it with "
+                                        'depth_sr_export')
+        self.info = json.loads(metadata[METADATA_KEY])
+        _check_preprocessing(path, self.info['preprocessing'])
+        self.scale = int(self.info['arch_kwargs']['scale'])
+        self.device = self.session.get_providers()[0]
+
+    def _upsample(self, depth, guide):
+        feeds = {'depth': depth[None, None],
+                 'guide': np.ascontiguousarray(guide.transpose(2, 0, 1))[None]}
+        self.clock.mark('to_device')
+        out = self.session.run(None, feeds)[0]
+        self.clock.mark('model')
+        return out[0, 0]
+
+
+def load_predictor(path, device='auto', half=False, color_order='rgb'):
+    """Return an OnnxPredictor for a .onnx file, else a (PyTorch) Predictor."""
+    if str(path).endswith('.onnx'):
+        if half:
+            raise ValueError('half precision is a PyTorch option; export a float16 ONNX '
+                             'model instead')
+        return OnnxPredictor(path, device, color_order)
+    return Predictor.from_checkpoint(path, device, color_order, half)

@@ -15,7 +15,7 @@ import time
 
 from depth_sr_ros.checkpoint import CheckpointError
 from depth_sr_ros.conversions import ImageFormatError
-from depth_sr_ros.inference import Predictor, select_device
+from depth_sr_ros.inference import load_predictor, select_device
 from depth_sr_ros.paths import default_model_path
 from depth_sr_ros.pipeline import FrameProcessor, LatencyStats, LatestSlot, Settings
 from depth_sr_ros.ros_entry import run_node
@@ -111,7 +111,7 @@ class DepthSrNode(Node):
             self.get_logger().warning('half precision needs CUDA; running in float32 on the CPU')
             half = False
         model_path = value('model_path') or default_model_path()
-        predictor = Predictor.from_checkpoint(model_path, device=str(device), half=half)
+        predictor = load_predictor(model_path, device=str(device), half=half)
         self.processor = FrameProcessor(predictor)
         info = predictor.info
         self.get_logger().info(

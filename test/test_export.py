@@ -1,0 +1,77 @@
+"""ONNX export and the onnxruntime backend: parity with PyTorch, metadata, errors, the node."""
+
+import os
+
+from conftest import FIXTURES
+from depth_sr_ros.checkpoint import CheckpointError, save_checkpoint
+from depth_sr_ros.data.degradations import bicubic_downsample, crop_to_multiple
+from depth_sr_ros.data.middlebury import disparity_to_metres, load_pair
+from depth_sr_ros.export import export_onnx, main, parity
+from depth_sr_ros.inference import load_predictor, OnnxPredictor, Predictor
+from depth_sr_ros.networks import build_model
+from depth_sr_ros.preprocessing import PREPROCESSING
+import numpy as np
+import pytest
+import rclpy
+from rclpy.parameter import Parameter
+import torch
+
+TINY = {'scale': 4, 'channels': 8, 'growth': 4, 'rdb_layers': 1, 'num_blocks': 1}
+
+
+@pytest.fixture(scope='module')
+def exported(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('onnx')
+    torch.manual_seed(0)
+    pt = str(folder / 'tiny.pt')
+    save_checkpoint(pt, build_model('pag_net', **TINY), 'pag_net', TINY, PREPROCESSING,
+                    {'data': 'untrained, for tests'})
+    onnx_path = str(folder / 'tiny.onnx')
+    info = export_onnx(pt, onnx_path)
+    assert info['arch'] == 'pag_net'
+    return pt, onnx_path
+
+
+def test_onnx_matches_pytorch_on_another_input_size(exported):
+    assert parity(*exported, size=(19, 27)) < 1e-5
+
+
+def test_onnx_predictor_matches_the_pytorch_predictor_on_a_real_pair(exported):
+    pt, onnx_path = exported
+    pair = load_pair(FIXTURES, 'cones')
+    truth = crop_to_multiple(disparity_to_metres(pair['depth']), 4)
+    depth_lr = bicubic_downsample(truth, 4)
+    depth_lr[3:6, 3:6] = np.nan
+    rgb = crop_to_multiple(pair['rgb'], 4)
+    onnx_predictor = load_predictor(onnx_path, device='cpu')
+    assert isinstance(onnx_predictor, OnnxPredictor) and onnx_predictor.scale == 4
+    assert isinstance(load_predictor(pt, device='cpu'), Predictor)
+    got = onnx_predictor(depth_lr, rgb)
+    expected = load_predictor(pt, device='cpu')(depth_lr, rgb)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    assert np.nanmax(np.abs(got - expected)) < 1e-4  # metres
+
+
+def test_onnx_errors_are_one_line(tmp_path, exported):
+    with pytest.raises(CheckpointError, match='not found'):
+        OnnxPredictor(str(tmp_path / 'none.onnx'))
+    (tmp_path / 'bad.onnx').write_bytes(b'not onnx')
+    with pytest.raises(CheckpointError, match='not a readable ONNX model'):
+        OnnxPredictor(str(tmp_path / 'bad.onnx'))
+    with pytest.raises(ValueError, match='half precision'):
+        load_predictor(exported[1], half=True)
+    assert main(['--model', str(tmp_path / 'none.pt'), '--output', str(tmp_path / 'x.onnx')]) == 1
+
+
+def test_the_node_runs_an_onnx_model(exported):
+    from depth_sr_ros.node import DepthSrNode
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=190 + os.getpid() % 40)
+    try:
+        node = DepthSrNode(context=context, parameter_overrides=[
+            Parameter('model_path', value=exported[1])])
+        assert isinstance(node.processor.upsampler, OnnxPredictor)
+        node.stop()
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)

@@ -57,8 +57,8 @@ def _text(description, read_only=False):
 
 # name -> (default, descriptor). read_only parameters need a restart to change.
 PARAMETERS = {
-    'model_path': ('', _text('model file; empty: the installed AHMF 4x (models/ahmf_x4.pt)',
-                             True)),
+    'model_path': ('', _text('model file, .pt (PyTorch) or .onnx (onnxruntime); empty: the '
+                             'installed AHMF 4x (models/ahmf_x4.pt)', True)),
     'device': ('auto', _text("'auto' (cuda when available), 'cuda', 'cuda:N' or 'cpu'", True)),
     'device_fallback': (True, _text('if the device is cuda but CUDA is not available: true = '
                                     'run on the CPU with a warning, false = refuse to start',

@@ -80,13 +80,18 @@ def save_checkpoint(path, model, arch, arch_kwargs, preprocessing, training,
         'training': dict(training),
     }
     _check_plain(payload, 'checkpoint')
+    atomic_save(payload, path)
+
+
+def atomic_save(obj, path):
+    """torch.save ``obj`` into a temporary file beside ``path``, then rename it into place."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path), suffix='.tmp', dir=folder)
     try:
         with os.fdopen(fd, 'wb') as f:
-            torch.save(payload, f)
+            torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; model files are meant to be shared

@@ -14,7 +14,7 @@ import time
 import cv2
 from depth_sr_ros.baselines import BicubicUpsampler, GuidedFilterUpsampler
 from depth_sr_ros.checkpoint import CheckpointError
-from depth_sr_ros.data.degradations import bicubic_downsample, crop_to_multiple
+from depth_sr_ros.data.degradations import bicubic_downsample, crop_to_multiple, kinect_holes
 from depth_sr_ros.data.middlebury import disparity_to_metres, load_pair, SAMPLE_DIR
 from depth_sr_ros.inference import Predictor
 from depth_sr_ros.metrics import mae, rmse
@@ -23,18 +23,6 @@ import numpy as np
 
 TILE_WIDTH = 320
 ERROR_RANGE_M = 0.2  # error maps saturate at 20 cm
-
-
-def punch_holes(depth, rng, count=6, max_radius=6):
-    """Return a copy of ``depth`` with ``count`` random discs set to NaN (missing data)."""
-    depth = depth.copy()
-    h, w = depth.shape
-    mask = np.zeros((h, w), np.uint8)
-    for _ in range(count):
-        centre = (int(rng.integers(w)), int(rng.integers(h)))
-        cv2.circle(mask, centre, int(rng.integers(2, max_radius + 1)), 1, -1)
-    depth[mask > 0] = np.nan
-    return depth
 
 
 def colorize(values, low, high, colormap=cv2.COLORMAP_TURBO):
@@ -64,7 +52,10 @@ def run(model_path, device, output, seed=0):
     pair = load_pair(SAMPLE_DIR, 'art')
     truth = crop_to_multiple(disparity_to_metres(pair['depth']), s)
     rgb = crop_to_multiple(pair['rgb'], s)
-    depth_lr = punch_holes(bicubic_downsample(truth, s), np.random.default_rng(seed))
+    # A few missing regions, as a sensor has them (0 = no measurement; NaN for the picture).
+    depth_lr = kinect_holes(bicubic_downsample(truth, s), np.random.default_rng(seed),
+                            edge_fraction=0.0, random_holes=6, max_radius=6)
+    depth_lr[depth_lr == 0] = np.nan
     methods = [('bicubic', BicubicUpsampler(s)), ('guided filter', GuidedFilterUpsampler(s)),
                (f"{predictor.info['arch']} {s}x", predictor)]
     low, high = float(np.nanmin(truth)), float(np.nanmax(truth))

@@ -40,12 +40,20 @@ def degrade(depth, scale, protocol, rng=None):
     return low if rng is None else add_gaussian_noise(low, NOISE_SIGMA, rng)
 
 
-def evaluate(methods, data_dir, names, scale, protocol='middlebury', noise=False):
-    """Return {'images': [...], 'average': {...}} with MAE/RMSE per method and image."""
+def evaluate(methods, pairs, scale, protocol='middlebury', noise=False):
+    """
+    Return {'images': [...], 'average': {...}} with MAE/RMSE per method and image.
+
+    :param methods: name -> upsampler with the DepthUpsampler interface.
+    :param pairs: dicts from middlebury.load_pair ('name', 'depth', 'rgb').
+    :param scale: upsampling factor.
+    :param protocol: 'middlebury' (bicubic degradation) or 'nyu' (nearest).
+    :param noise: add Gaussian noise of NOISE_SIGMA to the LR input (seeded).
+    """
     rng = np.random.default_rng(0) if noise else None
     images = []
-    for name in names:
-        pair = load_pair(data_dir, name)
+    for pair in pairs:
+        name = pair['name']
         truth = crop_to_multiple(pair['depth'], scale)
         rgb = crop_to_multiple(pair['rgb'], scale)
         low = degrade(truth, scale, protocol, rng)
@@ -115,7 +123,8 @@ def main(argv=None):
     label = f"{predictor.info['arch']} {s}x"
     methods = {'bicubic': BicubicUpsampler(s), 'guided filter': GuidedFilterUpsampler(s),
                label: predictor}
-    report = evaluate(methods, args.data, names, s, args.protocol, args.noise)
+    pairs = [load_pair(args.data, name) for name in names]
+    report = evaluate(methods, pairs, s, args.protocol, args.noise)
     report.update(model=args.model, scale=s, protocol=args.protocol, noise=args.noise,
                   data=args.data)
     print(f'MAE ({args.protocol} protocol, {s}x{", noisy" if args.noise else ""}, '

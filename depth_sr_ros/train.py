@@ -16,19 +16,15 @@ import csv
 import dataclasses
 import os
 import sys
-import tempfile
 import time
 
 import cv2
-from depth_sr_ros.checkpoint import save_checkpoint
+from depth_sr_ros.checkpoint import atomic_save, save_checkpoint
 from depth_sr_ros.data.datasets import CropDataset, load_split
-from depth_sr_ros.data.degradations import bicubic_downsample, crop_to_multiple
-from depth_sr_ros.inference import select_device
-from depth_sr_ros.metrics import mae
+from depth_sr_ros.evaluate import evaluate
+from depth_sr_ros.inference import Predictor, select_device
 from depth_sr_ros.networks import build_model
-from depth_sr_ros.preprocessing import (
-    color_to_unit, denormalize_depth, depth_range, normalize_depth, PREPROCESSING,
-    valid_depth_mask)
+from depth_sr_ros.preprocessing import PREPROCESSING
 import numpy as np
 import torch
 from torch import distributed as dist
@@ -81,37 +77,18 @@ def loss_fn(name, prediction, target):
     raise ValueError(f"unknown loss {name!r}; use 'l1' or 'l1+l2'")
 
 
-def atomic_torch_save(obj, path):
-    """torch.save into a temporary file in the same folder, then rename over ``path``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-@torch.no_grad()
 def validate(model, pairs, scale, device):
-    """Mean MAE in dataset units over whole images, with the papers' bicubic degradation."""
-    model.eval()
-    errors = []
-    for pair in pairs:
-        gt = crop_to_multiple(pair['depth'], scale)
-        rgb = color_to_unit(crop_to_multiple(pair['rgb'], scale))
-        low, high = depth_range(gt, valid_depth_mask(gt))
-        lr = normalize_depth(bicubic_downsample(gt, scale), low, high)
-        out = model(torch.from_numpy(lr)[None, None].to(device),
-                    torch.from_numpy(rgb.transpose(2, 0, 1).copy())[None].to(device))
-        errors.append(mae(denormalize_depth(out[0, 0].cpu().numpy(), low, high), gt))
+    """
+    Return the mean MAE in dataset units over whole images, as depth_sr_eval measures it.
+
+    The papers' bicubic degradation, and the Predictor's own pre- and post-processing, so that
+    validation sees what inference does.
+    """
+    if not pairs:
+        return float('nan')
+    report = evaluate({'model': Predictor(model, scale, device=str(device))}, pairs, scale)
     model.train()
-    return float(np.mean(errors)) if errors else float('nan')
+    return report['average']['model']['mae']
 
 
 def plot_log(log_path, png_path, size=(480, 320)):
@@ -213,9 +190,9 @@ def train(config):
         net, device_ids=[device.index] if device.type == 'cuda' else None)
 
     def save_state():
-        atomic_torch_save({'model': net.state_dict(), 'optimizer': optimizer.state_dict(),
-                           'step': step, 'elapsed': elapsed,
-                           'config': dataclasses.asdict(config)}, state_path)
+        atomic_save({'model': net.state_dict(), 'optimizer': optimizer.state_dict(),
+                     'step': step, 'elapsed': elapsed, 'config': dataclasses.asdict(config)},
+                    state_path)
 
     log_path = os.path.join(config.out, 'log.csv')
     log_file = None

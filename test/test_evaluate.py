@@ -4,6 +4,7 @@ import json
 
 from conftest import FIXTURES
 from depth_sr_ros.baselines import BicubicUpsampler, GuidedFilterUpsampler
+from depth_sr_ros.data.middlebury import load_pair
 from depth_sr_ros.evaluate import degrade, evaluate, main, markdown
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ def test_degradations():
 
 def test_report_on_the_fixture_has_every_method_and_the_average():
     methods = {'bicubic': BicubicUpsampler(4), 'guided filter': GuidedFilterUpsampler(4)}
-    report = evaluate(methods, FIXTURES, ['cones'], 4)
+    report = evaluate(methods, [load_pair(FIXTURES, 'cones')], 4)
     row = report['images'][0]
     assert row['name'] == 'cones'
     assert report['average']['bicubic']['mae'] == row['bicubic']['mae']

@@ -28,6 +28,11 @@ MAX_MM = np.iinfo(np.uint16).max
 FOV_TOLERANCE = 0.02  # share of the colour image the depth view may overhang
 
 
+def stamp_ns(stamp):
+    """Return a builtin_interfaces/Time (a header's stamp) as integer nanoseconds."""
+    return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+
 class ImageFormatError(ValueError):
     """An Image or CameraInfo message that cannot be used, with the reason."""
 

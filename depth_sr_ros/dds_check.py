@@ -54,6 +54,7 @@ def publish(args):
 def subscribe(args):
     """Run the subscriber: count arrivals until the end, print a JSON line."""
     import rclpy
+    from depth_sr_ros.conversions import stamp_ns
     from sensor_msgs.msg import Image
     rclpy.init()
     node = rclpy.create_node('dds_check_sub')
@@ -61,7 +62,7 @@ def subscribe(args):
 
     def callback(msg):
         now = node.get_clock().now().nanoseconds
-        latencies.append((now - msg.header.stamp.sec * 10**9 - msg.header.stamp.nanosec) / 1e6)
+        latencies.append((now - stamp_ns(msg.header.stamp)) / 1e6)
     node.create_subscription(Image, 'dds_check', callback, _qos(args.reliability))
     end = time.monotonic() + 20 + args.count / args.rate + 5
     while time.monotonic() < end:

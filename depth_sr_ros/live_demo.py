@@ -17,7 +17,7 @@ import time
 
 import cv2
 from depth_sr_ros.baselines import BicubicUpsampler
-from depth_sr_ros.conversions import color_to_array, depth_to_metres
+from depth_sr_ros.conversions import color_to_array, depth_to_metres, stamp_ns
 from depth_sr_ros.demo import colorize, tile
 from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
@@ -27,10 +27,6 @@ from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 DIFF_RANGE_M = 0.05
-
-
-def _stamp_ns(msg):
-    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
 
 
 class Watcher(Node):
@@ -51,7 +47,7 @@ class Watcher(Node):
 
     def _keep(self, store):
         def callback(msg):
-            store[_stamp_ns(msg)] = msg
+            store[stamp_ns(msg.header.stamp)] = msg
             while len(store) > 300:
                 del store[min(store)]
         return callback
@@ -75,8 +71,8 @@ def _closest(store, stamp_ns, slop_ns=50_000_000):
 def picture(watcher, path):
     """Write colour | input | output | |output - bicubic| for the newest complete output."""
     for _, out in reversed(watcher.outputs):
-        depth_msg = watcher.depth.get(_stamp_ns(out))
-        color_msg = _closest(watcher.color, _stamp_ns(out))
+        depth_msg = watcher.depth.get(stamp_ns(out.header.stamp))
+        color_msg = _closest(watcher.color, stamp_ns(out.header.stamp))
         if depth_msg is not None and color_msg is not None:
             break
     else:
@@ -103,7 +99,7 @@ def summary(watcher, seconds):
         first, last = watcher.outputs[0][0], watcher.outputs[-1][0]
         if len(watcher.outputs) > 1:
             lines.append(f'output rate {(len(watcher.outputs) - 1) / (last - first):.2f} Hz')
-        latency = [t - _stamp_ns(m) * 1e-9 for t, m in watcher.outputs]
+        latency = [t - stamp_ns(m.header.stamp) * 1e-9 for t, m in watcher.outputs]
         lines.append(f'stamp-to-receive latency p50 {np.percentile(latency, 50) * 1e3:.0f} ms'
                      f', p95 {np.percentile(latency, 95) * 1e3:.0f} ms')
     if watcher.diagnostics:
@@ -113,8 +109,7 @@ def summary(watcher, seconds):
     return lines
 
 
-def watch_player_and_node(seconds, rate, model, device, domain_id, program, on_tick=None,
-                          node_args=()):
+def watch_player_and_node(seconds, rate, model, device, domain_id, program, on_tick=None):
     """
     Run depth_sr_player and depth_sr_node as two processes and watch them for ``seconds``.
 
@@ -128,7 +123,7 @@ def watch_player_and_node(seconds, rate, model, device, domain_id, program, on_t
     commands = [
         [sys.executable, '-m', 'depth_sr_ros.player', '--ros-args', '-p', f'rate:={rate}'],
         [sys.executable, '-m', 'depth_sr_ros.node', '--ros-args', '-p', f'device:={device}',
-         '-p', 'diagnostics_period:=2.0', *node_args]
+         '-p', 'diagnostics_period:=2.0']
         + (['-p', f'model_path:={model}'] if model else []),
     ]
     processes = [subprocess.Popen(c, env=env) for c in commands]

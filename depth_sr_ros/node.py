@@ -14,7 +14,7 @@ import threading
 import time
 
 from depth_sr_ros.checkpoint import CheckpointError
-from depth_sr_ros.conversions import ImageFormatError
+from depth_sr_ros.conversions import ImageFormatError, stamp_ns
 from depth_sr_ros.inference import load_predictor, select_device
 from depth_sr_ros.paths import default_model_path
 from depth_sr_ros.pipeline import FrameProcessor, LatencyStats, LatestSlot, Settings
@@ -137,7 +137,7 @@ class DepthSrNode(Node):
 
         self.slot = LatestSlot()
         self.stats = LatencyStats()
-        self.counts = {'bad_frames': 0, 'published': 0}
+        self.counts = {'bad_frames': 0}
         self._notices = set()
         self._warned = {}  # warning message -> when it was last logged
         self._stop = threading.Event()
@@ -199,8 +199,7 @@ class DepthSrNode(Node):
 
     def _arrival_callback(self, index):
         def callback(msg):
-            stamp = msg.header.stamp
-            self.monitor.arrived(index, time.monotonic(), stamp.sec + stamp.nanosec * 1e-9)
+            self.monitor.arrived(index, time.monotonic(), stamp_ns(msg.header.stamp) * 1e-9)
         return callback
 
     def _image_callback(self, index):
@@ -208,8 +207,7 @@ class DepthSrNode(Node):
 
         def callback(msg):
             arrived(msg)
-            stamp = msg.header.stamp
-            pair = self.pairer.add(index, stamp.sec * 1_000_000_000 + stamp.nanosec, msg)
+            pair = self.pairer.add(index, stamp_ns(msg.header.stamp), msg)
             if pair is not None:
                 self._on_pair(*pair)
         return callback
@@ -256,9 +254,8 @@ class DepthSrNode(Node):
                 if self.context.ok():
                     raise
                 return  # shut down (Ctrl-C) while this frame was computed: nothing to publish
-            stamp = depth_msg.header.stamp
-            now = self.get_clock().now().nanoseconds * 1e-9
-            self.stats.add_output(now - (stamp.sec + stamp.nanosec * 1e-9))
+            now = self.get_clock().now().nanoseconds
+            self.stats.add_output((now - stamp_ns(depth_msg.header.stamp)) * 1e-9)
 
     def _warn(self, message):
         """Log a warning, each distinct message at most once per WARN_PERIOD seconds."""
@@ -275,7 +272,6 @@ class DepthSrNode(Node):
             self.pub_info.publish(result.camera_info)
         if result.points is not None:
             self.pub_points.publish(result.points)
-        self.counts['published'] += 1
 
     def _check_pairing(self):
         message = self.monitor.check(time.monotonic())

@@ -123,3 +123,10 @@ def test_pointcloud_back_projects_through_the_intrinsics():
     np.testing.assert_allclose(points[1, 3, :3], [4 * 1.5 / 2, 4 * 0.5 / 2, 4.0])
     assert np.isnan(points[0, 1, :3]).all() and not cloud.is_dense
     assert points[1, 3, 3:].view(np.uint32)[0] == (255 << 16) | 10
+
+
+def test_stamp_in_nanoseconds():
+    from depth_sr_ros.conversions import stamp_ns
+    header = Image().header
+    header.stamp.sec, header.stamp.nanosec = 3, 5
+    assert stamp_ns(header.stamp) == 3_000_000_005

@@ -20,7 +20,7 @@ import time
 
 import cv2
 from depth_sr_ros.checkpoint import atomic_save, save_checkpoint
-from depth_sr_ros.data.datasets import CropDataset, load_split
+from depth_sr_ros.data.datasets import CropDataset, load_split, prefetched_batches
 from depth_sr_ros.evaluate import evaluate
 from depth_sr_ros.inference import Predictor, select_device
 from depth_sr_ros.networks import build_model
@@ -57,6 +57,7 @@ class TrainConfig:
     time_budget: float = 0.0  # seconds; 0 = no limit. The run saves and stops when exceeded.
     seed: int = 0
     threads: int = 0  # torch CPU threads; 0 = torch's default
+    workers: int = 2  # threads that make the next batches while the network trains
     device: str = 'auto'
     storage_dtype: str = 'float16'
 
@@ -163,6 +164,8 @@ def train(config):
     if config.threads:
         torch.set_num_threads(config.threads)
     rank, world, device = _distributed(config.device)
+    if device.type == 'cuda':
+        torch.backends.cudnn.benchmark = True  # the crops have one fixed size: autotune once
     if config.batch_size % world:
         raise ValueError(f'batch size {config.batch_size} does not divide over {world} '
                          'processes')
@@ -206,6 +209,9 @@ def train(config):
     segment_start = elapsed
     running = []
     model.train()
+    batches = prefetched_batches(
+        dataset, ([config.seed, rank, s] for s in range(step, config.steps)),
+        config.batch_size // world, config.workers)
     try:
         while step < config.steps:
             over = config.time_budget and elapsed - segment_start > config.time_budget
@@ -217,8 +223,7 @@ def train(config):
             lr = learning_rate(config, step)
             for group in optimizer.param_groups:
                 group['lr'] = lr
-            rng = np.random.default_rng([config.seed, rank, step])
-            batch = dataset.batch(rng, config.batch_size // world)
+            batch = next(batches)
             prediction = model(torch.from_numpy(batch['depth_lr']).to(device),
                                torch.from_numpy(batch['rgb']).to(device))
             loss = loss_fn(config.loss, prediction, torch.from_numpy(batch['depth_hr']).to(device))
@@ -244,6 +249,7 @@ def train(config):
                       f'lr {lr:.1e} {rate:.2f} steps/s '
                       f'eta {(config.steps - step) / rate / 60:.1f} min', flush=True)
     finally:
+        batches.close()
         if log_file is not None:
             log_file.close()
         if world > 1:

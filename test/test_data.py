@@ -4,7 +4,8 @@ import os
 import shutil
 
 from conftest import FIXTURES
-from depth_sr_ros.data.datasets import CropDataset, load_split, MIDDLEBURY_TEST
+from depth_sr_ros.data.datasets import (
+    CropDataset, load_split, MIDDLEBURY_TEST, prefetched_batches)
 from depth_sr_ros.data.degradations import (
     add_gaussian_noise, bicubic_downsample, kinect_holes, nearest_downsample)
 from depth_sr_ros.data.middlebury import list_pairs, load_pair
@@ -78,3 +79,19 @@ def test_split_leaves_out_the_papers_test_images(tmp_path):
     train, val = load_split(str(tmp_path), val_names=('13',))
     assert [p['name'] for p in train] == ['01'] and [p['name'] for p in val] == ['13']
     assert '02' in MIDDLEBURY_TEST
+
+
+def test_prefetched_batches_equal_serial_batches_in_order():
+    pairs = [synthetic_pair(np.random.default_rng(i), 48, 64) for i in range(2)]
+    dataset = CropDataset(pairs, 4, 32)
+    seeds = [[0, 0, step] for step in range(7)]
+    serial = list(prefetched_batches(dataset, seeds, 3, workers=0))
+    threaded = list(prefetched_batches(dataset, seeds, 3, workers=3))
+    assert len(threaded) == 7
+    for a, b in zip(serial, threaded):
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+    # Stopping early (a time budget) leaves no thread running.
+    early = prefetched_batches(dataset, iter(seeds), 3, workers=2)
+    next(early)
+    early.close()

@@ -7,6 +7,9 @@ the whole image's min-max range (as the predictor does at run time) and RGB in [
 'depth_range' (2,) holding that (low, high) so errors can be reported in dataset units.
 """
 
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+
 from depth_sr_ros.data.degradations import bicubic_downsample, crop_to_multiple
 from depth_sr_ros.data.middlebury import list_pairs, load_pair
 from depth_sr_ros.data.synthetic import synthetic_pair
@@ -85,6 +88,36 @@ class CropDataset:
         """Return ``size`` samples stacked along a new first axis."""
         samples = [self.sample(rng) for _ in range(size)]
         return {key: np.stack([s[key] for s in samples]) for key in samples[0]}
+
+
+def prefetched_batches(dataset, seeds, size, workers=0):
+    """
+    Yield ``dataset.batch(np.random.default_rng(seed), size)`` for each seed, in order.
+
+    With ``workers`` > 0 the batches are made ahead in that many threads (numpy and OpenCV
+    release the GIL), so that a GPU does not wait for the CPU. Every batch depends on its
+    seed alone, so the result is the same with any number of workers.
+    """
+    seeds = iter(seeds)
+    if workers <= 0:
+        for seed in seeds:
+            yield dataset.batch(np.random.default_rng(seed), size)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        pending = deque()
+        try:
+            while True:
+                while len(pending) < 2 * workers:
+                    seed = next(seeds, None)
+                    if seed is None:
+                        break
+                    pending.append(pool.submit(dataset.batch, np.random.default_rng(seed), size))
+                if not pending:
+                    return
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def load_split(data_dir, val_names=(), exclude=MIDDLEBURY_TEST):

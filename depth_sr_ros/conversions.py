@@ -68,15 +68,24 @@ def image_to_array(msg, allowed=None):
     return pixels.reshape(msg.height, msg.width, channels) if channels > 1 else pixels
 
 
-def depth_to_metres(msg):
-    """Return depth as float32 metres with NaN where invalid (0, NaN, inf or negative)."""
+def depth_to_metres(msg, problems=None):
+    """
+    Return depth as float32 metres with NaN where invalid (0, NaN, inf or negative).
+
+    :param problems: a list to which a sentence is appended when the message holds values
+        that no depth encoding allows (negative 32FC1 depth); NaN, +-inf and 0 are the usual
+        "no measurement" values (REP 118) and are not reported.
+    """
     raw = image_to_array(msg, DEPTH_ENCODINGS)
     if raw.dtype == np.uint16:
         depth = raw.astype(np.float32) * np.float32(0.001)
     else:
         depth = raw.astype(np.float32)
     with np.errstate(invalid='ignore'):
+        negative = depth < 0
         depth[~(np.isfinite(depth) & (depth > 0))] = np.nan
+    if problems is not None and negative.any():
+        problems.append(f'{msg.encoding} depth has negative values; they are treated as invalid')
     return depth
 
 

@@ -58,7 +58,8 @@ def _text(description, read_only=False):
 # name -> (default, descriptor). read_only parameters need a restart to change.
 PARAMETERS = {
     'model_path': ('', _text('model file, .pt (PyTorch) or .onnx (onnxruntime); empty: the '
-                             'installed AHMF 4x (models/ahmf_x4.pt)', True)),
+                             'installed AHMF 4x (models/ahmf_x4.pt). May change at run time: '
+                             'a file that does not load is refused and the old model stays')),
     'device': ('auto', _text("'auto' (cuda when available), 'cuda', 'cuda:N' or 'cpu'", True)),
     'device_fallback': (True, _text('if the device is cuda but CUDA is not available: true = '
                                     'run on the CPU with a warning, false = refuse to start',
@@ -105,19 +106,15 @@ class DepthSrNode(Node):
 
         if value('threads') > 0:
             torch.set_num_threads(value('threads'))
-        device = self._choose_device(value('device'), value('device_fallback'))
-        half = value('half')
-        if half and device.type != 'cuda':
+        self.device = self._choose_device(value('device'), value('device_fallback'))
+        self.half = value('half')
+        if self.half and self.device.type != 'cuda':
             self.get_logger().warning('half precision needs CUDA; running in float32 on the CPU')
-            half = False
-        model_path = value('model_path') or default_model_path()
-        predictor = load_predictor(model_path, device=str(device), half=half)
-        self.processor = FrameProcessor(predictor)
-        info = predictor.info
-        self.get_logger().info(
-            f"model {model_path}: {info['arch']} {predictor.scale}x, device {predictor.device}"
-            f"{' float16' if half else ''}; depth in: 16UC1 mm or 32FC1 m; output encoding "
-            f"'{self.settings.output_encoding}'")
+            self.half = False
+        self.model_path = value('model_path') or default_model_path()
+        self.processor = FrameProcessor(
+            load_predictor(self.model_path, device=str(self.device), half=self.half))
+        self._log_model()
 
         reliable = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
         self.pub_depth = self.create_publisher(Image, 'depth_sr/image', reliable)
@@ -137,7 +134,9 @@ class DepthSrNode(Node):
 
         self.slot = LatestSlot()
         self.stats = LatencyStats()
-        self.counts = {'bad_frames': 0}
+        # pairs: handed to the inference thread; published: results sent; bad_frames: input
+        # that could not be used; failed_frames: inference errors (CUDA out of memory, ...).
+        self.counts = {'pairs': 0, 'published': 0, 'bad_frames': 0, 'failed_frames': 0}
         self._notices = set()
         self._warned = {}  # warning message -> when it was last logged
         self._stop = threading.Event()
@@ -150,6 +149,13 @@ class DepthSrNode(Node):
 
     def _value(self, name):
         return self.get_parameter(name).value
+
+    def _log_model(self):
+        upsampler = self.processor.upsampler
+        self.get_logger().info(
+            f"model {self.model_path}: {upsampler.info['arch']} {upsampler.scale}x, device "
+            f"{upsampler.device}{' float16' if self.half else ''}; depth in: 16UC1 mm or "
+            f"32FC1 m; output encoding '{self.settings.output_encoding}'")
 
     def _choose_device(self, requested, fallback):
         if requested.startswith('cuda') and not torch.cuda.is_available():
@@ -215,6 +221,7 @@ class DepthSrNode(Node):
     def _on_pair(self, depth_msg, color_msg):
         self.monitor.paired(time.monotonic())
         self.stats.add_input()
+        self.counts['pairs'] += 1
         self.slot.put((depth_msg, color_msg))
 
     def _on_set_parameters(self, params):
@@ -224,7 +231,20 @@ class DepthSrNode(Node):
         reason = validate_settings(candidate)
         if reason:
             return SetParametersResult(successful=False, reason=reason)
+        processor = None
+        if 'model_path' in changes:
+            path = changes['model_path'] or default_model_path()
+            try:  # load before accepting, so that a bad file leaves the old model serving
+                processor = FrameProcessor(
+                    load_predictor(path, device=str(self.device), half=self.half))
+            except (CheckpointError, RuntimeError, ValueError, OSError) as error:
+                reason = f'{error}; still serving {self.model_path}'
+                self.get_logger().warning(f'model switch refused: {reason}')
+                return SetParametersResult(successful=False, reason=reason)
         self.settings = candidate
+        if processor is not None:
+            self.processor, self.model_path = processor, path
+            self._log_model()
         return SetParametersResult(successful=True)
 
     # The inference thread.
@@ -242,6 +262,20 @@ class DepthSrNode(Node):
                 self.counts['bad_frames'] += 1
                 self._warn(f'frame skipped: {error}')
                 continue
+            except torch.cuda.OutOfMemoryError as error:
+                self.counts['failed_frames'] += 1
+                torch.cuda.empty_cache()
+                first_line = (str(error).splitlines() or [''])[0]
+                self._warn(f'frame dropped: out of GPU memory ({first_line}); the node goes on '
+                           'with the next pair (a smaller input, half:=true or another model '
+                           'needs less)')
+                continue
+            except Exception as error:  # never let one frame end the inference thread
+                if not self.context.ok():
+                    return
+                self.counts['failed_frames'] += 1
+                self._warn(f'frame dropped: inference failed: {type(error).__name__}: {error}')
+                continue
             for notice in result.notices:
                 if notice not in self._notices:
                     self._notices.add(notice)
@@ -254,6 +288,7 @@ class DepthSrNode(Node):
                 if self.context.ok():
                     raise
                 return  # shut down (Ctrl-C) while this frame was computed: nothing to publish
+            self.counts['published'] += 1
             now = self.get_clock().now().nanoseconds
             self.stats.add_output((now - stamp_ns(depth_msg.header.stamp)) * 1e-9)
 
@@ -290,6 +325,7 @@ class DepthSrNode(Node):
             'latency p50 (ms)': f'{p50 * 1e3:.1f}', 'latency p95 (ms)': f'{p95 * 1e3:.1f}',
             'dropped pairs': str(self.dropped_pairs()),
             'bad frames': str(self.counts['bad_frames']),
+            'failed frames': str(self.counts['failed_frames']),
             'device': str(self.processor.upsampler.device),
         }
         status = DiagnosticStatus(name=f'{self.get_name()}: depth super-resolution',

@@ -95,16 +95,22 @@ class FrameProcessor:
     def process(self, depth_msg, color_msg, depth_info, color_info, settings):
         """Return a FrameResult for one pair; raises ImageFormatError on unusable input."""
         result = FrameResult(None, None)
-        depth = depth_to_metres(depth_msg)
+        depth = depth_to_metres(depth_msg, result.warnings)
+        limits = f'[min_depth, max_depth] = [{settings.min_depth}, {settings.max_depth}] m'
+        measured = np.isfinite(depth)
         with np.errstate(invalid='ignore'):
-            depth[(depth < settings.min_depth) | (depth > settings.max_depth)] = np.nan
+            outside = (depth < settings.min_depth) | (depth > settings.max_depth)
+        depth[outside] = np.nan
         if not np.isfinite(depth).any():
-            result.warnings.append(
-                f'depth has no valid pixel in [{settings.min_depth}, {settings.max_depth}] m; '
-                'publishing an all-invalid image')
+            result.warnings.append(f'depth has no valid pixel in {limits}; publishing an '
+                                   'all-invalid image')
+        elif 2 * np.count_nonzero(outside) > np.count_nonzero(measured):
+            # A few pixels beyond a deliberate range are normal; most of them is not.
+            result.warnings.append(f'most measured depth is outside {limits} and treated as '
+                                   'invalid (a unit mistake, or a range set too tight?)')
         depth_frame, color_frame = depth_msg.header.frame_id, color_msg.header.frame_id
         if depth_frame and color_frame and depth_frame != color_frame:
-            result.notices.append(
+            result.warnings.append(
                 f"depth frame '{depth_frame}' differs from colour frame '{color_frame}': the "
                 'depth must be registered to the colour camera; publishing in the colour frame')
         color, order, info = self.guidance(color_msg, depth.shape, color_info, depth_info,

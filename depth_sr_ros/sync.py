@@ -83,6 +83,8 @@ class StampPairer:
         while len(queue) > self.queue_size:
             del queue[min(queue)]
             self.counts.unpaired[index] += 1
+        if stamp_ns not in queue:
+            return None  # older than every message of a full queue: it went first
         other = self.queues[1 - index]
         if self.exact:
             partner = stamp_ns if stamp_ns in other else None

@@ -100,11 +100,30 @@ def test_problems_become_warnings_and_the_frame_is_still_served():
     assert result.depth.width == 160
     warnings = ' | '.join(result.warnings)
     assert 'colour camera_info K has non-positive focal length' in warnings
-    assert 'depth has no valid pixel in [0.0, 1.0] m' in warnings
+    assert 'depth has no valid pixel in [min_depth, max_depth] = [0.0, 1.0] m' in warnings
     np.testing.assert_allclose(result.camera_info.k[0], 200.0)  # from the depth camera_info
-    assert "depth frame 'other_frame' differs from colour frame 'colour_frame'" in \
-        result.notices[0]
+    assert "depth frame 'other_frame' differs from colour frame 'colour_frame'" in warnings
     assert (image_to_array(result.depth) == 0).all()
+
+
+def test_negative_and_out_of_range_depth_are_warned_not_served_as_valid():
+    depth_msg, color_msg, (depth_info, color_info) = _pair(encoding='32FC1')
+    depth = np.tile(np.linspace(1.0, 4.0, 40, dtype=np.float32), (30, 1))
+    depth_msg = metres_to_image(depth, '32FC1', depth_msg.header)
+    depth[0, :] = -1.0
+    bad_msg = metres_to_image(depth, '32FC1', depth_msg.header)
+    processor = FrameProcessor(BicubicUpsampler(4))
+    result = processor.process(bad_msg, color_msg, depth_info, color_info, Settings())
+    assert result.warnings == ['32FC1 depth has negative values; they are treated as invalid']
+    out = image_to_array(result.depth)
+    assert np.isnan(out[:4]).all() and np.isfinite(out[8:]).any()
+    # A deliberate range that cuts a few pixels is not a problem; one that cuts most is.
+    few = processor.process(depth_msg, color_msg, depth_info, color_info,
+                            Settings(max_depth=3.7))
+    assert few.warnings == []
+    most = processor.process(depth_msg, color_msg, depth_info, color_info,
+                             Settings(max_depth=1.5))
+    assert len(most.warnings) == 1 and 'most measured depth is outside' in most.warnings[0]
 
 
 def test_a_depth_view_beyond_the_colour_image_is_refused():

@@ -24,6 +24,17 @@ def test_unpaired_messages_are_counted_when_they_leave_the_queue():
     assert pairer.counts.received == [3, 0]
 
 
+def test_a_late_message_older_than_a_full_queue_is_dropped_not_crashed_on():
+    pairer = StampPairer(queue_size=2, slop=0.01)
+    pairer.add(COLOR, 50 * MS, 'c50')
+    pairer.add(DEPTH, 100 * MS, 'd100')
+    pairer.add(DEPTH, 200 * MS, 'd200')
+    # Arrives late (reordered): the oldest of a full queue leaves first, so it cannot pair.
+    assert pairer.add(DEPTH, 51 * MS, 'd51') is None
+    assert sorted(pairer.queues[DEPTH]) == [100 * MS, 200 * MS]
+    assert pairer.counts.unpaired == [1, 0]
+
+
 def test_exact_mode_needs_identical_stamps():
     pairer = StampPairer(queue_size=5, slop=0.5, exact=True)
     assert pairer.add(DEPTH, 10 * MS, 'd') is None

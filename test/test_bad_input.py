@@ -1,0 +1,291 @@
+"""
+Bad input, overload and faults sent to a running node over real rclpy/DDS.
+
+Each case checks what the log says and that the node then serves the next good pair. The
+conversions and the pipeline are tested without DDS in test_conversions.py and
+test_pipeline.py; here the whole node is under test.
+"""
+
+import time
+
+from depth_sr_ros.checkpoint import save_checkpoint
+from depth_sr_ros.conversions import image_to_array, stamp_ns
+from depth_sr_ros.inference import Predictor
+from depth_sr_ros.networks import build_model
+from depth_sr_ros.preprocessing import PREPROCESSING
+from node_graph import make_pair, send, TINY, wait_for_subscribers
+import numpy as np
+import pytest
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data
+import torch
+
+SECOND = 1_000_000_000
+PERIOD = 33_000_000  # ns between two frames (30 Hz)
+
+
+def publish(pubs, depth_msg, color_msg, depth_info, color_info):
+    """Publish one pair; an info given as None is not sent."""
+    for name, msg in (('depth_info', depth_info), ('color_info', color_info),
+                      ('color', color_msg), ('depth', depth_msg)):
+        if msg is not None:
+            pubs[name].publish(msg)
+
+
+def handled(node):
+    """Return how many pairs the inference thread has finished with, in any way."""
+    counts = node.counts
+    return counts['published'] + counts['bad_frames'] + counts['failed_frames']
+
+
+def send_until_handled(g, pubs, make, first_stamp, tries=30):
+    """Send pairs made by ``make(stamp)`` until the node has handled one (DDS may lose some)."""
+    before = handled(g.node)
+    for i in range(tries):
+        publish(pubs, *make(first_stamp + i * PERIOD))
+        end = time.monotonic() + 0.3
+        while time.monotonic() < end and handled(g.node) == before:
+            time.sleep(0.01)
+        if handled(g.node) > before:
+            return
+    raise AssertionError(f'the node handled none of {tries} pairs; counts {g.node.counts}')
+
+
+def good_pair_is_served(g, pubs, first_stamp, tries=30):
+    """Send good pairs until one comes back; return (output Image, depth sent, colour sent)."""
+    for i in range(tries):
+        stamp = first_stamp + i * PERIOD
+        _, depth, color = send(pubs, stamp)
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end:
+            for out in g.received['image']:
+                if stamp_ns(out.header.stamp) == stamp:
+                    return out, depth, color
+            time.sleep(0.01)
+    raise AssertionError(f'no good pair was served after the bad input; counts {g.node.counts}')
+
+
+# Each case turns a good pair (depth 16UC1 40x30 registered to rgb8 160x120, both infos) into
+# the bad input: case id -> (change(depth, colour, depth_info, colour_info) -> the four
+# messages to send, what the log must say ('' = nothing), whether the bad pair is published).
+def _set(msg, **fields):
+    for name, value in fields.items():
+        setattr(msg, name, value)
+    return msg
+
+
+def _padded(d, c, di, ci):
+    rows = np.frombuffer(bytes(d.data), np.uint8).reshape(d.height, d.step)
+    padded = np.zeros((d.height, d.step + 8), np.uint8)
+    padded[:, :d.step] = rows
+    return _set(d, step=d.step + 8, data=padded.tobytes()), c, di, ci
+
+
+def _big_endian(d, c, di, ci):
+    values = np.frombuffer(bytes(d.data), '<u2').astype('>u2')
+    return _set(d, is_bigendian=1, data=values.tobytes()), c, di, ci
+
+
+def _float_depth(d, values):
+    metres = np.where(image_to_array(d) > 0, image_to_array(d) * 0.001, np.nan)
+    metres = metres.astype(np.float32)
+    values(metres)
+    return _set(d, encoding='32FC1', step=d.width * 4, data=metres.astype('<f4').tobytes())
+
+
+def _nan_inf_negative(m):
+    m[0, :4] = np.inf
+    m[0, 4:8] = -np.inf
+    m[1, :8] = -1.0
+
+
+def _alpha(d, c, di, ci):
+    rgb = image_to_array(c)
+    rgba = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    return d, _set(c, encoding='rgba8', step=c.width * 4, data=rgba.tobytes()), di, ci
+
+
+def _other_frame(d, c, di, ci):
+    d.header.frame_id = 'depth_optical'
+    return d, c, di, ci
+
+
+def _good(stamp):
+    depth_msg, color_msg, _, _, infos = make_pair(stamp)
+    return (depth_msg, color_msg) + infos
+
+
+def _other_size_colour(d, c, di, ci):
+    smaller = np.zeros((100, 150, 3), np.uint8).tobytes()
+    return d, _set(c, width=150, height=100, step=450, data=smaller), None, None
+
+
+BAD_INPUT = {
+    'unsupported depth encoding': (
+        lambda d, c, di, ci: (_set(d, encoding='yuv422'), c, di, ci),
+        "frame skipped: unsupported encoding 'yuv422'", False),
+    'unsupported colour encoding': (
+        lambda d, c, di, ci: (d, _set(c, encoding='bayer_rggb8'), di, ci),
+        "frame skipped: unsupported encoding 'bayer_rggb8'", False),
+    'row padding': (_padded, '', True),
+    'big-endian depth': (_big_endian, '', True),
+    'data shorter than height x step': (
+        lambda d, c, di, ci: (_set(d, data=bytes(d.data)[:-10]), c, di, ci),
+        'frame skipped: data length 2390 does not match height x step (30 x 80 = 2400)', False),
+    'zero width': (
+        lambda d, c, di, ci: (_set(d, width=0, step=0, data=b''), c, di, ci),
+        'frame skipped: empty image 0x30', False),
+    'sizes that fit no scale': (
+        _other_size_colour,
+        'frame skipped: colour 150x100 is not 4x depth 40x30, and resampling it needs both '
+        'camera_info messages', False),
+    'depth all invalid': (
+        lambda d, c, di, ci: (_set(d, data=bytes(len(d.data))), c, di, ci),
+        'depth has no valid pixel in [min_depth, max_depth] = [0.0, 65.0] m; publishing an '
+        'all-invalid image', True),
+    '32FC1 with NaN, inf and negative values': (
+        lambda d, c, di, ci: (_float_depth(d, _nan_inf_negative), c, di, ci),
+        '32FC1 depth has negative values; they are treated as invalid', True),
+    'depth beyond the valid range (millimetres sent as 32FC1 metres)': (
+        lambda d, c, di, ci: (_float_depth(d, lambda m: m.__imul__(1000.0)), c, di, ci),
+        'depth has no valid pixel in [min_depth, max_depth] = [0.0, 65.0] m', True),
+    'colour with alpha': (_alpha, '', True),
+    'camera_info with zero K': (
+        lambda d, c, di, ci: (d, c, di, _set(ci, k=[0.0] * 9)),
+        'colour camera_info K has non-positive focal length (0.0, 0.0); not used', True),
+    'camera_info with garbage K': (
+        lambda d, c, di, ci: (d, c, di, _set(ci, k=[float('nan')] * 9)),
+        'colour camera_info K is not 9 finite numbers; not used', True),
+    'frame ids differ': (
+        _other_frame,
+        "depth frame 'depth_optical' differs from colour frame 'colour_optical'", True),
+}
+
+
+@pytest.mark.parametrize('case', list(BAD_INPUT))
+def test_bad_input_is_named_and_the_next_good_pair_served(graph, capfd, case):
+    change, message, published = BAD_INPUT[case]
+    g = graph()
+    pubs = g.publishers(qos_profile_sensor_data)
+    wait_for_subscribers(g, pubs)
+
+    send_until_handled(g, pubs, lambda stamp: change(*_good(stamp)), 10 * SECOND)
+    counts = dict(g.node.counts)
+    assert counts['published' if published else 'bad_frames'] == 1, counts
+    assert counts['failed_frames'] == 0
+    out, depth, color = good_pair_is_served(g, pubs, 20 * SECOND)
+    err = capfd.readouterr().err
+    if message:
+        assert message in err
+    else:  # handled input: served as the good pair would be, nothing to warn about
+        assert 'WARN' not in err, err
+        first = g.received['image'][0]
+        change_free = make_pair(stamp_ns(first.header.stamp))
+        expected = Predictor.from_checkpoint(g.node.model_path, device='cpu')(
+            change_free[2], change_free[3])
+        got = image_to_array(first).astype(np.float64)
+        valid = np.isfinite(expected)
+        np.testing.assert_allclose(got[valid], np.rint(expected[valid] * 1000), atol=1)
+    assert (out.width, out.height) == (160, 120)
+
+
+def test_stamps_jumping_back_like_a_restarted_bag_do_not_stall_pairing(graph):
+    g = graph()
+    pubs = g.publishers(qos_profile_sensor_data)
+    wait_for_subscribers(g, pubs)
+    good_pair_is_served(g, pubs, 500 * SECOND)
+    for i in range(15):  # the bag ends with depth only (queued unpaired), then restarts
+        pubs['depth'].publish(make_pair(501 * SECOND + i * PERIOD)[0])
+        time.sleep(0.02)
+    out, _, _ = good_pair_is_served(g, pubs, 5 * SECOND)
+    assert stamp_ns(out.header.stamp) < 10 * SECOND
+
+
+def test_one_input_stopping_is_explained_and_pairing_resumes(graph, capfd):
+    g = graph()
+    pubs = g.publishers(qos_profile_sensor_data)
+    wait_for_subscribers(g, pubs)
+    good_pair_is_served(g, pubs, 30 * SECOND)
+    start = time.monotonic()
+    i = 0
+    while time.monotonic() - start < 4.5:  # colour stops, depth goes on
+        depth_msg = make_pair(31 * SECOND + i * PERIOD)[0]
+        pubs['depth'].publish(depth_msg)
+        i += 1
+        time.sleep(0.05)
+    good_pair_is_served(g, pubs, 40 * SECOND)
+    err = capfd.readouterr().err
+    assert 'depth arrives but no colour message for over 3 s' in err
+
+
+def test_a_burst_of_200_pairs_a_second_is_counted_and_leaves_no_backlog(graph):
+    g = graph(Parameter('diagnostics_period', value=0.5))
+    pubs = g.publishers(qos_profile_sensor_data)
+    wait_for_subscribers(g, pubs)
+    good_pair_is_served(g, pubs, 60 * SECOND)
+    start = time.monotonic()
+    for i in range(200):  # 200 pairs (400 images) in about a second
+        send(pubs, 61 * SECOND + i * 5_000_000)
+        time.sleep(max(0.0, start + (i + 1) * 0.005 - time.monotonic()))
+    burst_seconds = time.monotonic() - start
+    sent = time.monotonic()
+    out, _, _ = good_pair_is_served(g, pubs, 70 * SECOND)
+    assert time.monotonic() - sent < 2.0, 'the pair after the burst waited behind a backlog'
+    time.sleep(0.3)
+    counts = dict(g.node.counts)
+    # Every pair handed to the inference thread is published, refused or replaced (counted).
+    assert counts['pairs'] == handled(g.node) + g.node.slot.replaced, counts
+    assert counts['bad_frames'] == counts['failed_frames'] == 0
+    assert counts['pairs'] > 50, f'only {counts["pairs"]} pairs in {burst_seconds:.1f} s'
+
+
+def test_out_of_gpu_memory_on_a_frame_drops_it_and_goes_on(graph, capfd):
+    g = graph()
+    pubs = g.publishers(qos_profile_sensor_data)
+    wait_for_subscribers(g, pubs)
+    upsampler = g.node.processor.upsampler
+    run = type(upsampler).__call__
+    calls = []
+
+    def once_out_of_memory(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise torch.cuda.OutOfMemoryError('CUDA out of memory. Tried to allocate 2.00 GiB')
+        return run(self, *args, **kwargs)
+    upsampler.__class__ = type('OutOfMemoryOnce', (type(upsampler),),
+                               {'__call__': once_out_of_memory})
+    send_until_handled(g, pubs, _good, 80 * SECOND)
+    assert g.node.counts['failed_frames'] == 1
+    good_pair_is_served(g, pubs, 90 * SECOND)
+    err = capfd.readouterr().err
+    assert ('frame dropped: out of GPU memory (CUDA out of memory. Tried to allocate 2.00 GiB)'
+            in err)
+
+
+def test_a_model_switch_to_a_bad_file_keeps_the_old_model(graph, tmp_path):
+    g = graph()
+    node = g.node
+    old_path, old_processor = node.model_path, node.processor
+    corrupt = tmp_path / 'corrupt.pt'
+    corrupt.write_bytes(b'not a model')
+    for path, problem in ((tmp_path / 'missing.pt', 'not found'), (corrupt, '')):
+        result = node.set_parameters([Parameter('model_path', value=str(path))])[0]
+        assert not result.successful
+        assert str(path) in result.reason and problem in result.reason
+        assert f'still serving {old_path}' in result.reason
+        assert node.processor is old_processor and node.model_path == old_path
+    pubs = g.publishers(qos_profile_sensor_data)
+    wait_for_subscribers(g, pubs)
+    good_pair_is_served(g, pubs, 100 * SECOND)
+    # A good file replaces the model; the next pairs use the new one.
+    torch.manual_seed(1)
+    new_path = tmp_path / 'other.pt'
+    save_checkpoint(new_path, build_model('pag_net', **TINY), 'pag_net', TINY, PREPROCESSING,
+                    {'data': 'untrained, other seed'})
+    assert node.set_parameters([Parameter('model_path', value=str(new_path))])[0].successful
+    assert node.model_path == str(new_path)
+    out, depth, color = good_pair_is_served(g, pubs, 110 * SECOND)
+    expected = Predictor.from_checkpoint(str(new_path), device='cpu')(depth, color)
+    valid = np.isfinite(expected)
+    np.testing.assert_allclose(image_to_array(out)[valid], np.rint(expected[valid] * 1000),
+                               atol=1)

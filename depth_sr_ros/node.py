@@ -15,7 +15,7 @@ import time
 
 from depth_sr_ros.checkpoint import CheckpointError
 from depth_sr_ros.conversions import ImageFormatError, stamp_ns
-from depth_sr_ros.inference import load_predictor, select_device
+from depth_sr_ros.inference import Acceleration, load_predictor, select_device
 from depth_sr_ros.paths import default_model_path
 from depth_sr_ros.pipeline import FrameProcessor, LatencyStats, LatestSlot, Settings
 from depth_sr_ros.ros_entry import run_node
@@ -64,7 +64,15 @@ PARAMETERS = {
     'device_fallback': (True, _text('if the device is cuda but CUDA is not available: true = '
                                     'run on the CPU with a warning, false = refuse to start',
                                     True)),
-    'half': (False, _text('run the network in float16 (CUDA only; ignored on CPU)', True)),
+    'precision': ('float32', _text("'float32', 'float16' (CUDA only) or 'bfloat16': the "
+                                   "network's number format", True)),
+    'channels_last': (False, _text('NHWC memory format for the network (faster on tensor '
+                                   'cores and oneDNN)', True)),
+    'compile_mode': ('none', _text("'none', 'torch_compile' (first frame of each size is "
+                                   "slow) or 'cuda_graphs' (CUDA only)", True)),
+    'device_io': (True, _text('convert the colour image and the output on the device (uint8 '
+                              'upload through a pinned buffer on CUDA) instead of in numpy',
+                              True)),
     'threads': (0, _int('CPU threads for inference; 0 = PyTorch default', 0, 256, True)),
     'queue_size': (10, _int('messages per input kept while pairing', 1, 1000, True)),
     'slop': (0.05, _float('largest stamp difference of a pair, s', 0.0, 10.0, True)),
@@ -107,13 +115,9 @@ class DepthSrNode(Node):
         if value('threads') > 0:
             torch.set_num_threads(value('threads'))
         self.device = self._choose_device(value('device'), value('device_fallback'))
-        self.half = value('half')
-        if self.half and self.device.type != 'cuda':
-            self.get_logger().warning('half precision needs CUDA; running in float32 on the CPU')
-            self.half = False
+        self.acceleration = self._choose_acceleration()
         self.model_path = value('model_path') or default_model_path()
-        self.processor = FrameProcessor(
-            load_predictor(self.model_path, device=str(self.device), half=self.half))
+        self.processor = FrameProcessor(self._load(self.model_path))
         self._log_model()
 
         reliable = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
@@ -150,12 +154,33 @@ class DepthSrNode(Node):
     def _value(self, name):
         return self.get_parameter(name).value
 
+    def _choose_acceleration(self):
+        value = self._value
+        acceleration = Acceleration(value('precision'), value('channels_last'),
+                                    value('compile_mode'), value('device_io'))
+        if self.device.type != 'cuda':
+            if acceleration.precision == 'float16':
+                self.get_logger().warning('float16 needs CUDA; running in float32 on the CPU '
+                                          '(bfloat16 works on CPUs)')
+                acceleration.precision = 'float32'
+            if acceleration.compile_mode == 'cuda_graphs':
+                self.get_logger().warning('cuda_graphs needs CUDA; running without on the CPU')
+                acceleration.compile_mode = 'none'
+        acceleration.check(self.device)  # ValueError for unknown values: start-up fails
+        return acceleration
+
+    def _load(self, path):
+        if path.endswith('.onnx'):
+            return load_predictor(path, device=str(self.device))
+        return load_predictor(path, device=str(self.device), acceleration=self.acceleration)
+
     def _log_model(self):
         upsampler = self.processor.upsampler
+        options = getattr(upsampler, 'acceleration', 'onnxruntime')
         self.get_logger().info(
             f"model {self.model_path}: {upsampler.info['arch']} {upsampler.scale}x, device "
-            f"{upsampler.device}{' float16' if self.half else ''}; depth in: 16UC1 mm or "
-            f"32FC1 m; output encoding '{self.settings.output_encoding}'")
+            f'{upsampler.device} ({options}); depth in: 16UC1 mm or 32FC1 m; output encoding '
+            f"'{self.settings.output_encoding}'")
 
     def _choose_device(self, requested, fallback):
         if requested.startswith('cuda') and not torch.cuda.is_available():
@@ -235,8 +260,7 @@ class DepthSrNode(Node):
         if 'model_path' in changes:
             path = changes['model_path'] or default_model_path()
             try:  # load before accepting, so that a bad file leaves the old model serving
-                processor = FrameProcessor(
-                    load_predictor(path, device=str(self.device), half=self.half))
+                processor = FrameProcessor(self._load(path))
             except (CheckpointError, RuntimeError, ValueError, OSError) as error:
                 reason = f'{error}; still serving {self.model_path}'
                 self.get_logger().warning(f'model switch refused: {reason}')
@@ -267,8 +291,8 @@ class DepthSrNode(Node):
                 torch.cuda.empty_cache()
                 first_line = (str(error).splitlines() or [''])[0]
                 self._warn(f'frame dropped: out of GPU memory ({first_line}); the node goes on '
-                           'with the next pair (a smaller input, half:=true or another model '
-                           'needs less)')
+                           'with the next pair (a smaller input, precision:=float16 or another '
+                           'model needs less)')
                 continue
             except Exception as error:  # never let one frame end the inference thread
                 if not self.context.ok():

@@ -7,7 +7,7 @@ from depth_sr_ros.checkpoint import CheckpointError, save_checkpoint
 from depth_sr_ros.data.degradations import bicubic_downsample, crop_to_multiple
 from depth_sr_ros.data.middlebury import disparity_to_metres, load_pair
 from depth_sr_ros.export import export_onnx, main, parity
-from depth_sr_ros.inference import load_predictor, OnnxPredictor, Predictor
+from depth_sr_ros.inference import Acceleration, load_predictor, OnnxPredictor, Predictor
 from depth_sr_ros.networks import build_model
 from depth_sr_ros.preprocessing import PREPROCESSING
 import numpy as np
@@ -58,8 +58,8 @@ def test_onnx_errors_are_one_line(tmp_path, exported):
     (tmp_path / 'bad.onnx').write_bytes(b'not onnx')
     with pytest.raises(CheckpointError, match='not a readable ONNX model'):
         OnnxPredictor(str(tmp_path / 'bad.onnx'))
-    with pytest.raises(ValueError, match='half precision'):
-        load_predictor(exported[1], half=True)
+    with pytest.raises(ValueError, match='PyTorch options'):
+        load_predictor(exported[1], acceleration=Acceleration(precision='float16'))
     assert main(['--model', str(tmp_path / 'none.pt'), '--output', str(tmp_path / 'x.onnx')]) == 1
 
 

@@ -5,7 +5,8 @@ import os
 from depth_sr_ros.baselines import BicubicUpsampler
 from depth_sr_ros.data.degradations import bicubic_downsample, crop_to_multiple
 from depth_sr_ros.data.middlebury import disparity_to_metres
-from depth_sr_ros.inference import check_geometry, Predictor, select_device
+from depth_sr_ros.inference import (
+    Acceleration, check_geometry, PRECISIONS, Predictor, select_device)
 from depth_sr_ros.metrics import mae
 from depth_sr_ros.paths import default_model_path
 import numpy as np
@@ -119,3 +120,75 @@ def test_bgr_colour_order_gives_the_same_result(shipped, cones):
     bgr_predictor = Predictor(shipped.model, s, device='cpu', color_order='bgr')
     np.testing.assert_array_equal(bgr_predictor(depth_lr, rgb[:, :, ::-1].copy()),
                                   shipped(depth_lr, rgb))
+
+
+def _tiny_pag_net(scale=4):
+    from depth_sr_ros.networks import build_model
+    torch.manual_seed(0)
+    return build_model('pag_net', scale=scale, channels=8, growth=4, rdb_layers=1,
+                       num_blocks=1)
+
+
+def _odd_frame(rng, scale=4):
+    depth = _holes(rng.uniform(0.5, 4.0, (13, 22)).astype(np.float32))
+    return depth, rng.integers(0, 256, (13 * scale, 22 * scale, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize('kind', ['rgb', 'bgr', 'rgba view', 'grey'])
+def test_device_io_gives_what_numpy_pre_and_post_processing_give(kind):
+    rng = np.random.default_rng(1)
+    depth, color = _odd_frame(rng)
+    order = 'bgr' if kind == 'bgr' else 'rgb'
+    if kind == 'grey':
+        color = color[:, :, 0].copy()
+    if kind == 'rgba view':  # what conversions.color_to_array gives for rgba8: a strided view
+        color = np.concatenate([color, color[:, :, :1]], axis=2)[:, :, :3]
+    net = _tiny_pag_net()
+    numpy_io = Predictor(net, 4, 'cpu', acceleration=Acceleration(device_io=False))
+    device_io = Predictor(net, 4, 'cpu', acceleration=Acceleration(device_io=True))
+    expected = numpy_io(depth, color, order)
+    out = device_io(depth, color, order)
+    assert np.isnan(out).sum() > 0 and (np.isnan(out) == np.isnan(expected)).all()
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
+    assert 'postprocess_device' in device_io.clock.times
+
+
+@pytest.mark.parametrize('acceleration, tolerance_m', [
+    (Acceleration(channels_last=True), 1e-5),
+    (Acceleration(precision='bfloat16'), 0.05),
+    (Acceleration(precision='float16'), 0.01),
+], ids=['channels_last', 'bfloat16', 'float16'])
+def test_acceleration_switches_stay_close_to_float32(acceleration, tolerance_m):
+    rng = np.random.default_rng(2)
+    depth, color = _odd_frame(rng)
+    net = _tiny_pag_net()
+    expected = Predictor(net, 4, 'cpu')(depth, color)
+    fast = Predictor(_tiny_pag_net(), 4, 'cpu', acceleration=acceleration)
+    out = fast(depth, color)
+    weights = [p for p in fast.model.parameters() if p.ndim == 4]
+    assert all(p.dtype == PRECISIONS[acceleration.precision] for p in weights)
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in weights) == \
+        acceleration.channels_last
+    valid = np.isfinite(expected)
+    assert (np.isfinite(out) == valid).all()
+    assert np.abs(out[valid] - expected[valid]).max() < tolerance_m
+
+
+def test_torch_compile_gives_the_eager_result():
+    rng = np.random.default_rng(3)
+    depth, color = _odd_frame(rng)
+    expected = Predictor(_tiny_pag_net(), 4, 'cpu')(depth, color)
+    compiled = Predictor(_tiny_pag_net(), 4, 'cpu',
+                         acceleration=Acceleration(compile_mode='torch_compile'))
+    np.testing.assert_allclose(compiled(depth, color), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_impossible_acceleration_is_a_clear_error():
+    with pytest.raises(ValueError, match="precision must be one of .* not 'int8'"):
+        Predictor(_tiny_pag_net(), 4, 'cpu', acceleration=Acceleration(precision='int8'))
+    with pytest.raises(ValueError, match='compile_mode must be one of'):
+        Predictor(_tiny_pag_net(), 4, 'cpu', acceleration=Acceleration(compile_mode='tensorrt'))
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match='cuda_graphs needs a CUDA device, not cpu'):
+            Predictor(_tiny_pag_net(), 4, 'cpu',
+                      acceleration=Acceleration(compile_mode='cuda_graphs'))

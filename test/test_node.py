@@ -154,12 +154,14 @@ def test_ctrl_c_exits_cleanly(model_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU-only decision')
 def test_cuda_without_cuda_falls_back_or_refuses_by_parameter(graph, model_path, capfd):
-    g = graph(Parameter('device', value='cuda'), Parameter('half', value=True))
+    g = graph(Parameter('device', value='cuda'), Parameter('precision', value='float16'),
+              Parameter('compile_mode', value='cuda_graphs'))
     assert g.node.processor.upsampler.device.type == 'cpu'
     assert g.node.processor.upsampler.dtype == torch.float32
     err = capfd.readouterr().err
     assert "device 'cuda' requested but CUDA is not available; running on the CPU" in err
-    assert 'half precision needs CUDA' in err
+    assert 'float16 needs CUDA; running in float32 on the CPU' in err
+    assert 'cuda_graphs needs CUDA; running without on the CPU' in err
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=DOMAIN_ID)
     try:

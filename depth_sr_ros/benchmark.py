@@ -9,11 +9,19 @@ latency (warm-up, then --runs timed runs; CUDA events on a GPU), the achieved FL
 its ratio to the device's measured matmul rate, and peak memory. Then the node's per-frame
 pipeline for the first model, stage by stage, on a player frame: message to numpy,
 preprocessing, host to device, model, device to host, postprocessing, numpy to message.
-Weights are random unless --model is given: the cost does not depend on them.
+Then the Predictor's acceleration switches one by one against float32 with numpy pre- and
+post-processing (--variants; time per frame and the error against float32 in millimetres on a
+player frame), CPU thread counts (--threads-sweep), and the whole node under a real DDS stream
+from the player in another process at each of --dds-rates (stamp-to-publish latency from the
+node's diagnostics, stamp-to-receive in a third process, dropped pairs).
+Weights are random unless --model is given: the cost does not depend on them (the error of a
+variant does a little; give --model for the shipped weights).
 """
 
 import argparse
+import copy
 import json
+import os
 import resource
 import sys
 import time
@@ -22,7 +30,7 @@ import cv2
 from depth_sr_ros.checkpoint import load_checkpoint
 from depth_sr_ros.conversions import color_to_array, depth_to_metres, metres_to_image
 from depth_sr_ros.data.degradations import bicubic_downsample
-from depth_sr_ros.inference import Predictor, select_device
+from depth_sr_ros.inference import Acceleration, Predictor, select_device
 from depth_sr_ros.networks import build_model
 from depth_sr_ros.player import make_sequence
 import numpy as np
@@ -31,6 +39,21 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 DEFAULT_MODELS = 'ahmf:4,ahmf:8,ahmf:16,pag_net:4,pag_net:8,pag_net:16'
+# name -> how the Predictor runs; 'numpy_io' is the reference the others are compared with.
+VARIANTS = {
+    'numpy_io': Acceleration(device_io=False),
+    'device_io': Acceleration(),
+    'channels_last': Acceleration(channels_last=True),
+    'bfloat16': Acceleration(precision='bfloat16'),
+    'float16': Acceleration(precision='float16'),
+    'torch_compile': Acceleration(compile_mode='torch_compile'),
+    'cuda_graphs': Acceleration(compile_mode='cuda_graphs'),
+    'float16+channels_last+cuda_graphs': Acceleration(precision='float16', channels_last=True,
+                                                      compile_mode='cuda_graphs'),
+}
+CPU_VARIANTS = 'numpy_io,device_io,channels_last,bfloat16'
+GPU_VARIANTS = ('numpy_io,device_io,channels_last,bfloat16,float16,cuda_graphs,'
+                'float16+channels_last+cuda_graphs')
 
 
 def _sync(device):
@@ -106,12 +129,17 @@ def bench_model(name, scale, size, device, runs, warmup, model=None):
             'achieved_gflops': flops / median / 1e9, 'peak_memory_mib': peak_memory(device)}
 
 
-def bench_pipeline(predictor, size, runs, warmup):
-    """Time the node's stages on a player frame resized to ``size``; return {stage: ms}."""
-    _, color, depth_hr = make_sequence(1, predictor.scale)[0]
+def player_frame(size, scale):
+    """Return (LR depth in metres, RGB colour) of a player frame with ``size`` colour."""
+    _, color, depth_hr = make_sequence(1, scale)[0]
     color = cv2.resize(color, size, interpolation=cv2.INTER_AREA)
     depth_hr = cv2.resize(depth_hr, size, interpolation=cv2.INTER_NEAREST)
-    depth_lr = bicubic_downsample(depth_hr, predictor.scale)
+    return bicubic_downsample(depth_hr, scale), color
+
+
+def bench_pipeline(predictor, size, runs, warmup):
+    """Time the node's stages on a player frame resized to ``size``; return {stage: ms}."""
+    depth_lr, color = player_frame(size, predictor.scale)
     header = Image().header
     depth_msg = metres_to_image(depth_lr, '16UC1', header)
     color_msg = Image(height=color.shape[0], width=color.shape[1], encoding='rgb8',
@@ -136,15 +164,106 @@ def bench_pipeline(predictor, size, runs, warmup):
     stages.clear()
     for _ in range(runs):
         frame()
-    order = ('message_to_numpy', 'preprocess', 'to_device', 'model', 'to_host', 'upsample',
-             'postprocess', 'numpy_to_message')
+    order = ('message_to_numpy', 'preprocess', 'to_device', 'model', 'postprocess_device',
+             'to_host', 'upsample', 'postprocess', 'numpy_to_message')
     medians = {k: float(np.median(stages[k])) * 1e3 for k in order if k in stages}
     medians.pop('upsample', None)  # what is left of _upsample after its own stages: ~0
     medians['total'] = sum(medians.values())
     return medians
 
 
-def markdown(results, pipeline, device_name, rate):
+def bench_variants(model, scale, size, device, runs, warmup, names):
+    """
+    Time whole Predictor calls on a player frame for each variant; return a list of dicts.
+
+    Each variant gets its own copy of ``model``; the error is against 'numpy_io' (float32)
+    over the pixels valid in both, in millimetres. A variant the device cannot run is listed
+    with the reason.
+    """
+    depth_lr, color = player_frame(size, scale)
+    rows, reference = [], None
+    for name in ['numpy_io'] + [n for n in names if n != 'numpy_io']:
+        try:
+            predictor = Predictor(copy.deepcopy(model), scale, device=str(device),
+                                  acceleration=copy.deepcopy(VARIANTS[name]))
+            if device.type == 'cuda':
+                predictor.clock.sync = None
+            times = time_call(lambda: predictor(depth_lr, color), device, runs, max(warmup, 1))
+            out = predictor(depth_lr, color)
+        except (ValueError, RuntimeError) as error:
+            rows.append({'variant': name, 'skipped': str(error).splitlines()[0]})
+            continue
+        if reference is None:
+            reference = out
+        both = np.isfinite(out) & np.isfinite(reference)
+        error_mm = np.abs(out[both] - reference[both]) * 1e3
+        rows.append({'variant': name, 'median_ms': float(np.median(times)) * 1e3,
+                     'p95_ms': float(np.percentile(times, 95)) * 1e3,
+                     'max_error_mm': float(error_mm.max()) if error_mm.size else float('nan'),
+                     'mean_error_mm': float(error_mm.mean()) if error_mm.size else float('nan'),
+                     'invalid_differs': int((np.isfinite(out) != np.isfinite(reference)).sum())})
+    return rows
+
+
+def bench_threads(model, scale, size, runs, warmup, counts):
+    """Return the CPU time per Predictor call for each thread count in ``counts``."""
+    depth_lr, color = player_frame(size, scale)
+    predictor = Predictor(copy.deepcopy(model), scale, device='cpu')
+    before = torch.get_num_threads()
+    rows = []
+    try:
+        for count in counts:
+            torch.set_num_threads(count)
+            times = time_call(lambda: predictor(depth_lr, color), torch.device('cpu'), runs,
+                              max(warmup, 1))
+            rows.append({'threads': count, 'median_ms': float(np.median(times)) * 1e3})
+    finally:
+        torch.set_num_threads(before)
+    return rows
+
+
+def bench_dds(rates, seconds, model_path, device, domain_id):
+    """
+    Run the player and the node as two processes at each rate; return a dict per rate.
+
+    node_p50/p95_ms: stamp-to-publish latency from the node's diagnostics (median of the
+    periods' p50, largest p95); receive_p50/p95_ms: stamp to arrival in this process.
+    """
+    import rclpy
+    from depth_sr_ros.conversions import stamp_ns
+    from depth_sr_ros.live_demo import watch_player_and_node
+    rows = []
+    for rate in rates:
+        watcher, ok = watch_player_and_node(seconds, rate, model_path, device, domain_id,
+                                            'depth_sr_benchmark')
+        try:
+            diagnostics = [d for d in watcher.diagnostics if float(d['output (Hz)']) > 0]
+            received = [t - stamp_ns(m.header.stamp) * 1e-9 for t, m in watcher.outputs]
+            rows.append({
+                'rate_hz': rate, 'seconds': seconds, 'ok': ok, 'outputs': len(received),
+                'output_hz': len(received) / seconds,
+                'pairs_in_hz': float(np.median([float(d['input pairs (Hz)'])
+                                                for d in diagnostics])) if diagnostics else 0,
+                'node_p50_ms': float(np.median([float(d['latency p50 (ms)'])
+                                                for d in diagnostics])) if diagnostics else None,
+                'node_p95_ms': max(float(d['latency p95 (ms)'])
+                                   for d in diagnostics) if diagnostics else None,
+                'receive_p50_ms': float(np.percentile(received, 50)) * 1e3 if received else None,
+                'receive_p95_ms': float(np.percentile(received, 95)) * 1e3 if received else None,
+                'dropped_pairs': (int(watcher.diagnostics[-1]['dropped pairs'])
+                                  if watcher.diagnostics else None),
+            })
+        finally:
+            watcher.destroy_node()
+            rclpy.try_shutdown()
+    return rows
+
+
+def _ms(value):
+    return '-' if value is None else f'{value:.1f}'
+
+
+def markdown(results, pipeline, device_name, rate, variants=(), threads=(), dds=()):
     """Return the results as markdown tables."""
     lines = [f'Device: {device_name}; measured float32 matmul rate {rate / 1e9:.0f} GFLOP/s.',
              '', '| network | scale | output | GFLOP | median ms | p95 ms | GFLOP/s | '
@@ -158,6 +277,32 @@ def markdown(results, pipeline, device_name, rate):
                   '| ' + ' | '.join(pipeline['stages']) + ' |',
                   '|---' * len(pipeline['stages']) + '|',
                   '| ' + ' | '.join(f'{v:.2f}' for v in pipeline['stages'].values()) + ' |']
+    if variants:
+        lines += ['', f"Acceleration switches ({pipeline['label']}), whole Predictor call; "
+                  'error against float32 with numpy I/O:', '',
+                  '| variant | median ms | p95 ms | max error mm | mean error mm | '
+                  'validity differs (pixels) |', '|---|---|---|---|---|---|']
+        for v in variants:
+            if 'skipped' in v:
+                lines.append(f"| {v['variant']} | skipped: {v['skipped']} | | | | |")
+                continue
+            lines.append(f"| {v['variant']} | {v['median_ms']:.1f} | {v['p95_ms']:.1f} | "
+                         f"{v['max_error_mm']:.3f} | {v['mean_error_mm']:.4f} | "
+                         f"{v['invalid_differs']} |")
+    if threads:
+        lines += ['', 'CPU threads, whole Predictor call:', '', '| threads | median ms |',
+                  '|---|---|']
+        lines += [f"| {t['threads']} | {t['median_ms']:.1f} |" for t in threads]
+    if dds:
+        lines += ['', 'The node under DDS (player and node as two processes, LARGE_DATA):', '',
+                  '| player Hz | s | pairs in Hz | outputs Hz | node stamp-to-publish p50 / p95 '
+                  'ms | stamp-to-receive p50 / p95 ms | dropped pairs |',
+                  '|---|---|---|---|---|---|---|']
+        for d in dds:
+            lines.append(f"| {d['rate_hz']:g} | {d['seconds']:g} | {d['pairs_in_hz']:.1f} | "
+                         f"{d['output_hz']:.2f} | {_ms(d['node_p50_ms'])} / "
+                         f"{_ms(d['node_p95_ms'])} | {_ms(d['receive_p50_ms'])} / "
+                         f"{_ms(d['receive_p95_ms'])} | {d['dropped_pairs']} |")
     return '\n'.join(lines)
 
 
@@ -172,6 +317,17 @@ def main(argv=None):
     parser.add_argument('--runs', type=int, default=10)
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--threads', type=int, default=0, help='CPU threads; 0 = default')
+    parser.add_argument('--variants', default='auto',
+                        help=f"comma-separated from {', '.join(VARIANTS)}; 'auto': "
+                             f'{CPU_VARIANTS} on a CPU, {GPU_VARIANTS} on CUDA; '
+                             "'' for none")
+    parser.add_argument('--threads-sweep', default='',
+                        help='comma-separated CPU thread counts to time (CPU only)')
+    parser.add_argument('--dds-rates', default='',
+                        help='comma-separated player rates in Hz for the node-under-DDS run')
+    parser.add_argument('--dds-seconds', type=float, default=20.0)
+    parser.add_argument('--domain-id', type=int, default=60 + os.getpid() % 40,
+                        help='ROS_DOMAIN_ID for the node-under-DDS run')
     parser.add_argument('--json', default='')
     parser.add_argument('--markdown', default='')
     args = parser.parse_args(argv)
@@ -197,9 +353,23 @@ def main(argv=None):
         predictor.clock.sync = lambda: torch.cuda.synchronize(device)
     pipeline = {'label': f'{name} {scale}x, {args.size} player frame',
                 'stages': bench_pipeline(predictor, size, args.runs, args.warmup)}
+    names = args.variants
+    if names == 'auto':
+        names = GPU_VARIANTS if device.type == 'cuda' else CPU_VARIANTS
+    unknown = [n for n in names.split(',') if n and n not in VARIANTS]
+    if unknown:
+        parser.error(f'unknown variants {unknown}; choose from {list(VARIANTS)}')
+    model = predictor.model.float()
+    variants = bench_variants(model, scale, size, device, args.runs, args.warmup,
+                              [n for n in names.split(',') if n]) if names else []
+    counts = [int(c) for c in args.threads_sweep.split(',') if c]
+    threads = bench_threads(model, scale, size, args.runs, args.warmup, counts)
+    rates = [float(r) for r in args.dds_rates.split(',') if r]
+    dds = bench_dds(rates, args.dds_seconds, args.model, args.device, args.domain_id)
     report = {'device': device_name, 'matmul_gflops': rate / 1e9, 'models': results,
-              'pipeline': pipeline, 'torch': torch.__version__}
-    text = markdown(results, pipeline, device_name, rate)
+              'pipeline': pipeline, 'variants': variants, 'threads': threads, 'dds': dds,
+              'torch': torch.__version__}
+    text = markdown(results, pipeline, device_name, rate, variants, threads, dds)
     print(text)
     if args.json:
         with open(args.json, 'w') as f:

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
+from test_checkpoint import _bad_file
 import torch
 
 SECOND = 1_000_000_000
@@ -266,12 +267,13 @@ def test_a_model_switch_to_a_bad_file_keeps_the_old_model(graph, tmp_path):
     g = graph()
     node = g.node
     old_path, old_processor = node.model_path, node.processor
-    corrupt = tmp_path / 'corrupt.pt'
-    corrupt.write_bytes(b'not a model')
-    for path, problem in ((tmp_path / 'missing.pt', 'not found'), (corrupt, '')):
+    for kind, problem in (('missing', 'not found'), ('corrupt', 'not a readable checkpoint'),
+                          ('other_arch', 'weights do not match ahmf'),
+                          ('other_scale', 'weights do not match pag_net')):
+        path = _bad_file(tmp_path, kind)
         result = node.set_parameters([Parameter('model_path', value=str(path))])[0]
         assert not result.successful
-        assert str(path) in result.reason and problem in result.reason
+        assert f"model file '{path}': {problem}" in result.reason
         assert f'still serving {old_path}' in result.reason
         assert node.processor is old_processor and node.model_path == old_path
     pubs = g.publishers(qos_profile_sensor_data)

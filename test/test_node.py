@@ -12,6 +12,7 @@ import pytest
 import rclpy
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+from test_checkpoint import _bad_file
 import torch
 
 
@@ -125,11 +126,16 @@ def _node_process(*ros_args):
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_a_missing_model_stops_start_up_with_one_line(tmp_path):
-    process = _node_process('-p', f'model_path:={tmp_path}/none.pt')
+@pytest.mark.parametrize('kind, problem', [
+    ('missing', 'not found'), ('corrupt', 'not a readable checkpoint'),
+    ('other_arch', 'weights do not match ahmf'), ('other_scale', 'weights do not match pag_net')])
+def test_a_bad_model_file_stops_start_up_with_one_line(tmp_path, kind, problem):
+    path = _bad_file(tmp_path, kind)
+    process = _node_process('-p', f'model_path:={path}')
     out, err = process.communicate(timeout=60)
     assert process.returncode == 1
-    assert err.strip() == f"depth_sr_node: model file '{tmp_path}/none.pt': not found"
+    assert '\n' not in err.strip()
+    assert err.startswith(f"depth_sr_node: model file '{path}': {problem}")
 
 
 def test_ctrl_c_exits_cleanly(model_path):

@@ -19,7 +19,7 @@ from depth_sr_ros.inference import Acceleration, load_predictor, select_device
 from depth_sr_ros.paths import default_model_path
 from depth_sr_ros.pipeline import FrameProcessor, LatencyStats, LatestSlot, Settings
 from depth_sr_ros.ros_entry import run_node
-from depth_sr_ros.sync import COLOR, DEPTH, PairingMonitor, StampPairer
+from depth_sr_ros.sync import COLOR, DEPTH, INPUT_NAMES, JUMP_BACK, PairingMonitor, StampPairer
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (
     FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult)
@@ -134,13 +134,17 @@ class DepthSrNode(Node):
                                      qos_overriding_options=overrides)
         self.monitor = PairingMonitor(value('slop'), value('exact_sync'))
         self.pairer = None
+        self._sync = None  # the message_filters synchronizer, when that is the backend
+        self._newest = [None, None]  # newest stamp per input, ns
+        # pairs: handed to the inference thread; published: results sent; bad_frames: input
+        # that could not be used; failed_frames: inference errors (CUDA out of memory, ...);
+        # cleared_after_jump: messages dropped from message_filters' queues at a time jump.
+        self.counts = {'pairs': 0, 'published': 0, 'bad_frames': 0, 'failed_frames': 0,
+                       'cleared_after_jump': 0}
         self._connect_images(value('queue_size'), value('slop'), value('exact_sync'), overrides)
 
         self.slot = LatestSlot()
         self.stats = LatencyStats()
-        # pairs: handed to the inference thread; published: results sent; bad_frames: input
-        # that could not be used; failed_frames: inference errors (CUDA out of memory, ...).
-        self.counts = {'pairs': 0, 'published': 0, 'bad_frames': 0, 'failed_frames': 0}
         self._notices = set()
         self._warned = {}  # warning message -> when it was last logged
         self._stop = threading.Event()
@@ -209,6 +213,7 @@ class DepthSrNode(Node):
             else:
                 sync = message_filters.ApproximateTimeSynchronizer(subs, queue_size, slop)
             sync.registerCallback(self._on_pair)
+            self._sync = sync
             self.pairing_backend = 'message_filters'
         else:
             self.pairer = StampPairer(queue_size, slop, exact)
@@ -230,8 +235,32 @@ class DepthSrNode(Node):
 
     def _arrival_callback(self, index):
         def callback(msg):
-            self.monitor.arrived(index, time.monotonic(), stamp_ns(msg.header.stamp) * 1e-9)
+            stamp = stamp_ns(msg.header.stamp)
+            self.monitor.arrived(index, time.monotonic(), stamp * 1e-9)
+            newest = self._newest[index]
+            if newest is not None and stamp < newest - JUMP_BACK * 1e9:
+                self._on_time_jump(index, (newest - stamp) * 1e-9)
+                self._newest = [None, None]
+            if self._newest[index] is None or stamp > self._newest[index]:
+                self._newest[index] = stamp
         return callback
+
+    def _on_time_jump(self, index, seconds):
+        """Stamps jumped back (a bag restarted): drop the queued messages from before."""
+        self._warn(f'{INPUT_NAMES[index]} stamps jumped back by {seconds:.1f} s (a bag or '
+                   'driver restarted?); messages queued for pairing from before are dropped')
+        if self._sync is None:
+            return  # StampPairer drops them itself (and counts them)
+        # message_filters' Python synchronizers keep one dict per input under a lock; a
+        # message newer than every new one would otherwise stay queued and, in a full queue,
+        # evict each new message first: pairing would stall until the stamps caught up.
+        queues, lock = getattr(self._sync, 'queues', None), getattr(self._sync, 'lock', None)
+        if queues is None or lock is None:
+            return
+        with lock:
+            self.counts['cleared_after_jump'] += sum(len(q) for q in queues)
+            for queue in queues:
+                queue.clear()
 
     def _image_callback(self, index):
         arrived = self._arrival_callback(index)
@@ -340,7 +369,7 @@ class DepthSrNode(Node):
     def dropped_pairs(self):
         """Return pairs replaced before inference plus messages that never found a partner."""
         unpaired = sum(self.pairer.counts.unpaired) if self.pairer is not None else 0
-        return self.slot.replaced + unpaired
+        return self.slot.replaced + unpaired + self.counts['cleared_after_jump']
 
     def _report(self):
         in_hz, out_hz, p50, p95 = self.stats.take(self._period)

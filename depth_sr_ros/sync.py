@@ -17,6 +17,7 @@ import dataclasses
 
 DEPTH, COLOR = 0, 1
 INPUT_NAMES = ('depth', 'colour')
+JUMP_BACK = 1.0  # s: a stamp this much older than its input's newest is a time jump
 
 
 @dataclasses.dataclass
@@ -32,7 +33,7 @@ class PairingCounts:
 class StampPairer:
     """Pair messages from two inputs by stamp (stamps in integer nanoseconds)."""
 
-    def __init__(self, queue_size=10, slop=0.05, exact=False, reset_after_jump=1.0):
+    def __init__(self, queue_size=10, slop=0.05, exact=False, reset_after_jump=JUMP_BACK):
         """
         Build the pairer.
 

@@ -6,6 +6,7 @@ conversions and the pipeline are tested without DDS in test_conversions.py and
 test_pipeline.py; here the whole node is under test.
 """
 
+import threading
 import time
 
 from depth_sr_ros.checkpoint import save_checkpoint
@@ -291,3 +292,73 @@ def test_a_model_switch_to_a_bad_file_keeps_the_old_model(graph, tmp_path):
     valid = np.isfinite(expected)
     np.testing.assert_allclose(image_to_array(out)[valid], np.rint(expected[valid] * 1000),
                                atol=1)
+
+
+class MessageFiltersStandIn:
+    """
+    What the node uses of message_filters (not on PyPI), with the Python package's rules.
+
+    Subscriber wraps a subscription and calls its registered callbacks in order; the
+    synchronizers keep one dict per input (stamp ns -> message) under ``lock`` and, when a
+    queue is over ``queue_size``, delete its oldest stamp, as message_filters does. So after a
+    time jump with a full queue every new (older) message is the one deleted.
+    """
+
+    class Subscriber:
+
+        def __init__(self, node, msg_type, topic, **kwargs):
+            self.callbacks = []
+            node.create_subscription(msg_type, topic, self.signal, **kwargs)
+
+        def registerCallback(self, callback, *args):  # noqa: N802 (message_filters' name)
+            self.callbacks.append((callback, args))
+
+        def signal(self, msg):
+            for callback, args in self.callbacks:
+                callback(msg, *args)
+
+    class ApproximateTimeSynchronizer:
+
+        def __init__(self, inputs, queue_size, slop):
+            self.queue_size, self.slop_ns = queue_size, slop * 1e9
+            self.queues = [{} for _ in inputs]
+            self.lock = threading.Lock()
+            self.callbacks = []
+            for sub, queue in zip(inputs, self.queues):
+                sub.registerCallback(self.add, queue)
+
+        def registerCallback(self, callback):  # noqa: N802
+            self.callbacks.append(callback)
+
+        def add(self, msg, queue):
+            with self.lock:
+                queue[stamp_ns(msg.header.stamp)] = msg
+                while len(queue) > self.queue_size:
+                    del queue[min(queue)]
+                depth, color = self.queues
+                match = [(d, c) for d in depth for c in color if abs(d - c) < self.slop_ns]
+                if not match:
+                    return
+                d, c = min(match, key=lambda dc: abs(dc[0] - dc[1]))
+                pair = depth.pop(d), color.pop(c)
+            for callback in self.callbacks:
+                callback(*pair)
+
+    TimeSynchronizer = None  # exact_sync is not used here
+
+
+def test_message_filters_pairs_and_recovers_from_a_time_jump(graph, monkeypatch, capfd):
+    from depth_sr_ros import node as node_module
+    monkeypatch.setattr(node_module, 'message_filters', MessageFiltersStandIn)
+    g = graph()
+    assert g.node.pairing_backend == 'message_filters'
+    pubs = g.publishers(qos_profile_sensor_data)
+    wait_for_subscribers(g, pubs)
+    good_pair_is_served(g, pubs, 500 * SECOND)
+    for i in range(15):  # the bag ends with depth only (queued unpaired), then restarts
+        pubs['depth'].publish(make_pair(501 * SECOND + i * PERIOD)[0])
+        time.sleep(0.02)
+    out, _, _ = good_pair_is_served(g, pubs, 5 * SECOND)
+    assert stamp_ns(out.header.stamp) < 10 * SECOND
+    assert g.node.counts['cleared_after_jump'] >= 10
+    assert 'depth stamps jumped back by' in capfd.readouterr().err

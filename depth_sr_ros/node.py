@@ -337,10 +337,12 @@ class DepthSrNode(Node):
                 self._warn(warning)
             try:
                 self._publish(result)
-            except Exception:
-                if self.context.ok():
-                    raise
-                return  # shut down (Ctrl-C) while this frame was computed: nothing to publish
+            except Exception as error:
+                if not self.context.ok():
+                    return  # shut down (Ctrl-C) while this frame was computed
+                self.counts['failed_frames'] += 1
+                self._warn(f'publishing failed: {type(error).__name__}: {error}')
+                continue
             self.counts['published'] += 1
             now = self.get_clock().now().nanoseconds
             self.stats.add_output((now - stamp_ns(depth_msg.header.stamp)) * 1e-9)

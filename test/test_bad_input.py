@@ -362,3 +362,22 @@ def test_message_filters_pairs_and_recovers_from_a_time_jump(graph, monkeypatch,
     assert stamp_ns(out.header.stamp) < 10 * SECOND
     assert g.node.counts['cleared_after_jump'] >= 10
     assert 'depth stamps jumped back by' in capfd.readouterr().err
+
+
+def test_a_failing_publish_is_counted_and_the_next_pair_served(graph, capfd):
+    g = graph()
+    pubs = g.publishers(qos_profile_sensor_data)
+    wait_for_subscribers(g, pubs)
+    publish_depth = g.node.pub_depth.publish
+    calls = []
+
+    def fail_once(msg):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError('publisher is gone')
+        publish_depth(msg)
+    g.node.pub_depth.publish = fail_once
+    send_until_handled(g, pubs, _good, 120 * SECOND)
+    assert g.node.counts['failed_frames'] == 1
+    good_pair_is_served(g, pubs, 130 * SECOND)
+    assert 'publishing failed: RuntimeError: publisher is gone' in capfd.readouterr().err

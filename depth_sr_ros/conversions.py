@@ -82,7 +82,7 @@ def depth_to_metres(msg, problems=None):
     else:
         depth = raw.astype(np.float32)
     with np.errstate(invalid='ignore'):
-        negative = depth < 0
+        negative = np.isfinite(depth) & (depth < 0)  # -inf is 'too close' (REP 118)
         depth[~(np.isfinite(depth) & (depth > 0))] = np.nan
     if problems is not None and negative.any():
         problems.append(f'{msg.encoding} depth has negative values; they are treated as invalid')

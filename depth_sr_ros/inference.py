@@ -197,29 +197,39 @@ class Acceleration:
 class _GraphedForward:
     """A network's forward pass captured as a CUDA graph per input size, then replayed."""
 
-    def __init__(self, model):
+    MAX_GRAPHS = 4  # input sizes kept; each holds its own static buffers
+
+    def __init__(self, model, device):
         self.model = model
+        self.device = device
         self.graphs = {}  # input shapes -> (graph, static depth, static guide, static output)
 
     def __call__(self, depth, guide):
         key = (tuple(depth.shape), tuple(guide.shape))
-        if key not in self.graphs:
-            static = (depth.clone(), guide.clone())
-            stream = torch.cuda.Stream()
-            stream.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(stream):
-                for _ in range(3):  # warm up (cuDNN autotuning) outside the capture
-                    self.model(*static)
-            torch.cuda.current_stream().wait_stream(stream)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                output = self.model(*static)
-            self.graphs[key] = (graph, *static, output)
-        graph, static_depth, static_guide, output = self.graphs[key]
-        static_depth.copy_(depth)
-        static_guide.copy_(guide)
-        graph.replay()
+        with torch.cuda.device(self.device):  # capture and replay on the model's device
+            if key not in self.graphs:
+                if len(self.graphs) >= self.MAX_GRAPHS:
+                    self.graphs.clear()
+                self.graphs[key] = self._capture(depth, guide)
+            graph, static_depth, static_guide, output = self.graphs[key]
+            static_depth.copy_(depth)
+            static_guide.copy_(guide)
+            graph.replay()
         return output
+
+    def _capture(self, depth, guide):
+        static = (depth.clone(), guide.clone())
+        stream = torch.cuda.Stream(self.device)
+        stream.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(stream):
+            for _ in range(3):  # warm up (cuDNN autotuning) outside the capture
+                self.model(*static)
+        torch.cuda.current_stream(self.device).wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        # thread_local: a model loaded by another thread meanwhile does not break the capture
+        with torch.cuda.graph(graph, capture_error_mode='thread_local'):
+            output = self.model(*static)
+        return graph, *static, output
 
 
 class Predictor(DepthUpsampler):
@@ -251,10 +261,10 @@ class Predictor(DepthUpsampler):
         if self.acceleration.compile_mode == 'torch_compile':
             self.forward = torch.compile(self.model, dynamic=False)
         elif self.acceleration.compile_mode == 'cuda_graphs':
-            self.forward = _GraphedForward(self.model)
+            self.forward = _GraphedForward(self.model, self.device)
         self.scale = int(scale)
         self.size_multiple = int(getattr(model, 'size_multiple', 1))
-        self._pinned = {}  # (shape, dtype) -> pinned host tensor (CUDA device I/O only)
+        self._pinned = {}  # (shape, dtype) -> (pinned host tensor, its last copy's event)
 
     @classmethod
     def from_checkpoint(cls, path, device='auto', color_order='rgb', acceleration=None):
@@ -290,11 +300,16 @@ class Predictor(DepthUpsampler):
             return tensor
         key = (array.shape, array.dtype.str)
         if key not in self._pinned:
-            self._pinned[key] = torch.empty(array.shape, dtype=tensor.dtype, pin_memory=True)
-        pinned = self._pinned[key]
-        torch.cuda.current_stream(self.device).synchronize()  # the last copy from it is done
+            if len(self._pinned) >= 16:  # sizes keep changing: do not keep them all
+                self._pinned.clear()
+            self._pinned[key] = (torch.empty(array.shape, dtype=tensor.dtype, pin_memory=True),
+                                 torch.cuda.Event())
+        pinned, copied = self._pinned[key]
+        copied.synchronize()  # the previous copy out of this buffer has finished
         pinned.copy_(tensor)
-        return pinned.to(self.device, non_blocking=True)
+        on_device = pinned.to(self.device, non_blocking=True)
+        copied.record(torch.cuda.current_stream(self.device))
+        return on_device
 
     def _infer(self, depth, color, order, shape):
         plain = color.dtype == np.uint8 and (color.ndim == 2 or color.shape[2] == 3)
@@ -317,7 +332,7 @@ class Predictor(DepthUpsampler):
         return self._run_model(depth_t, guide)[:shape[0], :shape[1]]
 
     def _finish(self, out, low, high, valid):
-        if not self.acceleration.device_io:
+        if not torch.is_tensor(out):  # _infer took the numpy path
             return super()._finish(out, low, high, valid)
         s = self.scale
         with torch.inference_mode():

@@ -70,7 +70,7 @@ class Graph:
 
 def make_pair(stamp_ns, depth_stamp_offset_ns=0):
     """Return (depth 16UC1 msg, colour rgb8 msg, depth metres, colour array, infos)."""
-    rng = np.random.default_rng(stamp_ns % 1000)
+    rng = np.random.default_rng(stamp_ns)  # every frame differs
     depth = rng.uniform(0.8, 3.0, (30, 40)).astype(np.float32)
     depth = np.round(depth * 1000) / 1000  # what survives millimetres
     depth[5:8, 10:14] = np.nan  # a hole, sent as 0

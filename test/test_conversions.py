@@ -29,6 +29,13 @@ def test_32fc1_invalid_values_become_nan():
     depth = depth_to_metres(make_image(metres, '32FC1'))
     np.testing.assert_array_equal(np.isnan(depth), [[True, False], [True, True]])
     assert depth[0, 1] == np.float32(1.25)
+    # NaN and +-inf are the usual 'no measurement' values (REP 118); negative depth is not.
+    problems = []
+    depth_to_metres(make_image(np.array([[np.nan, -np.inf, np.inf, 1.0]], np.float32),
+                               '32FC1'), problems)
+    assert problems == []
+    depth_to_metres(make_image(metres, '32FC1'), problems)
+    assert problems == ['32FC1 depth has negative values; they are treated as invalid']
 
 
 @pytest.mark.parametrize('bigendian', [False, True])

@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import threading
 
 from conftest import FIXTURES
 from depth_sr_ros.data.datasets import (
@@ -92,6 +93,9 @@ def test_prefetched_batches_equal_serial_batches_in_order():
         for key in a:
             np.testing.assert_array_equal(a[key], b[key])
     # Stopping early (a time budget) leaves no thread running.
+    threads = threading.active_count()
     early = prefetched_batches(dataset, iter(seeds), 3, workers=2)
     next(early)
+    assert threading.active_count() > threads
     early.close()
+    assert threading.active_count() == threads

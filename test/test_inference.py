@@ -134,13 +134,15 @@ def _odd_frame(rng, scale=4):
     return depth, rng.integers(0, 256, (13 * scale, 22 * scale, 3), dtype=np.uint8)
 
 
-@pytest.mark.parametrize('kind', ['rgb', 'bgr', 'rgba view', 'grey'])
+@pytest.mark.parametrize('kind', ['rgb', 'bgr', 'rgba view', 'grey', 'float'])
 def test_device_io_gives_what_numpy_pre_and_post_processing_give(kind):
     rng = np.random.default_rng(1)
     depth, color = _odd_frame(rng)
     order = 'bgr' if kind == 'bgr' else 'rgb'
     if kind == 'grey':
         color = color[:, :, 0].copy()
+    if kind == 'float':  # float colour in [0, 1] takes the numpy path
+        color = color.astype(np.float32) / 255.0
     if kind == 'rgba view':  # what conversions.color_to_array gives for rgba8: a strided view
         color = np.concatenate([color, color[:, :, :1]], axis=2)[:, :, :3]
     net = _tiny_pag_net()
@@ -150,7 +152,7 @@ def test_device_io_gives_what_numpy_pre_and_post_processing_give(kind):
     out = device_io(depth, color, order)
     assert np.isnan(out).sum() > 0 and (np.isnan(out) == np.isnan(expected)).all()
     np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
-    assert 'postprocess_device' in device_io.clock.times
+    assert ('postprocess_device' in device_io.clock.times) == (kind != 'float')
 
 
 @pytest.mark.parametrize('acceleration, tolerance_m', [

@@ -8,6 +8,7 @@
 #   final    size the runs so that they end with this segment: each run's total steps become
 #            its steps so far plus what its measured rate gives in SECONDS, and the learning
 #            rate is halved at 80 % of that total (the papers halve it late in training)
+# environment: DEVICE (default cuda), TRAIN_ARGS (more depth_sr_train options for every run)
 set -u
 data=$1 runs=$2 budget=$3 final=${4:-}
 mkdir -p "$runs"
@@ -26,14 +27,18 @@ for job in "${jobs[@]}"; do
   if [ -n "$final" ] && [ -f "$runs/$name/log.csv" ]; then
     steps=$(python3 - "$runs/$name/log.csv" "$budget" <<'PY'
 import csv, sys
-last = list(csv.DictReader(open(sys.argv[1])))[-1]
-step, elapsed = int(last['step']), float(last['elapsed_s'])
-print(step + int(step / elapsed * float(sys.argv[2])))
+rows = list(csv.DictReader(open(sys.argv[1])))
+if not rows:
+    print(1000000)  # nothing logged yet: no rate to size the run by
+else:
+    step, elapsed = int(rows[-1]['step']), float(rows[-1]['elapsed_s'])
+    print(step + int(step / max(elapsed, 1e-3) * float(sys.argv[2])))
 PY
 )
   fi
   python3 -m depth_sr_ros.train "$@" --data "$data" --out "$runs/$name" --steps "$steps" \
-    --time-budget "$budget" --device cuda --workers 3 >> "$runs/$name.out" 2>&1 &
+    --time-budget "$budget" --device "${DEVICE:-cuda}" --workers 3 ${TRAIN_ARGS:-} \
+    >> "$runs/$name.out" 2>&1 &
 done
 wait
 tail -n 3 "$runs"/*.out

@@ -110,3 +110,31 @@ def test_a_run_killed_with_sigkill_resumes_from_its_last_state(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert f'resumed from {tmp_path}/state.pt at step {saved}' in result.stdout
     assert torch.load(tmp_path / 'state.pt', weights_only=False)['step'] == saved + 3
+
+
+def test_the_gpu_training_script_runs_every_model_and_sizes_the_last_segment(tmp_path):
+    import subprocess
+    import sys
+    from conftest import REPO
+    env = dict(os.environ, DEVICE='cpu',
+               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ['PATH'],
+               PYTHONPATH=REPO,
+               TRAIN_ARGS='--crop 32 --batch-size 2 --val-names= --save-every 1 --threads 1 '
+                          '--workers 0 --storage-dtype float32')
+    script = os.path.join(REPO, 'scripts', 'gpu_train.sh')
+    runs = tmp_path / 'runs'
+    for segment in ([], ['final']):
+        result = subprocess.run(['bash', script, FIXTURES, str(runs), '2', *segment], env=env,
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stdout + result.stderr
+    names = ('ahmf_x4', 'ahmf_x4_synthetic', 'ahmf_x8', 'ahmf_x16', 'pag_net_x4')
+    for name in names:
+        _, info = load_checkpoint(runs / name / 'model.pt')
+        config = info['training']['config']
+        assert info['arch'] == name.split('_x')[0] and config['scale'] == int(
+            name.split('_x')[1].split('_')[0])
+        # The last segment ends the run: its steps are those done plus the measured rate
+        # times the budget, not the open-ended first segment's.
+        assert config['steps'] < 1000000 and info['training']['steps'] <= config['steps']
+    synthetic = load_checkpoint(runs / 'ahmf_x4_synthetic' / 'model.pt')[1]
+    assert synthetic['training']['synthetic_fraction'] == 0.25

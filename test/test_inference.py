@@ -112,6 +112,20 @@ def test_shipped_model_on_a_real_middlebury_pair_with_holes(shipped, cones):
     assert mae(out, truth) < 0.9 * mae(bicubic, truth)
 
 
+@pytest.mark.parametrize('name', ['ahmf_x8.pt', 'pag_net_x4.pt'])
+def test_every_shipped_model_matches_its_name_and_beats_bicubic(name, cones):
+    path = os.path.join(os.path.dirname(default_model_path()), name)
+    predictor = Predictor.from_checkpoint(path, device='cpu')
+    arch, scale = name[:-3].rsplit('_x', 1)
+    assert (predictor.info['arch'], predictor.scale) == (arch, int(scale))
+    s = predictor.scale
+    truth = crop_to_multiple(disparity_to_metres(cones['depth']), s)
+    rgb = crop_to_multiple(cones['rgb'], s)
+    depth_lr = bicubic_downsample(truth, s)
+    bicubic = BicubicUpsampler(s)(depth_lr, rgb)
+    assert mae(predictor(depth_lr, rgb), truth) < 0.9 * mae(bicubic, truth)
+
+
 def test_bgr_colour_order_gives_the_same_result(shipped, cones):
     s = shipped.scale
     truth = crop_to_multiple(disparity_to_metres(cones['depth']), s)[:64, :64]
@@ -157,14 +171,15 @@ def test_device_io_gives_what_numpy_pre_and_post_processing_give(kind):
 
 @pytest.mark.parametrize('acceleration, tolerance_m', [
     (Acceleration(channels_last=True), 1e-5),
-    (Acceleration(precision='bfloat16'), 0.05),
-    (Acceleration(precision='float16'), 0.01),
+    (Acceleration(precision='bfloat16', channels_last=False), 0.05),
+    (Acceleration(precision='float16', channels_last=False), 0.01),
 ], ids=['channels_last', 'bfloat16', 'float16'])
 def test_acceleration_switches_stay_close_to_float32(acceleration, tolerance_m):
     rng = np.random.default_rng(2)
     depth, color = _odd_frame(rng)
     net = _tiny_pag_net()
-    expected = Predictor(net, 4, 'cpu')(depth, color)
+    expected = Predictor(net, 4, 'cpu', acceleration=Acceleration(channels_last=False))(
+        depth, color)
     fast = Predictor(_tiny_pag_net(), 4, 'cpu', acceleration=acceleration)
     out = fast(depth, color)
     weights = [p for p in fast.model.parameters() if p.ndim == 4]

@@ -177,7 +177,7 @@ class Acceleration:
     """
 
     precision: str = 'float32'
-    channels_last: bool = False
+    channels_last: bool = True  # measured faster on CPU (AHMF 4x -18 %, PAG-Net 4x -35 %)
     compile_mode: str = 'none'
     device_io: bool = True
     cudnn_benchmark: bool = True
@@ -244,7 +244,8 @@ class Predictor(DepthUpsampler):
         :param scale: the network's upsampling factor s.
         :param device: 'auto' (cuda when available), 'cpu', 'cuda' or 'cuda:N'.
         :param color_order: channel order of 3-channel colour input, 'rgb' or 'bgr'.
-        :param acceleration: an Acceleration (default: float32, device I/O, nothing compiled).
+        :param acceleration: an Acceleration (default: float32, channels-last, device I/O, nothing
+            compiled).
         """
         super().__init__(color_order)
         self.device = select_device(device)

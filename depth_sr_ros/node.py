@@ -66,8 +66,8 @@ PARAMETERS = {
                                     True)),
     'precision': ('float32', _text("'float32', 'float16' (CUDA only) or 'bfloat16': the "
                                    "network's number format", True)),
-    'channels_last': (False, _text('NHWC memory format for the network (faster on tensor '
-                                   'cores and oneDNN)', True)),
+    'channels_last': (True, _text('NHWC memory format for the network (measured faster on '
+                                  'CPUs; tensor cores want it too)', True)),
     'compile_mode': ('none', _text("'none', 'torch_compile' (first frame of each size is "
                                    "slow) or 'cuda_graphs' (CUDA only)", True)),
     'device_io': (True, _text('convert the colour image and the output on the device (uint8 '

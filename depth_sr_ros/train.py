@@ -22,7 +22,7 @@ import cv2
 from depth_sr_ros.checkpoint import atomic_save, save_checkpoint
 from depth_sr_ros.data.datasets import CropDataset, load_split, prefetched_batches
 from depth_sr_ros.evaluate import evaluate
-from depth_sr_ros.inference import Predictor, select_device
+from depth_sr_ros.inference import Acceleration, Predictor, select_device
 from depth_sr_ros.networks import build_model
 from depth_sr_ros.preprocessing import PREPROCESSING
 import numpy as np
@@ -87,7 +87,10 @@ def validate(model, pairs, scale, device):
     """
     if not pairs:
         return float('nan')
-    report = evaluate({'model': Predictor(model, scale, device=str(device))}, pairs, scale)
+    # The network keeps its training memory format (a Predictor converts its model in place).
+    predictor = Predictor(model, scale, device=str(device),
+                          acceleration=Acceleration(channels_last=False))
+    report = evaluate({'model': predictor}, pairs, scale)
     model.train()
     return report['average']['model']['mae']
 

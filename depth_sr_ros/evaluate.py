@@ -40,6 +40,12 @@ def degrade(depth, scale, protocol, rng=None):
     return low if rng is None else add_gaussian_noise(low, NOISE_SIGMA, rng)
 
 
+def prepare(pair, scale, protocol, rng=None):
+    """Return (ground truth, colour, LR input) of a pair under the protocol (see degrade)."""
+    truth = crop_to_multiple(pair['depth'], scale)
+    return truth, crop_to_multiple(pair['rgb'], scale), degrade(truth, scale, protocol, rng)
+
+
 def evaluate(methods, pairs, scale, protocol='middlebury', noise=False):
     """
     Return {'images': [...], 'average': {...}} with MAE/RMSE per method and image.
@@ -53,11 +59,8 @@ def evaluate(methods, pairs, scale, protocol='middlebury', noise=False):
     rng = np.random.default_rng(0) if noise else None
     images = []
     for pair in pairs:
-        name = pair['name']
-        truth = crop_to_multiple(pair['depth'], scale)
-        rgb = crop_to_multiple(pair['rgb'], scale)
-        low = degrade(truth, scale, protocol, rng)
-        row = {'name': name}
+        truth, rgb, low = prepare(pair, scale, protocol, rng)
+        row = {'name': pair['name']}
         for method, upsampler in methods.items():
             result = upsampler(low, rgb)
             row[method] = {'mae': mae(result, truth), 'rmse': rmse(result, truth)}
@@ -67,19 +70,16 @@ def evaluate(methods, pairs, scale, protocol='middlebury', noise=False):
     return {'images': images, 'average': average}
 
 
-def figure(methods, data_dir, name, scale, protocol, path, error_range=4.0):
+def figure(methods, pair, scale, protocol, path, error_range=4.0):
     """
-    Write the papers' kind of figure for one image.
+    Write the papers' kind of figure for one pair (from middlebury.load_pair), noise-free.
 
     Top row: the guidance and each method's result; bottom row: the ground truth and each
     method's absolute error, saturating at ``error_range`` dataset units.
     """
-    pair = load_pair(data_dir, name)
-    truth = crop_to_multiple(pair['depth'], scale)
-    rgb = crop_to_multiple(pair['rgb'], scale)
-    low = degrade(truth, scale, protocol)
+    truth, rgb, low = prepare(pair, scale, protocol)
     lo, hi = float(truth[truth > 0].min()), float(truth.max())
-    top = [tile(np.ascontiguousarray(rgb[:, :, ::-1]), f'{name}: guidance')]
+    top = [tile(np.ascontiguousarray(rgb[:, :, ::-1]), f"{pair['name']}: guidance")]
     bottom = [tile(colorize(truth, lo, hi), 'ground truth')]
     for method, upsampler in methods.items():
         result = upsampler(low, rgb)
@@ -135,7 +135,7 @@ def main(argv=None):
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(report, f, indent=1)
-    if args.figure and figure(methods, args.data, names[0], s, args.protocol, args.figure):
+    if args.figure and figure(methods, pairs[0], s, args.protocol, args.figure):
         print(f'\nwrote {args.figure}: guidance and each method over ground truth and the '
               'absolute errors')
     return 0

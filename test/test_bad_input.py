@@ -67,6 +67,20 @@ def good_pair_is_served(g, pubs, first_stamp, tries=30):
     raise AssertionError(f'no good pair was served after the bad input; counts {g.node.counts}')
 
 
+def restart_the_bag(g, pubs):
+    """
+    Play on, end with depth only (15 messages queued unpaired), then restart at 5 s.
+
+    Return the first output after the restart.
+    """
+    good_pair_is_served(g, pubs, 500 * SECOND)
+    for i in range(15):
+        pubs['depth'].publish(make_pair(501 * SECOND + i * PERIOD)[0])
+        time.sleep(0.02)
+    out, _, _ = good_pair_is_served(g, pubs, 5 * SECOND)
+    return out
+
+
 # Each case turns a good pair (depth 16UC1 40x30 registered to rgb8 160x120, both infos) into
 # the bad input: case id -> (change(depth, colour, depth_info, colour_info) -> the four
 # messages to send, what the log must say ('' = nothing), whether the bad pair is published).
@@ -195,11 +209,7 @@ def test_stamps_jumping_back_like_a_restarted_bag_do_not_stall_pairing(graph):
     g = graph()
     pubs = g.publishers(qos_profile_sensor_data)
     wait_for_subscribers(g, pubs)
-    good_pair_is_served(g, pubs, 500 * SECOND)
-    for i in range(15):  # the bag ends with depth only (queued unpaired), then restarts
-        pubs['depth'].publish(make_pair(501 * SECOND + i * PERIOD)[0])
-        time.sleep(0.02)
-    out, _, _ = good_pair_is_served(g, pubs, 5 * SECOND)
+    out = restart_the_bag(g, pubs)
     assert stamp_ns(out.header.stamp) < 10 * SECOND
 
 
@@ -354,11 +364,7 @@ def test_message_filters_pairs_and_recovers_from_a_time_jump(graph, monkeypatch,
     assert g.node.pairing_backend == 'message_filters'
     pubs = g.publishers(qos_profile_sensor_data)
     wait_for_subscribers(g, pubs)
-    good_pair_is_served(g, pubs, 500 * SECOND)
-    for i in range(15):  # the bag ends with depth only (queued unpaired), then restarts
-        pubs['depth'].publish(make_pair(501 * SECOND + i * PERIOD)[0])
-        time.sleep(0.02)
-    out, _, _ = good_pair_is_served(g, pubs, 5 * SECOND)
+    out = restart_the_bag(g, pubs)
     assert stamp_ns(out.header.stamp) < 10 * SECOND
     assert g.node.counts['cleared_after_jump'] >= 10
     assert 'depth stamps jumped back by' in capfd.readouterr().err

@@ -23,7 +23,7 @@ parameters) to the code's counts of about 2.54 M / 3.36 M / 5.75 M at 4x / 8x / 
 """
 
 from depth_sr_ros.networks.common import (
-    check_inputs, conv, log2_scale, ResidualBlock, scale_down_, upsample_bicubic)
+    check_inputs, conv, init_weights_, log2_scale, ResidualBlock, upsample_bicubic)
 import torch
 from torch import nn
 
@@ -250,7 +250,7 @@ class AHMF(nn.Module):
         self.reduce = nn.Conv2d(levels * channels, channels, 1)
         self.upsample = Upsampler(scale, channels)
         self.tail = conv(channels, 1)
-        scale_down_(self.tail, 0.1)
+        init_weights_(self, negative_slope=0.25, zero=[self.tail])
 
     def forward(self, depth_lr, guide_hr):
         """Return the super-resolved depth (B, 1, s*h, s*w)."""

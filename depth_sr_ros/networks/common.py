@@ -2,7 +2,6 @@
 
 import math
 
-import torch
 from torch import nn
 
 
@@ -59,16 +58,26 @@ def upsample_bicubic(depth_lr, scale):
                                      align_corners=False)
 
 
-def scale_down_(layer, factor):
+def init_weights_(model, negative_slope, zero):
     """
-    Multiply a layer's initial weights by ``factor`` and zero its bias, in place.
+    Give every conv He (Kaiming) initial weights and zero biases; zero the weights of ``zero``.
 
-    Used on the last conv of each network, whose output is added to bicubic upsampling: a
-    small initial residual lets training start close to bicubic instead of from noise.
+    PyTorch's default conv init keeps only about a third of the signal's variance per layer,
+    in the forward and the backward pass. The networks are 20 to 30 convs deep without
+    normalisation, so with it the first layers' gradients at 16x were 1e-10 to 1e-12 per
+    weight, far below Adam's eps (1e-8), and training did not move off bicubic (measured:
+    1000 steps of AHMF 16x). He init keeps the variance through PReLU/ReLU layers (slope
+    ``negative_slope``). ``zero`` lists the convs that end a residual branch: the tail, whose
+    output is added to bicubic upsampling, so that training starts exactly at bicubic, and
+    where residual blocks would otherwise add up to exploding features, their last conv, so
+    that each block starts as the identity.
     """
-    with torch.no_grad():
-        layer.weight.mul_(factor)
-        layer.bias.zero_()
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, a=negative_slope, nonlinearity='leaky_relu')
+            nn.init.zeros_(module.bias)
+    for layer in zero:
+        nn.init.zeros_(layer.weight)
 
 
 def count_parameters(module):

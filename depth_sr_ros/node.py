@@ -19,7 +19,8 @@ from depth_sr_ros.inference import Acceleration, load_predictor, select_device
 from depth_sr_ros.paths import default_model_path
 from depth_sr_ros.pipeline import FrameProcessor, LatencyStats, LatestSlot, Settings
 from depth_sr_ros.ros_entry import run_node
-from depth_sr_ros.sync import COLOR, DEPTH, INPUT_NAMES, JUMP_BACK, PairingMonitor, StampPairer
+from depth_sr_ros.sync import (
+    COLOR, DEPTH, INPUT_NAMES, JumpDetector, PairingMonitor, StampPairer, unpaired_messages)
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (
     FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult)
@@ -135,12 +136,13 @@ class DepthSrNode(Node):
         self.monitor = PairingMonitor(value('slop'), value('exact_sync'))
         self.pairer = None
         self._sync = None  # the message_filters synchronizer, when that is the backend
-        self._newest = [None, None]  # newest stamp per input, ns
-        # pairs: handed to the inference thread; published: results sent; bad_frames: input
-        # that could not be used; failed_frames: inference errors (CUDA out of memory, ...);
-        # cleared_after_jump: messages dropped from message_filters' queues at a time jump.
-        self.counts = {'pairs': 0, 'published': 0, 'bad_frames': 0, 'failed_frames': 0,
-                       'cleared_after_jump': 0}
+        self._jumps = JumpDetector()
+        # received: depth and colour images; pairs: handed to the inference thread; published:
+        # results sent; bad_frames: input that could not be used; failed_frames: inference
+        # errors (CUDA out of memory, ...); cleared_after_jump: messages dropped from
+        # message_filters' queues at a time jump.
+        self.counts = {'received': 0, 'pairs': 0, 'published': 0, 'bad_frames': 0,
+                       'failed_frames': 0, 'cleared_after_jump': 0}
         self._connect_images(value('queue_size'), value('slop'), value('exact_sync'), overrides)
 
         self.slot = LatestSlot()
@@ -174,8 +176,8 @@ class DepthSrNode(Node):
         return acceleration
 
     def _load(self, path):
-        if path.endswith('.onnx'):
-            return load_predictor(path, device=str(self.device))
+        # An ONNX model with non-default precision/channels_last/compile_mode/device_io is
+        # refused with load_predictor's reason rather than run without them.
         return load_predictor(path, device=str(self.device), acceleration=self.acceleration)
 
     def _log_model(self):
@@ -235,27 +237,24 @@ class DepthSrNode(Node):
 
     def _arrival_callback(self, index):
         def callback(msg):
+            self.counts['received'] += 1
             stamp = stamp_ns(msg.header.stamp)
             self.monitor.arrived(index, time.monotonic(), stamp * 1e-9)
-            newest = self._newest[index]
-            if newest is not None and stamp < newest - JUMP_BACK * 1e9:
-                self._on_time_jump(index, (newest - stamp) * 1e-9)
-                self._newest = [None, None]
-            if self._newest[index] is None or stamp > self._newest[index]:
-                self._newest[index] = stamp
+            jumped = self._jumps.check(index, stamp)
+            if jumped is not None:
+                self._on_time_jump(index, jumped)
         return callback
 
     def _on_time_jump(self, index, seconds):
         """Stamps jumped back (a bag restarted): drop the queued messages from before."""
         self._warn(f'{INPUT_NAMES[index]} stamps jumped back by {seconds:.1f} s (a bag or '
                    'driver restarted?); messages queued for pairing from before are dropped')
-        if self._sync is None:
-            return  # StampPairer drops them itself (and counts them)
-        # message_filters' Python synchronizers keep one dict per input under a lock; a
-        # message newer than every new one would otherwise stay queued and, in a full queue,
-        # evict each new message first: pairing would stall until the stamps caught up.
-        queues, lock = getattr(self._sync, 'queues', None), getattr(self._sync, 'lock', None)
-        if queues is None or lock is None:
+        # StampPairer drops them itself (and counts them). message_filters' Python
+        # synchronizers keep one dict per input under a lock; a message newer than every new
+        # one would otherwise stay queued and, in a full queue, evict each new message first:
+        # pairing would stall until the stamps caught up.
+        queues, lock = self._sync_queues()
+        if queues is None:
             return
         with lock:
             self.counts['cleared_after_jump'] += sum(len(q) for q in queues)
@@ -370,8 +369,25 @@ class DepthSrNode(Node):
 
     def dropped_pairs(self):
         """Return pairs replaced before inference plus messages that never found a partner."""
-        unpaired = sum(self.pairer.counts.unpaired) if self.pairer is not None else 0
-        return self.slot.replaced + unpaired + self.counts['cleared_after_jump']
+        if self.pairer is not None:
+            unpaired = sum(self.pairer.counts.unpaired)
+        else:  # message_filters counts nothing: what is neither paired nor queued was dropped
+            unpaired = unpaired_messages(self.counts['received'], self.counts['pairs'],
+                                         self._queued())
+        return self.slot.replaced + unpaired
+
+    def _sync_queues(self):
+        """Return message_filters' (queues, lock); (None, None) where it has none."""
+        queues, lock = getattr(self._sync, 'queues', None), getattr(self._sync, 'lock', None)
+        return (None, None) if queues is None or lock is None else (queues, lock)
+
+    def _queued(self):
+        """Return the messages waiting in message_filters' queues (0 if it hides them)."""
+        queues, lock = self._sync_queues()
+        if queues is None:
+            return 0
+        with lock:
+            return sum(len(queue) for queue in queues)
 
     def _report(self):
         in_hz, out_hz, p50, p95 = self.stats.take(self._period)

@@ -20,6 +20,47 @@ INPUT_NAMES = ('depth', 'colour')
 JUMP_BACK = 1.0  # s: a stamp this much older than its input's newest is a time jump
 
 
+class JumpDetector:
+    """Notice stamps that jump back (a bag that loops, a driver that restarts) on two inputs."""
+
+    def __init__(self, seconds=JUMP_BACK):
+        """
+        Build the detector.
+
+        :param seconds: a stamp this much older than the newest one seen on its input is a
+            jump back.
+        """
+        self.jump_ns = int(round(seconds * 1e9))
+        self.newest = [None, None]
+
+    def check(self, index, stamp_ns):
+        """
+        Record a stamp of input ``index``; return how far it jumped back in s, or None.
+
+        After a jump both inputs start afresh, so the other input's first message from the
+        new time line is not reported a second time.
+        """
+        newest = self.newest[index]
+        jumped = None
+        if newest is not None and stamp_ns < newest - self.jump_ns:
+            jumped = (newest - stamp_ns) * 1e-9
+            self.newest = [None, None]
+        if self.newest[index] is None or stamp_ns > self.newest[index]:
+            self.newest[index] = stamp_ns
+        return jumped
+
+
+def unpaired_messages(received, pairs, queued):
+    """
+    Return how many messages left a synchroniser without a partner.
+
+    Each pair uses one message of each input; what is neither paired nor still queued was
+    evicted from a full queue or dropped at a time jump. For message_filters, which does not
+    count them itself.
+    """
+    return max(0, received - 2 * pairs - queued)
+
+
 @dataclasses.dataclass
 class PairingCounts:
     """Running totals of what happened to the messages given to a StampPairer."""
@@ -51,8 +92,8 @@ class StampPairer:
         self.slop_ns = int(round(slop * 1e9))
         self.exact = bool(exact)
         self.reset_ns = int(round(reset_after_jump * 1e9))
+        self.jumps = JumpDetector(reset_after_jump)
         self.queues = ({}, {})
-        self.newest = [None, None]
         self.counts = PairingCounts()
 
     def _forget_after(self, stamp_ns):
@@ -61,8 +102,6 @@ class StampPairer:
             for stale in [s for s in queue if s > stamp_ns]:
                 del queue[stale]
                 self.counts.unpaired[index] += 1
-            if self.newest[index] is not None and self.newest[index] > stamp_ns:
-                self.newest[index] = max(queue, default=None)
         self.counts.resets += 1
 
     def add(self, index, stamp_ns, msg):
@@ -72,11 +111,8 @@ class StampPairer:
         :return: (depth_msg, colour_msg) when this message completes a pair, else None.
         """
         self.counts.received[index] += 1
-        newest = self.newest[index]
-        if newest is not None and stamp_ns < newest - self.reset_ns:
+        if self.jumps.check(index, stamp_ns) is not None:
             self._forget_after(stamp_ns + self.reset_ns)
-        if self.newest[index] is None or stamp_ns > self.newest[index]:
-            self.newest[index] = stamp_ns
         queue = self.queues[index]
         if stamp_ns in queue:  # a duplicate stamp replaces the older message
             self.counts.unpaired[index] += 1

@@ -387,3 +387,26 @@ def test_a_failing_publish_is_counted_and_the_next_pair_served(graph, capfd):
     assert g.node.counts['failed_frames'] == 1
     good_pair_is_served(g, pubs, 130 * SECOND)
     assert 'publishing failed: RuntimeError: publisher is gone' in capfd.readouterr().err
+
+
+def test_message_filters_evictions_are_counted_as_dropped(graph, monkeypatch):
+    # message_filters deletes the oldest message of a full queue without counting it; the
+    # node counts what was received, paired and is still queued, so the deleted ones show.
+    from depth_sr_ros import node as node_module
+    monkeypatch.setattr(node_module, 'message_filters', MessageFiltersStandIn)
+    g = graph()
+    pubs = g.publishers(qos_profile_sensor_data)
+    wait_for_subscribers(g, pubs)
+    good_pair_is_served(g, pubs, 500 * SECOND)
+    dropped, received = g.node.dropped_pairs(), g.node.counts['received']
+    queued_depth = len(g.node._sync.queues[0])
+    for i in range(15):  # depth without colour: the queue (10) overflows
+        pubs['depth'].publish(make_pair(510 * SECOND + i * PERIOD)[0])
+        time.sleep(0.02)
+    end = time.monotonic() + 5.0
+    while time.monotonic() < end and g.node.counts['received'] < received + 15:
+        time.sleep(0.05)
+    arrived = g.node.counts['received'] - received
+    assert arrived >= 11, arrived  # loopback DDS loses few, if any
+    assert g.node.dropped_pairs() - dropped == queued_depth + arrived - 10
+    assert len(g.node._sync.queues[0]) == 10

@@ -75,3 +75,17 @@ def test_the_node_runs_an_onnx_model(exported):
         node.destroy_node()
     finally:
         rclpy.try_shutdown(context=context)
+
+
+def test_the_node_refuses_pytorch_options_for_an_onnx_model(exported):
+    # Refused with the reason rather than run silently without the options asked for.
+    from depth_sr_ros.node import DepthSrNode
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=190 + os.getpid() % 40)
+    try:
+        with pytest.raises(ValueError, match='PyTorch options'):
+            DepthSrNode(context=context, parameter_overrides=[
+                Parameter('model_path', value=exported[1]),
+                Parameter('precision', value='bfloat16')])
+    finally:
+        rclpy.try_shutdown(context=context)

@@ -1,9 +1,11 @@
 """Stamp pairing (message_filters semantics) and the stall explanation, without DDS."""
 
-from depth_sr_ros.sync import COLOR, DEPTH, PairingMonitor, StampPairer
+from depth_sr_ros.sync import (
+    COLOR, DEPTH, JumpDetector, PairingMonitor, StampPairer, unpaired_messages)
 import pytest
 
 MS = 1_000_000
+SECOND = 1000 * MS
 
 
 def test_pairs_the_closest_partner_within_slop():
@@ -90,3 +92,19 @@ def test_slop_is_a_strict_bound_as_in_message_filters():
     pairer.add(DEPTH, 0, 'd')
     assert pairer.add(COLOR, 10 * MS, 'c') is None
     assert pairer.add(COLOR, 10 * MS - 1, 'c2') == ('d', 'c2')
+
+
+def test_jump_detector_reports_a_jump_back_once():
+    jumps = JumpDetector(seconds=1.0)
+    assert jumps.check(DEPTH, 100 * SECOND) is None
+    assert jumps.check(COLOR, 100 * SECOND) is None
+    assert jumps.check(DEPTH, 99_500_000_000) is None  # late, but within a second
+    assert jumps.check(DEPTH, 5 * SECOND) == pytest.approx(95.0)
+    assert jumps.check(COLOR, 5 * SECOND) is None  # the same restart, seen on colour
+    assert jumps.check(DEPTH, 6 * SECOND) is None
+
+
+def test_unpaired_messages_are_what_is_neither_paired_nor_queued():
+    assert unpaired_messages(received=30, pairs=10, queued=4) == 6
+    assert unpaired_messages(received=3, pairs=1, queued=1) == 0
+    assert unpaired_messages(received=1, pairs=1, queued=0) == 0  # never negative

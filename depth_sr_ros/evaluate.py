@@ -8,7 +8,8 @@ truth with bicubic downscaling (--protocol middlebury) or nearest-neighbour (--p
 optionally add Gaussian noise of sigma 5 (--noise), upsample with bicubic, the guided filter and
 the model, and report MAE and RMSE over pixels with ground truth, in the dataset's units
 (0-255 for Middlebury). Prints a markdown table, writes the same as JSON with --json, and a
-figure of the first image like the papers' (--figure).
+figure of the first image like the papers' (--figure; the table's outputs, so noisy with
+--noise).
 """
 
 import argparse
@@ -46,7 +47,7 @@ def prepare(pair, scale, protocol, rng=None):
     return truth, crop_to_multiple(pair['rgb'], scale), degrade(truth, scale, protocol, rng)
 
 
-def evaluate(methods, pairs, scale, protocol='middlebury', noise=False):
+def evaluate(methods, pairs, scale, protocol='middlebury', noise=False, keep=None):
     """
     Return {'images': [...], 'average': {...}} with MAE/RMSE per method and image.
 
@@ -55,34 +56,38 @@ def evaluate(methods, pairs, scale, protocol='middlebury', noise=False):
     :param scale: upsampling factor.
     :param protocol: 'middlebury' (bicubic degradation) or 'nyu' (nearest).
     :param noise: add Gaussian noise of NOISE_SIGMA to the LR input (seeded).
+    :param keep: a dict to fill with the first pair's 'name', 'truth', 'rgb' and 'results'
+        (method -> output), for ``figure``.
     """
     rng = np.random.default_rng(0) if noise else None
     images = []
     for pair in pairs:
         truth, rgb, low = prepare(pair, scale, protocol, rng)
         row = {'name': pair['name']}
+        results = {}
         for method, upsampler in methods.items():
-            result = upsampler(low, rgb)
+            results[method] = result = upsampler(low, rgb)
             row[method] = {'mae': mae(result, truth), 'rmse': rmse(result, truth)}
+        if keep is not None and not images:
+            keep.update(name=pair['name'], truth=truth, rgb=rgb, results=results)
         images.append(row)
     average = {m: {k: float(np.mean([r[m][k] for r in images])) for k in ('mae', 'rmse')}
                for m in methods}
     return {'images': images, 'average': average}
 
 
-def figure(methods, pair, scale, protocol, path, error_range=4.0):
+def figure(kept, path, error_range=4.0):
     """
-    Write the papers' kind of figure for one pair (from middlebury.load_pair), noise-free.
+    Write the papers' kind of figure for the pair that ``evaluate(..., keep=kept)`` kept.
 
     Top row: the guidance and each method's result; bottom row: the ground truth and each
     method's absolute error, saturating at ``error_range`` dataset units.
     """
-    truth, rgb, low = prepare(pair, scale, protocol)
+    truth, rgb = kept['truth'], kept['rgb']
     lo, hi = float(truth[truth > 0].min()), float(truth.max())
-    top = [tile(np.ascontiguousarray(rgb[:, :, ::-1]), f"{pair['name']}: guidance")]
+    top = [tile(np.ascontiguousarray(rgb[:, :, ::-1]), f"{kept['name']}: guidance")]
     bottom = [tile(colorize(truth, lo, hi), 'ground truth')]
-    for method, upsampler in methods.items():
-        result = upsampler(low, rgb)
+    for method, result in kept['results'].items():
         top.append(tile(colorize(result, lo, hi), method))
         bottom.append(tile(colorize(np.abs(result - truth), 0, error_range, cv2.COLORMAP_HOT),
                            f'|{method} - truth|, MAE {mae(result, truth):.3f}'))
@@ -124,7 +129,8 @@ def main(argv=None):
     methods = {'bicubic': BicubicUpsampler(s), 'guided filter': GuidedFilterUpsampler(s),
                label: predictor}
     pairs = [load_pair(args.data, name) for name in names]
-    report = evaluate(methods, pairs, s, args.protocol, args.noise)
+    kept = {}
+    report = evaluate(methods, pairs, s, args.protocol, args.noise, keep=kept)
     report.update(model=args.model, scale=s, protocol=args.protocol, noise=args.noise,
                   data=args.data)
     print(f'MAE ({args.protocol} protocol, {s}x{", noisy" if args.noise else ""}, '
@@ -135,7 +141,7 @@ def main(argv=None):
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(report, f, indent=1)
-    if args.figure and figure(methods, pairs[0], s, args.protocol, args.figure):
+    if args.figure and figure(kept, args.figure):
         print(f'\nwrote {args.figure}: guidance and each method over ground truth and the '
               'absolute errors')
     return 0

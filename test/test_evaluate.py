@@ -6,6 +6,7 @@ from conftest import FIXTURES
 from depth_sr_ros.baselines import BicubicUpsampler, GuidedFilterUpsampler
 from depth_sr_ros.data.middlebury import load_pair
 from depth_sr_ros.evaluate import degrade, evaluate, main, markdown
+from depth_sr_ros.metrics import mae
 import numpy as np
 import pytest
 
@@ -23,9 +24,13 @@ def test_degradations():
 
 def test_report_on_the_fixture_has_every_method_and_the_average():
     methods = {'bicubic': BicubicUpsampler(4), 'guided filter': GuidedFilterUpsampler(4)}
-    report = evaluate(methods, [load_pair(FIXTURES, 'cones')], 4)
+    kept = {}
+    report = evaluate(methods, [load_pair(FIXTURES, 'cones')], 4, keep=kept)
     row = report['images'][0]
     assert row['name'] == 'cones'
+    # the figure shows the very outputs the table measured
+    assert kept['name'] == 'cones' and set(kept['results']) == set(methods)
+    assert mae(kept['results']['bicubic'], kept['truth']) == row['bicubic']['mae']
     assert report['average']['bicubic']['mae'] == row['bicubic']['mae']
     assert 0 < row['guided filter']['mae'] < row['bicubic']['mae'] < row['bicubic']['rmse']
     table = markdown(report, methods)

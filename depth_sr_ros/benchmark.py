@@ -14,8 +14,8 @@ post-processing (--variants; time per frame and the error against float32 in mil
 player frame), CPU thread counts (--threads-sweep), and the whole node under a real DDS stream
 from the player in another process at each of --dds-rates (stamp-to-publish latency from the
 node's diagnostics, stamp-to-receive in a third process, dropped pairs).
-Weights are random unless --model is given: the cost does not depend on them (the error of a
-variant does a little; give --model for the shipped weights).
+Weights are new (untrained) unless --model is given: the cost does not depend on them, but a
+new network returns plain bicubic upsampling, so give --model for meaningful variant errors.
 """
 
 import argparse

@@ -140,7 +140,8 @@ class DepthSrNode(Node):
         # received: depth and colour images; pairs: handed to the inference thread; published:
         # results sent; bad_frames: input that could not be used; failed_frames: inference
         # errors (CUDA out of memory, ...); cleared_after_jump: messages dropped from
-        # message_filters' queues at a time jump.
+        # message_filters' queues at a time jump (already part of the unpaired messages that
+        # dropped_pairs() derives from received, pairs and queued).
         self.counts = {'received': 0, 'pairs': 0, 'published': 0, 'bad_frames': 0,
                        'failed_frames': 0, 'cleared_after_jump': 0}
         self._connect_images(value('queue_size'), value('slop'), value('exact_sync'), overrides)

@@ -37,14 +37,18 @@ class JumpDetector:
         """
         Record a stamp of input ``index``; return how far it jumped back in s, or None.
 
-        After a jump both inputs start afresh, so the other input's first message from the
-        new time line is not reported a second time.
+        After a jump the other input forgets a newest stamp from before the jump, so its first
+        message on the new time line is not reported a second time; a newest stamp that is not
+        ahead of the jump is kept, so a later jump of the other input is still seen.
         """
         newest = self.newest[index]
         jumped = None
         if newest is not None and stamp_ns < newest - self.jump_ns:
             jumped = (newest - stamp_ns) * 1e-9
-            self.newest = [None, None]
+            self.newest[index] = None
+            other = self.newest[1 - index]
+            if other is not None and other > stamp_ns + self.jump_ns:
+                self.newest[1 - index] = None
         if self.newest[index] is None or stamp_ns > self.newest[index]:
             self.newest[index] = stamp_ns
         return jumped

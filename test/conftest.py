@@ -13,6 +13,23 @@ FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures')
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def untrained(arch, seed=0, **kwargs):
+    """
+    Return a new network whose output depends on every layer and on the guidance.
+
+    A new network returns bicubic upsampling exactly (its tail and, in PAG-Net, the last conv
+    of each residual block start at zero), so tests that compare outputs could not see a
+    broken guidance path or lost weights. Here those convs are redrawn small and random.
+    """
+    torch.manual_seed(seed)
+    model = build_model(arch, **kwargs)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.Conv2d) and not module.weight.any():
+                module.weight.normal_(std=0.01)
+    return model
+
+
 @pytest.fixture(scope='session')
 def cones():
     """Return the 256x192 Middlebury Cones crop: 'depth' float32 disparity, 'rgb' uint8 RGB."""
@@ -23,9 +40,8 @@ def cones():
 def model_path(tmp_path_factory):
     """Return the path of an untrained tiny PAG-Net 4x model file (fast on any CPU)."""
     from node_graph import TINY
-    torch.manual_seed(0)
     path = tmp_path_factory.mktemp('model') / 'tiny.pt'
-    save_checkpoint(path, build_model('pag_net', **TINY), 'pag_net', TINY, PREPROCESSING,
+    save_checkpoint(path, untrained('pag_net', **TINY), 'pag_net', TINY, PREPROCESSING,
                     {'data': 'untrained, for tests'})
     return str(path)
 

@@ -9,10 +9,10 @@ test_pipeline.py; here the whole node is under test.
 import threading
 import time
 
+from conftest import untrained
 from depth_sr_ros.checkpoint import save_checkpoint
 from depth_sr_ros.conversions import image_to_array, stamp_ns
 from depth_sr_ros.inference import Predictor
-from depth_sr_ros.networks import build_model
 from depth_sr_ros.preprocessing import PREPROCESSING
 from node_graph import make_pair, send, TINY, wait_for_subscribers
 import numpy as np
@@ -54,15 +54,28 @@ def send_until_handled(g, pubs, make, first_stamp, tries=30):
 
 
 def good_pair_is_served(g, pubs, first_stamp, tries=30):
-    """Send good pairs until one comes back; return (output Image, depth sent, colour sent)."""
+    """
+    Send good pairs until one comes back; return (output Image, depth sent, colour sent).
+
+    Any pair sent here counts: on a loaded machine the output of one try may arrive during a
+    later one.
+    """
+    sent = {}  # stamp -> (depth, colour) as sent
+
+    def served():
+        for out in g.received['image']:
+            if stamp_ns(out.header.stamp) in sent:
+                return (out, *sent[stamp_ns(out.header.stamp)])
+        return None
     for i in range(tries):
         stamp = first_stamp + i * PERIOD
         _, depth, color = send(pubs, stamp)
-        end = time.monotonic() + 0.5
+        sent[stamp] = depth, color
+        end = time.monotonic() + (0.5 if i < tries - 1 else 5.0)  # the last: wait longer
         while time.monotonic() < end:
-            for out in g.received['image']:
-                if stamp_ns(out.header.stamp) == stamp:
-                    return out, depth, color
+            result = served()
+            if result:
+                return result
             time.sleep(0.01)
     raise AssertionError(f'no good pair was served after the bad input; counts {g.node.counts}')
 
@@ -291,10 +304,9 @@ def test_a_model_switch_to_a_bad_file_keeps_the_old_model(graph, tmp_path):
     wait_for_subscribers(g, pubs)
     good_pair_is_served(g, pubs, 100 * SECOND)
     # A good file replaces the model; the next pairs use the new one.
-    torch.manual_seed(1)
     new_path = tmp_path / 'other.pt'
-    save_checkpoint(new_path, build_model('pag_net', **TINY), 'pag_net', TINY, PREPROCESSING,
-                    {'data': 'untrained, other seed'})
+    save_checkpoint(new_path, untrained('pag_net', seed=1, **TINY), 'pag_net', TINY,
+                    PREPROCESSING, {'data': 'untrained, other seed'})
     assert node.set_parameters([Parameter('model_path', value=str(new_path))])[0].successful
     assert node.model_path == str(new_path)
     out, depth, color = good_pair_is_served(g, pubs, 110 * SECOND)
@@ -367,7 +379,7 @@ def test_message_filters_pairs_and_recovers_from_a_time_jump(graph, monkeypatch,
     out = restart_the_bag(g, pubs)
     assert stamp_ns(out.header.stamp) < 10 * SECOND
     assert g.node.counts['cleared_after_jump'] >= 10
-    assert 'depth stamps jumped back by' in capfd.readouterr().err
+    assert 'stamps jumped back by' in capfd.readouterr().err  # depth or colour, either first
 
 
 def test_a_failing_publish_is_counted_and_the_next_pair_served(graph, capfd):
@@ -400,13 +412,14 @@ def test_message_filters_evictions_are_counted_as_dropped(graph, monkeypatch):
     good_pair_is_served(g, pubs, 500 * SECOND)
     dropped, received = g.node.dropped_pairs(), g.node.counts['received']
     queued_depth = len(g.node._sync.queues[0])
-    for i in range(15):  # depth without colour: the queue (10) overflows
+    for i in range(25):  # depth without colour: the queue (10) overflows
         pubs['depth'].publish(make_pair(510 * SECOND + i * PERIOD)[0])
         time.sleep(0.02)
     end = time.monotonic() + 5.0
-    while time.monotonic() < end and g.node.counts['received'] < received + 15:
+    while time.monotonic() < end and g.node.counts['received'] < received + 25:
         time.sleep(0.05)
+    time.sleep(0.2)  # a message still on its way would be counted later
     arrived = g.node.counts['received'] - received
-    assert arrived >= 11, arrived  # loopback DDS loses few, if any
+    assert queued_depth + arrived > 10, arrived  # best effort may lose some, not most
     assert g.node.dropped_pairs() - dropped == queued_depth + arrived - 10
     assert len(g.node._sync.queues[0]) == 10

@@ -2,6 +2,7 @@
 
 import os
 
+from conftest import untrained
 from depth_sr_ros.checkpoint import (
     CheckpointError, FORMAT_VERSION, load_checkpoint, read_checkpoint, save_checkpoint)
 from depth_sr_ros.networks import build_model
@@ -13,8 +14,7 @@ TRAINING = {'data': 'unit test', 'steps': 0, 'metrics': {'val_mae': 1.5}}
 
 
 def _save(path, arch='pag_net', scale=2, **kwargs):
-    torch.manual_seed(0)
-    model = build_model(arch, scale=scale)
+    model = untrained(arch, scale=scale)
     save_checkpoint(path, model, arch, {'scale': scale}, PREPROCESSING, TRAINING, **kwargs)
     return model
 

@@ -2,19 +2,17 @@
 
 import os
 
-from conftest import FIXTURES
+from conftest import FIXTURES, untrained
 from depth_sr_ros.checkpoint import CheckpointError, save_checkpoint
 from depth_sr_ros.data.degradations import bicubic_downsample, crop_to_multiple
 from depth_sr_ros.data.middlebury import disparity_to_metres, load_pair
 from depth_sr_ros.export import export_onnx, main, parity
 from depth_sr_ros.inference import Acceleration, load_predictor, OnnxPredictor, Predictor
-from depth_sr_ros.networks import build_model
 from depth_sr_ros.preprocessing import PREPROCESSING
 import numpy as np
 import pytest
 import rclpy
 from rclpy.parameter import Parameter
-import torch
 
 TINY = {'scale': 4, 'channels': 8, 'growth': 4, 'rdb_layers': 1, 'num_blocks': 1}
 
@@ -22,9 +20,8 @@ TINY = {'scale': 4, 'channels': 8, 'growth': 4, 'rdb_layers': 1, 'num_blocks': 1
 @pytest.fixture(scope='module')
 def exported(tmp_path_factory):
     folder = tmp_path_factory.mktemp('onnx')
-    torch.manual_seed(0)
     pt = str(folder / 'tiny.pt')
-    save_checkpoint(pt, build_model('pag_net', **TINY), 'pag_net', TINY, PREPROCESSING,
+    save_checkpoint(pt, untrained('pag_net', **TINY), 'pag_net', TINY, PREPROCESSING,
                     {'data': 'untrained, for tests'})
     onnx_path = str(folder / 'tiny.onnx')
     info = export_onnx(pt, onnx_path)

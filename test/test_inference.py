@@ -2,6 +2,7 @@
 
 import os
 
+from conftest import untrained
 from depth_sr_ros.baselines import BicubicUpsampler
 from depth_sr_ros.data.degradations import bicubic_downsample, crop_to_multiple
 from depth_sr_ros.data.middlebury import disparity_to_metres
@@ -137,10 +138,7 @@ def test_bgr_colour_order_gives_the_same_result(shipped, cones):
 
 
 def _tiny_pag_net(scale=4):
-    from depth_sr_ros.networks import build_model
-    torch.manual_seed(0)
-    return build_model('pag_net', scale=scale, channels=8, growth=4, rdb_layers=1,
-                       num_blocks=1)
+    return untrained('pag_net', scale=scale, channels=8, growth=4, rdb_layers=1, num_blocks=1)
 
 
 def _odd_frame(rng, scale=4):

@@ -1,7 +1,7 @@
 """Stamp pairing (message_filters semantics) and the stall explanation, without DDS."""
 
 from depth_sr_ros.sync import (
-    COLOR, DEPTH, JumpDetector, PairingMonitor, StampPairer, unpaired_messages)
+    COLOR, DEPTH, INPUT_NAMES, JumpDetector, PairingMonitor, StampPairer, unpaired_messages)
 import pytest
 
 MS = 1_000_000
@@ -102,6 +102,16 @@ def test_jump_detector_reports_a_jump_back_once():
     assert jumps.check(DEPTH, 5 * SECOND) == pytest.approx(95.0)
     assert jumps.check(COLOR, 5 * SECOND) is None  # the same restart, seen on colour
     assert jumps.check(DEPTH, 6 * SECOND) is None
+
+
+def test_a_second_jump_on_the_other_input_is_still_seen():
+    # colour at 10 s, depth at 50 s then back to 48 s, then colour back to 2 s: two jumps, and
+    # the pairer keeps nothing from before them.
+    pairer = StampPairer(queue_size=10, slop=0.01)
+    for index, seconds in ((COLOR, 10), (DEPTH, 50), (DEPTH, 48), (COLOR, 2)):
+        pairer.add(index, seconds * SECOND, f'{INPUT_NAMES[index]} {seconds}')
+    assert pairer.counts.resets == 2
+    assert [sorted(q.values()) for q in pairer.queues] == [[], ['colour 2']]
 
 
 def test_unpaired_messages_are_what_is_neither_paired_nor_queued():

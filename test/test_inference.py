@@ -113,7 +113,17 @@ def test_shipped_model_on_a_real_middlebury_pair_with_holes(shipped, cones):
     assert mae(out, truth) < 0.9 * mae(bicubic, truth)
 
 
-@pytest.mark.parametrize('name', ['ahmf_x8.pt', 'pag_net_x4.pt'])
+SHIPPED = sorted(f for f in os.listdir(os.path.dirname(default_model_path())) if f.endswith('.pt'))
+
+
+def test_every_shipped_model_has_a_card():
+    with open(os.path.join(os.path.dirname(default_model_path()), 'README.md')) as f:
+        cards = f.read()
+    assert len(SHIPPED) >= 4
+    assert [name for name in SHIPPED if f'## {name}' not in cards] == []
+
+
+@pytest.mark.parametrize('name', SHIPPED)
 def test_every_shipped_model_matches_its_name_and_beats_bicubic(name, cones):
     path = os.path.join(os.path.dirname(default_model_path()), name)
     predictor = Predictor.from_checkpoint(path, device='cpu')

@@ -95,7 +95,6 @@ class StampPairer:
         self.queue_size = int(queue_size)
         self.slop_ns = int(round(slop * 1e9))
         self.exact = bool(exact)
-        self.reset_ns = int(round(reset_after_jump * 1e9))
         self.jumps = JumpDetector(reset_after_jump)
         self.queues = ({}, {})
         self.counts = PairingCounts()
@@ -116,7 +115,7 @@ class StampPairer:
         """
         self.counts.received[index] += 1
         if self.jumps.check(index, stamp_ns) is not None:
-            self._forget_after(stamp_ns + self.reset_ns)
+            self._forget_after(stamp_ns + self.jumps.jump_ns)
         queue = self.queues[index]
         if stamp_ns in queue:  # a duplicate stamp replaces the older message
             self.counts.unpaired[index] += 1

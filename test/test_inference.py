@@ -113,11 +113,12 @@ def test_shipped_model_on_a_real_middlebury_pair_with_holes(shipped, cones):
     assert mae(out, truth) < 0.9 * mae(bicubic, truth)
 
 
-SHIPPED = sorted(f for f in os.listdir(os.path.dirname(default_model_path())) if f.endswith('.pt'))
+MODELS = os.path.dirname(default_model_path())
+SHIPPED = sorted(f for f in os.listdir(MODELS) if f.endswith('.pt'))
 
 
 def test_every_shipped_model_has_a_card():
-    with open(os.path.join(os.path.dirname(default_model_path()), 'README.md')) as f:
+    with open(os.path.join(MODELS, 'README.md')) as f:
         cards = f.read()
     assert len(SHIPPED) >= 4
     assert [name for name in SHIPPED if f'## {name}' not in cards] == []
@@ -125,7 +126,7 @@ def test_every_shipped_model_has_a_card():
 
 @pytest.mark.parametrize('name', SHIPPED)
 def test_every_shipped_model_matches_its_name_and_beats_bicubic(name, cones):
-    path = os.path.join(os.path.dirname(default_model_path()), name)
+    path = os.path.join(MODELS, name)
     predictor = Predictor.from_checkpoint(path, device='cpu')
     arch, scale = name[:-3].rsplit('_x', 1)
     assert (predictor.info['arch'], predictor.scale) == (arch, int(scale))

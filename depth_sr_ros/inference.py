@@ -62,6 +62,22 @@ def select_device(requested='auto'):
     return device
 
 
+def native_bfloat16(device):
+    """
+    Return True if ``device`` runs bfloat16 convolutions in hardware.
+
+    CPUs: AMX or AVX512-BF16 (oneDNN uses them); elsewhere bf16 is emulated and slower than
+    float32. CUDA: compute capability 8.0 (Ampere) or newer.
+    """
+    device = torch.device(device)
+    if device.type == 'cuda':
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported(
+            including_emulation=False)
+    if device.type != 'cpu':
+        return False
+    return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+
+
 def _pad_bottom_right(image, rows, cols):
     """Pad an (H, W) or (H, W, C) array by edge replication."""
     if rows == 0 and cols == 0:

@@ -19,10 +19,10 @@ import sys
 import time
 
 import cv2
-from depth_sr_ros.checkpoint import atomic_save, save_checkpoint
+from depth_sr_ros.checkpoint import atomic_save, load_checkpoint, save_checkpoint
 from depth_sr_ros.data.datasets import CropDataset, load_split, prefetched_batches
 from depth_sr_ros.evaluate import evaluate
-from depth_sr_ros.inference import Acceleration, Predictor, select_device
+from depth_sr_ros.inference import Acceleration, native_bfloat16, Predictor, select_device
 from depth_sr_ros.networks import build_model
 from depth_sr_ros.preprocessing import PREPROCESSING
 import numpy as np
@@ -60,12 +60,27 @@ class TrainConfig:
     workers: int = 2  # threads that make the next batches while the network trains
     device: str = 'auto'
     storage_dtype: str = 'float16'
+    # 'auto': bfloat16 autocast where the hardware runs it natively (CPUs with AMX or
+    # AVX512-BF16, CUDA GPUs from Ampere on), else float32. Weights, optimiser state, the
+    # global skip and the loss stay float32 either way.
+    precision: str = 'auto'
+    init: str = ''  # a model file to start from (fine-tune with a fresh optimiser)
+    downsampling: str = 'bicubic'  # comma-separated kernels of data.degradations.DOWNSAMPLERS
 
     def resolved(self):
         """Return a copy with the paper defaults filled in."""
         paper = PAPER_DEFAULTS[self.arch]
         return dataclasses.replace(self, batch_size=self.batch_size or paper['batch_size'],
                                    loss=self.loss or paper['loss'])
+
+
+def training_precision(requested, device):
+    """Return 'bfloat16' or 'float32' for a --precision request ('auto' picks by hardware)."""
+    if requested not in ('auto', 'float32', 'bfloat16'):
+        raise ValueError(f'precision must be auto, float32 or bfloat16, not {requested!r}')
+    if requested != 'auto':
+        return requested
+    return 'bfloat16' if native_bfloat16(device) else 'float32'
 
 
 def loss_fn(name, prediction, target):
@@ -177,10 +192,19 @@ def train(config):
     val_names = tuple(n for n in config.val_names.split(',') if n)
     train_pairs, val_pairs = load_split(config.data, val_names)
     dataset = CropDataset(train_pairs, config.scale, config.crop,
-                          synthetic_fraction=config.synthetic)
+                          synthetic_fraction=config.synthetic,
+                          downsamplers=tuple(config.downsampling.split(',')))
+    precision = training_precision(config.precision, device)
     arch_kwargs = {'scale': config.scale}
     torch.manual_seed(config.seed)  # the same initial weights on every rank
-    net = build_model(config.arch, **arch_kwargs).to(device)
+    net = build_model(config.arch, **arch_kwargs)
+    if config.init:
+        start, info = load_checkpoint(config.init)
+        if (info['arch'], info['arch_kwargs']) != (config.arch, arch_kwargs):
+            raise ValueError(f"--init {config.init} holds {info['arch']} "
+                             f"{info['arch_kwargs']}, not {config.arch} {arch_kwargs}")
+        net.load_state_dict(start.state_dict())
+    net = net.to(device)
     betas = PAPER_DEFAULTS[config.arch]['betas']
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr, betas=betas, eps=1e-8)
     state_path = os.path.join(config.out, 'state.pt')
@@ -192,6 +216,10 @@ def train(config):
         step, elapsed = state['step'], state['elapsed']
         if lead:
             print(f'resumed from {state_path} at step {step}', flush=True)
+    elif config.init and lead:
+        print(f'starting from the weights of {config.init}', flush=True)
+    if lead:
+        print(f'training in {precision} on {device}', flush=True)
     model = net if world == 1 else DistributedDataParallel(
         net, device_ids=[device.index] if device.type == 'cuda' else None)
 
@@ -227,9 +255,13 @@ def train(config):
             for group in optimizer.param_groups:
                 group['lr'] = lr
             batch = next(batches)
-            prediction = model(torch.from_numpy(batch['depth_lr']).to(device),
-                               torch.from_numpy(batch['rgb']).to(device))
-            loss = loss_fn(config.loss, prediction, torch.from_numpy(batch['depth_hr']).to(device))
+            with torch.autocast(device.type, dtype=torch.bfloat16,
+                                enabled=precision == 'bfloat16'):
+                prediction = model(torch.from_numpy(batch['depth_lr']).to(device),
+                                   torch.from_numpy(batch['rgb']).to(device))
+            # The networks add their body to a float32 bicubic skip; the loss is float32 too.
+            loss = loss_fn(config.loss, prediction.float(),
+                           torch.from_numpy(batch['depth_hr']).to(device))
             loss_value = _all_ranks(loss.item(), world)
             if not np.isfinite(loss_value):
                 raise FloatingPointError(f'loss is {loss_value} at step {step}; stopping '
@@ -264,7 +296,7 @@ def train(config):
     training = {
         'data': os.path.abspath(config.data), 'train_pairs': [p['name'] for p in train_pairs],
         'val_pairs': list(val_names), 'synthetic_fraction': config.synthetic,
-        'degradation': 'bicubic (cv2.INTER_CUBIC, no antialias)',
+        'degradation': config.downsampling, 'precision': precision,
         'steps': step, 'elapsed_s': round(elapsed, 1), 'processes': world,
         'device': str(device),
         'device_name': (torch.cuda.get_device_name(device) if device.type == 'cuda'

@@ -8,7 +8,8 @@ from conftest import FIXTURES
 from depth_sr_ros.data.datasets import (
     CropDataset, load_split, MIDDLEBURY_TEST, prefetched_batches)
 from depth_sr_ros.data.degradations import (
-    add_gaussian_noise, bicubic_downsample, kinect_holes, nearest_downsample)
+    add_gaussian_noise, antialiased_bicubic_downsample, bicubic_downsample, DOWNSAMPLERS,
+    kinect_holes, nearest_downsample)
 from depth_sr_ros.data.middlebury import list_pairs, load_pair
 from depth_sr_ros.data.synthetic import synthetic_pair
 import numpy as np
@@ -99,3 +100,37 @@ def test_prefetched_batches_equal_serial_batches_in_order():
     assert threading.active_count() > threads
     early.close()
     assert threading.active_count() == threads
+
+
+def test_antialiased_bicubic_is_a_normalised_stretched_cubic():
+    # Every HR pixel of a 4x block and its neighbours contribute; constants and, away from the
+    # border, linear ramps are kept (the cubic kernel reproduces both); the result differs
+    # from plain bicubic on detail finer than the LR grid.
+    ramp = np.add.outer(np.arange(64.0), 2 * np.arange(48.0)).astype(np.float32)
+    low = antialiased_bicubic_downsample(ramp, 4)
+    centres = (np.arange(16) + 0.5) * 4 - 0.5, (np.arange(12) + 0.5) * 4 - 0.5
+    expected = np.add.outer(centres[0], 2 * centres[1])
+    np.testing.assert_allclose(low[2:-2, 2:-2], expected[2:-2, 2:-2], atol=1e-4)
+    np.testing.assert_allclose(antialiased_bicubic_downsample(np.full((8, 8), 3.0), 2), 3.0)
+    noise = np.random.default_rng(0).random((128, 128)).astype(np.float32)
+    # Plain bicubic samples 4 of 16 pixels per block: noise keeps most of its spread.
+    smoothed = antialiased_bicubic_downsample(noise, 4).std()
+    assert smoothed < 0.5 * bicubic_downsample(noise, 4).std()
+
+
+def test_crops_draw_their_downsampling_from_the_mix():
+    pairs = [load_pair(FIXTURES, name) for name in list_pairs(FIXTURES)]
+    plain = CropDataset(pairs, 4, 32, downsamplers=('bicubic',))
+    mixed = CropDataset(pairs, 4, 32, downsamplers=tuple(DOWNSAMPLERS))
+    used = set()
+    for seed in range(40):
+        sample = mixed.sample(np.random.default_rng(seed))
+        used |= {name for name, fn in DOWNSAMPLERS.items()
+                 if np.allclose(fn(sample['depth_hr'][0], 4), sample['depth_lr'][0], atol=1e-6)}
+    assert used == set(DOWNSAMPLERS)
+    # One kernel draws nothing, so its samples are those of earlier versions.
+    a = plain.sample(np.random.default_rng(3))
+    b = CropDataset(pairs, 4, 32).sample(np.random.default_rng(3))
+    np.testing.assert_array_equal(a['depth_lr'], b['depth_lr'])
+    with pytest.raises(ValueError, match='unknown downsampling'):
+        CropDataset(pairs, 4, 32, downsamplers=('lanczos',))

@@ -10,7 +10,7 @@ the whole image's min-max range (as the predictor does at run time) and RGB in [
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
-from depth_sr_ros.data.degradations import bicubic_downsample, crop_to_multiple
+from depth_sr_ros.data.degradations import crop_to_multiple, DOWNSAMPLERS
 from depth_sr_ros.data.middlebury import list_pairs, load_pair
 from depth_sr_ros.data.synthetic import synthetic_pair
 from depth_sr_ros.preprocessing import (
@@ -35,7 +35,8 @@ def augment(arrays, rng):
 class CropDataset:
     """Random crops of in-memory RGB-D pairs; index with an explicit numpy Generator."""
 
-    def __init__(self, pairs, scale, crop_size, augment_samples=True, synthetic_fraction=0.0):
+    def __init__(self, pairs, scale, crop_size, augment_samples=True, synthetic_fraction=0.0,
+                 downsamplers=('bicubic',)):
         """
         Build the dataset.
 
@@ -45,7 +46,14 @@ class CropDataset:
         :param augment_samples: apply random flips and rotations.
         :param synthetic_fraction: share of samples drawn from new synthetic scenes
             (data/synthetic.py) instead of the pairs.
+        :param downsamplers: names in degradations.DOWNSAMPLERS; each sample's LR depth is made
+            with one of them, drawn uniformly.
         """
+        unknown = [name for name in downsamplers if name not in DOWNSAMPLERS]
+        if unknown or not downsamplers:
+            raise ValueError(f'unknown downsampling {unknown or downsamplers}; '
+                             f'choose from {sorted(DOWNSAMPLERS)}')
+        self.downsamplers = tuple(downsamplers)
         if not pairs:
             raise ValueError('no training pairs')
         self.scale = scale
@@ -77,8 +85,11 @@ class CropDataset:
         rgb = rgb[top:top + c, left:left + c]
         if self.augment:
             depth, rgb = augment([depth, rgb], rng)
+        # One kernel: no draw, so that the samples stay those of earlier versions.
+        pick = int(rng.integers(len(self.downsamplers))) if len(self.downsamplers) > 1 else 0
+        downsample = DOWNSAMPLERS[self.downsamplers[pick]]
         return {
-            'depth_lr': bicubic_downsample(depth, self.scale)[None],
+            'depth_lr': downsample(depth, self.scale)[None],
             'rgb': np.ascontiguousarray(rgb.transpose(2, 0, 1)),
             'depth_hr': depth[None].copy(),
             'depth_range': depth_lim,

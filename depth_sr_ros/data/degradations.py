@@ -35,10 +35,57 @@ def bicubic_downsample(depth, scale):
                       interpolation=cv2.INTER_CUBIC)
 
 
+def _cubic(x, a=-0.5):
+    """Keys' cubic convolution kernel (a = -0.5, as PIL's and Matlab's bicubic)."""
+    x = np.abs(x)
+    return np.where(x <= 1, ((a + 2) * x - (a + 3)) * x * x + 1,
+                    np.where(x < 2, ((a * x - 5 * a) * x + 8 * a) * x - 4 * a, 0.0))
+
+
+def _antialias_weights(size, scale):
+    """Return the (size // scale, size) matrix of antialiased bicubic downscaling weights."""
+    out = size // scale
+    centres = (np.arange(out) + 0.5) * scale - 0.5
+    taps = np.arange(size)
+    weights = _cubic((taps[None, :] - centres[:, None]) / scale)
+    return weights / weights.sum(axis=1, keepdims=True)  # window cut at the border: renormalise
+
+
+def antialiased_bicubic_downsample(depth, scale):
+    """
+    Downscale (H, W) depth by ``scale`` with antialiased bicubic interpolation.
+
+    The bicubic kernel is stretched by the scale, so every HR pixel contributes (the
+    convention of PIL's Image.resize(BICUBIC), which DKN, DCTNet and JIIF use to make their LR
+    inputs). H and W must be multiples of ``scale``.
+    """
+    _check_multiple(depth, scale)
+    h, w = depth.shape
+    rows, cols = _antialias_weights(h, scale), _antialias_weights(w, scale)
+    return (rows @ np.asarray(depth, np.float64) @ cols.T).astype(np.float32)
+
+
+def area_downsample(depth, scale):
+    """Downscale by the mean of each scale x scale block (OpenCV INTER_AREA)."""
+    _check_multiple(depth, scale)
+    h, w = depth.shape
+    return cv2.resize(np.asarray(depth, np.float32), (w // scale, h // scale),
+                      interpolation=cv2.INTER_AREA)
+
+
 def nearest_downsample(depth, scale):
     """Downscale by taking the top-left pixel of each scale x scale block (NYU v2 protocol)."""
     _check_multiple(depth, scale)
     return np.ascontiguousarray(np.asarray(depth, np.float32)[::scale, ::scale])
+
+
+# Downscaling kernels by name: the AHMF/PAG-Net protocol, the DKN/DCTNet one, and two more.
+DOWNSAMPLERS = {
+    'bicubic': bicubic_downsample,
+    'antialiased': antialiased_bicubic_downsample,
+    'area': area_downsample,
+    'nearest': nearest_downsample,
+}
 
 
 def add_gaussian_noise(depth, sigma, rng):

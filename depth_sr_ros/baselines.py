@@ -8,7 +8,7 @@ Classical baselines with the same interface as the network Predictor (see infere
 """
 
 import cv2
-from depth_sr_ros.inference import DepthUpsampler
+from depth_sr_ros.upsampler import DepthUpsampler
 import numpy as np
 
 

@@ -18,11 +18,14 @@ import os
 import tempfile
 
 from depth_sr_ros.networks import build_model, MODELS
+from depth_sr_ros.preprocessing import PREPROCESSING
 import torch
 
 FORMAT_VERSION = 1
 REQUIRED_FIELDS = ('format_version', 'arch', 'arch_kwargs', 'state_dict', 'preprocessing',
                    'training')
+# Key of the checkpoint facts (JSON) in an exported ONNX file's metadata.
+METADATA_KEY = 'depth_sr_ros'
 STORAGE_DTYPES = {'float32': torch.float32, 'float16': torch.float16}
 
 
@@ -125,6 +128,14 @@ def read_checkpoint(path):
         raise CheckpointError(path, f"unknown architecture {payload['arch']!r} "
                                     f"(known: {', '.join(sorted(MODELS))})")
     return payload
+
+
+def check_preprocessing(path, stored):
+    """Raise CheckpointError unless a model's preprocessing is the one this package does."""
+    for key in ('depth_normalization', 'rgb_order', 'rgb_scale'):
+        if stored.get(key) != PREPROCESSING[key]:
+            raise CheckpointError(path, f'preprocessing {key}={stored.get(key)!r} is not '
+                                        f'supported (expected {PREPROCESSING[key]!r})')
 
 
 def _describe(names, limit=4):

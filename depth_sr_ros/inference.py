@@ -1,64 +1,43 @@
 """
-Depth super-resolution on numpy arrays, with no ROS import.
+The network Predictor: a trained model behind the DepthUpsampler interface (upsampler.py).
 
-Every upsampler (the network Predictor here, the baselines in baselines.py) has one interface::
-
-    depth_hr = upsampler(depth_lr, color)
-
-``depth_lr`` is (h, w) depth in metres where 0, NaN or inf mean "no measurement"; ``color`` is
-the (s*h, s*w, 3) colour image (uint8, RGB unless the upsampler was built with 'bgr'), or a grey
-(s*h, s*w) image. The result is float32 (s*h, s*w) depth in metres with NaN where there is no
-estimate: under every invalid input pixel, and wherever the estimate is not positive.
-DepthUpsampler does the shared work (checks, hole filling, normalisation, padding, marking);
-subclasses only map normalised depth and guidance to normalised HR depth.
+Acceleration holds the switches that change how it runs (precision, memory format,
+compilation, device I/O); each can be measured on its own with depth_sr_benchmark.
+load_predictor picks the PyTorch Predictor or, for .onnx files, onnx_predictor.OnnxPredictor.
 """
 
 import dataclasses
-import json
-import os
-import time
 
-from depth_sr_ros.checkpoint import CheckpointError, load_checkpoint
-from depth_sr_ros.preprocessing import (
-    color_to_unit, denormalize_depth, depth_range, fill_missing, normalize_depth,
-    PREPROCESSING, valid_depth_mask)
+from depth_sr_ros.checkpoint import check_preprocessing, load_checkpoint
+from depth_sr_ros.onnx_predictor import OnnxPredictor
+from depth_sr_ros.preprocessing import color_to_unit_torch, finish_depth_torch
+from depth_sr_ros.upsampler import DepthUpsampler
 import numpy as np
 import torch
 
 
-def _check_preprocessing(path, stored):
-    """Raise CheckpointError unless a model's preprocessing is the one this package does."""
-    for key in ('depth_normalization', 'rgb_order', 'rgb_scale'):
-        if stored.get(key) != PREPROCESSING[key]:
-            raise CheckpointError(path, f'preprocessing {key}={stored.get(key)!r} is not '
-                                        f'supported (expected {PREPROCESSING[key]!r})')
+def select_device(requested='auto', fallback=False, warn=None):
+    """
+    Return the torch.device for 'auto' (cuda when available), 'cpu', 'cuda' or 'cuda:N'.
 
-
-def check_geometry(depth_shape, color_shape, scale):
-    """Raise ValueError unless the colour image is exactly ``scale`` times the depth size."""
-    h, w = depth_shape[:2]
-    big_h, big_w = color_shape[:2]
-    if min(h, w, big_h, big_w) <= 0:
-        raise ValueError(f'empty image: depth {w}x{h}, colour {big_w}x{big_h}')
-    if big_h % h or big_w % w:
-        raise ValueError(f'colour {big_w}x{big_h} is not an integer multiple of depth {w}x{h} '
-                         f'(ratios {big_w / w:.3g} and {big_h / h:.3g})')
-    if big_h // h != big_w // w:
-        raise ValueError(f'colour {big_w}x{big_h} and depth {w}x{h} have different width and '
-                         f'height ratios ({big_w // w} and {big_h // h})')
-    if big_h // h != scale:
-        raise ValueError(f'colour {big_w}x{big_h} is {big_h // h}x depth {w}x{h}, but this '
-                         f'upsampler works at {scale}x')
-
-
-def select_device(requested='auto'):
-    """Return the torch.device for 'auto' (cuda when available), 'cpu', 'cuda' or 'cuda:N'."""
+    :param fallback: when CUDA is requested but not available, run on the CPU (saying so
+        through ``warn``) instead of raising RuntimeError.
+    :param warn: a callable taking one message (e.g. a logger's warning).
+    """
+    requested = str(requested)
     if requested == 'auto':
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    if requested != 'cpu' and not requested.startswith('cuda'):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', not '{requested}'")
     device = torch.device(requested)
     if device.type == 'cuda' and not torch.cuda.is_available():
-        raise RuntimeError(f"device '{requested}' was requested but CUDA is not available "
-                           f'(torch {torch.__version__}); use device auto or cpu')
+        reason = (f"device '{requested}' was requested but CUDA is not available "
+                  f'(torch {torch.__version__})')
+        if not fallback:
+            raise RuntimeError(reason + ' and device_fallback is false; use device auto or cpu')
+        if warn is not None:
+            warn(reason + '; running on the CPU')
+        return torch.device('cpu')
     return device
 
 
@@ -76,100 +55,6 @@ def native_bfloat16(device):
     if device.type != 'cpu':
         return False
     return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
-
-
-def _pad_bottom_right(image, rows, cols):
-    """Pad an (H, W) or (H, W, C) array by edge replication."""
-    if rows == 0 and cols == 0:
-        return image
-    pad = [(0, rows), (0, cols)] + [(0, 0)] * (image.ndim - 2)
-    return np.pad(image, pad, mode='edge')
-
-
-class StageClock:
-    """Wall time per stage of the last call: ``mark(name)`` closes the stage ``name``."""
-
-    def __init__(self):
-        """Start with no stages; set ``sync`` (e.g. torch.cuda.synchronize) for GPU timing."""
-        self.times = {}
-        self.sync = None
-        self._last = time.perf_counter()
-
-    def start(self):
-        """Forget the previous call's times and start the clock."""
-        self.times = {}
-        self._last = time.perf_counter()
-
-    def mark(self, name):
-        """Add the time since the previous mark to stage ``name``."""
-        if self.sync is not None:
-            self.sync()
-        now = time.perf_counter()
-        self.times[name] = self.times.get(name, 0.0) + now - self._last
-        self._last = now
-
-
-class DepthUpsampler:
-    """Shared input handling of every upsampler; subclasses implement ``_upsample``."""
-
-    #: upsampling factor
-    scale = 1
-    #: the low-resolution size is padded to a multiple of this before ``_upsample``
-    size_multiple = 1
-
-    def __init__(self, color_order='rgb'):
-        """Set the channel order of 3-channel colour input, 'rgb' or 'bgr'."""
-        color_to_unit(np.zeros((1, 1, 3), np.uint8), color_order)  # validates the order
-        self.color_order = color_order
-        self.clock = StageClock()  # stage times of the last call, for diagnostics
-
-    def _upsample(self, depth, guide):
-        """Map normalised (h, w) depth and (s*h, s*w, 3) guidance to normalised HR depth."""
-        raise NotImplementedError
-
-    def __call__(self, depth_lr, color, color_order=None):
-        """
-        Return (s*h, s*w) float32 depth in metres, NaN where there is no estimate.
-
-        ``color_order`` ('rgb' or 'bgr') overrides the order given at construction.
-        """
-        self.clock.start()
-        depth_lr = np.asarray(depth_lr, dtype=np.float32)
-        if depth_lr.ndim != 2:
-            raise ValueError(f'depth must be a 2-D array, got shape {depth_lr.shape}')
-        check_geometry(depth_lr.shape, np.shape(color), self.scale)
-        h, w = depth_lr.shape
-        s = self.scale
-        valid = valid_depth_mask(depth_lr)
-        if not valid.any():
-            return np.full((h * s, w * s), np.nan, dtype=np.float32)
-        low, high = depth_range(depth_lr, valid)
-        depth = normalize_depth(fill_missing(depth_lr, valid), low, high)
-        m = self.size_multiple
-        depth = _pad_bottom_right(depth, -h % m, -w % m)
-        out = self._infer(depth, color, color_order or self.color_order, (h * s, w * s))
-        self.clock.mark('upsample')
-        out = self._finish(out, low, high, valid)
-        self.clock.mark('postprocess')
-        return out
-
-    def _infer(self, depth, color, order, shape):
-        """Return normalised HR depth of ``shape`` from padded normalised LR depth."""
-        s = self.scale
-        guide = color_to_unit(color, order)
-        guide = _pad_bottom_right(guide, depth.shape[0] * s - shape[0],
-                                  depth.shape[1] * s - shape[1])
-        self.clock.mark('preprocess')
-        return self._upsample(depth, guide)[:shape[0], :shape[1]]
-
-    def _finish(self, out, low, high, valid):
-        """Return depth in metres: denormalised, NaN under invalid input and where not > 0."""
-        out = denormalize_depth(out, low, high)
-        s = self.scale
-        no_source = np.repeat(np.repeat(~valid, s, axis=0), s, axis=1)
-        with np.errstate(invalid='ignore'):
-            out[no_source | ~(out > 0)] = np.nan
-        return out
 
 
 PRECISIONS = {'float32': torch.float32, 'float16': torch.float16, 'bfloat16': torch.bfloat16}
@@ -280,7 +165,6 @@ class Predictor(DepthUpsampler):
         elif self.acceleration.compile_mode == 'cuda_graphs':
             self.forward = _GraphedForward(self.model, self.device)
         self.scale = int(scale)
-        self.size_multiple = int(getattr(model, 'size_multiple', 1))
         self._pinned = {}  # (shape, dtype) -> (pinned host tensor, its last copy's event)
 
     @classmethod
@@ -288,10 +172,18 @@ class Predictor(DepthUpsampler):
         """Load a model file written by checkpoint.save_checkpoint."""
         device = select_device(device)
         model, info = load_checkpoint(path, device)
-        _check_preprocessing(path, info['preprocessing'])
+        check_preprocessing(path, info['preprocessing'])
         predictor = cls(model, info['arch_kwargs']['scale'], device, color_order, acceleration)
         predictor.info = info
         return predictor
+
+    def synchronize_stages(self, enabled=True):
+        """Wait for the device at each stage mark, so that the clock's stage times are true."""
+        sync = None
+        if enabled and self.device.type == 'cuda':
+            device = self.device
+            sync = lambda: torch.cuda.synchronize(device)  # noqa: E731
+        self.clock.sync = sync
 
     def _run_model(self, depth_t, guide_t):
         """Run the network on device tensors; return (h, w) normalised depth on the device."""
@@ -328,88 +220,22 @@ class Predictor(DepthUpsampler):
         copied.record(torch.cuda.current_stream(self.device))
         return on_device
 
-    def _infer(self, depth, color, order, shape):
+    def _run(self, depth, color, order, low, high, valid):
         plain = color.dtype == np.uint8 and (color.ndim == 2 or color.shape[2] == 3)
         if not (self.acceleration.device_io and plain and order in ('rgb', 'bgr')):
-            return super()._infer(depth, color, order, shape)  # numpy (and its checks)
-        s = self.scale
+            return super()._run(depth, color, order, low, high, valid)  # numpy, its checks
         depth_t = self._upload(np.ascontiguousarray(depth))[None, None]
         color_t = self._upload(color)
-        with torch.inference_mode():  # what preprocessing.color_to_unit does, on the device
-            guide = color_t.float().mul_(PREPROCESSING['rgb_scale'])
-            guide = guide[None, None] if guide.ndim == 2 else guide.permute(2, 0, 1)[None]
-            if guide.shape[1] == 1:
-                guide = guide.expand(1, 3, -1, -1)
-            elif order == 'bgr':
-                guide = guide.flip(1)
-            pad = (0, depth.shape[1] * s - shape[1], 0, depth.shape[0] * s - shape[0])
-            if any(pad):
-                guide = torch.nn.functional.pad(guide, pad, mode='replicate')
-        self.clock.mark('preprocess')
-        return self._run_model(depth_t, guide)[:shape[0], :shape[1]]
-
-    def _finish(self, out, low, high, valid):
-        if not torch.is_tensor(out):  # _infer took the numpy path
-            return super()._finish(out, low, high, valid)
-        s = self.scale
         with torch.inference_mode():
-            out = out.float() * (high - low) + low  # what preprocessing.denormalize_depth does
-            invalid = self._upload(~valid)
-            invalid = invalid.repeat_interleave(s, 0).repeat_interleave(s, 1)
-            out = out.masked_fill(invalid | ~(out > 0), float('nan'))
+            guide = color_to_unit_torch(color_t, order)
+        self.clock.mark('preprocess')
+        out = self._run_model(depth_t, guide)
+        with torch.inference_mode():
+            out = finish_depth_torch(out, low, high, self._upload(~valid), self.scale)
             self.clock.mark('postprocess_device')
             out = out.cpu().numpy()
         self.clock.mark('to_host')
         return out
-
-
-def onnx_providers(device='auto'):
-    """Return the onnxruntime execution providers to use for ``device``, best first."""
-    import onnxruntime
-    available = onnxruntime.get_available_providers()
-    wanted = ['CPUExecutionProvider']
-    if device != 'cpu':
-        wanted = ['TensorrtExecutionProvider', 'CUDAExecutionProvider'] + wanted
-    return [p for p in wanted if p in available]
-
-
-class OnnxPredictor(DepthUpsampler):
-    """A network exported by depth_sr_export, run by onnxruntime (CPU, CUDA or TensorRT)."""
-
-    def __init__(self, path, device='auto', color_order='rgb'):
-        """
-        Load an ONNX file written by depth_sr_export.
-
-        :param path: the .onnx file.
-        :param device: 'cpu', or 'auto'/'cuda' to prefer TensorRT and CUDA where installed.
-        :param color_order: channel order of 3-channel colour input, 'rgb' or 'bgr'.
-        """
-        super().__init__(color_order)
-        import onnxruntime
-        from depth_sr_ros.export import METADATA_KEY
-        if not os.path.isfile(path):
-            raise CheckpointError(path, 'not found')
-        try:
-            self.session = onnxruntime.InferenceSession(path, providers=onnx_providers(device))
-        except Exception as error:  # onnxruntime raises its own types for damaged files
-            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            raise CheckpointError(path, f'not a readable ONNX model: {first_line}') from None
-        metadata = self.session.get_modelmeta().custom_metadata_map
-        if METADATA_KEY not in metadata:
-            raise CheckpointError(path, f"no '{METADATA_KEY}' metadata; export it with "
-                                        'depth_sr_export')
-        self.info = json.loads(metadata[METADATA_KEY])
-        _check_preprocessing(path, self.info['preprocessing'])
-        self.scale = int(self.info['arch_kwargs']['scale'])
-        self.device = self.session.get_providers()[0]
-
-    def _upsample(self, depth, guide):
-        feeds = {'depth': depth[None, None],
-                 'guide': np.ascontiguousarray(guide.transpose(2, 0, 1))[None]}
-        self.clock.mark('to_device')
-        out = self.session.run(None, feeds)[0]
-        self.clock.mark('model')
-        return out[0, 0]
 
 
 def load_predictor(path, device='auto', acceleration=None, color_order='rgb'):

@@ -1,5 +1,8 @@
 """
-Pre- and post-processing shared by training and inference.
+Pre- and post-processing shared by training and inference, in numpy and, side by side, in torch.
+
+The torch twins do the same arithmetic on the model's device (the Predictor's device_io path);
+tests hold each pair equal. torch is imported only by the twins, so the numpy path needs none.
 
 The networks see depth normalised per image to [0, 1] over its valid pixels (min-max), and
 RGB guidance as float in [0, 1]. Min-max normalisation makes a model independent of the depth
@@ -70,6 +73,26 @@ def denormalize_depth(depth, low, high):
     return (depth * (high - low) + low).astype(np.float32)
 
 
+def finish_depth(out, low, high, valid, scale):
+    """
+    Return network output as metres: denormalised, NaN under invalid input and where not > 0.
+
+    :param out: (s*h, s*w) normalised depth; ``valid`` is the (h, w) mask of the input.
+    """
+    out = denormalize_depth(out, low, high)
+    no_source = np.repeat(np.repeat(~valid, scale, axis=0), scale, axis=1)
+    with np.errstate(invalid='ignore'):
+        out[no_source | ~(out > 0)] = np.nan
+    return out
+
+
+def finish_depth_torch(out, low, high, invalid, scale):
+    """finish_depth on the device: ``out`` float tensor, ``invalid`` the (h, w) bool tensor."""
+    out = out.float() * (high - low) + low
+    invalid = invalid.repeat_interleave(scale, 0).repeat_interleave(scale, 1)
+    return out.masked_fill(invalid | ~(out > 0), float('nan'))
+
+
 def color_to_unit(color, order='rgb'):
     """
     Return the colour image as float32 (H, W, 3) RGB in [0, 1].
@@ -92,3 +115,16 @@ def color_to_unit(color, order='rgb'):
     if np.issubdtype(color.dtype, np.floating):
         return color.astype(np.float32)
     raise ValueError(f'colour must be uint8 or float in [0, 1], got dtype {color.dtype}')
+
+
+def color_to_unit_torch(color, order='rgb'):
+    """
+    color_to_unit on the device: (H, W, 3) or (H, W) uint8 tensor -> (1, 3, H, W) float.
+
+    Channel first and batched, as the networks take it.
+    """
+    guide = color.float().mul_(PREPROCESSING['rgb_scale'])
+    guide = guide[None, None] if guide.ndim == 2 else guide.permute(2, 0, 1)[None]
+    if guide.shape[1] == 1:
+        return guide.expand(1, 3, -1, -1)
+    return guide.flip(1) if order == 'bgr' else guide

@@ -36,7 +36,7 @@ else:
 PY
 )
   fi
-  python3 -m depth_sr_ros.train "$@" --data "$data" --out "$runs/$name" --steps "$steps" \
+  python3 -m depth_sr_ros.cli.train "$@" --data "$data" --out "$runs/$name" --steps "$steps" \
     --time-budget "$budget" --device "${DEVICE:-cuda}" --workers 3 ${TRAIN_ARGS:-} \
     >> "$runs/$name.out" 2>&1 &
 done

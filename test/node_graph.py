@@ -9,9 +9,9 @@ import os
 import threading
 import time
 
-from depth_sr_ros.conversions import metres_to_image
-from depth_sr_ros.node import DepthSrNode
-from depth_sr_ros.player import camera_info
+from depth_sr_ros.geometry import pinhole_camera
+from depth_sr_ros.ros.conversions import camera_info_message, metres_to_image
+from depth_sr_ros.ros.node import DepthSrNode
 import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
@@ -82,8 +82,8 @@ def make_pair(stamp_ns, depth_stamp_offset_ns=0):
     depth_msg.header.frame_id = 'colour_optical'  # registered to the colour camera
     depth_msg.header.stamp.sec, depth_msg.header.stamp.nanosec = divmod(
         stamp_ns + depth_stamp_offset_ns, 10**9)
-    infos = (camera_info(40, 30, 50.0, 'depth_optical'),
-             camera_info(160, 120, 200.0, 'colour_optical'))
+    infos = (camera_info_message(pinhole_camera(40, 30, 50.0), 'colour_optical'),
+             camera_info_message(pinhole_camera(160, 120, 200.0), 'colour_optical'))
     return depth_msg, color_msg, depth, color, infos
 
 

@@ -11,9 +11,9 @@ import time
 
 from conftest import untrained
 from depth_sr_ros.checkpoint import save_checkpoint
-from depth_sr_ros.conversions import image_to_array, stamp_ns
 from depth_sr_ros.inference import Predictor
 from depth_sr_ros.preprocessing import PREPROCESSING
+from depth_sr_ros.ros.conversions import image_to_array, stamp_ns
 from node_graph import make_pair, send, TINY, wait_for_subscribers
 import numpy as np
 import pytest
@@ -146,7 +146,7 @@ def _good(stamp):
 
 def _other_size_colour(d, c, di, ci):
     smaller = np.zeros((100, 150, 3), np.uint8).tobytes()
-    return d, _set(c, width=150, height=100, step=450, data=smaller), None, None
+    return d, _set(c, width=150, height=100, step=450, data=smaller), di, ci
 
 
 BAD_INPUT = {
@@ -166,28 +166,33 @@ BAD_INPUT = {
         'frame skipped: empty image 0x30', False),
     'sizes that fit no scale': (
         _other_size_colour,
-        'frame skipped: colour 150x100 is not 4x depth 40x30, and resampling it needs both '
-        'camera_info messages', False),
+        'frame skipped: colour camera_info is for 160x120 but the image is 150x100: the output '
+        'needs the colour camera geometry, and depth_sr/image is never published without it',
+        False),
     'depth all invalid': (
         lambda d, c, di, ci: (_set(d, data=bytes(len(d.data))), c, di, ci),
-        'depth has no valid pixel in [min_depth, max_depth] = [0.0, 65.0] m; publishing an '
+        'depth has no valid pixel in [min_depth, max_depth] = [0.1, 10.0] m; publishing an '
         'all-invalid image', True),
     '32FC1 with NaN, inf and negative values': (
         lambda d, c, di, ci: (_float_depth(d, _nan_inf_negative), c, di, ci),
         '32FC1 depth has negative values; they are treated as invalid', True),
     'depth beyond the valid range (millimetres sent as 32FC1 metres)': (
         lambda d, c, di, ci: (_float_depth(d, lambda m: m.__imul__(1000.0)), c, di, ci),
-        'depth has no valid pixel in [min_depth, max_depth] = [0.0, 65.0] m', True),
+        'depth has no valid pixel in [min_depth, max_depth] = [0.1, 10.0] m', True),
     'colour with alpha': (_alpha, '', True),
     'camera_info with zero K': (
         lambda d, c, di, ci: (d, c, di, _set(ci, k=[0.0] * 9)),
-        'colour camera_info K has non-positive focal length (0.0, 0.0); not used', True),
+        "colour camera_info K has non-positive focal length (0.0, 0.0); using the depth's "
+        'camera_info scaled 4x', True),
     'camera_info with garbage K': (
         lambda d, c, di, ci: (d, c, di, _set(ci, k=[float('nan')] * 9)),
-        'colour camera_info K is not 9 finite numbers; not used', True),
+        "colour camera_info K is not 9 finite numbers; using the depth's camera_info scaled "
+        '4x', True),
     'frame ids differ': (
         _other_frame,
-        "depth frame 'depth_optical' differs from colour frame 'colour_optical'", True),
+        "frame skipped: no transform from depth frame 'depth_optical' to colour frame "
+        "'colour_optical': tf2_ros is not installed here, so set the depth_to_color parameter",
+        False),
 }
 
 
@@ -370,7 +375,7 @@ class MessageFiltersStandIn:
 
 
 def test_message_filters_pairs_and_recovers_from_a_time_jump(graph, monkeypatch, capfd):
-    from depth_sr_ros import node as node_module
+    from depth_sr_ros.ros import node as node_module
     monkeypatch.setattr(node_module, 'message_filters', MessageFiltersStandIn)
     g = graph()
     assert g.node.pairing_backend == 'message_filters'
@@ -404,7 +409,7 @@ def test_a_failing_publish_is_counted_and_the_next_pair_served(graph, capfd):
 def test_message_filters_evictions_are_counted_as_dropped(graph, monkeypatch):
     # message_filters deletes the oldest message of a full queue without counting it; the
     # node counts what was received, paired and is still queued, so the deleted ones show.
-    from depth_sr_ros import node as node_module
+    from depth_sr_ros.ros import node as node_module
     monkeypatch.setattr(node_module, 'message_filters', MessageFiltersStandIn)
     g = graph()
     pubs = g.publishers(qos_profile_sensor_data)

@@ -3,8 +3,8 @@
 import json
 import os
 
-from depth_sr_ros.benchmark import count_flops, main
 from depth_sr_ros.networks import build_model
+from depth_sr_ros.tools.benchmark import count_flops, main
 import torch
 
 

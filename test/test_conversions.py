@@ -1,9 +1,9 @@
 """Image / CameraInfo <-> numpy conversions, built on real sensor_msgs messages."""
 
-from depth_sr_ros.conversions import (
-    check_camera_info, color_to_array, depth_to_metres, depth_to_pointcloud, image_to_array,
-    ImageFormatError, metres_to_image, resample_color_to_depth, scale_camera_info)
-from depth_sr_ros.player import camera_info
+from depth_sr_ros.geometry import Camera, pinhole_camera
+from depth_sr_ros.ros.conversions import (
+    camera_from_info, camera_info_message, color_to_array, depth_to_metres, depth_to_pointcloud,
+    image_to_array, ImageFormatError, metres_to_image)
 import numpy as np
 import pytest
 from sensor_msgs.msg import CameraInfo, Image
@@ -86,14 +86,6 @@ def test_metres_to_16uc1_and_32fc1():
         metres_to_image(depth, 'mono8', Image().header)
 
 
-def test_scaling_camera_info_keeps_pixel_centres():
-    info = camera_info(160, 120, 131.25, 'cam')
-    big = scale_camera_info(info, 640, 480)
-    assert (big.width, big.height) == (640, 480)
-    np.testing.assert_allclose(big.k, [525, 0, 319.5, 0, 525, 239.5, 0, 0, 1])
-    np.testing.assert_allclose(np.reshape(big.p, (3, 4))[:, :3], np.reshape(big.k, (3, 3)))
-
-
 @pytest.mark.parametrize('k,message', [
     ([0.0] * 9, 'non-positive focal length'),
     ([np.nan] + [1.0] * 8, 'not 9 finite numbers'),
@@ -102,28 +94,17 @@ def test_garbage_camera_info_is_refused(k, message):
     info = CameraInfo(width=4, height=4)
     info.k = k
     with pytest.raises(ImageFormatError, match=message):
-        check_camera_info(info, (4, 4))
-
-
-def test_colour_of_another_resolution_is_resampled_through_the_intrinsics():
-    # 1280x720 colour of the same camera whose registered depth is 320x180 with a 4:3 crop...
-    color_info = camera_info(1280, 720, 900.0, 'cam')
-    depth_info = camera_info(240, 180, 900.0 / 4, 'cam')  # central 960x720 at 1/4
-    u = np.arange(1280, dtype=np.float32)
-    color = np.repeat(np.repeat(u[None, :, None], 720, 0), 3, 2)  # value = column
-    image, info = resample_color_to_depth(color, color_info, depth_info, 4)
-    assert image.shape[:2] == (720, 960)
-    assert (info.width, info.height) == (960, 720)
-    # Target column x shows colour column x + 160 (the crop offset).
-    np.testing.assert_allclose(image[360, [0, 480, 959], 0], [160, 640, 1119], atol=0.5)
+        camera_from_info(info, (4, 4))
+    with pytest.raises(ImageFormatError, match='camera_info is for 4x4 but the image is 5x4'):
+        camera_from_info(info, (4, 5))
 
 
 def test_pointcloud_back_projects_through_the_intrinsics():
-    info = camera_info(4, 2, 2.0, 'cam')  # cx = 1.5, cy = 0.5
+    camera = pinhole_camera(4, 2, 2.0)  # cx = 1.5, cy = 0.5
     depth = np.array([[2.0, np.nan, 2.0, 2.0], [2.0, 2.0, 2.0, 4.0]], np.float32)
     rgb = np.zeros((2, 4, 3), np.uint8)
     rgb[1, 3] = (255, 0, 10)
-    cloud = depth_to_pointcloud(depth, info, Image().header, rgb)
+    cloud = depth_to_pointcloud(depth, camera, Image().header, rgb)
     assert (cloud.height, cloud.width, cloud.point_step) == (2, 4, 16)
     assert [f.name for f in cloud.fields] == ['x', 'y', 'z', 'rgb']
     points = np.frombuffer(bytes(cloud.data), dtype='<f4').reshape(2, 4, 4)
@@ -132,8 +113,19 @@ def test_pointcloud_back_projects_through_the_intrinsics():
     assert points[1, 3, 3:].view(np.uint32)[0] == (255 << 16) | 10
 
 
+def test_camera_info_round_trip_keeps_k_d_and_the_model():
+    camera = Camera(64, 48, (50.0, 0.0, 31.5, 0.0, 51.0, 23.5, 0.0, 0.0, 1.0),
+                    (0.1, -0.02, 0.001, 0.0, 0.0, 0.3, 0.0, 0.0), 'rational_polynomial')
+    info = camera_info_message(camera, 'cam')
+    assert camera_from_info(info, (48, 64)) == camera
+    np.testing.assert_allclose(np.reshape(info.p, (3, 4))[:, :3], camera.matrix)
+    info.distortion_model = 'kannala'
+    with pytest.raises(ImageFormatError, match="distortion model 'kannala' is not supported"):
+        camera_from_info(info)
+
+
 def test_stamp_in_nanoseconds():
-    from depth_sr_ros.conversions import stamp_ns
+    from depth_sr_ros.ros.conversions import stamp_ns
     header = Image().header
     header.stamp.sec, header.stamp.nanosec = 3, 5
     assert stamp_ns(header.stamp) == 3_000_000_005

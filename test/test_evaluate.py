@@ -4,8 +4,9 @@ import json
 
 from conftest import FIXTURES
 from depth_sr_ros.baselines import BicubicUpsampler, GuidedFilterUpsampler
+from depth_sr_ros.cli.evaluate import main, markdown
 from depth_sr_ros.data.middlebury import load_pair
-from depth_sr_ros.evaluate import degrade, evaluate, main, markdown
+from depth_sr_ros.evaluation import degrade, evaluate
 from depth_sr_ros.metrics import mae
 import numpy as np
 import pytest

@@ -4,10 +4,11 @@ import os
 
 from conftest import FIXTURES, untrained
 from depth_sr_ros.checkpoint import CheckpointError, save_checkpoint
+from depth_sr_ros.cli.export import export_onnx, main, parity
 from depth_sr_ros.data.degradations import bicubic_downsample, crop_to_multiple
 from depth_sr_ros.data.middlebury import disparity_to_metres, load_pair
-from depth_sr_ros.export import export_onnx, main, parity
-from depth_sr_ros.inference import Acceleration, load_predictor, OnnxPredictor, Predictor
+from depth_sr_ros.inference import Acceleration, load_predictor, Predictor
+from depth_sr_ros.onnx_predictor import OnnxPredictor
 from depth_sr_ros.preprocessing import PREPROCESSING
 import numpy as np
 import pytest
@@ -61,7 +62,7 @@ def test_onnx_errors_are_one_line(tmp_path, exported):
 
 
 def test_the_node_runs_an_onnx_model(exported):
-    from depth_sr_ros.node import DepthSrNode
+    from depth_sr_ros.ros.node import DepthSrNode
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=190 + os.getpid() % 40)
     try:
@@ -76,7 +77,7 @@ def test_the_node_runs_an_onnx_model(exported):
 
 def test_the_node_refuses_pytorch_options_for_an_onnx_model(exported):
     # Refused with the reason rather than run silently without the options asked for.
-    from depth_sr_ros.node import DepthSrNode
+    from depth_sr_ros.ros.node import DepthSrNode
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=190 + os.getpid() % 40)
     try:

@@ -6,19 +6,17 @@ from conftest import untrained
 from depth_sr_ros.baselines import BicubicUpsampler
 from depth_sr_ros.data.degradations import bicubic_downsample, crop_to_multiple
 from depth_sr_ros.data.middlebury import disparity_to_metres
-from depth_sr_ros.inference import (
-    Acceleration, check_geometry, PRECISIONS, Predictor, select_device)
+from depth_sr_ros.inference import Acceleration, PRECISIONS, Predictor, select_device
 from depth_sr_ros.metrics import mae
 from depth_sr_ros.paths import default_model_path
+from depth_sr_ros.upsampler import check_geometry
 import numpy as np
 import pytest
 import torch
 
 
 class NearestNet(torch.nn.Module):
-    """Stand-in network: nearest upsampling that insists on its size multiple."""
-
-    size_multiple = 4
+    """Stand-in network: nearest upsampling that records what it was given."""
 
     def __init__(self, scale):
         super().__init__()
@@ -27,8 +25,6 @@ class NearestNet(torch.nn.Module):
 
     def forward(self, depth, guide):
         assert torch.is_inference_mode_enabled()
-        assert depth.shape[2] % self.size_multiple == 0
-        assert depth.shape[3] % self.size_multiple == 0
         assert guide.shape[2:] == (depth.shape[2] * self.scale, depth.shape[3] * self.scale)
         self.calls.append((tuple(depth.shape), float(depth.min()), float(depth.max())))
         return torch.nn.functional.interpolate(depth, scale_factor=self.scale, mode='nearest')
@@ -42,15 +38,15 @@ def _holes(depth):
     return depth
 
 
-def test_padding_normalisation_and_invalid_marking_with_a_stand_in_network():
+def test_normalisation_and_invalid_marking_with_a_stand_in_network():
     rng = np.random.default_rng(0)
-    depth = _holes(rng.uniform(0.5, 4.0, (13, 22)).astype(np.float32))  # not multiples of 4
+    depth = _holes(rng.uniform(0.5, 4.0, (13, 22)).astype(np.float32))
     color = rng.integers(0, 256, (26, 44, 3), dtype=np.uint8)
     net = NearestNet(scale=2)
     out = Predictor(net, scale=2, device='cpu')(depth, color)
     assert out.shape == (26, 44) and out.dtype == np.float32
     shape, low, high = net.calls[0]
-    assert shape == (1, 1, 16, 24)  # padded up to multiples of 4
+    assert shape == (1, 1, 13, 22)  # the networks take any size: no padding
     assert low == pytest.approx(0.0) and high == pytest.approx(1.0)  # min-max normalised
     valid = np.isfinite(depth) & (depth > 0)
     expected = np.where(valid, depth, np.nan).repeat(2, axis=0).repeat(2, axis=1)

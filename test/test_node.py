@@ -3,9 +3,9 @@
 import os
 import time
 
-from depth_sr_ros.conversions import image_to_array
 from depth_sr_ros.inference import Predictor
-from depth_sr_ros.node import DepthSrNode
+from depth_sr_ros.ros.conversions import image_to_array
+from depth_sr_ros.ros.node import DepthSrNode
 from node_graph import DOMAIN_ID, make_pair, send, wait_for_subscribers
 import numpy as np
 import pytest
@@ -70,7 +70,7 @@ def test_parameter_changes_are_validated(graph):
     result = node.set_parameters_atomically([Parameter('max_depth', value=0.5),
                                              Parameter('min_depth', value=1.0)])
     assert not result.successful and 'max_depth must be greater' in result.reason
-    assert node.settings.max_depth == 65.0
+    assert node.settings.max_depth == 10.0
     assert not node.set_parameters([Parameter('slop', value=0.2)])[0].successful  # read only
     assert node.set_parameters([Parameter('output_encoding', value='32FC1')])[0].successful
     pubs = g.publishers(qos_profile_sensor_data)
@@ -122,7 +122,8 @@ def _node_process(*ros_args):
     import subprocess
     import sys
     env = dict(os.environ, ROS_DOMAIN_ID=str(DOMAIN_ID))
-    return subprocess.Popen([sys.executable, '-m', 'depth_sr_ros.node', '--ros-args', *ros_args],
+    return subprocess.Popen([sys.executable, '-m', 'depth_sr_ros.ros.node', '--ros-args',
+                             *ros_args],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -165,7 +166,8 @@ def test_cuda_without_cuda_falls_back_or_refuses_by_parameter(graph, model_path,
     assert g.node.processor.upsampler.device.type == 'cpu'
     assert g.node.processor.upsampler.dtype == torch.float32
     err = capfd.readouterr().err
-    assert "device 'cuda' requested but CUDA is not available; running on the CPU" in err
+    assert "device 'cuda' was requested but CUDA is not available" in err
+    assert 'running on the CPU' in err
     assert 'float16 needs CUDA; running in float32 on the CPU' in err
     assert 'cuda_graphs needs CUDA; running without on the CPU' in err
     context = rclpy.Context()
@@ -184,13 +186,13 @@ def test_ctrl_c_while_frames_flow_exits_cleanly(model_path):
     import subprocess
     import sys
     env = dict(os.environ, ROS_DOMAIN_ID=str(DOMAIN_ID), FASTDDS_BUILTIN_TRANSPORTS='LARGE_DATA')
-    player = subprocess.Popen([sys.executable, '-m', 'depth_sr_ros.player', '--ros-args', '-p',
-                               'rate:=30.0'], env=env, stdout=subprocess.DEVNULL,
+    player = subprocess.Popen([sys.executable, '-m', 'depth_sr_ros.tools.player', '--ros-args',
+                               '-p', 'rate:=30.0'], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
         for _ in range(3):
             node = subprocess.Popen(
-                [sys.executable, '-m', 'depth_sr_ros.node', '--ros-args', '-p',
+                [sys.executable, '-m', 'depth_sr_ros.ros.node', '--ros-args', '-p',
                  f'model_path:={model_path}', '-p', 'diagnostics_period:=0.5'],
                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             end = time.monotonic() + 60

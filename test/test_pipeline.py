@@ -3,52 +3,133 @@
 import threading
 
 from depth_sr_ros.baselines import BicubicUpsampler
-from depth_sr_ros.conversions import image_to_array, ImageFormatError, metres_to_image
-from depth_sr_ros.pipeline import (
+from depth_sr_ros.geometry import Camera, pinhole_camera, Transform
+from depth_sr_ros.ros.conversions import (
+    camera_info_message, image_to_array, ImageFormatError, metres_to_image)
+from depth_sr_ros.ros.pipeline import (
     FrameProcessor, LatencyStats, LatestSlot, output_encoding, Settings)
-from depth_sr_ros.player import camera_info
 import numpy as np
 import pytest
 from sensor_msgs.msg import Image
 
 
-def _pair(color_size=(160, 120), encoding='16UC1'):
-    depth = np.full((30, 40), 2.0, np.float32)
-    depth[:, 20:] = 3.0
+def _pair(color_size=(160, 120), depth_size=(40, 30), encoding='16UC1', depth_frame='colour'):
+    w, h = depth_size
+    depth = np.full((h, w), 2.0, np.float32)
+    depth[:, w // 2:] = 3.0
     depth[0, 0] = np.nan
     header = Image().header
-    header.frame_id = 'colour_frame'  # registered to the colour camera
+    header.frame_id = depth_frame
     depth_msg = metres_to_image(depth, encoding, header)
-    w, h = color_size
-    color = np.zeros((h, w, 3), np.uint8)
-    color_msg = Image(height=h, width=w, encoding='bgr8', step=3 * w, data=color.tobytes())
-    color_msg.header.frame_id = 'colour_frame'
-    infos = (camera_info(40, 30, 50.0, 'depth_frame'), camera_info(w, h, 50.0 * w / 40,
-                                                                   'colour_frame'))
+    cw, ch = color_size
+    color = np.zeros((ch, cw, 3), np.uint8)
+    color_msg = Image(height=ch, width=cw, encoding='bgr8', step=3 * cw, data=color.tobytes())
+    color_msg.header.frame_id = 'colour'
+    infos = (camera_info_message(pinhole_camera(w, h, 50.0 * w / 40), depth_frame),
+             camera_info_message(pinhole_camera(cw, ch, 50.0 * cw / 40), 'colour'))
     return depth_msg, color_msg, infos
 
 
-def test_exact_size_pair_uses_the_colour_camera_info():
+def test_depth_on_the_lr_grid_is_served_on_the_colour_grid_with_its_camera_info():
     depth_msg, color_msg, (depth_info, color_info) = _pair()
     processor = FrameProcessor(BicubicUpsampler(4))
     result = processor.process(depth_msg, color_msg, depth_info, color_info, Settings())
     assert (result.depth.width, result.depth.height) == (160, 120)
     assert result.depth.encoding == '16UC1'
-    assert result.depth.header.frame_id == 'colour_frame'
+    assert result.depth.header.frame_id == result.camera_info.header.frame_id == 'colour'
     np.testing.assert_allclose(result.camera_info.k, color_info.k)
     mm = image_to_array(result.depth)
     assert (mm[:4, :4] == 0).all() and mm[60, 10] == 2000 and mm[60, 150] == 3000
-    assert result.notices == [] and result.warnings == [] and result.points is None
+    assert 'lr_grid route' in result.notices[0]
+    assert result.warnings == [] and result.points is None
 
 
-def test_colour_of_another_size_is_resampled_and_said_once():
-    depth_msg, color_msg, (depth_info, color_info) = _pair(color_size=(200, 150))
-    processor = FrameProcessor(BicubicUpsampler(4))
-    result = processor.process(depth_msg, color_msg, depth_info, color_info, Settings())
+def test_depth_registered_at_the_colour_size_is_reduced_not_the_colour_enlarged():
+    # RealSense align_depth: 1280x720 depth next to 1280x720 colour (was: a 5120x2880 output).
+    depth_msg, color_msg, (depth_info, color_info) = _pair((1280, 720), (1280, 720))
+    result = FrameProcessor(BicubicUpsampler(4)).process(depth_msg, color_msg, depth_info,
+                                                         color_info, Settings())
+    assert (result.depth.width, result.depth.height) == (1280, 720)
+    assert (result.camera_info.width, result.camera_info.height) == (1280, 720)
+    assert 'registered route' in result.notices[0] and '320x180 LR grid' in result.notices[0]
+    assert 'a 2x model would use more' in result.notices[1]
+    mm = image_to_array(result.depth)
+    assert mm[360, 100] == 2000 and mm[360, 1200] == 3000
+    # Without the depth camera_info the colour's is used (same size, same camera).
+    again = FrameProcessor(BicubicUpsampler(4)).process(depth_msg, color_msg, None,
+                                                        color_info, Settings())
+    np.testing.assert_array_equal(image_to_array(again.depth), mm)
+
+
+def test_a_colour_size_that_is_no_multiple_of_the_scale_is_padded_and_cropped_back():
+    depth_msg, color_msg, (depth_info, color_info) = _pair((150, 110), (150, 110))
+    result = FrameProcessor(BicubicUpsampler(4)).process(depth_msg, color_msg, depth_info,
+                                                         color_info, Settings())
+    assert (result.depth.width, result.depth.height) == (150, 110)
+    np.testing.assert_allclose(result.camera_info.k, color_info.k)
+    assert '38x28 LR grid' in result.notices[0]
+
+
+def test_output_size_shrinks_the_colour_grid_and_scales_its_intrinsics():
+    depth_msg, color_msg, (depth_info, color_info) = _pair((320, 240), (320, 240))
+    result = FrameProcessor(BicubicUpsampler(4), output_size=(160, 120)).process(
+        depth_msg, color_msg, depth_info, color_info, Settings())
     assert (result.depth.width, result.depth.height) == (160, 120)
-    assert 'resampling it to 160x120' in result.notices[0]
-    with pytest.raises(ImageFormatError, match='needs both camera_info'):
-        processor.process(depth_msg, color_msg, None, color_info, Settings())
+    assert (result.camera_info.width, result.camera_info.height) == (160, 120)
+    k = np.reshape(result.camera_info.k, (3, 3))
+    np.testing.assert_allclose([k[0, 0], k[0, 2], k[1, 2]], [200.0, 79.5, 59.5])
+
+
+def test_raw_depth_needs_a_transform_and_is_registered_with_one():
+    depth_msg, color_msg, (depth_info, color_info) = _pair(depth_frame='depth')
+    processor = FrameProcessor(BicubicUpsampler(4))
+    with pytest.raises(ImageFormatError, match='no depth-to-colour transform'):
+        processor.process(depth_msg, color_msg, depth_info, color_info, Settings())
+    result = processor.process(depth_msg, color_msg, depth_info, color_info, Settings(),
+                               Transform())
+    assert result.depth.header.frame_id == 'colour'
+    assert 'raw route' in result.notices[0]
+    mm = image_to_array(result.depth)
+    assert mm[60, 10] == 2000 and mm[60, 150] == 3000
+
+
+def test_depth_is_never_published_without_its_camera_info():
+    depth_msg, color_msg, (depth_info, color_info) = _pair()
+    processor = FrameProcessor(BicubicUpsampler(4))
+    with pytest.raises(ImageFormatError, match='never published without'):
+        processor.process(depth_msg, color_msg, None, None, Settings())
+    # Colour exactly 4x the depth in the same frame: the depth's camera_info, scaled, with a
+    # warning that names the missing one.
+    result = processor.process(depth_msg, color_msg, depth_info, None, Settings())
+    assert result.camera_info.width == 160
+    np.testing.assert_allclose(result.camera_info.k[0], 200.0)
+    assert 'no colour camera_info has arrived' in result.warnings[0]
+    # A colour camera_info for another resolution is not blamed on K.
+    wrong = camera_info_message(pinhole_camera(320, 240, 400.0), 'colour')
+    with pytest.raises(ImageFormatError, match='camera_info is for 320x240 but the image is'):
+        processor.process(depth_msg, color_msg, None, wrong, Settings())
+
+
+def test_the_size_guard_refuses_large_grids():
+    depth_msg, color_msg, (depth_info, color_info) = _pair()
+    processor = FrameProcessor(BicubicUpsampler(4), max_output_pixels=160 * 119)
+    with pytest.raises(ImageFormatError, match='output grid 160x120 .* exceeds max_output_'):
+        processor.process(depth_msg, color_msg, depth_info, color_info, Settings())
+
+
+def test_points_follow_the_undistorted_rays_of_a_distorted_colour_camera():
+    depth_msg, color_msg, (depth_info, color_info) = _pair(encoding='32FC1')
+    color_info.distortion_model, color_info.d = 'plumb_bob', [-0.3, 0.1, 0.0, 0.0, 0.0]
+    settings = Settings(publish_points=True)
+    result = FrameProcessor(BicubicUpsampler(4)).process(depth_msg, color_msg, depth_info,
+                                                         color_info, settings)
+    assert list(result.camera_info.d) == [-0.3, 0.1, 0.0, 0.0, 0.0]
+    points = np.frombuffer(bytes(result.points.data), '<f4').reshape(120, 160, 4)
+    camera = Camera(160, 120, tuple(color_info.k), tuple(color_info.d))
+    rays = camera.undistorted_rays()
+    np.testing.assert_allclose(points[60, 5, 0], rays[60, 5, 0] * points[60, 5, 2], rtol=1e-5)
+    # Barrel distortion: the corner pixel's ray is wider than a pinhole's.
+    assert abs(rays[0, 0, 0]) > abs((0 - color_info.k[2]) / color_info.k[0])
 
 
 def test_settings_range_encoding_and_points():
@@ -93,16 +174,14 @@ def test_latency_stats():
 def test_problems_become_warnings_and_the_frame_is_still_served():
     depth_msg, color_msg, (depth_info, color_info) = _pair()
     color_info.k = [0.0] * 9
-    depth_msg.header.frame_id = 'other_frame'
     processor = FrameProcessor(BicubicUpsampler(4))
     result = processor.process(depth_msg, color_msg, depth_info, color_info,
                                Settings(max_depth=1.0))
     assert result.depth.width == 160
     warnings = ' | '.join(result.warnings)
     assert 'colour camera_info K has non-positive focal length' in warnings
-    assert 'depth has no valid pixel in [min_depth, max_depth] = [0.0, 1.0] m' in warnings
+    assert 'depth has no valid pixel in [min_depth, max_depth] = [0.1, 1.0] m' in warnings
     np.testing.assert_allclose(result.camera_info.k[0], 200.0)  # from the depth camera_info
-    assert "depth frame 'other_frame' differs from colour frame 'colour_frame'" in warnings
     assert (image_to_array(result.depth) == 0).all()
 
 
@@ -124,11 +203,3 @@ def test_negative_and_out_of_range_depth_are_warned_not_served_as_valid():
     most = processor.process(depth_msg, color_msg, depth_info, color_info,
                              Settings(max_depth=1.5))
     assert len(most.warnings) == 1 and 'most measured depth is outside' in most.warnings[0]
-
-
-def test_a_depth_view_beyond_the_colour_image_is_refused():
-    depth_msg, color_msg, (depth_info, color_info) = _pair(color_size=(200, 150))
-    depth_info.k = [25.0, 0, 19.5, 0, 25.0, 14.5, 0, 0, 1]  # twice the colour's field of view
-    with pytest.raises(ImageFormatError, match='reaches beyond the colour image'):
-        FrameProcessor(BicubicUpsampler(4)).process(depth_msg, color_msg, depth_info,
-                                                    color_info, Settings())

@@ -4,8 +4,8 @@ import os
 import threading
 import time
 
-from depth_sr_ros.conversions import depth_to_metres
-from depth_sr_ros.player import make_sequence, Player
+from depth_sr_ros.ros.conversions import depth_to_metres
+from depth_sr_ros.tools.player import make_sequence, Player
 import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor

@@ -8,7 +8,7 @@ import sys
 from depth_sr_ros.checkpoint import save_checkpoint
 from depth_sr_ros.networks import build_model
 from depth_sr_ros.preprocessing import PREPROCESSING
-from depth_sr_ros.soak import memory_floors, resident_mib, verdict
+from depth_sr_ros.tools.soak import memory_floors, resident_mib, verdict
 import torch
 
 TINY = {'scale': 4, 'channels': 8, 'growth': 4, 'rdb_layers': 1, 'num_blocks': 1}
@@ -45,7 +45,7 @@ def test_a_30_second_soak_with_the_player(tmp_path):
                     {'data': 'untrained, for tests'})
     out = tmp_path / 'soak.json'
     result = subprocess.run(
-        [sys.executable, '-m', 'depth_sr_ros.soak', '--seconds', '30', '--warmup', '10',
+        [sys.executable, '-m', 'depth_sr_ros.tools.soak', '--seconds', '30', '--warmup', '10',
          '--model', str(model), '--device', 'cpu', '--json', str(out),
          '--domain-id', str(170 + os.getpid() % 20)],
         capture_output=True, text=True, timeout=180)

@@ -1,6 +1,6 @@
 """Stamp pairing (message_filters semantics) and the stall explanation, without DDS."""
 
-from depth_sr_ros.sync import (
+from depth_sr_ros.ros.sync import (
     COLOR, DEPTH, INPUT_NAMES, JumpDetector, PairingMonitor, StampPairer, unpaired_messages)
 import pytest
 

@@ -4,9 +4,9 @@ import csv
 import os
 
 from conftest import FIXTURES
-from depth_sr_ros import train as train_module
 from depth_sr_ros.checkpoint import load_checkpoint
-from depth_sr_ros.train import main, train, TrainConfig
+from depth_sr_ros.cli import train as train_module
+from depth_sr_ros.cli.train import main, train, TrainConfig
 import pytest
 import torch
 
@@ -72,7 +72,7 @@ def test_two_processes_with_torchrun_and_gloo(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS='1')
     result = subprocess.run(
         [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
-         '--master_port', str(29500 + os.getpid() % 1000), '-m', 'depth_sr_ros.train',
+         '--master_port', str(29500 + os.getpid() % 1000), '-m', 'depth_sr_ros.cli.train',
          '--arch', 'pag_net', '--scale', '2', '--data', FIXTURES, '--out', str(tmp_path),
          '--steps', '4', '--batch-size', '4', '--crop', '32', '--save-every', '2',
          '--val-names', '', '--device', 'cpu', '--threads', '1'],
@@ -93,7 +93,7 @@ def test_a_run_killed_with_sigkill_resumes_from_its_last_state(tmp_path):
     args = ['--arch', 'pag_net', '--scale', '2', '--data', FIXTURES, '--out', str(tmp_path),
             '--steps', '1000', '--batch-size', '2', '--crop', '32', '--save-every', '3',
             '--val-names', '', '--device', 'cpu', '--threads', '1']
-    process = subprocess.Popen([sys.executable, '-m', 'depth_sr_ros.train', *args],
+    process = subprocess.Popen([sys.executable, '-m', 'depth_sr_ros.cli.train', *args],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     end = time.monotonic() + 120
     while time.monotonic() < end and not (tmp_path / 'state.pt').exists():
@@ -103,7 +103,7 @@ def test_a_run_killed_with_sigkill_resumes_from_its_last_state(tmp_path):
     process.wait()
     saved = torch.load(tmp_path / 'state.pt', weights_only=False)['step']  # not corrupt
     assert saved > 0 and saved % 3 == 0
-    result = subprocess.run([sys.executable, '-m', 'depth_sr_ros.train',
+    result = subprocess.run([sys.executable, '-m', 'depth_sr_ros.cli.train',
                              *args[:args.index('--steps') + 1], str(saved + 3),
                              *args[args.index('--steps') + 2:]],
                             capture_output=True, text=True, timeout=120)

@@ -220,8 +220,6 @@ class AHMF(nn.Module):
     """
 
     scales = tuple(RESAMPLE_KERNEL)
-    # The network takes any depth size; the predictor pads to a multiple of this.
-    size_multiple = 1
 
     def __init__(self, scale=4, channels=64, levels=4, gru_layers=2, squeeze_channels=32):
         """

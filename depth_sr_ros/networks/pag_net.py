@@ -139,8 +139,6 @@ class PAGNet(nn.Module):
     """
 
     scales = SCALES
-    # The network takes any depth size; the predictor pads to a multiple of this.
-    size_multiple = 1
 
     def __init__(self, scale=4, channels=32, growth=16, rdb_layers=3, num_blocks=3):
         """

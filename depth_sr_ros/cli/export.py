@@ -15,11 +15,9 @@ import json
 import sys
 import warnings
 
-from depth_sr_ros.checkpoint import CheckpointError, load_checkpoint
+from depth_sr_ros.checkpoint import CheckpointError, load_checkpoint, METADATA_KEY
 import numpy as np
 import torch
-
-METADATA_KEY = 'depth_sr_ros'
 
 
 def export_onnx(model_path, output, opset=18, sample=(24, 32)):

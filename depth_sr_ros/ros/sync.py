@@ -194,3 +194,29 @@ class PairingMonitor:
         return (f'no depth/colour pair for {since:.1f} s although both arrive: the latest '
                 f'stamps differ by {gap:.3f} s and pairing needs {rule}; raise slop, or check '
                 'that both drivers stamp with the same clock (use_sim_time)')
+
+
+class CameraInfoStore:
+    """
+    The recent camera_info messages of one input, to match an image by its stamp.
+
+    ``match(stamp_ns)`` returns the camera_info with exactly that stamp when one has arrived,
+    else the newest (drivers publish them together, but they may arrive in any order).
+    """
+
+    def __init__(self, keep=30):
+        """Remember at most ``keep`` camera_infos by stamp."""
+        self.keep = keep
+        self._by_stamp = {}
+        self.newest = None
+
+    def add(self, msg, stamp_ns):
+        """Store a camera_info with its stamp in nanoseconds."""
+        if len(self._by_stamp) >= self.keep:
+            del self._by_stamp[min(self._by_stamp)]
+        self._by_stamp[stamp_ns] = msg
+        self.newest = msg
+
+    def match(self, stamp_ns):
+        """Return the camera_info stamped ``stamp_ns``, else the newest, else None."""
+        return self._by_stamp.get(stamp_ns, self.newest)

@@ -28,11 +28,11 @@ import time
 
 import cv2
 from depth_sr_ros.checkpoint import load_checkpoint
-from depth_sr_ros.conversions import color_to_array, depth_to_metres, metres_to_image
 from depth_sr_ros.data.degradations import bicubic_downsample
+from depth_sr_ros.data.sequences import make_sequence
 from depth_sr_ros.inference import Acceleration, Predictor, select_device
 from depth_sr_ros.networks import build_model
-from depth_sr_ros.player import make_sequence
+from depth_sr_ros.ros.conversions import color_to_array, depth_to_metres, metres_to_image
 import numpy as np
 from sensor_msgs.msg import Image
 import torch
@@ -187,8 +187,6 @@ def bench_variants(model, scale, size, device, runs, warmup, names):
         try:
             predictor = Predictor(copy.deepcopy(model), scale, device=str(device),
                                   acceleration=copy.deepcopy(VARIANTS[name]))
-            if device.type == 'cuda':
-                predictor.clock.sync = None
             times = time_call(lambda: predictor(depth_lr, color), device, runs, max(warmup, 1))
             out = predictor(depth_lr, color)
         except (ValueError, RuntimeError) as error:
@@ -231,8 +229,8 @@ def bench_dds(rates, seconds, model_path, device, domain_id):
     periods' p50, largest p95); receive_p50/p95_ms: stamp to arrival in this process.
     """
     import rclpy
-    from depth_sr_ros.conversions import stamp_ns
-    from depth_sr_ros.live_demo import watch_player_and_node
+    from depth_sr_ros.ros.conversions import stamp_ns
+    from depth_sr_ros.tools.live_demo import watch_player_and_node
     rows = []
     for rate in rates:
         watcher, ok = watch_player_and_node(seconds, rate, model_path, device, domain_id,
@@ -350,8 +348,7 @@ def main(argv=None):
         print(f"{name} {scale}x: {results[-1]['median_ms']:.1f} ms", file=sys.stderr)
     name, scale, model = cases[0]
     predictor = Predictor(model or build_model(name, scale=scale), scale, device=str(device))
-    if device.type == 'cuda':
-        predictor.clock.sync = lambda: torch.cuda.synchronize(device)
+    predictor.synchronize_stages()
     pipeline = {'label': f'{name} {scale}x, {args.size} player frame',
                 'stages': bench_pipeline(predictor, size, args.runs, args.warmup)}
     names = args.variants

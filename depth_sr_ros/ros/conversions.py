@@ -11,7 +11,7 @@ This module works on message objects only: it creates no ROS node or publisher, 
 tested without DDS. It replaces cv_bridge, which is not on PyPI, for these encodings.
 """
 
-import cv2
+from depth_sr_ros.geometry import Camera, GeometryError, PLUMB_BOB
 import numpy as np
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 
@@ -25,7 +25,6 @@ DEPTH_ENCODINGS = ('16UC1', 'mono16', '32FC1')
 COLOR_ENCODINGS = ('rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8')
 OUTPUT_DEPTH_ENCODINGS = ('16UC1', '32FC1')
 MAX_MM = np.iinfo(np.uint16).max
-FOV_TOLERANCE = 0.02  # share of the colour image the depth view may overhang
 
 
 def stamp_ns(stamp):
@@ -128,108 +127,65 @@ def metres_to_image(depth, encoding, header):
     return msg
 
 
-def check_camera_info(info, image_shape):
-    """Raise ImageFormatError unless ``info`` has a usable K for an image of ``image_shape``."""
-    k = np.asarray(info.k, dtype=np.float64)
-    if k.shape != (9,) or not np.isfinite(k).all():
-        raise ImageFormatError('camera_info K is not 9 finite numbers')
-    fx, fy = k[0], k[4]
-    if fx <= 0 or fy <= 0:
-        raise ImageFormatError(f'camera_info K has non-positive focal length ({fx}, {fy})')
-    if (info.height, info.width) != tuple(image_shape[:2]):
+def camera_from_info(info, image_shape=None):
+    """
+    Return the geometry.Camera of a CameraInfo; raise ImageFormatError if it is unusable.
+
+    :param image_shape: (H, W) of the image it describes; a camera_info for another size is
+        refused (it belongs to another stream or resolution).
+    """
+    if image_shape is not None and (info.height, info.width) != tuple(image_shape[:2]):
         raise ImageFormatError(f'camera_info is for {info.width}x{info.height} but the image '
                                f'is {image_shape[1]}x{image_shape[0]}')
+    try:
+        return Camera(int(info.width), int(info.height),
+                      tuple(float(v) for v in np.asarray(info.k, np.float64).ravel()),
+                      tuple(float(v) for v in info.d), info.distortion_model or PLUMB_BOB)
+    except GeometryError as error:
+        raise ImageFormatError(f'camera_info {str(error).replace("camera ", "", 1)}') from None
 
 
-def scale_camera_info(info, width, height):
+def camera_info_message(camera, frame_id='', header=None):
     """
-    Return a copy of ``info`` for the same camera resampled to width x height.
+    Return a CameraInfo for ``camera``: K, D and its model, R = identity, P = [K | 0].
 
-    K and P are scaled with the pixel-centre convention (a pixel's centre keeps its
-    position in the image); distortion, R and the frame stay as they are.
+    :param header: a std_msgs/Header to use (its frame_id wins over ``frame_id``).
     """
-    sx = width / info.width
-    sy = height / info.height
-    out = CameraInfo()
-    out.header = info.header
-    out.width, out.height = int(width), int(height)
-    out.distortion_model = info.distortion_model
-    out.d = list(info.d)
-    out.r = np.asarray(info.r, dtype=np.float64).copy()
-    k = np.asarray(info.k, dtype=np.float64).reshape(3, 3).copy()
-    p = np.asarray(info.p, dtype=np.float64).reshape(3, 4).copy()
-    for m in (k, p):
-        m[0, 0] *= sx
-        m[0, 1] *= sx
-        m[0, 2] = (m[0, 2] + 0.5) * sx - 0.5
-        m[1, 1] *= sy
-        m[1, 2] = (m[1, 2] + 0.5) * sy - 0.5
-    p[0, 3] *= sx  # Tx = -fx' * baseline scales with fx
-    out.k = k.ravel()
-    out.p = p.ravel()
-    return out
+    info = CameraInfo()
+    if header is not None:
+        info.header = header
+    else:
+        info.header.frame_id = frame_id
+    info.width, info.height = camera.width, camera.height
+    info.distortion_model = camera.model
+    info.d = [float(v) for v in camera.d]
+    info.k = [float(v) for v in camera.k]
+    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    k = camera.matrix
+    info.p = [k[0, 0], k[0, 1], k[0, 2], 0.0, 0.0, k[1, 1], k[1, 2], 0.0, 0.0, 0.0, 1.0, 0.0]
+    return info
 
 
-def _intrinsics(info):
-    k = np.asarray(info.k, dtype=np.float64)
-    return k[0], k[4], k[2], k[5]
-
-
-def resample_color_to_depth(color, color_info, depth_info, scale):
+def depth_to_pointcloud(depth, camera, header, rgb=None):
     """
-    Resample the colour image onto the grid of the depth camera upsampled by ``scale``.
+    Build an organised PointCloud2 (x, y, z and optionally rgb) from metres and a camera.
 
-    The depth is registered to the colour camera (same viewpoint), so a target pixel maps to
-    a colour pixel through the two sets of intrinsics: x_c = fx_c / fx_t * (x_t - cx_t) + cx_t.
-    This handles colour images that are not exactly scale x the depth size (a different
-    resolution or crop of the same camera).
-
-    :return: (image, camera_info): the colour on the target grid, and the target's intrinsics
-        (depth_info scaled by ``scale``), which are also those of the super-resolved depth.
-    """
-    check_camera_info(color_info, color.shape)
-    target = scale_camera_info(depth_info, depth_info.width * scale, depth_info.height * scale)
-    fx_c, fy_c, cx_c, cy_c = _intrinsics(color_info)
-    fx_t, fy_t, cx_t, cy_t = _intrinsics(target)
-    affine = np.array([[fx_c / fx_t, 0, cx_c - fx_c / fx_t * cx_t],
-                       [0, fy_c / fy_t, cy_c - fy_c / fy_t * cy_t]], dtype=np.float64)
-    # Where the target's outer pixel edges fall in the colour image: beyond its border by more
-    # than FOV_TOLERANCE of its size, the colour cannot guide that part of the depth.
-    for axis, (size_t, size_c) in enumerate(((target.width, color_info.width),
-                                             (target.height, color_info.height))):
-        edges = affine[axis, axis] * np.array([-0.5, size_t - 0.5]) + affine[axis, 2]
-        margin = FOV_TOLERANCE * size_c
-        if edges[0] < -0.5 - margin or edges[1] > size_c - 0.5 + margin:
-            raise ImageFormatError(
-                f"the depth camera's view reaches beyond the colour image along "
-                f"{'xy'[axis]} (colour pixels {edges[0]:.0f} to {edges[1]:.0f} of {size_c}): "
-                'is the depth registered to this colour camera?')
-    image = cv2.warpAffine(np.ascontiguousarray(color), affine, (target.width, target.height),
-                           flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                           borderMode=cv2.BORDER_REPLICATE)
-    return image, target
-
-
-def depth_to_pointcloud(depth, info, header, rgb=None):
-    """
-    Build an organised PointCloud2 (x, y, z and optionally rgb) from metres and intrinsics.
-
-    Invalid depth gives NaN points (is_dense is False), as depth_image_proc does.
+    Each point lies on its pixel's undistorted ray (geometry.Camera.undistorted_rays), so a
+    distorted colour camera gives straight walls. Invalid depth gives NaN points (is_dense is
+    False), as depth_image_proc does.
 
     :param depth: (H, W) float32 metres, NaN = invalid.
-    :param info: CameraInfo of the depth grid (its K is used).
+    :param camera: geometry.Camera of the depth grid.
     :param header: header of the cloud (frame of the camera, z forward).
     :param rgb: optional (H, W, 3) uint8 RGB colour for each point.
     """
     h, w = depth.shape
-    fx, fy, cx, cy = _intrinsics(info)
     names = ['x', 'y', 'z'] + (['rgb'] if rgb is not None else [])
     cloud = np.empty((h, w), dtype=[(n, '<f4') for n in names])
-    u = (np.arange(w, dtype=np.float32) - np.float32(cx)) / np.float32(fx)
-    v = (np.arange(h, dtype=np.float32) - np.float32(cy)) / np.float32(fy)
+    rays = camera.undistorted_rays()
     cloud['z'] = depth
-    cloud['x'] = depth * u[None, :]
-    cloud['y'] = depth * v[:, None]
+    cloud['x'] = depth * rays[:, :, 0]
+    cloud['y'] = depth * rays[:, :, 1]
     if rgb is not None:
         packed = ((rgb[:, :, 0].astype(np.uint32) << 16) | (rgb[:, :, 1].astype(np.uint32) << 8)
                   | rgb[:, :, 2].astype(np.uint32))

@@ -54,7 +54,7 @@ def publish(args):
 def subscribe(args):
     """Run the subscriber: count arrivals until the end, print a JSON line."""
     import rclpy
-    from depth_sr_ros.conversions import stamp_ns
+    from depth_sr_ros.ros.conversions import stamp_ns
     from sensor_msgs.msg import Image
     rclpy.init()
     node = rclpy.create_node('dds_check_sub')
@@ -79,7 +79,7 @@ def run_case(reliability, transports, args, domain_id):
         env.pop('FASTDDS_BUILTIN_TRANSPORTS', None)
     else:
         env['FASTDDS_BUILTIN_TRANSPORTS'] = transports
-    common = [sys.executable, '-m', 'depth_sr_ros.dds_check', '--reliability', reliability,
+    common = [sys.executable, '-m', 'depth_sr_ros.tools.dds_check', '--reliability', reliability,
               '--count', str(args.count), '--rate', str(args.rate)]
     sub = subprocess.Popen(common + ['--role', 'sub'], env=env, stdout=subprocess.PIPE,
                            text=True)

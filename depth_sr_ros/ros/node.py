@@ -4,7 +4,7 @@ depth_sr_node: the ROS 2 node. The only module that creates ROS entities.
 Subscribes (relative names, to be remapped): depth/image_raw, depth/camera_info,
 color/image_raw, color/camera_info. Publishes depth_sr/image, depth_sr/camera_info and
 optionally depth_sr/points, plus /diagnostics. Pairs depth and colour by stamp (message_filters
-when importable, depth_sr_ros.sync otherwise); the subscription callbacks only hand the newest
+when importable, depth_sr_ros.ros.sync otherwise); the subscription callbacks only hand the newest
 pair to one inference thread, so a slow model drops stale pairs (counted) instead of queueing.
 Everything done to a pair lives in pipeline.py.
 """
@@ -14,17 +14,22 @@ import threading
 import time
 
 from depth_sr_ros.checkpoint import CheckpointError
-from depth_sr_ros.conversions import ImageFormatError, stamp_ns
 from depth_sr_ros.inference import Acceleration, load_predictor, select_device
 from depth_sr_ros.paths import default_model_path
-from depth_sr_ros.pipeline import FrameProcessor, LatencyStats, LatestSlot, Settings
-from depth_sr_ros.ros_entry import run_node
-from depth_sr_ros.sync import (
-    COLOR, DEPTH, INPUT_NAMES, JumpDetector, PairingMonitor, StampPairer, unpaired_messages)
+from depth_sr_ros.ros.conversions import ImageFormatError, stamp_ns
+from depth_sr_ros.ros.entry import run_node
+from depth_sr_ros.ros.extrinsics import ExtrinsicSource
+from depth_sr_ros.ros.parameters import check_value, PARAMETERS
+from depth_sr_ros.ros.pipeline import FrameProcessor, LatencyStats, LatestSlot, Settings
+from depth_sr_ros.ros.sync import (
+    CameraInfoStore, COLOR, DEPTH, INPUT_NAMES, JumpDetector, PairingMonitor, StampPairer,
+    unpaired_messages)
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (
     FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult)
+from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
@@ -35,64 +40,32 @@ try:  # a real ROS install has message_filters; pip does not
 except ImportError:
     message_filters = None
 
-OUTPUT_ENCODINGS = ('input', '16UC1', '32FC1')
 SETTING_NAMES = tuple(Settings.__dataclass_fields__)  # the parameters that may change live
 PAIRING_CHECK_PERIOD = 1.0  # s
 WARN_PERIOD = 5.0  # s between two logs of the same warning
 
 
-def _float(description, low, high, read_only=False):
-    return ParameterDescriptor(description=description, read_only=read_only,
-                               floating_point_range=[FloatingPointRange(
-                                   from_value=float(low), to_value=float(high))])
-
-
-def _int(description, low, high, read_only=False):
-    return ParameterDescriptor(description=description, read_only=read_only,
-                               integer_range=[IntegerRange(from_value=low, to_value=high)])
-
-
-def _text(description, read_only=False):
-    return ParameterDescriptor(description=description, read_only=read_only)
-
-
-# name -> (default, descriptor). read_only parameters need a restart to change.
-PARAMETERS = {
-    'model_path': ('', _text('model file, .pt (PyTorch) or .onnx (onnxruntime); empty: the '
-                             'installed AHMF 4x (models/ahmf_x4.pt). May change at run time: '
-                             'a file that does not load is refused and the old model stays')),
-    'device': ('auto', _text("'auto' (cuda when available), 'cuda', 'cuda:N' or 'cpu'", True)),
-    'device_fallback': (True, _text('if the device is cuda but CUDA is not available: true = '
-                                    'run on the CPU with a warning, false = refuse to start',
-                                    True)),
-    'precision': ('float32', _text("'float32', 'float16' (CUDA only) or 'bfloat16': the "
-                                   "network's number format", True)),
-    'channels_last': (True, _text('NHWC memory format for the network (measured faster on '
-                                  'CPUs; tensor cores want it too)', True)),
-    'compile_mode': ('none', _text("'none', 'torch_compile' (first frame of each size is "
-                                   "slow) or 'cuda_graphs' (CUDA only)", True)),
-    'device_io': (True, _text('convert the colour image and the output on the device (uint8 '
-                              'upload through a pinned buffer on CUDA) instead of in numpy',
-                              True)),
-    'threads': (0, _int('CPU threads for inference; 0 = PyTorch default', 0, 256, True)),
-    'queue_size': (10, _int('messages per input kept while pairing', 1, 1000, True)),
-    'slop': (0.05, _float('largest stamp difference of a pair, s', 0.0, 10.0, True)),
-    'exact_sync': (False, _text('pair only identical stamps', True)),
-    'output_encoding': ('input', _text("'input' (as the depth input), '16UC1' (mm) or "
-                                       "'32FC1' (m)")),
-    'min_depth': (0.0, _float('depth below this is invalid, m', 0.0, 1000.0)),
-    'max_depth': (65.0, _float('depth above this is invalid, m', 0.0, 1000.0)),
-    'publish_points': (False, _text('publish depth_sr/points (PointCloud2)')),
-    'points_rgb': (True, _text('colour the points (XYZRGB) instead of XYZ')),
-    'diagnostics_period': (2.0, _float('seconds between diagnostics and the log line',
-                                       0.1, 3600.0, True)),
-}
+def descriptor(name):
+    """Return the ParameterDescriptor of parameter ``name`` from the PARAMETERS table."""
+    param = PARAMETERS[name]
+    text = param.description
+    if param.choices:
+        text += f" (one of: {', '.join(param.choices)})"
+    out = ParameterDescriptor(description=text, read_only=not param.live)
+    if param.low is not None and isinstance(param.default, float):
+        out.floating_point_range = [FloatingPointRange(from_value=float(param.low),
+                                                       to_value=float(param.high))]
+    elif param.low is not None:
+        out.integer_range = [IntegerRange(from_value=int(param.low), to_value=int(param.high))]
+    return out
 
 
 def validate_settings(settings):
     """Return the reason why ``settings`` are unusable, or '' when they are fine."""
-    if settings.output_encoding not in OUTPUT_ENCODINGS:
-        return f'output_encoding must be one of {OUTPUT_ENCODINGS}'
+    for name in SETTING_NAMES:
+        reason = check_value(name, getattr(settings, name))
+        if reason:
+            return reason
     if settings.max_depth <= settings.min_depth:
         return 'max_depth must be greater than min_depth'
     return ''
@@ -104,8 +77,16 @@ class DepthSrNode(Node):
     def __init__(self, **kwargs):
         """Declare parameters, load the model and connect topics; raises on a bad model."""
         super().__init__('depth_sr', **kwargs)
-        for name, (default, descriptor) in PARAMETERS.items():
-            self.declare_parameter(name, default, descriptor)
+        for name, param in PARAMETERS.items():
+            default = param.default
+            if default is None:  # no default: declared by type, unset unless given
+                default = Parameter.Type.DOUBLE_ARRAY
+            self.declare_parameter(name, default, descriptor(name))
+        for name in ('precision', 'compile_mode', 'slop', 'queue_size', 'threads',
+                     'max_output_pixels', 'diagnostics_period'):
+            reason = check_value(name, self._value(name))
+            if reason:
+                raise ValueError(reason)
         value = self._value
         self.settings = Settings(**{name: value(name) for name in SETTING_NAMES})
         reason = validate_settings(self.settings)
@@ -115,11 +96,17 @@ class DepthSrNode(Node):
 
         if value('threads') > 0:
             torch.set_num_threads(value('threads'))
-        self.device = self._choose_device(value('device'), value('device_fallback'))
+        self.device = select_device(value('device'), value('device_fallback'),
+                                    self.get_logger().warning)
         self.acceleration = self._choose_acceleration()
         self.model_path = value('model_path') or default_model_path()
-        self.processor = FrameProcessor(self._load(self.model_path))
+        self.processor = self._processor(self._load(self.model_path))
         self._log_model()
+        try:
+            fixed = value('depth_to_color')
+        except ParameterUninitializedException:
+            fixed = None
+        self.extrinsics = ExtrinsicSource(self, fixed)  # GeometryError: start-up fails
 
         reliable = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
         self.pub_depth = self.create_publisher(Image, 'depth_sr/image', reliable)
@@ -127,7 +114,7 @@ class DepthSrNode(Node):
         self.pub_points = self.create_publisher(PointCloud2, 'depth_sr/points', reliable)
         self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
 
-        self.infos = [None, None]
+        self.infos = (CameraInfoStore(), CameraInfoStore())
         overrides = QoSOverridingOptions.with_default_policies()
         for index, topic in ((DEPTH, 'depth/camera_info'), (COLOR, 'color/camera_info')):
             self.create_subscription(CameraInfo, topic, self._info_callback(index),
@@ -161,6 +148,12 @@ class DepthSrNode(Node):
     def _value(self, name):
         return self.get_parameter(name).value
 
+    def _processor(self, upsampler):
+        size = self._value('output_size')
+        if len(size) != 2 or min(size) < 0:
+            raise ValueError(f'output_size must be [width, height] (or [0, 0]), not {size}')
+        return FrameProcessor(upsampler, tuple(size), self._value('max_output_pixels'))
+
     def _choose_acceleration(self):
         value = self._value
         acceleration = Acceleration(value('precision'), value('channels_last'),
@@ -189,18 +182,6 @@ class DepthSrNode(Node):
             f'{upsampler.device} ({options}); depth in: 16UC1 mm or 32FC1 m; output encoding '
             f"'{self.settings.output_encoding}'")
 
-    def _choose_device(self, requested, fallback):
-        if requested.startswith('cuda') and not torch.cuda.is_available():
-            reason = f"device '{requested}' requested but CUDA is not available"
-            if not fallback:
-                raise RuntimeError(reason + ' (device_fallback is false)')
-            self.get_logger().warning(reason + '; running on the CPU (device_fallback is true)')
-            return torch.device('cpu')
-        if requested not in ('auto', 'cpu') and not requested.startswith('cuda'):
-            raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', "
-                             f"not '{requested}'")
-        return select_device(requested)
-
     def _connect_images(self, queue_size, slop, exact, overrides):
         topics = ((DEPTH, 'depth/image_raw'), (COLOR, 'color/image_raw'))
         if message_filters is not None:
@@ -224,7 +205,7 @@ class DepthSrNode(Node):
                 self.create_subscription(Image, topic, self._image_callback(index),
                                          qos_profile_sensor_data,
                                          qos_overriding_options=overrides)
-            self.pairing_backend = 'depth_sr_ros.sync'
+            self.pairing_backend = 'depth_sr_ros.ros.sync'
         self.get_logger().info(f'pairing with {self.pairing_backend}: '
                                f"{'exact stamps' if exact else f'slop {slop} s'}, "
                                f'queue_size {queue_size}')
@@ -233,7 +214,7 @@ class DepthSrNode(Node):
 
     def _info_callback(self, index):
         def callback(msg):
-            self.infos[index] = msg
+            self.infos[index].add(msg, stamp_ns(msg.header.stamp))
         return callback
 
     def _arrival_callback(self, index):
@@ -289,7 +270,7 @@ class DepthSrNode(Node):
         if 'model_path' in changes:
             path = changes['model_path'] or default_model_path()
             try:  # load before accepting, so that a bad file leaves the old model serving
-                processor = FrameProcessor(self._load(path))
+                processor = self._processor(self._load(path))
             except (CheckpointError, RuntimeError, ValueError, OSError) as error:
                 reason = f'{error}; still serving {self.model_path}'
                 self.get_logger().warning(f'model switch refused: {reason}')
@@ -309,11 +290,11 @@ class DepthSrNode(Node):
                 continue
             depth_msg, color_msg = pair
             try:
-                result = self.processor.process(depth_msg, color_msg, self.infos[DEPTH],
-                                                self.infos[COLOR], self.settings)
+                result = self._process(depth_msg, color_msg)
             except (ImageFormatError, ValueError) as error:
                 self.counts['bad_frames'] += 1
-                self._warn(f'frame skipped: {error}')
+                text = str(error)
+                self._warn(text if text.startswith('frame skipped') else f'frame skipped: {text}')
                 continue
             except torch.cuda.OutOfMemoryError as error:
                 self.counts['failed_frames'] += 1
@@ -346,6 +327,20 @@ class DepthSrNode(Node):
             self.counts['published'] += 1
             now = self.get_clock().now().nanoseconds
             self.stats.add_output((now - stamp_ns(depth_msg.header.stamp)) * 1e-9)
+
+    def _process(self, depth_msg, color_msg):
+        """Run the pipeline on one pair with its camera_infos and, for raw depth, extrinsic."""
+        depth_frame, color_frame = depth_msg.header.frame_id, color_msg.header.frame_id
+        transform = None
+        if depth_frame and color_frame and depth_frame != color_frame:
+            transform, reason = self.extrinsics.lookup(depth_frame, color_frame,
+                                                       depth_msg.header.stamp)
+            if transform is None:
+                raise ImageFormatError(f'frame skipped: {reason}')
+        return self.processor.process(
+            depth_msg, color_msg, self.infos[DEPTH].match(stamp_ns(depth_msg.header.stamp)),
+            self.infos[COLOR].match(stamp_ns(color_msg.header.stamp)), self.settings,
+            transform)
 
     def _warn(self, message):
         """Log a warning, each distinct message at most once per WARN_PERIOD seconds."""

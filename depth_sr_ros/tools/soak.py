@@ -16,7 +16,7 @@ import json
 import os
 import sys
 
-from depth_sr_ros.live_demo import watch_player_and_node
+from depth_sr_ros.tools.live_demo import watch_player_and_node
 import numpy as np
 import rclpy
 

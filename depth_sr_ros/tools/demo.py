@@ -19,30 +19,10 @@ from depth_sr_ros.data.middlebury import disparity_to_metres, load_pair, SAMPLE_
 from depth_sr_ros.inference import Predictor
 from depth_sr_ros.metrics import mae, rmse
 from depth_sr_ros.paths import default_model_path
+from depth_sr_ros.viz import colorize, tile
 import numpy as np
 
-TILE_WIDTH = 320
 ERROR_RANGE_M = 0.2  # error maps saturate at 20 cm
-
-
-def colorize(values, low, high, colormap=cv2.COLORMAP_TURBO):
-    """Map values in [low, high] to a BGR image; NaN pixels are black."""
-    scaled = np.clip((np.nan_to_num(values, nan=low) - low) / (high - low), 0, 1)
-    image = cv2.applyColorMap((scaled * 255).astype(np.uint8), colormap)
-    image[~np.isfinite(values)] = 0
-    return image
-
-
-def tile(image, label):
-    """Resize a BGR image to TILE_WIDTH (nearest, to show pixels) and write a label on it."""
-    h, w = image.shape[:2]
-    out = cv2.resize(image, (TILE_WIDTH, round(h * TILE_WIDTH / w)),
-                     interpolation=cv2.INTER_NEAREST)
-    (text_w, text_h), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
-    cv2.rectangle(out, (0, 0), (text_w + 8, text_h + 10), (0, 0, 0), -1)
-    cv2.putText(out, label, (4, text_h + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1,
-                cv2.LINE_AA)
-    return out
 
 
 def run(model_path, device, output, seed=0):

@@ -3,7 +3,7 @@ depth_sr_train: train AHMF or PAG-Net on RGB-D pairs; resumable, one plain loop.
 
     depth_sr_train --arch ahmf --scale 4 --data ../shared/data/middlebury30 --out runs/ahmf_x4
 
-Several processes: torchrun --nproc_per_node N -m depth_sr_ros.train ... (DDP; gloo on CPU).
+Several processes: torchrun --nproc_per_node N -m depth_sr_ros.cli.train ... (DDP; gloo on CPU).
 
 Writes into --out: state.pt (everything needed to resume, written atomically every
 --save-every steps and at the end), log.csv (step, loss, learning rate, validation MAE) and
@@ -21,7 +21,7 @@ import time
 import cv2
 from depth_sr_ros.checkpoint import atomic_save, load_checkpoint, save_checkpoint
 from depth_sr_ros.data.datasets import CropDataset, load_split, prefetched_batches
-from depth_sr_ros.evaluate import evaluate
+from depth_sr_ros.evaluation import evaluate
 from depth_sr_ros.inference import Acceleration, native_bfloat16, Predictor, select_device
 from depth_sr_ros.networks import build_model
 from depth_sr_ros.preprocessing import PREPROCESSING

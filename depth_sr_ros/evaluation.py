@@ -1,0 +1,59 @@
+"""
+The papers' evaluation protocol as functions: degrade ground truth, upsample, measure.
+
+Used by depth_sr_eval, by training's validation and by the zoo tables, so that every number
+comes from the same code.
+"""
+
+from depth_sr_ros.data.degradations import (
+    add_gaussian_noise, bicubic_downsample, crop_to_multiple, nearest_downsample)
+from depth_sr_ros.metrics import mae, rmse
+import numpy as np
+
+NOISE_SIGMA = 5.0  # in 0-255 units, the papers' ToF-like noisy case
+
+
+def degrade(depth, scale, protocol, rng=None):
+    """Return the LR input of the protocol; Gaussian noise of NOISE_SIGMA if rng is given."""
+    if protocol == 'middlebury':
+        low = bicubic_downsample(depth, scale)
+    elif protocol == 'nyu':
+        low = nearest_downsample(depth, scale)
+    else:
+        raise ValueError(f"protocol must be 'middlebury' or 'nyu', not {protocol!r}")
+    return low if rng is None else add_gaussian_noise(low, NOISE_SIGMA, rng)
+
+
+def prepare(pair, scale, protocol, rng=None):
+    """Return (ground truth, colour, LR input) of a pair under the protocol (see degrade)."""
+    truth = crop_to_multiple(pair['depth'], scale)
+    return truth, crop_to_multiple(pair['rgb'], scale), degrade(truth, scale, protocol, rng)
+
+
+def evaluate(methods, pairs, scale, protocol='middlebury', noise=False, keep=None):
+    """
+    Return {'images': [...], 'average': {...}} with MAE/RMSE per method and image.
+
+    :param methods: name -> upsampler with the DepthUpsampler interface.
+    :param pairs: dicts from middlebury.load_pair ('name', 'depth', 'rgb').
+    :param scale: upsampling factor.
+    :param protocol: 'middlebury' (bicubic degradation) or 'nyu' (nearest).
+    :param noise: add Gaussian noise of NOISE_SIGMA to the LR input (seeded).
+    :param keep: a dict to fill with the first pair's 'name', 'truth', 'rgb' and 'results'
+        (method -> output), for ``figure``.
+    """
+    rng = np.random.default_rng(0) if noise else None
+    images = []
+    for pair in pairs:
+        truth, rgb, low = prepare(pair, scale, protocol, rng)
+        row = {'name': pair['name']}
+        results = {}
+        for method, upsampler in methods.items():
+            results[method] = result = upsampler(low, rgb)
+            row[method] = {'mae': mae(result, truth), 'rmse': rmse(result, truth)}
+        if keep is not None and not images:
+            keep.update(name=pair['name'], truth=truth, rgb=rgb, results=results)
+        images.append(row)
+    average = {m: {k: float(np.mean([r[m][k] for r in images])) for k in ('mae', 'rmse')}
+               for m in methods}
+    return {'images': images, 'average': average}

@@ -1,0 +1,546 @@
+"""
+Camera geometry for real RGB-D rigs, in numpy with no ROS import.
+
+Intrinsics with lens distortion, rigid transforms, and the registration of a depth image into
+the colour camera.
+
+The node's output is depth registered to the colour camera, on the colour camera's pixel grid
+(the *output grid*). The network works one scale step below it, on the *LR grid*. A depth image
+reaches the LR grid in one of three ways (``plan_route``):
+
+- ``lr_grid``: it is already there (same frame as the colour, size = LR grid);
+- ``registered``: same frame as the colour, any other size (RealSense align_depth, Azure
+  Kinect depth_to_rgb, depth_image_proc's register): each LR pixel takes the median of the
+  valid depth samples that fall into it, as one of those samples, so no value mixes two
+  surfaces; a pixel whose samples are mostly invalid stays invalid (``reduce_registered``);
+- ``raw``: the depth camera's own frame: every depth pixel is back-projected through the depth
+  camera's intrinsics and distortion, moved by the depth-to-colour extrinsic and projected into
+  the colour camera's LR grid with a z-buffer, the nearest surface winning; LR pixels that no
+  sample reaches stay invalid (``register_raw``).
+
+Pixel coordinates follow ROS (REP 104 / image_pipeline): the centre of pixel (u, v) is at
+(u, v), and resizing keeps pixel centres in place (``Camera.resized``).
+"""
+
+import dataclasses
+import math
+
+import cv2
+import numpy as np
+
+# Distortion models of sensor_msgs/CameraInfo that this module honours.
+PLUMB_BOB, RATIONAL, EQUIDISTANT = 'plumb_bob', 'rational_polynomial', 'equidistant'
+DISTORTION_MODELS = (PLUMB_BOB, RATIONAL, EQUIDISTANT)
+ROUTES = ('lr_grid', 'registered', 'raw')
+# A registered LR pixel is valid when at least this share of its depth samples is.
+MIN_VALID_SHARE = 0.5
+# Raw registration: samples within this share of the nearest depth in an LR pixel belong to
+# the nearest surface (a slanted surface spans a few per cent of its depth across a pixel).
+FRONT_TOLERANCE = 0.03
+
+
+class GeometryError(ValueError):
+    """Camera data that cannot be used (with the reason)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Camera:
+    """A camera's image size, intrinsic matrix and lens distortion (from a CameraInfo)."""
+
+    width: int
+    height: int
+    k: tuple  # 3x3 row-major, 9 floats
+    d: tuple = ()  # distortion coefficients of ``model``
+    model: str = PLUMB_BOB
+
+    def __post_init__(self):
+        """Check the numbers: positive size and focal lengths, finite K and D, known model."""
+        k = np.asarray(self.k, np.float64)
+        if self.width <= 0 or self.height <= 0:
+            raise GeometryError(f'camera size {self.width}x{self.height} is empty')
+        if k.shape != (9,) or not np.isfinite(k).all():
+            raise GeometryError('camera K is not 9 finite numbers')
+        if k[0] <= 0 or k[4] <= 0:
+            raise GeometryError(f'camera K has non-positive focal length ({k[0]}, {k[4]})')
+        if not np.isfinite(np.asarray(self.d, np.float64)).all():
+            raise GeometryError('camera D has non-finite coefficients')
+        if self.distorted and self.model not in DISTORTION_MODELS:
+            raise GeometryError(f"distortion model '{self.model}' is not supported "
+                                f'(supported: {", ".join(DISTORTION_MODELS)})')
+
+    @property
+    def matrix(self):
+        """Return K as a 3x3 float64 array."""
+        return np.asarray(self.k, np.float64).reshape(3, 3)
+
+    @property
+    def distorted(self):
+        """Return True when D has a non-zero coefficient."""
+        return any(c != 0 for c in self.d)
+
+    @property
+    def shape(self):
+        """Return (height, width)."""
+        return self.height, self.width
+
+    def resized(self, width, height):
+        """
+        Return the same camera resampled to width x height (pixel centres keep their place).
+
+        Distortion coefficients act on normalised coordinates, so they stay as they are.
+        """
+        sx, sy = width / self.width, height / self.height
+        k = self.matrix.copy()
+        k[0, 0] *= sx
+        k[0, 1] *= sx
+        k[0, 2] = (k[0, 2] + 0.5) * sx - 0.5
+        k[1, 1] *= sy
+        k[1, 2] = (k[1, 2] + 0.5) * sy - 0.5
+        return dataclasses.replace(self, width=int(width), height=int(height),
+                                   k=tuple(k.ravel()))
+
+    def padded(self, width, height):
+        """Return the camera with its image grown at the bottom and right (K unchanged)."""
+        return dataclasses.replace(self, width=int(width), height=int(height))
+
+    def undistorted_rays(self):
+        """
+        Return (H, W, 2) normalised image coordinates (x/z, y/z) of every pixel centre.
+
+        Cached per camera (the dataclass is frozen and hashable), so a stream of frames with
+        the same camera_info computes them once.
+        """
+        return _rays(self)
+
+    def project(self, points):
+        """
+        Return the (N, 2) pixel coordinates of (N, 3) points in this camera's optical frame.
+
+        Lens distortion is applied, so the result addresses the camera's own (distorted) image.
+        Points at z <= 0 give NaN.
+        """
+        points = np.asarray(points).reshape(-1, 3)
+        z = points[:, 2]
+        with np.errstate(divide='ignore', invalid='ignore'):
+            x, y = points[:, 0] / z, points[:, 1] / z
+        behind = ~(z > 0)
+        x[behind] = np.nan
+        y[behind] = np.nan
+        if self.distorted:
+            x, y = _distort(x, y, self.d, self.model)
+        k = self.matrix.astype(x.dtype)
+        return np.stack([k[0, 0] * x + k[0, 1] * y + k[0, 2], k[1, 1] * y + k[1, 2]], axis=1)
+
+
+def pinhole_camera(width, height, focal):
+    """Return an undistorted camera with the principal point at the image centre."""
+    return Camera(width, height, (focal, 0.0, (width - 1) / 2.0, 0.0, focal,
+                                  (height - 1) / 2.0, 0.0, 0.0, 1.0))
+
+
+def _distort(x, y, d, model):
+    """Apply lens distortion to normalised coordinates (the model of OpenCV and ROS)."""
+    d = list(d)
+    if model == EQUIDISTANT:
+        k1, k2, k3, k4 = (d + [0.0] * 4)[:4]
+        r = np.hypot(x, y)
+        theta = np.arctan(r)
+        theta_d = theta * (1 + k1 * theta ** 2 + k2 * theta ** 4 + k3 * theta ** 6
+                           + k4 * theta ** 8)
+        with np.errstate(divide='ignore', invalid='ignore'):
+            factor = np.where(r > 1e-12, theta_d / r, 1.0)
+        return x * factor, y * factor
+    k1, k2, p1, p2, k3, k4, k5, k6 = (d + [0.0] * 8)[:8]
+    r2 = x * x + y * y
+    radial = ((1 + k1 * r2 + k2 * r2 ** 2 + k3 * r2 ** 3)
+              / (1 + k4 * r2 + k5 * r2 ** 2 + k6 * r2 ** 3))
+    xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
+    yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
+    return xd, yd
+
+
+def _undistort(xd, yd, d, model, iterations=30):
+    """
+    Invert _distort by Newton's method on each point (numerical 2x2 Jacobian).
+
+    Converges to below 1e-9 in a few steps for the lenses of depth cameras; points where the
+    model folds over (far outside the field of view) come out NaN.
+    """
+    x, y = xd.copy(), yd.copy()
+    eps = 1e-7
+    for _ in range(iterations):
+        fx, fy = _distort(x, y, d, model)
+        rx, ry = fx - xd, fy - yd
+        if max(np.nanmax(np.abs(rx)), np.nanmax(np.abs(ry))) < 1e-10:
+            break
+        ax, ay = _distort(x + eps, y, d, model)
+        bx, by = _distort(x, y + eps, d, model)
+        j11, j21 = (ax - fx) / eps, (ay - fy) / eps
+        j12, j22 = (bx - fx) / eps, (by - fy) / eps
+        det = j11 * j22 - j12 * j21
+        with np.errstate(divide='ignore', invalid='ignore'):
+            x = x - (j22 * rx - j12 * ry) / det
+            y = y - (-j21 * rx + j11 * ry) / det
+    fx, fy = _distort(x, y, d, model)
+    bad = ~(np.hypot(fx - xd, fy - yd) < 1e-6)
+    x[bad] = np.nan
+    y[bad] = np.nan
+    return x, y
+
+
+_RAY_CACHE = {}
+
+
+def _rays(camera):
+    rays = _RAY_CACHE.get(camera)
+    if rays is None:
+        u, v = np.meshgrid(np.arange(camera.width, dtype=np.float64),
+                           np.arange(camera.height, dtype=np.float64))
+        pixels = np.stack([u.ravel(), v.ravel()], axis=1)[:, None, :]
+        k = camera.matrix
+        if not camera.distorted:
+            rays = np.stack([(pixels[:, 0, 0] - k[0, 2] - k[0, 1] / k[1, 1] * (
+                pixels[:, 0, 1] - k[1, 2])) / k[0, 0],
+                (pixels[:, 0, 1] - k[1, 2]) / k[1, 1]], axis=1)
+        else:
+            x = (pixels[:, 0, 0] - k[0, 2] - k[0, 1] / k[1, 1] * (pixels[:, 0, 1] - k[1, 2]))
+            y = (pixels[:, 0, 1] - k[1, 2]) / k[1, 1]
+            rays = np.stack(_undistort(x / k[0, 0], y, camera.d, camera.model), axis=1)
+        rays = rays.reshape(camera.height, camera.width, 2).astype(np.float32)
+        rays.flags.writeable = False
+        if len(_RAY_CACHE) >= 8:
+            _RAY_CACHE.clear()
+        _RAY_CACHE[camera] = rays
+    return rays
+
+
+@dataclasses.dataclass(frozen=True)
+class Transform:
+    """A rigid transform p' = R p + t (R 3x3 row-major, t in metres)."""
+
+    rotation: tuple = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+    translation: tuple = (0.0, 0.0, 0.0)
+
+    @classmethod
+    def from_xyz_quaternion(cls, values):
+        """Build from [x, y, z, qx, qy, qz, qw] (the order of geometry_msgs and tf2)."""
+        values = [float(v) for v in values]
+        if len(values) != 7 or not all(math.isfinite(v) for v in values):
+            raise GeometryError('a transform needs 7 finite numbers [x, y, z, qx, qy, qz, qw], '
+                                f'got {values}')
+        x, y, z, qx, qy, qz, qw = values
+        norm = math.sqrt(qx * qx + qy * qy + qz * qz + qw * qw)
+        if norm < 1e-9:
+            raise GeometryError('the quaternion [qx, qy, qz, qw] is zero')
+        qx, qy, qz, qw = qx / norm, qy / norm, qz / norm, qw / norm
+        rotation = (
+            1 - 2 * (qy * qy + qz * qz), 2 * (qx * qy - qz * qw), 2 * (qx * qz + qy * qw),
+            2 * (qx * qy + qz * qw), 1 - 2 * (qx * qx + qz * qz), 2 * (qy * qz - qx * qw),
+            2 * (qx * qz - qy * qw), 2 * (qy * qz + qx * qw), 1 - 2 * (qx * qx + qy * qy))
+        return cls(rotation, (x, y, z))
+
+    def to_xyz_quaternion(self):
+        """Return [x, y, z, qx, qy, qz, qw] (the inverse of from_xyz_quaternion)."""
+        r = np.asarray(self.rotation, np.float64).reshape(3, 3)
+        qw = math.sqrt(max(0.0, 1 + r[0, 0] + r[1, 1] + r[2, 2])) / 2
+        qx = math.copysign(math.sqrt(max(0.0, 1 + r[0, 0] - r[1, 1] - r[2, 2])) / 2,
+                           r[2, 1] - r[1, 2])
+        qy = math.copysign(math.sqrt(max(0.0, 1 - r[0, 0] + r[1, 1] - r[2, 2])) / 2,
+                           r[0, 2] - r[2, 0])
+        qz = math.copysign(math.sqrt(max(0.0, 1 - r[0, 0] - r[1, 1] + r[2, 2])) / 2,
+                           r[1, 0] - r[0, 1])
+        return [float(v) for v in self.translation] + [qx, qy, qz, qw]
+
+    @property
+    def is_identity(self):
+        """Return True for no rotation and no translation."""
+        return self == Transform()
+
+    def apply(self, points):
+        """Return (N, 3) points moved by the transform."""
+        r = np.asarray(self.rotation, np.float64).reshape(3, 3)
+        return np.asarray(points, np.float64) @ r.T + np.asarray(self.translation)
+
+    def inverse(self):
+        """Return the transform that undoes this one."""
+        r = np.asarray(self.rotation, np.float64).reshape(3, 3)
+        return Transform(tuple(r.T.ravel()), tuple(-(r.T @ np.asarray(self.translation))))
+
+
+@dataclasses.dataclass(frozen=True)
+class Grids:
+    """
+    The output grid and the LR grid for one colour camera and scale.
+
+    ``output`` is the colour camera, optionally resized (``output_size``). When its size is not
+    a multiple of the scale, the network's grid is ``padded`` (the output grid grown at the
+    bottom and right to the next multiple; K unchanged) and the result is cropped back, so the
+    published image and camera_info are exactly the output grid. ``lr`` is ``padded`` / scale.
+    """
+
+    output: Camera
+    padded: Camera
+    lr: Camera
+    scale: int
+
+
+def plan_grids(color, scale, output_size=None):
+    """
+    Return the Grids for colour camera ``color`` at ``scale``.
+
+    :param output_size: (width, height) to publish instead of the colour's own size (the colour
+        image is shrunk to it and K scaled with it); None or (0, 0): the colour's size.
+    """
+    output = color
+    if output_size and all(output_size):
+        width, height = (int(v) for v in output_size)
+        if width < scale or height < scale:
+            raise GeometryError(f'output size {width}x{height} is smaller than the scale '
+                                f'{scale}')
+        output = color.resized(width, height)
+    padded = output.padded(-(-output.width // scale) * scale, -(-output.height // scale) * scale)
+    lr = padded.resized(padded.width // scale, padded.height // scale)
+    return Grids(output, padded, lr, int(scale))
+
+
+def plan_route(depth_frame, color_frame, depth_shape, grids):
+    """
+    Return the route ('lr_grid', 'registered' or 'raw') by which a depth image reaches the LR grid.
+
+    An empty frame_id counts as the colour's (the player and some bags leave it empty).
+    """
+    same_frame = not depth_frame or not color_frame or depth_frame == color_frame
+    if not same_frame:
+        return 'raw'
+    if tuple(depth_shape[:2]) == grids.lr.shape:
+        return 'lr_grid'
+    return 'registered'
+
+
+def reduce_registered(depth, depth_camera, lr, min_valid_share=MIN_VALID_SHARE):
+    """
+    Bring depth that is registered to the colour camera onto the LR grid ``lr``.
+
+    Every depth pixel lands in the LR pixel that contains its centre (through both sets of
+    intrinsics; both images share the colour camera's lens, so no distortion is involved). An
+    LR pixel whose samples are at least ``min_valid_share`` valid takes their lower median, one
+    of the samples: never an average of a foreground and a background surface. Others stay
+    invalid (NaN). Integer block ratios take a fast block path.
+
+    :param depth: (H, W) float32 metres, NaN = invalid, on ``depth_camera``'s grid.
+    :return: (h, w) float32 metres on ``lr``'s grid.
+    """
+    k_d, k_l = depth_camera.matrix, lr.matrix
+    sx, sy = k_l[0, 0] / k_d[0, 0], k_l[1, 1] / k_d[1, 1]
+    # LR coordinate of a depth pixel centre: x_l = sx * (u - cx_d) + cx_l (same camera).
+    ox, oy = k_l[0, 2] - sx * k_d[0, 2], k_l[1, 2] - sy * k_d[1, 2]
+    block = round(1 / sx) if sx > 0 else 0
+    aligned = (block >= 1 and abs(1 / sx - block) < 1e-6 and abs(1 / sy - block) < 1e-6
+               and abs(ox - (0.5 / block - 0.5)) < 1e-6 and abs(oy - (0.5 / block - 0.5)) < 1e-6)
+    if aligned and depth.shape[0] >= lr.height * block and depth.shape[1] >= lr.width * block:
+        return _reduce_blocks(depth, block, lr.shape, min_valid_share)
+    u = np.rint(sx * np.arange(depth.shape[1]) + ox).astype(np.int64)
+    v = np.rint(sy * np.arange(depth.shape[0]) + oy).astype(np.int64)
+    cols, rows = np.meshgrid(u, v)
+    return _reduce_cells(depth.ravel(), rows.ravel(), cols.ravel(), lr.shape, min_valid_share)
+
+
+def _reduce_blocks(depth, block, shape, min_valid_share):
+    """reduce_registered for LR pixels that are exact block x block squares of depth pixels."""
+    h, w = shape
+    blocks = depth[:h * block, :w * block].reshape(h, block, w, block).transpose(0, 2, 1, 3)
+    blocks = blocks.reshape(h, w, block * block)
+    valid = np.isfinite(blocks) & (blocks > 0)
+    count = valid.sum(axis=2)
+    ordered = np.sort(np.where(valid, blocks, np.inf), axis=2)  # valid samples first
+    median = np.take_along_axis(ordered, np.maximum(count - 1, 0)[:, :, None] // 2, 2)[:, :, 0]
+    out = median.astype(np.float32)
+    out[count < min_valid_share * block * block] = np.nan
+    out[count == 0] = np.nan
+    return out
+
+
+def _reduce_cells(values, rows, cols, shape, min_valid_share):
+    """Lower median of the valid values per LR cell, for any sample-to-cell assignment."""
+    h, w = shape
+    inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+    cell = rows[inside] * w + cols[inside]
+    values = values[inside]
+    total = np.bincount(cell, minlength=h * w)
+    valid = np.isfinite(values) & (values > 0)
+    cell, values = cell[valid], values[valid].astype(np.float64)
+    count = np.bincount(cell, minlength=h * w)
+    out = np.full(h * w, np.nan, np.float32)
+    if cell.size:
+        order = np.lexsort((values, cell))
+        start = np.concatenate([[0], np.cumsum(count)[:-1]])
+        take = count > 0
+        out[take] = values[order][start[take] + (count[take] - 1) // 2]
+    out[(count < min_valid_share * total) | (count == 0)] = np.nan
+    return out.reshape(h, w)
+
+
+def splat(pixels, z, shape):
+    """
+    Z-buffer points into an image: return (depth (H, W) float32 NaN-empty, winner (H, W)).
+
+    In each pixel the nearest surface wins: of the points within FRONT_TOLERANCE of the
+    smallest z there, the one that lands closest to the pixel centre gives the value, so a
+    slanted surface is not biased towards its near side. ``winner`` holds that point's index
+    (-1 where none).
+
+    :param pixels: (N, 2) float pixel coordinates (NaN for points that do not project).
+    :param z: (N,) depth of each point along the camera's axis.
+    """
+    h, w = shape
+    with np.errstate(invalid='ignore'):
+        cols = np.rint(pixels[:, 0])
+        rows = np.rint(pixels[:, 1])
+        inside = np.flatnonzero((cols >= 0) & (cols < w) & (rows >= 0) & (rows < h) & (z > 0))
+    cell = rows[inside].astype(np.int64) * w + cols[inside].astype(np.int64)
+    z = z[inside]
+    nearest = np.full(h * w, np.inf, z.dtype)
+    np.minimum.at(nearest, cell, z)
+    front = z <= nearest[cell] * (1 + FRONT_TOLERANCE)
+    offset = ((pixels[inside, 0] - cols[inside]) ** 2 + (pixels[inside, 1] - rows[inside]) ** 2)
+    closest = np.full(h * w, np.inf, offset.dtype)
+    np.minimum.at(closest, cell[front], offset[front])
+    depth = np.full(h * w, np.nan, np.float32)
+    winner = np.full(h * w, -1, np.int64)
+    chosen = front & (offset <= closest[cell])
+    depth[cell[chosen]] = z[chosen]
+    winner[cell[chosen]] = inside[chosen]
+    return depth.reshape(shape), winner.reshape(shape)
+
+
+def register_raw(depth, depth_camera, depth_to_color, lr):
+    """
+    Register raw depth from its own camera into the LR grid ``lr`` of the colour camera.
+
+    Every valid depth pixel is back-projected along its undistorted ray, moved into the colour
+    camera's frame and projected (with the colour lens's distortion) into ``lr``, where the
+    nearest surface wins (``splat``); then each value is moved to the pixel's centre
+    (``_refine_at_centres``).
+
+    :param depth: (H, W) float32 metres (z along the depth camera's optical axis), NaN =
+        invalid, on ``depth_camera``'s grid (distortion honoured).
+    :param depth_to_color: Transform from the depth optical frame into the colour optical frame.
+    :param lr: the LR grid (the colour camera resized, distortion kept).
+    :return: (h, w) float32 depth along the colour camera's axis; NaN where no sample lands.
+    """
+    if depth.shape != depth_camera.shape:
+        raise GeometryError(f'depth is {depth.shape[1]}x{depth.shape[0]} but its camera_info is '
+                            f'for {depth_camera.width}x{depth_camera.height}')
+    valid = np.isfinite(depth) & (depth > 0)
+    directions, origin = _rays_in_color(depth_camera, depth_to_color)
+    z = depth[valid]
+    points = directions[valid] * z[:, None] + origin
+    out, _ = splat(lr.project(points), points[:, 2], lr.shape)
+    return _refine_at_centres(out, depth, depth_camera, depth_to_color, lr)
+
+
+_DIRECTION_CACHE = {}
+
+
+def _rays_in_color(depth_camera, depth_to_color):
+    """
+    Return ((H, W, 3) float32 R @ (x, y, 1) per depth pixel, (3,) t): points = z * ray + t.
+
+    Cached per camera and transform, so a frame costs one multiply-add per pixel.
+    """
+    key = (depth_camera, depth_to_color)
+    if key not in _DIRECTION_CACHE:
+        rays = depth_camera.undistorted_rays()
+        homogeneous = np.concatenate([rays, np.ones(rays.shape[:2] + (1,), np.float32)], 2)
+        r = np.asarray(depth_to_color.rotation, np.float32).reshape(3, 3)
+        if len(_DIRECTION_CACHE) >= 8:
+            _DIRECTION_CACHE.clear()
+        _DIRECTION_CACHE[key] = (homogeneous @ r.T,
+                                 np.asarray(depth_to_color.translation, np.float32))
+    return _DIRECTION_CACHE[key]
+
+
+def _refine_at_centres(coarse, depth, depth_camera, depth_to_color, lr):
+    """
+    Move each registered LR value to the surface point seen at the LR pixel's centre.
+
+    The z-buffer's value comes from a sample somewhere in the LR pixel. The point at that
+    depth on the pixel's centre ray is projected into the depth image, and the depth there is
+    interpolated bilinearly from the four depth pixels around it when all four belong to one
+    surface (within FRONT_TOLERANCE); otherwise the sample's value stays. Nothing is averaged
+    across a depth edge.
+    """
+    rows, cols = np.nonzero(np.isfinite(coarse))
+    if rows.size == 0:
+        return coarse
+    rays = lr.undistorted_rays()[rows, cols]
+    z = coarse[rows, cols].astype(np.float64)
+    in_depth = depth_to_color.inverse().apply(
+        np.column_stack([rays[:, 0] * z, rays[:, 1] * z, z]))
+    uv = depth_camera.project(in_depth)
+    with np.errstate(invalid='ignore'):
+        u0, v0 = np.floor(uv[:, 0]), np.floor(uv[:, 1])
+        ok = (u0 >= 0) & (v0 >= 0) & (u0 < depth_camera.width - 1) & (v0 < depth_camera.height - 1)
+    u0, v0, fu, fv = (u0[ok].astype(np.int64), v0[ok].astype(np.int64), uv[ok, 0] - u0[ok],
+                      uv[ok, 1] - v0[ok])
+    corners = [(v0, u0, (1 - fu) * (1 - fv)), (v0, u0 + 1, fu * (1 - fv)),
+               (v0 + 1, u0, (1 - fu) * fv), (v0 + 1, u0 + 1, fu * fv)]
+    d_rays = depth_camera.undistorted_rays()
+    point = np.zeros((u0.size, 3))
+    values = np.stack([depth[r, c] for r, c, _ in corners])
+    for r, c, weight in corners:
+        zc = depth[r, c].astype(np.float64)
+        point += weight[:, None] * np.column_stack([d_rays[r, c, 0] * zc, d_rays[r, c, 1] * zc,
+                                                    zc])
+    with np.errstate(invalid='ignore'):
+        one_surface = (np.all(np.isfinite(values), axis=0)
+                       & (values.max(axis=0) <= values.min(axis=0) * (1 + FRONT_TOLERANCE)))
+    refined = depth_to_color.apply(point[one_surface])[:, 2]
+    out = coarse.copy()
+    index = np.flatnonzero(ok)[one_surface]
+    out[rows[index], cols[index]] = refined
+    return out
+
+
+def coverage_advice(depth_shape, grids, lr_depth, route):
+    """
+    Return one sentence on what the sensor gives the model, or '' for the plain LR-grid route.
+
+    It says how many depth samples land per LR pixel, the scale whose LR grid would match the
+    sensor, and when most LR pixels stay empty.
+    """
+    if route == 'lr_grid':
+        return ''
+    samples = depth_shape[0] * depth_shape[1]
+    cells = grids.lr.width * grids.lr.height
+    per_pixel = samples / cells
+    sentence = (f'{depth_shape[1]}x{depth_shape[0]} depth lands about {per_pixel:.1f} samples '
+                f'per LR pixel of {grids.lr.width}x{grids.lr.height} ({route} route)')
+    matching = grids.scale / math.sqrt(per_pixel) if per_pixel > 0 else grids.scale
+    better = [s for s in (2, 4, 8, 16) if s != grids.scale]
+    closest = min(better, key=lambda s: abs(math.log(s / matching)))
+    if per_pixel >= 2.5 and closest < grids.scale:
+        sentence += f": a {closest}x model would use more of the sensor's resolution"
+    elif per_pixel < 0.6 and closest > grids.scale:
+        sentence += f': a {closest}x model would suit the sensor better'
+    empty = float(np.mean(~np.isfinite(lr_depth)))
+    if empty > 0.5:
+        sentence += (f'; {empty:.0%} of the LR pixels get no depth (is the depth camera '
+                     'looking where the colour camera looks?)')
+    return sentence
+
+
+def crop_to_output(hr, grids):
+    """Return the network's padded HR result cropped to the output grid."""
+    return hr[:grids.output.height, :grids.output.width]
+
+
+def resize_color(color, grids):
+    """Return the colour image on the padded output grid (shrunk, then edge-padded)."""
+    out = grids.output
+    if color.shape[:2] != out.shape:
+        color = cv2.resize(color, (out.width, out.height), interpolation=cv2.INTER_AREA)
+    pad_rows, pad_cols = grids.padded.height - out.height, grids.padded.width - out.width
+    if pad_rows or pad_cols:
+        color = cv2.copyMakeBorder(color, 0, pad_rows, 0, pad_cols, cv2.BORDER_REPLICATE)
+    return color

@@ -1,0 +1,1 @@
+"""The ROS 2 side: message conversions, pairing, the per-frame pipeline and the node."""

@@ -1,0 +1,80 @@
+"""
+Where the depth-to-colour transform of raw depth comes from: a parameter, else tf2.
+
+Camera drivers publish the extrinsic between their depth and colour optical frames as a
+static transform (RealSense, Azure Kinect, most URDFs). ``ExtrinsicSource`` looks it up with
+tf2_ros (Buffer and TransformListener, public API only) when tf2_ros imports, which it does on
+every ROS install; on the pip route, which has no tf2_ros, the ``depth_to_color`` parameter
+is the way. A transform found once is kept for that pair of frames: the extrinsic of a rigid
+camera does not change.
+"""
+
+from depth_sr_ros.geometry import GeometryError, Transform
+from rclpy.duration import Duration
+from rclpy.time import Time
+
+try:  # a real ROS install has tf2_ros; pip does not
+    import tf2_ros
+except ImportError:
+    tf2_ros = None
+
+LOOKUP_TIMEOUT = 0.05  # s: the inference thread waits at most this long for tf2
+
+
+class ExtrinsicSource:
+    """Return the depth-to-colour Transform for a frame pair, or say why there is none."""
+
+    def __init__(self, node, fixed=None):
+        """
+        Build the source.
+
+        :param node: the rclpy node (tf2's listener subscribes to /tf and /tf_static on it).
+        :param fixed: [x, y, z, qx, qy, qz, qw] from the depth_to_color parameter, or None.
+            Raises GeometryError if it is not a transform.
+        """
+        self.fixed = None if fixed is None else Transform.from_xyz_quaternion(fixed)
+        self.buffer = None
+        self._found = {}  # (colour frame, depth frame) -> Transform
+        if self.fixed is None and tf2_ros is not None:
+            self.buffer = tf2_ros.Buffer()
+            self._listener = tf2_ros.TransformListener(self.buffer, node)
+
+    @property
+    def backend(self):
+        """Where transforms come from: 'parameter', 'tf2' or 'none'."""
+        if self.fixed is not None:
+            return 'parameter'
+        return 'tf2' if self.buffer is not None else 'none'
+
+    def lookup(self, depth_frame, color_frame, stamp):
+        """
+        Return (Transform, '') or (None, reason) for depth points into the colour frame.
+
+        :param stamp: the depth message's stamp (builtin_interfaces/Time).
+        """
+        if self.fixed is not None:
+            return self.fixed, ''
+        remedy = ('set the depth_to_color parameter ([x, y, z, qx, qy, qz, qw] from '
+                  f"'{depth_frame}' to '{color_frame}') or publish that transform on tf2 "
+                  '(the camera driver or a static_transform_publisher)')
+        if self.buffer is None:
+            return None, f'no transform from depth frame {depth_frame!r} to colour frame ' \
+                         f'{color_frame!r}: tf2_ros is not installed here, so {remedy}'
+        key = (color_frame, depth_frame)
+        if key in self._found:
+            return self._found[key], ''
+        try:
+            msg = self.buffer.lookup_transform(color_frame, depth_frame,
+                                               Time.from_msg(stamp),
+                                               timeout=Duration(seconds=LOOKUP_TIMEOUT))
+        except tf2_ros.TransformException as error:
+            first = (str(error).splitlines() or [type(error).__name__])[0]
+            return None, (f'no transform from depth frame {depth_frame!r} to colour frame '
+                          f'{color_frame!r} on tf2 ({first}): {remedy}')
+        t, q = msg.transform.translation, msg.transform.rotation
+        try:
+            found = Transform.from_xyz_quaternion([t.x, t.y, t.z, q.x, q.y, q.z, q.w])
+        except GeometryError as error:
+            return None, f'the tf2 transform from {depth_frame!r} to {color_frame!r}: {error}'
+        self._found[key] = found
+        return found, ''

@@ -1,0 +1,73 @@
+"""
+The node's parameters: the one table of names, defaults, ranges and descriptions.
+
+The node declares exactly these; pipeline.Settings takes its defaults from here;
+config/sr.yaml and the README's parameter table must agree with it (test_parameters.py
+checks both). No ROS import: the node turns each entry into a ParameterDescriptor.
+"""
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    """One parameter: default (its type is the parameter's), description, limits."""
+
+    default: object
+    description: str
+    low: float = None  # inclusive range of a number, None = unbounded
+    high: float = None
+    choices: tuple = ()  # allowed values of a string
+    live: bool = False  # may change while the node runs (else read-only)
+
+
+PARAMETERS = {
+    'model_path': Param('', 'model file, .pt (PyTorch) or .onnx (onnxruntime); empty: the '
+                            'installed AHMF 4x (models/ahmf_x4.pt). A file that does not load '
+                            'is refused and the old model stays', live=True),
+    'device': Param('auto', "'auto' (cuda when available), 'cuda', 'cuda:N' or 'cpu'"),
+    'device_fallback': Param(True, 'if the device is cuda but CUDA is not available: true = '
+                                   'run on the CPU with a warning, false = refuse to start'),
+    'precision': Param('float32', "the network's number format",
+                       choices=('float32', 'float16', 'bfloat16')),
+    'channels_last': Param(True, 'NHWC memory format for the network (measured faster on '
+                                 'CPUs; tensor cores want it too)'),
+    'compile_mode': Param('none', "'none', 'torch_compile' (first frame of each size is slow) "
+                                  "or 'cuda_graphs' (CUDA only)",
+                          choices=('none', 'torch_compile', 'cuda_graphs')),
+    'device_io': Param(True, 'convert the colour image and the output on the device (uint8 '
+                             'upload through a pinned buffer on CUDA) instead of in numpy'),
+    'threads': Param(0, 'CPU threads for inference; 0 = PyTorch default', 0, 256),
+    'queue_size': Param(10, 'messages per input kept while pairing', 1, 1000),
+    'slop': Param(0.015, 'largest stamp difference of a pair, s (about half a frame period; '
+                         'must be above 0: approximate pairing never pairs with 0, use '
+                         'exact_sync for identical stamps)', 1e-6, 10.0),
+    'exact_sync': Param(False, 'pair only identical stamps'),
+    'output_size': Param([0, 0], 'output [width, height]: the colour image shrunk to it and '
+                                 'its intrinsics scaled; [0, 0] = the colour size'),
+    'max_output_pixels': Param(1920 * 1088, 'frames whose output grid (padded to a multiple of '
+                                            'the scale) has more pixels are refused',
+                               1, 100_000_000),
+    'depth_to_color': Param(None, 'raw depth only: [x, y, z, qx, qy, qz, qw], the transform '
+                                  "from the depth camera's optical frame to the colour's, m; "
+                                  'unset: looked up on tf2'),
+    'output_encoding': Param('input', "'input' (as the depth input), '16UC1' (mm) or '32FC1' "
+                                      '(m)', choices=('input', '16UC1', '32FC1'), live=True),
+    'min_depth': Param(0.1, 'depth below this is invalid, m', 0.0, 1000.0, live=True),
+    'max_depth': Param(10.0, 'depth above this is invalid, m', 0.0, 1000.0, live=True),
+    'publish_points': Param(False, 'publish depth_sr/points (PointCloud2)', live=True),
+    'points_rgb': Param(True, 'colour the points (XYZRGB) instead of XYZ', live=True),
+    'diagnostics_period': Param(5.0, 'seconds between diagnostics and the log line',
+                                0.1, 3600.0),
+}
+
+
+def check_value(name, value):
+    """Return why ``value`` is not allowed for parameter ``name``, or '' when it is."""
+    param = PARAMETERS[name]
+    if param.choices and value not in param.choices:
+        return f'{name} must be one of {param.choices}, not {value!r}'
+    if param.low is not None and isinstance(value, (int, float)) and not (
+            param.low <= value <= param.high):
+        return f'{name} must be within [{param.low}, {param.high}], not {value}'
+    return ''

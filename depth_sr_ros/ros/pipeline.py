@@ -1,0 +1,270 @@
+"""
+What the node does with one depth/colour pair, as plain functions and classes (no ROS graph).
+
+``FrameProcessor`` turns (depth Image, colour Image, depth CameraInfo, colour CameraInfo) into
+the output messages: super-resolved depth, its CameraInfo and optionally a PointCloud2.
+``LatestSlot`` hands the newest pair from the subscription callbacks to the inference thread,
+replacing (and counting) a pair that was not taken yet. ``LatencyStats`` keeps the numbers
+that the diagnostics report.
+"""
+
+import collections
+import dataclasses
+import threading
+
+from depth_sr_ros.geometry import (
+    coverage_advice, crop_to_output, plan_grids, plan_route, reduce_registered, register_raw,
+    resize_color)
+from depth_sr_ros.ros.conversions import (
+    camera_from_info, camera_info_message, color_to_array, depth_to_metres, depth_to_pointcloud,
+    ImageFormatError, metres_to_image, OUTPUT_DEPTH_ENCODINGS)
+from depth_sr_ros.ros.parameters import PARAMETERS
+import numpy as np
+
+# Largest output grid served by default: 1920x1080 (a 4000x3000 frame took 188 s and 8.4 GiB).
+MAX_OUTPUT_PIXELS = PARAMETERS['max_output_pixels'].default
+ROUTE_TEXT = {
+    'lr_grid': 'same frame as the colour, already at the LR size',
+    'registered': 'registered to the colour camera: median of the valid samples per LR pixel',
+    'raw': "the depth camera's own frame: back-projected, moved by depth_to_color, z-buffered",
+}
+
+
+@dataclasses.dataclass
+class Settings:
+    """The per-frame options of the node (its dynamic parameters; see parameters.py)."""
+
+    output_encoding: str = PARAMETERS['output_encoding'].default
+    min_depth: float = PARAMETERS['min_depth'].default  # m; outside [min, max] is invalid
+    max_depth: float = PARAMETERS['max_depth'].default
+    publish_points: bool = PARAMETERS['publish_points'].default
+    points_rgb: bool = PARAMETERS['points_rgb'].default
+
+
+@dataclasses.dataclass
+class FrameResult:
+    """The messages made from one pair, and what the log should say about it."""
+
+    depth: object
+    camera_info: object
+    points: object = None
+    notices: list = dataclasses.field(default_factory=list)  # worth saying once
+    warnings: list = dataclasses.field(default_factory=list)  # problems, to repeat (throttled)
+
+
+def output_encoding(setting, input_encoding):
+    """Return the encoding to publish: the input's (mono16 counts as 16UC1) or a forced one."""
+    if setting == 'input':
+        return '32FC1' if input_encoding == '32FC1' else '16UC1'
+    if setting not in OUTPUT_DEPTH_ENCODINGS:
+        raise ValueError(f"output_encoding must be 'input', '16UC1' or '32FC1', not {setting!r}")
+    return setting
+
+
+class FrameProcessor:
+    """
+    Super-resolve one depth/colour pair into ROS messages on the colour camera's grid.
+
+    The output grid is the colour image's (optionally shrunk to ``output_size``), with the
+    colour camera_info; the network runs on that grid / scale (geometry.plan_grids). The depth
+    reaches it by the route geometry.plan_route picks from the messages: already on the LR grid,
+    registered to the colour camera at another size, or raw from its own camera (then
+    ``depth_to_color`` is needed).
+    """
+
+    def __init__(self, upsampler, output_size=None, max_output_pixels=MAX_OUTPUT_PIXELS):
+        """
+        Wrap an upsampler with the DepthUpsampler interface (upsampler.py).
+
+        :param output_size: (width, height) to publish instead of the colour's size, or None.
+        :param max_output_pixels: frames whose (padded) output grid is larger are refused.
+        """
+        self.upsampler = upsampler
+        self.output_size = tuple(output_size) if output_size and all(output_size) else None
+        self.max_output_pixels = int(max_output_pixels)
+        self._grids = {}  # (colour camera) -> Grids
+
+    @property
+    def scale(self):
+        """Return the upsampler's (the model's) scale."""
+        return self.upsampler.scale
+
+    def grids(self, color_camera):
+        """Return the output and LR grids for a colour camera (cached)."""
+        grids = self._grids.get(color_camera)
+        if grids is None:
+            if len(self._grids) >= 8:
+                self._grids.clear()
+            grids = plan_grids(color_camera, self.scale, self.output_size)
+            self._grids[color_camera] = grids
+        return grids
+
+    def color_camera(self, color_shape, color_info, depth_info, depth_shape, same_frame, result):
+        """
+        Return the colour camera from its camera_info, else from the depth's.
+
+        The depth's serves when the frames are the same and the colour is exactly scale x the
+        depth. Raises ImageFormatError when neither is usable, so that no depth goes out
+        without its camera_info.
+        """
+        problems = []
+        if color_info is not None:
+            try:
+                return camera_from_info(color_info, color_shape)
+            except ImageFormatError as error:
+                problems.append(f'colour {error}')
+        else:
+            problems.append('no colour camera_info has arrived')
+        exact = (color_shape[0] == depth_shape[0] * self.scale
+                 and color_shape[1] == depth_shape[1] * self.scale)
+        if same_frame and exact and depth_info is not None:
+            try:
+                camera = camera_from_info(depth_info, depth_shape)
+            except ImageFormatError as error:
+                problems.append(f'depth {error}')
+            else:
+                result.warnings.append(f"{problems[0]}; using the depth's camera_info scaled "
+                                       f'{self.scale}x')
+                return camera.resized(color_shape[1], color_shape[0])
+        raise ImageFormatError('; '.join(problems) + ': the output needs the colour camera '
+                               'geometry, and depth_sr/image is never published without it')
+
+    def lr_depth(self, depth, route, depth_info, grids, depth_to_color, color_camera):
+        """Return the depth on the LR grid by ``route`` (see geometry.plan_route)."""
+        if route == 'lr_grid':
+            return depth
+        if depth_info is not None:
+            depth_camera = camera_from_info(depth_info, depth.shape)
+        elif route == 'registered' and depth.shape == color_camera.shape:
+            depth_camera = color_camera  # registered at the colour's own size
+        else:
+            raise ImageFormatError(f'{route} depth {depth.shape[1]}x{depth.shape[0]} needs the '
+                                   'depth camera_info, which has not arrived')
+        if route == 'registered':
+            return reduce_registered(depth, depth_camera, grids.lr)
+        if depth_to_color is None:
+            raise ImageFormatError("no depth-to-colour transform (see the node's warning)")
+        return register_raw(depth, depth_camera, depth_to_color, grids.lr)
+
+    def process(self, depth_msg, color_msg, depth_info, color_info, settings,
+                depth_to_color=None):
+        """
+        Return a FrameResult for one pair; raises ImageFormatError on unusable input.
+
+        :param depth_info: the depth's CameraInfo (or None); needed off the LR-grid route.
+        :param depth_to_color: geometry.Transform from the depth's optical frame to the
+            colour's, for raw depth (frames differ); None otherwise.
+        """
+        result = FrameResult(None, None)
+        depth = depth_to_metres(depth_msg, result.warnings)
+        limits = f'[min_depth, max_depth] = [{settings.min_depth}, {settings.max_depth}] m'
+        measured = np.isfinite(depth)
+        with np.errstate(invalid='ignore'):
+            outside = (depth < settings.min_depth) | (depth > settings.max_depth)
+        depth[outside] = np.nan
+        if not np.isfinite(depth).any():
+            result.warnings.append(f'depth has no valid pixel in {limits}; publishing an '
+                                   'all-invalid image')
+        elif 2 * np.count_nonzero(outside) > np.count_nonzero(measured):
+            # A few pixels beyond a deliberate range are normal; most of them is not.
+            result.warnings.append(f'most measured depth is outside {limits} and treated as '
+                                   'invalid (a unit mistake, or a range set too tight?)')
+        color, order = color_to_array(color_msg)
+        depth_frame, color_frame = depth_msg.header.frame_id, color_msg.header.frame_id
+        same_frame = not depth_frame or not color_frame or depth_frame == color_frame
+        camera = self.color_camera(color.shape, color_info, depth_info, depth.shape,
+                                   same_frame, result)
+        grids = self.grids(camera)
+        pixels = grids.padded.width * grids.padded.height
+        if pixels > self.max_output_pixels:
+            raise ImageFormatError(
+                f'output grid {grids.padded.width}x{grids.padded.height} (LR '
+                f'{grids.lr.width}x{grids.lr.height}) exceeds max_output_pixels '
+                f'{self.max_output_pixels}: set output_size smaller or raise the limit')
+        route = plan_route(depth_frame, color_frame, depth.shape, grids)
+        result.notices.append(
+            f'depth {depth.shape[1]}x{depth.shape[0]} reaches the {grids.lr.width}x'
+            f'{grids.lr.height} LR grid by the {route} route ({ROUTE_TEXT[route]}); output '
+            f'{grids.output.width}x{grids.output.height} on the colour camera grid')
+        low = self.lr_depth(depth, route, depth_info, grids, depth_to_color, camera)
+        advice = coverage_advice(depth.shape, grids, low, route)
+        if advice:
+            result.notices.append(advice)
+        upsampled = crop_to_output(self.upsampler(low, resize_color(color, grids), order), grids)
+        header = type(depth_msg.header)()
+        header.stamp = depth_msg.header.stamp
+        header.frame_id = color_frame or depth_frame
+        result.camera_info = camera_info_message(grids.output, header=header)
+        if settings.publish_points:
+            rgb = None
+            if settings.points_rgb and color.ndim == 3:
+                shown = color if color.shape[:2] == grids.output.shape else resize_color(
+                    color, grids)[:grids.output.height, :grids.output.width]
+                rgb = shown if order == 'rgb' else shown[:, :, ::-1]
+            result.points = depth_to_pointcloud(upsampled, grids.output, header, rgb)
+        encoding = output_encoding(settings.output_encoding, depth_msg.encoding)
+        result.depth = metres_to_image(upsampled, encoding, header)
+        return result
+
+
+class LatestSlot:
+    """A one-item mailbox between threads: put() replaces, get() waits; replacements counted."""
+
+    def __init__(self):
+        """Create an empty slot."""
+        self._item = None
+        self._condition = threading.Condition()
+        self.replaced = 0
+        self.closed = False
+
+    def put(self, item):
+        """Store ``item``; return True if it replaced one that was never taken."""
+        with self._condition:
+            replaced = self._item is not None
+            if replaced:
+                self.replaced += 1
+            self._item = item
+            self._condition.notify()
+            return replaced
+
+    def get(self, timeout=None):
+        """Take the item, waiting up to ``timeout`` seconds; None on timeout or close."""
+        with self._condition:
+            if self._item is None and not self.closed:
+                self._condition.wait(timeout)
+            item, self._item = self._item, None
+            return item
+
+    def close(self):
+        """Wake a waiting get() for shutdown."""
+        with self._condition:
+            self.closed = True
+            self._condition.notify_all()
+
+
+class LatencyStats:
+    """Counts and latencies over a reporting period, with percentiles."""
+
+    def __init__(self, window=1000):
+        """Keep at most ``window`` latency samples per period."""
+        self.latencies = collections.deque(maxlen=window)
+        self.inputs = 0
+        self.outputs = 0
+
+    def add_input(self):
+        """Count one received pair."""
+        self.inputs += 1
+
+    def add_output(self, latency):
+        """Count one published result with its stamp-to-publish latency in seconds."""
+        self.outputs += 1
+        self.latencies.append(latency)
+
+    def take(self, period):
+        """Return (input Hz, output Hz, p50 s, p95 s) for the last ``period`` s and reset."""
+        lat = np.array(self.latencies) if self.latencies else np.array([np.nan])
+        values = (self.inputs / period, self.outputs / period,
+                  float(np.percentile(lat, 50)), float(np.percentile(lat, 95)))
+        self.latencies.clear()
+        self.inputs = self.outputs = 0
+        return values

@@ -1,0 +1,1 @@
+"""Developer tools: demo, player, live demo, soak, benchmark, DDS check."""

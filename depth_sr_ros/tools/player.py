@@ -1,0 +1,147 @@
+"""
+depth_sr_player: publish a short RGB-D sequence the way a camera driver does.
+
+``rig`` chooses which camera it imitates:
+
+- ``registered`` (default): depth registered to the colour camera at 1/scale of its 640x480
+  (a viewpoint that pans and zooms over the bundled Middlebury "Art" pair; bicubic downscaling,
+  the degradation the models were trained on);
+- ``aligned``, ``d435``, ``azure_nfov``, ``tof``: the rigs of data/scene.py, rendered from one
+  3D scene: depth at the colour's resolution in the colour frame (aligned), or in the depth
+  camera's own frame, resolution and lens (the others). Their depth-to-colour transform is the
+  node's ``depth_to_color`` parameter (player.launch.py passes it; ``rig_extrinsic`` gives it).
+  The depth in the colour frame is published on ``truth/depth`` (32FC1, colour stamp) for
+  depth_sr_live_demo's error picture.
+
+Depth is 16UC1 millimetres; colour rgb8; each image with its CameraInfo and its own stamp, the
+depth's jittered against the colour's. The frames are made once at start-up, so publishing
+costs only the messages.
+"""
+
+import sys
+
+from depth_sr_ros.data.scene import make_scene, render_rig, RIGS
+from depth_sr_ros.data.sequences import COLOR_SIZE, FOCAL, make_sequence
+from depth_sr_ros.geometry import pinhole_camera
+from depth_sr_ros.ros.conversions import camera_info_message, metres_to_image
+from depth_sr_ros.ros.entry import run_node
+import numpy as np
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.duration import Duration
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+
+RIG_NAMES = ('registered',) + tuple(RIGS)
+RIG_FRAMES = 8  # distinct views rendered for a scene rig (each takes about a second)
+COLOR_FRAME = 'camera_color_optical_frame'
+DEPTH_FRAME = 'camera_depth_optical_frame'
+
+
+def rig_extrinsic(name):
+    """Return [x, y, z, qx, qy, qz, qw] of a raw rig's depth-to-colour transform, else []."""
+    rig = RIGS.get(name)
+    if rig is None or rig.registered:
+        return []
+    return rig.depth_to_color.to_xyz_quaternion()
+
+
+def rig_frames(name, frames, scale):
+    """
+    Return (frames, colour camera, depth camera, depth frame_id) for rig ``name``.
+
+    Each frame is a dict of 'depth' (metres, NaN = none, as the sensor sends it), 'color'
+    (RGB uint8) and 'truth' (metres in the colour camera, colour size).
+    """
+    if name == 'registered':
+        width, height = COLOR_SIZE
+        out = [{'depth': lr, 'color': color, 'truth': hr}
+               for lr, color, hr in make_sequence(frames, scale)]
+        color = pinhole_camera(width, height, FOCAL)
+        return out, color, color.resized(width // scale, height // scale), COLOR_FRAME
+    if name not in RIGS:
+        raise ValueError(f"rig must be one of {', '.join(RIG_NAMES)}, not {name!r}")
+    rig = RIGS[name]
+    scene = make_scene()
+    count = min(frames, RIG_FRAMES)
+    out = [render_rig(scene, rig, i, count) for i in range(count)]
+    return out, rig.color, rig.depth, COLOR_FRAME if rig.registered else DEPTH_FRAME
+
+
+def _image(array, encoding, frame_id, stamp):
+    if encoding == 'rgb8':
+        msg = Image(height=array.shape[0], width=array.shape[1], encoding='rgb8',
+                    is_bigendian=0, step=array.shape[1] * 3, data=array.tobytes())
+        msg.header.frame_id = frame_id
+    else:
+        msg = metres_to_image(array, encoding, Image().header)
+        msg.header.frame_id = frame_id
+    msg.header.stamp = stamp
+    return msg
+
+
+class Player(Node):
+    """Publishes the sequence on depth/image_raw, color/image_raw and their camera_info."""
+
+    def __init__(self, **kwargs):
+        """Declare parameters, prepare the frames and start the timer."""
+        super().__init__('depth_sr_player', **kwargs)
+
+        def param(name, default, description):
+            return self.declare_parameter(
+                name, default, ParameterDescriptor(description=description,
+                                                   read_only=True)).value
+        rate = param('rate', 30.0, 'frames per second')
+        self.rig = param('rig', 'registered', f"camera to imitate: {', '.join(RIG_NAMES)}")
+        self.scale = param('scale', 4, 'registered rig: colour size / depth size (640x480)')
+        frames = param('frames', 60, 'frames in the loop (scene rigs render at most 8)')
+        self.jitter = param('jitter', 0.003, 'depth stamp = colour stamp + uniform(+-jitter) s')
+        reliable = param('reliable', False, 'publish reliable instead of best effort')
+        self.max_frames = param('max_frames', 0, 'stop after this many frames; 0 = forever')
+        if rate <= 0 or frames < 1:
+            raise ValueError('rate must be positive and frames at least 1')
+        self.sequence, color_cam, depth_cam, self.depth_frame = rig_frames(
+            self.rig, frames, self.scale)
+        qos = (QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE) if reliable
+               else qos_profile_sensor_data)
+        self.pub_depth = self.create_publisher(Image, 'depth/image_raw', qos)
+        self.pub_color = self.create_publisher(Image, 'color/image_raw', qos)
+        self.pub_depth_info = self.create_publisher(CameraInfo, 'depth/camera_info', qos)
+        self.pub_color_info = self.create_publisher(CameraInfo, 'color/camera_info', qos)
+        self.pub_truth = self.create_publisher(Image, 'truth/depth', qos)
+        self.color_info = camera_info_message(color_cam, COLOR_FRAME)
+        self.depth_info = camera_info_message(depth_cam, self.depth_frame)
+        self.rng = np.random.default_rng(0)
+        self.index = 0
+        self.create_timer(1.0 / rate, self._tick)
+        self.get_logger().info(
+            f"rig '{self.rig}': publishing {len(self.sequence)} frames in a loop at {rate} Hz: "
+            f'colour {color_cam.width}x{color_cam.height} rgb8 in {COLOR_FRAME}, depth '
+            f'{depth_cam.width}x{depth_cam.height} 16UC1 in {self.depth_frame}, '
+            f"{'reliable' if reliable else 'best effort'}")
+
+    def _tick(self):
+        if self.max_frames and self.index >= self.max_frames:
+            return
+        frame = self.sequence[self.index % len(self.sequence)]
+        self.index += 1
+        now = self.get_clock().now()
+        color_stamp = now.to_msg()
+        depth_stamp = (now + Duration(
+            nanoseconds=int(self.rng.uniform(-self.jitter, self.jitter) * 1e9))).to_msg()
+        for info, stamp, pub in ((self.color_info, color_stamp, self.pub_color_info),
+                                 (self.depth_info, depth_stamp, self.pub_depth_info)):
+            info.header.stamp = stamp
+            pub.publish(info)
+        self.pub_color.publish(_image(frame['color'], 'rgb8', COLOR_FRAME, color_stamp))
+        self.pub_depth.publish(_image(frame['depth'], '16UC1', self.depth_frame, depth_stamp))
+        self.pub_truth.publish(_image(frame['truth'], '32FC1', COLOR_FRAME, color_stamp))
+
+
+def main(args=None):
+    """Entry point of depth_sr_player."""
+    return run_node(Player, 'depth_sr_player', ValueError, args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

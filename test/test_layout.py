@@ -1,0 +1,70 @@
+"""The house rules: imports point one way, and the node's parameters have one source."""
+
+import ast
+import os
+
+from depth_sr_ros.ros.parameters import PARAMETERS
+from depth_sr_ros.ros.pipeline import Settings
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE = os.path.join(ROOT, 'depth_sr_ros')
+
+
+def _imports(path):
+    tree = ast.parse(open(path).read(), path)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            yield node.module
+            yield from (f'{node.module}.{a.name}' for a in node.names)
+        elif isinstance(node, ast.Import):
+            yield from (a.name for a in node.names)
+
+
+def test_library_modules_never_import_commands_or_tools():
+    offenders = []
+    for folder, _, files in os.walk(PACKAGE):
+        relative = os.path.relpath(folder, PACKAGE).split(os.sep)[0]
+        if relative in ('cli', 'tools'):
+            continue
+        for name in files:
+            if name.endswith('.py'):
+                path = os.path.join(folder, name)
+                offenders += [f'{os.path.relpath(path, ROOT)} imports {m}'
+                              for m in _imports(path)
+                              if m.startswith(('depth_sr_ros.cli', 'depth_sr_ros.tools'))]
+    assert offenders == []
+
+
+def test_the_upsampler_contract_and_the_baselines_need_no_torch():
+    for name in ('upsampler.py', 'baselines.py', 'preprocessing.py', 'geometry.py'):
+        assert not [m for m in _imports(os.path.join(PACKAGE, name)) if m.startswith('torch')]
+
+
+def test_settings_and_the_yaml_take_their_defaults_from_the_parameter_table():
+    for name, field in Settings.__dataclass_fields__.items():
+        assert field.default == PARAMETERS[name].default, name
+    with open(os.path.join(ROOT, 'config', 'sr.yaml')) as f:
+        values = yaml.safe_load(f)['/**/depth_sr']['ros__parameters']
+    for name, value in values.items():
+        assert name in PARAMETERS, f'sr.yaml sets unknown parameter {name}'
+        assert value == PARAMETERS[name].default, f'sr.yaml: {name} {value}'
+
+
+def test_the_readme_parameter_table_matches_the_table():
+    with open(os.path.join(ROOT, 'README.md')) as f:
+        rows = [line for line in f if line.startswith('| `')]
+    documented = {}
+    for row in rows:
+        cells = [c.strip() for c in row.strip().strip('|').split('|')]
+        name = cells[0].strip('`')
+        if name in PARAMETERS:
+            documented[name] = cells[1].strip('`')
+    assert set(documented) == set(PARAMETERS)
+    for name, default in documented.items():
+        expected = PARAMETERS[name].default
+        shown = 'unset' if expected is None else (
+            str(expected).lower() if isinstance(expected, bool) else str(expected))
+        if isinstance(expected, str):
+            shown = repr(expected) if expected else "''"
+        assert default == shown, f'{name}: README {default}, table {shown}'

@@ -46,7 +46,6 @@ def test_the_upsampler_contract_the_baselines_and_the_geometry_load_no_torch():
     assert out.strip() == '[]'
 
 
-
 def test_settings_and_the_yaml_take_their_defaults_from_the_parameter_table():
     for name, field in Settings.__dataclass_fields__.items():
         assert field.default == PARAMETERS[name].default, name

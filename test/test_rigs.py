@@ -27,8 +27,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 OUTPUT = (640, 360)  # output_size: half the rigs' 1280x720 colour, to keep CPU time short
-MODELS = {4: os.path.join(REPO, 'models', 'ahmf_x4.pt'), 8: os.path.join(REPO, 'models',
-                                                                          'ahmf_x8.pt')}
+MODELS = {scale: os.path.join(REPO, 'models', f'ahmf_x{scale}.pt') for scale in (4, 8)}
 RIG_SCALES = {'aligned': 4, 'd435': 4, 'azure_nfov': 4, 'tof': 8}
 
 
@@ -117,6 +116,7 @@ class Tf2StandIn:
         """tf2_ros.TransformException: the base of its lookup errors."""
 
     class Buffer:
+
         def __init__(self):
             self.transforms = {}  # (target, source) -> geometry_msgs/TransformStamped
 
@@ -129,6 +129,7 @@ class Tf2StandIn:
                     'not exist.') from None
 
     class TransformListener:
+
         def __init__(self, buffer, node):
             Tf2StandIn.buffers.append(buffer)
 
@@ -143,8 +144,8 @@ def _transform_msg(values):
     return msg
 
 
-def test_raw_depth_uses_tf2_and_a_missing_transform_is_said_not_guessed(scene, monkeypatch,
-                                                                         capfd):
+def test_raw_depth_uses_tf2_and_a_missing_transform_is_said_not_guessed(
+        scene, monkeypatch, capfd):
     monkeypatch.setattr(extrinsics, 'tf2_ros', Tf2StandIn)
     Tf2StandIn.buffers.clear()
     rig = RIGS['d435']

@@ -1,23 +1,45 @@
 """
 Launch the bundled player and depth_sr_node together: the demo without a camera.
 
-    ros2 launch depth_sr_ros player.launch.py rate:=30.0
+    ros2 launch depth_sr_ros player.launch.py rate:=30.0 rig:=d435
+
+rig:= picks the camera the player imitates (registered, aligned, d435, azure_nfov, tof); a raw
+rig's depth-to-colour transform is handed to the node as its depth_to_color parameter.
 
 Both processes use Fast DDS's LARGE_DATA transports, which carry 640x480 images best effort
 without loss on one machine (see the README).
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
+
+
+def _nodes(context):
+    """Return the player and the node for the rig named by the launch argument."""
+    from depth_sr_ros.tools.player import rig_extrinsic
+    rig = LaunchConfiguration('rig').perform(context)
+    node_params = {'model_path': ParameterValue(LaunchConfiguration('model'), value_type=str),
+                   'device': ParameterValue(LaunchConfiguration('device'), value_type=str)}
+    extrinsic = rig_extrinsic(rig)
+    if extrinsic:
+        node_params['depth_to_color'] = extrinsic
+    player = Node(package='depth_sr_ros', executable='depth_sr_player',
+                  name='depth_sr_player', output='screen',
+                  parameters=[{'rate': ParameterValue(LaunchConfiguration('rate'),
+                                                      value_type=float), 'rig': rig}])
+    node = Node(package='depth_sr_ros', executable='depth_sr_node', name='depth_sr',
+                output='screen',
+                parameters=[LaunchConfiguration('params_file'), node_params])
+    return [player, node]
 
 
 def generate_launch_description():
     """Declare the arguments, the player and the node."""
     share = FindPackageShare('depth_sr_ros')
-    rate = LaunchConfiguration('rate')
     declared = [
         DeclareLaunchArgument(
             'params_file', default_value=PathJoinSubstitution([share, 'config', 'sr.yaml']),
@@ -28,13 +50,10 @@ def generate_launch_description():
                               description='model file; empty = the installed AHMF 4x'),
         DeclareLaunchArgument('device', default_value='auto',
                               description="'auto', 'cuda', 'cuda:N' or 'cpu'"),
+        DeclareLaunchArgument('rig', default_value='registered',
+                              description='camera the player imitates: registered, aligned, '
+                                          'd435, azure_nfov or tof'),
     ]
-    player = Node(package='depth_sr_ros', executable='depth_sr_player',
-                  name='depth_sr_player', output='screen', parameters=[{'rate': rate}])
-    node = Node(package='depth_sr_ros', executable='depth_sr_node', name='depth_sr',
-                output='screen',
-                parameters=[LaunchConfiguration('params_file'),
-                            {'model_path': LaunchConfiguration('model'),
-                             'device': LaunchConfiguration('device')}])
     return LaunchDescription(declared + [
-        SetEnvironmentVariable('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA'), player, node])
+        SetEnvironmentVariable('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA'),
+        OpaqueFunction(function=_nodes)])

@@ -6,21 +6,23 @@ Launch depth_sr_node next to a camera driver.
         color_image:=/camera/color/image_raw color_info:=/camera/color/camera_info
 
 config/ has parameter files for common cameras, with the matching remappings in their header.
-Large images over Fast DDS: set FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA for the driver and for
-this launch alike (the fastdds_builtin_transports argument defaults to the shell's value).
+Large images over Fast DDS (Jazzy and newer): set FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA for the
+driver and for this launch alike (the fastdds_builtin_transports argument defaults to the
+shell's value; Humble's Fast DDS has no such variable, see the README).
 """
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 # (name, default, description); params_file gets the installed YAML as default below.
 ARGUMENTS = (
     ('namespace', '', 'namespace of the node and of its output topics'),
-    ('depth_image', 'depth/image_raw', 'depth image of the camera, registered to the colour '
-                                       'camera (16UC1 mm or 32FC1 m)'),
+    ('depth_image', 'depth/image_raw', 'depth image (16UC1 mm or 32FC1 m): the depth camera\'s '
+                                       'own, or registered to the colour camera'),
     ('depth_info', 'depth/camera_info', 'camera_info of the depth image'),
     ('color_image', 'color/image_raw', 'colour image (rgb8, bgr8, rgba8, bgra8 or mono8)'),
     ('color_info', 'color/camera_info', 'camera_info of the colour image'),
@@ -50,12 +52,15 @@ def generate_launch_description():
     node = Node(
         package='depth_sr_ros', executable='depth_sr_node', name='depth_sr',
         namespace=config['namespace'], output='screen',
-        parameters=[params_file, {'model_path': config['model'], 'device': config['device'],
-                                  'use_sim_time': config['use_sim_time']}],
+        # value_type=str: model:=123 stays the text '123' instead of becoming an integer.
+        parameters=[params_file, {
+            'model_path': ParameterValue(config['model'], value_type=str),
+            'device': ParameterValue(config['device'], value_type=str),
+            'use_sim_time': ParameterValue(config['use_sim_time'], value_type=bool)}],
         remappings=[('depth/image_raw', config['depth_image']),
                     ('depth/camera_info', config['depth_info']),
                     ('color/image_raw', config['color_image']),
                     ('color/camera_info', config['color_info'])],
-        arguments=['--ros-args', '--log-level', config['log_level']])
+        ros_arguments=['--log-level', config['log_level']])
     return LaunchDescription(
         declared + [SetEnvironmentVariable('FASTDDS_BUILTIN_TRANSPORTS', transports), node])

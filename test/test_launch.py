@@ -22,11 +22,12 @@ class Recorded:
 def _stand_ins():
     names = {
         'launch': ['LaunchDescription'],
-        'launch.actions': ['DeclareLaunchArgument', 'SetEnvironmentVariable'],
+        'launch.actions': ['DeclareLaunchArgument', 'OpaqueFunction', 'SetEnvironmentVariable'],
         'launch.substitutions': ['EnvironmentVariable', 'LaunchConfiguration',
                                  'PathJoinSubstitution'],
         'launch_ros': [],
         'launch_ros.actions': ['Node'],
+        'launch_ros.parameter_descriptions': ['ParameterValue'],
         'launch_ros.substitutions': ['FindPackageShare'],
     }
     modules = {}
@@ -35,6 +36,9 @@ def _stand_ins():
         for cls in classes:
             setattr(module, cls, type(cls, (Recorded,), {}))
         modules[module_name] = module
+    # A launch configuration's value, from a context that is a plain dict here.
+    modules['launch.substitutions'].LaunchConfiguration.perform = (
+        lambda self, context: context[self.args[0]])
     return modules
 
 
@@ -77,24 +81,37 @@ def test_sr_launch_declares_described_arguments_and_runs_the_node(load_launch):
     assert node.kwargs['executable'] == 'depth_sr_node'
     params = node.kwargs['parameters']
     assert _config_name(params[0]) == 'params_file'
-    assert {k: _config_name(v) for k, v in params[1].items()} == {
-        'model_path': 'model', 'device': 'device', 'use_sim_time': 'use_sim_time'}
+    # Typed, so that model:=123 is the text '123' and not an integer.
+    assert {k: (_config_name(v.args[0]), v.kwargs['value_type'])
+            for k, v in params[1].items()} == {
+        'model_path': ('model', str), 'device': ('device', str),
+        'use_sim_time': ('use_sim_time', bool)}
     remaps = {k: _config_name(v) for k, v in node.kwargs['remappings']}
     assert remaps == {'depth/image_raw': 'depth_image', 'depth/camera_info': 'depth_info',
                       'color/image_raw': 'color_image', 'color/camera_info': 'color_info'}
     assert _config_name(node.kwargs['namespace']) == 'namespace'
-    assert node.kwargs['arguments'][:2] == ['--ros-args', '--log-level']
+    assert node.kwargs['ros_arguments'][0] == '--log-level'
+    assert _config_name(node.kwargs['ros_arguments'][1]) == 'log_level'
     env, = _by_type(entities, 'SetEnvironmentVariable')
     assert env.args[0] == 'FASTDDS_BUILTIN_TRANSPORTS'
 
 
-def test_player_launch_runs_player_and_node_with_large_data(load_launch):
+def test_player_launch_runs_player_and_node_with_large_data_and_the_rigs_extrinsic(
+        load_launch):
     entities = load_launch('player.launch.py')
-    executables = [n.kwargs['executable'] for n in _by_type(entities, 'Node')]
-    assert executables == ['depth_sr_player', 'depth_sr_node']
     env, = _by_type(entities, 'SetEnvironmentVariable')
     assert env.args == ('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
-    assert entities.index(env) < entities.index(_by_type(entities, 'Node')[0])
+    opaque, = _by_type(entities, 'OpaqueFunction')
+    assert entities.index(env) < entities.index(opaque)
+    for rig, extrinsic in (('registered', False), ('d435', True)):
+        player, node = opaque.kwargs['function']({'rig': rig})
+        assert [player.kwargs['executable'], node.kwargs['executable']] == [
+            'depth_sr_player', 'depth_sr_node']
+        assert player.kwargs['parameters'][0]['rig'] == rig
+        params = node.kwargs['parameters'][1]
+        assert ('depth_to_color' in params) == extrinsic
+        if extrinsic:
+            assert params['depth_to_color'] == [0.015, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]
 
 
 @pytest.mark.parametrize('filename', sorted(f for f in os.listdir(os.path.join(REPO, 'config'))

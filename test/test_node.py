@@ -139,6 +139,20 @@ def test_a_bad_model_file_stops_start_up_with_one_line(tmp_path, kind, problem):
     assert err.startswith(f"depth_sr_node: model file '{path}': {problem}")
 
 
+@pytest.mark.parametrize('setting, problem', [
+    ('slop:=-1.0', 'Parameter slop out of range'), ('slop:=0.0', 'Parameter slop out of range'),
+    ('queue_size:=0', 'Parameter queue_size out of range'),
+    ('precision:=half', "precision must be one of ('float32', 'float16', 'bfloat16')"),
+    ('depth_to_color:=[0.0, 1.0]', 'a transform needs 7 finite numbers'),
+    ('output_size:=[640]', 'output_size must be [width, height]')])
+def test_a_bad_parameter_stops_start_up_with_one_line(model_path, setting, problem):
+    process = _node_process('-p', f'model_path:={model_path}', '-p', setting)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 1, err
+    assert '\n' not in err.strip() and err.startswith('depth_sr_node: ')
+    assert problem in err
+
+
 def test_ctrl_c_exits_cleanly(model_path):
     import signal
     process = _node_process('-p', f'model_path:={model_path}')

@@ -6,17 +6,30 @@ import rclpy
 from rclpy.executors import ExternalShutdownException
 
 
-def run_node(factory, program, startup_errors, args=None):
+def wants_help(args):
+    """Return True when the command line before any --ros-args asks for -h or --help."""
+    args = sys.argv[1:] if args is None else list(args)[1:]
+    before = args[:args.index('--ros-args')] if '--ros-args' in args else args
+    return any(a in ('-h', '--help') for a in before)
+
+
+def run_node(factory, program, startup_errors, args=None, usage=''):
     """
     Create a node with ``factory()``, spin it until Ctrl-C or shutdown, and clean up.
+
+    ``-h`` / ``--help`` print ``usage`` and exit 0 without starting ROS.
 
     :param factory: callable that returns the node (after rclpy.init).
     :param program: name used in the one-line start-up error message.
     :param startup_errors: exception types that mean "cannot start": printed as one line,
         exit status 1, no traceback.
     :param args: command line for rclpy.init (None: sys.argv).
+    :param usage: the text printed for --help.
     :return: the process exit status.
     """
+    if wants_help(args):
+        print(usage or f'{program}: see the README')
+        return 0
     rclpy.init(args=args)
     node = None
     status = 0

@@ -27,7 +27,7 @@ from depth_sr_ros.ros.sync import (
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (
     FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult)
-from rclpy.exceptions import ParameterUninitializedException
+from rclpy.exceptions import ParameterException, ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
@@ -88,6 +88,12 @@ class DepthSrNode(Node):
             if reason:
                 raise ValueError(reason)
         value = self._value
+        try:
+            fixed = value('depth_to_color')
+        except ParameterUninitializedException:
+            fixed = None
+        self.extrinsics = ExtrinsicSource(self, fixed)  # GeometryError: start-up fails
+        self._processor(None)  # checks output_size before anything is loaded
         self.settings = Settings(**{name: value(name) for name in SETTING_NAMES})
         reason = validate_settings(self.settings)
         if reason:
@@ -102,11 +108,6 @@ class DepthSrNode(Node):
         self.model_path = value('model_path') or default_model_path()
         self.processor = self._processor(self._load(self.model_path))
         self._log_model()
-        try:
-            fixed = value('depth_to_color')
-        except ParameterUninitializedException:
-            fixed = None
-        self.extrinsics = ExtrinsicSource(self, fixed)  # GeometryError: start-up fails
 
         reliable = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
         self.pub_depth = self.create_publisher(Image, 'depth_sr/image', reliable)
@@ -414,10 +415,23 @@ class DepthSrNode(Node):
         self._worker.join(timeout=10.0)
 
 
+def usage():
+    """Return the --help text: how to start the node and every parameter with its default."""
+    lines = ['usage: depth_sr_node [--ros-args -p NAME:=VALUE ... -r FROM:=TO ...]', '',
+             'Guided depth super-resolution: depth registered to the colour camera, on its '
+             'pixel grid.', '', 'parameters:']
+    for name, param in PARAMETERS.items():
+        default = 'unset' if param.default is None else repr(param.default)
+        live = '' if param.live else ' [restart to change]'
+        lines.append(f'  {name} (default {default}){live}: {param.description}')
+    return '\n'.join(lines)
+
+
 def main(args=None):
     """Entry point of depth_sr_node."""
-    return run_node(DepthSrNode, 'depth_sr_node', (CheckpointError, RuntimeError, ValueError),
-                    args)
+    return run_node(DepthSrNode, 'depth_sr_node',
+                    (CheckpointError, RuntimeError, ValueError, ParameterException), args,
+                    usage())
 
 
 if __name__ == '__main__':

@@ -28,6 +28,7 @@ from depth_sr_ros.ros.entry import run_node
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.duration import Duration
+from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
@@ -140,7 +141,8 @@ class Player(Node):
 
 def main(args=None):
     """Entry point of depth_sr_player."""
-    return run_node(Player, 'depth_sr_player', ValueError, args)
+    return run_node(Player, 'depth_sr_player', (ValueError, ParameterException), args,
+                    'usage: depth_sr_player [--ros-args -p rig:=NAME -p rate:=HZ ...]\n' + __doc__)
 
 
 if __name__ == '__main__':

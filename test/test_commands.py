@@ -1,0 +1,29 @@
+"""Every console script answers --help with its usage and exits 0, without starting anything."""
+
+import importlib
+import re
+
+from conftest import REPO
+import pytest
+
+
+def _console_scripts():
+    with open(f'{REPO}/setup.py') as f:
+        return re.findall(r"'(depth_sr_\w+) = ([\w.]+):main'", f.read())
+
+
+def test_setup_lists_the_commands():
+    assert len(_console_scripts()) >= 10
+
+
+@pytest.mark.parametrize('name,module', _console_scripts())
+def test_help_prints_usage_and_starts_nothing(name, module, capsys):
+    main = importlib.import_module(module).main
+    try:
+        status = main([name, '--help']) if module.startswith(
+            ('depth_sr_ros.ros.', 'depth_sr_ros.tools.player')) else main(['--help'])
+    except SystemExit as done:  # argparse exits after printing the help
+        status = done.code
+    assert status == 0
+    out = capsys.readouterr().out
+    assert 'usage' in out.lower()

@@ -21,7 +21,7 @@ from launch_ros.substitutions import FindPackageShare
 # (name, default, description); params_file gets the installed YAML as default below.
 ARGUMENTS = (
     ('namespace', '', 'namespace of the node and of its output topics'),
-    ('depth_image', 'depth/image_raw', 'depth image (16UC1 mm or 32FC1 m): the depth camera\'s '
+    ('depth_image', 'depth/image_raw', "depth image (16UC1 mm or 32FC1 m): the depth camera's "
                                        'own, or registered to the colour camera'),
     ('depth_info', 'depth/camera_info', 'camera_info of the depth image'),
     ('color_image', 'color/image_raw', 'colour image (rgb8, bgr8, rgba8, bgra8 or mono8)'),

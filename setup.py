@@ -44,6 +44,8 @@ setup(
             'depth_sr_benchmark = depth_sr_ros.tools.benchmark:main',
             'depth_sr_soak = depth_sr_ros.tools.soak:main',
             'depth_sr_export = depth_sr_ros.cli.export:main',
+            'depth_sr_bag = depth_sr_ros.cli.bag:main',
+            'depth_sr_rig_bag = depth_sr_ros.tools.rig_bag:main',
         ],
     },
 )

@@ -261,6 +261,13 @@ class Transform:
         r = np.asarray(self.rotation, np.float64).reshape(3, 3)
         return np.asarray(points, np.float64) @ r.T + np.asarray(self.translation)
 
+    def then(self, other):
+        """Return the transform that applies this one, then ``other``."""
+        r1 = np.asarray(self.rotation, np.float64).reshape(3, 3)
+        r2 = np.asarray(other.rotation, np.float64).reshape(3, 3)
+        t = r2 @ np.asarray(self.translation) + np.asarray(other.translation)
+        return Transform(tuple((r2 @ r1).ravel()), tuple(t))
+
     def inverse(self):
         """Return the transform that undoes this one."""
         r = np.asarray(self.rotation, np.float64).reshape(3, 3)

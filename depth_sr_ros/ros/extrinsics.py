@@ -21,6 +21,31 @@ except ImportError:
 LOOKUP_TIMEOUT = 0.05  # s: the inference thread waits at most this long for tf2
 
 
+def static_transform(edges, target_frame, source_frame):
+    """
+    Return the Transform of points from ``source_frame`` into ``target_frame``, or None.
+
+    :param edges: {(parent, child): Transform} as tf2 stores them (the child's pose in the
+        parent: child points into the parent frame), e.g. from a bag's /tf_static. The frames
+        may be joined through others (camera_link -> depth and colour optical frames).
+    """
+    links = {}
+    for (parent, child), transform in edges.items():
+        links.setdefault(child, []).append((parent, transform))
+        links.setdefault(parent, []).append((child, transform.inverse()))
+    found = {source_frame: Transform()}
+    queue = [source_frame]
+    while queue:
+        frame = queue.pop(0)
+        if frame == target_frame:
+            return found[frame]
+        for neighbour, step in links.get(frame, ()):
+            if neighbour not in found:
+                found[neighbour] = found[frame].then(step)
+                queue.append(neighbour)
+    return None
+
+
 class ExtrinsicSource:
     """Return the depth-to-colour Transform for a frame pair, or say why there is none."""
 

@@ -69,7 +69,8 @@ def rig_frames(name, frames, scale):
     return out, rig.color, rig.depth, COLOR_FRAME if rig.registered else DEPTH_FRAME
 
 
-def _image(array, encoding, frame_id, stamp):
+def image_message(array, encoding, frame_id, stamp=None):
+    """Return an rgb8 Image of RGB pixels, or a 16UC1 / 32FC1 one of metres."""
     if encoding == 'rgb8':
         msg = Image(height=array.shape[0], width=array.shape[1], encoding='rgb8',
                     is_bigendian=0, step=array.shape[1] * 3, data=array.tobytes())
@@ -77,7 +78,8 @@ def _image(array, encoding, frame_id, stamp):
     else:
         msg = metres_to_image(array, encoding, Image().header)
         msg.header.frame_id = frame_id
-    msg.header.stamp = stamp
+    if stamp is not None:
+        msg.header.stamp = stamp
     return msg
 
 
@@ -134,9 +136,9 @@ class Player(Node):
                                  (self.depth_info, depth_stamp, self.pub_depth_info)):
             info.header.stamp = stamp
             pub.publish(info)
-        self.pub_color.publish(_image(frame['color'], 'rgb8', COLOR_FRAME, color_stamp))
-        self.pub_depth.publish(_image(frame['depth'], '16UC1', self.depth_frame, depth_stamp))
-        self.pub_truth.publish(_image(frame['truth'], '32FC1', COLOR_FRAME, color_stamp))
+        self.pub_color.publish(image_message(frame['color'], 'rgb8', COLOR_FRAME, color_stamp))
+        self.pub_depth.publish(image_message(frame['depth'], '16UC1', self.depth_frame, depth_stamp))
+        self.pub_truth.publish(image_message(frame['truth'], '32FC1', COLOR_FRAME, color_stamp))
 
 
 def main(args=None):

@@ -1,0 +1,379 @@
+"""
+depth_sr_bag: super-resolve a rosbag2 recording offline, bag in and bag out.
+
+    depth_sr_bag --input IN_BAG --output OUT_BAG [--model FILE] [--points] [--copy-inputs]
+
+Reads the bag with rosbags (sqlite3 or mcap, no ROS install needed), pairs depth and colour
+with the node's own rules (ros/sync.py: queue_size, slop), runs every pair through the node's
+FrameProcessor (registration, model, output messages) and writes /depth_sr/image,
+/depth_sr/camera_info and, with --points, /depth_sr/points, stamped as the node stamps them
+and written at the depth message's receive time. Raw depth (its frame differs from the
+colour's) takes its extrinsic from the bag's /tf_static, or from --depth-to-color. Unlike a
+live node replaying the bag, no pair is dropped for being late: every pair is processed.
+
+Bad input is one line on stderr and exit status 2; Ctrl-C closes the output as a valid bag
+with the pairs done so far.
+"""
+
+import argparse
+import collections
+import json
+import os
+import shutil
+import sys
+import time
+
+from depth_sr_ros.checkpoint import CheckpointError
+from depth_sr_ros.geometry import GeometryError, Transform
+from depth_sr_ros.inference import load_predictor
+from depth_sr_ros.paths import default_model_path
+from depth_sr_ros.ros.conversions import ImageFormatError, stamp_ns
+from depth_sr_ros.ros.extrinsics import static_transform
+from depth_sr_ros.ros.parameters import PARAMETERS
+from depth_sr_ros.ros.pipeline import FrameProcessor, Settings
+from depth_sr_ros.ros.sync import CameraInfoStore, COLOR, DEPTH, StampPairer
+from rclpy.serialization import deserialize_message, serialize_message
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+IMAGE, INFO = 'sensor_msgs/msg/Image', 'sensor_msgs/msg/CameraInfo'
+TF_STATIC = '/tf_static'
+OUTPUT_TOPICS = {
+    'image': ('/depth_sr/image', Image),
+    'info': ('/depth_sr/camera_info', CameraInfo),
+    'points': ('/depth_sr/points', PointCloud2),
+}
+
+
+class BagError(Exception):
+    """Input that cannot be processed: said in one line, exit status 2."""
+
+
+def open_reader(path):
+    """Return an open rosbags Reader; BagError for a missing path or a file that is no bag."""
+    from rosbags.rosbag2 import Reader, ReaderError
+    if not os.path.exists(path):
+        raise BagError(f"input '{path}' does not exist")
+    try:
+        reader = Reader(path)
+        reader.open()
+    except (ReaderError, FileNotFoundError, ValueError, OSError) as error:
+        raise BagError(f"input '{path}' is not a readable rosbag2 bag: "
+                       f'{str(error).splitlines()[0] if str(error) else type(error).__name__}')
+    return reader
+
+
+def input_storage(path):
+    """Return 'mcap' or 'sqlite3': the storage of a bag folder or file."""
+    names = os.listdir(path) if os.path.isdir(path) else [path]
+    return 'mcap' if any(n.endswith('.mcap') for n in names) else 'sqlite3'
+
+
+def topic_table(reader):
+    """Return [(topic, type, count)] of a bag."""
+    return [(c.topic, c.msgtype, c.msgcount) for c in reader.connections]
+
+
+def _info_topic(image_topic):
+    return image_topic.rsplit('/', 1)[0] + '/camera_info'
+
+
+def candidate_sets(reader):
+    """
+    Return the plausible (depth, colour, depth_info, colour_info) topic sets of a bag.
+
+    A depth topic is an Image topic with 'depth' in its name, a colour topic an Image topic
+    with 'color', 'colour' or 'rgb' in it; each needs the CameraInfo topic beside it.
+    """
+    types = {c.topic: c.msgtype for c in reader.connections}
+    images = [t for t, kind in types.items() if kind == IMAGE]
+    depth = [t for t in images if 'depth' in t and types.get(_info_topic(t)) == INFO]
+    color = [t for t in images if 'depth' not in t and any(
+        word in t for word in ('color', 'colour', 'rgb')) and types.get(_info_topic(t)) == INFO]
+    return [(d, c, _info_topic(d), _info_topic(c)) for d in depth for c in color]
+
+
+def choose_topics(reader, args):
+    """Return the topic set to use: the given one (checked), or the one plausible set."""
+    types = {c.topic: c.msgtype for c in reader.connections}
+    given = (args.depth, args.color, args.depth_info, args.color_info)
+    if any(given):
+        if not all(given):
+            raise BagError('give all four of --depth, --color, --depth-info and --color-info, '
+                           'or none of them')
+        for topic, kind in zip(given, (IMAGE, IMAGE, INFO, INFO)):
+            if topic not in types:
+                raise BagError(f"topic '{topic}' is not in the bag (see --list)")
+            if types[topic] != kind:
+                raise BagError(f"topic '{topic}' is {types[topic]}, not {kind}")
+        return given
+    sets = candidate_sets(reader)
+    if len(sets) == 1:
+        return sets[0]
+    listed = '; '.join(' '.join(s) for s in sets) or 'none'
+    raise BagError(f'{len(sets)} plausible depth/colour/camera_info sets ({listed}): give '
+                   '--depth, --color, --depth-info and --color-info')
+
+
+def read_static_transforms(reader):
+    """Return {(parent, child): Transform} from the bag's /tf_static (rosbags' typestore)."""
+    from rosbags.typesys import get_typestore, Stores
+    connections = [c for c in reader.connections if c.topic == TF_STATIC]
+    if not connections:
+        return {}
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    edges = {}
+    for connection, _, raw in reader.messages(connections=connections):
+        for t in store.deserialize_cdr(raw, connection.msgtype).transforms:
+            tr, q = t.transform.translation, t.transform.rotation
+            edges[(t.header.frame_id, t.child_frame_id)] = Transform.from_xyz_quaternion(
+                [tr.x, tr.y, tr.z, q.x, q.y, q.z, q.w])
+    return edges
+
+
+class Summary:
+    """What happened to the pairs, for the closing lines and --json."""
+
+    def __init__(self, output):
+        """Start counting for the output bag ``output``."""
+        self.output = output
+        self.pairs = 0
+        self.written = 0
+        self.skipped = collections.Counter()  # reason -> count
+        self.model_seconds = 0.0
+        self.started = time.monotonic()
+        self.notes = []
+        self.interrupted = False
+
+    def as_dict(self):
+        """Return the summary as plain types."""
+        elapsed = time.monotonic() - self.started
+        return {'output': self.output, 'pairs': self.pairs, 'written': self.written,
+                'skipped': dict(self.skipped), 'seconds': round(elapsed, 3),
+                'seconds_per_pair': round(elapsed / self.pairs, 4) if self.pairs else None,
+                'processing_seconds_per_pair': (round(self.model_seconds / self.pairs, 4)
+                                                if self.pairs else None),
+                'notes': self.notes}
+
+    def lines(self):
+        """Return the human-readable summary."""
+        d = self.as_dict()
+        out = [f"pairs found: {d['pairs']}, outputs written: {d['written']}"]
+        for reason, count in sorted(self.skipped.items()):
+            out.append(f'skipped {count}: {reason}')
+        if d['pairs']:
+            out.append(f"time per pair: {d['seconds_per_pair'] * 1e3:.0f} ms in all, "
+                       f"{d['processing_seconds_per_pair'] * 1e3:.0f} ms in FrameProcessor")
+        out += self.notes
+        out.append(f'output: {self.output}')
+        return out
+
+
+def _writer(path, storage, copy_from):
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import get_typestore, Stores
+    plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
+    writer = Writer(path, version=9 if storage == 'mcap' else 8, storage_plugin=plugin)
+    writer.open()
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    connections = {key: writer.add_connection(topic, kind.__module__.split('.')[0]
+                                              + '/msg/' + kind.__name__, typestore=store)
+                   for key, (topic, kind) in OUTPUT_TOPICS.items()}
+    for c in copy_from:
+        connections[('copy', c.topic)] = writer.add_connection(
+            c.topic, c.msgtype, typestore=store)
+    return writer, connections
+
+
+def process_bag(args, progress=True):
+    """Run the tool; return the Summary. Raises BagError for input it cannot use."""
+    reader = open_reader(args.input)
+    try:
+        if os.path.exists(args.output):
+            if not args.overwrite:
+                raise BagError(f"output '{args.output}' exists (use --overwrite to replace it)")
+            shutil.rmtree(args.output) if os.path.isdir(args.output) else os.remove(args.output)
+        depth_topic, color_topic, depth_info_topic, color_info_topic = choose_topics(
+            reader, args)
+        fixed = None
+        if args.depth_to_color:
+            try:
+                fixed = Transform.from_xyz_quaternion(args.depth_to_color.split(','))
+            except (GeometryError, ValueError) as error:
+                raise BagError(f'--depth-to-color: {error}') from None
+        edges = {} if fixed is not None else read_static_transforms(reader)
+        try:
+            predictor = load_predictor(args.model or default_model_path(), device=args.device)
+        except (CheckpointError, RuntimeError, ValueError) as error:
+            raise BagError(str(error)) from None
+        processor = FrameProcessor(predictor, max_output_pixels=args.max_output_pixels)
+        settings = Settings(publish_points=args.points)
+        storage = args.storage or input_storage(args.input)
+        wanted = {depth_topic: DEPTH, color_topic: COLOR}
+        infos = {depth_info_topic: CameraInfoStore(), color_info_topic: CameraInfoStore()}
+        inputs = [c for c in reader.connections if c.topic in wanted or c.topic in infos]
+        copied = list(reader.connections) if args.copy_inputs else []
+        summary = Summary(args.output)
+        pairer = StampPairer(PARAMETERS['queue_size'].default, args.slop)
+        writer, out = _writer(args.output, storage, copied)
+        received = {}  # depth message id -> bag receive time
+        total = sum(c.msgcount for c in (copied or inputs))
+        bar = _progress(total, progress)
+        try:
+            messages = reader.messages(connections=copied or inputs)
+            try:
+                for connection, timestamp, raw in messages:
+                    bar.update(1)
+                    if args.copy_inputs:
+                        writer.write(out[('copy', connection.topic)], timestamp, raw)
+                    if connection.topic in infos:
+                        msg = deserialize_message(bytes(raw), CameraInfo)
+                        infos[connection.topic].add(msg, stamp_ns(msg.header.stamp))
+                        continue
+                    if connection.topic not in wanted:
+                        continue
+                    msg = deserialize_message(bytes(raw), Image)
+                    index = wanted[connection.topic]
+                    if index == DEPTH:
+                        received[id(msg)] = timestamp
+                    pair = pairer.add(index, stamp_ns(msg.header.stamp), msg)
+                    if pair is not None:
+                        _process_pair(pair, processor, infos, (depth_info_topic,
+                                      color_info_topic), settings, fixed, edges, writer, out,
+                                      received.pop(id(pair[0]), timestamp), summary)
+                    if len(received) > 4 * pairer.queue_size:  # forget unpaired depth
+                        received = dict(list(received.items())[-2 * pairer.queue_size:])
+            except KeyboardInterrupt:
+                summary.interrupted = True
+                summary.notes.append(f'interrupted: the output holds the {summary.written} '
+                                     'outputs written so far')
+            except Exception as error:  # rosbags raises its own types for cut-off data
+                if type(error).__name__ not in ('ReaderError', 'EOFError', 'ValueError',
+                                                'OSError', 'StructError', 'error'):
+                    raise
+                summary.notes.append(f'the input ends early ({type(error).__name__}: '
+                                     f'{str(error).splitlines()[0] if str(error) else ""}): '
+                                     'the readable part was processed')
+        finally:
+            bar.close()
+            writer.close()
+        unpaired = sum(pairer.counts.unpaired) + sum(len(q) for q in pairer.queues)
+        if unpaired:
+            summary.skipped['messages that found no partner within the slop'] += unpaired
+        if summary.interrupted:
+            return summary
+        if summary.pairs and not summary.written:
+            reasons = '; '.join(f'{count} x {reason}' for reason, count in
+                                summary.skipped.most_common(2))
+            raise BagError(f'{summary.pairs} pairs, none written: {reasons}')
+        if summary.pairs == 0:
+            received_counts = pairer.counts.received
+            raise BagError(f'no depth/colour pairs: {received_counts[DEPTH]} depth and '
+                           f'{received_counts[COLOR]} colour messages, none within '
+                           f'{args.slop} s of each other (see --slop); the output holds '
+                           'no super-resolved depth')
+        return summary
+    finally:
+        reader.close()
+
+
+def _progress(total, enabled):
+    from tqdm import tqdm
+    return tqdm(total=total, unit='msg', disable=not enabled, file=sys.stderr,
+                dynamic_ncols=True)
+
+
+def _process_pair(pair, processor, infos, info_topics, settings, fixed, edges, writer, out,
+                  timestamp, summary):
+    depth_msg, color_msg = pair
+    summary.pairs += 1
+    transform = None
+    depth_frame, color_frame = depth_msg.header.frame_id, color_msg.header.frame_id
+    if depth_frame and color_frame and depth_frame != color_frame:
+        transform = fixed or static_transform(edges, color_frame, depth_frame)
+        if transform is None:
+            summary.skipped[f"no transform from '{depth_frame}' to '{color_frame}' in "
+                            '/tf_static (give --depth-to-color)'] += 1
+            return
+    started = time.perf_counter()
+    try:
+        result = processor.process(
+            depth_msg, color_msg, infos[info_topics[0]].match(stamp_ns(depth_msg.header.stamp)),
+            infos[info_topics[1]].match(stamp_ns(color_msg.header.stamp)), settings, transform)
+    except (ImageFormatError, ValueError) as error:
+        summary.skipped[str(error)] += 1
+        return
+    finally:
+        summary.model_seconds += time.perf_counter() - started
+    for note in result.notices + result.warnings:
+        if note not in summary.notes:
+            summary.notes.append(note)
+    writer.write(out['image'], timestamp, serialize_message(result.depth))
+    writer.write(out['info'], timestamp, serialize_message(result.camera_info))
+    if result.points is not None:
+        writer.write(out['points'], timestamp, serialize_message(result.points))
+    summary.written += 1
+
+
+def parse_args(argv=None):
+    """Return the parsed command line."""
+    parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
+    parser.add_argument('--input', required=True, help='input bag folder (or .mcap / .db3)')
+    parser.add_argument('--output', help='output bag folder (required unless --list)')
+    parser.add_argument('--model', default='', help='model file (default: installed AHMF 4x)')
+    parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    parser.add_argument('--depth', default='', help='depth Image topic')
+    parser.add_argument('--color', default='', help='colour Image topic')
+    parser.add_argument('--depth-info', default='', help='depth CameraInfo topic')
+    parser.add_argument('--color-info', default='', help='colour CameraInfo topic')
+    parser.add_argument('--depth-to-color', default='',
+                        help='x,y,z,qx,qy,qz,qw from the depth optical frame to the colour one '
+                             "(default: from the bag's /tf_static)")
+    parser.add_argument('--slop', type=float, default=PARAMETERS['slop'].default,
+                        help='largest stamp difference of a pair, s (as the node)')
+    parser.add_argument('--max-output-pixels', type=int,
+                        default=PARAMETERS['max_output_pixels'].default,
+                        help='refuse frames whose output grid is larger')
+    parser.add_argument('--points', action='store_true', help='also write /depth_sr/points')
+    parser.add_argument('--copy-inputs', action='store_true',
+                        help='copy every input topic into the output')
+    parser.add_argument('--storage', choices=('mcap', 'sqlite3'),
+                        help="output storage (default: the input's)")
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing output')
+    parser.add_argument('--list', action='store_true',
+                        help='list the topics and the set that would be used, then stop')
+    parser.add_argument('--json', default='', help='also write the summary here as JSON')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    args = parser.parse_args(argv)
+    if not args.list and not args.output:
+        parser.error('--output is required (or --list)')
+    return args
+
+
+def main(argv=None):
+    """Entry point of depth_sr_bag."""
+    args = parse_args(argv)
+    try:
+        if args.list:
+            reader = open_reader(args.input)
+            try:
+                for topic, kind, count in topic_table(reader):
+                    print(f'{topic}  {kind}  {count}')
+                sets = candidate_sets(reader)
+                print('would use: ' + (' '.join(sets[0]) if len(sets) == 1 else
+                                       f'none automatically ({len(sets)} candidate sets)'))
+            finally:
+                reader.close()
+            return 0
+        summary = process_bag(args, progress=not args.no_progress)
+    except BagError as error:
+        print(f'depth_sr_bag: {error}', file=sys.stderr)
+        return 2
+    print('\n'.join(summary.lines()))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(summary.as_dict(), f, indent=1)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""
+depth_sr_rig_bag: record one of the player's rigs into a rosbag2 bag, as a camera would.
+
+    depth_sr_rig_bag --rig d435 --frames 8 --output d435_bag
+
+Writes the rig's depth and colour images with their camera_info at 30 Hz (each with its own
+stamp, depth first in each frame, as drivers do), and for a raw rig its depth-to-colour
+transform on /tf_static through a camera_link, as the RealSense and Azure Kinect drivers
+publish it. A bag to try depth_sr_bag on without a camera.
+"""
+
+import argparse
+import os
+import sys
+
+from depth_sr_ros.tools.player import (
+    COLOR_FRAME, DEPTH_FRAME, image_message, rig_extrinsic, rig_frames, RIG_NAMES)
+from depth_sr_ros.ros.conversions import camera_info_message
+from rclpy.serialization import serialize_message
+
+TOPICS = {'depth': '/camera/depth/image_raw', 'depth_info': '/camera/depth/camera_info',
+          'color': '/camera/color/image_raw', 'color_info': '/camera/color/camera_info'}
+PERIOD_NS = 33_333_333
+
+
+def tf_static_message(store, transforms):
+    """Return a serialised tf2_msgs/TFMessage of [(parent, child, [x, y, z, qx, qy, qz, qw])]."""
+    types = store.types
+    stamped = []
+    for parent, child, values in transforms:
+        header = types['std_msgs/msg/Header'](
+            stamp=types['builtin_interfaces/msg/Time'](sec=0, nanosec=0), frame_id=parent)
+        stamped.append(types['geometry_msgs/msg/TransformStamped'](
+            header=header, child_frame_id=child, transform=types['geometry_msgs/msg/Transform'](
+                translation=types['geometry_msgs/msg/Vector3'](*values[:3]),
+                rotation=types['geometry_msgs/msg/Quaternion'](*values[3:]))))
+    return bytes(store.serialize_cdr(types['tf2_msgs/msg/TFMessage'](transforms=stamped),
+                                     'tf2_msgs/msg/TFMessage'))
+
+
+def write_rig_bag(path, rig, frames, storage='mcap'):
+    """Write ``frames`` frames of ``rig`` to a new bag at ``path``; return the frame count."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import get_typestore, Stores
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    sequence, color_cam, depth_cam, depth_frame = rig_frames(rig, frames, 4)
+    plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
+    with Writer(path, version=9 if storage == 'mcap' else 8, storage_plugin=plugin) as writer:
+        kinds = {'depth': 'Image', 'color': 'Image', 'depth_info': 'CameraInfo',
+                 'color_info': 'CameraInfo'}
+        out = {key: writer.add_connection(topic, f'sensor_msgs/msg/{kinds[key]}',
+                                          typestore=store) for key, topic in TOPICS.items()}
+        start = 1_700_000_000 * 10**9
+        extrinsic = rig_extrinsic(rig)
+        if extrinsic:
+            tf = writer.add_connection('/tf_static', 'tf2_msgs/msg/TFMessage', typestore=store)
+            identity = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]
+            writer.write(tf, start, tf_static_message(store, [
+                ('camera_link', COLOR_FRAME, identity),
+                ('camera_link', DEPTH_FRAME, extrinsic)]))
+        for i in range(frames):
+            frame = sequence[i % len(sequence)]
+            stamp_ns = start + (i + 1) * PERIOD_NS
+            depth_stamp = divmod(stamp_ns + 1_000_000, 10**9)  # 1 ms after the colour
+            color_stamp = divmod(stamp_ns, 10**9)
+            messages = {
+                'depth': image_message(frame['depth'], '16UC1', depth_frame, None),
+                'color': image_message(frame['color'], 'rgb8', COLOR_FRAME, None),
+                'depth_info': camera_info_message(depth_cam, depth_frame),
+                'color_info': camera_info_message(color_cam, COLOR_FRAME)}
+            for key, msg in messages.items():
+                msg.header.stamp.sec, msg.header.stamp.nanosec = (
+                    depth_stamp if key.startswith('depth') else color_stamp)
+            for j, key in enumerate(('depth_info', 'depth', 'color_info', 'color')):
+                writer.write(out[key], stamp_ns + 2_000_000 + j * 1000,
+                             serialize_message(messages[key]))
+    return frames
+
+
+def main(argv=None):
+    """Entry point of depth_sr_rig_bag."""
+    parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
+    parser.add_argument('--rig', default='d435', choices=RIG_NAMES, help='camera to record')
+    parser.add_argument('--frames', type=int, default=8, help='frames to write')
+    parser.add_argument('--output', required=True, help='bag folder to create')
+    parser.add_argument('--storage', default='mcap', choices=('mcap', 'sqlite3'))
+    args = parser.parse_args(argv)
+    if os.path.exists(args.output):
+        print(f"depth_sr_rig_bag: output '{args.output}' exists", file=sys.stderr)
+        return 2
+    count = write_rig_bag(args.output, args.rig, args.frames, args.storage)
+    print(f'wrote {args.output}: {count} frames of the {args.rig} rig ({args.storage})')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""depth_sr_bag: small bags written with rosbags, processed, read back and compared."""
+
+import json
+import os
+
+from depth_sr_ros.cli import bag as bag_module
+from depth_sr_ros.cli.bag import main
+from depth_sr_ros.data.scene import make_scene, render_rig, RIGS
+from depth_sr_ros.inference import load_predictor
+from depth_sr_ros.ros.conversions import camera_info_message, metres_to_image
+from depth_sr_ros.ros.pipeline import FrameProcessor, Settings
+from depth_sr_ros.tools.player import COLOR_FRAME, DEPTH_FRAME, rig_extrinsic
+from node_graph import make_pair
+import numpy as np
+import pytest
+from rclpy.serialization import deserialize_message, serialize_message
+from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+from rosbags.typesys import get_typestore, Stores
+from sensor_msgs.msg import CameraInfo, Image
+
+STORE = get_typestore(Stores.ROS2_HUMBLE)
+TOPICS = ('/camera/depth/image_raw', '/camera/color/image_raw', '/camera/depth/camera_info',
+          '/camera/color/camera_info')
+KINDS = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/Image', 'sensor_msgs/msg/CameraInfo',
+         'sensor_msgs/msg/CameraInfo')
+PERIOD = 33_000_000
+
+
+def _tf_static(values, parent, child):
+    tf = STORE.types
+    time = tf['builtin_interfaces/msg/Time'](sec=0, nanosec=0)
+    transform = tf['geometry_msgs/msg/TransformStamped'](
+        header=tf['std_msgs/msg/Header'](stamp=time, frame_id=parent), child_frame_id=child,
+        transform=tf['geometry_msgs/msg/Transform'](
+            translation=tf['geometry_msgs/msg/Vector3'](*values[:3]),
+            rotation=tf['geometry_msgs/msg/Quaternion'](*values[3:])))
+    return STORE.serialize_cdr(tf['tf2_msgs/msg/TFMessage'](transforms=[transform]),
+                               'tf2_msgs/msg/TFMessage')
+
+
+def write_bag(path, frames, storage='mcap', tf_static=()):
+    """Write [(depth, colour, depth_info, colour_info)] messages, 30 Hz, colour first."""
+    plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
+    with Writer(path, version=9 if storage == 'mcap' else 8, storage_plugin=plugin) as writer:
+        connections = [writer.add_connection(t, k, typestore=STORE)
+                       for t, k in zip(TOPICS, KINDS)]
+        if tf_static:
+            tf = writer.add_connection('/tf_static', 'tf2_msgs/msg/TFMessage', typestore=STORE)
+            for i, message in enumerate(tf_static):
+                writer.write(tf, 1 + i, message)
+        for i, messages in enumerate(frames):
+            for j, index in enumerate((3, 1, 2, 0)):
+                writer.write(connections[index], 1_000_000_000 + i * PERIOD + j * 1000,
+                             serialize_message(messages[index]))
+
+
+def read_bag(path):
+    """Return {topic: [(receive time, message)]} of an output bag."""
+    kinds = {'/depth_sr/image': Image, '/depth_sr/camera_info': CameraInfo}
+    out = {}
+    with Reader(path) as reader:
+        for connection, timestamp, raw in reader.messages():
+            kind = kinds.get(connection.topic)
+            if kind is not None:
+                out.setdefault(connection.topic, []).append(
+                    (timestamp, deserialize_message(bytes(raw), kind)))
+            else:
+                out.setdefault(connection.topic, []).append((timestamp, None))
+    return out
+
+
+def fixture_frames(count):
+    frames = []
+    for i in range(count):
+        depth, color, _, _, (depth_info, color_info) = make_pair(1_000_000_000 + i * PERIOD)
+        for msg in (depth_info, color_info):
+            msg.header.stamp = depth.header.stamp
+        frames.append((depth, color, depth_info, color_info))
+    return frames
+
+
+@pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])
+def test_a_bag_gives_the_frame_processors_result_for_every_pair(tmp_path, model_path, storage,
+                                                                capsys):
+    frames = fixture_frames(5)
+    write_bag(tmp_path / 'in', frames, storage)
+    summary = tmp_path / 'summary.json'
+    assert main(['--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out'),
+                 '--model', model_path, '--device', 'cpu', '--no-progress', '--copy-inputs',
+                 '--json', str(summary)]) == 0
+    out = read_bag(tmp_path / 'out')
+    images, infos = out['/depth_sr/image'], out['/depth_sr/camera_info']
+    assert len(images) == len(infos) == 5
+    assert all(len(out[t]) == 5 for t in TOPICS)  # --copy-inputs
+    processor = FrameProcessor(load_predictor(model_path, device='cpu'))
+    for (timestamp, image), (_, info), (depth, color, depth_info, color_info) in zip(
+            images, infos, frames):
+        expected = processor.process(depth, color, depth_info, color_info, Settings())
+        assert image.header == expected.depth.header == info.header
+        assert (image.encoding, image.width, image.height) == ('16UC1', 160, 120)
+        assert bytes(image.data) == bytes(expected.depth.data)
+        assert list(info.k) == list(expected.camera_info.k)
+    report = json.loads(summary.read_text())
+    assert report['pairs'] == report['written'] == 5 and report['skipped'] == {}
+    assert 'pairs found: 5, outputs written: 5' in capsys.readouterr().out
+    assert bag_module.input_storage(tmp_path / 'out') == storage
+
+
+def test_raw_depth_takes_its_extrinsic_from_the_bags_tf_static(tmp_path, model_path, capsys):
+    rig = RIGS['d435']
+    frame = render_rig(make_scene(), rig)
+    messages = []
+    for i in range(2):
+        depth = metres_to_image(frame['depth'], '16UC1', Image().header)
+        depth.header.frame_id = DEPTH_FRAME
+        rgb = frame['color']
+        color = Image(height=720, width=1280, encoding='rgb8', step=3840, data=rgb.tobytes())
+        color.header.frame_id = COLOR_FRAME
+        infos = camera_info_message(rig.depth, DEPTH_FRAME), camera_info_message(rig.color,
+                                                                                 COLOR_FRAME)
+        for msg in (depth, color) + infos:
+            msg.header.stamp.sec = 1 + i
+        messages.append((depth, color) + infos)
+    # The transform reaches the colour frame through the camera's base link, as drivers do.
+    link = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]
+    to_depth = bytes(_tf_static(rig_extrinsic('d435'), 'camera_link', DEPTH_FRAME))
+    to_color = bytes(_tf_static(link, 'camera_link', COLOR_FRAME))
+    # Without the colour frame's link there is no transform: nothing written, said why.
+    write_bag(tmp_path / 'in', messages, tf_static=[to_depth])
+    assert main(['--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out'),
+                 '--model', model_path, '--device', 'cpu', '--no-progress']) == 2
+    assert "no transform from 'camera_depth_optical_frame' to 'camera_color_optical_" in (
+        capsys.readouterr().err)
+    write_bag(tmp_path / 'in2', messages, tf_static=[to_depth, to_color])
+    assert main(['--input', str(tmp_path / 'in2'), '--output', str(tmp_path / 'out2'),
+                 '--model', model_path, '--device', 'cpu', '--no-progress']) == 0
+    out = read_bag(tmp_path / 'out2')['/depth_sr/image']
+    assert len(out) == 2
+    image = out[0][1]
+    assert (image.width, image.height, image.header.frame_id) == (1280, 720, COLOR_FRAME)
+    processor = FrameProcessor(load_predictor(model_path, device='cpu'))
+    expected = processor.process(*messages[0][:2], *messages[0][2:], Settings(),
+                                 rig.depth_to_color)
+    got = np.frombuffer(bytes(image.data), '<u2').astype(int)
+    want = np.frombuffer(bytes(expected.depth.data), '<u2').astype(int)
+    assert np.abs(got - want).max() <= 1  # the same registration, to the millimetre
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path, model_path, capsys):
+    def run(*extra):
+        status = main(['--model', model_path, '--device', 'cpu', '--no-progress', *extra])
+        return status, capsys.readouterr().err
+    status, err = run('--input', str(tmp_path / 'nothing'), '--output', str(tmp_path / 'o'))
+    assert status == 2 and "input '" in err and 'does not exist' in err
+    (tmp_path / 'notabag').mkdir()
+    (tmp_path / 'notabag' / 'x.txt').write_text('hello')
+    status, err = run('--input', str(tmp_path / 'notabag'), '--output', str(tmp_path / 'o'))
+    assert status == 2 and 'is not a readable rosbag2 bag' in err
+    write_bag(tmp_path / 'in', fixture_frames(2))
+    status, err = run('--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'o'),
+                      '--depth', '/nope', '--color', TOPICS[1], '--depth-info', TOPICS[2],
+                      '--color-info', TOPICS[3])
+    assert status == 2 and "topic '/nope' is not in the bag" in err
+    status, err = run('--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'o'),
+                      '--depth', TOPICS[2], '--color', TOPICS[1], '--depth-info', TOPICS[2],
+                      '--color-info', TOPICS[3])
+    assert status == 2 and 'is sensor_msgs/msg/CameraInfo, not sensor_msgs/msg/Image' in err
+    assert run('--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'o'))[0] == 0
+    status, err = run('--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'o'))
+    assert status == 2 and 'exists (use --overwrite' in err
+    assert run('--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'o'),
+               '--overwrite')[0] == 0
+    frames = fixture_frames(3)
+    for _, color, _, _ in frames:
+        color.header.stamp.sec += 1  # colour a second after its depth: nothing pairs
+    write_bag(tmp_path / 'apart', frames)
+    status, err = run('--input', str(tmp_path / 'apart'), '--output', str(tmp_path / 'o3'))
+    assert status == 2 and 'no depth/colour pairs: 3 depth and 3 colour messages' in err
+
+
+def test_a_truncated_mcap_bag_is_refused_in_one_line(tmp_path, model_path, capsys):
+    # rosbags reads an MCAP file from its summary at the end; a file cut short has none, so
+    # the tool can only say so (processing the readable part would need a streaming reader).
+    write_bag(tmp_path / 'in', fixture_frames(30))
+    mcap, = [f for f in os.listdir(tmp_path / 'in') if f.endswith('.mcap')]
+    data = (tmp_path / 'in' / mcap).read_bytes()
+    (tmp_path / 'in' / mcap).write_bytes(data[:len(data) * 2 // 3])
+    status = main(['--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out'),
+                   '--model', model_path, '--device', 'cpu', '--no-progress'])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count('\n') == 1
+    assert 'is not a readable rosbag2 bag' in err and not os.path.exists(tmp_path / 'out')
+
+
+def test_an_interrupted_run_leaves_a_readable_bag_with_the_pairs_done(
+        tmp_path, model_path, monkeypatch, capsys):
+    write_bag(tmp_path / 'in', fixture_frames(6))
+    real = bag_module._process_pair
+    calls = []
+
+    def interrupt_at_the_fourth(*args):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        real(*args)
+    monkeypatch.setattr(bag_module, '_process_pair', interrupt_at_the_fourth)
+    assert main(['--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out'),
+                 '--model', model_path, '--device', 'cpu', '--no-progress']) == 0
+    assert 'interrupted: the output holds the 3 outputs written so far' in capsys.readouterr().out
+    assert len(read_bag(tmp_path / 'out')['/depth_sr/image']) == 3

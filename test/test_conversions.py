@@ -129,3 +129,33 @@ def test_stamp_in_nanoseconds():
     header = Image().header
     header.stamp.sec, header.stamp.nanosec = 3, 5
     assert stamp_ns(header.stamp) == 3_000_000_005
+
+
+class CvBridgeStandIn:
+    """What conversions uses of cv_bridge (not on PyPI): CvBridge.imgmsg_to_cv2, CvBridgeError."""
+
+    class CvBridgeError(TypeError):
+        """cv_bridge's error type."""
+
+    class CvBridge:
+
+        def imgmsg_to_cv2(self, msg, desired_encoding='passthrough'):
+            if msg.encoding != 'yuv422' or desired_encoding != 'rgb8':
+                raise CvBridgeStandIn.CvBridgeError(f'{msg.encoding} is not supported')
+            import cv2
+            yuv = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, 2)
+            return cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB_UYVY)
+
+
+def test_other_colour_encodings_go_through_cv_bridge_where_it_is_installed(monkeypatch):
+    from depth_sr_ros.ros import conversions
+    yuv = np.full((2, 4, 2), 128, np.uint8)
+    msg = Image(height=2, width=4, encoding='yuv422', step=8, data=yuv.tobytes())
+    with pytest.raises(ImageFormatError, match="unsupported encoding 'yuv422'"):
+        color_to_array(msg)  # the pip route: no cv_bridge
+    monkeypatch.setattr(conversions, 'cv_bridge', CvBridgeStandIn)
+    pixels, order = color_to_array(msg)
+    assert pixels.shape == (2, 4, 3) and order == 'rgb'
+    msg.encoding = 'bayer_rggb8'
+    with pytest.raises(ImageFormatError, match="cv_bridge cannot convert 'bayer_rggb8'"):
+        color_to_array(msg)

@@ -29,6 +29,18 @@ def test_package_xml_is_format_3_with_the_runtime_dependencies():
     assert {'rclpy', 'sensor_msgs', 'message_filters', 'cv_bridge', 'python3-numpy',
             'python3-opencv', 'python3-torch'} <= exec_depends
     assert {e.text for e in root.findall('test_depend')} >= {'ament_flake8', 'ament_pep257'}
+    # Every ROS package that the installed code imports is declared.
+    ros_packages = {'rclpy', 'rcl_interfaces', 'sensor_msgs', 'diagnostic_msgs', 'std_msgs',
+                    'geometry_msgs', 'message_filters', 'tf2_ros', 'cv_bridge', 'launch',
+                    'launch_ros', 'ament_index_python'}
+    imported = set()
+    for folder in ('depth_sr_ros', 'launch'):
+        for base, _, files in os.walk(os.path.join(REPO, folder)):
+            for name in files:
+                if name.endswith('.py'):
+                    text = open(os.path.join(base, name)).read()
+                    imported |= set(re.findall(r'^\s*(?:from|import) (\w+)', text, re.M))
+    assert imported & ros_packages <= exec_depends, imported & ros_packages - exec_depends
     assert root.find('export/build_type').text == 'ament_python'
 
 

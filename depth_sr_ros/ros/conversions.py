@@ -8,12 +8,18 @@ sensor_msgs Image / CameraInfo <-> numpy, with the depth conventions of depth_im
   that names the problem.
 
 This module works on message objects only: it creates no ROS node or publisher, so it is
-tested without DDS. It replaces cv_bridge, which is not on PyPI, for these encodings.
+tested without DDS. It needs no cv_bridge (not on PyPI) for these encodings, and hands other
+colour encodings to cv_bridge where it is installed.
 """
 
 from depth_sr_ros.geometry import Camera, GeometryError, PLUMB_BOB
 import numpy as np
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+
+try:  # a real ROS install has cv_bridge; pip does not
+    import cv_bridge
+except ImportError:
+    cv_bridge = None
 
 # encoding -> (numpy dtype, channels)
 ENCODINGS = {
@@ -93,8 +99,15 @@ def color_to_array(msg):
     Return (pixels, order): (H, W, 3) uint8 in 'rgb' or 'bgr' order, or (H, W) for mono8.
 
     Alpha is dropped and channels are not reordered, so no pixel is copied (the predictor
-    takes either order).
+    takes either order). Other encodings (yuv422, bayer_*, ...) go through cv_bridge where it
+    is installed (every ROS install); the pip route has no cv_bridge and refuses them.
     """
+    if msg.encoding not in COLOR_ENCODINGS and cv_bridge is not None:
+        try:
+            return cv_bridge.CvBridge().imgmsg_to_cv2(msg, desired_encoding='rgb8'), 'rgb'
+        except cv_bridge.CvBridgeError as error:
+            raise ImageFormatError(f"cv_bridge cannot convert '{msg.encoding}' to rgb8: "
+                                   f'{error}') from None
     pixels = image_to_array(msg, COLOR_ENCODINGS)
     if msg.encoding == 'mono8':
         return pixels, 'rgb'

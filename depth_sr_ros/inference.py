@@ -7,8 +7,9 @@ load_predictor picks the PyTorch Predictor or, for .onnx files, onnx_predictor.O
 """
 
 import dataclasses
+import time
 
-from depth_sr_ros.checkpoint import check_preprocessing, load_checkpoint
+from depth_sr_ros.checkpoint import check_preprocessing, CheckpointError, load_checkpoint
 from depth_sr_ros.onnx_predictor import OnnxPredictor
 from depth_sr_ros.preprocessing import color_to_unit_torch, finish_depth_torch
 from depth_sr_ros.upsampler import DepthUpsampler
@@ -38,6 +39,15 @@ def select_device(requested='auto', fallback=False, warn=None):
         if warn is not None:
             warn(reason + '; running on the CPU')
         return torch.device('cpu')
+    if device.type == 'cuda':
+        count = torch.cuda.device_count()
+        # A bare 'cuda' is resolved once, so that every later use names the same GPU.
+        index = torch.cuda.current_device() if device.index is None else device.index
+        if index >= count:
+            present = ', '.join(f'cuda:{i} ({torch.cuda.get_device_name(i)})'
+                                for i in range(count))
+            raise RuntimeError(f"device '{requested}' does not exist; present: {present}")
+        device = torch.device('cuda', index)
     return device
 
 
@@ -93,6 +103,10 @@ class Acceleration:
                              f'{self.compile_mode!r}')
         if self.compile_mode == 'cuda_graphs' and device.type != 'cuda':
             raise ValueError(f'compile_mode=cuda_graphs needs a CUDA device, not {device}')
+        if self.precision == 'bfloat16' and device.type == 'cuda' and not native_bfloat16(
+                device):
+            raise ValueError(f'{torch.cuda.get_device_name(device)} has no fast bfloat16 '
+                             '(Ampere or newer has): use precision float16')
 
 
 class _GraphedForward:
@@ -127,8 +141,12 @@ class _GraphedForward:
                 self.model(*static)
         torch.cuda.current_stream(self.device).wait_stream(stream)
         graph = torch.cuda.CUDAGraph()
-        # thread_local: a model loaded by another thread meanwhile does not break the capture
-        with torch.cuda.graph(graph, capture_error_mode='thread_local'):
+        try:
+            # thread_local: a model loaded by another thread meanwhile does not break it
+            context = torch.cuda.graph(graph, capture_error_mode='thread_local')
+        except TypeError:  # torch before 2.1 (JetPack 5) has no capture_error_mode
+            context = torch.cuda.graph(graph)
+        with context:
             output = self.model(*static)
         return graph, *static, output
 
@@ -136,7 +154,8 @@ class _GraphedForward:
 class Predictor(DepthUpsampler):
     """A trained network behind the DepthUpsampler interface."""
 
-    def __init__(self, model, scale, device='auto', color_order='rgb', acceleration=None):
+    def __init__(self, model, scale, device='auto', color_order='rgb', acceleration=None,
+                 warn=None):
         """
         Wrap a network.
 
@@ -147,6 +166,7 @@ class Predictor(DepthUpsampler):
         :param color_order: channel order of 3-channel colour input, 'rgb' or 'bgr'.
         :param acceleration: an Acceleration (default: float32, channels-last, device I/O, nothing
             compiled).
+        :param warn: a callable taking one message: how a failed compile or capture is said.
         """
         super().__init__(color_order)
         self.device = select_device(device)
@@ -160,6 +180,8 @@ class Predictor(DepthUpsampler):
         if self.device.type == 'cuda':
             torch.backends.cudnn.benchmark = self.acceleration.cudnn_benchmark
         self.forward = self.model
+        self.warn = warn
+        self.eager_because = ''  # why a compiled or captured forward gave way to eager
         if self.acceleration.compile_mode == 'torch_compile':
             self.forward = torch.compile(self.model, dynamic=False)
         elif self.acceleration.compile_mode == 'cuda_graphs':
@@ -168,14 +190,50 @@ class Predictor(DepthUpsampler):
         self._pinned = {}  # (shape, dtype) -> (pinned host tensor, its last copy's event)
 
     @classmethod
-    def from_checkpoint(cls, path, device='auto', color_order='rgb', acceleration=None):
+    def from_checkpoint(cls, path, device='auto', color_order='rgb', acceleration=None,
+                        warn=None):
         """Load a model file written by checkpoint.save_checkpoint."""
         device = select_device(device)
         model, info = load_checkpoint(path, device)
         check_preprocessing(path, info['preprocessing'])
-        predictor = cls(model, info['arch_kwargs']['scale'], device, color_order, acceleration)
+        predictor = cls(model, info['arch_kwargs']['scale'], device, color_order, acceleration,
+                        warn)
         predictor.info = info
         return predictor
+
+    def warm_up(self, shape=(60, 80)):
+        """
+        Run one forward pass at an LR size; return its seconds.
+
+        A compile or capture that fails here (or on any later frame) falls back to eager once,
+        with a warning; an eager failure raises, so a model that cannot run is refused at load.
+        """
+        started = time.perf_counter()
+        h, w = shape
+        s = self.scale
+        depth = torch.zeros((1, 1, h, w), device=self.device)
+        guide = torch.zeros((1, 3, h * s, w * s), device=self.device)
+        self._run_model(depth, guide)
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter() - started
+
+    def _forward(self, depth_t, guide_t):
+        """Run the compiled or captured forward; give way to eager for good if it fails."""
+        if self.forward is self.model:
+            return self.model(depth_t, guide_t)
+        try:
+            return self.forward(depth_t, guide_t)
+        except torch.cuda.OutOfMemoryError:
+            raise  # not the compiler's fault: the node drops this frame
+        except Exception as error:  # Triton missing, BackendCompilerFailed, capture errors
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            self.eager_because = (f'{self.acceleration.compile_mode} failed '
+                                  f'({type(error).__name__}: {first}); running eager')
+            if self.warn is not None:
+                self.warn(self.eager_because)
+            self.forward = self.model
+            return self.model(depth_t, guide_t)
 
     def synchronize_stages(self, enabled=True):
         """Wait for the device at each stage mark, so that the clock's stage times are true."""
@@ -191,7 +249,7 @@ class Predictor(DepthUpsampler):
         guide_t = guide_t.to(self.dtype).contiguous(memory_format=self.memory_format)
         self.clock.mark('to_device')
         with torch.inference_mode():
-            out = self.forward(depth_t, guide_t)
+            out = self._forward(depth_t, guide_t)
         self.clock.mark('model')
         return out[0, 0]
 
@@ -238,11 +296,29 @@ class Predictor(DepthUpsampler):
         return out
 
 
-def load_predictor(path, device='auto', acceleration=None, color_order='rgb'):
-    """Return an OnnxPredictor for a .onnx file, else a (PyTorch) Predictor."""
+def load_predictor(path, device='auto', acceleration=None, color_order='rgb', fallback=True,
+                   warn=None, warm_up=True):
+    """
+    Return an OnnxPredictor for a .onnx file, else a (PyTorch) Predictor, warmed up.
+
+    The warm-up runs one forward pass before the model is handed out, so that a model that
+    cannot run is refused at load (at start-up, or on a run-time switch while the old model
+    keeps serving), a failing compile or capture has already fallen back to eager, and
+    TensorRT has built or loaded its engine. ``fallback`` and ``warn`` as select_device.
+    """
     if str(path).endswith('.onnx'):
         if acceleration is not None and acceleration != Acceleration():
             raise ValueError('precision, channels_last, compile_mode and device_io are PyTorch '
                              'options; for ONNX choose them at export or in onnxruntime')
-        return OnnxPredictor(path, device, color_order)
-    return Predictor.from_checkpoint(path, device, color_order, acceleration)
+        predictor = OnnxPredictor(path, str(device), color_order, fallback, warn)
+    else:
+        predictor = Predictor.from_checkpoint(
+            path, select_device(device, fallback, warn), color_order, acceleration, warn)
+    if warm_up:
+        try:
+            predictor.warm_seconds = predictor.warm_up()
+        except Exception as error:  # an eager forward pass that fails: the model cannot run
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise CheckpointError(path, f'the warm-up forward pass failed: '
+                                        f'{type(error).__name__}: {first}') from None
+    return predictor

@@ -2,39 +2,68 @@
 
 import json
 import os
+import time
 
 from depth_sr_ros.checkpoint import check_preprocessing, CheckpointError, METADATA_KEY
 from depth_sr_ros.upsampler import DepthUpsampler
 import numpy as np
 
 
-def onnx_providers(device='auto'):
-    """Return the onnxruntime execution providers to use for ``device``, best first."""
-    import onnxruntime
-    available = onnxruntime.get_available_providers()
-    wanted = ['CPUExecutionProvider']
+def trt_cache_dir():
+    """Return the folder for TensorRT engine and timing caches (XDG cache, per user)."""
+    base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+    return os.path.join(base, 'depth_sr_ros', 'tensorrt')
+
+
+def onnx_providers(device='auto', available=None):
+    """
+    Return the onnxruntime providers for ``device``, best first, with their options.
+
+    ``cuda:N`` puts ``device_id`` N on the TensorRT and CUDA providers (without it they run on
+    GPU 0). TensorRT keeps its engines and timings in trt_cache_dir(), so an engine is built
+    once per model, input size and GPU instead of at every start.
+
+    :param available: the providers installed (default: onnxruntime.get_available_providers()).
+    """
+    if available is None:
+        import onnxruntime
+        available = onnxruntime.get_available_providers()
+    wanted = [('CPUExecutionProvider', {})]
     if device != 'cpu':
-        wanted = ['TensorrtExecutionProvider', 'CUDAExecutionProvider'] + wanted
-    return [p for p in wanted if p in available]
+        index = int(device.split(':')[1]) if device.startswith('cuda:') else 0
+        cache = trt_cache_dir()
+        wanted = [('TensorrtExecutionProvider', {
+            'device_id': index, 'trt_engine_cache_enable': True,
+            'trt_engine_cache_path': cache, 'trt_timing_cache_enable': True,
+            'trt_timing_cache_path': cache}),
+            ('CUDAExecutionProvider', {'device_id': index})] + wanted
+    return [(name, options) for name, options in wanted if name in available]
 
 
 class OnnxPredictor(DepthUpsampler):
     """A network exported by depth_sr_export, run by onnxruntime (CPU, CUDA or TensorRT)."""
 
-    def __init__(self, path, device='auto', color_order='rgb'):
+    def __init__(self, path, device='auto', color_order='rgb', fallback=True, warn=None):
         """
         Load an ONNX file written by depth_sr_export.
 
         :param path: the .onnx file.
-        :param device: 'cpu', or 'auto'/'cuda' to prefer TensorRT and CUDA where installed.
+        :param device: 'cpu', 'auto' (TensorRT or CUDA where installed, else the CPU), 'cuda'
+            or 'cuda:N' (a GPU provider is required, see ``fallback``).
         :param color_order: channel order of 3-channel colour input, 'rgb' or 'bgr'.
+        :param fallback: when 'cuda' was asked for but no GPU provider loads: run on the CPU
+            with a warning (True) or refuse with RuntimeError (False), as the PyTorch path.
+        :param warn: a callable taking one message.
         """
         super().__init__(color_order)
         import onnxruntime
         if not os.path.isfile(path):
             raise CheckpointError(path, 'not found')
+        providers = onnx_providers(device)
         try:
-            self.session = onnxruntime.InferenceSession(path, providers=onnx_providers(device))
+            self.session = onnxruntime.InferenceSession(
+                path, providers=[name for name, _ in providers],
+                provider_options=[options for _, options in providers])
         except Exception as error:  # onnxruntime raises its own types for damaged files
             first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise CheckpointError(path, f'not a readable ONNX model: {first_line}') from None
@@ -46,6 +75,25 @@ class OnnxPredictor(DepthUpsampler):
         check_preprocessing(path, self.info['preprocessing'])
         self.scale = int(self.info['arch_kwargs']['scale'])
         self.device = self.session.get_providers()[0]
+        if str(device).startswith('cuda') and self.device not in (
+                'TensorrtExecutionProvider', 'CUDAExecutionProvider'):
+            installed = ', '.join(onnxruntime.get_available_providers())
+            reason = (f"device '{device}' was requested but onnxruntime runs on {self.device} "
+                      f'(installed: {installed}; onnxruntime-gpu or a Jetson build gives CUDA '
+                      'and TensorRT)')
+            if not fallback:
+                raise RuntimeError(reason + ' and device_fallback is false')
+            if warn is not None:
+                warn(reason + '; running on the CPU')
+
+    def warm_up(self, shape=(60, 80)):
+        """Run once at an LR size (TensorRT builds or loads its engine here); return seconds."""
+        started = time.perf_counter()
+        h, w = shape
+        s = self.scale
+        self.session.run(None, {'depth': np.zeros((1, 1, h, w), np.float32),
+                                'guide': np.zeros((1, 3, h * s, w * s), np.float32)})
+        return time.perf_counter() - started
 
     def _upsample(self, depth, guide):
         feeds = {'depth': depth[None, None],

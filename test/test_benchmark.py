@@ -5,6 +5,7 @@ import os
 
 from depth_sr_ros.networks import build_model
 from depth_sr_ros.tools.benchmark import count_flops, main
+import pytest
 import torch
 
 
@@ -37,6 +38,7 @@ def test_benchmark_writes_json_and_markdown(tmp_path):
         ahmf.eval(), torch.rand(1, 1, 12, 16), torch.rand(1, 3, 48, 64)) / 1e9
 
 
+@pytest.mark.slow
 def test_benchmark_variants_threads_and_the_node_under_dds(tmp_path, model_path):
     out = tmp_path / 'bench.json'
     md = tmp_path / 'bench.md'

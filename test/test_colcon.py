@@ -54,6 +54,7 @@ def test_installed_package_finds_its_model_through_the_ament_index(workspace):
                         'models' / 'ahmf_x4.pt')
 
 
+@pytest.mark.slow
 def test_colcon_test_runs_the_package_tests(workspace):
     # The quick part of the suite (linters, launch files, set-up files), as `colcon test`
     # runs it in a ROS workspace; the whole suite is what `pytest test` runs.

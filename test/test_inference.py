@@ -196,6 +196,7 @@ def test_acceleration_switches_stay_close_to_float32(acceleration, tolerance_m):
     assert np.abs(out[valid] - expected[valid]).max() < tolerance_m
 
 
+@pytest.mark.slow
 def test_torch_compile_gives_the_eager_result():
     rng = np.random.default_rng(3)
     depth, color = _odd_frame(rng)

@@ -195,6 +195,7 @@ def test_cuda_without_cuda_falls_back_or_refuses_by_parameter(graph, model_path,
         rclpy.try_shutdown(context=context)
 
 
+@pytest.mark.slow
 def test_ctrl_c_while_frames_flow_exits_cleanly(model_path):
     import signal
     import subprocess

@@ -9,6 +9,7 @@ from depth_sr_ros.checkpoint import save_checkpoint
 from depth_sr_ros.networks import build_model
 from depth_sr_ros.preprocessing import PREPROCESSING
 from depth_sr_ros.tools.soak import memory_floors, resident_mib, verdict
+import pytest
 import torch
 
 TINY = {'scale': 4, 'channels': 8, 'growth': 4, 'rdb_layers': 1, 'num_blocks': 1}
@@ -38,6 +39,7 @@ def test_memory_floors_ignore_per_frame_peaks_but_see_a_leak():
     assert end - start > 100
 
 
+@pytest.mark.slow
 def test_a_30_second_soak_with_the_player(tmp_path):
     torch.manual_seed(0)
     model = tmp_path / 'tiny.pt'

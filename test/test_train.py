@@ -66,6 +66,7 @@ def test_missing_data_is_a_clear_error(tmp_path, capsys):
     assert main(['--data', str(tmp_path / 'none'), '--out', str(tmp_path)]) == 1
 
 
+@pytest.mark.slow
 def test_two_processes_with_torchrun_and_gloo(tmp_path):
     import subprocess
     import sys
@@ -85,6 +86,7 @@ def test_two_processes_with_torchrun_and_gloo(tmp_path):
     assert (tmp_path / 'loss.png').is_file()
 
 
+@pytest.mark.slow
 def test_a_run_killed_with_sigkill_resumes_from_its_last_state(tmp_path):
     import signal
     import subprocess
@@ -112,6 +114,7 @@ def test_a_run_killed_with_sigkill_resumes_from_its_last_state(tmp_path):
     assert torch.load(tmp_path / 'state.pt', weights_only=False)['step'] == saved + 3
 
 
+@pytest.mark.slow
 def test_the_gpu_training_script_runs_every_model_and_sizes_the_last_segment(tmp_path):
     import subprocess
     import sys

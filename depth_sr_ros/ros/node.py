@@ -60,6 +60,14 @@ def descriptor(name):
     return out
 
 
+def is_out_of_memory(error):
+    """Return True for CUDA out of memory, and cuDNN/cuBLAS allocation failures (the same)."""
+    text = str(error)
+    return isinstance(error, torch.cuda.OutOfMemoryError) or (
+        isinstance(error, RuntimeError) and ('CUDNN_STATUS_ALLOC_FAILED' in text
+                                             or 'CUBLAS_STATUS_ALLOC_FAILED' in text))
+
+
 def validate_settings(settings):
     """Return the reason why ``settings`` are unusable, or '' when they are fine."""
     for name in SETTING_NAMES:
@@ -173,7 +181,14 @@ class DepthSrNode(Node):
     def _load(self, path):
         # An ONNX model with non-default precision/channels_last/compile_mode/device_io is
         # refused with load_predictor's reason rather than run without them.
-        return load_predictor(path, device=str(self.device), acceleration=self.acceleration)
+        # The warm-up forward pass runs here: a model that cannot run is refused, and a failing
+        # compile or capture has fallen back to eager (said once) before the model serves.
+        predictor = load_predictor(path, device=str(self.device),
+                                   acceleration=self.acceleration,
+                                   fallback=self._value('device_fallback'),
+                                   warn=self.get_logger().warning)
+        self.get_logger().info(f'{path}: warm-up forward pass {predictor.warm_seconds:.2f} s')
+        return predictor
 
     def _log_model(self):
         upsampler = self.processor.upsampler
@@ -297,19 +312,24 @@ class DepthSrNode(Node):
                 text = str(error)
                 self._warn(text if text.startswith('frame skipped') else f'frame skipped: {text}')
                 continue
-            except torch.cuda.OutOfMemoryError as error:
-                self.counts['failed_frames'] += 1
-                torch.cuda.empty_cache()
-                first_line = (str(error).splitlines() or [''])[0]
-                self._warn(f'frame dropped: out of GPU memory ({first_line}); the node goes on '
-                           'with the next pair (a smaller input, precision:=float16 or another '
-                           'model needs less)')
-                continue
             except Exception as error:  # never let one frame end the inference thread
                 if not self.context.ok():
                     return
                 self.counts['failed_frames'] += 1
-                self._warn(f'frame dropped: inference failed: {type(error).__name__}: {error}')
+                failure = (is_out_of_memory(error), type(error).__name__,
+                           (str(error).splitlines() or [''])[0])
+            else:
+                failure = None
+            if failure is not None:  # handled here, where the traceback's tensors are free
+                out_of_memory, kind, first_line = failure
+                if out_of_memory:
+                    self._warn(f'frame dropped: out of GPU memory ({first_line}); the node goes '
+                               'on with the next pair (a smaller input, precision:=float16 or '
+                               'another model needs less)')
+                    if torch.cuda.is_available():
+                        torch.cuda.empty_cache()
+                else:
+                    self._warn(f'frame dropped: inference failed: {kind}: {first_line}')
                 continue
             for notice in result.notices:
                 if notice not in self._notices:

@@ -137,7 +137,8 @@ class Player(Node):
             info.header.stamp = stamp
             pub.publish(info)
         self.pub_color.publish(image_message(frame['color'], 'rgb8', COLOR_FRAME, color_stamp))
-        self.pub_depth.publish(image_message(frame['depth'], '16UC1', self.depth_frame, depth_stamp))
+        self.pub_depth.publish(image_message(frame['depth'], '16UC1', self.depth_frame,
+                                             depth_stamp))
         self.pub_truth.publish(image_message(frame['truth'], '32FC1', COLOR_FRAME, color_stamp))
 
 

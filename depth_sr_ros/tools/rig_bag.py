@@ -13,9 +13,9 @@ import argparse
 import os
 import sys
 
+from depth_sr_ros.ros.conversions import camera_info_message
 from depth_sr_ros.tools.player import (
     COLOR_FRAME, DEPTH_FRAME, image_message, rig_extrinsic, rig_frames, RIG_NAMES)
-from depth_sr_ros.ros.conversions import camera_info_message
 from rclpy.serialization import serialize_message
 
 TOPICS = {'depth': '/camera/depth/image_raw', 'depth_info': '/camera/depth/camera_info',

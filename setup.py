@@ -16,7 +16,7 @@ setup(
         ('share/' + package_name, ['package.xml']),
         ('share/' + package_name + '/launch', glob('launch/*.launch.py')),
         ('share/' + package_name + '/config', glob('config/*.yaml') + glob('config/*.rviz')),
-        ('share/' + package_name + '/models', glob('models/*')),
+        ('share/' + package_name + '/models', glob('models/*.pt') + ['models/README.md']),
     ],
     # Runtime dependencies come from rosdep (package.xml) in a ROS workspace and from
     # requirements.txt in a virtual environment; none here, so that console scripts made by

@@ -75,8 +75,8 @@ class Camera:
 
     @property
     def distorted(self):
-        """Return True when D has a non-zero coefficient."""
-        return any(c != 0 for c in self.d)
+        """Return True unless the camera is a pinhole (equidistant is never one)."""
+        return self.model == EQUIDISTANT or any(c != 0 for c in self.d)
 
     @property
     def shape(self):
@@ -127,6 +127,11 @@ class Camera:
         x[behind] = np.nan
         y[behind] = np.nan
         if self.distorted:
+            # Beyond the radius where the lens model stops growing it folds back: such points
+            # would land inside the image as ghosts. They do not project.
+            beyond = np.hypot(x, y) > _valid_radius(self)
+            x[beyond] = np.nan
+            y[beyond] = np.nan
             x, y = _distort(x, y, self.d, self.model)
         k = self.matrix.astype(x.dtype)
         return np.stack([k[0, 0] * x + k[0, 1] * y + k[0, 2], k[1, 1] * y + k[1, 2]], axis=1)
@@ -188,6 +193,30 @@ def _undistort(xd, yd, d, model, iterations=30):
     return x, y
 
 
+_RADIUS_CACHE = {}
+
+
+def _valid_radius(camera, limit=20.0, steps=20000):
+    """
+    Return the undistorted radius (x/z) up to which the camera's distortion keeps growing.
+
+    Radial polynomials turn back beyond some radius; a point farther out would be drawn back
+    into the image. Searched once per camera on a fine grid up to ``limit`` (87 degrees).
+    """
+    radius = _RADIUS_CACHE.get(camera)
+    if radius is None:
+        r = np.linspace(0.0, limit, steps)
+        xd, _ = _distort(r, np.zeros_like(r), camera.d, camera.model)
+        falling = np.flatnonzero(np.diff(xd) <= 0)
+        radius = float(r[falling[0]]) if falling.size else limit
+        if camera.model == EQUIDISTANT:
+            radius = min(radius, limit)
+        if len(_RADIUS_CACHE) >= 16:
+            _RADIUS_CACHE.clear()
+        _RADIUS_CACHE[camera] = radius
+    return radius
+
+
 _RAY_CACHE = {}
 
 
@@ -240,16 +269,28 @@ class Transform:
         return cls(rotation, (x, y, z))
 
     def to_xyz_quaternion(self):
-        """Return [x, y, z, qx, qy, qz, qw] (the inverse of from_xyz_quaternion)."""
+        """Return [x, y, z, qx, qy, qz, qw] (Shepperd's method: exact at 180 degrees too)."""
         r = np.asarray(self.rotation, np.float64).reshape(3, 3)
-        qw = math.sqrt(max(0.0, 1 + r[0, 0] + r[1, 1] + r[2, 2])) / 2
-        qx = math.copysign(math.sqrt(max(0.0, 1 + r[0, 0] - r[1, 1] - r[2, 2])) / 2,
-                           r[2, 1] - r[1, 2])
-        qy = math.copysign(math.sqrt(max(0.0, 1 - r[0, 0] + r[1, 1] - r[2, 2])) / 2,
-                           r[0, 2] - r[2, 0])
-        qz = math.copysign(math.sqrt(max(0.0, 1 - r[0, 0] - r[1, 1] + r[2, 2])) / 2,
-                           r[1, 0] - r[0, 1])
-        return [float(v) for v in self.translation] + [qx, qy, qz, qw]
+        trace = r[0, 0] + r[1, 1] + r[2, 2]
+        if trace > max(r[0, 0], r[1, 1], r[2, 2]):
+            w = math.sqrt(1 + trace) * 2
+            q = ((r[2, 1] - r[1, 2]) / w, (r[0, 2] - r[2, 0]) / w, (r[1, 0] - r[0, 1]) / w,
+                 w / 4)
+        elif r[0, 0] >= r[1, 1] and r[0, 0] >= r[2, 2]:
+            w = math.sqrt(1 + r[0, 0] - r[1, 1] - r[2, 2]) * 2
+            q = (w / 4, (r[0, 1] + r[1, 0]) / w, (r[0, 2] + r[2, 0]) / w,
+                 (r[2, 1] - r[1, 2]) / w)
+        elif r[1, 1] >= r[2, 2]:
+            w = math.sqrt(1 + r[1, 1] - r[0, 0] - r[2, 2]) * 2
+            q = ((r[0, 1] + r[1, 0]) / w, w / 4, (r[1, 2] + r[2, 1]) / w,
+                 (r[0, 2] - r[2, 0]) / w)
+        else:
+            w = math.sqrt(1 + r[2, 2] - r[0, 0] - r[1, 1]) * 2
+            q = ((r[0, 2] + r[2, 0]) / w, (r[1, 2] + r[2, 1]) / w, w / 4,
+                 (r[1, 0] - r[0, 1]) / w)
+        if q[3] < 0:
+            q = tuple(-v for v in q)
+        return [float(v) for v in self.translation] + [float(v) for v in q]
 
     @property
     def is_identity(self):

@@ -6,10 +6,11 @@ import os
 from depth_sr_ros.cli import bag as bag_module
 from depth_sr_ros.cli.bag import main
 from depth_sr_ros.data.scene import make_scene, render_rig, RIGS
+from depth_sr_ros.geometry import Transform
 from depth_sr_ros.inference import load_predictor
 from depth_sr_ros.ros.conversions import camera_info_message, metres_to_image
 from depth_sr_ros.ros.pipeline import FrameProcessor, Settings
-from depth_sr_ros.tools.player import COLOR_FRAME, DEPTH_FRAME, rig_extrinsic
+from depth_sr_ros.tools.player import COLOR_FRAME, DEPTH_FRAME
 from node_graph import make_pair
 import numpy as np
 import pytest
@@ -121,10 +122,14 @@ def test_raw_depth_takes_its_extrinsic_from_the_bags_tf_static(tmp_path, model_p
         for msg in (depth, color) + infos:
             msg.header.stamp.sec = 1 + i
         messages.append((depth, color) + infos)
-    # The transform reaches the colour frame through the camera's base link, as drivers do.
-    link = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]
-    to_depth = bytes(_tf_static(rig_extrinsic('d435'), 'camera_link', DEPTH_FRAME))
-    to_color = bytes(_tf_static(link, 'camera_link', COLOR_FRAME))
+    # The transform reaches the colour frame through the camera's base link, as drivers do;
+    # the link is turned and moved, so a composition in the wrong order would show.
+    link = Transform.from_xyz_quaternion([0.01, 0.02, 0.0, 0.0, 0.0, np.sin(0.15),
+                                          np.cos(0.15)])
+    depth_in_link = rig.depth_to_color.then(link)
+    to_depth = bytes(_tf_static(depth_in_link.to_xyz_quaternion(), 'camera_link',
+                                DEPTH_FRAME))
+    to_color = bytes(_tf_static(link.to_xyz_quaternion(), 'camera_link', COLOR_FRAME))
     # Without the colour frame's link there is no transform: nothing written, said why.
     write_bag(tmp_path / 'in', messages, tf_static=[to_depth])
     assert main(['--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out'),
@@ -144,6 +149,30 @@ def test_raw_depth_takes_its_extrinsic_from_the_bags_tf_static(tmp_path, model_p
     got = np.frombuffer(bytes(image.data), '<u2').astype(int)
     want = np.frombuffer(bytes(expected.depth.data), '<u2').astype(int)
     assert np.abs(got - want).max() <= 1  # the same registration, to the millimetre
+
+
+def test_copy_inputs_keeps_vendor_types_with_the_bags_own_definitions(tmp_path, model_path):
+    write_bag(tmp_path / 'in', fixture_frames(2))
+    with Writer(tmp_path / 'vendor', version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        extrinsics = writer.add_connection(
+            '/camera/extrinsics/depth_to_color', 'realsense2_camera_msgs/msg/Extrinsics',
+            msgdef='float64[9] rotation\nfloat64[3] translation\n',
+            rihs01='RIHS01_' + '0' * 64)
+        writer.write(extrinsics, 5, bytes(100))
+        connections = [writer.add_connection(t, k, typestore=STORE)
+                       for t, k in zip(TOPICS, KINDS)]
+        with Reader(tmp_path / 'in') as reader:
+            by_topic = {c.topic: connections[TOPICS.index(c.topic)] for c in reader.connections}
+            for connection, timestamp, raw in reader.messages():
+                writer.write(by_topic[connection.topic], timestamp, raw)
+    assert main(['--input', str(tmp_path / 'vendor'), '--output', str(tmp_path / 'out'),
+                 '--model', model_path, '--device', 'cpu', '--no-progress',
+                 '--copy-inputs']) == 0
+    with Reader(tmp_path / 'out') as reader:
+        copied = {c.topic: c for c in reader.connections}
+    vendor = copied['/camera/extrinsics/depth_to_color']
+    assert vendor.msgtype == 'realsense2_camera_msgs/msg/Extrinsics' and vendor.msgcount == 1
+    assert copied['/depth_sr/image'].msgcount == 2
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path, model_path, capsys):
@@ -205,6 +234,6 @@ def test_an_interrupted_run_leaves_a_readable_bag_with_the_pairs_done(
         real(*args)
     monkeypatch.setattr(bag_module, '_process_pair', interrupt_at_the_fourth)
     assert main(['--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out'),
-                 '--model', model_path, '--device', 'cpu', '--no-progress']) == 0
+                 '--model', model_path, '--device', 'cpu', '--no-progress']) == 130
     assert 'interrupted: the output holds the 3 outputs written so far' in capsys.readouterr().out
     assert len(read_bag(tmp_path / 'out')['/depth_sr/image']) == 3

@@ -141,3 +141,52 @@ def test_rig_poses_are_consistent_with_their_extrinsic(scene):
     np.testing.assert_allclose(rig.depth_to_color.apply(in_depth), in_color, atol=1e-12)
     depth = render_depth(scene, rig.depth, depth_pose(rig, pose))
     assert np.isfinite(depth).mean() > 0.5
+
+
+def test_quaternions_round_trip_including_half_turns_and_transforms_compose_in_order():
+    rng = np.random.default_rng(0)
+    turns = [[0.7071067811865476, -0.7071067811865476, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0]]
+    for q in turns + list(rng.normal(size=(200, 4))):
+        q = np.asarray(q, float) / np.linalg.norm(q)
+        t = Transform.from_xyz_quaternion([0.1, -0.2, 0.3, *q])
+        back = Transform.from_xyz_quaternion(t.to_xyz_quaternion())
+        np.testing.assert_allclose(back.rotation, t.rotation, atol=1e-9)
+        np.testing.assert_allclose(back.translation, t.translation)
+    a = Transform.from_xyz_quaternion([1, 0, 0, 0, 0, np.sin(0.4), np.cos(0.4)])
+    b = Transform.from_xyz_quaternion([0, 2, 0, np.sin(0.3), 0, 0, np.cos(0.3)])
+    point = np.array([[0.5, -1.0, 2.0]])
+    np.testing.assert_allclose(a.then(b).apply(point), b.apply(a.apply(point)), atol=1e-12)
+    assert not np.allclose(a.then(b).apply(point), a.apply(b.apply(point)))
+
+
+def test_registered_depth_of_another_size_matches_the_truth():
+    # Aligned depth at a resolution that is no multiple of the LR grid (960x540 for a
+    # 1280x720 colour at 4x: 3 depth pixels per LR pixel), same camera, rendered on its own.
+    scene = make_scene()
+    color = RIGS['aligned'].color
+    depth_camera = color.resized(960, 540)
+    pose = color_pose(0, 1)
+    depth = render_depth(scene, depth_camera, pose)
+    truth = render_depth(scene, color, pose)
+    grids = plan_grids(color, 4)
+    low = reduce_registered(depth, depth_camera, grids.lr)
+    expected = reduce_registered(truth, color, grids.lr)
+    both = np.isfinite(low) & np.isfinite(expected)
+    assert both.mean() > 0.9
+    assert np.median(np.abs(low[both] - expected[both])) < 1e-3
+
+
+def test_points_beyond_the_lens_models_turning_radius_do_not_ghost_into_the_image():
+    # A strong barrel lens turns back beyond about 46 degrees: without the guard a point 63
+    # degrees to the side lands at x_d = 2 (1 - 0.4 * 4 + 0.05 * 16) = 0.4, inside the image.
+    camera = Camera(80, 60, (40.0, 0.0, 39.5, 0.0, 40.0, 29.5, 0.0, 0.0, 1.0),
+                    (-0.4, 0.05, 0.0, 0.0, 0.0))
+    far_side = np.array([[2.0, 0.0, 1.0]])
+    assert np.isnan(camera.project(far_side)).all()
+    inside = np.array([[0.5, 0.2, 1.0]])
+    assert np.isfinite(camera.project(inside)).all()
+    # An equidistant lens with zero coefficients is still no pinhole.
+    fisheye = Camera(80, 60, camera.k, (0.0, 0.0, 0.0, 0.0), EQUIDISTANT)
+    assert fisheye.distorted
+    pixel = fisheye.project(np.array([[1.0, 0.0, 1.0]]))[0]
+    np.testing.assert_allclose(pixel[0], 39.5 + 40.0 * np.pi / 4)

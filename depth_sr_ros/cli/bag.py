@@ -12,7 +12,7 @@ colour's) takes its extrinsic from the bag's /tf_static, or from --depth-to-colo
 live node replaying the bag, no pair is dropped for being late: every pair is processed.
 
 Bad input is one line on stderr and exit status 2; Ctrl-C closes the output as a valid bag
-with the pairs done so far.
+with the pairs done so far (exit status 130).
 """
 
 import argparse
@@ -20,6 +20,7 @@ import collections
 import json
 import os
 import shutil
+import struct
 import sys
 import time
 
@@ -168,7 +169,7 @@ class Summary:
         return out
 
 
-def _writer(path, storage, copy_from):
+def _writer(path, storage, copy_from, notes):
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import get_typestore, Stores
     plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
@@ -179,8 +180,18 @@ def _writer(path, storage, copy_from):
                                               + '/msg/' + kind.__name__, typestore=store)
                    for key, (topic, kind) in OUTPUT_TOPICS.items()}
     for c in copy_from:
-        connections[('copy', c.topic)] = writer.add_connection(
-            c.topic, c.msgtype, typestore=store)
+        # The bag's own definition and hash: vendor types (realsense2_camera_msgs, ...) are in
+        # no typestore.
+        own = c.msgdef.data if c.msgdef else None
+        options = {'msgdef': own, 'rihs01': c.digest} if own and c.digest else {
+            'typestore': store}
+        try:
+            connections[('copy', c.topic)] = writer.add_connection(
+                c.topic, c.msgtype, serialization_format=c.ext.serialization_format,
+                offered_qos_profiles=c.ext.offered_qos_profiles, **options)
+        except Exception as error:  # rosbags' TypesysError / WriterError for unknown types
+            notes.append(f'{c.topic} not copied: {type(error).__name__}: '
+                         f'{(str(error).splitlines() or [""])[0]}')
     return writer, connections
 
 
@@ -214,48 +225,38 @@ def process_bag(args, progress=True):
         copied = list(reader.connections) if args.copy_inputs else []
         summary = Summary(args.output)
         pairer = StampPairer(PARAMETERS['queue_size'].default, args.slop)
-        writer, out = _writer(args.output, storage, copied)
-        received = {}  # depth message id -> bag receive time
         total = sum(c.msgcount for c in (copied or inputs))
         bar = _progress(total, progress)
+        writer = None
         try:
-            messages = reader.messages(connections=copied or inputs)
-            try:
-                for connection, timestamp, raw in messages:
-                    bar.update(1)
-                    if args.copy_inputs:
-                        writer.write(out[('copy', connection.topic)], timestamp, raw)
-                    if connection.topic in infos:
-                        msg = deserialize_message(bytes(raw), CameraInfo)
-                        infos[connection.topic].add(msg, stamp_ns(msg.header.stamp))
-                        continue
-                    if connection.topic not in wanted:
-                        continue
+            writer, out = _writer(args.output, storage, copied, summary.notes)
+            for connection, timestamp, raw in _readable(
+                    reader.messages(connections=copied or inputs), summary):
+                bar.update(1)
+                if ('copy', connection.topic) in out:
+                    writer.write(out[('copy', connection.topic)], timestamp, raw)
+                if connection.topic in infos:
+                    msg = deserialize_message(bytes(raw), CameraInfo)
+                    infos[connection.topic].add(msg, stamp_ns(msg.header.stamp))
+                elif connection.topic in wanted:
                     msg = deserialize_message(bytes(raw), Image)
-                    index = wanted[connection.topic]
-                    if index == DEPTH:
-                        received[id(msg)] = timestamp
-                    pair = pairer.add(index, stamp_ns(msg.header.stamp), msg)
+                    # Each message travels with its receive time: the output is written at
+                    # the depth message's.
+                    pair = pairer.add(wanted[connection.topic], stamp_ns(msg.header.stamp),
+                                      (msg, timestamp))
                     if pair is not None:
-                        _process_pair(pair, processor, infos, (depth_info_topic,
-                                      color_info_topic), settings, fixed, edges, writer, out,
-                                      received.pop(id(pair[0]), timestamp), summary)
-                    if len(received) > 4 * pairer.queue_size:  # forget unpaired depth
-                        received = dict(list(received.items())[-2 * pairer.queue_size:])
-            except KeyboardInterrupt:
-                summary.interrupted = True
-                summary.notes.append(f'interrupted: the output holds the {summary.written} '
-                                     'outputs written so far')
-            except Exception as error:  # rosbags raises its own types for cut-off data
-                if type(error).__name__ not in ('ReaderError', 'EOFError', 'ValueError',
-                                                'OSError', 'StructError', 'error'):
-                    raise
-                summary.notes.append(f'the input ends early ({type(error).__name__}: '
-                                     f'{str(error).splitlines()[0] if str(error) else ""}): '
-                                     'the readable part was processed')
+                        (depth_msg, received), (color_msg, _) = pair
+                        _process_pair((depth_msg, color_msg), processor, infos,
+                                      (depth_info_topic, color_info_topic), settings, fixed,
+                                      edges, writer, out, received, summary)
+        except KeyboardInterrupt:
+            summary.interrupted = True
+            summary.notes.append(f'interrupted: the output holds the {summary.written} '
+                                 'outputs written so far')
         finally:
             bar.close()
-            writer.close()
+            if writer is not None:
+                writer.close()
         unpaired = sum(pairer.counts.unpaired) + sum(len(q) for q in pairer.queues)
         if unpaired:
             summary.skipped['messages that found no partner within the slop'] += unpaired
@@ -274,6 +275,27 @@ def process_bag(args, progress=True):
         return summary
     finally:
         reader.close()
+
+
+def _readable(messages, summary):
+    """Yield the reader's messages; a bag cut short ends the stream with a note."""
+    while True:
+        try:
+            item = next(messages)
+        except StopIteration:
+            return
+        except (EOFError, OSError, ValueError, struct.error) as error:
+            summary.notes.append(f'the input ends early ({type(error).__name__}: '
+                                 f'{(str(error).splitlines() or [""])[0]}): the readable part '
+                                 'was processed')
+            return
+        except Exception as error:  # rosbags' own ReaderError
+            if type(error).__name__ != 'ReaderError':
+                raise
+            summary.notes.append(f'the input ends early ({error}): the readable part was '
+                                 'processed')
+            return
+        yield item
 
 
 def _progress(total, enabled):
@@ -372,7 +394,7 @@ def main(argv=None):
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(summary.as_dict(), f, indent=1)
-    return 0
+    return 130 if summary.interrupted else 0
 
 
 if __name__ == '__main__':

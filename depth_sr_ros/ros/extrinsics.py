@@ -75,7 +75,8 @@ class ExtrinsicSource:
         """
         Return (Transform, '') or (None, reason) for depth points into the colour frame.
 
-        :param stamp: the depth message's stamp (builtin_interfaces/Time).
+        :param stamp: the depth message's stamp (builtin_interfaces/Time); the extrinsic is
+            rigid, so the latest transform is used whatever the stamp.
         """
         if self.fixed is not None:
             return self.fixed, ''
@@ -89,8 +90,9 @@ class ExtrinsicSource:
         if key in self._found:
             return self._found[key], ''
         try:
-            msg = self.buffer.lookup_transform(color_frame, depth_frame,
-                                               Time.from_msg(stamp),
+            # The latest transform (Time()): the extrinsic of a rigid camera, kept once found;
+            # a stamp in the past would fail on every frame for a transform on /tf.
+            msg = self.buffer.lookup_transform(color_frame, depth_frame, Time(),
                                                timeout=Duration(seconds=LOOKUP_TIMEOUT))
         except tf2_ros.TransformException as error:
             first = (str(error).splitlines() or [type(error).__name__])[0]

@@ -373,9 +373,9 @@ class DepthSrNode(Node):
             self.get_logger().warning(message)
 
     def _publish(self, result):
+        # camera_info first: if publishing fails, no image goes out without it.
+        self.pub_info.publish(result.camera_info)
         self.pub_depth.publish(result.depth)
-        if result.camera_info is not None:
-            self.pub_info.publish(result.camera_info)
         if result.points is not None:
             self.pub_points.publish(result.points)
 

@@ -250,21 +250,25 @@ class LatencyStats:
         self.latencies = collections.deque(maxlen=window)
         self.inputs = 0
         self.outputs = 0
+        self._lock = threading.Lock()  # outputs come from the inference thread
 
     def add_input(self):
         """Count one received pair."""
-        self.inputs += 1
+        with self._lock:
+            self.inputs += 1
 
     def add_output(self, latency):
         """Count one published result with its stamp-to-publish latency in seconds."""
-        self.outputs += 1
-        self.latencies.append(latency)
+        with self._lock:
+            self.outputs += 1
+            self.latencies.append(latency)
 
     def take(self, period):
         """Return (input Hz, output Hz, p50 s, p95 s) for the last ``period`` s and reset."""
-        lat = np.array(self.latencies) if self.latencies else np.array([np.nan])
-        values = (self.inputs / period, self.outputs / period,
-                  float(np.percentile(lat, 50)), float(np.percentile(lat, 95)))
-        self.latencies.clear()
-        self.inputs = self.outputs = 0
-        return values
+        with self._lock:
+            lat = np.array(self.latencies) if self.latencies else np.array([np.nan])
+            inputs, outputs = self.inputs, self.outputs
+            self.latencies.clear()
+            self.inputs = self.outputs = 0
+        return (inputs / period, outputs / period, float(np.percentile(lat, 50)),
+                float(np.percentile(lat, 95)))

@@ -211,9 +211,10 @@ class CameraInfoStore:
         self.newest = None
 
     def add(self, msg, stamp_ns):
-        """Store a camera_info with its stamp in nanoseconds."""
+        """Store a camera_info with its stamp in nanoseconds (the oldest arrival leaves)."""
+        self._by_stamp.pop(stamp_ns, None)
         if len(self._by_stamp) >= self.keep:
-            del self._by_stamp[min(self._by_stamp)]
+            del self._by_stamp[next(iter(self._by_stamp))]  # dicts keep arrival order
         self._by_stamp[stamp_ns] = msg
         self.newest = msg
 

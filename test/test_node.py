@@ -142,7 +142,7 @@ def test_a_bad_model_file_stops_start_up_with_one_line(tmp_path, kind, problem):
 @pytest.mark.parametrize('setting, problem', [
     ('slop:=-1.0', 'Parameter slop out of range'), ('slop:=0.0', 'Parameter slop out of range'),
     ('queue_size:=0', 'Parameter queue_size out of range'),
-    ('precision:=half', "precision must be one of ('float32', 'float16', 'bfloat16')"),
+    ('precision:=half', "precision must be one of ('auto', 'mixed', 'float32'"),
     ('depth_to_color:=[0.0, 1.0]', 'a transform needs 7 finite numbers'),
     ('output_size:=[640]', 'output_size must be [width, height]')])
 def test_a_bad_parameter_stops_start_up_with_one_line(model_path, setting, problem):

@@ -21,7 +21,7 @@ from depth_sr_ros.baselines import BicubicUpsampler, GuidedFilterUpsampler
 from depth_sr_ros.checkpoint import CheckpointError
 from depth_sr_ros.data.middlebury import list_pairs, load_pair
 from depth_sr_ros.evaluation import evaluate
-from depth_sr_ros.inference import Predictor
+from depth_sr_ros.inference import Acceleration, Predictor
 from depth_sr_ros.metrics import mae
 from depth_sr_ros.viz import colorize, tile
 import numpy as np
@@ -65,12 +65,17 @@ def main(argv=None):
     parser.add_argument('--protocol', default='middlebury', choices=('middlebury', 'nyu'))
     parser.add_argument('--noise', action='store_true', help='add Gaussian noise, sigma 5')
     parser.add_argument('--device', default='auto')
+    parser.add_argument('--precision', default='float32',
+                        choices=('float32', 'mixed', 'bfloat16', 'float16', 'auto'),
+                        help="the network's arithmetic (default float32: the papers' tables "
+                             "measure the weights; 'auto' is what the node runs)")
     parser.add_argument('--json', default='', help='also write the results here')
     parser.add_argument('--figure', default='eval_figure.png',
                         help="figure of the first image ('' for none)")
     args = parser.parse_args(argv)
     try:
-        predictor = Predictor.from_checkpoint(args.model, device=args.device)
+        predictor = Predictor.from_checkpoint(args.model, device=args.device,
+                                              acceleration=Acceleration(args.precision))
         names = args.names.split(',') if args.names else list_pairs(args.data)
     except (CheckpointError, FileNotFoundError) as error:
         print(f'depth_sr_eval: {error}', file=sys.stderr)

@@ -102,9 +102,10 @@ def validate(model, pairs, scale, device):
     """
     if not pairs:
         return float('nan')
-    # The network keeps its training memory format (a Predictor converts its model in place).
+    # The network keeps its training memory format (a Predictor converts its model in place);
+    # float32, so that the log measures the weights, not the inference arithmetic.
     predictor = Predictor(model, scale, device=str(device),
-                          acceleration=Acceleration(channels_last=False))
+                          acceleration=Acceleration('float32', channels_last=False))
     report = evaluate({'model': predictor}, pairs, scale)
     model.train()
     return report['average']['model']['mae']

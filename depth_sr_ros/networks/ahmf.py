@@ -23,7 +23,7 @@ parameters) to the code's counts of about 2.54 M / 3.36 M / 5.75 M at 4x / 8x / 
 """
 
 from depth_sr_ros.networks.common import (
-    check_inputs, conv, init_weights_, log2_scale, ResidualBlock, upsample_bicubic)
+    check_inputs, conv, in_float32, init_weights_, log2_scale, ResidualBlock, upsample_bicubic)
 import torch
 from torch import nn
 
@@ -256,9 +256,11 @@ class AHMF(nn.Module):
         depth_feat = depth_lr
         guide_feat = self.guide_down(guide_hr)
         fused = []
-        for depth_layer, guide_layer, fusion in zip(
-                self.depth_layers, self.guide_layers, self.fusions):
-            depth_feat = depth_layer(depth_feat)
+        for level, (depth_layer, guide_layer, fusion) in enumerate(zip(
+                self.depth_layers, self.guide_layers, self.fusions)):
+            # The first layer sees the depth itself: float32 in mixed precision.
+            depth_feat = in_float32(depth_layer, depth_feat) if level == 0 else depth_layer(
+                depth_feat)
             guide_feat = guide_layer(guide_feat)
             fused.append(fusion(depth_feat, guide_feat))
         refined = self.collaboration(fused)

@@ -25,7 +25,7 @@ Choices where the paper is silent (it names no block sizes or activations):
 """
 
 from depth_sr_ros.networks.common import (
-    check_inputs, conv, init_weights_, log2_scale, upsample_bicubic)
+    check_inputs, conv, in_float32, init_weights_, log2_scale, upsample_bicubic)
 import torch
 from torch import nn
 
@@ -177,7 +177,7 @@ class PAGNet(nn.Module):
         pyramid = [self.guide_head(guide_hr)]  # full resolution first
         for down in self.guide_down:
             pyramid.append(down(pyramid[-1]))
-        feat = self.depth_rdn(self.depth_head(depth_lr))
+        feat = self.depth_rdn(in_float32(self.depth_head, depth_lr))
         for stage, guide_feat in zip(self.stages, reversed(pyramid)):
             feat = stage(feat, guide_feat)
         return self.tail(feat) + upsample_bicubic(depth_lr, self.scale)

@@ -28,8 +28,11 @@ PARAMETERS = {
     'device': Param('auto', "'auto' (cuda when available), 'cuda', 'cuda:N' or 'cpu'"),
     'device_fallback': Param(True, 'if the device is cuda but CUDA is not available: true = '
                                    'run on the CPU with a warning, false = refuse to start'),
-    'precision': Param('float32', "the network's number format",
-                       choices=('float32', 'float16', 'bfloat16')),
+    'precision': Param('auto', "the network's number format: auto = mixed on CPUs with "
+                               'bfloat16 units (AMX, AVX512-BF16), else float32; mixed = '
+                               'bfloat16 (CPU) / float16 (CUDA) body with the depth input in '
+                               'float32',
+                       choices=('auto', 'mixed', 'float32', 'float16', 'bfloat16')),
     'channels_last': Param(True, 'NHWC memory format for the network (measured faster on '
                                  'CPUs; tensor cores want it too)'),
     'compile_mode': Param('none', "'none', 'torch_compile' (first frame of each size is slow) "

@@ -43,17 +43,18 @@ DEFAULT_MODELS = 'ahmf:4,ahmf:8,ahmf:16,pag_net:4,pag_net:8,pag_net:16'
 # Each adds one switch to the one before it up to 'channels_last' (the node's default);
 # the rest start from the default.
 VARIANTS = {
-    'numpy_io': Acceleration(device_io=False, channels_last=False),
-    'device_io': Acceleration(device_io=True, channels_last=False),
-    'channels_last': Acceleration(device_io=True, channels_last=True),
+    'numpy_io': Acceleration('float32', device_io=False, channels_last=False),
+    'device_io': Acceleration('float32', device_io=True, channels_last=False),
+    'channels_last': Acceleration('float32', device_io=True, channels_last=True),
+    'mixed': Acceleration(precision='mixed'),
     'bfloat16': Acceleration(precision='bfloat16'),
     'float16': Acceleration(precision='float16'),
     'torch_compile': Acceleration(compile_mode='torch_compile'),
     'cuda_graphs': Acceleration(compile_mode='cuda_graphs'),
     'float16+cuda_graphs': Acceleration(precision='float16', compile_mode='cuda_graphs'),
 }
-CPU_VARIANTS = 'numpy_io,device_io,channels_last,bfloat16'
-GPU_VARIANTS = ('numpy_io,device_io,channels_last,bfloat16,float16,cuda_graphs,'
+CPU_VARIANTS = 'numpy_io,device_io,channels_last,mixed,bfloat16'
+GPU_VARIANTS = ('numpy_io,device_io,channels_last,mixed,bfloat16,float16,cuda_graphs,'
                 'float16+cuda_graphs')
 
 

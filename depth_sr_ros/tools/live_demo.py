@@ -34,8 +34,8 @@ ERROR_RANGE_M = 0.05
 class Watcher(Node):
     """Keeps recent inputs by stamp, the node's outputs, and its diagnostics."""
 
-    def __init__(self, **kwargs):
-        """Subscribe to the camera topics, the output and /diagnostics."""
+    def __init__(self, inputs=True, **kwargs):
+        """Subscribe to the output and /diagnostics, and with ``inputs`` the camera topics."""
         super().__init__('depth_sr_live_demo', **kwargs)
         self.depth, self.color, self.truth = {}, {}, {}
         self.still = False  # every frame of the player is the same view
@@ -44,7 +44,9 @@ class Watcher(Node):
         self.diagnostics = []
         for store, topic in ((self.depth, 'depth/image_raw'), (self.color, 'color/image_raw'),
                              (self.truth, 'truth/depth')):
-            self.create_subscription(Image, topic, self._keep(store), qos_profile_sensor_data)
+            if inputs:  # a picture needs them; a measurement does not pay for them
+                self.create_subscription(Image, topic, self._keep(store),
+                                         qos_profile_sensor_data)
         reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         self.create_subscription(Image, 'depth_sr/image', self._on_output, reliable)
         self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
@@ -150,13 +152,14 @@ def summary(watcher, seconds):
 
 
 def watch_player_and_node(seconds, rate, model, device, domain_id, program, on_tick=None,
-                          rig='registered'):
+                          rig='registered', inputs=True):
     """
     Run depth_sr_player and depth_sr_node as two processes and watch them for ``seconds``.
 
     Both use ROS domain ``domain_id`` and Fast DDS's LARGE_DATA transports, as does the
     Watcher in this process. ``on_tick(node_process, elapsed_s)`` is called about ten times a
-    second. ``rig`` is the player's camera (its extrinsic goes to the node's depth_to_color).
+    second. ``rig`` is the player's camera (its extrinsic goes to the node's depth_to_color);
+    ``inputs``: the watcher also keeps the camera images (for a picture).
     Returns (watcher, ok); ok is False when a process stopped early. The caller destroys the
     watcher and shuts rclpy down.
     """
@@ -176,7 +179,7 @@ def watch_player_and_node(seconds, rate, model, device, domain_id, program, on_t
     ]
     processes = [subprocess.Popen(c, env=env) for c in commands]
     rclpy.init()
-    watcher = Watcher()
+    watcher = Watcher(inputs)
     watcher.still = still
     started = time.monotonic()
     try:

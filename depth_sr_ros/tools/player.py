@@ -139,7 +139,9 @@ class Player(Node):
         self.pub_color.publish(image_message(frame['color'], 'rgb8', COLOR_FRAME, color_stamp))
         self.pub_depth.publish(image_message(frame['depth'], '16UC1', self.depth_frame,
                                              depth_stamp))
-        self.pub_truth.publish(image_message(frame['truth'], '32FC1', COLOR_FRAME, color_stamp))
+        if self.pub_truth.get_subscription_count():  # only the live demo asks for it
+            self.pub_truth.publish(image_message(frame['truth'], '32FC1', COLOR_FRAME,
+                                                 color_stamp))
 
 
 def main(args=None):

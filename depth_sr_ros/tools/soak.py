@@ -86,7 +86,7 @@ def main(argv=None):
                 samples.append((elapsed, rss))
 
     watcher, ok = watch_player_and_node(args.seconds, args.rate, args.model, args.device,
-                                        args.domain_id, 'depth_sr_soak', on_tick)
+                                        args.domain_id, 'depth_sr_soak', on_tick, inputs=False)
     try:
         if not ok or not samples:
             return 1

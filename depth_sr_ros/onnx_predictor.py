@@ -9,6 +9,16 @@ from depth_sr_ros.upsampler import DepthUpsampler
 import numpy as np
 
 
+def model_facts(path, metadata):
+    """Return the checkpoint facts that depth_sr_export stored in an ONNX file's metadata."""
+    if METADATA_KEY not in metadata:
+        raise CheckpointError(path, f"no '{METADATA_KEY}' metadata; export it with "
+                                    'depth_sr_export')
+    info = json.loads(metadata[METADATA_KEY])
+    check_preprocessing(path, info['preprocessing'])
+    return info
+
+
 def trt_cache_dir():
     """Return the folder for TensorRT engine and timing caches (XDG cache, per user)."""
     base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
@@ -67,12 +77,7 @@ class OnnxPredictor(DepthUpsampler):
         except Exception as error:  # onnxruntime raises its own types for damaged files
             first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise CheckpointError(path, f'not a readable ONNX model: {first_line}') from None
-        metadata = self.session.get_modelmeta().custom_metadata_map
-        if METADATA_KEY not in metadata:
-            raise CheckpointError(path, f"no '{METADATA_KEY}' metadata; export it with "
-                                        'depth_sr_export')
-        self.info = json.loads(metadata[METADATA_KEY])
-        check_preprocessing(path, self.info['preprocessing'])
+        self.info = model_facts(path, self.session.get_modelmeta().custom_metadata_map)
         self.scale = int(self.info['arch_kwargs']['scale'])
         self.device = self.session.get_providers()[0]
         if str(device).startswith('cuda') and self.device not in (

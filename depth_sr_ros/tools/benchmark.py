@@ -27,12 +27,13 @@ import sys
 import time
 
 import cv2
-from depth_sr_ros.checkpoint import load_checkpoint
+from depth_sr_ros.checkpoint import CheckpointError, load_checkpoint
 from depth_sr_ros.data.degradations import bicubic_downsample
 from depth_sr_ros.data.sequences import make_sequence
 from depth_sr_ros.inference import Acceleration, Predictor, select_device
 from depth_sr_ros.networks import build_model
 from depth_sr_ros.ros.conversions import color_to_array, depth_to_metres, metres_to_image
+from depth_sr_ros.upsampler import DepthUpsampler
 import numpy as np
 from sensor_msgs.msg import Image
 import torch
@@ -53,7 +54,9 @@ VARIANTS = {
     'cuda_graphs': Acceleration(compile_mode='cuda_graphs'),
     'float16+cuda_graphs': Acceleration(precision='float16', compile_mode='cuda_graphs'),
 }
-CPU_VARIANTS = 'numpy_io,device_io,channels_last,mixed,bfloat16'
+# OpenVINO runs an ONNX export of the model (optional: pip install openvino).
+OPENVINO_VARIANTS = {'openvino_f32': 'f32', 'openvino_bf16': 'bf16'}
+CPU_VARIANTS = 'numpy_io,device_io,channels_last,mixed,bfloat16,openvino_f32,openvino_bf16'
 GPU_VARIANTS = ('numpy_io,device_io,channels_last,mixed,bfloat16,float16,cuda_graphs,'
                 'float16+cuda_graphs')
 
@@ -174,23 +177,29 @@ def bench_pipeline(predictor, size, runs, warmup):
     return medians
 
 
-def bench_variants(model, scale, size, device, runs, warmup, names):
+def bench_variants(model, scale, size, device, runs, warmup, names, arch=None,
+                   arch_kwargs=None):
     """
     Time whole Predictor calls on a player frame for each variant; return a list of dicts.
 
     Each variant gets its own copy of ``model``; the error is against 'numpy_io' (float32)
     over the pixels valid in both, in millimetres. A variant the device cannot run is listed
-    with the reason.
+    with the reason. ``arch`` and ``arch_kwargs`` describe ``model`` for the OpenVINO variants
+    (which run an ONNX export of it).
     """
     depth_lr, color = player_frame(size, scale)
     rows, reference = [], None
     for name in ['numpy_io'] + [n for n in names if n != 'numpy_io']:
         try:
-            predictor = Predictor(copy.deepcopy(model), scale, device=str(device),
-                                  acceleration=copy.deepcopy(VARIANTS[name]))
+            if name in OPENVINO_VARIANTS:
+                predictor = openvino_predictor(model, arch, arch_kwargs,
+                                               OPENVINO_VARIANTS[name])
+            else:
+                predictor = Predictor(copy.deepcopy(model), scale, device=str(device),
+                                      acceleration=copy.deepcopy(VARIANTS[name]))
             times = time_call(lambda: predictor(depth_lr, color), device, runs, max(warmup, 1))
             out = predictor(depth_lr, color)
-        except (ValueError, RuntimeError) as error:
+        except (ValueError, RuntimeError, ImportError) as error:
             rows.append({'variant': name, 'skipped': str(error).splitlines()[0]})
             continue
         if reference is None:
@@ -205,6 +214,71 @@ def bench_variants(model, scale, size, device, runs, warmup, names):
                                       else float('nan')),
                      'invalid_differs': int((np.isfinite(out) != np.isfinite(reference)).sum())})
     return rows
+
+
+class OpenVinoPredictor(DepthUpsampler):
+    """
+    A network exported by depth_sr_export, run by OpenVINO (Intel CPUs and integrated GPUs).
+
+    OpenVINO runs bfloat16 on CPUs with AMX or AVX512-BF16 unless told otherwise, so the
+    precision is always pinned: 'f32' or 'bf16' (its INFERENCE_PRECISION_HINT). Measured here
+    against PyTorch and left out of the node (README, "Measured speed"): f32 was no faster
+    than PyTorch's float32, bf16 faster but 13x the mixed mode's error.
+    """
+
+    def __init__(self, path, device='CPU', precision='f32', color_order='rgb'):
+        """
+        Load and compile an ONNX file written by depth_sr_export.
+
+        :param device: an OpenVINO device name ('CPU', 'GPU', ...).
+        :param precision: 'f32' or 'bf16'.
+        """
+        super().__init__(color_order)
+        import onnx
+        import openvino
+        from depth_sr_ros.onnx_predictor import model_facts
+        if precision not in ('f32', 'bf16'):
+            raise ValueError(f"OpenVINO precision must be 'f32' or 'bf16', not {precision!r}")
+        if not os.path.isfile(path):
+            raise CheckpointError(path, 'not found')
+        proto = onnx.load(path, load_external_data=False)
+        self.info = model_facts(path, {p.key: p.value for p in proto.metadata_props})
+        self.scale = int(self.info['arch_kwargs']['scale'])
+        core = openvino.Core()
+        self.compiled = core.compile_model(core.read_model(path), device,
+                                           {'INFERENCE_PRECISION_HINT': precision})
+        self.device = f'openvino {device} {precision}'
+
+    def warm_up(self, shape=(60, 80)):
+        """Run once at an LR size; return seconds."""
+        started = time.perf_counter()
+        h, w = shape
+        self._upsample(np.zeros((h, w), np.float32),
+                       np.zeros((h * self.scale, w * self.scale, 3), np.float32))
+        return time.perf_counter() - started
+
+    def _upsample(self, depth, guide):
+        feeds = {'depth': depth[None, None],
+                 'guide': np.ascontiguousarray(guide.transpose(2, 0, 1))[None]}
+        self.clock.mark('to_device')
+        out = self.compiled(feeds)[self.compiled.output(0)]
+        self.clock.mark('model')
+        return out[0, 0]
+
+
+def openvino_predictor(model, arch, arch_kwargs, precision):
+    """Export ``model`` to a temporary ONNX file and return an OpenVinoPredictor for it."""
+    import tempfile
+    from depth_sr_ros.checkpoint import save_checkpoint
+    from depth_sr_ros.cli.export import export_onnx
+    from depth_sr_ros.preprocessing import PREPROCESSING
+    import openvino  # noqa: F401 (ImportError: the variant is listed as skipped)
+    folder = tempfile.mkdtemp(prefix='depth_sr_openvino_')
+    checkpoint = os.path.join(folder, 'model.pt')
+    save_checkpoint(checkpoint, copy.deepcopy(model).float().to(
+        memory_format=torch.contiguous_format), arch, arch_kwargs, PREPROCESSING, {})
+    export_onnx(checkpoint, os.path.join(folder, 'model.onnx'))
+    return OpenVinoPredictor(os.path.join(folder, 'model.onnx'), 'CPU', precision)
 
 
 def bench_threads(model, scale, size, runs, warmup, counts):
@@ -340,8 +414,10 @@ def main(argv=None):
     if args.model:
         model, info = load_checkpoint(args.model, device)
         cases = [(info['arch'], info['arch_kwargs']['scale'], model)]
+        arch_kwargs = info['arch_kwargs']
     else:
         cases = [(n, int(s), None) for n, s in (c.split(':') for c in args.models.split(','))]
+        arch_kwargs = {'scale': cases[0][1]}
     device_name = (torch.cuda.get_device_name(device) if device.type == 'cuda'
                    else f'CPU, {torch.get_num_threads()} threads')
     rate = matmul_rate(device)
@@ -357,12 +433,14 @@ def main(argv=None):
     names = args.variants
     if names == 'auto':
         names = GPU_VARIANTS if device.type == 'cuda' else CPU_VARIANTS
-    unknown = [n for n in names.split(',') if n and n not in VARIANTS]
+    unknown = [n for n in names.split(',') if n and n not in VARIANTS
+               and n not in OPENVINO_VARIANTS]
     if unknown:
         parser.error(f'unknown variants {unknown}; choose from {list(VARIANTS)}')
     model = predictor.model.float()
     variants = bench_variants(model, scale, size, device, args.runs, args.warmup,
-                              [n for n in names.split(',') if n]) if names else []
+                              [n for n in names.split(',') if n], name,
+                              arch_kwargs) if names else []
     counts = [int(c) for c in args.threads_sweep.split(',') if c]
     threads = bench_threads(model, scale, size, args.runs, args.warmup, counts)
     rates = [float(r) for r in args.dds_rates.split(',') if r]

@@ -25,8 +25,11 @@ def test_benchmark_writes_json_and_markdown(tmp_path):
     md = tmp_path / 'bench.md'
     assert main(['--size', '64x48', '--models', 'pag_net:2,ahmf:4', '--runs', '1',
                  '--warmup', '0', '--device', 'cpu', '--json', str(out),
-                 '--markdown', str(md)]) == 0
+                 '--markdown', str(md), '--registration', 'aligned,tof']) == 0
     report = json.loads(out.read_text())
+    assert [r['rig'] for r in report['registration']] == ['aligned', 'tof']
+    assert report['registration'][1]['lr_grid'] == '640x360'  # pag_net 2x of 1280x720
+    assert all(r['median_ms'] > 0 for r in report['registration'])
     assert [m['network'] for m in report['models']] == ['pag_net', 'ahmf']
     assert all(m['gflop'] > 0 and m['median_ms'] > 0 for m in report['models'])
     stages = report['pipeline']['stages']

@@ -281,6 +281,34 @@ def openvino_predictor(model, arch, arch_kwargs, precision):
     return OpenVinoPredictor(os.path.join(folder, 'model.onnx'), 'CPU', precision)
 
 
+def bench_registration(rigs, scale, runs):
+    """
+    Time the registration of each scene rig's depth onto the LR grid of its colour camera.
+
+    The stage FrameProcessor runs before the network for depth that is not on the LR grid
+    already (geometry.reduce_registered or register_raw); numpy on the CPU.
+    """
+    from depth_sr_ros.data.scene import make_scene, render_rig, RIGS
+    from depth_sr_ros.geometry import plan_grids, reduce_registered, register_raw
+    scene = make_scene()
+    rows = []
+    for name in rigs:
+        rig = RIGS[name]
+        frame = render_rig(scene, rig)
+        grids = plan_grids(rig.color, scale)
+        if rig.registered:
+            def register():
+                return reduce_registered(frame['depth'], rig.depth, grids.lr)
+        else:
+            def register():
+                return register_raw(frame['depth'], rig.depth, rig.depth_to_color, grids.lr)
+        times = time_call(register, torch.device('cpu'), runs, 1)
+        rows.append({'rig': name, 'depth': f'{rig.depth.width}x{rig.depth.height}',
+                     'lr_grid': f'{grids.lr.width}x{grids.lr.height}',
+                     'median_ms': float(np.median(times)) * 1e3})
+    return rows
+
+
 def bench_threads(model, scale, size, runs, warmup, counts):
     """Return the CPU time per Predictor call for each thread count in ``counts``."""
     depth_lr, color = player_frame(size, scale)
@@ -339,7 +367,8 @@ def _ms(value):
     return '-' if value is None else f'{value:.1f}'
 
 
-def markdown(results, pipeline, device_name, rate, variants=(), threads=(), dds=()):
+def markdown(results, pipeline, device_name, rate, variants=(), threads=(), dds=(),
+             registration=()):
     """Return the results as markdown tables."""
     lines = [f'Device: {device_name}; measured float32 matmul rate {rate / 1e9:.0f} GFLOP/s.',
              '', '| network | scale | output | GFLOP | median ms | p95 ms | GFLOP/s | '
@@ -369,6 +398,11 @@ def markdown(results, pipeline, device_name, rate, variants=(), threads=(), dds=
         lines += ['', 'CPU threads, whole Predictor call:', '', '| threads | median ms |',
                   '|---|---|']
         lines += [f"| {t['threads']} | {t['median_ms']:.1f} |" for t in threads]
+    if registration:
+        lines += ['', "Registration of a rig's depth onto the LR grid (numpy, CPU):", '',
+                  '| rig | depth | LR grid | median ms |', '|---|---|---|---|']
+        lines += [f"| {r['rig']} | {r['depth']} | {r['lr_grid']} | {r['median_ms']:.1f} |"
+                  for r in registration]
     if dds:
         lines += ['', 'The node under DDS (player and node as two processes, LARGE_DATA):', '',
                   '| player Hz | s | pairs in Hz | outputs Hz | node stamp-to-publish p50 / p95 '
@@ -402,6 +436,9 @@ def main(argv=None):
     parser.add_argument('--dds-rates', default='',
                         help='comma-separated player rates in Hz for the node-under-DDS run')
     parser.add_argument('--dds-seconds', type=float, default=20.0)
+    parser.add_argument('--registration', default='',
+                        help='comma-separated scene rigs (aligned, d435, azure_nfov, tof) whose '
+                             "registration onto the LR grid to time at the model's scale")
     parser.add_argument('--domain-id', type=int, default=60 + os.getpid() % 40,
                         help='ROS_DOMAIN_ID for the node-under-DDS run')
     parser.add_argument('--json', default='')
@@ -443,12 +480,15 @@ def main(argv=None):
                               arch_kwargs) if names else []
     counts = [int(c) for c in args.threads_sweep.split(',') if c]
     threads = bench_threads(model, scale, size, args.runs, args.warmup, counts)
+    registration = bench_registration(
+        [r for r in args.registration.split(',') if r], scale, args.runs)
     rates = [float(r) for r in args.dds_rates.split(',') if r]
     dds = bench_dds(rates, args.dds_seconds, args.model, args.device, args.domain_id)
     report = {'device': device_name, 'matmul_gflops': rate / 1e9, 'models': results,
               'pipeline': pipeline, 'variants': variants, 'threads': threads, 'dds': dds,
+              'registration': registration,
               'torch': torch.__version__}
-    text = markdown(results, pipeline, device_name, rate, variants, threads, dds)
+    text = markdown(results, pipeline, device_name, rate, variants, threads, dds, registration)
     print(text)
     if args.json:
         with open(args.json, 'w') as f:

@@ -6,21 +6,25 @@ comes from the same code.
 """
 
 from depth_sr_ros.data.degradations import (
-    add_gaussian_noise, bicubic_downsample, crop_to_multiple, nearest_downsample)
+    add_gaussian_noise, antialiased_bicubic_downsample, bicubic_downsample, crop_to_multiple,
+    nearest_downsample)
 from depth_sr_ros.metrics import mae, rmse
 import numpy as np
 
 NOISE_SIGMA = 5.0  # in 0-255 units, the papers' ToF-like noisy case
 
 
+# Protocol -> how the ground truth is downscaled: the AHMF/PAG-Net papers' plain bicubic
+# (cv2, no antialiasing), DKN/DCTNet/JIIF's antialiased bicubic (PIL's), NYU's nearest.
+PROTOCOLS = {'middlebury': bicubic_downsample, 'antialiased': antialiased_bicubic_downsample,
+             'nyu': nearest_downsample}
+
+
 def degrade(depth, scale, protocol, rng=None):
     """Return the LR input of the protocol; Gaussian noise of NOISE_SIGMA if rng is given."""
-    if protocol == 'middlebury':
-        low = bicubic_downsample(depth, scale)
-    elif protocol == 'nyu':
-        low = nearest_downsample(depth, scale)
-    else:
-        raise ValueError(f"protocol must be 'middlebury' or 'nyu', not {protocol!r}")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f'protocol must be one of {sorted(PROTOCOLS)}, not {protocol!r}')
+    low = PROTOCOLS[protocol](depth, scale)
     return low if rng is None else add_gaussian_noise(low, NOISE_SIGMA, rng)
 
 

@@ -5,6 +5,7 @@ import json
 from conftest import FIXTURES
 from depth_sr_ros.baselines import BicubicUpsampler, GuidedFilterUpsampler
 from depth_sr_ros.cli.evaluate import main, markdown
+from depth_sr_ros.data.degradations import antialiased_bicubic_downsample
 from depth_sr_ros.data.middlebury import load_pair
 from depth_sr_ros.evaluation import degrade, evaluate
 from depth_sr_ros.metrics import mae
@@ -16,6 +17,10 @@ def test_degradations():
     depth = np.arange(64, dtype=np.float32).reshape(8, 8)
     np.testing.assert_array_equal(degrade(depth, 4, 'nyu'), [[0, 4], [32, 36]])
     assert degrade(depth, 4, 'middlebury').shape == (2, 2)
+    # Antialiased: every pixel of the block and its neighbours; bicubic samples the centre.
+    np.testing.assert_array_equal(degrade(depth, 4, 'antialiased'),
+                                  antialiased_bicubic_downsample(depth, 4))
+    assert not np.allclose(degrade(depth, 4, 'antialiased'), degrade(depth, 4, 'middlebury'))
     noisy = degrade(np.full((400, 400), 100, np.float32), 4, 'middlebury',
                     np.random.default_rng(0))
     assert abs(noisy.std() - 5.0) < 0.2

@@ -4,7 +4,8 @@ depth_sr_eval: accuracy of a model and the baselines with the papers' protocol.
     depth_sr_eval --model models/ahmf_x4.pt --data ../shared/data/middlebury_full
 
 For every pair in --data (or --names): crop to a multiple of the scale, degrade the ground
-truth with bicubic downscaling (--protocol middlebury) or nearest-neighbour (--protocol nyu),
+truth with bicubic downscaling (--protocol middlebury), antialiased bicubic (--protocol
+antialiased, the DKN/DCTNet convention) or nearest-neighbour (--protocol nyu),
 optionally add Gaussian noise of sigma 5 (--noise), upsample with bicubic, the guided filter and
 the model, and report MAE and RMSE over pixels with ground truth, in the dataset's units
 (0-255 for Middlebury). Prints a markdown table, writes the same as JSON with --json, and a
@@ -20,7 +21,7 @@ import cv2
 from depth_sr_ros.baselines import BicubicUpsampler, GuidedFilterUpsampler
 from depth_sr_ros.checkpoint import CheckpointError
 from depth_sr_ros.data.middlebury import list_pairs, load_pair
-from depth_sr_ros.evaluation import evaluate
+from depth_sr_ros.evaluation import evaluate, PROTOCOLS
 from depth_sr_ros.inference import Acceleration, Predictor
 from depth_sr_ros.metrics import mae
 from depth_sr_ros.viz import colorize, tile
@@ -62,7 +63,9 @@ def main(argv=None):
     parser.add_argument('--model', required=True, help='model file')
     parser.add_argument('--data', required=True, help='folder with depth/ and rgb/')
     parser.add_argument('--names', default='', help='comma-separated pairs (default: all)')
-    parser.add_argument('--protocol', default='middlebury', choices=('middlebury', 'nyu'))
+    parser.add_argument('--protocol', default='middlebury', choices=sorted(PROTOCOLS),
+                        help='middlebury: plain bicubic downscaling (AHMF, PAG-Net); '
+                             'antialiased: antialiased bicubic (DKN, DCTNet, JIIF); nyu: nearest')
     parser.add_argument('--noise', action='store_true', help='add Gaussian noise, sigma 5')
     parser.add_argument('--device', default='auto')
     parser.add_argument('--precision', default='float32',

@@ -57,7 +57,8 @@ def antialiased_bicubic_downsample(depth, scale):
 
     The bicubic kernel is stretched by the scale, so every HR pixel contributes (the
     convention of PIL's Image.resize(BICUBIC), which DKN, DCTNet and JIIF use to make their LR
-    inputs). H and W must be multiples of ``scale``.
+    inputs; checked against Pillow 12 on float images: within 1e-5 at 2x, 4x and 8x). H and W
+    must be multiples of ``scale``.
     """
     _check_multiple(depth, scale)
     h, w = depth.shape

@@ -113,6 +113,10 @@ def read_checkpoint(path):
         payload = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as error:  # torch raises many types for damaged files
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        if 'weights_only' in first_line:
+            # torch's advice to load with weights_only=False (running code from the file) is
+            # wrong for a file that is not a model: say what it is not, nothing more.
+            first_line = 'no model data in it'
         raise CheckpointError(
             path, f'not a readable checkpoint (corrupt or truncated?): {first_line}') from None
     if not isinstance(payload, dict):

@@ -10,6 +10,7 @@ import threading
 import time
 
 from depth_sr_ros.geometry import pinhole_camera
+from depth_sr_ros.inference import Acceleration, Predictor
 from depth_sr_ros.ros.conversions import camera_info_message, metres_to_image
 from depth_sr_ros.ros.node import DepthSrNode
 import numpy as np
@@ -19,6 +20,12 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
+
+
+def float32_predictor(path):
+    """Return the Predictor of a model file in float32, as the test graph's node runs it."""
+    return Predictor.from_checkpoint(path, device='cpu', acceleration=Acceleration('float32'))
+
 
 DOMAIN_ID = 100 + os.getpid() % 50  # parallel runs do not see each other (100-149)
 SCALE = 4
@@ -31,7 +38,10 @@ class Graph:
     def __init__(self, model_path, overrides=()):
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=DOMAIN_ID)
-        params = [Parameter('model_path', value=model_path), *overrides]
+        # float32 unless a test says otherwise: these tests compare the node's output with the
+        # Predictor's to the millimetre, which bfloat16 arithmetic does not promise.
+        params = [Parameter('model_path', value=model_path),
+                  Parameter('precision', value='float32'), *overrides]
         self.node = DepthSrNode(context=self.context, parameter_overrides=params)
         self.probe = Node('probe', context=self.context)
         self.received = {'image': [], 'info': []}

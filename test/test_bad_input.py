@@ -11,10 +11,9 @@ import time
 
 from conftest import untrained
 from depth_sr_ros.checkpoint import save_checkpoint
-from depth_sr_ros.inference import Predictor
 from depth_sr_ros.preprocessing import PREPROCESSING
 from depth_sr_ros.ros.conversions import image_to_array, stamp_ns
-from node_graph import make_pair, send, TINY, wait_for_subscribers
+from node_graph import float32_predictor, make_pair, send, TINY, wait_for_subscribers
 import numpy as np
 import pytest
 from rclpy.parameter import Parameter
@@ -215,7 +214,7 @@ def test_bad_input_is_named_and_the_next_good_pair_served(graph, capfd, case):
         assert 'WARN' not in err, err
         first = g.received['image'][0]
         change_free = make_pair(stamp_ns(first.header.stamp))
-        expected = Predictor.from_checkpoint(g.node.model_path, device='cpu')(
+        expected = float32_predictor(g.node.model_path)(
             change_free[2], change_free[3])
         got = image_to_array(first).astype(np.float64)
         valid = np.isfinite(expected)
@@ -315,7 +314,7 @@ def test_a_model_switch_to_a_bad_file_keeps_the_old_model(graph, tmp_path):
     assert node.set_parameters([Parameter('model_path', value=str(new_path))])[0].successful
     assert node.model_path == str(new_path)
     out, depth, color = good_pair_is_served(g, pubs, 110 * SECOND)
-    expected = Predictor.from_checkpoint(str(new_path), device='cpu')(depth, color)
+    expected = float32_predictor(str(new_path))(depth, color)
     valid = np.isfinite(expected)
     np.testing.assert_allclose(image_to_array(out)[valid], np.rint(expected[valid] * 1000),
                                atol=1)

@@ -142,3 +142,14 @@ def test_shape_mismatch_is_named(tmp_path):
 def test_read_checkpoint_does_not_need_to_build_the_network(tmp_path):
     _save(tmp_path / 'm.pt')
     assert read_checkpoint(tmp_path / 'm.pt')['arch'] == 'pag_net'
+
+
+def test_a_pickle_that_is_not_a_model_gets_no_advice_to_run_its_code(tmp_path):
+    import pickle
+    path = tmp_path / 'other.pt'
+    with open(path, 'wb') as f:
+        pickle.dump({'a': type}, f)
+    with pytest.raises(CheckpointError) as raised:
+        read_checkpoint(path)
+    assert 'weights_only' not in str(raised.value)
+    assert 'not a readable checkpoint' in str(raised.value)

@@ -3,8 +3,7 @@ Training samples: random HR crops of RGB-D pairs, augmented and degraded.
 
 Each sample is a dict of named float32 arrays (channel first, as the networks take them):
 'depth_lr' (1, c/s, c/s), 'rgb' (3, c, c) and 'depth_hr' (1, c, c), with depth normalised by
-the whole image's min-max range (as the predictor does at run time) and RGB in [0, 1], plus
-'depth_range' (2,) holding that (low, high) so errors can be reported in dataset units.
+the whole image's min-max range (as the predictor does at run time) and RGB in [0, 1].
 """
 
 from collections import deque
@@ -58,7 +57,7 @@ class CropDataset:
             raise ValueError('no training pairs')
         self.scale = scale
         self.pairs = [self._prepare(pair) for pair in pairs]
-        smallest = min(min(d.shape) for d, _, _ in self.pairs)
+        smallest = min(min(d.shape) for d, _ in self.pairs)
         self.crop = min(crop_size, smallest) // scale * scale
         self.scale = scale
         self.augment = augment_samples
@@ -69,16 +68,15 @@ class CropDataset:
         depth = crop_to_multiple(pair['depth'], self.scale)
         low, high = depth_range(depth, valid_depth_mask(depth))
         return (normalize_depth(depth, low, high),
-                color_to_unit(crop_to_multiple(pair['rgb'], self.scale)),
-                np.array([low, high], np.float32))
+                color_to_unit(crop_to_multiple(pair['rgb'], self.scale)))
 
     def sample(self, rng):
         """Return one random crop (or synthetic scene) as a dict of arrays."""
         c = self.crop
         if self.synthetic_fraction and rng.random() < self.synthetic_fraction:
-            depth, rgb, depth_lim = self._prepare(synthetic_pair(rng, c, c))
+            depth, rgb = self._prepare(synthetic_pair(rng, c, c))
         else:
-            depth, rgb, depth_lim = self.pairs[int(rng.integers(len(self.pairs)))]
+            depth, rgb = self.pairs[int(rng.integers(len(self.pairs)))]
         top = int(rng.integers(depth.shape[0] - c + 1))
         left = int(rng.integers(depth.shape[1] - c + 1))
         depth = depth[top:top + c, left:left + c]
@@ -92,7 +90,6 @@ class CropDataset:
             'depth_lr': downsample(depth, self.scale)[None],
             'rgb': np.ascontiguousarray(rgb.transpose(2, 0, 1)),
             'depth_hr': depth[None].copy(),
-            'depth_range': depth_lim,
         }
 
     def batch(self, rng, size):

@@ -423,9 +423,10 @@ def main(argv=None):
     parser.add_argument('--models', default=DEFAULT_MODELS,
                         help='comma-separated network:scale pairs')
     parser.add_argument('--model', default='', help='benchmark this model file instead')
-    parser.add_argument('--device', default='auto')
-    parser.add_argument('--runs', type=int, default=10)
-    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    parser.add_argument('--runs', type=int, default=10, help='timed runs per measurement')
+    parser.add_argument('--warmup', type=int, default=2,
+                        help='untimed runs before each measurement')
     parser.add_argument('--threads', type=int, default=0, help='CPU threads; 0 = default')
     parser.add_argument('--variants', default='auto',
                         help=f"comma-separated from {', '.join(VARIANTS)}; 'auto': "
@@ -435,14 +436,15 @@ def main(argv=None):
                         help='comma-separated CPU thread counts to time (CPU only)')
     parser.add_argument('--dds-rates', default='',
                         help='comma-separated player rates in Hz for the node-under-DDS run')
-    parser.add_argument('--dds-seconds', type=float, default=20.0)
+    parser.add_argument('--dds-seconds', type=float, default=20.0,
+                        help='how long the node runs under DDS at each rate')
     parser.add_argument('--registration', default='',
                         help='comma-separated scene rigs (aligned, d435, azure_nfov, tof) whose '
                              "registration onto the LR grid to time at the model's scale")
     parser.add_argument('--domain-id', type=int, default=60 + os.getpid() % 40,
                         help='ROS_DOMAIN_ID for the node-under-DDS run')
-    parser.add_argument('--json', default='')
-    parser.add_argument('--markdown', default='')
+    parser.add_argument('--json', default='', help='also write the results here as JSON')
+    parser.add_argument('--markdown', default='', help='also write the tables here')
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -74,11 +74,14 @@ def time_call(fn, device, runs, warmup):
     times = []
     for _ in range(runs):
         if device.type == 'cuda':
+            # Record on the device's own stream: Event.record() alone uses the current
+            # device's, so on cuda:1 it would time only the kernel launches.
+            stream = torch.cuda.current_stream(device)
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(
                 enable_timing=True)
-            start.record()
+            start.record(stream)
             fn()
-            end.record()
+            end.record(stream)
             end.synchronize()
             times.append(start.elapsed_time(end) / 1000.0)
         else:
@@ -109,6 +112,20 @@ def peak_memory(device):
     if device.type == 'cuda':
         return torch.cuda.max_memory_allocated(device) / 2 ** 20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def pin_cuda_float32(device):
+    """
+    Make float32 on CUDA mean float32, and autotune cuDNN for every measurement.
+
+    torch 2.13 uses TF32 for float32 convolutions by default, so the float16 / bf16 errors
+    would be against TF32; and the model-only timings ran before autotuning was on while the
+    variants' ran after. Both are now taken alike.
+    """
+    if device.type == 'cuda':
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.benchmark = True
 
 
 def bench_model(name, scale, size, device, runs, warmup, model=None):
@@ -449,6 +466,7 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     device = select_device(args.device)
+    pin_cuda_float32(device)
     size = tuple(int(v) for v in args.size.lower().split('x'))
     if args.model:
         model, info = load_checkpoint(args.model, device)

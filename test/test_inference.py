@@ -203,10 +203,13 @@ def test_acceleration_switches_stay_close_to_float32(acceleration, tolerance_m):
 def test_torch_compile_gives_the_eager_result():
     rng = np.random.default_rng(3)
     depth, color = _odd_frame(rng)
-    expected = Predictor(_tiny_pag_net(), 4, 'cpu')(depth, color)
+    # float32: compiled and eager bfloat16 kernels round differently (measured: 7 mm apart).
+    expected = Predictor(_tiny_pag_net(), 4, 'cpu', acceleration=Acceleration('float32'))(
+        depth, color)
     compiled = Predictor(_tiny_pag_net(), 4, 'cpu',
-                         acceleration=Acceleration(compile_mode='torch_compile'))
+                         acceleration=Acceleration('float32', compile_mode='torch_compile'))
     np.testing.assert_allclose(compiled(depth, color), expected, rtol=1e-4, atol=1e-4)
+    assert compiled.eager_because == ''  # it really ran compiled
 
 
 def test_impossible_acceleration_is_a_clear_error():

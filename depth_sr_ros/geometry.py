@@ -567,10 +567,12 @@ def coverage_advice(depth_shape, grids, lr_depth, route):
     matching = grids.scale / math.sqrt(per_pixel) if per_pixel > 0 else grids.scale
     better = [s for s in (2, 4, 8, 16) if s != grids.scale]
     closest = min(better, key=lambda s: abs(math.log(s / matching)))
+    article = 'an' if closest == 8 else 'a'
     if per_pixel >= 2.5 and closest < grids.scale:
-        sentence += f": a {closest}x model would use more of the sensor's resolution"
-    elif per_pixel < 0.6 and closest > grids.scale:
-        sentence += f': a {closest}x model would suit the sensor better'
+        sentence += f": {article} {closest}x model would use more of the sensor's resolution"
+    elif per_pixel < 1.0 and closest > grids.scale:
+        sentence += (f': {article} {closest}x model would suit the sensor better (LR pixels '
+                     'that no depth sample reaches stay invalid)')
     empty = float(np.mean(~np.isfinite(lr_depth)))
     if empty > 0.5:
         sentence += (f'; {empty:.0%} of the LR pixels get no depth (is the depth camera '

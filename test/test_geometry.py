@@ -190,3 +190,18 @@ def test_points_beyond_the_lens_models_turning_radius_do_not_ghost_into_the_imag
     assert fisheye.distorted
     pixel = fisheye.project(np.array([[1.0, 0.0, 1.0]]))[0]
     np.testing.assert_allclose(pixel[0], 39.5 + 40.0 * np.pi / 4)
+
+
+def test_scale_advice_names_the_scale_that_suits_the_sensor():
+    from depth_sr_ros.geometry import coverage_advice
+    color = RIGS['tof'].color
+    grids = plan_grids(color, 4)
+    empty = np.full(grids.lr.shape, np.nan, np.float32)
+    empty[:, :100] = 1.0  # a third of the LR grid reached
+    advice = coverage_advice((172, 224), grids, empty, 'raw')
+    assert advice.startswith('224x172 depth lands about 0.7 samples per LR pixel of 320x180')
+    assert 'an 8x model would suit the sensor better' in advice
+    assert '69% of the LR pixels get no depth' in advice
+    dense = coverage_advice((480, 848), grids, np.ones(grids.lr.shape), 'raw')
+    assert 'a 2x model would use more' in dense and 'get no depth' not in dense
+    assert coverage_advice((180, 320), grids, empty, 'lr_grid') == ''

@@ -63,6 +63,12 @@ class Graph:
             ('depth_info', CameraInfo, 'depth/camera_info'),
             ('color_info', CameraInfo, 'color/camera_info'))}
 
+    def connect(self, qos):
+        """Return the probe's publishers of the four inputs once the node subscribes to all."""
+        pubs = self.publishers(qos)
+        wait_for_subscribers(self, pubs)
+        return pubs
+
     def wait_for(self, what, count, timeout=20.0):
         end = time.monotonic() + timeout
         while len(self.received[what]) < count and time.monotonic() < end:

@@ -13,12 +13,12 @@ from conftest import untrained
 from depth_sr_ros.checkpoint import save_checkpoint
 from depth_sr_ros.preprocessing import PREPROCESSING
 from depth_sr_ros.ros.conversions import image_to_array, stamp_ns
-from node_graph import float32_predictor, make_pair, send, TINY, wait_for_subscribers
+from model_files import bad_model_file
+from node_graph import float32_predictor, make_pair, send, TINY
 import numpy as np
 import pytest
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
-from test_checkpoint import _bad_file
 import torch
 
 SECOND = 1_000_000_000
@@ -199,8 +199,7 @@ BAD_INPUT = {
 def test_bad_input_is_named_and_the_next_good_pair_served(graph, capfd, case):
     change, message, published = BAD_INPUT[case]
     g = graph()
-    pubs = g.publishers(qos_profile_sensor_data)
-    wait_for_subscribers(g, pubs)
+    pubs = g.connect(qos_profile_sensor_data)
 
     send_until_handled(g, pubs, lambda stamp: change(*_good(stamp)), 10 * SECOND)
     counts = dict(g.node.counts)
@@ -224,16 +223,14 @@ def test_bad_input_is_named_and_the_next_good_pair_served(graph, capfd, case):
 
 def test_stamps_jumping_back_like_a_restarted_bag_do_not_stall_pairing(graph):
     g = graph()
-    pubs = g.publishers(qos_profile_sensor_data)
-    wait_for_subscribers(g, pubs)
+    pubs = g.connect(qos_profile_sensor_data)
     out = restart_the_bag(g, pubs)
     assert stamp_ns(out.header.stamp) < 10 * SECOND
 
 
 def test_one_input_stopping_is_explained_and_pairing_resumes(graph, capfd):
     g = graph()
-    pubs = g.publishers(qos_profile_sensor_data)
-    wait_for_subscribers(g, pubs)
+    pubs = g.connect(qos_profile_sensor_data)
     good_pair_is_served(g, pubs, 30 * SECOND)
     start = time.monotonic()
     i = 0
@@ -249,8 +246,7 @@ def test_one_input_stopping_is_explained_and_pairing_resumes(graph, capfd):
 
 def test_a_burst_of_200_pairs_a_second_is_counted_and_leaves_no_backlog(graph):
     g = graph(Parameter('diagnostics_period', value=0.5))
-    pubs = g.publishers(qos_profile_sensor_data)
-    wait_for_subscribers(g, pubs)
+    pubs = g.connect(qos_profile_sensor_data)
     good_pair_is_served(g, pubs, 60 * SECOND)
     start = time.monotonic()
     for i in range(200):  # 200 pairs (400 images) in about a second
@@ -270,8 +266,7 @@ def test_a_burst_of_200_pairs_a_second_is_counted_and_leaves_no_backlog(graph):
 
 def test_out_of_gpu_memory_on_a_frame_drops_it_and_goes_on(graph, capfd):
     g = graph()
-    pubs = g.publishers(qos_profile_sensor_data)
-    wait_for_subscribers(g, pubs)
+    pubs = g.connect(qos_profile_sensor_data)
     upsampler = g.node.processor.upsampler
     run = type(upsampler).__call__
     calls = []
@@ -298,14 +293,13 @@ def test_a_model_switch_to_a_bad_file_keeps_the_old_model(graph, tmp_path):
     for kind, problem in (('missing', 'not found'), ('corrupt', 'not a readable checkpoint'),
                           ('other_arch', 'weights do not match ahmf'),
                           ('other_scale', 'weights do not match pag_net')):
-        path = _bad_file(tmp_path, kind)
+        path = bad_model_file(tmp_path, kind)
         result = node.set_parameters([Parameter('model_path', value=str(path))])[0]
         assert not result.successful
         assert f"model file '{path}': {problem}" in result.reason
         assert f'still serving {old_path}' in result.reason
         assert node.processor is old_processor and node.model_path == old_path
-    pubs = g.publishers(qos_profile_sensor_data)
-    wait_for_subscribers(g, pubs)
+    pubs = g.connect(qos_profile_sensor_data)
     good_pair_is_served(g, pubs, 100 * SECOND)
     # A good file replaces the model; the next pairs use the new one.
     new_path = tmp_path / 'other.pt'
@@ -378,8 +372,7 @@ def test_message_filters_pairs_and_recovers_from_a_time_jump(graph, monkeypatch,
     monkeypatch.setattr(node_module, 'message_filters', MessageFiltersStandIn)
     g = graph()
     assert g.node.pairing_backend == 'message_filters'
-    pubs = g.publishers(qos_profile_sensor_data)
-    wait_for_subscribers(g, pubs)
+    pubs = g.connect(qos_profile_sensor_data)
     out = restart_the_bag(g, pubs)
     assert stamp_ns(out.header.stamp) < 10 * SECOND
     assert g.node.counts['cleared_after_jump'] >= 10
@@ -388,8 +381,7 @@ def test_message_filters_pairs_and_recovers_from_a_time_jump(graph, monkeypatch,
 
 def test_a_failing_publish_is_counted_and_the_next_pair_served(graph, capfd):
     g = graph()
-    pubs = g.publishers(qos_profile_sensor_data)
-    wait_for_subscribers(g, pubs)
+    pubs = g.connect(qos_profile_sensor_data)
     publish_depth = g.node.pub_depth.publish
     calls = []
 
@@ -411,8 +403,7 @@ def test_message_filters_evictions_are_counted_as_dropped(graph, monkeypatch):
     from depth_sr_ros.ros import node as node_module
     monkeypatch.setattr(node_module, 'message_filters', MessageFiltersStandIn)
     g = graph()
-    pubs = g.publishers(qos_profile_sensor_data)
-    wait_for_subscribers(g, pubs)
+    pubs = g.connect(qos_profile_sensor_data)
     good_pair_is_served(g, pubs, 500 * SECOND)
     dropped, received = g.node.dropped_pairs(), g.node.counts['received']
     queued_depth = len(g.node._sync.queues[0])

@@ -5,13 +5,13 @@ import time
 
 from depth_sr_ros.ros.conversions import image_to_array
 from depth_sr_ros.ros.node import DepthSrNode
-from node_graph import DOMAIN_ID, float32_predictor, make_pair, send, wait_for_subscribers
+from model_files import bad_model_file
+from node_graph import DOMAIN_ID, float32_predictor, make_pair, send
 import numpy as np
 import pytest
 import rclpy
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
-from test_checkpoint import _bad_file
 import torch
 
 
@@ -20,8 +20,7 @@ import torch
                          ids=['best_effort', 'reliable'])
 def test_a_pair_gives_the_predictors_output_in_the_colour_frame(graph, model_path, qos):
     g = graph()
-    pubs = g.publishers(qos)
-    wait_for_subscribers(g, pubs)
+    pubs = g.connect(qos)
     images = []
     for i in range(20):  # best effort may lose the very first messages during discovery
         depth_msg, depth, color = send(pubs, 1_000_000_000 + i * 33_000_000)
@@ -48,8 +47,7 @@ def test_a_pair_gives_the_predictors_output_in_the_colour_frame(graph, model_pat
 
 def test_unpaired_stamps_give_no_output_and_a_warning(graph, capfd):
     g = graph(Parameter('slop', value=0.02))
-    pubs = g.publishers(qos_profile_sensor_data)
-    wait_for_subscribers(g, pubs)
+    pubs = g.connect(qos_profile_sensor_data)
     start = time.monotonic()
     i = 0
     while time.monotonic() - start < 4.5:
@@ -72,8 +70,7 @@ def test_parameter_changes_are_validated(graph):
     assert node.settings.max_depth == 10.0
     assert not node.set_parameters([Parameter('slop', value=0.2)])[0].successful  # read only
     assert node.set_parameters([Parameter('output_encoding', value='32FC1')])[0].successful
-    pubs = g.publishers(qos_profile_sensor_data)
-    wait_for_subscribers(g, pubs)
+    pubs = g.connect(qos_profile_sensor_data)
     for i in range(20):
         send(pubs, 3_000_000_000 + i * 33_000_000)
         if g.wait_for('image', 1, timeout=1.0):
@@ -83,8 +80,7 @@ def test_parameter_changes_are_validated(graph):
 
 def test_a_bad_frame_is_reported_and_the_next_good_pair_served(graph, capfd):
     g = graph()
-    pubs = g.publishers(qos_profile_sensor_data)
-    wait_for_subscribers(g, pubs)
+    pubs = g.connect(qos_profile_sensor_data)
     for i in range(20):
         depth_msg, color_msg, _, _, (depth_info, color_info) = make_pair(
             4_000_000_000 + i * 33_000_000)
@@ -130,7 +126,7 @@ def _node_process(*ros_args):
     ('missing', 'not found'), ('corrupt', 'not a readable checkpoint'),
     ('other_arch', 'weights do not match ahmf'), ('other_scale', 'weights do not match pag_net')])
 def test_a_bad_model_file_stops_start_up_with_one_line(tmp_path, kind, problem):
-    path = _bad_file(tmp_path, kind)
+    path = bad_model_file(tmp_path, kind)
     process = _node_process('-p', f'model_path:={path}')
     out, err = process.communicate(timeout=60)
     assert process.returncode == 1
@@ -230,8 +226,7 @@ def test_diagnostics_report_rates_latency_drops_and_device(graph):
     g = graph(Parameter('diagnostics_period', value=0.5))
     arrays = []
     g.probe.create_subscription(DiagnosticArray, '/diagnostics', arrays.append, 10)
-    pubs = g.publishers(qos_profile_sensor_data)
-    wait_for_subscribers(g, pubs)
+    pubs = g.connect(qos_profile_sensor_data)
     for i in range(10):
         send(pubs, 6_000_000_000 + i * 33_000_000)
         time.sleep(0.1)

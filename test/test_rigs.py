@@ -19,7 +19,7 @@ from depth_sr_ros.geometry import plan_grids, reduce_registered, register_raw, r
 from depth_sr_ros.ros import extrinsics
 from depth_sr_ros.ros.conversions import camera_info_message, image_to_array, metres_to_image
 from depth_sr_ros.tools.player import COLOR_FRAME, DEPTH_FRAME, rig_extrinsic
-from node_graph import Graph, wait_for_subscribers
+from node_graph import Graph
 import numpy as np
 import pytest
 from rclpy.parameter import Parameter
@@ -54,8 +54,7 @@ def _messages(rig, frame, stamp_ns):
 
 def _serve(g, rig, frame, timeout=120.0):
     """Publish the frame (new stamps) until an output and its camera_info come back."""
-    pubs = g.publishers(qos_profile_sensor_data)
-    wait_for_subscribers(g, pubs)
+    pubs = g.connect(qos_profile_sensor_data)
     end = time.monotonic() + timeout
     stamp = 1_000_000_000
     while time.monotonic() < end:
@@ -153,8 +152,7 @@ def test_raw_depth_uses_tf2_and_a_missing_transform_is_said_not_guessed(
     g = Graph(MODELS[4], [Parameter('output_size', value=list(OUTPUT))])
     try:
         assert g.node.extrinsics.backend == 'tf2'
-        pubs = g.publishers(qos_profile_sensor_data)
-        wait_for_subscribers(g, pubs)
+        pubs = g.connect(qos_profile_sensor_data)
         end = time.monotonic() + 60
         stamp = 1_000_000_000
         while g.node.counts['bad_frames'] == 0 and time.monotonic() < end:

@@ -237,3 +237,27 @@ def test_an_interrupted_run_leaves_a_readable_bag_with_the_pairs_done(
                  '--model', model_path, '--device', 'cpu', '--no-progress']) == 130
     assert 'interrupted: the output holds the 3 outputs written so far' in capsys.readouterr().out
     assert len(read_bag(tmp_path / 'out')['/depth_sr/image']) == 3
+
+
+@pytest.mark.parametrize('stamps', ['fresh', 'original'])
+def test_the_player_plays_a_bag_to_the_live_node(tmp_path, graph, stamps):
+    from depth_sr_ros.tools.player import Player
+    from rclpy.parameter import Parameter
+    write_bag(tmp_path / 'in', fixture_frames(4))
+    g = graph()
+    player = Player(context=g.context, parameter_overrides=[
+        Parameter('bag', value=str(tmp_path / 'in')), Parameter('bag_stamps', value=stamps)])
+    g.executor.add_node(player)
+    try:
+        outputs = g.wait_for('image', 3, timeout=60.0)
+        assert len(outputs) >= 3, g.node.counts
+        stamps_out = [o.header.stamp.sec * 10**9 + o.header.stamp.nanosec for o in outputs]
+        recorded = 1_000_000_000  # the fixture frames' first stamp
+        if stamps == 'original':
+            assert all(recorded <= s < recorded + 4 * PERIOD for s in stamps_out)
+        else:
+            assert all(s > 10 * recorded for s in stamps_out)  # now, not 1970
+        assert (outputs[0].width, outputs[0].height) == (160, 120)
+    finally:
+        g.executor.remove_node(player)
+        player.destroy_node()

@@ -13,17 +13,22 @@ depth_sr_player: publish a short RGB-D sequence the way a camera driver does.
   The depth in the colour frame is published on ``truth/depth`` (32FC1, colour stamp) for
   depth_sr_live_demo's error picture.
 
+``bag`` plays a recorded rosbag2 bag instead (its one plausible depth/colour/camera_info set,
+as depth_sr_bag picks it) in a loop at its recorded pace, with fresh stamps (the bag's offsets
+kept) or its own (``bag_stamps``). A raw bag's depth_to_color from its /tf_static is logged.
+
 Depth is 16UC1 millimetres; colour rgb8; each image with its CameraInfo and its own stamp, the
 depth's jittered against the colour's. The frames are made once at start-up, so publishing
 costs only the messages.
 """
 
+import copy
 import sys
 
 from depth_sr_ros.data.scene import make_scene, render_rig, RIGS
 from depth_sr_ros.data.sequences import COLOR_SIZE, FOCAL, make_sequence
 from depth_sr_ros.geometry import pinhole_camera
-from depth_sr_ros.ros.conversions import camera_info_message, metres_to_image
+from depth_sr_ros.ros.conversions import camera_info_message, metres_to_image, stamp_ns
 from depth_sr_ros.ros.entry import run_node
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
@@ -31,6 +36,7 @@ from rclpy.duration import Duration
 from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image
 
 RIG_NAMES = ('registered',) + tuple(RIGS)
@@ -69,6 +75,40 @@ def rig_frames(name, frames, scale):
     return out, rig.color, rig.depth, COLOR_FRAME if rig.registered else DEPTH_FRAME
 
 
+def read_recording(path):
+    """
+    Return ([(receive ns, input index, message)], topics, extrinsic) of a bag's camera set.
+
+    The topics are chosen as depth_sr_bag chooses them (the one plausible set); ``extrinsic``
+    is the depth-to-colour transform from the bag's /tf_static as [x, y, z, qx, qy, qz, qw]
+    when the depth's frame differs from the colour's, else [].
+    """
+    import argparse
+    from depth_sr_ros.cli.bag import choose_topics, open_reader, read_static_transforms
+    from depth_sr_ros.ros.extrinsics import static_transform
+    from rclpy.serialization import deserialize_message
+    reader = open_reader(path)
+    try:
+        topics = choose_topics(reader, argparse.Namespace(depth='', color='', depth_info='',
+                                                          color_info=''))
+        kinds = (Image, Image, CameraInfo, CameraInfo)
+        index = {topic: i for i, topic in enumerate(topics)}
+        connections = [c for c in reader.connections if c.topic in index]
+        recording = [(t, index[c.topic], deserialize_message(bytes(raw), kinds[index[c.topic]]))
+                     for c, t, raw in reader.messages(connections=connections)]
+        edges = read_static_transforms(reader)
+    finally:
+        reader.close()
+    if not recording:
+        raise ValueError(f"bag '{path}' has no messages on {', '.join(topics)}")
+    frames = {i: m.header.frame_id for _, i, m in recording if i < 2}
+    extrinsic = []
+    if frames.get(0) and frames.get(1) and frames[0] != frames[1]:
+        found = static_transform(edges, frames[1], frames[0])
+        extrinsic = found.to_xyz_quaternion() if found is not None else []
+    return recording, topics, extrinsic
+
+
 def image_message(array, encoding, frame_id, stamp=None):
     """Return an rgb8 Image of RGB pixels, or a 16UC1 / 32FC1 one of metres."""
     if encoding == 'rgb8':
@@ -101,12 +141,19 @@ class Player(Node):
         self.jitter = param('jitter', 0.003, 'depth stamp = colour stamp + uniform(+-jitter) s')
         reliable = param('reliable', False, 'publish reliable instead of best effort')
         self.max_frames = param('max_frames', 0, 'stop after this many frames; 0 = forever')
+        bag = param('bag', '', 'play this rosbag2 bag (its depth, colour and camera_info '
+                               'topics) in a loop instead of a rig')
+        self.bag_stamps = param('bag_stamps', 'fresh', "'fresh' (now, keeping the bag's "
+                                                       "offsets) or 'original' stamps")
         if rate <= 0 or frames < 1:
             raise ValueError('rate must be positive and frames at least 1')
-        self.sequence, color_cam, depth_cam, self.depth_frame = rig_frames(
-            self.rig, frames, self.scale)
         qos = (QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE) if reliable
                else qos_profile_sensor_data)
+        if bag:
+            self._play_bag(bag, qos)
+            return
+        self.sequence, color_cam, depth_cam, self.depth_frame = rig_frames(
+            self.rig, frames, self.scale)
         self.pub_depth = self.create_publisher(Image, 'depth/image_raw', qos)
         self.pub_color = self.create_publisher(Image, 'color/image_raw', qos)
         self.pub_depth_info = self.create_publisher(CameraInfo, 'depth/camera_info', qos)
@@ -122,6 +169,45 @@ class Player(Node):
             f'colour {color_cam.width}x{color_cam.height} rgb8 in {COLOR_FRAME}, depth '
             f'{depth_cam.width}x{depth_cam.height} 16UC1 in {self.depth_frame}, '
             f"{'reliable' if reliable else 'best effort'}")
+
+    def _play_bag(self, path, qos):
+        """Publish a bag's depth, colour and camera_info messages at their recorded pace."""
+        if self.bag_stamps not in ('fresh', 'original'):
+            raise ValueError(f"bag_stamps must be 'fresh' or 'original', not {self.bag_stamps!r}")
+        self.recording, topics, extrinsic = read_recording(path)
+        kinds = (Image, Image, CameraInfo, CameraInfo)
+        names = ('depth/image_raw', 'color/image_raw', 'depth/camera_info', 'color/camera_info')
+        self.bag_pubs = [self.create_publisher(kind, name, qos)
+                         for kind, name in zip(kinds, names)]
+        self.bag_start = self.get_clock().now().nanoseconds
+        self.bag_next = 0
+        self.bag_loop = 0
+        self.create_timer(0.002, self._tick_bag)
+        span = (self.recording[-1][0] - self.recording[0][0]) * 1e-9
+        self.get_logger().info(
+            f'playing {path} in a loop ({len(self.recording)} messages over {span:.1f} s, '
+            f"{self.bag_stamps} stamps): {', '.join(topics)}"
+            + (f'; its /tf_static gives depth_to_color: {extrinsic}' if extrinsic else ''))
+
+    def _tick_bag(self):
+        first = self.recording[0][0]
+        span = self.recording[-1][0] - first + 33_000_000  # a frame's gap before looping
+        elapsed = self.get_clock().now().nanoseconds - self.bag_start
+        while True:
+            received, index, msg = self.recording[self.bag_next]
+            due = self.bag_loop * span + received - first
+            if due > elapsed:
+                return
+            if self.bag_stamps == 'fresh':
+                msg = copy.copy(msg)
+                msg.header = copy.copy(msg.header)
+                msg.header.stamp = Time(nanoseconds=self.bag_start + due + stamp_ns(
+                    msg.header.stamp) - received).to_msg()
+            self.bag_pubs[index].publish(msg)
+            self.bag_next += 1
+            if self.bag_next == len(self.recording):
+                self.bag_next = 0
+                self.bag_loop += 1
 
     def _tick(self):
         if self.max_frames and self.index >= self.max_frames:

@@ -19,7 +19,7 @@ import time
 
 import cv2
 from depth_sr_ros.ros.conversions import color_to_array, depth_to_metres, stamp_ns
-from depth_sr_ros.tools.player import rig_extrinsic, RIG_NAMES
+from depth_sr_ros.tools.player import read_recording, rig_extrinsic, RIG_NAMES
 from depth_sr_ros.viz import colorize, side_by_side, tile
 from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
@@ -85,8 +85,8 @@ def _match(watcher):
         stamp = stamp_ns(out.header.stamp)
         found = (watcher.depth.get(stamp), _closest(watcher.color, stamp),
                  _closest(watcher.truth, stamp))
-        if None not in found:
-            return (out,) + found
+        if None not in found[:2] and (found[2] is not None or not watcher.truth):
+            return (out,) + found  # a recorded bag has no truth: None
     stores = (watcher.depth, watcher.color, watcher.truth)
     if watcher.still and watcher.outputs and all(stores):
         return (watcher.outputs[-1][1],) + tuple(store[max(store)] for store in stores)
@@ -108,23 +108,25 @@ def picture(watcher, path):
     out, depth_msg, color_msg, truth_msg = matched
     sensed = depth_to_metres(depth_msg)
     color, order = color_to_array(color_msg)
-    result, truth = depth_to_metres(out), depth_to_metres(truth_msg)
-    low, high = np.nanpercentile(truth, 1), np.nanpercentile(truth, 99)
+    result = depth_to_metres(out)
+    truth = depth_to_metres(truth_msg) if truth_msg is not None else None
+    low, high = np.nanpercentile(result if truth is None else truth, [1, 99])
     bgr = np.ascontiguousarray(color if order == 'bgr' else color[:, :, ::-1])
     shown = colorize(result, low, high)
     if shown.shape[:2] != bgr.shape[:2]:
         bgr = cv2.resize(bgr, (shown.shape[1], shown.shape[0]), interpolation=cv2.INTER_AREA)
     overlay = np.where(np.isfinite(result)[:, :, None],
                        cv2.addWeighted(bgr, 0.4, shown, 0.6, 0), bgr)
-    error = np.abs(result - cv2.resize(truth, (result.shape[1], result.shape[0]),
-                                       interpolation=cv2.INTER_NEAREST))
     tiles = [tile(bgr, f'colour {color_msg.width}x{color_msg.height}'),
              tile(colorize(sensed, low, high),
                   f'depth as sent {depth_msg.width}x{depth_msg.height} '
                   f"({depth_msg.header.frame_id or 'no frame'})"),
-             tile(overlay, f'output {out.width}x{out.height} over colour'),
-             tile(colorize(error, 0, ERROR_RANGE_M, cv2.COLORMAP_HOT),
-                  f'|output - truth|, mean {np.nanmean(error) * 1e3:.1f} mm')]
+             tile(overlay, f'output {out.width}x{out.height} over colour')]
+    if truth is not None:
+        error = np.abs(result - cv2.resize(truth, (result.shape[1], result.shape[0]),
+                                           interpolation=cv2.INTER_NEAREST))
+        tiles.append(tile(colorize(error, 0, ERROR_RANGE_M, cv2.COLORMAP_HOT),
+                          f'|output - truth|, mean {np.nanmean(error) * 1e3:.1f} mm'))
     return cv2.imwrite(path, side_by_side(tiles))
 
 
@@ -139,7 +141,7 @@ def summary(watcher, seconds):
         lines.append(f'stamp-to-receive latency p50 {np.percentile(latency, 50) * 1e3:.0f} ms'
                      f', p95 {np.percentile(latency, 95) * 1e3:.0f} ms')
     matched = _match(watcher)
-    if matched is not None:
+    if matched is not None and matched[3] is not None:
         error = output_error_mm(matched[0], matched[3])
         if error is not None:
             lines.append(f'newest output against the depth in the colour frame: mean error '
@@ -152,7 +154,7 @@ def summary(watcher, seconds):
 
 
 def watch_player_and_node(seconds, rate, model, device, domain_id, program, on_tick=None,
-                          rig='registered', inputs=True):
+                          rig='registered', inputs=True, bag=''):
     """
     Run depth_sr_player and depth_sr_node as two processes and watch them for ``seconds``.
 
@@ -163,15 +165,16 @@ def watch_player_and_node(seconds, rate, model, device, domain_id, program, on_t
     Returns (watcher, ok); ok is False when a process stopped early. The caller destroys the
     watcher and shuts rclpy down.
     """
-    extrinsic = rig_extrinsic(rig)
+    extrinsic = read_recording(bag)[2] if bag else rig_extrinsic(rig)
     # A scene rig renders each view in about a second at start-up, and a CPU takes seconds
     # per 1280x720 output: the player shows one still view, so every frame matches.
-    still = rig != 'registered'
+    still = rig != 'registered' and not bag
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), FASTDDS_BUILTIN_TRANSPORTS='LARGE_DATA')
     os.environ.update(env)  # the watcher in this process joins the same domain and transports
     commands = [
         [sys.executable, '-m', 'depth_sr_ros.tools.player', '--ros-args', '-p', f'rate:={rate}',
-         '-p', f'rig:={rig}'] + (['-p', 'frames:=1'] if still else []),
+         '-p', f'rig:={rig}'] + (['-p', 'frames:=1'] if still else [])
+        + (['-p', f'bag:={bag}'] if bag else []),
         [sys.executable, '-m', 'depth_sr_ros.ros.node', '--ros-args', '-p', f'device:={device}',
          '-p', 'diagnostics_period:=2.0']
         + (['-p', f'model_path:={model}'] if model else [])
@@ -209,6 +212,8 @@ def main(argv=None):
     parser.add_argument('--seconds', type=float, default=20.0, help='how long to watch')
     parser.add_argument('--rig', default='registered', choices=RIG_NAMES,
                         help='camera the player imitates (see depth_sr_player)')
+    parser.add_argument('--bag', default='',
+                        help='play this recorded rosbag2 bag instead of a rig (no truth tile)')
     parser.add_argument('--rate', type=float, default=30.0, help='player frame rate, Hz')
     parser.add_argument('--model', default='', help='model file (default: installed AHMF 4x)')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
@@ -217,14 +222,16 @@ def main(argv=None):
                         help='ROS_DOMAIN_ID for the three processes')
     args = parser.parse_args(argv)
     watcher, ok = watch_player_and_node(args.seconds, args.rate, args.model, args.device,
-                                        args.domain_id, 'depth_sr_live_demo', rig=args.rig)
+                                        args.domain_id, 'depth_sr_live_demo', rig=args.rig,
+                                        bag=args.bag)
     try:
         print('\n'.join(summary(watcher, args.seconds)))
         wrote = picture(watcher, args.output)
         if wrote:
-            print(f'wrote {args.output}: colour, depth as sent, node output over the colour, '
-                  f'|output - truth| (saturates at {ERROR_RANGE_M * 100:.0f} cm; black = no '
-                  'estimate)')
+            truth = '' if args.bag else (f', |output - truth| (saturates at '
+                                         f'{ERROR_RANGE_M * 100:.0f} cm)')
+            print(f'wrote {args.output}: colour, depth as sent, node output over the colour'
+                  f'{truth}; black = no estimate')
         if not ok:
             return 1
         if not wrote:

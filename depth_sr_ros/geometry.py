@@ -479,12 +479,13 @@ def register_raw(depth, depth_camera, depth_to_color, lr):
     if depth.shape != depth_camera.shape:
         raise GeometryError(f'depth is {depth.shape[1]}x{depth.shape[0]} but its camera_info is '
                             f'for {depth_camera.width}x{depth_camera.height}')
-    valid = np.isfinite(depth) & (depth > 0)
     directions, origin = _rays_in_color(depth_camera, depth_to_color)
-    z = depth[valid]
-    points = directions[valid] * z[:, None] + origin
-    out, _ = splat(lr.project(points), points[:, 2], lr.shape)
-    return _refine_at_centres(out, depth, depth_camera, depth_to_color, lr)
+    # Every depth pixel as a point in the colour camera's frame (NaN where invalid).
+    points = depth[:, :, None] * directions + origin
+    valid = np.isfinite(depth) & (depth > 0)
+    samples = points[valid]
+    out, _ = splat(lr.project(samples), samples[:, 2], lr.shape)
+    return _refine_at_centres(out, depth, points[:, :, 2], depth_camera, depth_to_color, lr)
 
 
 _DIRECTION_CACHE = {}
@@ -508,7 +509,7 @@ def _rays_in_color(depth_camera, depth_to_color):
     return _DIRECTION_CACHE[key]
 
 
-def _refine_at_centres(coarse, depth, depth_camera, depth_to_color, lr):
+def _refine_at_centres(coarse, depth, color_z, depth_camera, depth_to_color, lr):
     """
     Move each registered LR value to the surface point seen at the LR pixel's centre.
 
@@ -516,37 +517,32 @@ def _refine_at_centres(coarse, depth, depth_camera, depth_to_color, lr):
     depth on the pixel's centre ray is projected into the depth image, and the depth there is
     interpolated bilinearly from the four depth pixels around it when all four belong to one
     surface (within FRONT_TOLERANCE); otherwise the sample's value stays. Nothing is averaged
-    across a depth edge.
+    across a depth edge. ``color_z`` is each depth pixel's depth along the colour camera's
+    axis: bilinear weights sum to one, so interpolating it equals interpolating the points.
     """
     rows, cols = np.nonzero(np.isfinite(coarse))
     if rows.size == 0:
         return coarse
     rays = lr.undistorted_rays()[rows, cols]
-    z = coarse[rows, cols].astype(np.float64)
+    z = coarse[rows, cols]
     in_depth = depth_to_color.inverse().apply(
         np.column_stack([rays[:, 0] * z, rays[:, 1] * z, z]))
     uv = depth_camera.project(in_depth)
     with np.errstate(invalid='ignore'):
         u0, v0 = np.floor(uv[:, 0]), np.floor(uv[:, 1])
         ok = (u0 >= 0) & (v0 >= 0) & (u0 < depth_camera.width - 1) & (v0 < depth_camera.height - 1)
-    u0, v0, fu, fv = (u0[ok].astype(np.int64), v0[ok].astype(np.int64), uv[ok, 0] - u0[ok],
-                      uv[ok, 1] - v0[ok])
-    corners = [(v0, u0, (1 - fu) * (1 - fv)), (v0, u0 + 1, fu * (1 - fv)),
-               (v0 + 1, u0, (1 - fu) * fv), (v0 + 1, u0 + 1, fu * fv)]
-    d_rays = depth_camera.undistorted_rays()
-    point = np.zeros((u0.size, 3))
-    values = np.stack([depth[r, c] for r, c, _ in corners])
-    for r, c, weight in corners:
-        zc = depth[r, c].astype(np.float64)
-        point += weight[:, None] * np.column_stack([d_rays[r, c, 0] * zc, d_rays[r, c, 1] * zc,
-                                                    zc])
+    u0, v0 = u0[ok].astype(np.int64), v0[ok].astype(np.int64)
+    fu, fv = (uv[ok, 0] - u0).astype(np.float32), (uv[ok, 1] - v0).astype(np.float32)
+    corners = ((v0, u0), (v0, u0 + 1), (v0 + 1, u0), (v0 + 1, u0 + 1))
+    weights = ((1 - fu) * (1 - fv), fu * (1 - fv), (1 - fu) * fv, fu * fv)
+    values = np.stack([depth[r, c] for r, c in corners])
     with np.errstate(invalid='ignore'):
         one_surface = (np.all(np.isfinite(values), axis=0)
                        & (values.max(axis=0) <= values.min(axis=0) * (1 + FRONT_TOLERANCE)))
-    refined = depth_to_color.apply(point[one_surface])[:, 2]
+    refined = sum(w * color_z[r, c] for w, (r, c) in zip(weights, corners))
     out = coarse.copy()
     index = np.flatnonzero(ok)[one_surface]
-    out[rows[index], cols[index]] = refined
+    out[rows[index], cols[index]] = refined[one_surface]
     return out
 
 

@@ -23,6 +23,7 @@ Pixel coordinates follow ROS (REP 104 / image_pipeline): the centre of pixel (u,
 """
 
 import dataclasses
+import functools
 import math
 
 import cv2
@@ -193,9 +194,7 @@ def _undistort(xd, yd, d, model, iterations=30):
     return x, y
 
 
-_RADIUS_CACHE = {}
-
-
+@functools.lru_cache(maxsize=16)
 def _valid_radius(camera, limit=20.0, steps=20000):
     """
     Return the undistorted radius (x/z) up to which the camera's distortion keeps growing.
@@ -203,43 +202,23 @@ def _valid_radius(camera, limit=20.0, steps=20000):
     Radial polynomials turn back beyond some radius; a point farther out would be drawn back
     into the image. Searched once per camera on a fine grid up to ``limit`` (87 degrees).
     """
-    radius = _RADIUS_CACHE.get(camera)
-    if radius is None:
-        r = np.linspace(0.0, limit, steps)
-        xd, _ = _distort(r, np.zeros_like(r), camera.d, camera.model)
-        falling = np.flatnonzero(np.diff(xd) <= 0)
-        radius = float(r[falling[0]]) if falling.size else limit
-        if camera.model == EQUIDISTANT:
-            radius = min(radius, limit)
-        if len(_RADIUS_CACHE) >= 16:
-            _RADIUS_CACHE.clear()
-        _RADIUS_CACHE[camera] = radius
-    return radius
+    r = np.linspace(0.0, limit, steps)
+    xd, _ = _distort(r, np.zeros_like(r), camera.d, camera.model)
+    falling = np.flatnonzero(np.diff(xd) <= 0)
+    return float(r[falling[0]]) if falling.size else limit
 
 
-_RAY_CACHE = {}
-
-
+@functools.lru_cache(maxsize=8)
 def _rays(camera):
-    rays = _RAY_CACHE.get(camera)
-    if rays is None:
-        u, v = np.meshgrid(np.arange(camera.width, dtype=np.float64),
-                           np.arange(camera.height, dtype=np.float64))
-        pixels = np.stack([u.ravel(), v.ravel()], axis=1)[:, None, :]
-        k = camera.matrix
-        if not camera.distorted:
-            rays = np.stack([(pixels[:, 0, 0] - k[0, 2] - k[0, 1] / k[1, 1] * (
-                pixels[:, 0, 1] - k[1, 2])) / k[0, 0],
-                (pixels[:, 0, 1] - k[1, 2]) / k[1, 1]], axis=1)
-        else:
-            x = (pixels[:, 0, 0] - k[0, 2] - k[0, 1] / k[1, 1] * (pixels[:, 0, 1] - k[1, 2]))
-            y = (pixels[:, 0, 1] - k[1, 2]) / k[1, 1]
-            rays = np.stack(_undistort(x / k[0, 0], y, camera.d, camera.model), axis=1)
-        rays = rays.reshape(camera.height, camera.width, 2).astype(np.float32)
-        rays.flags.writeable = False
-        if len(_RAY_CACHE) >= 8:
-            _RAY_CACHE.clear()
-        _RAY_CACHE[camera] = rays
+    """Return the (H, W, 2) read-only undistorted rays of a camera (cached, see its caller)."""
+    v, u = np.mgrid[0:camera.height, 0:camera.width].reshape(2, -1).astype(np.float64)
+    k = camera.matrix
+    x = (u - k[0, 2] - k[0, 1] / k[1, 1] * (v - k[1, 2])) / k[0, 0]
+    y = (v - k[1, 2]) / k[1, 1]
+    if camera.distorted:
+        x, y = _undistort(x, y, camera.d, camera.model)
+    rays = np.stack([x, y], axis=1).reshape(camera.height, camera.width, 2).astype(np.float32)
+    rays.flags.writeable = False  # shared by every caller
     return rays
 
 
@@ -488,25 +467,17 @@ def register_raw(depth, depth_camera, depth_to_color, lr):
     return _refine_at_centres(out, depth, points[:, :, 2], depth_camera, depth_to_color, lr)
 
 
-_DIRECTION_CACHE = {}
-
-
+@functools.lru_cache(maxsize=8)
 def _rays_in_color(depth_camera, depth_to_color):
     """
     Return ((H, W, 3) float32 R @ (x, y, 1) per depth pixel, (3,) t): points = z * ray + t.
 
     Cached per camera and transform, so a frame costs one multiply-add per pixel.
     """
-    key = (depth_camera, depth_to_color)
-    if key not in _DIRECTION_CACHE:
-        rays = depth_camera.undistorted_rays()
-        homogeneous = np.concatenate([rays, np.ones(rays.shape[:2] + (1,), np.float32)], 2)
-        r = np.asarray(depth_to_color.rotation, np.float32).reshape(3, 3)
-        if len(_DIRECTION_CACHE) >= 8:
-            _DIRECTION_CACHE.clear()
-        _DIRECTION_CACHE[key] = (homogeneous @ r.T,
-                                 np.asarray(depth_to_color.translation, np.float32))
-    return _DIRECTION_CACHE[key]
+    rays = depth_camera.undistorted_rays()
+    homogeneous = np.concatenate([rays, np.ones(rays.shape[:2] + (1,), np.float32)], 2)
+    r = np.asarray(depth_to_color.rotation, np.float32).reshape(3, 3)
+    return homogeneous @ r.T, np.asarray(depth_to_color.translation, np.float32)
 
 
 def _refine_at_centres(coarse, depth, color_z, depth_camera, depth_to_color, lr):

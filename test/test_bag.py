@@ -11,6 +11,7 @@ from depth_sr_ros.inference import load_predictor
 from depth_sr_ros.ros.conversions import camera_info_message, metres_to_image
 from depth_sr_ros.ros.pipeline import FrameProcessor, Settings
 from depth_sr_ros.tools.player import COLOR_FRAME, DEPTH_FRAME
+from depth_sr_ros.tools.rig_bag import tf_static_message
 from node_graph import make_pair
 import numpy as np
 import pytest
@@ -28,15 +29,7 @@ PERIOD = 33_000_000
 
 
 def _tf_static(values, parent, child):
-    tf = STORE.types
-    time = tf['builtin_interfaces/msg/Time'](sec=0, nanosec=0)
-    transform = tf['geometry_msgs/msg/TransformStamped'](
-        header=tf['std_msgs/msg/Header'](stamp=time, frame_id=parent), child_frame_id=child,
-        transform=tf['geometry_msgs/msg/Transform'](
-            translation=tf['geometry_msgs/msg/Vector3'](*values[:3]),
-            rotation=tf['geometry_msgs/msg/Quaternion'](*values[3:])))
-    return STORE.serialize_cdr(tf['tf2_msgs/msg/TFMessage'](transforms=[transform]),
-                               'tf2_msgs/msg/TFMessage')
+    return tf_static_message(STORE, [(parent, child, values)])
 
 
 def write_bag(path, frames, storage='mcap', tf_static=()):

@@ -3,7 +3,7 @@
 import sys
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
 
 def wants_help(args):
@@ -31,11 +31,16 @@ def run_node(factory, program, startup_errors, args=None, usage=''):
         print(usage or f'{program}: see the README')
         return 0
     rclpy.init(args=args)
+    # The executor exists before the node: a Ctrl-C that lands while an rclpy executor is
+    # being built leaves a half-built one whose __del__ prints a traceback (seen on Jazzy,
+    # where rclpy.spin built it lazily just after the node's start-up log lines).
+    executor = SingleThreadedExecutor()
     node = None
     status = 0
     try:
         node = factory()
-        rclpy.spin(node)
+        executor.add_node(node)
+        executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass  # Ctrl-C or shutdown, also during start-up: a clean exit
     except Exception as error:
@@ -52,5 +57,6 @@ def run_node(factory, program, startup_errors, args=None, usage=''):
             if stop is not None:
                 stop()
             node.destroy_node()
+        executor.shutdown(timeout_sec=1.0)
         rclpy.try_shutdown()
     return status

@@ -127,15 +127,24 @@ class Camera:
         behind = ~(z > 0)
         x[behind] = np.nan
         y[behind] = np.nan
+        return np.stack(self.pixels_of(x, y), axis=1)
+
+    def pixels_of(self, x, y):
+        """
+        Return the pixel coordinates (u, v) of normalised image coordinates (x/z, y/z).
+
+        Lens distortion is applied. Beyond the radius where the lens model stops growing it
+        folds back: such points would land inside the image as ghosts, so they give NaN. The
+        arrays may be modified in place.
+        """
         if self.distorted:
-            # Beyond the radius where the lens model stops growing it folds back: such points
-            # would land inside the image as ghosts. They do not project.
-            beyond = np.hypot(x, y) > _valid_radius(self)
+            with np.errstate(invalid='ignore'):
+                beyond = x * x + y * y > _valid_radius(self) ** 2
             x[beyond] = np.nan
             y[beyond] = np.nan
             x, y = _distort(x, y, self.d, self.model)
         k = self.matrix.astype(x.dtype)
-        return np.stack([k[0, 0] * x + k[0, 1] * y + k[0, 2], k[1, 1] * y + k[1, 2]], axis=1)
+        return k[0, 0] * x + k[0, 1] * y + k[0, 2], k[1, 1] * y + k[1, 2]
 
 
 def pinhole_camera(width, height, focal):
@@ -407,6 +416,25 @@ def _reduce_cells(values, rows, cols, shape, min_valid_share):
     return out.reshape(h, w)
 
 
+def _zbuffer(u, v, z, shape):
+    """
+    Z-buffer points given by pixel coordinates (u, v) and depth z.
+
+    Return (index, cell, nearest): the points that land in the image, their flat pixel index,
+    and the smallest z in every pixel (flat, inf where no point lands). Each point lands in
+    the pixel whose centre is nearest; NaN coordinates and z <= 0 land nowhere.
+    """
+    h, w = shape
+    with np.errstate(invalid='ignore'):
+        index = np.flatnonzero((u > -0.5) & (u < w - 0.5) & (v > -0.5) & (v < h - 0.5)
+                               & (z > 0))
+    # Truncating a non-negative coordinate + 0.5 rounds it to the nearest pixel centre.
+    cell = (v[index] + 0.5).astype(np.int32) * np.int32(w) + (u[index] + 0.5).astype(np.int32)
+    nearest = np.full(h * w, np.inf, z.dtype)
+    np.minimum.at(nearest, cell, z[index])
+    return index, cell, nearest
+
+
 def splat(pixels, z, shape):
     """
     Z-buffer points into an image: return (depth (H, W) float32 NaN-empty, winner (H, W)).
@@ -414,26 +442,20 @@ def splat(pixels, z, shape):
     In each pixel the nearest surface wins: of the points within FRONT_TOLERANCE of the
     smallest z there, the one that lands closest to the pixel centre gives the value, so a
     slanted surface is not biased towards its near side. ``winner`` holds that point's index
-    (-1 where none).
+    (-1 where none). The scene renderer draws with it; ``register_raw`` needs only the
+    z-buffer.
 
     :param pixels: (N, 2) float pixel coordinates (NaN for points that do not project).
     :param z: (N,) depth of each point along the camera's axis.
     """
-    h, w = shape
-    with np.errstate(invalid='ignore'):
-        cols = np.rint(pixels[:, 0])
-        rows = np.rint(pixels[:, 1])
-        inside = np.flatnonzero((cols >= 0) & (cols < w) & (rows >= 0) & (rows < h) & (z > 0))
-    cell = rows[inside].astype(np.int64) * w + cols[inside].astype(np.int64)
+    inside, cell, nearest = _zbuffer(pixels[:, 0], pixels[:, 1], z, shape)
     z = z[inside]
-    nearest = np.full(h * w, np.inf, z.dtype)
-    np.minimum.at(nearest, cell, z)
     front = z <= nearest[cell] * (1 + FRONT_TOLERANCE)
-    offset = ((pixels[inside, 0] - cols[inside]) ** 2 + (pixels[inside, 1] - rows[inside]) ** 2)
-    closest = np.full(h * w, np.inf, offset.dtype)
+    offset = np.hypot(pixels[inside, 0] - cell % shape[1], pixels[inside, 1] - cell // shape[1])
+    closest = np.full(nearest.size, np.inf, offset.dtype)
     np.minimum.at(closest, cell[front], offset[front])
-    depth = np.full(h * w, np.nan, np.float32)
-    winner = np.full(h * w, -1, np.int64)
+    depth = np.full(nearest.size, np.nan, np.float32)
+    winner = np.full(nearest.size, -1, np.int64)
     chosen = front & (offset <= closest[cell])
     depth[cell[chosen]] = z[chosen]
     winner[cell[chosen]] = inside[chosen]
@@ -446,8 +468,8 @@ def register_raw(depth, depth_camera, depth_to_color, lr):
 
     Every valid depth pixel is back-projected along its undistorted ray, moved into the colour
     camera's frame and projected (with the colour lens's distortion) into ``lr``, where the
-    nearest surface wins (``splat``); then each value is moved to the pixel's centre
-    (``_refine_at_centres``).
+    nearest surface wins (a z-buffer); then each LR pixel's value is re-sampled at the pixel's
+    centre (``_refine_at_centres``).
 
     :param depth: (H, W) float32 metres (z along the depth camera's optical axis), NaN =
         invalid, on ``depth_camera``'s grid (distortion honoured).
@@ -458,26 +480,53 @@ def register_raw(depth, depth_camera, depth_to_color, lr):
     if depth.shape != depth_camera.shape:
         raise GeometryError(f'depth is {depth.shape[1]}x{depth.shape[0]} but its camera_info is '
                             f'for {depth_camera.width}x{depth_camera.height}')
-    directions, origin = _rays_in_color(depth_camera, depth_to_color)
-    # Every depth pixel as a point in the colour camera's frame (NaN where invalid).
-    points = depth[:, :, None] * directions + origin
-    valid = np.isfinite(depth) & (depth > 0)
-    samples = points[valid]
-    out, _ = splat(lr.project(samples), samples[:, 2], lr.shape)
-    return _refine_at_centres(out, depth, points[:, :, 2], depth_camera, depth_to_color, lr)
+    z = depth.reshape(-1)
+    color_z, u, v = _follow_rays(z, depth_camera, depth_to_color, lr, slice(None))
+    _, _, nearest = _zbuffer(u, v, color_z, lr.shape)
+    nearest[np.isinf(nearest)] = np.nan
+    return _refine_at_centres(nearest.reshape(lr.shape), depth, color_z.reshape(depth.shape),
+                              depth_camera, depth_to_color, lr)
+
+
+def _follow_rays(z, camera, transform, target, pixels):
+    """
+    Follow the rays of ``camera``'s flat pixel indices ``pixels`` to depth ``z`` and project.
+
+    Return (z', u, v): the points' depth along ``target``'s axis and their pixel coordinates
+    in ``target`` (NaN where z is NaN or the point is behind ``target``).
+    """
+    (ax, ay, az), t = _rays_moved(camera, transform, target)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        target_z = z * az[pixels] + t[2]
+        target_z[target_z <= 0] = np.nan
+        u, v = (z * ax[pixels] + t[0]) / target_z, (z * ay[pixels] + t[1]) / target_z
+    if target.distorted:
+        u, v = target.pixels_of(u, v)
+    return target_z, u, v
 
 
 @functools.lru_cache(maxsize=8)
-def _rays_in_color(depth_camera, depth_to_color):
+def _rays_moved(camera, transform, target):
     """
-    Return ((H, W, 3) float32 R @ (x, y, 1) per depth pixel, (3,) t): points = z * ray + t.
+    Return ((a_x, a_y, a_z), t): the point at depth z on a pixel's ray, moved, is z * a + t.
 
-    Cached per camera and transform, so a frame costs one multiply-add per pixel.
+    a holds three flat float32 arrays (one value per pixel of ``camera``), moved by
+    ``transform``.
+
+    For a pinhole ``target`` a and t are multiplied by its K, so that (x/z, y/z) of the
+    result are already its pixel coordinates; for a distorted one they stay in metres.
+    Cached per camera, transform and target, so a frame costs a multiply-add per pixel and
+    axis.
     """
-    rays = depth_camera.undistorted_rays()
-    homogeneous = np.concatenate([rays, np.ones(rays.shape[:2] + (1,), np.float32)], 2)
-    r = np.asarray(depth_to_color.rotation, np.float32).reshape(3, 3)
-    return homogeneous @ r.T, np.asarray(depth_to_color.translation, np.float32)
+    rays = camera.undistorted_rays().reshape(-1, 2).astype(np.float64)
+    r = np.asarray(transform.rotation, np.float64).reshape(3, 3)
+    t = np.asarray(transform.translation, np.float64)
+    if not target.distorted:
+        r, t = target.matrix @ r, target.matrix @ t
+    moved = tuple(np.ascontiguousarray(axis, np.float32) for axis in r[:, :2] @ rays.T + r[:, 2:])
+    for axis in moved:
+        axis.flags.writeable = False  # shared by every caller
+    return moved, t.astype(np.float32)
 
 
 def _refine_at_centres(coarse, depth, color_z, depth_camera, depth_to_color, lr):
@@ -491,30 +540,45 @@ def _refine_at_centres(coarse, depth, color_z, depth_camera, depth_to_color, lr)
     across a depth edge. ``color_z`` is each depth pixel's depth along the colour camera's
     axis: bilinear weights sum to one, so interpolating it equals interpolating the points.
     """
-    rows, cols = np.nonzero(np.isfinite(coarse))
-    if rows.size == 0:
+    cells = np.flatnonzero(np.isfinite(coarse))
+    if cells.size == 0:
         return coarse
-    rays = lr.undistorted_rays()[rows, cols]
-    z = coarse[rows, cols]
-    in_depth = depth_to_color.inverse().apply(
-        np.column_stack([rays[:, 0] * z, rays[:, 1] * z, z]))
-    uv = depth_camera.project(in_depth)
-    with np.errstate(invalid='ignore'):
-        u0, v0 = np.floor(uv[:, 0]), np.floor(uv[:, 1])
-        ok = (u0 >= 0) & (v0 >= 0) & (u0 < depth_camera.width - 1) & (v0 < depth_camera.height - 1)
-    u0, v0 = u0[ok].astype(np.int64), v0[ok].astype(np.int64)
-    fu, fv = (uv[ok, 0] - u0).astype(np.float32), (uv[ok, 1] - v0).astype(np.float32)
-    corners = ((v0, u0), (v0, u0 + 1), (v0 + 1, u0), (v0 + 1, u0 + 1))
-    weights = ((1 - fu) * (1 - fv), fu * (1 - fv), (1 - fu) * fv, fu * fv)
-    values = np.stack([depth[r, c] for r, c in corners])
-    with np.errstate(invalid='ignore'):
-        one_surface = (np.all(np.isfinite(values), axis=0)
-                       & (values.max(axis=0) <= values.min(axis=0) * (1 + FRONT_TOLERANCE)))
-    refined = sum(w * color_z[r, c] for w, (r, c) in zip(weights, corners))
-    out = coarse.copy()
-    index = np.flatnonzero(ok)[one_surface]
-    out[rows[index], cols[index]] = refined[one_surface]
-    return out
+    _, u, v = _follow_rays(coarse.reshape(-1)[cells], lr, depth_to_color.inverse(),
+                           depth_camera, cells)
+    # Bilinear in color_z; NaN when a neighbour is invalid or outside the depth image.
+    refined = _bilinear(color_z, u, v)
+    ok = np.flatnonzero(np.isfinite(refined))
+    # The four neighbours' smallest and largest depth (2x2 blocks, top-left anchored).
+    block = np.ones((2, 2), np.uint8)
+    filled = depth.copy()
+    cv2.patchNaNs(filled, 0.0)  # invalid depth counts as "not one surface"
+    near = cv2.erode(filled, block, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
+    far = cv2.dilate(filled, block, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
+    corner = v[ok].astype(np.int64) * depth.shape[1] + u[ok].astype(np.int64)
+    near, far = near.reshape(-1)[corner], far.reshape(-1)[corner]
+    one_surface = ok[(near > 0) & (far <= near * (1 + FRONT_TOLERANCE))]
+    out = coarse.copy().reshape(-1)
+    out[cells[one_surface]] = refined[one_surface]
+    return out.reshape(coarse.shape)
+
+
+def _bilinear(image, u, v):
+    """
+    Return ``image`` interpolated bilinearly at the points (u, v) (flat float32 arrays).
+
+    NaN where one of the four neighbours is NaN or outside the image, or where u or v is NaN.
+    cv2.remap does the work (its maps are limited to 32767 columns, so the points are laid
+    out in rows; NaN coordinates are moved outside the image first, since how remap rounds a
+    NaN differs between CPUs).
+    """
+    width = 1024
+    rows = -(-u.size // width)
+    maps = np.full((2, rows * width), -2.0, np.float32)
+    maps[0, :u.size], maps[1, :v.size] = u, v
+    cv2.patchNaNs(maps, -2.0)
+    out = cv2.remap(image, maps[0].reshape(rows, width), maps[1].reshape(rows, width),
+                    cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=np.nan)
+    return out.reshape(-1)[:u.size]
 
 
 def coverage_advice(depth_shape, grids, lr_depth, route):

@@ -8,7 +8,7 @@ A checkpoint is one ``torch.save`` file holding a dict of plain types only, so t
     arch            'ahmf' or 'pag_net' (a key of networks.MODELS)
     arch_kwargs     keyword arguments of the network's constructor (includes 'scale')
     state_dict      parameter name -> tensor (float32, or float16 to halve the file)
-    preprocessing   depth units, normalisation, scale, RGB order (see preprocessing.py)
+    preprocessing   depth units, normalisation, RGB order (see preprocessing.py)
     training        facts about how the weights were made: data, steps, metrics, ...
 
 Every problem found while loading raises CheckpointError with one line that names the file.
@@ -62,7 +62,7 @@ def save_checkpoint(path, model, arch, arch_kwargs, preprocessing, training,
     :param model: the network whose weights to store.
     :param arch: architecture name, a key of networks.MODELS.
     :param arch_kwargs: constructor arguments that rebuild ``model`` with build_model().
-    :param preprocessing: dict of plain types; 'scale' is added from arch_kwargs.
+    :param preprocessing: dict of plain types (the scale is arch_kwargs['scale'] alone).
     :param training: dict of plain types describing how the weights were made.
     :param storage_dtype: 'float32' or 'float16' (half the size; loaded back as float32).
     """
@@ -79,7 +79,7 @@ def save_checkpoint(path, model, arch, arch_kwargs, preprocessing, training,
         'arch': arch,
         'arch_kwargs': dict(arch_kwargs),
         'state_dict': state,
-        'preprocessing': dict(preprocessing, scale=int(arch_kwargs['scale'])),
+        'preprocessing': dict(preprocessing),
         'training': dict(training),
     }
     _check_plain(payload, 'checkpoint')

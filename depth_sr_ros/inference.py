@@ -177,14 +177,12 @@ class _GraphedForward:
 class Predictor(DepthUpsampler):
     """A trained network behind the DepthUpsampler interface."""
 
-    def __init__(self, model, scale, device='auto', color_order='rgb', acceleration=None,
-                 warn=None):
+    def __init__(self, model, device='auto', color_order='rgb', acceleration=None, warn=None):
         """
         Wrap a network.
 
         :param model: nn.Module mapping (B,1,h,w) depth and (B,3,s*h,s*w) RGB, both normalised as
-            in preprocessing.py, to (B,1,s*h,s*w) depth.
-        :param scale: the network's upsampling factor s.
+            in preprocessing.py, to (B,1,s*h,s*w) depth; its ``scale`` attribute is s.
         :param device: 'auto' (cuda when available), 'cpu', 'cuda' or 'cuda:N'.
         :param color_order: channel order of 3-channel colour input, 'rgb' or 'bgr'.
         :param acceleration: an Acceleration (default: float32, channels-last, device I/O, nothing
@@ -213,7 +211,7 @@ class Predictor(DepthUpsampler):
             self.forward = torch.compile(self.model, dynamic=False)
         elif self.acceleration.compile_mode == 'cuda_graphs':
             self.forward = _GraphedForward(self.model, self.device)
-        self.scale = int(scale)
+        self.scale = int(model.scale)  # the network's own, never a second copy
         self._pinned = {}  # (shape, dtype) -> (pinned host tensor, its last copy's event)
 
     @classmethod
@@ -223,8 +221,7 @@ class Predictor(DepthUpsampler):
         device = select_device(device)
         model, info = load_checkpoint(path, device)
         check_preprocessing(path, info['preprocessing'])
-        predictor = cls(model, info['arch_kwargs']['scale'], device, color_order, acceleration,
-                        warn)
+        predictor = cls(model, device, color_order, acceleration, warn)
         predictor.info = info
         return predictor
 

@@ -46,7 +46,7 @@ def test_a_failing_compile_falls_back_to_eager_once_and_serves(tiny_file, monkey
     depth = rng.uniform(1, 2, (12, 16)).astype(np.float32)
     color = rng.integers(0, 256, (48, 64, 3), np.uint8)
     out = predictor(depth, color)
-    eager = Predictor(untrained('pag_net', **TINY), 4, 'cpu')(depth, color)
+    eager = Predictor(untrained('pag_net', **TINY), 'cpu')(depth, color)
     np.testing.assert_allclose(out, eager, atol=1e-5)
     predictor(depth, color)
     assert len(calls) == 1 and len(warnings) == 1  # not retried, not said again

@@ -43,7 +43,7 @@ def test_normalisation_and_invalid_marking_with_a_stand_in_network():
     depth = _holes(rng.uniform(0.5, 4.0, (13, 22)).astype(np.float32))
     color = rng.integers(0, 256, (26, 44, 3), dtype=np.uint8)
     net = NearestNet(scale=2)
-    out = Predictor(net, scale=2, device='cpu')(depth, color)
+    out = Predictor(net, device='cpu')(depth, color)
     assert out.shape == (26, 44) and out.dtype == np.float32
     shape, low, high = net.calls[0]
     assert shape == (1, 1, 13, 22)  # the networks take any size: no padding
@@ -55,7 +55,7 @@ def test_normalisation_and_invalid_marking_with_a_stand_in_network():
 
 def test_all_invalid_depth_gives_all_nan_without_running_the_network():
     net = NearestNet(scale=2)
-    predictor = Predictor(net, scale=2, device='cpu')
+    predictor = Predictor(net, device='cpu')
     out = predictor(np.zeros((4, 4), np.float32), np.zeros((8, 8, 3), np.uint8))
     assert out.shape == (8, 8) and np.isnan(out).all()
     assert net.calls == []
@@ -140,7 +140,7 @@ def test_bgr_colour_order_gives_the_same_result(shipped, cones):
     truth = crop_to_multiple(disparity_to_metres(cones['depth']), s)[:64, :64]
     rgb = crop_to_multiple(cones['rgb'], s)[:64, :64]
     depth_lr = bicubic_downsample(truth, s)
-    bgr_predictor = Predictor(shipped.model, s, device='cpu', color_order='bgr')
+    bgr_predictor = Predictor(shipped.model, device='cpu', color_order='bgr')
     np.testing.assert_array_equal(bgr_predictor(depth_lr, rgb[:, :, ::-1].copy()),
                                   shipped(depth_lr, rgb))
 
@@ -166,8 +166,8 @@ def test_device_io_gives_what_numpy_pre_and_post_processing_give(kind):
     if kind == 'rgba view':  # what conversions.color_to_array gives for rgba8: a strided view
         color = np.concatenate([color, color[:, :, :1]], axis=2)[:, :, :3]
     net = _tiny_pag_net()
-    numpy_io = Predictor(net, 4, 'cpu', acceleration=Acceleration(device_io=False))
-    device_io = Predictor(net, 4, 'cpu', acceleration=Acceleration(device_io=True))
+    numpy_io = Predictor(net, 'cpu', acceleration=Acceleration(device_io=False))
+    device_io = Predictor(net, 'cpu', acceleration=Acceleration(device_io=True))
     expected = numpy_io(depth, color, order)
     out = device_io(depth, color, order)
     assert np.isnan(out).sum() > 0 and (np.isnan(out) == np.isnan(expected)).all()
@@ -185,10 +185,10 @@ def test_acceleration_switches_stay_close_to_float32(acceleration, tolerance_m):
     rng = np.random.default_rng(2)
     depth, color = _odd_frame(rng)
     net = _tiny_pag_net()
-    expected = Predictor(net, 4, 'cpu', acceleration=Acceleration('float32',
+    expected = Predictor(net, 'cpu', acceleration=Acceleration('float32',
                                                                   channels_last=False))(
         depth, color)
-    fast = Predictor(_tiny_pag_net(), 4, 'cpu', acceleration=acceleration)
+    fast = Predictor(_tiny_pag_net(), 'cpu', acceleration=acceleration)
     out = fast(depth, color)
     weights = [p for p in fast.model.parameters() if p.ndim == 4]
     assert all(p.dtype == PRECISIONS[acceleration.precision] for p in weights)
@@ -205,9 +205,9 @@ def test_torch_compile_gives_the_eager_result():
     rng = np.random.default_rng(3)
     depth, color = _odd_frame(rng)
     # float32: compiled and eager bfloat16 kernels round differently (measured: 7 mm apart).
-    expected = Predictor(_tiny_pag_net(), 4, 'cpu', acceleration=Acceleration('float32'))(
+    expected = Predictor(_tiny_pag_net(), 'cpu', acceleration=Acceleration('float32'))(
         depth, color)
-    compiled = Predictor(_tiny_pag_net(), 4, 'cpu',
+    compiled = Predictor(_tiny_pag_net(), 'cpu',
                          acceleration=Acceleration('float32', compile_mode='torch_compile'))
     np.testing.assert_allclose(compiled(depth, color), expected, rtol=1e-4, atol=1e-4)
     assert compiled.eager_because == ''  # it really ran compiled
@@ -215,12 +215,12 @@ def test_torch_compile_gives_the_eager_result():
 
 def test_impossible_acceleration_is_a_clear_error():
     with pytest.raises(ValueError, match="precision must be 'auto' or one of .* not 'int8'"):
-        Predictor(_tiny_pag_net(), 4, 'cpu', acceleration=Acceleration(precision='int8'))
+        Predictor(_tiny_pag_net(), 'cpu', acceleration=Acceleration(precision='int8'))
     with pytest.raises(ValueError, match='compile_mode must be one of'):
-        Predictor(_tiny_pag_net(), 4, 'cpu', acceleration=Acceleration(compile_mode='tensorrt'))
+        Predictor(_tiny_pag_net(), 'cpu', acceleration=Acceleration(compile_mode='tensorrt'))
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match='cuda_graphs needs a CUDA device, not cpu'):
-            Predictor(_tiny_pag_net(), 4, 'cpu',
+            Predictor(_tiny_pag_net(), 'cpu',
                       acceleration=Acceleration(compile_mode='cuda_graphs'))
 
 
@@ -256,6 +256,6 @@ def test_auto_precision_is_mixed_only_where_bfloat16_runs_in_hardware(monkeypatc
     for native, expected in ((True, 'mixed'), (False, 'float32')):
         monkeypatch.setattr(inference, 'native_bfloat16', lambda device, n=native: n)
         assert inference.resolve_precision('auto', 'cpu') == expected
-        predictor = Predictor(_tiny_pag_net(), 4, 'cpu')
+        predictor = Predictor(_tiny_pag_net(), 'cpu')
         assert predictor.acceleration.precision == expected
     assert inference.resolve_precision('float32', 'cpu') == 'float32'

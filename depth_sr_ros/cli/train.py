@@ -104,7 +104,7 @@ def validate(model, pairs, scale, device):
         return float('nan')
     # The network keeps its training memory format (a Predictor converts its model in place);
     # float32, so that the log measures the weights, not the inference arithmetic.
-    predictor = Predictor(model, scale, device=str(device),
+    predictor = Predictor(model, device=str(device),
                           acceleration=Acceleration('float32', channels_last=False))
     report = evaluate({'model': predictor}, pairs, scale)
     model.train()

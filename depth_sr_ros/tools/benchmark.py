@@ -212,7 +212,7 @@ def bench_variants(model, scale, size, device, runs, warmup, names, arch=None,
                 predictor = openvino_predictor(model, arch, arch_kwargs,
                                                OPENVINO_VARIANTS[name])
             else:
-                predictor = Predictor(copy.deepcopy(model), scale, device=str(device),
+                predictor = Predictor(copy.deepcopy(model), device=str(device),
                                       acceleration=copy.deepcopy(VARIANTS[name]))
             times = time_call(lambda: predictor(depth_lr, color), device, runs, max(warmup, 1))
             out = predictor(depth_lr, color)
@@ -329,7 +329,7 @@ def bench_registration(rigs, scale, runs):
 def bench_threads(model, scale, size, runs, warmup, counts):
     """Return the CPU time per Predictor call for each thread count in ``counts``."""
     depth_lr, color = player_frame(size, scale)
-    predictor = Predictor(copy.deepcopy(model), scale, device='cpu')
+    predictor = Predictor(copy.deepcopy(model), device='cpu')
     before = torch.get_num_threads()
     rows = []
     try:
@@ -483,7 +483,7 @@ def main(argv=None):
         results.append(bench_model(name, scale, size, device, args.runs, args.warmup, model))
         print(f"{name} {scale}x: {results[-1]['median_ms']:.1f} ms", file=sys.stderr)
     name, scale, model = cases[0]
-    predictor = Predictor(model or build_model(name, scale=scale), scale, device=str(device))
+    predictor = Predictor(model or build_model(name, scale=scale), device=str(device))
     predictor.synchronize_stages()
     pipeline = {'label': f'{name} {scale}x, {args.size} player frame',
                 'stages': bench_pipeline(predictor, size, args.runs, args.warmup)}

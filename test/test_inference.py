@@ -185,8 +185,7 @@ def test_acceleration_switches_stay_close_to_float32(acceleration, tolerance_m):
     rng = np.random.default_rng(2)
     depth, color = _odd_frame(rng)
     net = _tiny_pag_net()
-    expected = Predictor(net, 'cpu', acceleration=Acceleration('float32',
-                                                                  channels_last=False))(
+    expected = Predictor(net, 'cpu', acceleration=Acceleration('float32', channels_last=False))(
         depth, color)
     fast = Predictor(_tiny_pag_net(), 'cpu', acceleration=acceleration)
     out = fast(depth, color)

@@ -139,7 +139,8 @@ def test_a_bad_model_file_stops_start_up_with_one_line(tmp_path, kind, problem):
     ('queue_size:=0', 'Parameter queue_size out of range'),
     ('precision:=half', "precision must be one of ('auto', 'mixed', 'float32'"),
     ('depth_to_color:=[0.0, 1.0]', 'a transform needs 7 finite numbers'),
-    ('output_size:=[640]', 'output_size must be [width, height]')])
+    ('output_size:=[640]', 'output_size must have 2 values'),
+    ('output_size:=[640,-1]', 'output_size must be within')])
 def test_a_bad_parameter_stops_start_up_with_one_line(model_path, setting, problem):
     process = _node_process('-p', f'model_path:={model_path}', '-p', setting)
     out, err = process.communicate(timeout=60)
@@ -148,9 +149,10 @@ def test_a_bad_parameter_stops_start_up_with_one_line(model_path, setting, probl
     assert problem in err
 
 
-def test_ctrl_c_exits_cleanly(model_path):
+def _start_then_ctrl_c(*ros_args):
+    """Start the node, wait until it pairs, press Ctrl-C: return (exit status, all stderr)."""
     import signal
-    process = _node_process('-p', f'model_path:={model_path}')
+    process = _node_process(*ros_args)
     try:
         end = time.monotonic() + 60
         lines = []
@@ -164,8 +166,21 @@ def test_ctrl_c_exits_cleanly(model_path):
         _, err = process.communicate(timeout=30)
     finally:
         process.kill()
-    assert process.returncode == 0
+    return process.returncode, ''.join(lines) + err
+
+
+def test_ctrl_c_exits_cleanly(model_path):
+    status, err = _start_then_ctrl_c('-p', f'model_path:={model_path}')
+    assert status == 0
     assert 'Traceback' not in err
+
+
+def test_an_unknown_parameter_is_named_and_known_ones_still_apply(model_path):
+    status, err = _start_then_ctrl_c('-p', f'model_path:={model_path}', '-p', 'scale:=2',
+                                     '-p', 'slop:=0.02', '-p', 'use_sim_time:=false')
+    assert status == 0
+    assert 'ignoring parameters this node does not have: scale (' in err
+    assert 'slop 0.02 s' in err  # a given, known parameter keeps its value
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU-only decision')

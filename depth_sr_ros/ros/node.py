@@ -43,6 +43,8 @@ except ImportError:
 SETTING_NAMES = tuple(Settings.__dataclass_fields__)  # the parameters that may change live
 PAIRING_CHECK_PERIOD = 1.0  # s
 WARN_PERIOD = 5.0  # s between two logs of the same warning
+# Parameters that rclpy's Node declares itself (the node does not warn about them).
+RCLPY_PARAMETERS = {'use_sim_time', 'start_type_description_service'}
 
 
 def descriptor(name):
@@ -55,7 +57,7 @@ def descriptor(name):
     if param.low is not None and isinstance(param.default, float):
         out.floating_point_range = [FloatingPointRange(from_value=float(param.low),
                                                        to_value=float(param.high))]
-    elif param.low is not None:
+    elif param.low is not None and isinstance(param.default, int):  # arrays: check_value
         out.integer_range = [IntegerRange(from_value=int(param.low), to_value=int(param.high))]
     return out
 
@@ -84,14 +86,26 @@ class DepthSrNode(Node):
 
     def __init__(self, **kwargs):
         """Declare parameters, load the model and connect topics; raises on a bad model."""
+        # Every parameter given (-p, --params-file, launch) is declared as it arrives, so that
+        # a name the node does not know can be named in a warning instead of ignored.
+        kwargs.setdefault('automatically_declare_parameters_from_overrides', True)
         super().__init__('depth_sr', **kwargs)
+        given = set(self.get_parameters_by_prefix(''))
         for name, param in PARAMETERS.items():
             default = param.default
             if default is None:  # no default: declared by type, unset unless given
                 default = Parameter.Type.DOUBLE_ARRAY
+            if self.has_parameter(name):  # given: declared again with its type and range
+                self.undeclare_parameter(name)
             self.declare_parameter(name, default, descriptor(name))
+        unknown = sorted(name for name in given - set(PARAMETERS) - RCLPY_PARAMETERS
+                         if not name.startswith('qos_overrides.'))
+        if unknown:
+            self.get_logger().warning(
+                f"ignoring parameters this node does not have: {', '.join(unknown)} (its "
+                f"parameters: {', '.join(PARAMETERS)}; the scale comes from the model file)")
         for name in ('precision', 'compile_mode', 'slop', 'queue_size', 'threads',
-                     'max_output_pixels', 'diagnostics_period'):
+                     'max_output_pixels', 'diagnostics_period', 'output_size'):
             reason = check_value(name, self._value(name))
             if reason:
                 raise ValueError(reason)
@@ -101,7 +115,6 @@ class DepthSrNode(Node):
         except ParameterUninitializedException:
             fixed = None
         self.extrinsics = ExtrinsicSource(self, fixed)  # GeometryError: start-up fails
-        self._processor(None)  # checks output_size before anything is loaded
         self.settings = Settings(**{name: value(name) for name in SETTING_NAMES})
         reason = validate_settings(self.settings)
         if reason:
@@ -158,10 +171,8 @@ class DepthSrNode(Node):
         return self.get_parameter(name).value
 
     def _processor(self, upsampler):
-        size = self._value('output_size')
-        if len(size) != 2 or min(size) < 0:
-            raise ValueError(f'output_size must be [width, height] (or [0, 0]), not {size}')
-        return FrameProcessor(upsampler, tuple(size), self._value('max_output_pixels'))
+        return FrameProcessor(upsampler, tuple(self._value('output_size')),
+                              self._value('max_output_pixels'))
 
     def _choose_acceleration(self):
         value = self._value

@@ -15,10 +15,11 @@ class Param:
 
     default: object
     description: str
-    low: float = None  # inclusive range of a number, None = unbounded
+    low: float = None  # inclusive range of a number (or of each array element), None = any
     high: float = None
     choices: tuple = ()  # allowed values of a string
     live: bool = False  # may change while the node runs (else read-only)
+    length: int = None  # number of values of an array parameter, None = any
 
 
 PARAMETERS = {
@@ -47,7 +48,8 @@ PARAMETERS = {
                          'exact_sync for identical stamps)', 1e-6, 10.0),
     'exact_sync': Param(False, 'pair only identical stamps'),
     'output_size': Param([0, 0], 'output [width, height]: the colour image shrunk to it and '
-                                 'its intrinsics scaled; [0, 0] = the colour size'),
+                                 'its intrinsics scaled; [0, 0] = the colour size', 0, 100_000,
+                         length=2),
     'max_output_pixels': Param(1920 * 1088, 'frames whose output grid (padded to a multiple of '
                                             'the scale) has more pixels are refused',
                                1, 100_000_000),
@@ -70,7 +72,10 @@ def check_value(name, value):
     param = PARAMETERS[name]
     if param.choices and value not in param.choices:
         return f'{name} must be one of {param.choices}, not {value!r}'
-    if param.low is not None and isinstance(value, (int, float)) and not (
-            param.low <= value <= param.high):
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    if param.length is not None and len(values) != param.length:
+        return f'{name} must have {param.length} values ({param.description}), not {value}'
+    if param.low is not None and not all(param.low <= v <= param.high for v in values
+                                         if isinstance(v, (int, float))):
         return f'{name} must be within [{param.low}, {param.high}], not {value}'
     return ''

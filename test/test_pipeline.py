@@ -142,8 +142,8 @@ def test_settings_range_encoding_and_points():
     assert np.isnan(metres[:, 90:]).all()  # 3 m is beyond max_depth
     assert result.points.width == 160 and result.points.height == 120
     assert output_encoding('input', 'mono16') == '16UC1'
-    with pytest.raises(ValueError):
-        output_encoding('8UC1', '16UC1')
+    with pytest.raises(ImageFormatError):
+        metres_to_image(metres, output_encoding('8UC1', '16UC1'), result.depth.header)
 
 
 def test_latest_slot_keeps_only_the_newest_and_counts_replacements():

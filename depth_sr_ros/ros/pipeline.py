@@ -17,7 +17,7 @@ from depth_sr_ros.geometry import (
     resize_color)
 from depth_sr_ros.ros.conversions import (
     camera_from_info, camera_info_message, color_to_array, depth_to_metres, depth_to_pointcloud,
-    ImageFormatError, metres_to_image, OUTPUT_DEPTH_ENCODINGS)
+    ImageFormatError, metres_to_image)
 from depth_sr_ros.ros.parameters import PARAMETERS
 import numpy as np
 
@@ -53,11 +53,14 @@ class FrameResult:
 
 
 def output_encoding(setting, input_encoding):
-    """Return the encoding to publish: the input's (mono16 counts as 16UC1) or a forced one."""
+    """
+    Return the encoding to publish: the input's (mono16 counts as 16UC1) or a forced one.
+
+    The setting's allowed values are checked by the parameter table; metres_to_image refuses
+    an encoding it cannot write.
+    """
     if setting == 'input':
         return '32FC1' if input_encoding == '32FC1' else '16UC1'
-    if setting not in OUTPUT_DEPTH_ENCODINGS:
-        raise ValueError(f"output_encoding must be 'input', '16UC1' or '32FC1', not {setting!r}")
     return setting
 
 

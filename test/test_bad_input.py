@@ -318,24 +318,30 @@ class MessageFiltersStandIn:
     """
     What the node uses of message_filters (not on PyPI), with the Python package's rules.
 
-    Subscriber wraps a subscription and calls its registered callbacks in order; the
-    synchronizers keep one dict per input (stamp ns -> message) under ``lock`` and, when a
-    queue is over ``queue_size``, delete its oldest stamp, as message_filters does. So after a
-    time jump with a full queue every new (older) message is the one deleted.
+    SimpleFilter calls its registered callbacks in order, and Subscriber is one fed by a
+    subscription; the synchronizers keep one dict per input (stamp ns -> message) under
+    ``lock`` and, when a queue is over ``queue_size``, delete its oldest stamp, as
+    message_filters does. So after a time jump with a full queue every new (older) message is
+    the one deleted.
     """
 
-    class Subscriber:
+    class SimpleFilter:
 
-        def __init__(self, node, msg_type, topic, **kwargs):
+        def __init__(self):
             self.callbacks = []
-            node.create_subscription(msg_type, topic, self.signal, **kwargs)
 
         def registerCallback(self, callback, *args):  # noqa: N802 (message_filters' name)
             self.callbacks.append((callback, args))
 
-        def signal(self, msg):
+        def signalMessage(self, *msg):  # noqa: N802
             for callback, args in self.callbacks:
-                callback(msg, *args)
+                callback(*msg, *args)
+
+    class Subscriber(SimpleFilter):
+
+        def __init__(self, node, msg_type, topic, **kwargs):
+            super().__init__()
+            node.create_subscription(msg_type, topic, self.signalMessage, **kwargs)
 
     class ApproximateTimeSynchronizer:
 

@@ -1,7 +1,7 @@
 """Stamp pairing (message_filters semantics) and the stall explanation, without DDS."""
 
 from depth_sr_ros.ros.sync import (
-    COLOR, DEPTH, INPUT_NAMES, JumpDetector, PairingMonitor, StampPairer, unpaired_messages)
+    COLOR, DEPTH, INPUT_NAMES, JumpDetector, PairingMonitor, QueueLedger, StampPairer)
 import pytest
 
 MS = 1_000_000
@@ -114,7 +114,18 @@ def test_a_second_jump_on_the_other_input_is_still_seen():
     assert [sorted(q.values()) for q in pairer.queues] == [[], ['colour 2']]
 
 
-def test_unpaired_messages_are_what_is_neither_paired_nor_queued():
-    assert unpaired_messages(received=30, pairs=10, queued=4) == 6
-    assert unpaired_messages(received=3, pairs=1, queued=1) == 0
-    assert unpaired_messages(received=1, pairs=1, queued=0) == 0  # never negative
+def test_the_ledger_counts_what_a_message_filters_queue_drops():
+    ledger = QueueLedger(queue_size=2)
+    for stamp in (10, 20):
+        ledger.add(DEPTH, stamp)
+    ledger.add(COLOR, 20)
+    ledger.paired(20, 20)  # the synchronizer gave out (20, 20)
+    assert ledger.dropped == 0 and ledger.held == ({10}, set())
+    ledger.add(DEPTH, 30)
+    ledger.add(DEPTH, 40)  # three held: the oldest (10) is deleted, as message_filters does
+    assert ledger.dropped == 1 and ledger.held[DEPTH] == {30, 40}
+    ledger.add(DEPTH, 40)  # the same stamp again replaces the held message
+    assert ledger.dropped == 2
+    ledger.add(COLOR, 5)
+    assert ledger.clear() == 3 and ledger.dropped == 5  # a replaced synchronizer held three
+    assert ledger.held == (set(), set())

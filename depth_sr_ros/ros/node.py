@@ -22,8 +22,8 @@ from depth_sr_ros.ros.extrinsics import ExtrinsicSource
 from depth_sr_ros.ros.parameters import check_value, PARAMETERS
 from depth_sr_ros.ros.pipeline import FrameProcessor, LatencyStats, LatestSlot, Settings
 from depth_sr_ros.ros.sync import (
-    CameraInfoStore, COLOR, DEPTH, INPUT_NAMES, JumpDetector, PairingMonitor, StampPairer,
-    unpaired_messages)
+    CameraInfoStore, COLOR, DEPTH, INPUT_NAMES, JumpDetector, PairingMonitor, QueueLedger,
+    StampPairer)
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (
     FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult)
@@ -45,6 +45,15 @@ PAIRING_CHECK_PERIOD = 1.0  # s
 WARN_PERIOD = 5.0  # s between two logs of the same warning
 # Parameters that rclpy's Node declares itself (the node does not warn about them).
 RCLPY_PARAMETERS = {'use_sim_time', 'start_type_description_service'}
+
+
+def simple_filter():
+    """Return a message_filters.SimpleFilter (newer releases define it in a submodule)."""
+    try:
+        return message_filters.SimpleFilter()
+    except AttributeError:
+        from message_filters.simple_filter import SimpleFilter
+        return SimpleFilter()
 
 
 def descriptor(name):
@@ -148,9 +157,8 @@ class DepthSrNode(Node):
         self._jumps = JumpDetector()
         # received: depth and colour images; pairs: handed to the inference thread; published:
         # results sent; bad_frames: input that could not be used; failed_frames: inference
-        # errors (CUDA out of memory, ...); cleared_after_jump: messages dropped from
-        # message_filters' queues at a time jump (already part of the unpaired messages that
-        # dropped_pairs() derives from received, pairs and queued).
+        # errors (CUDA out of memory, ...); cleared_after_jump: messages that a message_filters
+        # synchronizer held when a time jump replaced it (already part of dropped_pairs()).
         self.counts = {'received': 0, 'pairs': 0, 'published': 0, 'bad_frames': 0,
                        'failed_frames': 0, 'cleared_after_jump': 0}
         self._connect_images(value('queue_size'), value('slop'), value('exact_sync'), overrides)
@@ -212,19 +220,19 @@ class DepthSrNode(Node):
     def _connect_images(self, queue_size, slop, exact, overrides):
         topics = ((DEPTH, 'depth/image_raw'), (COLOR, 'color/image_raw'))
         if message_filters is not None:
-            subs = []
+            # Subscriber -> the node's arrival bookkeeping -> a relay filter -> the synchronizer.
+            # The relays let the node replace the synchronizer (after a time jump) while the
+            # subscriptions stay; the ledger counts what the synchronizer drops.
+            self._sync_args = (queue_size, slop, exact)
+            self._ledger = QueueLedger(queue_size)
+            self._build_synchronizer()
+            self._subscribers = []
             for index, topic in topics:
                 sub = message_filters.Subscriber(self, Image, topic,
                                                  qos_profile=qos_profile_sensor_data,
                                                  qos_overriding_options=overrides)
-                sub.registerCallback(self._arrival_callback(index))
-                subs.append(sub)
-            if exact:
-                sync = message_filters.TimeSynchronizer(subs, queue_size)
-            else:
-                sync = message_filters.ApproximateTimeSynchronizer(subs, queue_size, slop)
-            sync.registerCallback(self._on_pair)
-            self._sync = sync
+                sub.registerCallback(self._filter_callback(index))
+                self._subscribers.append(sub)
             self.pairing_backend = 'message_filters'
         else:
             self.pairer = StampPairer(queue_size, slop, exact)
@@ -236,6 +244,17 @@ class DepthSrNode(Node):
         self.get_logger().info(f'pairing with {self.pairing_backend}: '
                                f"{'exact stamps' if exact else f'slop {slop} s'}, "
                                f'queue_size {queue_size}')
+
+    def _build_synchronizer(self):
+        """Connect a new message_filters synchronizer behind two new relay filters."""
+        queue_size, slop, exact = self._sync_args
+        relays = (simple_filter(), simple_filter())
+        if exact:
+            sync = message_filters.TimeSynchronizer(relays, queue_size)
+        else:
+            sync = message_filters.ApproximateTimeSynchronizer(relays, queue_size, slop)
+        sync.registerCallback(self._on_synchronized)
+        self._relays, self._sync = relays, sync
 
     # Callbacks: no inference here, only bookkeeping and a hand-over to the worker.
 
@@ -258,17 +277,26 @@ class DepthSrNode(Node):
         """Stamps jumped back (a bag restarted): drop the queued messages from before."""
         self._warn(f'{INPUT_NAMES[index]} stamps jumped back by {seconds:.1f} s (a bag or '
                    'driver restarted?); messages queued for pairing from before are dropped')
-        # StampPairer drops them itself (and counts them). message_filters' Python
-        # synchronizers keep one dict per input under a lock; a message newer than every new
-        # one would otherwise stay queued and, in a full queue, evict each new message first:
-        # pairing would stall until the stamps caught up.
-        queues, lock = self._sync_queues()
-        if queues is None:
-            return
-        with lock:
-            self.counts['cleared_after_jump'] += sum(len(q) for q in queues)
-            for queue in queues:
-                queue.clear()
+        # StampPairer drops them itself (and counts them). A message_filters synchronizer
+        # would keep them: a message newer than every new one stays queued and, in a full
+        # queue, evicts each new message first, so pairing would stall until the stamps
+        # caught up. It is replaced by a new, empty one.
+        if message_filters is not None and self.pairer is None:
+            self.counts['cleared_after_jump'] += self._ledger.clear()
+            self._build_synchronizer()
+
+    def _filter_callback(self, index):
+        arrived = self._arrival_callback(index)
+
+        def callback(msg):
+            arrived(msg)  # may replace the synchronizer (a time jump)
+            self._ledger.add(index, stamp_ns(msg.header.stamp))
+            self._relays[index].signalMessage(msg)
+        return callback
+
+    def _on_synchronized(self, depth_msg, color_msg):
+        self._ledger.paired(stamp_ns(depth_msg.header.stamp), stamp_ns(color_msg.header.stamp))
+        self._on_pair(depth_msg, color_msg)
 
     def _image_callback(self, index):
         arrived = self._arrival_callback(index)
@@ -399,23 +427,9 @@ class DepthSrNode(Node):
         """Return pairs replaced before inference plus messages that never found a partner."""
         if self.pairer is not None:
             unpaired = sum(self.pairer.counts.unpaired)
-        else:  # message_filters counts nothing: what is neither paired nor queued was dropped
-            unpaired = unpaired_messages(self.counts['received'], self.counts['pairs'],
-                                         self._queued())
+        else:  # message_filters counts nothing; the ledger follows its queues
+            unpaired = self._ledger.dropped
         return self.slot.replaced + unpaired
-
-    def _sync_queues(self):
-        """Return message_filters' (queues, lock); (None, None) where it has none."""
-        queues, lock = getattr(self._sync, 'queues', None), getattr(self._sync, 'lock', None)
-        return (None, None) if queues is None or lock is None else (queues, lock)
-
-    def _queued(self):
-        """Return the messages waiting in message_filters' queues (0 if it hides them)."""
-        queues, lock = self._sync_queues()
-        if queues is None:
-            return 0
-        with lock:
-            return sum(len(queue) for queue in queues)
 
     def _report(self):
         in_hz, out_hz, p50, p95 = self.stats.take(self._period)

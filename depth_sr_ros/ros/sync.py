@@ -54,15 +54,44 @@ class JumpDetector:
         return jumped
 
 
-def unpaired_messages(received, pairs, queued):
+class QueueLedger:
     """
-    Return how many messages left a synchroniser without a partner.
+    What a message_filters synchronizer holds, kept from what goes in and which pairs come out.
 
-    Each pair uses one message of each input; what is neither paired nor still queued was
-    evicted from a full queue or dropped at a time jump. For message_filters, which does not
-    count them itself.
+    message_filters' Python synchronizers keep, per input, one message per stamp, delete the
+    oldest stamp when an input holds more than ``queue_size``, and count nothing. Given the
+    same stamps in the same order, the ledger applies the same rule from the outside (its
+    public side), so the node can count what they drop without reading their queues.
     """
-    return max(0, received - 2 * pairs - queued)
+
+    def __init__(self, queue_size):
+        """Start empty, for a synchronizer with this queue_size."""
+        self.queue_size = int(queue_size)
+        self.held = (set(), set())
+        self.dropped = 0  # evicted from a full queue, replaced by the same stamp, or cleared
+
+    def add(self, index, stamp_ns):
+        """Record a message of input ``index`` about to be given to the synchronizer."""
+        held = self.held[index]
+        if stamp_ns in held:
+            self.dropped += 1  # the synchronizer keeps the newer message of a stamp
+        held.add(stamp_ns)
+        while len(held) > self.queue_size:
+            held.remove(min(held))
+            self.dropped += 1
+
+    def paired(self, depth_stamp_ns, color_stamp_ns):
+        """Record a pair that the synchronizer gave out."""
+        self.held[DEPTH].discard(depth_stamp_ns)
+        self.held[COLOR].discard(color_stamp_ns)
+
+    def clear(self):
+        """Count everything held as dropped (the synchronizer is replaced); return how many."""
+        count = sum(len(held) for held in self.held)
+        self.dropped += count
+        for held in self.held:
+            held.clear()
+        return count
 
 
 @dataclasses.dataclass

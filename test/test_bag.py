@@ -200,18 +200,32 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, model_path, capsys):
     assert status == 2 and 'no depth/colour pairs: 3 depth and 3 colour messages' in err
 
 
-def test_a_truncated_mcap_bag_is_refused_in_one_line(tmp_path, model_path, capsys):
-    # rosbags reads an MCAP file from its summary at the end; a file cut short has none, so
-    # the tool can only say so (processing the readable part would need a streaming reader).
+@pytest.mark.parametrize('as_file', [False, True], ids=['folder', 'mcap_file'])
+def test_a_bag_cut_short_is_processed_up_to_the_cut(tmp_path, model_path, capsys, as_file):
+    # A recorder killed mid-write leaves an MCAP file with no summary, no footer and its last
+    # record incomplete. What was complete is processed, and the summary says what was lost.
     write_bag(tmp_path / 'in', fixture_frames(30))
+    assert main(['--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'whole'),
+                 '--model', model_path, '--device', 'cpu', '--no-progress']) == 0
     mcap, = [f for f in os.listdir(tmp_path / 'in') if f.endswith('.mcap')]
     data = (tmp_path / 'in' / mcap).read_bytes()
-    (tmp_path / 'in' / mcap).write_bytes(data[:len(data) * 2 // 3])
-    status = main(['--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out'),
+    cut = data[:len(data) * 2 // 3]
+    (tmp_path / 'in' / mcap).write_bytes(cut)
+    source = tmp_path / 'in' / mcap if as_file else tmp_path / 'in'
+    capsys.readouterr()
+    status = main(['--input', str(source), '--output', str(tmp_path / 'out'),
                    '--model', model_path, '--device', 'cpu', '--no-progress'])
-    err = capsys.readouterr().err
-    assert status == 2 and err.count('\n') == 1
-    assert 'is not a readable rosbag2 bag' in err and not os.path.exists(tmp_path / 'out')
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert (f'{mcap} is cut short: its complete records (the first ' in out
+            and f'of {len(cut)} bytes) were read, the rest is lost' in out), out
+    images = read_bag(tmp_path / 'out')['/depth_sr/image']
+    whole = read_bag(tmp_path / 'whole')['/depth_sr/image']
+    assert 0 < len(images) < len(whole)
+    for (t, msg), (t_whole, msg_whole) in zip(images, whole):  # the part before the cut
+        assert t == t_whole and msg.header == msg_whole.header
+        assert bytes(msg.data) == bytes(msg_whole.data)
+    assert (tmp_path / 'in' / mcap).read_bytes() == cut  # the input is left as it was
 
 
 def test_an_interrupted_run_leaves_a_readable_bag_with_the_pairs_done(

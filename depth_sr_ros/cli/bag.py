@@ -17,11 +17,13 @@ with the pairs done so far (exit status 130).
 
 import argparse
 import collections
+import contextlib
 import json
 import os
 import shutil
 import struct
 import sys
+import tempfile
 import time
 
 from depth_sr_ros.checkpoint import CheckpointError
@@ -49,11 +51,40 @@ class BagError(Exception):
     """Input that cannot be processed: said in one line, exit status 2."""
 
 
-def open_reader(path):
-    """Return an open rosbags Reader; BagError for a missing path or a file that is no bag."""
-    from rosbags.rosbag2 import Reader, ReaderError
+MCAP_MAGIC = b'\x89MCAP0\r\n'
+# An MCAP footer record (opcode 0x02, 20 bytes) with no summary: readers then scan the records.
+MCAP_FOOTER_NO_SUMMARY = b'\x02' + struct.pack('<QQQI', 20, 0, 0, 0) + MCAP_MAGIC
+
+
+@contextlib.contextmanager
+def open_bag(path):
+    """
+    Yield (reader, note): an open rosbags Reader of the bag and what was done to read it.
+
+    A bag whose MCAP file was cut short (a recorder killed: no summary, no footer, the last
+    chunk incomplete) is read from a repaired copy holding its complete records, and ``note``
+    says so; otherwise ``note`` is ''. BagError for a missing path or a file that is no bag.
+    """
     if not os.path.exists(path):
         raise BagError(f"input '{path}' does not exist")
+    with tempfile.TemporaryDirectory(prefix='depth_sr_bag_') as scratch:
+        note = ''
+        try:
+            reader = _open_reader(path)
+        except BagError:
+            repaired = _repair_cut_mcap(path, scratch)
+            if repaired is None:
+                raise
+            copy, note = repaired
+            reader = _open_reader(copy)
+        try:
+            yield reader, note
+        finally:
+            reader.close()
+
+
+def _open_reader(path):
+    from rosbags.rosbag2 import Reader, ReaderError
     try:
         reader = Reader(path)
         reader.open()
@@ -61,6 +92,68 @@ def open_reader(path):
         raise BagError(f"input '{path}' is not a readable rosbag2 bag: "
                        f'{str(error).splitlines()[0] if str(error) else type(error).__name__}')
     return reader
+
+
+def complete_mcap_end(path):
+    """
+    Return where the complete records of an MCAP file cut short end; None for a whole file.
+
+    A whole file ends with the magic; a cut one is walked record by record (opcode, uint64
+    length) up to the first record that runs past the end of the file. None also for a file
+    that does not start like an MCAP file.
+    """
+    size = os.path.getsize(path)
+    with open(path, 'rb') as f:
+        if f.read(8) != MCAP_MAGIC:
+            return None
+        f.seek(max(size - 8, 8))
+        if size >= 16 and f.read(8) == MCAP_MAGIC:
+            return None
+        end = 8
+        while end + 9 <= size:
+            f.seek(end + 1)
+            (length,) = struct.unpack('<Q', f.read(8))
+            if end + 9 + length > size:
+                break
+            end += 9 + length
+    return end
+
+
+def _repair_cut_mcap(path, scratch):
+    """
+    Copy a bag whose MCAP files were cut short into ``scratch``, repaired.
+
+    Each cut file ends after its last complete record with a footer that has no summary (so
+    rosbags scans its records); the other files are linked.
+
+    Return (the copy's path, a note), or None when no MCAP file of the bag is cut short.
+    """
+    folder = os.path.isdir(path)
+    names = sorted(os.listdir(path)) if folder else [os.path.basename(path)]
+    source = path if folder else os.path.dirname(os.path.abspath(path))
+    cuts = {n: complete_mcap_end(os.path.join(source, n)) for n in names if n.endswith('.mcap')}
+    cuts = {n: end for n, end in cuts.items() if end is not None}
+    if not cuts:
+        return None
+    target = os.path.join(scratch, os.path.basename(os.path.normpath(path)))
+    os.makedirs(target if folder else scratch, exist_ok=True)
+    into = target if folder else scratch
+    notes = []
+    for name in names:
+        original = os.path.abspath(os.path.join(source, name))
+        if name not in cuts:
+            os.symlink(original, os.path.join(into, name))
+            continue
+        with open(original, 'rb') as src, open(os.path.join(into, name), 'wb') as dst:
+            left = cuts[name]
+            while left:
+                block = src.read(min(left, 1 << 24))
+                dst.write(block)
+                left -= len(block)
+            dst.write(MCAP_FOOTER_NO_SUMMARY)
+        notes.append(f'{name} is cut short: its complete records (the first {cuts[name]} of '
+                     f'{os.path.getsize(original)} bytes) were read, the rest is lost')
+    return target, '; '.join(notes)
 
 
 def input_storage(path):
@@ -197,84 +290,88 @@ def _writer(path, storage, copy_from, notes):
 
 def process_bag(args, progress=True):
     """Run the tool; return the Summary. Raises BagError for input it cannot use."""
-    reader = open_reader(args.input)
+    with open_bag(args.input) as (reader, note):
+        return _process(reader, note, args, progress)
+
+
+def _process(reader, note, args, progress):
+    """Process the open bag ``reader``; ``note`` says how it was read (open_bag)."""
+    if os.path.exists(args.output):
+        if not args.overwrite:
+            raise BagError(f"output '{args.output}' exists (use --overwrite to replace it)")
+        shutil.rmtree(args.output) if os.path.isdir(args.output) else os.remove(args.output)
+    depth_topic, color_topic, depth_info_topic, color_info_topic = choose_topics(
+        reader, args)
+    fixed = None
+    if args.depth_to_color:
+        try:
+            fixed = Transform.from_xyz_quaternion(args.depth_to_color.split(','))
+        except (GeometryError, ValueError) as error:
+            raise BagError(f'--depth-to-color: {error}') from None
+    edges = {} if fixed is not None else read_static_transforms(reader)
     try:
-        if os.path.exists(args.output):
-            if not args.overwrite:
-                raise BagError(f"output '{args.output}' exists (use --overwrite to replace it)")
-            shutil.rmtree(args.output) if os.path.isdir(args.output) else os.remove(args.output)
-        depth_topic, color_topic, depth_info_topic, color_info_topic = choose_topics(
-            reader, args)
-        fixed = None
-        if args.depth_to_color:
-            try:
-                fixed = Transform.from_xyz_quaternion(args.depth_to_color.split(','))
-            except (GeometryError, ValueError) as error:
-                raise BagError(f'--depth-to-color: {error}') from None
-        edges = {} if fixed is not None else read_static_transforms(reader)
-        try:
-            predictor = load_predictor(args.model or default_model_path(), device=args.device)
-        except (CheckpointError, RuntimeError, ValueError) as error:
-            raise BagError(str(error)) from None
-        processor = FrameProcessor(predictor, max_output_pixels=args.max_output_pixels)
-        settings = Settings(publish_points=args.points)
-        storage = args.storage or input_storage(args.input)
-        wanted = {depth_topic: DEPTH, color_topic: COLOR}
-        infos = {depth_info_topic: CameraInfoStore(), color_info_topic: CameraInfoStore()}
-        inputs = [c for c in reader.connections if c.topic in wanted or c.topic in infos]
-        copied = list(reader.connections) if args.copy_inputs else []
-        summary = Summary(args.output)
-        pairer = StampPairer(PARAMETERS['queue_size'].default, args.slop)
-        total = sum(c.msgcount for c in (copied or inputs))
-        bar = _progress(total, progress)
-        writer = None
-        try:
-            writer, out = _writer(args.output, storage, copied, summary.notes)
-            for connection, timestamp, raw in _readable(
-                    reader.messages(connections=copied or inputs), summary):
-                bar.update(1)
-                if ('copy', connection.topic) in out:
-                    writer.write(out[('copy', connection.topic)], timestamp, raw)
-                if connection.topic in infos:
-                    msg = deserialize_message(bytes(raw), CameraInfo)
-                    infos[connection.topic].add(msg, stamp_ns(msg.header.stamp))
-                elif connection.topic in wanted:
-                    msg = deserialize_message(bytes(raw), Image)
-                    # Each message travels with its receive time: the output is written at
-                    # the depth message's.
-                    pair = pairer.add(wanted[connection.topic], stamp_ns(msg.header.stamp),
-                                      (msg, timestamp))
-                    if pair is not None:
-                        (depth_msg, received), (color_msg, _) = pair
-                        _process_pair((depth_msg, color_msg), processor, infos,
-                                      (depth_info_topic, color_info_topic), settings, fixed,
-                                      edges, writer, out, received, summary)
-        except KeyboardInterrupt:
-            summary.interrupted = True
-            summary.notes.append(f'interrupted: the output holds the {summary.written} '
-                                 'outputs written so far')
-        finally:
-            bar.close()
-            if writer is not None:
-                writer.close()
-        unpaired = sum(pairer.counts.unpaired) + sum(len(q) for q in pairer.queues)
-        if unpaired:
-            summary.skipped['messages that found no partner within the slop'] += unpaired
-        if summary.interrupted:
-            return summary
-        if summary.pairs and not summary.written:
-            reasons = '; '.join(f'{count} x {reason}' for reason, count in
-                                summary.skipped.most_common(2))
-            raise BagError(f'{summary.pairs} pairs, none written: {reasons}')
-        if summary.pairs == 0:
-            received_counts = pairer.counts.received
-            raise BagError(f'no depth/colour pairs: {received_counts[DEPTH]} depth and '
-                           f'{received_counts[COLOR]} colour messages, none within '
-                           f'{args.slop} s of each other (see --slop); the output holds '
-                           'no super-resolved depth')
-        return summary
+        predictor = load_predictor(args.model or default_model_path(), device=args.device)
+    except (CheckpointError, RuntimeError, ValueError) as error:
+        raise BagError(str(error)) from None
+    processor = FrameProcessor(predictor, max_output_pixels=args.max_output_pixels)
+    settings = Settings(publish_points=args.points)
+    storage = args.storage or input_storage(args.input)
+    wanted = {depth_topic: DEPTH, color_topic: COLOR}
+    infos = {depth_info_topic: CameraInfoStore(), color_info_topic: CameraInfoStore()}
+    inputs = [c for c in reader.connections if c.topic in wanted or c.topic in infos]
+    copied = list(reader.connections) if args.copy_inputs else []
+    summary = Summary(args.output)
+    if note:
+        summary.notes.append(note)
+    pairer = StampPairer(PARAMETERS['queue_size'].default, args.slop)
+    total = sum(c.msgcount for c in (copied or inputs))
+    bar = _progress(total, progress)
+    writer = None
+    try:
+        writer, out = _writer(args.output, storage, copied, summary.notes)
+        for connection, timestamp, raw in _readable(
+                reader.messages(connections=copied or inputs), summary):
+            bar.update(1)
+            if ('copy', connection.topic) in out:
+                writer.write(out[('copy', connection.topic)], timestamp, raw)
+            if connection.topic in infos:
+                msg = deserialize_message(bytes(raw), CameraInfo)
+                infos[connection.topic].add(msg, stamp_ns(msg.header.stamp))
+            elif connection.topic in wanted:
+                msg = deserialize_message(bytes(raw), Image)
+                # Each message travels with its receive time: the output is written at
+                # the depth message's.
+                pair = pairer.add(wanted[connection.topic], stamp_ns(msg.header.stamp),
+                                  (msg, timestamp))
+                if pair is not None:
+                    (depth_msg, received), (color_msg, _) = pair
+                    _process_pair((depth_msg, color_msg), processor, infos,
+                                  (depth_info_topic, color_info_topic), settings, fixed,
+                                  edges, writer, out, received, summary)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        summary.notes.append(f'interrupted: the output holds the {summary.written} '
+                             'outputs written so far')
     finally:
-        reader.close()
+        bar.close()
+        if writer is not None:
+            writer.close()
+    unpaired = sum(pairer.counts.unpaired) + sum(len(q) for q in pairer.queues)
+    if unpaired:
+        summary.skipped['messages that found no partner within the slop'] += unpaired
+    if summary.interrupted:
+        return summary
+    if summary.pairs and not summary.written:
+        reasons = '; '.join(f'{count} x {reason}' for reason, count in
+                            summary.skipped.most_common(2))
+        raise BagError(f'{summary.pairs} pairs, none written: {reasons}')
+    if summary.pairs == 0:
+        received_counts = pairer.counts.received
+        raise BagError(f'no depth/colour pairs: {received_counts[DEPTH]} depth and '
+                       f'{received_counts[COLOR]} colour messages, none within '
+                       f'{args.slop} s of each other (see --slop); the output holds '
+                       'no super-resolved depth')
+    return summary
 
 
 def _readable(messages, summary):
@@ -376,15 +473,14 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         if args.list:
-            reader = open_reader(args.input)
-            try:
+            with open_bag(args.input) as (reader, note):
                 for topic, kind, count in topic_table(reader):
                     print(f'{topic}  {kind}  {count}')
                 sets = candidate_sets(reader)
                 print('would use: ' + (' '.join(sets[0]) if len(sets) == 1 else
                                        f'none automatically ({len(sets)} candidate sets)'))
-            finally:
-                reader.close()
+                if note:
+                    print(f'note: {note}')
             return 0
         summary = process_bag(args, progress=not args.no_progress)
     except BagError as error:

@@ -75,20 +75,23 @@ def rig_frames(name, frames, scale):
     return out, rig.color, rig.depth, COLOR_FRAME if rig.registered else DEPTH_FRAME
 
 
-def read_recording(path):
+def read_recording(path, warn=None):
     """
     Return ([(receive ns, input index, message)], topics, extrinsic) of a bag's camera set.
+
+    ``warn`` is called with a note when the bag had to be repaired to be read (open_bag).
 
     The topics are chosen as depth_sr_bag chooses them (the one plausible set); ``extrinsic``
     is the depth-to-colour transform from the bag's /tf_static as [x, y, z, qx, qy, qz, qw]
     when the depth's frame differs from the colour's, else [].
     """
     import argparse
-    from depth_sr_ros.cli.bag import choose_topics, open_reader, read_static_transforms
+    from depth_sr_ros.cli.bag import choose_topics, open_bag, read_static_transforms
     from depth_sr_ros.ros.extrinsics import static_transform
     from rclpy.serialization import deserialize_message
-    reader = open_reader(path)
-    try:
+    with open_bag(path) as (reader, note):
+        if note and warn is not None:
+            warn(note)
         topics = choose_topics(reader, argparse.Namespace(depth='', color='', depth_info='',
                                                           color_info=''))
         kinds = (Image, Image, CameraInfo, CameraInfo)
@@ -97,8 +100,6 @@ def read_recording(path):
         recording = [(t, index[c.topic], deserialize_message(bytes(raw), kinds[index[c.topic]]))
                      for c, t, raw in reader.messages(connections=connections)]
         edges = read_static_transforms(reader)
-    finally:
-        reader.close()
     if not recording:
         raise ValueError(f"bag '{path}' has no messages on {', '.join(topics)}")
     frames = {i: m.header.frame_id for _, i, m in recording if i < 2}
@@ -174,7 +175,7 @@ class Player(Node):
         """Publish a bag's depth, colour and camera_info messages at their recorded pace."""
         if self.bag_stamps not in ('fresh', 'original'):
             raise ValueError(f"bag_stamps must be 'fresh' or 'original', not {self.bag_stamps!r}")
-        self.recording, topics, extrinsic = read_recording(path)
+        self.recording, topics, extrinsic = read_recording(path, self.get_logger().warning)
         kinds = (Image, Image, CameraInfo, CameraInfo)
         names = ('depth/image_raw', 'color/image_raw', 'depth/camera_info', 'color/camera_info')
         self.bag_pubs = [self.create_publisher(kind, name, qos)

@@ -61,3 +61,19 @@ def test_player_publishes_like_a_camera_driver():
     assert (info.width, info.height) == (160, 120) and info.k[0] > 0
     stamps = [(m.header.stamp.sec, m.header.stamp.nanosec) for m in got['depth/image_raw']]
     assert len(set(stamps)) == len(stamps)
+
+
+def test_restamp_replaces_only_the_stamp_of_a_serialized_message():
+    from builtin_interfaces.msg import Time as TimeMsg
+    from depth_sr_ros.tools.player import image_message, restamp
+    from rclpy.serialization import deserialize_message, serialize_message
+    from sensor_msgs.msg import CameraInfo
+    image = image_message(np.arange(12, dtype=np.uint8).reshape(2, 2, 3), 'rgb8', 'cam')
+    info = CameraInfo(width=4, height=3)
+    info.header.frame_id = 'cam'
+    stamp = TimeMsg(sec=1_700_000_123, nanosec=456_789_012)
+    for msg in (image, info):
+        again = deserialize_message(restamp(serialize_message(msg), stamp), type(msg))
+        assert again.header.stamp == stamp and again.header.frame_id == 'cam'
+        msg.header.stamp = stamp
+        assert again == msg

@@ -46,6 +46,7 @@ setup(
             'depth_sr_export = depth_sr_ros.cli.export:main',
             'depth_sr_bag = depth_sr_ros.cli.bag:main',
             'depth_sr_rig_bag = depth_sr_ros.tools.rig_bag:main',
+            'depth_sr_zoo = depth_sr_ros.tools.zoo:main',
         ],
     },
 )

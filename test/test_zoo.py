@@ -1,0 +1,54 @@
+"""The zoo script: every model evaluated, its blocks in the cards and README rewritten."""
+
+import os
+import shutil
+
+from depth_sr_ros.tools.zoo import main, replace_block, TEST_IMAGES
+import pytest
+
+FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures')
+
+
+def _data_tree(root):
+    """middlebury30 (the six test names) and middlebury_full (one image) from the fixture."""
+    for folder, names in (('middlebury30', TEST_IMAGES), ('middlebury_full', ('cones',))):
+        for kind in ('depth', 'rgb'):
+            os.makedirs(root / folder / kind)
+            for name in names:
+                shutil.copy(os.path.join(FIXTURES, kind, 'cones.png'),
+                            root / folder / kind / f'{name}.png')
+
+
+def test_replace_block_keeps_the_rest_and_refuses_a_missing_block():
+    text = 'a\n<!-- zoo: x -->\nold\n<!-- /zoo: x -->\nb\n'
+    assert replace_block(text, 'x', 'new\nlines') == (
+        'a\n<!-- zoo: x -->\nnew\nlines\n<!-- /zoo: x -->\nb\n')
+    with pytest.raises(KeyError):
+        replace_block(text, 'y', 'new')
+
+
+def test_the_zoo_rewrites_every_block_from_its_own_evaluation(tmp_path, model_path, capsys):
+    _data_tree(tmp_path / 'data')
+    os.makedirs(tmp_path / 'models')
+    shutil.copy(model_path, tmp_path / 'models' / 'tiny_x4.pt')
+    card, readme = tmp_path / 'models' / 'README.md', tmp_path / 'README.md'
+    card.write_text('# cards\n<!-- zoo: summary -->\n-\n<!-- /zoo: summary -->\n'
+                    '## tiny_x4.pt\n<!-- zoo: tiny_x4 -->\n-\n<!-- /zoo: tiny_x4 -->\nend\n')
+    readme.write_text('<!-- zoo: summary -->\n-\n<!-- /zoo: summary -->\n'
+                      '<!-- zoo: full_size -->\n-\n<!-- /zoo: full_size -->\n')
+    assert main(['--data', str(tmp_path / 'data'), '--models', str(tmp_path / 'models'),
+                 '--card', str(card), '--readme', str(readme), '--write']) == 0
+    text = card.read_text()
+    assert text.startswith('# cards\n') and text.endswith('end\n')
+    block = text.split('<!-- zoo: tiny_x4 -->')[1]
+    # The four benchmarks, each with the depth_sr_eval command that gives the same table.
+    for option in ('--names 02,06,14,18,21,24`', '--protocol antialiased`', '--noise`',
+                   'middlebury_full`'):
+        assert option in block
+    assert block.count('| pag_net 4x |') == 8 and block.count('| bicubic |') == 8
+    summary = readme.read_text().split('<!-- /zoo: summary -->')[0]
+    assert '| `tiny_x4.pt` |' in summary and '| `tiny_x4.pt` |' in text
+    full = readme.read_text().split('<!-- zoo: full_size -->')[1]
+    assert '| bicubic (ours) | 4x |' in full and "AHMF (paper's Table I) | 4x" in full
+    assert '| **`tiny_x4.pt`** | 4x |' in full
+    assert 'evaluating tiny_x4.pt' in capsys.readouterr().err

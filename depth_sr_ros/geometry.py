@@ -38,6 +38,8 @@ MIN_VALID_SHARE = 0.5
 # Raw registration: samples within this share of the nearest depth in an LR pixel belong to
 # the nearest surface (a slanted surface spans a few per cent of its depth across a pixel).
 FRONT_TOLERANCE = 0.03
+# cv2.remap's bilinear weights come from coordinates rounded to 1/32 pixel.
+REMAP_SUBPIXELS = 32
 
 
 class GeometryError(ValueError):
@@ -416,50 +418,75 @@ def _reduce_cells(values, rows, cols, shape, min_valid_share):
     return out.reshape(h, w)
 
 
-def _zbuffer(u, v, z, shape):
+def splat(u, v, z, shape, winner=False):
     """
-    Z-buffer points given by pixel coordinates (u, v) and depth z.
+    Z-buffer points into an image: return depth (H, W) float32, NaN where no point lands.
 
-    Return (index, cell, nearest): the points that land in the image, their flat pixel index,
-    and the smallest z in every pixel (flat, inf where no point lands). Each point lands in
-    the pixel whose centre is nearest; NaN coordinates and z <= 0 land nowhere.
+    Each point lands in the pixel whose centre is nearest to (u, v); NaN coordinates and
+    z <= 0 land nowhere. In each pixel the nearest surface wins: of the points within
+    FRONT_TOLERANCE of the smallest z there, the one that lands closest to the pixel centre
+    gives the value, so a slanted surface is not biased towards its near side.
+
+    :param u, v: (N,) pixel coordinates (column, row).
+    :param z: (N,) depth of each point along the camera's axis.
+    :param winner: also return (H, W) the index of the point that gave each pixel (-1 where
+        none), as (depth, winner).
     """
+    landed = _land(u, v, z, shape)
+    nearest = _nearest(landed, shape)
+    chosen = _closest_in_front(landed, nearest, np.arange(landed.cell.size))
+    depth = np.full(nearest.size, np.nan, np.float32)
+    depth[landed.cell[chosen]] = landed.z[chosen]
+    if not winner:
+        return depth.reshape(shape)
+    index = np.full(nearest.size, -1, np.int64)
+    index[landed.cell[chosen]] = landed.index[chosen]
+    return depth.reshape(shape), index.reshape(shape)
+
+
+@dataclasses.dataclass
+class _Landed:
+    """Points that land in an image: their index, flat pixel, depth, and (u, v) + 0.5."""
+
+    index: np.ndarray
+    cell: np.ndarray
+    z: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+
+
+def _land(u, v, z, shape):
+    """Return the _Landed points of (u, v, z): each in the pixel whose centre is nearest."""
     h, w = shape
     with np.errstate(invalid='ignore'):
         index = np.flatnonzero((u > -0.5) & (u < w - 0.5) & (v > -0.5) & (v < h - 0.5)
                                & (z > 0))
-    # Truncating a non-negative coordinate + 0.5 rounds it to the nearest pixel centre.
-    cell = (v[index] + 0.5).astype(np.int32) * np.int32(w) + (u[index] + 0.5).astype(np.int32)
-    nearest = np.full(h * w, np.inf, z.dtype)
-    np.minimum.at(nearest, cell, z[index])
-    return index, cell, nearest
+    # Shifted by half a pixel, a non-negative coordinate's integer part is its pixel.
+    u, v = u[index] + np.float32(0.5), v[index] + np.float32(0.5)
+    cell = v.astype(np.int32) * np.int32(w) + u.astype(np.int32)
+    return _Landed(index, cell, z[index], u, v)
 
 
-def splat(pixels, z, shape):
+def _nearest(landed, shape):
+    """Return the smallest z landed in each pixel (flat; inf where none)."""
+    nearest = np.full(shape[0] * shape[1], np.inf, landed.z.dtype)
+    np.minimum.at(nearest, landed.cell, landed.z)
+    return nearest
+
+
+def _closest_in_front(landed, nearest, among):
     """
-    Z-buffer points into an image: return (depth (H, W) float32 NaN-empty, winner (H, W)).
+    Return which of the landed points ``among`` give their pixel's value.
 
-    In each pixel the nearest surface wins: of the points within FRONT_TOLERANCE of the
-    smallest z there, the one that lands closest to the pixel centre gives the value, so a
-    slanted surface is not biased towards its near side. ``winner`` holds that point's index
-    (-1 where none). The scene renderer draws with it; ``register_raw`` needs only the
-    z-buffer.
-
-    :param pixels: (N, 2) float pixel coordinates (NaN for points that do not project).
-    :param z: (N,) depth of each point along the camera's axis.
+    Of a pixel's points within FRONT_TOLERANCE of its nearest, the one closest to the centre.
     """
-    inside, cell, nearest = _zbuffer(pixels[:, 0], pixels[:, 1], z, shape)
-    z = z[inside]
-    front = z <= nearest[cell] * (1 + FRONT_TOLERANCE)
-    offset = np.hypot(pixels[inside, 0] - cell % shape[1], pixels[inside, 1] - cell // shape[1])
+    cell = landed.cell[among]
+    front = among[landed.z[among] <= nearest[cell] * np.float32(1 + FRONT_TOLERANCE)]
+    u, v = landed.u[front], landed.v[front]
+    offset = (u - np.floor(u) - np.float32(0.5)) ** 2 + (v - np.floor(v) - np.float32(0.5)) ** 2
     closest = np.full(nearest.size, np.inf, offset.dtype)
-    np.minimum.at(closest, cell[front], offset[front])
-    depth = np.full(nearest.size, np.nan, np.float32)
-    winner = np.full(nearest.size, -1, np.int64)
-    chosen = front & (offset <= closest[cell])
-    depth[cell[chosen]] = z[chosen]
-    winner[cell[chosen]] = inside[chosen]
-    return depth.reshape(shape), winner.reshape(shape)
+    np.minimum.at(closest, landed.cell[front], offset)
+    return front[offset <= closest[landed.cell[front]]]
 
 
 def register_raw(depth, depth_camera, depth_to_color, lr):
@@ -468,10 +495,12 @@ def register_raw(depth, depth_camera, depth_to_color, lr):
 
     Every valid depth pixel is back-projected along its undistorted ray, moved into the colour
     camera's frame and projected (with the colour lens's distortion) into ``lr``, where the
-    nearest surface wins (a z-buffer); then each LR pixel's value is re-sampled at the pixel's
-    centre (``_refine_at_centres``).
+    nearest surface wins (``splat``'s rule); then each LR pixel's value is re-sampled at the
+    pixel's centre (``_refine_at_centres``). Only the pixels that the re-sampling leaves
+    (beside holes and depth edges) need splat's choice among their samples, so the z-buffer
+    runs first and the choice only there.
 
-    :param depth: (H, W) float32 metres (z along the depth camera's optical axis), NaN =
+    :param depth: (H, W) float32 metres (z along the depth camera's optical axis), NaN or 0 =
         invalid, on ``depth_camera``'s grid (distortion honoured).
     :param depth_to_color: Transform from the depth optical frame into the colour optical frame.
     :param lr: the LR grid (the colour camera resized, distortion kept).
@@ -480,12 +509,21 @@ def register_raw(depth, depth_camera, depth_to_color, lr):
     if depth.shape != depth_camera.shape:
         raise GeometryError(f'depth is {depth.shape[1]}x{depth.shape[0]} but its camera_info is '
                             f'for {depth_camera.width}x{depth_camera.height}')
-    z = depth.reshape(-1)
+    with np.errstate(invalid='ignore'):
+        z = np.where(depth > 0, depth, np.float32(np.nan)).reshape(-1)
     color_z, u, v = _follow_rays(z, depth_camera, depth_to_color, lr, slice(None))
-    _, _, nearest = _zbuffer(u, v, color_z, lr.shape)
+    landed = _land(u, v, color_z, lr.shape)
+    nearest = _nearest(landed, lr.shape)
     nearest[np.isinf(nearest)] = np.nan
-    return _refine_at_centres(nearest.reshape(lr.shape), depth, color_z.reshape(depth.shape),
-                              depth_camera, depth_to_color, lr)
+    out, refined = _refine_at_centres(nearest.reshape(lr.shape), depth,
+                                      color_z.reshape(depth.shape), depth_camera,
+                                      depth_to_color, lr)
+    # The pixels the re-sampling left keep the value of their sample closest to the centre.
+    left = np.isfinite(nearest)
+    left[refined] = False
+    chosen = _closest_in_front(landed, nearest, np.flatnonzero(left[landed.cell]))
+    out.reshape(-1)[landed.cell[chosen]] = landed.z[chosen]
+    return out
 
 
 def _follow_rays(z, camera, transform, target, pixels):
@@ -521,8 +559,9 @@ def _rays_moved(camera, transform, target):
     rays = camera.undistorted_rays().reshape(-1, 2).astype(np.float64)
     r = np.asarray(transform.rotation, np.float64).reshape(3, 3)
     t = np.asarray(transform.translation, np.float64)
-    if not target.distorted:
-        r, t = target.matrix @ r, target.matrix @ t
+    if not target.distorted:  # u z = K[0] . p, v z = K[1] . p; z stays the point's z
+        k = target.matrix
+        r, t = np.vstack([k[:2] @ r, r[2:]]), np.concatenate([k[:2] @ t, t[2:]])
     moved = tuple(np.ascontiguousarray(axis, np.float32) for axis in r[:, :2] @ rays.T + r[:, 2:])
     for axis in moved:
         axis.flags.writeable = False  # shared by every caller
@@ -536,13 +575,14 @@ def _refine_at_centres(coarse, depth, color_z, depth_camera, depth_to_color, lr)
     The z-buffer's value comes from a sample somewhere in the LR pixel. The point at that
     depth on the pixel's centre ray is projected into the depth image, and the depth there is
     interpolated bilinearly from the four depth pixels around it when all four belong to one
-    surface (within FRONT_TOLERANCE); otherwise the sample's value stays. Nothing is averaged
-    across a depth edge. ``color_z`` is each depth pixel's depth along the colour camera's
-    axis: bilinear weights sum to one, so interpolating it equals interpolating the points.
+    surface (within FRONT_TOLERANCE); otherwise the pixel is left as it is. Nothing is
+    averaged across a depth edge. ``color_z`` is each depth pixel's depth along the colour
+    camera's axis: bilinear weights sum to one, so interpolating it equals interpolating the
+    points. Return (the LR depth, the flat indices of the pixels re-sampled).
     """
     cells = np.flatnonzero(np.isfinite(coarse))
     if cells.size == 0:
-        return coarse
+        return coarse.copy(), cells
     _, u, v = _follow_rays(coarse.reshape(-1)[cells], lr, depth_to_color.inverse(),
                            depth_camera, cells)
     # Bilinear in color_z; NaN when a neighbour is invalid or outside the depth image.
@@ -554,12 +594,15 @@ def _refine_at_centres(coarse, depth, color_z, depth_camera, depth_to_color, lr)
     cv2.patchNaNs(filled, 0.0)  # invalid depth counts as "not one surface"
     near = cv2.erode(filled, block, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
     far = cv2.dilate(filled, block, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
-    corner = v[ok].astype(np.int64) * depth.shape[1] + u[ok].astype(np.int64)
+    # The top-left neighbour remap used (it rounds to 1/32 pixel first).
+    corner = (np.floor(np.rint(v[ok] * REMAP_SUBPIXELS) / REMAP_SUBPIXELS).astype(np.int64)
+              * depth.shape[1]
+              + np.floor(np.rint(u[ok] * REMAP_SUBPIXELS) / REMAP_SUBPIXELS).astype(np.int64))
     near, far = near.reshape(-1)[corner], far.reshape(-1)[corner]
     one_surface = ok[(near > 0) & (far <= near * (1 + FRONT_TOLERANCE))]
     out = coarse.copy().reshape(-1)
     out[cells[one_surface]] = refined[one_surface]
-    return out.reshape(coarse.shape)
+    return out.reshape(coarse.shape), cells[one_surface]
 
 
 def _bilinear(image, u, v):
@@ -567,9 +610,10 @@ def _bilinear(image, u, v):
     Return ``image`` interpolated bilinearly at the points (u, v) (flat float32 arrays).
 
     NaN where one of the four neighbours is NaN or outside the image, or where u or v is NaN.
-    cv2.remap does the work (its maps are limited to 32767 columns, so the points are laid
-    out in rows; NaN coordinates are moved outside the image first, since how remap rounds a
-    NaN differs between CPUs).
+    cv2.remap does the work: it rounds the coordinates to 1/32 pixel (REMAP_SUBPIXELS), about
+    0.05 mm on a sloped surface here. Its maps are limited to 32767 columns, so the points are
+    laid out in rows; NaN coordinates are moved outside the image first, since how remap
+    rounds a NaN differs between CPUs.
     """
     width = 1024
     rows = -(-u.size // width)

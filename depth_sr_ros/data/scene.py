@@ -95,7 +95,8 @@ def make_scene(densify=DENSIFY):
 def _splat(scene, camera, pose):
     """Return (depth (H, W) NaN = none, index of the point seen in each pixel or -1)."""
     points = pose.inverse().apply(scene.points)  # scene frame -> camera frame
-    return splat(camera.project(points), points[:, 2], camera.shape)
+    u, v = camera.project(points).T
+    return splat(u, v, points[:, 2], camera.shape, winner=True)
 
 
 def render_depth(scene, camera, pose):

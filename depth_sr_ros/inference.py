@@ -189,6 +189,9 @@ class Predictor(DepthUpsampler):
             compiled).
         :param warn: a callable taking one message: how a failed compile or capture is said.
         """
+        if not isinstance(getattr(model, 'scale', None), int):
+            raise ValueError(f'{type(model).__name__} has no integer scale attribute (its '
+                             'upsampling factor)')
         super().__init__(color_order)
         self.device = select_device(device)
         self.acceleration = dataclasses.replace(acceleration or Acceleration())

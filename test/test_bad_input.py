@@ -405,7 +405,7 @@ def test_a_failing_publish_is_counted_and_the_next_pair_served(graph, capfd):
 
 def test_message_filters_evictions_are_counted_as_dropped(graph, monkeypatch):
     # message_filters deletes the oldest message of a full queue without counting it; the
-    # node counts what was received, paired and is still queued, so the deleted ones show.
+    # node's ledger applies the same rule to what it gives the synchronizer, so they show.
     from depth_sr_ros.ros import node as node_module
     monkeypatch.setattr(node_module, 'message_filters', MessageFiltersStandIn)
     g = graph()

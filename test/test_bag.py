@@ -200,8 +200,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, model_path, capsys):
     assert status == 2 and 'no depth/colour pairs: 3 depth and 3 colour messages' in err
 
 
-@pytest.mark.parametrize('as_file', [False, True], ids=['folder', 'mcap_file'])
-def test_a_bag_cut_short_is_processed_up_to_the_cut(tmp_path, model_path, capsys, as_file):
+@pytest.mark.parametrize('given', ['folder', 'mcap_file', 'folder_without_metadata'])
+def test_a_bag_cut_short_is_processed_up_to_the_cut(tmp_path, model_path, capsys, given):
     # A recorder killed mid-write leaves an MCAP file with no summary, no footer and its last
     # record incomplete. What was complete is processed, and the summary says what was lost.
     write_bag(tmp_path / 'in', fixture_frames(30))
@@ -211,7 +211,9 @@ def test_a_bag_cut_short_is_processed_up_to_the_cut(tmp_path, model_path, capsys
     data = (tmp_path / 'in' / mcap).read_bytes()
     cut = data[:len(data) * 2 // 3]
     (tmp_path / 'in' / mcap).write_bytes(cut)
-    source = tmp_path / 'in' / mcap if as_file else tmp_path / 'in'
+    source = tmp_path / 'in' / mcap if given == 'mcap_file' else tmp_path / 'in'
+    if given == 'folder_without_metadata':  # a killed recorder writes none
+        os.remove(tmp_path / 'in' / 'metadata.yaml')
     capsys.readouterr()
     status = main(['--input', str(source), '--output', str(tmp_path / 'out'),
                    '--model', model_path, '--device', 'cpu', '--no-progress'])

@@ -258,3 +258,8 @@ def test_auto_precision_is_mixed_only_where_bfloat16_runs_in_hardware(monkeypatc
         predictor = Predictor(_tiny_pag_net(), 'cpu')
         assert predictor.acceleration.precision == expected
     assert inference.resolve_precision('float32', 'cpu') == 'float32'
+
+
+def test_a_network_without_a_scale_is_refused_in_one_line():
+    with pytest.raises(ValueError, match='Identity has no integer scale attribute'):
+        Predictor(torch.nn.Identity(), 'cpu')

@@ -52,3 +52,16 @@ def test_the_zoo_rewrites_every_block_from_its_own_evaluation(tmp_path, model_pa
     assert '| bicubic (ours) | 4x |' in full and "AHMF (paper's Table I) | 4x" in full
     assert '| **`tiny_x4.pt`** | 4x |' in full
     assert 'evaluating tiny_x4.pt' in capsys.readouterr().err
+
+
+def test_a_missing_block_is_said_before_any_evaluation(tmp_path, capsys):
+    os.makedirs(tmp_path / 'models')
+    (tmp_path / 'models' / 'never_loaded_x4.pt').write_bytes(b'not evaluated')
+    (tmp_path / 'card.md').write_text('<!-- zoo: summary -->\n<!-- /zoo: summary -->\n')
+    (tmp_path / 'README.md').write_text('')
+    assert main(['--data', str(tmp_path), '--models', str(tmp_path / 'models'),
+                 '--card', str(tmp_path / 'card.md'), '--readme', str(tmp_path / 'README.md'),
+                 '--write']) == 1
+    err = capsys.readouterr().err
+    assert 'no <!-- zoo: never_loaded_x4 --> ... <!-- /zoo: never_loaded_x4 --> block' in err
+    assert 'evaluating' not in err

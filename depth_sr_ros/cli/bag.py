@@ -57,26 +57,34 @@ MCAP_FOOTER_NO_SUMMARY = b'\x02' + struct.pack('<QQQI', 20, 0, 0, 0) + MCAP_MAGI
 
 
 @contextlib.contextmanager
-def open_bag(path):
+def open_bag(path, scratch_dir=None):
     """
     Yield (reader, note): an open rosbags Reader of the bag and what was done to read it.
 
     A bag whose MCAP file was cut short (a recorder killed: no summary, no footer, the last
-    chunk incomplete) is read from a repaired copy holding its complete records, and ``note``
-    says so; otherwise ``note`` is ''. BagError for a missing path or a file that is no bag.
+    chunk incomplete) is read from a repaired copy of its complete records, made in a
+    temporary folder in ``scratch_dir`` (default: the system's), and ``note`` says so;
+    otherwise ``note`` is ''. BagError for a missing path or a file that is no bag (also when
+    the repaired copy cannot be read or written: the error is the input's own).
     """
     if not os.path.exists(path):
         raise BagError(f"input '{path}' does not exist")
-    with tempfile.TemporaryDirectory(prefix='depth_sr_bag_') as scratch:
+    with tempfile.TemporaryDirectory(prefix='depth_sr_bag_', dir=scratch_dir) as scratch:
         note = ''
         try:
             reader = _open_reader(path)
-        except BagError:
-            repaired = _repair_cut_mcap(path, scratch)
-            if repaired is None:
-                raise
-            copy, note = repaired
-            reader = _open_reader(copy)
+        except BagError as error:
+            try:
+                repaired = _repair_cut_mcap(path, scratch)
+                if repaired is None:
+                    raise
+                copy, note = repaired
+                reader = _open_reader(copy)
+            except (BagError, OSError) as repair_error:
+                if repair_error is error:
+                    raise
+                raise BagError(f'{error} (reading its complete records failed too: '
+                               f'{str(repair_error).splitlines()[0]})') from None
         try:
             yield reader, note
         finally:
@@ -126,18 +134,24 @@ def _repair_cut_mcap(path, scratch):
     Each cut file ends after its last complete record with a footer that has no summary (so
     rosbags scans its records); the other files are linked.
 
-    Return (the copy's path, a note), or None when no MCAP file of the bag is cut short.
+    A recorder that was killed also leaves no metadata.yaml: a folder with none and one MCAP
+    file is read as that file. Return (the copy's path, a note), or None when no MCAP file of
+    the bag is cut short.
     """
     folder = os.path.isdir(path)
     names = sorted(os.listdir(path)) if folder else [os.path.basename(path)]
     source = path if folder else os.path.dirname(os.path.abspath(path))
+    mcaps = [n for n in names if n.endswith('.mcap')]
+    if folder and 'metadata.yaml' not in names and len(mcaps) == 1:
+        folder, names = False, mcaps
     cuts = {n: complete_mcap_end(os.path.join(source, n)) for n in names if n.endswith('.mcap')}
     cuts = {n: end for n, end in cuts.items() if end is not None}
     if not cuts:
         return None
-    target = os.path.join(scratch, os.path.basename(os.path.normpath(path)))
-    os.makedirs(target if folder else scratch, exist_ok=True)
+    target = (os.path.join(scratch, os.path.basename(os.path.normpath(path))) if folder
+              else os.path.join(scratch, names[0]))
     into = target if folder else scratch
+    os.makedirs(into, exist_ok=True)
     notes = []
     for name in names:
         original = os.path.abspath(os.path.join(source, name))
@@ -148,6 +162,8 @@ def _repair_cut_mcap(path, scratch):
             left = cuts[name]
             while left:
                 block = src.read(min(left, 1 << 24))
+                if not block:
+                    break
                 dst.write(block)
                 left -= len(block)
             dst.write(MCAP_FOOTER_NO_SUMMARY)
@@ -290,7 +306,10 @@ def _writer(path, storage, copy_from, notes):
 
 def process_bag(args, progress=True):
     """Run the tool; return the Summary. Raises BagError for input it cannot use."""
-    with open_bag(args.input) as (reader, note):
+    # A repaired copy of a cut bag goes beside the output (the system's temporary folder may
+    # be small or in memory).
+    scratch = os.path.dirname(os.path.abspath(args.output))
+    with open_bag(args.input, scratch if os.path.isdir(scratch) else None) as (reader, note):
         return _process(reader, note, args, progress)
 
 

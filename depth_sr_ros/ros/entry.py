@@ -31,13 +31,13 @@ def run_node(factory, program, startup_errors, args=None, usage=''):
         print(usage or f'{program}: see the README')
         return 0
     rclpy.init(args=args)
-    # The executor exists before the node: a Ctrl-C that lands while an rclpy executor is
-    # being built leaves a half-built one whose __del__ prints a traceback (seen on Jazzy,
-    # where rclpy.spin built it lazily just after the node's start-up log lines).
-    executor = SingleThreadedExecutor()
-    node = None
+    executor = node = None
     status = 0
     try:
+        # The executor exists before the node: a Ctrl-C that lands while an rclpy executor
+        # is being built leaves a half-built one whose __del__ prints a traceback (seen on
+        # Jazzy, where rclpy.spin built it lazily just after the node's start-up log lines).
+        executor = SingleThreadedExecutor()
         node = factory()
         executor.add_node(node)
         executor.spin()
@@ -57,6 +57,7 @@ def run_node(factory, program, startup_errors, args=None, usage=''):
             if stop is not None:
                 stop()
             node.destroy_node()
-        executor.shutdown(timeout_sec=1.0)
+        if executor is not None:
+            executor.shutdown(timeout_sec=1.0)
         rclpy.try_shutdown()
     return status

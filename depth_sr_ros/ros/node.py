@@ -113,6 +113,8 @@ class DepthSrNode(Node):
             self.get_logger().warning(
                 f"ignoring parameters this node does not have: {', '.join(unknown)} (its "
                 f"parameters: {', '.join(PARAMETERS)}; the scale comes from the model file)")
+            for name in unknown:  # so that setting them later fails instead of passing
+                self.undeclare_parameter(name)
         for name in ('precision', 'compile_mode', 'slop', 'queue_size', 'threads',
                      'max_output_pixels', 'diagnostics_period', 'output_size'):
             reason = check_value(name, self._value(name))

@@ -62,6 +62,10 @@ class QueueLedger:
     oldest stamp when an input holds more than ``queue_size``, and count nothing. Given the
     same stamps in the same order, the ledger applies the same rule from the outside (its
     public side), so the node can count what they drop without reading their queues.
+    Newer message_filters releases (after Jazzy) also purge, in TimeSynchronizer (exact_sync),
+    every stamp older than a pair they give out; the ledger does not, so with exact_sync on
+    those releases it counts such messages as dropped only once they would have been
+    evicted, or when a time jump replaces the synchronizer.
     """
 
     def __init__(self, queue_size):

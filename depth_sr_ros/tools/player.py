@@ -136,7 +136,8 @@ def restamp(raw, stamp):
     every frame: the player's own CPU time is what a camera driver's would be, small.
     """
     out = bytearray(raw)
-    struct.pack_into('<iI' if raw[1] == 1 else '>iI', out, 4, stamp.sec, stamp.nanosec)
+    # The encapsulation's low bit is the byte order (CDR_LE, PL_CDR_LE, XCDR2 LE: 1).
+    struct.pack_into('<iI' if raw[1] & 1 else '>iI', out, 4, stamp.sec, stamp.nanosec)
     return bytes(out)
 
 

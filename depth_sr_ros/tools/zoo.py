@@ -164,6 +164,12 @@ def replace_block(text, key, body):
     return pattern.sub(lambda m: m.group(1) + (body + '\n' if body else '') + m.group(2), text)
 
 
+def _network_and_scale(path):
+    """Sort key of a model file name NETWORK_xSCALE.pt: by network, then by scale."""
+    name, _, scale = os.path.basename(path).removesuffix('.pt').rpartition('_x')
+    return (name, int(scale)) if scale.isdigit() else (name, 0)
+
+
 def main(argv=None):
     """Entry point of depth_sr_zoo."""
     parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
@@ -178,7 +184,7 @@ def main(argv=None):
     parser.add_argument('--write', action='store_true',
                         help='rewrite the blocks in --card and --readme (else print them)')
     args = parser.parse_args(argv)
-    paths = sorted(glob.glob(os.path.join(args.models, '*.pt')))
+    paths = sorted(glob.glob(os.path.join(args.models, '*.pt')), key=_network_and_scale)
     if args.only:
         paths = [p for p in paths if os.path.basename(p) in args.only.split(',')]
     if not paths:

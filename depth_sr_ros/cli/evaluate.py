@@ -57,6 +57,13 @@ def markdown(report, methods, metric='mae'):
     return '\n'.join(lines)
 
 
+def compared_methods(predictor):
+    """Return {name: upsampler}: bicubic, the guided filter, and the model ('ARCH Sx')."""
+    s = predictor.scale
+    return {'bicubic': BicubicUpsampler(s), 'guided filter': GuidedFilterUpsampler(s),
+            f"{predictor.info['arch']} {s}x": predictor}
+
+
 def main(argv=None):
     """Entry point of depth_sr_eval."""
     parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
@@ -84,9 +91,7 @@ def main(argv=None):
         print(f'depth_sr_eval: {error}', file=sys.stderr)
         return 1
     s = predictor.scale
-    label = f"{predictor.info['arch']} {s}x"
-    methods = {'bicubic': BicubicUpsampler(s), 'guided filter': GuidedFilterUpsampler(s),
-               label: predictor}
+    methods = compared_methods(predictor)
     pairs = [load_pair(args.data, name) for name in names]
     kept = {}
     report = evaluate(methods, pairs, s, args.protocol, args.noise, keep=kept)

@@ -18,8 +18,8 @@ as depth_sr_bag picks it) in a loop at its recorded pace, with fresh stamps (the
 kept) or its own (``bag_stamps``). A raw bag's depth_to_color from its /tf_static is logged.
 
 Depth is 16UC1 millimetres; colour rgb8; each image with its CameraInfo and its own stamp, the
-depth's jittered against the colour's. The frames are made once at start-up, so publishing
-costs only the messages.
+depth's jittered against the colour's. The frames are made once at start-up and each is
+serialized on its first use; publishing then only patches the stamps (``restamp``).
 """
 
 import copy
@@ -177,11 +177,10 @@ class Player(Node):
         self.pub_depth_info = self.create_publisher(CameraInfo, 'depth/camera_info', qos)
         self.pub_color_info = self.create_publisher(CameraInfo, 'color/camera_info', qos)
         self.pub_truth = self.create_publisher(Image, 'truth/depth', qos)
-        self.color_info = camera_info_message(color_cam, COLOR_FRAME)
-        self.depth_info = camera_info_message(depth_cam, self.depth_frame)
         # Serialized once; each frame only patches the stamps (restamp).
-        self.wire = {'color_info': serialize_message(self.color_info),
-                     'depth_info': serialize_message(self.depth_info)}
+        self.info_wire = (serialize_message(camera_info_message(color_cam, COLOR_FRAME)),
+                          serialize_message(camera_info_message(depth_cam, self.depth_frame)))
+        self.frame_wire = {}  # sequence index -> serialized (colour, depth) images
         self.rng = np.random.default_rng(0)
         self.index = 0
         self.create_timer(1.0 / rate, self._tick)
@@ -240,13 +239,14 @@ class Player(Node):
         color_stamp = now.to_msg()
         depth_stamp = (now + Duration(
             nanoseconds=int(self.rng.uniform(-self.jitter, self.jitter) * 1e9))).to_msg()
-        if index not in self.wire:
-            self.wire[index] = (
+        if index not in self.frame_wire:
+            self.frame_wire[index] = (
                 serialize_message(image_message(frame['color'], 'rgb8', COLOR_FRAME)),
                 serialize_message(image_message(frame['depth'], '16UC1', self.depth_frame)))
-        color, depth = self.wire[index]
-        self.pub_color_info.publish(restamp(self.wire['color_info'], color_stamp))
-        self.pub_depth_info.publish(restamp(self.wire['depth_info'], depth_stamp))
+        color, depth = self.frame_wire[index]
+        color_info, depth_info = self.info_wire
+        self.pub_color_info.publish(restamp(color_info, color_stamp))
+        self.pub_depth_info.publish(restamp(depth_info, depth_stamp))
         self.pub_color.publish(restamp(color, color_stamp))
         self.pub_depth.publish(restamp(depth, depth_stamp))
         if self.pub_truth.get_subscription_count():  # only the live demo asks for it

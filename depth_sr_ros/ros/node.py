@@ -115,11 +115,12 @@ class DepthSrNode(Node):
                 f"parameters: {', '.join(PARAMETERS)}; the scale comes from the model file)")
             for name in unknown:  # so that setting them later fails instead of passing
                 self.undeclare_parameter(name)
-        for name in ('precision', 'compile_mode', 'slop', 'queue_size', 'threads',
-                     'max_output_pixels', 'diagnostics_period', 'output_size'):
-            reason = check_value(name, self._value(name))
-            if reason:
-                raise ValueError(reason)
+        for name, param in PARAMETERS.items():  # the live ones: validate_settings below
+            if name not in SETTING_NAMES and (param.choices or param.low is not None
+                                              or param.length is not None):
+                reason = check_value(name, self._value(name))
+                if reason:
+                    raise ValueError(reason)
         value = self._value
         try:
             fixed = value('depth_to_color')
@@ -283,7 +284,7 @@ class DepthSrNode(Node):
         # would keep them: a message newer than every new one stays queued and, in a full
         # queue, evicts each new message first, so pairing would stall until the stamps
         # caught up. It is replaced by a new, empty one.
-        if message_filters is not None and self.pairer is None:
+        if self.pairer is None:  # message_filters
             self.counts['cleared_after_jump'] += self._ledger.clear()
             self._build_synchronizer()
 

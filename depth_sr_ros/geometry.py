@@ -38,8 +38,6 @@ MIN_VALID_SHARE = 0.5
 # Raw registration: samples within this share of the nearest depth in an LR pixel belong to
 # the nearest surface (a slanted surface spans a few per cent of its depth across a pixel).
 FRONT_TOLERANCE = 0.03
-# cv2.remap's bilinear weights come from coordinates rounded to 1/32 pixel.
-REMAP_SUBPIXELS = 32
 
 
 class GeometryError(ValueError):
@@ -432,45 +430,57 @@ def splat(u, v, z, shape, winner=False):
     :param winner: also return (H, W) the index of the point that gave each pixel (-1 where
         none), as (depth, winner).
     """
-    landed = _land(u, v, z, shape)
-    nearest = _nearest(landed, shape)
-    chosen = _closest_in_front(landed, nearest, np.arange(landed.cell.size))
-    depth = np.full(nearest.size, np.nan, np.float32)
+    with np.errstate(invalid='ignore'):
+        behind = ~(np.asarray(z) > 0)
+    landed = _land(np.where(behind, np.nan, u), v, z, shape)
+    nearest = _nearest(landed)
+    chosen = _closest_in_front(landed, nearest, np.flatnonzero(landed.cell < landed.size))
+    depth = np.full(landed.size, np.nan, np.float32)
     depth[landed.cell[chosen]] = landed.z[chosen]
     if not winner:
         return depth.reshape(shape)
-    index = np.full(nearest.size, -1, np.int64)
-    index[landed.cell[chosen]] = landed.index[chosen]
+    index = np.full(landed.size, -1, np.int64)
+    index[landed.cell[chosen]] = chosen
     return depth.reshape(shape), index.reshape(shape)
 
 
 @dataclasses.dataclass
 class _Landed:
-    """Points that land in an image: their index, flat pixel, depth, and (u, v) + 0.5."""
+    """
+    Points and the flat pixel each lands in (``size``, one past the image, where none).
 
-    index: np.ndarray
+    Every point is kept, so that indices into these arrays are the caller's: gathering the
+    ones that land would cost more than carrying the others along.
+    """
+
+    size: int  # the image's pixel count
     cell: np.ndarray
     z: np.ndarray
-    u: np.ndarray
+    u: np.ndarray  # column + 0.5: a landed point's integer part is its column
     v: np.ndarray
 
 
 def _land(u, v, z, shape):
-    """Return the _Landed points of (u, v, z): each in the pixel whose centre is nearest."""
+    """
+    Return the _Landed points of (u, v, z): each in the pixel whose centre is nearest.
+
+    Points with a NaN coordinate land nowhere (the caller sets them for z <= 0).
+    """
     h, w = shape
     with np.errstate(invalid='ignore'):
-        index = np.flatnonzero((u > -0.5) & (u < w - 0.5) & (v > -0.5) & (v < h - 0.5)
-                               & (z > 0))
-    # Shifted by half a pixel, a non-negative coordinate's integer part is its pixel.
-    u, v = u[index] + np.float32(0.5), v[index] + np.float32(0.5)
-    cell = v.astype(np.int32) * np.int32(w) + u.astype(np.int32)
-    return _Landed(index, cell, z[index], u, v)
+        # Shifted by half a pixel, a non-negative coordinate's integer part is its pixel.
+        u, v = u + np.float32(0.5), v + np.float32(0.5)
+        lands = (u > 0) & (u < w) & (v > 0) & (v < h)
+        cell = np.where(lands, v.astype(np.intp) * w + u.astype(np.intp), h * w)
+    return _Landed(h * w, cell, z, u, v)
 
 
-def _nearest(landed, shape):
-    """Return the smallest z landed in each pixel (flat; inf where none)."""
-    nearest = np.full(shape[0] * shape[1], np.inf, landed.z.dtype)
-    np.minimum.at(nearest, landed.cell, landed.z)
+def _nearest(landed):
+    """Return the smallest z landed in each pixel (flat, one past the image for the rest)."""
+    nearest = np.full(landed.size + 1, np.inf, landed.z.dtype)
+    with np.errstate(invalid='ignore'):  # NaN depths, all in the slot past the image
+        np.minimum.at(nearest, landed.cell, landed.z)
+    nearest[landed.size] = np.nan  # nothing is in front of the points that land nowhere
     return nearest
 
 
@@ -498,7 +508,8 @@ def register_raw(depth, depth_camera, depth_to_color, lr):
     nearest surface wins (``splat``'s rule); then each LR pixel's value is re-sampled at the
     pixel's centre (``_refine_at_centres``). Only the pixels that the re-sampling leaves
     (beside holes and depth edges) need splat's choice among their samples, so the z-buffer
-    runs first and the choice only there.
+    runs first and the choice only there. The depth image's rows and columns whose rays
+    cannot reach ``lr`` at any depth of the frame's range are skipped (``_reachable``).
 
     :param depth: (H, W) float32 metres (z along the depth camera's optical axis), NaN or 0 =
         invalid, on ``depth_camera``'s grid (distortion honoured).
@@ -509,38 +520,87 @@ def register_raw(depth, depth_camera, depth_to_color, lr):
     if depth.shape != depth_camera.shape:
         raise GeometryError(f'depth is {depth.shape[1]}x{depth.shape[0]} but its camera_info is '
                             f'for {depth_camera.width}x{depth_camera.height}')
+    depth = np.asarray(depth, np.float32)
     with np.errstate(invalid='ignore'):
-        z = np.where(depth > 0, depth, np.float32(np.nan)).reshape(-1)
-    color_z, u, v = _follow_rays(z, depth_camera, depth_to_color, lr, slice(None))
+        valid = depth > 0  # NaN is not
+    if not valid.any():
+        return np.full(lr.shape, np.nan, np.float32)
+    near, far, _, _ = cv2.minMaxLoc(depth, valid.view(np.uint8))
+    box, rays = _reachable(depth_camera, depth_to_color, lr, _power_of_two(near, math.floor),
+                           _power_of_two(far, math.ceil))
+    z = np.where(valid[box], depth[box], np.float32(np.nan)).reshape(-1)
+    color_z, u, v = _follow_rays(z, rays, lr)
     landed = _land(u, v, color_z, lr.shape)
-    nearest = _nearest(landed, lr.shape)
-    nearest[np.isinf(nearest)] = np.nan
-    out, refined = _refine_at_centres(nearest.reshape(lr.shape), depth,
-                                      color_z.reshape(depth.shape), depth_camera,
-                                      depth_to_color, lr)
+    nearest = _nearest(landed)
+    color_z_image = np.full(depth.shape, np.nan, np.float32)
+    color_z_image[box] = color_z.reshape(color_z_image[box].shape)
+    coarse = nearest[:-1].reshape(lr.shape)
+    coarse[np.isinf(coarse)] = np.nan
+    out, refined = _refine_at_centres(coarse, color_z_image, depth_camera, depth_to_color, lr)
     # The pixels the re-sampling left keep the value of their sample closest to the centre.
-    left = np.isfinite(nearest)
-    left[refined] = False
+    left = np.append(np.isfinite(coarse).reshape(-1) & ~refined, False)
     chosen = _closest_in_front(landed, nearest, np.flatnonzero(left[landed.cell]))
     out.reshape(-1)[landed.cell[chosen]] = landed.z[chosen]
     return out
 
 
-def _follow_rays(z, camera, transform, target, pixels):
+def _power_of_two(value, rounding):
+    """Return the power of two that ``rounding`` (math.floor or math.ceil) takes value to."""
+    return 2.0 ** rounding(math.log2(value))
+
+
+def _follow_rays(z, rays, target):
     """
-    Follow the rays of ``camera``'s flat pixel indices ``pixels`` to depth ``z`` and project.
+    Follow ``rays`` (a ``_rays_moved`` pair, or part of one) to depth ``z`` and project.
 
     Return (z', u, v): the points' depth along ``target``'s axis and their pixel coordinates
     in ``target`` (NaN where z is NaN or the point is behind ``target``).
     """
-    (ax, ay, az), t = _rays_moved(camera, transform, target)
+    (ax, ay, az), t = rays
     with np.errstate(invalid='ignore', divide='ignore'):
-        target_z = z * az[pixels] + t[2]
-        target_z[target_z <= 0] = np.nan
-        u, v = (z * ax[pixels] + t[0]) / target_z, (z * ay[pixels] + t[1]) / target_z
+        target_z = z * az + t[2]
+        target_z = np.where(target_z > 0, target_z, np.float32(np.nan))
+        u, v = (z * ax + t[0]) / target_z, (z * ay + t[1]) / target_z
     if target.distorted:
         u, v = target.pixels_of(u, v)
     return target_z, u, v
+
+
+@functools.lru_cache(maxsize=8)
+def _reachable(camera, transform, target, near, far):
+    """
+    Return (box, rays): the part of ``camera``'s image whose rays can land in ``target``.
+
+    ``box`` is a (rows, columns) pair of slices holding every pixel whose ray, between depths
+    ``near`` and ``far``, can project into ``target``'s image; ``rays`` are ``_rays_moved``'s
+    for the box's pixels (flat, row by row). Along a ray the projection moves monotonically
+    between its ends (unless the ray passes behind ``target``, which keeps the pixel), so the
+    two ends decide. Distorted targets are tested against the bounding box of their pixels'
+    undistorted rays, widened by a tenth. Cached: register_raw rounds the depth range
+    outwards to powers of two, so a stream of frames reuses the box.
+    """
+    (ax, ay, az), t = _rays_moved(camera, transform, target)
+    if target.distorted:
+        box = target.undistorted_rays().reshape(-1, 2)
+        low, high = np.nanmin(box, axis=0), np.nanmax(box, axis=0)
+        low, high = low - (high - low) / 10, high + (high - low) / 10
+    else:
+        low, high = (-0.5, -0.5), (target.width - 0.5, target.height - 0.5)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        ends = [(z * ax + t[0], z * ay + t[1], z * az + t[2]) for z in (near, far)]
+        keep = (ends[0][2] <= 0) | (ends[1][2] <= 0)
+        inside = True
+        for axis in range(2):
+            a, b = ends[0][axis] / ends[0][2], ends[1][axis] / ends[1][2]
+            inside = inside & (np.maximum(a, b) > low[axis]) & (np.minimum(a, b) < high[axis])
+    keep = (keep | inside).reshape(camera.shape)
+    rows, columns = np.flatnonzero(keep.any(axis=1)), np.flatnonzero(keep.any(axis=0))
+    if rows.size == 0:
+        rows = columns = np.zeros(1, np.intp)  # one pixel, which lands nowhere
+    box = slice(rows[0], rows[-1] + 1), slice(columns[0], columns[-1] + 1)
+    rays = tuple(np.ascontiguousarray(a.reshape(camera.shape)[box]).reshape(-1)
+                 for a in (ax, ay, az))
+    return box, (rays, t)
 
 
 @functools.lru_cache(maxsize=8)
@@ -568,61 +628,40 @@ def _rays_moved(camera, transform, target):
     return moved, t.astype(np.float32)
 
 
-def _refine_at_centres(coarse, depth, color_z, depth_camera, depth_to_color, lr):
+def _refine_at_centres(coarse, color_z, depth_camera, depth_to_color, lr):
     """
     Move each registered LR value to the surface point seen at the LR pixel's centre.
 
     The z-buffer's value comes from a sample somewhere in the LR pixel. The point at that
     depth on the pixel's centre ray is projected into the depth image, and the depth there is
     interpolated bilinearly from the four depth pixels around it when all four belong to one
-    surface (within FRONT_TOLERANCE); otherwise the pixel is left as it is. Nothing is
-    averaged across a depth edge. ``color_z`` is each depth pixel's depth along the colour
-    camera's axis: bilinear weights sum to one, so interpolating it equals interpolating the
-    points. Return (the LR depth, the flat indices of the pixels re-sampled).
+    surface (within FRONT_TOLERANCE of the nearest of them); otherwise the pixel is left as
+    it is. Nothing is averaged across a depth edge. ``color_z`` is each depth pixel's depth
+    along the colour camera's axis (NaN where invalid): bilinear weights sum to one, so
+    interpolating it equals interpolating the points. Every LR pixel is computed (NaN runs
+    through), since most hold a value and gathering them would cost more. Return (the LR
+    depth, a flat mask of the pixels re-sampled).
     """
-    cells = np.flatnonzero(np.isfinite(coarse))
-    if cells.size == 0:
-        return coarse.copy(), cells
-    _, u, v = _follow_rays(coarse.reshape(-1)[cells], lr, depth_to_color.inverse(),
-                           depth_camera, cells)
-    # Bilinear in color_z; NaN when a neighbour is invalid or outside the depth image.
-    refined = _bilinear(color_z, u, v)
-    ok = np.flatnonzero(np.isfinite(refined))
-    # The four neighbours' smallest and largest depth (2x2 blocks, top-left anchored).
-    block = np.ones((2, 2), np.uint8)
-    filled = depth.copy()
-    cv2.patchNaNs(filled, 0.0)  # invalid depth counts as "not one surface"
-    near = cv2.erode(filled, block, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
-    far = cv2.dilate(filled, block, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
-    # The top-left neighbour remap used (it rounds to 1/32 pixel first).
-    corner = (np.floor(np.rint(v[ok] * REMAP_SUBPIXELS) / REMAP_SUBPIXELS).astype(np.int64)
-              * depth.shape[1]
-              + np.floor(np.rint(u[ok] * REMAP_SUBPIXELS) / REMAP_SUBPIXELS).astype(np.int64))
-    near, far = near.reshape(-1)[corner], far.reshape(-1)[corner]
-    one_surface = ok[(near > 0) & (far <= near * (1 + FRONT_TOLERANCE))]
-    out = coarse.copy().reshape(-1)
-    out[cells[one_surface]] = refined[one_surface]
-    return out.reshape(coarse.shape), cells[one_surface]
-
-
-def _bilinear(image, u, v):
-    """
-    Return ``image`` interpolated bilinearly at the points (u, v) (flat float32 arrays).
-
-    NaN where one of the four neighbours is NaN or outside the image, or where u or v is NaN.
-    cv2.remap does the work: it rounds the coordinates to 1/32 pixel (REMAP_SUBPIXELS), about
-    0.05 mm on a sloped surface here. Its maps are limited to 32767 columns, so the points are
-    laid out in rows; NaN coordinates are moved outside the image first, since how remap
-    rounds a NaN differs between CPUs.
-    """
-    width = 1024
-    rows = -(-u.size // width)
-    maps = np.full((2, rows * width), -2.0, np.float32)
-    maps[0, :u.size], maps[1, :v.size] = u, v
-    cv2.patchNaNs(maps, -2.0)
-    out = cv2.remap(image, maps[0].reshape(rows, width), maps[1].reshape(rows, width),
-                    cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=np.nan)
-    return out.reshape(-1)[:u.size]
+    rays = _rays_moved(lr, depth_to_color.inverse(), depth_camera)
+    _, u, v = _follow_rays(coarse.reshape(-1), rays, depth_camera)
+    height, width = color_z.shape
+    with np.errstate(invalid='ignore'):  # NaN coordinates are outside
+        inside = (u >= 0) & (u < width - 1) & (v >= 0) & (v < height - 1)
+        column = np.where(inside, u, 0).astype(np.intp)  # floor: non-negative
+        row = np.where(inside, v, 0).astype(np.intp)
+    u -= column
+    v -= row
+    top_left = row * width + column
+    flat = color_z.reshape(-1)
+    a, b = flat[top_left], flat[top_left + 1]
+    c, d = flat[top_left + width], flat[top_left + width + 1]
+    near = np.minimum(np.minimum(a, b), np.minimum(c, d))  # NaN when one is invalid
+    far = np.maximum(np.maximum(a, b), np.maximum(c, d))
+    with np.errstate(invalid='ignore'):
+        refined = inside & (far <= near * np.float32(1 + FRONT_TOLERANCE))
+    top, bottom = a + (b - a) * u, c + (d - c) * u
+    out = np.where(refined, top + (bottom - top) * v, coarse.reshape(-1))
+    return out.reshape(coarse.shape), refined
 
 
 def coverage_advice(depth_shape, grids, lr_depth, route):

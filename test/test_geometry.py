@@ -226,3 +226,33 @@ def test_a_slanted_surface_with_holes_is_not_biased_towards_its_near_side():
     assert valid.mean() > 0.95
     error = np.abs(out[valid] - truth[valid])
     assert np.percentile(error, 95) < 0.5e-3  # keeping the smallest depth gave 0.68 mm
+
+
+@pytest.mark.parametrize('name', ['d435', 'azure_nfov'])
+def test_the_depth_pixels_registration_skips_land_nowhere(scene, name):
+    # register_raw works only on the part of the depth image whose rays can reach the LR grid
+    # at the frame's depths (cached per rounded depth range). Every depth pixel outside that
+    # box must land outside the grid, also when a nearer object widens the range, and also
+    # for a tilted rig with a distorted colour camera.
+    from depth_sr_ros.geometry import _follow_rays, _land, _rays_moved, _reachable
+    rig = RIGS[name]
+    depth = render_rig(scene, rig)['depth'].copy()
+    depth[100:140, 300:340] = 0.3  # a hand in front of the camera
+    color = Camera(1280, 720, rig.color.k, (0.1, -0.05, 0.001, 0.001, 0.0), PLUMB_BOB)
+    tilted = rig.depth_to_color.then(Transform.from_xyz_quaternion(
+        [0.02, 0.0, 0.0, 0.0, np.sin(0.05), 0.0, np.cos(0.05)]))
+    for lr, to_color in ((plan_grids(rig.color, 4).lr, rig.depth_to_color),
+                         (plan_grids(color, 4).lr, tilted)):
+        low = register_raw(depth, rig.depth, to_color, lr)
+        z = np.where(depth > 0, depth, np.nan).astype(np.float32).reshape(-1)
+        landed = _land(*_follow_rays(z, _rays_moved(rig.depth, to_color, lr), lr)[1:], z,
+                       lr.shape)
+        lands = (landed.cell < landed.size).reshape(depth.shape)
+        near, far = np.nanmin(z), np.nanmax(z)
+        box, _ = _reachable(rig.depth, to_color, lr, 2.0 ** np.floor(np.log2(near)),
+                            2.0 ** np.ceil(np.log2(far)))
+        outside = lands.copy()
+        outside[box] = False
+        assert lands.sum() > 50000 and not outside.any()
+        assert lands[box].size < 0.8 * depth.size  # the rig's wider depth view is cut
+        assert np.nanmin(low) < 0.35  # the hand is registered

@@ -96,3 +96,22 @@ def test_unsupported_scales_and_names_are_rejected():
         build_model('pag_net', scale=3)
     with pytest.raises(ValueError, match="unknown architecture 'srcnn'"):
         build_model('srcnn', scale=4)
+
+
+@pytest.mark.parametrize('kernel', [1, 3, 5])
+def test_fused_space_to_depth_and_back_compute_what_the_layers_do(kernel):
+    # run_fused replaces [pixel unshuffle, conv] by one strided conv and [1x1 conv, pixel
+    # shuffle] by one transposed conv: same values and same gradients as the layers in turn.
+    from depth_sr_ros.networks.common import conv, run_fused
+    torch.manual_seed(kernel)
+    down = torch.nn.Sequential(torch.nn.PixelUnshuffle(2), conv(4 * 8, 16, kernel),
+                               torch.nn.PReLU())
+    up = torch.nn.Sequential(conv(16, 4 * 8, kernel), torch.nn.PixelShuffle(2))
+    x = torch.randn(2, 8, 12, 18)
+    for layers, inputs in ((down, x), (up, torch.randn(2, 16, 6, 9))):
+        fused, plain = run_fused(layers, inputs), layers(inputs)
+        assert fused.shape == plain.shape
+        torch.testing.assert_close(fused, plain, atol=1e-5, rtol=1e-5)
+        weight = next(layers.parameters())
+        grads = [torch.autograd.grad(out.square().sum(), weight)[0] for out in (fused, plain)]
+        torch.testing.assert_close(grads[0], grads[1], atol=1e-4, rtol=1e-4)

@@ -23,7 +23,8 @@ parameters) to the code's counts of about 2.54 M / 3.36 M / 5.75 M at 4x / 8x / 
 """
 
 from depth_sr_ros.networks.common import (
-    check_inputs, conv, in_float32, init_weights_, log2_scale, ResidualBlock, upsample_bicubic)
+    check_inputs, conv, in_float32, init_weights_, log2_scale, ResidualBlock, run_fused,
+    upsample_bicubic)
 import torch
 from torch import nn
 
@@ -49,8 +50,8 @@ class GuidanceDownsampler(nn.Module):
         self.body = nn.Sequential(*layers)
 
     def forward(self, guide):
-        """Map (B, 3, sH, sW) to (B, channels, H, W)."""
-        return self.body(guide)
+        """Map (B, 3, sH, sW) to (B, channels, H, W) (each stage as one conv: run_fused)."""
+        return run_fused(self.body, guide)
 
 
 class Upsampler(nn.Module):
@@ -71,8 +72,8 @@ class Upsampler(nn.Module):
         self.body = nn.Sequential(*layers)
 
     def forward(self, x):
-        """Map (B, C, H, W) to (B, C, sH, sW)."""
-        return self.body(x)
+        """Map (B, C, H, W) to (B, C, sH, sW) (each stage as one conv: run_fused)."""
+        return run_fused(self.body, x)
 
 
 class FeatureEnhancement(nn.Module):

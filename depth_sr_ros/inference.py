@@ -3,14 +3,15 @@ The network Predictor: a trained model behind the DepthUpsampler interface (upsa
 
 Acceleration holds the switches that change how it runs (precision, memory format,
 compilation, device I/O); each can be measured on its own with depth_sr_benchmark.
-load_predictor picks the PyTorch Predictor or, for .onnx files, onnx_predictor.OnnxPredictor.
+load_predictor picks the PyTorch Predictor or, for .onnx files, onnx_predictor's choice
+(onnxruntime, or OpenVINO for a mixed-precision export).
 """
 
 import dataclasses
 import time
 
 from depth_sr_ros.checkpoint import check_preprocessing, CheckpointError, load_checkpoint
-from depth_sr_ros.onnx_predictor import OnnxPredictor
+from depth_sr_ros.onnx_predictor import onnx_predictor
 from depth_sr_ros.preprocessing import color_to_unit_torch, finish_depth_torch
 from depth_sr_ros.upsampler import DepthUpsampler
 import numpy as np
@@ -328,7 +329,7 @@ class Predictor(DepthUpsampler):
 def load_predictor(path, device='auto', acceleration=None, color_order='rgb', fallback=True,
                    warn=None, warm_up=True):
     """
-    Return an OnnxPredictor for a .onnx file, else a (PyTorch) Predictor, warmed up.
+    Return onnx_predictor's predictor for a .onnx file, else a (PyTorch) Predictor, warmed up.
 
     The warm-up runs one forward pass before the model is handed out, so that a model that
     cannot run is refused at load (at start-up, or on a run-time switch while the old model
@@ -339,7 +340,7 @@ def load_predictor(path, device='auto', acceleration=None, color_order='rgb', fa
         if acceleration is not None and acceleration != Acceleration():
             raise ValueError('precision, channels_last, compile_mode and device_io are PyTorch '
                              'options; for ONNX choose them at export or in onnxruntime')
-        predictor = OnnxPredictor(path, str(device), color_order, fallback, warn)
+        predictor = onnx_predictor(path, str(device), color_order, fallback, warn)
     else:
         predictor = Predictor.from_checkpoint(
             path, select_device(device, fallback, warn), color_order, acceleration, warn)

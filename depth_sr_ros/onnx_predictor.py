@@ -1,4 +1,10 @@
-"""OnnxPredictor: a network exported by depth_sr_export, run by onnxruntime."""
+"""
+A network exported by depth_sr_export: OnnxPredictor (onnxruntime) or OpenVinoPredictor.
+
+A float32 export runs on onnxruntime (CPU, CUDA, TensorRT). A mixed-precision export (its
+body in bfloat16) runs on OpenVINO, since onnxruntime has no bfloat16 convolutions;
+``onnx_predictor`` picks by the file.
+"""
 
 import json
 import os
@@ -50,6 +56,32 @@ def onnx_providers(device='auto', available=None):
     return [(name, options) for name, options in wanted if name in available]
 
 
+def export_facts(path):
+    """Return the checkpoint facts stored in an ONNX file (CheckpointError if unreadable)."""
+    import onnx
+    if not os.path.isfile(path):
+        raise CheckpointError(path, 'not found')
+    try:
+        proto = onnx.load(path, load_external_data=False)
+    except Exception as error:  # onnx raises protobuf's own errors for damaged files
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise CheckpointError(path, f'not a readable ONNX model: {first_line}') from None
+    return model_facts(path, {p.key: p.value for p in proto.metadata_props})
+
+
+def onnx_predictor(path, device='auto', color_order='rgb', fallback=True, warn=None):
+    """Return the predictor for an ONNX file: OpenVINO for a mixed export, else onnxruntime."""
+    if export_facts(path).get('export_precision', 'float32') == 'mixed':
+        return OpenVinoPredictor(path, device, color_order, fallback=fallback, warn=warn)
+    return OnnxPredictor(path, device, color_order, fallback, warn)
+
+
+def run_onnx(path, depth, guide):
+    """Run an ONNX file once on the CPU on normalised (1, 1, h, w) and (1, 3, sh, sw) arrays."""
+    predictor = onnx_predictor(path, 'cpu')
+    return predictor.run_graph(depth, guide)
+
+
 class OnnxPredictor(DepthUpsampler):
     """A network exported by depth_sr_export, run by onnxruntime (CPU, CUDA or TensorRT)."""
 
@@ -96,14 +128,83 @@ class OnnxPredictor(DepthUpsampler):
         started = time.perf_counter()
         h, w = shape
         s = self.scale
-        self.session.run(None, {'depth': np.zeros((1, 1, h, w), np.float32),
-                                'guide': np.zeros((1, 3, h * s, w * s), np.float32)})
+        self.run_graph(np.zeros((1, 1, h, w), np.float32),
+                       np.zeros((1, 3, h * s, w * s), np.float32))
         return time.perf_counter() - started
 
+    def run_graph(self, depth, guide):
+        """Return the graph's output for normalised (1, 1, h, w) and (1, 3, sh, sw) arrays."""
+        return self.session.run(None, {'depth': depth, 'guide': guide})[0]
+
     def _upsample(self, depth, guide):
-        feeds = {'depth': depth[None, None],
-                 'guide': np.ascontiguousarray(guide.transpose(2, 0, 1))[None]}
+        depth, guide = _graph_inputs(depth, guide)
         self.clock.mark('to_device')
-        out = self.session.run(None, feeds)[0]
+        out = self.run_graph(depth, guide)
+        self.clock.mark('model')
+        return out[0, 0]
+
+
+def _graph_inputs(depth, guide):
+    """Return the (1, 1, h, w) depth and (1, 3, sh, sw) guide arrays of a graph."""
+    return depth[None, None], np.ascontiguousarray(guide.transpose(2, 0, 1))[None]
+
+
+class OpenVinoPredictor(DepthUpsampler):
+    """
+    A network exported by depth_sr_export, run by OpenVINO on the CPU (pip install openvino).
+
+    It runs mixed-precision exports (onnxruntime cannot) and, in depth_sr_benchmark, float32
+    ones. OpenVINO would run a float32 graph in bfloat16 on CPUs with AMX or AVX512-BF16
+    unless told otherwise, so its precision is pinned: 'f32' (the default) runs every layer
+    in the precision the graph gives it; 'bf16' runs all of them in bfloat16 (measured in
+    depth_sr_benchmark: 13x the mixed export's error).
+    """
+
+    def __init__(self, path, device='cpu', color_order='rgb', precision='f32', fallback=True,
+                 warn=None):
+        """
+        Load and compile an ONNX file written by depth_sr_export.
+
+        :param device: 'cpu' or 'auto'; 'cuda...' runs on the CPU with a warning when
+            ``fallback`` is true, else raises RuntimeError (OpenVINO has no CUDA).
+        :param precision: 'f32' or 'bf16' (OpenVINO's INFERENCE_PRECISION_HINT).
+        """
+        super().__init__(color_order)
+        if precision not in ('f32', 'bf16'):
+            raise ValueError(f"OpenVINO precision must be 'f32' or 'bf16', not {precision!r}")
+        self.info = export_facts(path)
+        try:
+            import openvino
+        except ImportError:
+            raise CheckpointError(path, 'runs on OpenVINO (a mixed-precision export), which '
+                                        'is not installed: pip install openvino') from None
+        if str(device).startswith('cuda'):
+            reason = f"device '{device}' was requested but OpenVINO runs this model on the CPU"
+            if not fallback:
+                raise RuntimeError(reason + ' and device_fallback is false')
+            if warn is not None:
+                warn(reason)
+        self.scale = int(self.info['arch_kwargs']['scale'])
+        core = openvino.Core()
+        self.compiled = core.compile_model(core.read_model(path), 'CPU',
+                                           {'INFERENCE_PRECISION_HINT': precision})
+        self.device = f'openvino CPU {precision}'
+
+    def warm_up(self, shape=(60, 80)):
+        """Run once at an LR size; return seconds."""
+        started = time.perf_counter()
+        h, w = shape
+        self.run_graph(np.zeros((1, 1, h, w), np.float32),
+                       np.zeros((1, 3, h * self.scale, w * self.scale), np.float32))
+        return time.perf_counter() - started
+
+    def run_graph(self, depth, guide):
+        """Return the graph's output for normalised (1, 1, h, w) and (1, 3, sh, sw) arrays."""
+        return self.compiled({'depth': depth, 'guide': guide})[self.compiled.output(0)]
+
+    def _upsample(self, depth, guide):
+        depth, guide = _graph_inputs(depth, guide)
+        self.clock.mark('to_device')
+        out = self.run_graph(depth, guide)
         self.clock.mark('model')
         return out[0, 0]

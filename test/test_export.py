@@ -1,4 +1,4 @@
-"""ONNX export and the onnxruntime backend: parity with PyTorch, metadata, errors, the node."""
+"""ONNX export, onnxruntime and OpenVINO: parity with PyTorch, metadata, errors, the node."""
 
 import os
 
@@ -8,7 +8,7 @@ from depth_sr_ros.cli.export import export_onnx, main, parity
 from depth_sr_ros.data.degradations import bicubic_downsample, crop_to_multiple
 from depth_sr_ros.data.middlebury import disparity_to_metres, load_pair
 from depth_sr_ros.inference import Acceleration, load_predictor, Predictor
-from depth_sr_ros.onnx_predictor import OnnxPredictor
+from depth_sr_ros.onnx_predictor import OnnxPredictor, OpenVinoPredictor
 from depth_sr_ros.preprocessing import PREPROCESSING
 import numpy as np
 import pytest
@@ -89,3 +89,49 @@ def test_the_node_refuses_pytorch_options_for_an_onnx_model(exported):
                 Parameter('precision', value='bfloat16')])
     finally:
         rclpy.try_shutdown(context=context)
+
+
+AHMF_TINY = {'scale': 4, 'channels': 8}
+
+
+def test_a_mixed_precision_export_runs_on_openvino_like_the_pytorch_mixed_mode(tmp_path):
+    # AHMF (its downsampler's fused convs included) exported with its body in bfloat16:
+    # onnxruntime cannot run that graph, so load_predictor hands it to OpenVINO, pinned to
+    # the graph's own precisions. Its error against float32 must be of the order of
+    # PyTorch's mixed mode, and far below OpenVINO's all-bfloat16 run of a float32 export
+    # (which rounds the depth input and the global skip at 1/256).
+    pytest.importorskip('openvino')
+    pt, onnx_path = str(tmp_path / 'tiny.pt'), str(tmp_path / 'tiny_mixed.onnx')
+    save_checkpoint(pt, untrained('ahmf', **AHMF_TINY), 'ahmf', AHMF_TINY, PREPROCESSING,
+                    {'data': 'untrained, for tests'})
+    assert main(['--model', pt, '--output', onnx_path, '--precision', 'mixed']) == 0
+    assert export_onnx(pt, str(tmp_path / 'again.onnx'), precision='mixed')[
+        'export_precision'] == 'mixed'
+    assert parity(pt, onnx_path, precision='mixed') < 0.02  # normalised depth, 0..1
+    pair = load_pair(FIXTURES, 'cones')
+    depth_lr = bicubic_downsample(crop_to_multiple(disparity_to_metres(pair['depth']), 4), 4)
+    rgb = crop_to_multiple(pair['rgb'], 4)
+    predictor = load_predictor(onnx_path, device='cpu')
+    assert isinstance(predictor, OpenVinoPredictor) and predictor.scale == 4
+    got = predictor(depth_lr, rgb)
+    mixed = load_predictor(pt, device='cpu', acceleration=Acceleration('mixed'))(depth_lr, rgb)
+    exact = load_predictor(pt, device='cpu', acceleration=Acceleration('float32'))(
+        depth_lr, rgb)
+    export_onnx(pt, str(tmp_path / 'float32.onnx'))
+    all_bf16 = OpenVinoPredictor(str(tmp_path / 'float32.onnx'), precision='bf16')(
+        depth_lr, rgb)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(mixed))
+    error = {name: np.nanmean(np.abs(out - exact)) for name, out in (
+        ('openvino mixed', got), ('pytorch mixed', mixed), ('openvino bf16', all_bf16))}
+    assert 0 < error['openvino mixed'] < 3 * error['pytorch mixed']
+    assert error['openvino mixed'] < error['openvino bf16'] / 3
+
+
+def test_a_mixed_export_without_openvino_says_what_to_install(tmp_path, monkeypatch):
+    pt, onnx_path = str(tmp_path / 'tiny.pt'), str(tmp_path / 'tiny_mixed.onnx')
+    save_checkpoint(pt, untrained('ahmf', **AHMF_TINY), 'ahmf', AHMF_TINY, PREPROCESSING,
+                    {'data': 'untrained, for tests'})
+    export_onnx(pt, onnx_path, precision='mixed')
+    monkeypatch.setitem(__import__('sys').modules, 'openvino', None)  # import fails
+    with pytest.raises(CheckpointError, match='pip install openvino'):
+        load_predictor(onnx_path, device='cpu')

@@ -27,13 +27,13 @@ import sys
 import time
 
 import cv2
-from depth_sr_ros.checkpoint import CheckpointError, load_checkpoint
+from depth_sr_ros.checkpoint import load_checkpoint
 from depth_sr_ros.data.degradations import bicubic_downsample
 from depth_sr_ros.data.sequences import make_sequence
 from depth_sr_ros.inference import Acceleration, Predictor, select_device
 from depth_sr_ros.networks import build_model
+from depth_sr_ros.onnx_predictor import OpenVinoPredictor
 from depth_sr_ros.ros.conversions import color_to_array, depth_to_metres, metres_to_image
-from depth_sr_ros.upsampler import DepthUpsampler
 import numpy as np
 from sensor_msgs.msg import Image
 import torch
@@ -54,9 +54,12 @@ VARIANTS = {
     'cuda_graphs': Acceleration(compile_mode='cuda_graphs'),
     'float16+cuda_graphs': Acceleration(precision='float16', compile_mode='cuda_graphs'),
 }
-# OpenVINO runs an ONNX export of the model (optional: pip install openvino).
-OPENVINO_VARIANTS = {'openvino_f32': 'f32', 'openvino_bf16': 'bf16'}
-CPU_VARIANTS = 'numpy_io,device_io,channels_last,mixed,bfloat16,openvino_f32,openvino_bf16'
+# OpenVINO runs an ONNX export of the model (optional: pip install openvino): name ->
+# (depth_sr_export's precision, OpenVINO's pinned inference precision).
+OPENVINO_VARIANTS = {'openvino_f32': ('float32', 'f32'), 'openvino_bf16': ('float32', 'bf16'),
+                     'openvino_mixed': ('mixed', 'f32')}
+CPU_VARIANTS = ('numpy_io,device_io,channels_last,mixed,bfloat16,openvino_f32,openvino_bf16,'
+                'openvino_mixed')
 GPU_VARIANTS = ('numpy_io,device_io,channels_last,mixed,bfloat16,float16,cuda_graphs,'
                 'float16+cuda_graphs')
 
@@ -233,57 +236,7 @@ def bench_variants(model, scale, size, device, runs, warmup, names, arch=None,
     return rows
 
 
-class OpenVinoPredictor(DepthUpsampler):
-    """
-    A network exported by depth_sr_export, run by OpenVINO (Intel CPUs and integrated GPUs).
-
-    OpenVINO runs bfloat16 on CPUs with AMX or AVX512-BF16 unless told otherwise, so the
-    precision is always pinned: 'f32' or 'bf16' (its INFERENCE_PRECISION_HINT). Measured here
-    against PyTorch and left out of the node (README, "Measured speed"): f32 was no faster
-    than PyTorch's float32, bf16 faster but 13x the mixed mode's error.
-    """
-
-    def __init__(self, path, device='CPU', precision='f32', color_order='rgb'):
-        """
-        Load and compile an ONNX file written by depth_sr_export.
-
-        :param device: an OpenVINO device name ('CPU', 'GPU', ...).
-        :param precision: 'f32' or 'bf16'.
-        """
-        super().__init__(color_order)
-        import onnx
-        import openvino
-        from depth_sr_ros.onnx_predictor import model_facts
-        if precision not in ('f32', 'bf16'):
-            raise ValueError(f"OpenVINO precision must be 'f32' or 'bf16', not {precision!r}")
-        if not os.path.isfile(path):
-            raise CheckpointError(path, 'not found')
-        proto = onnx.load(path, load_external_data=False)
-        self.info = model_facts(path, {p.key: p.value for p in proto.metadata_props})
-        self.scale = int(self.info['arch_kwargs']['scale'])
-        core = openvino.Core()
-        self.compiled = core.compile_model(core.read_model(path), device,
-                                           {'INFERENCE_PRECISION_HINT': precision})
-        self.device = f'openvino {device} {precision}'
-
-    def warm_up(self, shape=(60, 80)):
-        """Run once at an LR size; return seconds."""
-        started = time.perf_counter()
-        h, w = shape
-        self._upsample(np.zeros((h, w), np.float32),
-                       np.zeros((h * self.scale, w * self.scale, 3), np.float32))
-        return time.perf_counter() - started
-
-    def _upsample(self, depth, guide):
-        feeds = {'depth': depth[None, None],
-                 'guide': np.ascontiguousarray(guide.transpose(2, 0, 1))[None]}
-        self.clock.mark('to_device')
-        out = self.compiled(feeds)[self.compiled.output(0)]
-        self.clock.mark('model')
-        return out[0, 0]
-
-
-def openvino_predictor(model, arch, arch_kwargs, precision):
+def openvino_predictor(model, arch, arch_kwargs, variant):
     """Export ``model`` to a temporary ONNX file and return an OpenVinoPredictor for it."""
     import tempfile
     from depth_sr_ros.checkpoint import save_checkpoint
@@ -294,8 +247,9 @@ def openvino_predictor(model, arch, arch_kwargs, precision):
     checkpoint = os.path.join(folder, 'model.pt')
     save_checkpoint(checkpoint, copy.deepcopy(model).float().to(
         memory_format=torch.contiguous_format), arch, arch_kwargs, PREPROCESSING, {})
-    export_onnx(checkpoint, os.path.join(folder, 'model.onnx'))
-    return OpenVinoPredictor(os.path.join(folder, 'model.onnx'), 'CPU', precision)
+    export_precision, hint = variant
+    export_onnx(checkpoint, os.path.join(folder, 'model.onnx'), precision=export_precision)
+    return OpenVinoPredictor(os.path.join(folder, 'model.onnx'), 'cpu', precision=hint)
 
 
 def bench_registration(rigs, scale, runs):
@@ -362,6 +316,7 @@ def bench_dds(rates, seconds, model_path, device, domain_id):
             received = [t - stamp_ns(m.header.stamp) * 1e-9 for t, m in watcher.outputs]
             rows.append({
                 'rate_hz': rate, 'seconds': seconds, 'ok': ok, 'outputs': len(received),
+                'model': model_path,
                 'output_hz': len(received) / seconds,
                 'pairs_in_hz': float(np.median([float(d['input pairs (Hz)'])
                                                 for d in diagnostics])) if diagnostics else 0,
@@ -421,7 +376,8 @@ def markdown(results, pipeline, device_name, rate, variants=(), threads=(), dds=
         lines += [f"| {r['rig']} | {r['depth']} | {r['lr_grid']} | {r['median_ms']:.1f} |"
                   for r in registration]
     if dds:
-        lines += ['', 'The node under DDS (player and node as two processes, LARGE_DATA):', '',
+        lines += ['', 'The node under DDS (player and node as two processes, LARGE_DATA), '
+                  f"serving {os.path.basename(dds[0]['model']) or 'the default model'}:", '',
                   '| player Hz | s | pairs in Hz | outputs Hz | node stamp-to-publish p50 / p95 '
                   'ms | stamp-to-receive p50 / p95 ms | dropped pairs |',
                   '|---|---|---|---|---|---|---|']
@@ -453,6 +409,9 @@ def main(argv=None):
                         help='comma-separated CPU thread counts to time (CPU only)')
     parser.add_argument('--dds-rates', default='',
                         help='comma-separated player rates in Hz for the node-under-DDS run')
+    parser.add_argument('--dds-model', default='',
+                        help='the model file the node serves in the DDS runs (default: --model; '
+                             'e.g. a --precision mixed .onnx export, which runs on OpenVINO)')
     parser.add_argument('--dds-seconds', type=float, default=20.0,
                         help='how long the node runs under DDS at each rate')
     parser.add_argument('--registration', default='',
@@ -503,7 +462,8 @@ def main(argv=None):
     registration = bench_registration(
         [r for r in args.registration.split(',') if r], scale, args.runs)
     rates = [float(r) for r in args.dds_rates.split(',') if r]
-    dds = bench_dds(rates, args.dds_seconds, args.model, args.device, args.domain_id)
+    dds = bench_dds(rates, args.dds_seconds, args.dds_model or args.model, args.device,
+                    args.domain_id)
     report = {'device': device_name, 'matmul_gflops': rate / 1e9, 'models': results,
               'pipeline': pipeline, 'variants': variants, 'threads': threads, 'dds': dds,
               'registration': registration,

@@ -82,7 +82,31 @@ def run_onnx(path, depth, guide):
     return predictor.run_graph(depth, guide)
 
 
-class OnnxPredictor(DepthUpsampler):
+class GraphPredictor(DepthUpsampler):
+    """An exported graph behind the DepthUpsampler interface; subclasses define run_graph."""
+
+    def run_graph(self, depth, guide):
+        """Return the graph's output for normalised (1, 1, h, w) and (1, 3, sh, sw) arrays."""
+        raise NotImplementedError
+
+    def warm_up(self, shape=(60, 80)):
+        """Run once at an LR size (TensorRT builds or loads its engine here); return seconds."""
+        started = time.perf_counter()
+        h, w = shape
+        self.run_graph(np.zeros((1, 1, h, w), np.float32),
+                       np.zeros((1, 3, h * self.scale, w * self.scale), np.float32))
+        return time.perf_counter() - started
+
+    def _upsample(self, depth, guide):
+        depth = depth[None, None]
+        guide = np.ascontiguousarray(guide.transpose(2, 0, 1))[None]
+        self.clock.mark('to_device')
+        out = self.run_graph(depth, guide)
+        self.clock.mark('model')
+        return out[0, 0]
+
+
+class OnnxPredictor(GraphPredictor):
     """A network exported by depth_sr_export, run by onnxruntime (CPU, CUDA or TensorRT)."""
 
     def __init__(self, path, device='auto', color_order='rgb', fallback=True, warn=None):
@@ -123,33 +147,12 @@ class OnnxPredictor(DepthUpsampler):
             if warn is not None:
                 warn(reason + '; running on the CPU')
 
-    def warm_up(self, shape=(60, 80)):
-        """Run once at an LR size (TensorRT builds or loads its engine here); return seconds."""
-        started = time.perf_counter()
-        h, w = shape
-        s = self.scale
-        self.run_graph(np.zeros((1, 1, h, w), np.float32),
-                       np.zeros((1, 3, h * s, w * s), np.float32))
-        return time.perf_counter() - started
-
     def run_graph(self, depth, guide):
         """Return the graph's output for normalised (1, 1, h, w) and (1, 3, sh, sw) arrays."""
         return self.session.run(None, {'depth': depth, 'guide': guide})[0]
 
-    def _upsample(self, depth, guide):
-        depth, guide = _graph_inputs(depth, guide)
-        self.clock.mark('to_device')
-        out = self.run_graph(depth, guide)
-        self.clock.mark('model')
-        return out[0, 0]
 
-
-def _graph_inputs(depth, guide):
-    """Return the (1, 1, h, w) depth and (1, 3, sh, sw) guide arrays of a graph."""
-    return depth[None, None], np.ascontiguousarray(guide.transpose(2, 0, 1))[None]
-
-
-class OpenVinoPredictor(DepthUpsampler):
+class OpenVinoPredictor(GraphPredictor):
     """
     A network exported by depth_sr_export, run by OpenVINO on the CPU (pip install openvino).
 
@@ -157,7 +160,7 @@ class OpenVinoPredictor(DepthUpsampler):
     ones. OpenVINO would run a float32 graph in bfloat16 on CPUs with AMX or AVX512-BF16
     unless told otherwise, so its precision is pinned: 'f32' (the default) runs every layer
     in the precision the graph gives it; 'bf16' runs all of them in bfloat16 (measured in
-    depth_sr_benchmark: 13x the mixed export's error).
+    depth_sr_benchmark: 11x the mixed export's error).
     """
 
     def __init__(self, path, device='cpu', color_order='rgb', precision='f32', fallback=True,
@@ -190,21 +193,6 @@ class OpenVinoPredictor(DepthUpsampler):
                                            {'INFERENCE_PRECISION_HINT': precision})
         self.device = f'openvino CPU {precision}'
 
-    def warm_up(self, shape=(60, 80)):
-        """Run once at an LR size; return seconds."""
-        started = time.perf_counter()
-        h, w = shape
-        self.run_graph(np.zeros((1, 1, h, w), np.float32),
-                       np.zeros((1, 3, h * self.scale, w * self.scale), np.float32))
-        return time.perf_counter() - started
-
     def run_graph(self, depth, guide):
         """Return the graph's output for normalised (1, 1, h, w) and (1, 3, sh, sw) arrays."""
         return self.compiled({'depth': depth, 'guide': guide})[self.compiled.output(0)]
-
-    def _upsample(self, depth, guide):
-        depth, guide = _graph_inputs(depth, guide)
-        self.clock.mark('to_device')
-        out = self.run_graph(depth, guide)
-        self.clock.mark('model')
-        return out[0, 0]

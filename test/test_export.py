@@ -127,6 +127,25 @@ def test_a_mixed_precision_export_runs_on_openvino_like_the_pytorch_mixed_mode(t
     assert error['openvino mixed'] < error['openvino bf16'] / 3
 
 
+def test_the_node_serves_a_mixed_export_on_openvino(tmp_path):
+    pytest.importorskip('openvino')
+    from depth_sr_ros.ros.node import DepthSrNode
+    pt, onnx_path = str(tmp_path / 'tiny.pt'), str(tmp_path / 'tiny_mixed.onnx')
+    save_checkpoint(pt, untrained('ahmf', **AHMF_TINY), 'ahmf', AHMF_TINY, PREPROCESSING,
+                    {'data': 'untrained, for tests'})
+    export_onnx(pt, onnx_path, precision='mixed')
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=190 + os.getpid() % 40)
+    try:
+        node = DepthSrNode(context=context, parameter_overrides=[
+            Parameter('model_path', value=onnx_path)])
+        assert isinstance(node.processor.upsampler, OpenVinoPredictor)
+        node.stop()
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)
+
+
 def test_a_mixed_export_without_openvino_says_what_to_install(tmp_path, monkeypatch):
     pt, onnx_path = str(tmp_path / 'tiny.pt'), str(tmp_path / 'tiny_mixed.onnx')
     save_checkpoint(pt, untrained('ahmf', **AHMF_TINY), 'ahmf', AHMF_TINY, PREPROCESSING,

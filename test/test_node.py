@@ -171,14 +171,14 @@ def _start_then_ctrl_c(*ros_args):
 
 def test_ctrl_c_exits_cleanly(model_path):
     status, err = _start_then_ctrl_c('-p', f'model_path:={model_path}')
-    assert status == 0
+    assert status == 0, err  # the node's own stderr, to tell a crash from a hang
     assert 'Traceback' not in err
 
 
 def test_an_unknown_parameter_is_named_and_known_ones_still_apply(model_path):
     status, err = _start_then_ctrl_c('-p', f'model_path:={model_path}', '-p', 'scale:=2',
                                      '-p', 'slop:=0.02', '-p', 'use_sim_time:=false')
-    assert status == 0
+    assert status == 0, err
     assert 'ignoring parameters this node does not have: scale (' in err
     assert 'slop 0.02 s' in err  # a given, known parameter keeps its value
 

@@ -7,12 +7,14 @@ from conftest import FIXTURES
 from depth_sr_ros.checkpoint import load_checkpoint
 from depth_sr_ros.cli import train as train_module
 from depth_sr_ros.cli.train import main, train, TrainConfig
+from depth_sr_ros.networks import build_model
 import pytest
 import torch
 
 
 def _config(out, steps, **kwargs):
-    return TrainConfig(arch='pag_net', scale=2, data=FIXTURES, out=str(out), steps=steps,
+    kwargs.setdefault('scale', 2)
+    return TrainConfig(arch='pag_net', data=FIXTURES, out=str(out), steps=steps,
                        batch_size=2, crop=32, save_every=2, val_names='', threads=1,
                        device='cpu', **kwargs)
 
@@ -170,6 +172,25 @@ def test_init_starts_from_a_model_file_and_refuses_another_network(tmp_path):
     for key, value in model.state_dict().items():
         torch.testing.assert_close(tuned[key], value, rtol=0, atol=0)
     with pytest.raises(ValueError, match='holds pag_net'):
-        train(TrainConfig(arch='pag_net', scale=4, data=FIXTURES, out=str(tmp_path / 'x'),
+        train(TrainConfig(arch='ahmf', scale=4, data=FIXTURES, out=str(tmp_path / 'x'),
                           steps=1, batch_size=2, crop=32, val_names='', device='cpu',
                           init=str(tmp_path / 'first' / 'model.pt')))
+
+
+def test_pag_net_grows_from_a_smaller_scale_keeping_each_stage_at_its_guidance_level(tmp_path):
+    train(_config(tmp_path / 'four', 2, scale=4))  # two stages, one guidance downsampler
+    small = load_checkpoint(tmp_path / 'four' / 'model.pt')[0].state_dict()
+    train(_config(tmp_path / 'sixteen', 0, scale=16,
+                  init=str(tmp_path / 'four' / 'model.pt')))
+    grown = _weights(tmp_path / 'sixteen')
+    # stage (and downsampler) of the 16x network <- the 4x one's: the full-resolution stage
+    # stays last, the 4x network's first stage fills the coarse ones
+    source = {'stages.3.': 'stages.1.', 'stages.2.': 'stages.0.', 'stages.1.': 'stages.0.',
+              'stages.0.': 'stages.0.', 'guide_down.2.': 'guide_down.0.',
+              'guide_down.1.': 'guide_down.0.', 'guide_down.0.': 'guide_down.0.'}
+    for key, value in grown.items():
+        prefix = next((p for p in source if key.startswith(p)), '')
+        origin = source[prefix] + key[len(prefix):] if prefix else key
+        torch.testing.assert_close(value, small[origin], rtol=0, atol=0, msg=key)
+    with pytest.raises(ValueError, match='cannot grow a 8x PAG-Net into 4x'):
+        build_model('pag_net', scale=4).grow_from(build_model('pag_net', scale=8))

@@ -64,7 +64,9 @@ class TrainConfig:
     # AVX512-BF16, CUDA GPUs from Ampere on), else float32. Weights, optimiser state, the
     # global skip and the loss stay float32 either way.
     precision: str = 'auto'
-    init: str = ''  # a model file to start from (fine-tune with a fresh optimiser)
+    # a model file to start from (fine-tune with a fresh optimiser); a network that can grow
+    # (PAG-Net) also starts from one of a smaller scale
+    init: str = ''
     downsampling: str = 'bicubic'  # comma-separated kernels of data.degradations.DOWNSAMPLERS
 
     def resolved(self):
@@ -201,10 +203,15 @@ def train(config):
     net = build_model(config.arch, **arch_kwargs)
     if config.init:
         start, info = load_checkpoint(config.init)
-        if (info['arch'], info['arch_kwargs']) != (config.arch, arch_kwargs):
+        grows = (info['arch'] == config.arch and hasattr(net, 'grow_from')
+                 and info['arch_kwargs'].get('scale', 0) < config.scale)
+        if grows:
+            net.grow_from(start)
+        elif (info['arch'], info['arch_kwargs']) != (config.arch, arch_kwargs):
             raise ValueError(f"--init {config.init} holds {info['arch']} "
                              f"{info['arch_kwargs']}, not {config.arch} {arch_kwargs}")
-        net.load_state_dict(start.state_dict())
+        else:
+            net.load_state_dict(start.state_dict())
     net = net.to(device)
     betas = PAPER_DEFAULTS[config.arch]['betas']
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr, betas=betas, eps=1e-8)
@@ -218,7 +225,9 @@ def train(config):
         if lead:
             print(f'resumed from {state_path} at step {step}', flush=True)
     elif config.init and lead:
-        print(f'starting from the weights of {config.init}', flush=True)
+        print(f'starting from the weights of {config.init}'
+              + (f" ({info['arch_kwargs']['scale']}x, grown to {config.scale}x)"
+                 if grows else ''), flush=True)
     if lead:
         print(f'training in {precision} on {device}', flush=True)
     model = net if world == 1 else DistributedDataParallel(

@@ -171,6 +171,30 @@ class PAGNet(nn.Module):
                           if isinstance(m, ResidualDenseNetwork)]
         init_weights_(self, negative_slope=0.0, zero=[self.tail] + residual_ends)
 
+    def grow_from(self, smaller):
+        """
+        Start from the weights of a trained PAG-Net of a smaller scale (a warm start).
+
+        Each of the smaller network's stages keeps the guidance level it learned with: its
+        last stage (full resolution) stays the last here, its first stage also fills the
+        coarse stages this network adds, and likewise for the guidance downsamplers. The
+        depth branch, the guidance head and the tail carry over as they are.
+
+        :param smaller: a PAGNet of the same widths and a smaller or equal scale.
+        :raises ValueError: when ``smaller`` has more stages than this network.
+        """
+        extra = len(self.stages) - len(smaller.stages)
+        if extra < 0:
+            raise ValueError(f'cannot grow a {smaller.scale}x PAG-Net into {self.scale}x')
+        for name in ('depth_head', 'depth_rdn', 'guide_head', 'tail'):
+            getattr(self, name).load_state_dict(getattr(smaller, name).state_dict())
+        for j, stage in enumerate(self.stages):
+            stage.load_state_dict(smaller.stages[max(j - extra, 0)].state_dict())
+        for i, down in enumerate(self.guide_down):
+            if smaller.guide_down:
+                last = len(smaller.guide_down) - 1
+                down.load_state_dict(smaller.guide_down[min(i, last)].state_dict())
+
     def forward(self, depth_lr, guide_hr):
         """Return the super-resolved depth (B, 1, s*h, s*w)."""
         check_inputs(depth_lr, guide_hr, self.scale)

@@ -22,9 +22,11 @@ Pixel coordinates follow ROS (REP 104 / image_pipeline): the centre of pixel (u,
 (u, v), and resizing keeps pixel centres in place (``Camera.resized``).
 """
 
+from concurrent.futures import ThreadPoolExecutor
 import dataclasses
 import functools
 import math
+import os
 
 import cv2
 import numpy as np
@@ -38,6 +40,11 @@ MIN_VALID_SHARE = 0.5
 # Raw registration: samples within this share of the nearest depth in an LR pixel belong to
 # the nearest surface (a slanted surface spans a few per cent of its depth across a pixel).
 FRONT_TOLERANCE = 0.03
+# Raw registration splits its per-point and per-pixel work into this many parts, run on as
+# many threads (numpy releases the GIL inside its loops). On the 2-core development VM two
+# threads save 10-25 % (depth_sr_benchmark --registration shows both): numpy's passes are
+# bound by memory more than by arithmetic there.
+REGISTRATION_THREADS = min(4, os.cpu_count() or 1)
 
 
 class GeometryError(ValueError):
@@ -434,7 +441,8 @@ def splat(u, v, z, shape, winner=False):
         behind = ~(np.asarray(z) > 0)
     landed = _land(np.where(behind, np.nan, u), v, z, shape)
     nearest = _nearest(landed)
-    chosen = _closest_in_front(landed, nearest, np.flatnonzero(landed.cell < landed.size))
+    everywhere = np.arange(landed.size + 1) < landed.size  # each pixel, not the slot past it
+    [chosen] = _closest_in_front([landed], nearest, everywhere, map)
     depth = np.full(landed.size, np.nan, np.float32)
     depth[landed.cell[chosen]] = landed.z[chosen]
     if not winner:
@@ -484,22 +492,32 @@ def _nearest(landed):
     return nearest
 
 
-def _closest_in_front(landed, nearest, among):
+def _closest_in_front(parts, nearest, pixels, mapper):
     """
-    Return which of the landed points ``among`` give their pixel's value.
+    Return, for each _Landed of ``parts``, which of its points give their pixel's value.
 
-    Of a pixel's points within FRONT_TOLERANCE of its nearest, the one closest to the centre.
+    Only pixels where ``pixels`` (flat, with the slot past the image) is true count. Of a
+    pixel's points (from every part) within FRONT_TOLERANCE of its ``nearest``, the one
+    closest to the pixel's centre. ``mapper`` (map, or _parallel) runs the parts.
     """
-    cell = landed.cell[among]
-    front = among[landed.z[among] <= nearest[cell] * np.float32(1 + FRONT_TOLERANCE)]
-    u, v = landed.u[front], landed.v[front]
-    offset = (u - np.floor(u) - np.float32(0.5)) ** 2 + (v - np.floor(v) - np.float32(0.5)) ** 2
-    closest = np.full(nearest.size, np.inf, offset.dtype)
-    np.minimum.at(closest, landed.cell[front], offset)
-    return front[offset <= closest[landed.cell[front]]]
+    def offsets(landed):
+        among = np.flatnonzero(pixels[landed.cell])
+        front = among[landed.z[among] <= nearest[landed.cell[among]] *
+                      np.float32(1 + FRONT_TOLERANCE)]
+        u, v = landed.u[front], landed.v[front]
+        offset = ((u - np.floor(u) - np.float32(0.5)) ** 2 +
+                  (v - np.floor(v) - np.float32(0.5)) ** 2)
+        closest = np.full(nearest.size, np.inf, offset.dtype)
+        np.minimum.at(closest, landed.cell[front], offset)
+        return front, offset, closest
+
+    fronts = list(mapper(offsets, parts))
+    closest = functools.reduce(np.minimum, [f[2] for f in fronts])
+    return [front[offset <= closest[landed.cell[front]]]
+            for landed, (front, offset, _) in zip(parts, fronts)]
 
 
-def register_raw(depth, depth_camera, depth_to_color, lr):
+def register_raw(depth, depth_camera, depth_to_color, lr, threads=REGISTRATION_THREADS):
     """
     Register raw depth from its own camera into the LR grid ``lr`` of the colour camera.
 
@@ -509,7 +527,9 @@ def register_raw(depth, depth_camera, depth_to_color, lr):
     pixel's centre (``_refine_at_centres``). Only the pixels that the re-sampling leaves
     (beside holes and depth edges) need splat's choice among their samples, so the z-buffer
     runs first and the choice only there. The depth image's rows and columns whose rays
-    cannot reach ``lr`` at any depth of the frame's range are skipped (``_reachable``).
+    cannot reach ``lr`` at any depth of the frame's range are skipped (``_reachable``). The
+    work is split by rows into ``threads`` parts, run on threads; the result does not
+    depend on the split.
 
     :param depth: (H, W) float32 metres (z along the depth camera's optical axis), NaN or 0 =
         invalid, on ``depth_camera``'s grid (distortion honoured).
@@ -526,22 +546,58 @@ def register_raw(depth, depth_camera, depth_to_color, lr):
     if not valid.any():
         return np.full(lr.shape, np.nan, np.float32)
     near, far, _, _ = cv2.minMaxLoc(depth, valid.view(np.uint8))
-    box, rays = _reachable(depth_camera, depth_to_color, lr, _power_of_two(near, math.floor),
-                           _power_of_two(far, math.ceil))
-    z = np.where(valid[box], depth[box], np.float32(np.nan)).reshape(-1)
-    color_z, u, v = _follow_rays(z, rays, lr)
-    landed = _land(u, v, color_z, lr.shape)
-    nearest = _nearest(landed)
-    color_z_image = np.full(depth.shape, np.nan, np.float32)
-    color_z_image[box] = color_z.reshape(color_z_image[box].shape)
+    (rows, columns), ((ax, ay, az), t) = _reachable(
+        depth_camera, depth_to_color, lr, _power_of_two(near, math.floor),
+        _power_of_two(far, math.ceil))
+    color_z = np.full(depth.shape, np.nan, np.float32)  # each depth pixel's z in colour
+
+    def land(part):  # rows of the box
+        block = slice(rows.start + part.start, rows.start + part.stop), columns
+        flat = slice(part.start * (columns.stop - columns.start),
+                     part.stop * (columns.stop - columns.start))
+        z = np.where(valid[block], depth[block], np.float32(np.nan)).reshape(-1)
+        z, u, v = _follow_rays(z, ((ax[flat], ay[flat], az[flat]), t), lr)
+        color_z[block] = z.reshape(color_z[block].shape)
+        landed = _land(u, v, z, lr.shape)
+        return landed, _nearest(landed)
+
+    parts = _parallel(land, _split(rows.stop - rows.start, threads))
+    nearest = functools.reduce(np.fmin, [p[1] for p in parts])  # inf nowhere, NaN past
     coarse = nearest[:-1].reshape(lr.shape)
     coarse[np.isinf(coarse)] = np.nan
-    out, refined = _refine_at_centres(coarse, color_z_image, depth_camera, depth_to_color, lr)
+    out = np.empty(lr.shape, np.float32)
+    refined = np.empty(lr.shape, bool)
+
+    def refine(part):  # rows of the LR grid
+        out[part], refined[part] = _refine_at_centres(
+            coarse, color_z, depth_camera, depth_to_color, lr, part)
+
+    _parallel(refine, _split(lr.height, threads))
     # The pixels the re-sampling left keep the value of their sample closest to the centre.
-    left = np.append(np.isfinite(coarse).reshape(-1) & ~refined, False)
-    chosen = _closest_in_front(landed, nearest, np.flatnonzero(left[landed.cell]))
-    out.reshape(-1)[landed.cell[chosen]] = landed.z[chosen]
+    left = np.append(np.isfinite(coarse) & ~refined, False)  # flat, and the slot past it
+    landed = [p[0] for p in parts]
+    for points, chosen in zip(landed, _closest_in_front(landed, nearest, left, _parallel)):
+        out.reshape(-1)[points.cell[chosen]] = points.z[chosen]
     return out
+
+
+def _split(count, parts):
+    """Return ``parts`` slices (fewer when count is small) that cut range(count) evenly."""
+    edges = np.linspace(0, count, min(parts, count) + 1).round().astype(int)
+    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
+
+
+@functools.lru_cache(maxsize=1)
+def _pool():
+    """Return the registration's thread pool (made on first use)."""
+    return ThreadPoolExecutor(REGISTRATION_THREADS, thread_name_prefix='registration')
+
+
+def _parallel(function, items):
+    """Return [function(item) for item in items], run on the registration's threads."""
+    if len(items) == 1:
+        return [function(items[0])]
+    return list(_pool().map(function, items))
 
 
 def _power_of_two(value, rounding):
@@ -628,7 +684,7 @@ def _rays_moved(camera, transform, target):
     return moved, t.astype(np.float32)
 
 
-def _refine_at_centres(coarse, color_z, depth_camera, depth_to_color, lr):
+def _refine_at_centres(coarse, color_z, depth_camera, depth_to_color, lr, rows):
     """
     Move each registered LR value to the surface point seen at the LR pixel's centre.
 
@@ -638,12 +694,15 @@ def _refine_at_centres(coarse, color_z, depth_camera, depth_to_color, lr):
     surface (within FRONT_TOLERANCE of the nearest of them); otherwise the pixel is left as
     it is. Nothing is averaged across a depth edge. ``color_z`` is each depth pixel's depth
     along the colour camera's axis (NaN where invalid): bilinear weights sum to one, so
-    interpolating it equals interpolating the points. Every LR pixel is computed (NaN runs
-    through), since most hold a value and gathering them would cost more. Return (the LR
-    depth, a flat mask of the pixels re-sampled).
+    interpolating it equals interpolating the points. Every LR pixel of the slice ``rows`` is
+    computed (NaN runs through), since most hold a value and gathering them would cost more.
+    Return (the LR depth, a mask of the pixels re-sampled), both for ``rows``.
     """
-    rays = _rays_moved(lr, depth_to_color.inverse(), depth_camera)
-    _, u, v = _follow_rays(coarse.reshape(-1), rays, depth_camera)
+    (ax, ay, az), t = _rays_moved(lr, depth_to_color.inverse(), depth_camera)
+    flat = slice(rows.start * lr.width, rows.stop * lr.width)
+    coarse = coarse[rows]
+    _, u, v = _follow_rays(coarse.reshape(-1), ((ax[flat], ay[flat], az[flat]), t),
+                           depth_camera)
     height, width = color_z.shape
     with np.errstate(invalid='ignore'):  # NaN coordinates are outside
         inside = (u >= 0) & (u < width - 1) & (v >= 0) & (v < height - 1)
@@ -661,7 +720,7 @@ def _refine_at_centres(coarse, color_z, depth_camera, depth_to_color, lr):
         refined = inside & (far <= near * np.float32(1 + FRONT_TOLERANCE))
     top, bottom = a + (b - a) * u, c + (d - c) * u
     out = np.where(refined, top + (bottom - top) * v, coarse.reshape(-1))
-    return out.reshape(coarse.shape), refined
+    return out.reshape(coarse.shape), refined.reshape(coarse.shape)
 
 
 def coverage_advice(depth_shape, grids, lr_depth, route):

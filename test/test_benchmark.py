@@ -30,6 +30,8 @@ def test_benchmark_writes_json_and_markdown(tmp_path):
     assert [r['rig'] for r in report['registration']] == ['aligned', 'tof']
     assert report['registration'][1]['lr_grid'] == '640x360'  # pag_net 2x of 1280x720
     assert all(r['median_ms'] > 0 for r in report['registration'])
+    assert report['registration'][0]['one_thread_ms'] is None  # aligned: no threads
+    assert report['registration'][1]['one_thread_ms'] > 0
     assert [m['network'] for m in report['models']] == ['pag_net', 'ahmf']
     assert all(m['gflop'] > 0 and m['median_ms'] > 0 for m in report['models'])
     stages = report['pipeline']['stages']

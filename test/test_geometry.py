@@ -256,3 +256,19 @@ def test_the_depth_pixels_registration_skips_land_nowhere(scene, name):
         assert lands.sum() > 50000 and not outside.any()
         assert lands[box].size < 0.8 * depth.size  # the rig's wider depth view is cut
         assert np.nanmin(low) < 0.35  # the hand is registered
+
+
+@pytest.mark.parametrize('name', ['d435', 'azure_nfov', 'tof'])
+def test_raw_registration_on_threads_equals_it_in_one_part(scene, name):
+    # register_raw splits the depth rows and the LR rows into parts, each on a thread, and
+    # combines the parts' z-buffers and their choice of the sample closest to a pixel centre.
+    # The parts meet in the LR pixels on their border: the split must not change a value.
+    rig = RIGS[name]
+    depth = render_rig(scene, rig)['depth'].copy()
+    depth[60:200, 200:260] = 0.4  # a near object across the parts' borders
+    lr = plan_grids(rig.color, RIG_SCALES[name]).lr
+    whole = register_raw(depth, rig.depth, rig.depth_to_color, lr, threads=1)
+    assert np.isfinite(whole).mean() > 0.5
+    for threads in (2, 3, 5):
+        np.testing.assert_array_equal(
+            register_raw(depth, rig.depth, rig.depth_to_color, lr, threads=threads), whole)

@@ -310,7 +310,10 @@ def bench_dds(rates, seconds, model_path, device, domain_id):
 
     node_p50/p95_ms: stamp-to-publish latency from the node's diagnostics (median of the
     periods' p50, largest p95); receive_p50/p95_ms: stamp to arrival in this process.
+    Without rates nothing is run (and rclpy is not needed).
     """
+    if not rates:
+        return []
     import rclpy
     from depth_sr_ros.ros.conversions import stamp_ns
     from depth_sr_ros.tools.live_demo import watch_player_and_node

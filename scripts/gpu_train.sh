@@ -7,17 +7,27 @@
 #   SECONDS  training time of this segment, per run
 #   final    size the runs so that they end with this segment: each run's total steps become
 #            its steps so far plus what its measured rate gives in SECONDS, and the learning
-#            rate is halved at 80 % of that total (the papers halve it late in training)
+#            rate is halved at 70 % of that total
 # environment: DEVICE (default cuda), TRAIN_ARGS (more depth_sr_train options for every run)
 set -u
 data=$1 runs=$2 budget=$3 final=${4:-}
+models=$(cd "$(dirname "$0")/../models" && pwd)
+mix=bicubic,antialiased,area,nearest
 mkdir -p "$runs"
+# Each run fine-tunes a shipped file (PAG-Net 16x grows from the 8x one), with 256x256 crops,
+# batch 8, a quarter synthetic scenes and learning rate 1e-4 halved at 70 % of the steps.
+# AHMF trains on the papers' bicubic degradation and, separately, on the four-kernel mix.
 jobs=(
-  'ahmf_x4 --arch ahmf --scale 4'
-  'ahmf_x4_synthetic --arch ahmf --scale 4 --synthetic 0.25'
-  'ahmf_x8 --arch ahmf --scale 8'
-  'ahmf_x16 --arch ahmf --scale 16'
-  'pag_net_x4 --arch pag_net --scale 4'
+  "ahmf_x4_clean --arch ahmf --scale 4 --init $models/ahmf_x4.pt --downsampling bicubic"
+  "ahmf_x8_clean --arch ahmf --scale 8 --init $models/ahmf_x8.pt --downsampling bicubic"
+  "ahmf_x16_clean --arch ahmf --scale 16 --init $models/ahmf_x16.pt --downsampling bicubic"
+  "ahmf_x4_mix --arch ahmf --scale 4 --init $models/ahmf_x4.pt --downsampling $mix"
+  "ahmf_x8_mix --arch ahmf --scale 8 --init $models/ahmf_x8.pt --downsampling $mix"
+  "ahmf_x16_mix --arch ahmf --scale 16 --init $models/ahmf_x16.pt --downsampling $mix"
+  "pag_net_x2 --arch pag_net --scale 2 --init $models/pag_net_x2.pt --downsampling $mix"
+  "pag_net_x4 --arch pag_net --scale 4 --init $models/pag_net_x4.pt --downsampling $mix"
+  "pag_net_x8 --arch pag_net --scale 8 --init $models/pag_net_x8.pt --downsampling $mix"
+  "pag_net_x16 --arch pag_net --scale 16 --init $models/pag_net_x8.pt --downsampling $mix"
 )
 for job in "${jobs[@]}"; do
   set -- $job
@@ -37,7 +47,9 @@ PY
 )
   fi
   python3 -m depth_sr_ros.cli.train "$@" --data "$data" --out "$runs/$name" --steps "$steps" \
-    --time-budget "$budget" --device "${DEVICE:-cuda}" --workers 3 ${TRAIN_ARGS:-} \
+    --time-budget "$budget" --device "${DEVICE:-cuda}" --crop 256 --batch-size 8 \
+    --synthetic 0.25 --lr 1e-4 --lr-halve-at 0.7 --save-every 250 --workers 1 --threads 2 \
+    ${TRAIN_ARGS:-} \
     >> "$runs/$name.out" 2>&1 &
 done
 wait

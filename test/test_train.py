@@ -132,7 +132,8 @@ def test_the_gpu_training_script_runs_every_model_and_sizes_the_last_segment(tmp
         result = subprocess.run(['bash', script, FIXTURES, str(runs), '2', *segment], env=env,
                                 capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stdout + result.stderr
-    names = ('ahmf_x4', 'ahmf_x4_synthetic', 'ahmf_x8', 'ahmf_x16', 'pag_net_x4')
+    names = ('ahmf_x4_clean', 'ahmf_x8_clean', 'ahmf_x16_clean', 'ahmf_x4_mix', 'ahmf_x8_mix',
+             'ahmf_x16_mix', 'pag_net_x2', 'pag_net_x4', 'pag_net_x8', 'pag_net_x16')
     for name in names:
         _, info = load_checkpoint(runs / name / 'model.pt')
         config = info['training']['config']
@@ -141,8 +142,11 @@ def test_the_gpu_training_script_runs_every_model_and_sizes_the_last_segment(tmp
         # The last segment ends the run: its steps are those done plus the measured rate
         # times the budget, not the open-ended first segment's.
         assert config['steps'] < 1000000 and info['training']['steps'] <= config['steps']
-    synthetic = load_checkpoint(runs / 'ahmf_x4_synthetic' / 'model.pt')[1]
-    assert synthetic['training']['synthetic_fraction'] == 0.25
+    mix = load_checkpoint(runs / 'ahmf_x8_mix' / 'model.pt')[1]['training']
+    assert mix['synthetic_fraction'] == 0.25 and mix['degradation'].count(',') == 3
+    assert mix['config']['init'].endswith('models/ahmf_x8.pt')
+    grown = load_checkpoint(runs / 'pag_net_x16' / 'model.pt')[1]['training']['config']
+    assert grown['init'].endswith('models/pag_net_x8.pt')
 
 
 def test_bfloat16_is_picked_only_where_the_hardware_runs_it(monkeypatch):

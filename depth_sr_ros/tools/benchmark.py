@@ -269,6 +269,7 @@ def bench_registration(rigs, scale, runs):
         rig = RIGS[name]
         frame = render_rig(scene, rig)
         grids = plan_grids(rig.color, scale)
+
         def register(threads):
             if rig.registered:
                 return reduce_registered(frame['depth'], rig.depth, grids.lr)

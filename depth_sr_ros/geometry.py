@@ -550,11 +550,11 @@ def register_raw(depth, depth_camera, depth_to_color, lr, threads=REGISTRATION_T
         depth_camera, depth_to_color, lr, _power_of_two(near, math.floor),
         _power_of_two(far, math.ceil))
     color_z = np.full(depth.shape, np.nan, np.float32)  # each depth pixel's z in colour
+    box_width = columns.stop - columns.start
 
     def land(part):  # rows of the box
         block = slice(rows.start + part.start, rows.start + part.stop), columns
-        flat = slice(part.start * (columns.stop - columns.start),
-                     part.stop * (columns.stop - columns.start))
+        flat = slice(part.start * box_width, part.stop * box_width)
         z = np.where(valid[block], depth[block], np.float32(np.nan)).reshape(-1)
         z, u, v = _follow_rays(z, ((ax[flat], ay[flat], az[flat]), t), lr)
         color_z[block] = z.reshape(color_z[block].shape)

@@ -100,7 +100,7 @@ def test_a_mixed_precision_export_runs_on_openvino_like_the_pytorch_mixed_mode(t
     # the graph's own precisions. Its error against float32 must be of the order of
     # PyTorch's mixed mode, and far below OpenVINO's all-bfloat16 run of a float32 export
     # (which rounds the depth input and the global skip at 1/256).
-    pytest.importorskip('openvino')
+    openvino = pytest.importorskip('openvino')
     pt, onnx_path = str(tmp_path / 'tiny.pt'), str(tmp_path / 'tiny_mixed.onnx')
     save_checkpoint(pt, untrained('ahmf', **AHMF_TINY), 'ahmf', AHMF_TINY, PREPROCESSING,
                     {'data': 'untrained, for tests'})
@@ -124,7 +124,10 @@ def test_a_mixed_precision_export_runs_on_openvino_like_the_pytorch_mixed_mode(t
     error = {name: np.nanmean(np.abs(out - exact)) for name, out in (
         ('openvino mixed', got), ('pytorch mixed', mixed), ('openvino bf16', all_bf16))}
     assert 0 < error['openvino mixed'] < 3 * error['pytorch mixed']
-    assert error['openvino mixed'] < error['openvino bf16'] / 3
+    if 'BF16' in openvino.Core().get_property('CPU', 'OPTIMIZATION_CAPABILITIES'):
+        assert error['openvino mixed'] < error['openvino bf16'] / 3
+    else:  # no bfloat16 units (AVX2-only CPUs): OpenVINO runs the bf16 hint in float32
+        assert error['openvino bf16'] < error['openvino mixed'] / 3
 
 
 def test_the_node_serves_a_mixed_export_on_openvino(tmp_path):

@@ -9,7 +9,7 @@ from depth_sr_ros.data.datasets import (
     CropDataset, load_split, MIDDLEBURY_TEST, prefetched_batches)
 from depth_sr_ros.data.degradations import (
     add_gaussian_noise, antialiased_bicubic_downsample, bicubic_downsample, DOWNSAMPLERS,
-    kinect_holes, nearest_downsample)
+    flying_pixels, kinect_holes, nearest_downsample, sensor_degrade)
 from depth_sr_ros.data.middlebury import list_pairs, load_pair
 from depth_sr_ros.data.synthetic import synthetic_pair
 import numpy as np
@@ -134,3 +134,48 @@ def test_crops_draw_their_downsampling_from_the_mix():
     np.testing.assert_array_equal(a['depth_lr'], b['depth_lr'])
     with pytest.raises(ValueError, match='unknown downsampling'):
         CropDataset(pairs, 4, 32, downsamplers=('lanczos',))
+
+
+def test_flying_pixels_fall_between_the_surfaces_of_an_edge_only():
+    depth = np.full((32, 32), 0.2, np.float32)
+    depth[:, 16:] = 0.9
+    out = flying_pixels(depth, np.random.default_rng(0), fraction=1.0)
+    moved = out != depth
+    assert moved[:, 15:17].mean() > 0.9 and not moved[:, :14].any() and not moved[:, 18:].any()
+    assert (out >= 0.2).all() and (out <= 0.9).all()
+
+
+def test_sensor_noise_grows_towards_one_end_of_the_depth_range():
+    # A smooth ramp (no edges, so nothing flies or is lost along edges): the noise's spread at
+    # the far end is four times that at the near end, whichever end the draw made far.
+    ramp = np.tile(np.linspace(0, 1, 256, dtype=np.float32), (256, 1))
+    for seed in range(4):
+        residual = sensor_degrade(ramp, np.random.default_rng(seed)) - ramp
+        ends = [np.nanstd(residual[:, :16]), np.nanstd(residual[:, -16:])]
+        assert 3.0 < max(ends) / min(ends) < 5.0
+        assert max(ends) < 0.03 * 1.1
+    a = sensor_degrade(ramp, np.random.default_rng(7))
+    np.testing.assert_array_equal(a, sensor_degrade(ramp, np.random.default_rng(7)))
+
+
+def test_sensor_degradation_loses_depth_along_edges_and_in_blobs():
+    depth = np.full((64, 64), 0.2, np.float32)
+    depth[:, 32:] = 0.9
+    lost_edge = lost_elsewhere = 0
+    for seed in range(20):
+        out = sensor_degrade(depth, np.random.default_rng(seed))
+        lost = np.isnan(out)
+        assert not lost.all()
+        lost_edge += lost[:, 30:34].mean()
+        lost_elsewhere += lost[:, :26].mean()
+    assert lost_edge > 5 * lost_elsewhere > 0
+
+
+def test_sensor_crops_keep_their_target_and_give_the_network_filled_depth():
+    pairs = [load_pair(FIXTURES, name) for name in list_pairs(FIXTURES)]
+    clean = CropDataset(pairs, 4, 64).sample(np.random.default_rng(5))
+    noisy = CropDataset(pairs, 4, 64, sensor=True).sample(np.random.default_rng(5))
+    np.testing.assert_array_equal(clean['depth_hr'], noisy['depth_hr'])
+    np.testing.assert_array_equal(clean['rgb'], noisy['rgb'])
+    assert np.isfinite(noisy['depth_lr']).all()
+    assert not np.allclose(clean['depth_lr'], noisy['depth_lr'], atol=1e-4)

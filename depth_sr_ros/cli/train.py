@@ -68,6 +68,9 @@ class TrainConfig:
     # (PAG-Net) also starts from one of a smaller scale
     init: str = ''
     downsampling: str = 'bicubic'  # comma-separated kernels of data.degradations.DOWNSAMPLERS
+    # after downscaling, degrade the LR depth as a depth camera does (noise growing with depth,
+    # flying pixels, holes: data.degradations.sensor_degrade), holes filled as at run time
+    sensor: bool = False
 
     def resolved(self):
         """Return a copy with the paper defaults filled in."""
@@ -196,7 +199,8 @@ def train(config):
     train_pairs, val_pairs = load_split(config.data, val_names)
     dataset = CropDataset(train_pairs, config.scale, config.crop,
                           synthetic_fraction=config.synthetic,
-                          downsamplers=tuple(config.downsampling.split(',')))
+                          downsamplers=tuple(config.downsampling.split(',')),
+                          sensor=config.sensor)
     precision = training_precision(config.precision, device)
     arch_kwargs = {'scale': config.scale}
     torch.manual_seed(config.seed)  # the same initial weights on every rank
@@ -306,7 +310,8 @@ def train(config):
     training = {
         'data': os.path.abspath(config.data), 'train_pairs': [p['name'] for p in train_pairs],
         'val_pairs': list(val_names), 'synthetic_fraction': config.synthetic,
-        'degradation': config.downsampling, 'precision': precision,
+        'degradation': config.downsampling + (' + sensor' if config.sensor else ''),
+        'precision': precision,
         'steps': step, 'elapsed_s': round(elapsed, 1), 'processes': world,
         'device': str(device),
         'device_name': (torch.cuda.get_device_name(device) if device.type == 'cuda'
@@ -324,8 +329,11 @@ def parse_args(argv=None):
     """Build a TrainConfig from the command line (one option per field)."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     for field in dataclasses.fields(TrainConfig):
-        parser.add_argument('--' + field.name.replace('_', '-'), type=field.type,
-                            default=field.default)
+        name = '--' + field.name.replace('_', '-')
+        if field.type is bool:
+            parser.add_argument(name, action='store_true')
+        else:
+            parser.add_argument(name, type=field.type, default=field.default)
     args = parser.parse_args(argv)
     if not args.data:
         parser.error('--data DIR is required (a folder with depth/ and rgb/)')

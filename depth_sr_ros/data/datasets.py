@@ -9,11 +9,11 @@ the whole image's min-max range (as the predictor does at run time) and RGB in [
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
-from depth_sr_ros.data.degradations import crop_to_multiple, DOWNSAMPLERS
+from depth_sr_ros.data.degradations import crop_to_multiple, DOWNSAMPLERS, sensor_degrade
 from depth_sr_ros.data.middlebury import list_pairs, load_pair
 from depth_sr_ros.data.synthetic import synthetic_pair
 from depth_sr_ros.preprocessing import (
-    color_to_unit, depth_range, normalize_depth, valid_depth_mask)
+    color_to_unit, depth_range, fill_missing, normalize_depth, valid_depth_mask)
 import numpy as np
 
 # The six Middlebury images of AHMF's Table I (data README): never used for training.
@@ -35,7 +35,7 @@ class CropDataset:
     """Random crops of in-memory RGB-D pairs; index with an explicit numpy Generator."""
 
     def __init__(self, pairs, scale, crop_size, augment_samples=True, synthetic_fraction=0.0,
-                 downsamplers=('bicubic',)):
+                 downsamplers=('bicubic',), sensor=False):
         """
         Build the dataset.
 
@@ -47,6 +47,9 @@ class CropDataset:
             (data/synthetic.py) instead of the pairs.
         :param downsamplers: names in degradations.DOWNSAMPLERS; each sample's LR depth is made
             with one of them, drawn uniformly.
+        :param sensor: degrade the LR depth further as a depth camera would
+            (degradations.sensor_degrade), then fill its holes with the nearest valid value,
+            as the predictor does before the network. The target stays clean and complete.
         """
         unknown = [name for name in downsamplers if name not in DOWNSAMPLERS]
         if unknown or not downsamplers:
@@ -62,6 +65,7 @@ class CropDataset:
         self.scale = scale
         self.augment = augment_samples
         self.synthetic_fraction = synthetic_fraction
+        self.sensor = sensor
 
     def _prepare(self, pair):
         """Crop a pair to the scale, normalise its depth over the whole image."""
@@ -85,9 +89,12 @@ class CropDataset:
             depth, rgb = augment([depth, rgb], rng)
         # One kernel: no draw, so that the samples stay those of earlier versions.
         pick = int(rng.integers(len(self.downsamplers))) if len(self.downsamplers) > 1 else 0
-        downsample = DOWNSAMPLERS[self.downsamplers[pick]]
+        depth_lr = DOWNSAMPLERS[self.downsamplers[pick]](depth, self.scale)
+        if self.sensor:
+            depth_lr = sensor_degrade(depth_lr, rng)
+            depth_lr = fill_missing(depth_lr, np.isfinite(depth_lr))
         return {
-            'depth_lr': downsample(depth, self.scale)[None],
+            'depth_lr': depth_lr[None],
             'rgb': np.ascontiguousarray(rgb.transpose(2, 0, 1)),
             'depth_hr': depth[None].copy(),
         }

@@ -7,11 +7,16 @@ comes from the same code.
 
 from depth_sr_ros.data.degradations import (
     add_gaussian_noise, antialiased_bicubic_downsample, bicubic_downsample, crop_to_multiple,
-    nearest_downsample)
+    nearest_downsample, sensor_degrade)
 from depth_sr_ros.metrics import mae, rmse
+from depth_sr_ros.preprocessing import (
+    denormalize_depth, depth_range, normalize_depth, valid_depth_mask)
 import numpy as np
 
 NOISE_SIGMA = 5.0  # in 0-255 units, the papers' ToF-like noisy case
+# What is added to the LR input: nothing, the papers' Gaussian noise of NOISE_SIGMA, or a depth
+# camera's noise, flying pixels and holes (data.degradations.sensor_degrade).
+NOISES = ('', 'gaussian', 'sensor')
 
 
 # Protocol -> how the ground truth is downscaled: the AHMF/PAG-Net papers' plain bicubic
@@ -20,21 +25,38 @@ PROTOCOLS = {'middlebury': bicubic_downsample, 'antialiased': antialiased_bicubi
              'nyu': nearest_downsample}
 
 
-def degrade(depth, scale, protocol, rng=None):
-    """Return the LR input of the protocol; Gaussian noise of NOISE_SIGMA if rng is given."""
+def degrade(depth, scale, protocol, rng=None, noise='gaussian'):
+    """
+    Return the LR input of the protocol, with ``noise`` (one of NOISES) if rng is given.
+
+    'sensor' degrades the depth in the LR image's own 0..1 range (as the networks see it) and
+    leaves NaN where the camera would return nothing; every upsampler fills those pixels
+    before it runs and leaves their blocks NaN, so the metrics skip them for every method.
+    """
     if protocol not in PROTOCOLS:
         raise ValueError(f'protocol must be one of {sorted(PROTOCOLS)}, not {protocol!r}')
+    if noise not in NOISES:
+        raise ValueError(f'noise must be one of {NOISES}, not {noise!r}')
     low = PROTOCOLS[protocol](depth, scale)
-    return low if rng is None else add_gaussian_noise(low, NOISE_SIGMA, rng)
+    if rng is None or not noise:
+        return low
+    if noise == 'gaussian':
+        return add_gaussian_noise(low, NOISE_SIGMA, rng)
+    valid = valid_depth_mask(low)
+    near, far = depth_range(low, valid)
+    out = denormalize_depth(sensor_degrade(normalize_depth(low, near, far), rng), near, far)
+    out[~valid] = low[~valid]
+    return out
 
 
-def prepare(pair, scale, protocol, rng=None):
+def prepare(pair, scale, protocol, rng=None, noise='gaussian'):
     """Return (ground truth, colour, LR input) of a pair under the protocol (see degrade)."""
     truth = crop_to_multiple(pair['depth'], scale)
-    return truth, crop_to_multiple(pair['rgb'], scale), degrade(truth, scale, protocol, rng)
+    return truth, crop_to_multiple(pair['rgb'], scale), degrade(truth, scale, protocol, rng,
+                                                                noise)
 
 
-def evaluate(methods, pairs, scale, protocol='middlebury', noise=False, keep=None):
+def evaluate(methods, pairs, scale, protocol='middlebury', noise='', keep=None):
     """
     Return {'images': [...], 'average': {...}} with MAE/RMSE per method and image.
 
@@ -42,14 +64,14 @@ def evaluate(methods, pairs, scale, protocol='middlebury', noise=False, keep=Non
     :param pairs: dicts from middlebury.load_pair ('name', 'depth', 'rgb').
     :param scale: upsampling factor.
     :param protocol: 'middlebury' (bicubic degradation) or 'nyu' (nearest).
-    :param noise: add Gaussian noise of NOISE_SIGMA to the LR input (seeded).
+    :param noise: what to add to the LR input, seeded: one of NOISES (see degrade).
     :param keep: a dict to fill with the first pair's 'name', 'truth', 'rgb' and 'results'
         (method -> output), for ``figure``.
     """
     rng = np.random.default_rng(0) if noise else None
     images = []
     for pair in pairs:
-        truth, rgb, low = prepare(pair, scale, protocol, rng)
+        truth, rgb, low = prepare(pair, scale, protocol, rng, noise)
         row = {'name': pair['name']}
         results = {}
         for method, upsampler in methods.items():

@@ -28,6 +28,29 @@ def test_degradations():
         degrade(depth, 4, 'kitti')
 
 
+def test_the_sensor_protocol_leaves_holes_that_every_method_skips():
+    cones = load_pair(FIXTURES, 'cones')
+    truth = cones['depth'][:cones['depth'].shape[0] // 4 * 4, :cones['depth'].shape[1] // 4 * 4]
+    clean = degrade(truth, 4, 'middlebury')
+    rng = np.random.default_rng(0)  # the seed evaluate() uses
+    noisy = degrade(truth, 4, 'middlebury', rng, noise='sensor')
+    lost = np.isnan(noisy)
+    assert lost.any() and lost.mean() < 0.2
+    # noise in the image's own units: some of the range, not all of it
+    spread = np.abs(noisy - clean)[~lost]
+    assert 0 < np.median(spread) < 0.05 * (clean.max() - clean.min())
+    with pytest.raises(ValueError, match='noise'):
+        degrade(truth, 4, 'middlebury', np.random.default_rng(1), noise='poisson')
+    methods = {'bicubic': BicubicUpsampler(4), 'guided filter': GuidedFilterUpsampler(4)}
+    kept = {}
+    report = evaluate(methods, [cones], 4, noise='sensor', keep=kept)
+    holes = np.repeat(np.repeat(lost, 4, axis=0), 4, axis=1)
+    for name in methods:
+        assert np.isnan(kept['results'][name][holes]).all()
+    assert report['images'][0]['bicubic']['mae'] > evaluate(methods, [cones], 4)[
+        'images'][0]['bicubic']['mae']
+
+
 def test_report_on_the_fixture_has_every_method_and_the_average():
     methods = {'bicubic': BicubicUpsampler(4), 'guided filter': GuidedFilterUpsampler(4)}
     kept = {}

@@ -41,11 +41,11 @@ def test_the_zoo_rewrites_every_block_from_its_own_evaluation(tmp_path, model_pa
     text = card.read_text()
     assert text.startswith('# cards\n') and text.endswith('end\n')
     block = text.split('<!-- zoo: tiny_x4 -->')[1]
-    # The four benchmarks, each with the depth_sr_eval command that gives the same table.
+    # The five benchmarks, each with the depth_sr_eval command that gives the same table.
     for option in ('--names 02,06,14,18,21,24`', '--protocol antialiased`', '--noise`',
-                   'middlebury_full`'):
+                   '--sensor`', 'middlebury_full`'):
         assert option in block
-    assert block.count('| pag_net 4x |') == 8 and block.count('| bicubic |') == 8
+    assert block.count('| pag_net 4x |') == 10 and block.count('| bicubic |') == 10
     summary = readme.read_text().split('<!-- /zoo: summary -->')[0]
     assert '| `tiny_x4.pt` |' in summary and '| `tiny_x4.pt` |' in text
     full = readme.read_text().split('<!-- zoo: full_size -->')[1]

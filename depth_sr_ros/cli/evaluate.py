@@ -6,11 +6,12 @@ depth_sr_eval: accuracy of a model and the baselines with the papers' protocol.
 For every pair in --data (or --names): crop to a multiple of the scale, degrade the ground
 truth with bicubic downscaling (--protocol middlebury), antialiased bicubic (--protocol
 antialiased, the DKN/DCTNet convention) or nearest-neighbour (--protocol nyu),
-optionally add Gaussian noise of sigma 5 (--noise), upsample with bicubic, the guided filter and
-the model, and report MAE and RMSE over pixels with ground truth, in the dataset's units
-(0-255 for Middlebury). Prints a markdown table, writes the same as JSON with --json, and a
+optionally add Gaussian noise of sigma 5 (--noise) or a depth camera's noise, flying pixels and
+holes (--sensor; the holes' blocks are left out for every method, as the node leaves them
+empty), upsample with bicubic, the guided filter and the model, and report MAE and RMSE over
+pixels with ground truth, in the dataset's units (0-255 for Middlebury). Prints a markdown table, writes the same as JSON with --json, and a
 figure of the first image like the papers' (--figure; the table's outputs, so noisy with
---noise).
+--noise or --sensor).
 """
 
 import argparse
@@ -73,7 +74,12 @@ def main(argv=None):
     parser.add_argument('--protocol', default='middlebury', choices=sorted(PROTOCOLS),
                         help='middlebury: plain bicubic downscaling (AHMF, PAG-Net); '
                              'antialiased: antialiased bicubic (DKN, DCTNet, JIIF); nyu: nearest')
-    parser.add_argument('--noise', action='store_true', help='add Gaussian noise, sigma 5')
+    noisy = parser.add_mutually_exclusive_group()
+    noisy.add_argument('--noise', action='store_const', const='gaussian', dest='noise',
+                       default='', help="add Gaussian noise, sigma 5 (AHMF's Table II)")
+    noisy.add_argument('--sensor', action='store_const', const='sensor', dest='noise',
+                       help="add a depth camera's noise, flying pixels and holes "
+                            '(data.degradations.sensor_degrade)')
     parser.add_argument('--device', default='auto')
     parser.add_argument('--precision', default='float32',
                         choices=('float32', 'mixed', 'bfloat16', 'float16', 'auto'),
@@ -97,7 +103,7 @@ def main(argv=None):
     report = evaluate(methods, pairs, s, args.protocol, args.noise, keep=kept)
     report.update(model=args.model, scale=s, protocol=args.protocol, noise=args.noise,
                   data=args.data)
-    print(f'MAE ({args.protocol} protocol, {s}x{", noisy" if args.noise else ""}, '
+    print(f'MAE ({args.protocol} protocol, {s}x{", " + args.noise if args.noise else ""}, '
           'dataset units)\n')
     print(markdown(report, methods, 'mae'))
     print('\nRMSE\n')

@@ -260,6 +260,20 @@ def test_auto_precision_is_mixed_only_where_bfloat16_runs_in_hardware(monkeypatc
     assert inference.resolve_precision('float32', 'cpu') == 'float32'
 
 
+def test_bfloat16_on_a_cpu_without_bfloat16_units_is_warned_about(monkeypatch):
+    # Measured on an AVX2-only AMD EPYC: AHMF 4x in mixed precision 14.2 s, float32 1.5 s.
+    from depth_sr_ros import inference
+    for native in (True, False):
+        monkeypatch.setattr(inference, 'native_bfloat16', lambda device, n=native: n)
+        for precision in ('mixed', 'bfloat16', 'float32', 'auto'):
+            said = []
+            Predictor(_tiny_pag_net(), 'cpu', acceleration=Acceleration(precision),
+                      warn=said.append)
+            slow = not native and precision in ('mixed', 'bfloat16')
+            assert len(said) == slow, (native, precision, said)
+            assert not slow or 'no bfloat16 units' in said[0]
+
+
 def test_a_network_without_a_scale_is_refused_in_one_line():
     with pytest.raises(ValueError, match='Identity has no integer scale attribute'):
         Predictor(torch.nn.Identity(), 'cpu')

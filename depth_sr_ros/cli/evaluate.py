@@ -9,9 +9,9 @@ antialiased, the DKN/DCTNet convention) or nearest-neighbour (--protocol nyu),
 optionally add Gaussian noise of sigma 5 (--noise) or a depth camera's noise, flying pixels and
 holes (--sensor; the holes' blocks are left out for every method, as the node leaves them
 empty), upsample with bicubic, the guided filter and the model, and report MAE and RMSE over
-pixels with ground truth, in the dataset's units (0-255 for Middlebury). Prints a markdown table, writes the same as JSON with --json, and a
-figure of the first image like the papers' (--figure; the table's outputs, so noisy with
---noise or --sensor).
+pixels with ground truth, in the dataset's units (0-255 for Middlebury). Prints a markdown
+table, writes the same as JSON with --json, and a figure of the first image like the papers'
+(--figure; the table's outputs, so noisy with --noise or --sensor).
 """
 
 import argparse

@@ -5,12 +5,14 @@ Used by depth_sr_eval, by training's validation and by the zoo tables, so that e
 comes from the same code.
 """
 
+import zlib
+
 from depth_sr_ros.data.degradations import (
     add_gaussian_noise, antialiased_bicubic_downsample, bicubic_downsample, crop_to_multiple,
     nearest_downsample, sensor_degrade)
 from depth_sr_ros.metrics import mae, rmse
 from depth_sr_ros.preprocessing import (
-    denormalize_depth, depth_range, normalize_depth, valid_depth_mask)
+    denormalize_depth, depth_range, fill_missing, normalize_depth, valid_depth_mask)
 import numpy as np
 
 NOISE_SIGMA = 5.0  # in 0-255 units, the papers' ToF-like noisy case
@@ -42,9 +44,10 @@ def degrade(depth, scale, protocol, rng=None, noise='gaussian'):
         return low
     if noise == 'gaussian':
         return add_gaussian_noise(low, NOISE_SIGMA, rng)
-    valid = valid_depth_mask(low)
+    valid = valid_depth_mask(low)  # the ground truth's own holes stay as they are
     near, far = depth_range(low, valid)
-    out = denormalize_depth(sensor_degrade(normalize_depth(low, near, far), rng), near, far)
+    seen = normalize_depth(fill_missing(low, valid), near, far)
+    out = denormalize_depth(sensor_degrade(seen, rng), near, far)
     out[~valid] = low[~valid]
     return out
 
@@ -64,13 +67,15 @@ def evaluate(methods, pairs, scale, protocol='middlebury', noise='', keep=None):
     :param pairs: dicts from middlebury.load_pair ('name', 'depth', 'rgb').
     :param scale: upsampling factor.
     :param protocol: 'middlebury' (bicubic degradation) or 'nyu' (nearest).
-    :param noise: what to add to the LR input, seeded: one of NOISES (see degrade).
+    :param noise: what to add to the LR input, one of NOISES (see degrade), seeded by the
+        image's name.
     :param keep: a dict to fill with the first pair's 'name', 'truth', 'rgb' and 'results'
         (method -> output), for ``figure``.
     """
-    rng = np.random.default_rng(0) if noise else None
     images = []
     for pair in pairs:
+        # Each image's noise from its own name: a subset of the images reproduces their rows.
+        rng = np.random.default_rng(zlib.crc32(pair['name'].encode())) if noise else None
         truth, rgb, low = prepare(pair, scale, protocol, rng, noise)
         row = {'name': pair['name']}
         results = {}

@@ -204,8 +204,8 @@ class Predictor(DepthUpsampler):
                 and self.acceleration.precision in ('mixed', 'bfloat16')
                 and not native_bfloat16(self.device)):
             warn(f'precision {self.acceleration.precision}: this CPU has no bfloat16 units (AMX '
-                 'or AVX512-BF16), so bfloat16 is emulated, about 10x slower than float32 '
-                 "(measured for AHMF 4x on an AVX2 CPU); precision 'auto' picks float32 here")
+                 'or AVX512-BF16), so bfloat16 is emulated (AHMF 4x in mixed precision took 10x '
+                 "float32's time on an AVX2-only CPU); precision 'auto' picks float32 here")
         self.dtype = PRECISIONS[self.acceleration.precision]
         self.autocast = (MIXED_DTYPE[self.device.type]
                          if self.acceleration.precision == 'mixed' else None)

@@ -198,3 +198,10 @@ def test_pag_net_grows_from_a_smaller_scale_keeping_each_stage_at_its_guidance_l
         torch.testing.assert_close(value, small[origin], rtol=0, atol=0, msg=key)
     with pytest.raises(ValueError, match='cannot grow a 8x PAG-Net into 4x'):
         build_model('pag_net', scale=4).grow_from(build_model('pag_net', scale=8))
+
+
+def test_the_sensor_mix_is_an_option_that_is_off_unless_asked_for():
+    parse = train_module.parse_args
+    assert parse(['--data', FIXTURES]).sensor is False
+    assert parse(['--data', FIXTURES, '--sensor']).sensor is True
+    assert parse(['--data', FIXTURES, '--sensor', '--no-sensor']).sensor is False

@@ -90,8 +90,9 @@ def main(argv=None):
                         help="figure of the first image ('' for none)")
     args = parser.parse_args(argv)
     try:
-        predictor = Predictor.from_checkpoint(args.model, device=args.device,
-                                              acceleration=Acceleration(args.precision))
+        predictor = Predictor.from_checkpoint(
+            args.model, device=args.device, acceleration=Acceleration(args.precision),
+            warn=lambda message: print(f'depth_sr_eval: {message}', file=sys.stderr))
         names = args.names.split(',') if args.names else list_pairs(args.data)
     except (CheckpointError, FileNotFoundError) as error:
         print(f'depth_sr_eval: {error}', file=sys.stderr)

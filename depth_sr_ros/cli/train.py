@@ -331,7 +331,8 @@ def parse_args(argv=None):
     for field in dataclasses.fields(TrainConfig):
         name = '--' + field.name.replace('_', '-')
         if field.type is bool:
-            parser.add_argument(name, action='store_true')
+            parser.add_argument(name, action=argparse.BooleanOptionalAction,
+                                default=field.default)
         else:
             parser.add_argument(name, type=field.type, default=field.default)
     args = parser.parse_args(argv)

@@ -166,7 +166,8 @@ def sensor_degrade(depth, rng):
     ``depth`` is low-resolution depth normalised to the image's range (0..1), as the networks
     see it. In order: flying pixels at occlusion edges, noise that grows with depth, and lost
     data along edges and in random blobs. The strength of each is drawn per call, from none
-    to the SENSOR_* limits, so that a network trained on the mix also meets clean input.
+    to the SENSOR_* limits, so that a network trained on the mix also meets nearly clean
+    input.
 
     Noise: a structured-light camera measures disparity with about constant noise, so its
     depth noise grows with the square of the depth; a Time-of-Flight camera's grows as the

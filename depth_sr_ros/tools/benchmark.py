@@ -216,7 +216,8 @@ def bench_variants(model, scale, size, device, runs, warmup, names, arch=None,
                                                OPENVINO_VARIANTS[name])
             else:
                 predictor = Predictor(copy.deepcopy(model), device=str(device),
-                                      acceleration=copy.deepcopy(VARIANTS[name]))
+                                      acceleration=copy.deepcopy(VARIANTS[name]),
+                                      warn=lambda message: print(message, file=sys.stderr))
             times = time_call(lambda: predictor(depth_lr, color), device, runs, max(warmup, 1))
             out = predictor(depth_lr, color)
         except (ValueError, RuntimeError, ImportError) as error:

@@ -1,6 +1,7 @@
 """Training: runs, resumes exactly where it stopped, and refuses to save after a NaN loss."""
 
 import csv
+import dataclasses
 import os
 
 from conftest import FIXTURES
@@ -205,3 +206,13 @@ def test_the_sensor_mix_is_an_option_that_is_off_unless_asked_for():
     assert parse(['--data', FIXTURES]).sensor is False
     assert parse(['--data', FIXTURES, '--sensor']).sensor is True
     assert parse(['--data', FIXTURES, '--sensor', '--no-sensor']).sensor is False
+
+
+def test_a_resume_that_changes_the_data_settings_says_which():
+    saved = dataclasses.asdict(TrainConfig(data='d', steps=100, lr=1e-4))
+    del saved['sensor']  # a run from before the option: not compared
+    same = TrainConfig(data='d', steps=800, lr=5e-5, time_budget=60, threads=1, sensor=True)
+    assert train_module.changed_data_settings(saved, same) == ''
+    other = TrainConfig(data='d', crop=128, downsampling='bicubic,area')
+    assert train_module.changed_data_settings(saved, other) == (
+        "crop 256 -> 128, downsampling 'bicubic' -> 'bicubic,area'")

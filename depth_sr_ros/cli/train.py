@@ -147,6 +147,20 @@ def plot_log(log_path, png_path, size=(480, 320)):
     return cv2.imwrite(png_path, np.hstack(images))
 
 
+# Settings a resumed run may change without changing what it learns from: the schedule, the
+# time, the machine and the logging.
+SCHEDULE_SETTINGS = ('steps', 'lr', 'lr_halve_at', 'save_every', 'time_budget', 'threads',
+                     'workers', 'device', 'precision', 'storage_dtype', 'out', 'init')
+
+
+def changed_data_settings(saved, config):
+    """Return 'name old -> new, ...' for the settings a resume changes beyond the schedule."""
+    now = dataclasses.asdict(config)
+    return ', '.join(f'{name} {saved[name]!r} -> {value!r}' for name, value in now.items()
+                     if name not in SCHEDULE_SETTINGS and name in saved
+                     and saved[name] != value)
+
+
 def learning_rate(config, step):
     """Return the paper's learning rate: constant, halved once after lr_halve_at of the steps."""
     return config.lr * (0.5 if step >= config.lr_halve_at * config.steps else 1.0)
@@ -228,6 +242,10 @@ def train(config):
         step, elapsed = state['step'], state['elapsed']
         if lead:
             print(f'resumed from {state_path} at step {step}', flush=True)
+            changed = changed_data_settings(state.get('config', {}), config)
+            if changed:
+                print(f'resuming with other data settings than the run began with: {changed} '
+                      '(the model file records only the last)', flush=True)
     elif config.init and lead:
         print(f'starting from the weights of {config.init}'
               + (f" ({info['arch_kwargs']['scale']}x, grown to {config.scale}x)"

@@ -177,8 +177,13 @@ def test_sensor_degradation_loses_depth_along_edges_and_in_blobs():
 def test_sensor_crops_keep_their_target_and_give_the_network_filled_depth():
     pairs = [load_pair(FIXTURES, name) for name in list_pairs(FIXTURES)]
     clean = CropDataset(pairs, 4, 64).sample(np.random.default_rng(5))
-    noisy = CropDataset(pairs, 4, 64, sensor=True).sample(np.random.default_rng(5))
+    noisy = CropDataset(pairs, 4, 64, sensor=1.0).sample(np.random.default_rng(5))
     np.testing.assert_array_equal(clean['depth_hr'], noisy['depth_hr'])
     np.testing.assert_array_equal(clean['rgb'], noisy['rgb'])
     assert np.isfinite(noisy['depth_lr']).all()
     assert not np.allclose(clean['depth_lr'], noisy['depth_lr'], atol=1e-4)
+    # A share: some crops clean (exactly the kernel's output), the others degraded.
+    half = CropDataset(pairs, 4, 64, sensor=0.5)
+    kept_clean = [np.array_equal(s['depth_lr'][0], bicubic_downsample(s['depth_hr'][0], 4))
+                  for s in (half.sample(np.random.default_rng(seed)) for seed in range(40))]
+    assert 5 < sum(kept_clean) < 35

@@ -203,15 +203,14 @@ def test_pag_net_grows_from_a_smaller_scale_keeping_each_stage_at_its_guidance_l
 
 def test_the_sensor_mix_is_an_option_that_is_off_unless_asked_for():
     parse = train_module.parse_args
-    assert parse(['--data', FIXTURES]).sensor is False
-    assert parse(['--data', FIXTURES, '--sensor']).sensor is True
-    assert parse(['--data', FIXTURES, '--sensor', '--no-sensor']).sensor is False
+    assert parse(['--data', FIXTURES]).sensor == 0
+    assert parse(['--data', FIXTURES, '--sensor', '0.75']).sensor == 0.75
 
 
 def test_a_resume_that_changes_the_data_settings_says_which():
     saved = dataclasses.asdict(TrainConfig(data='d', steps=100, lr=1e-4))
     del saved['sensor']  # a run from before the option: not compared
-    same = TrainConfig(data='d', steps=800, lr=5e-5, time_budget=60, threads=1, sensor=True)
+    same = TrainConfig(data='d', steps=800, lr=5e-5, time_budget=60, threads=1, sensor=0.5)
     assert train_module.changed_data_settings(saved, same) == ''
     other = TrainConfig(data='d', crop=128, downsampling='bicubic,area')
     assert train_module.changed_data_settings(saved, other) == (

@@ -68,9 +68,10 @@ class TrainConfig:
     # (PAG-Net) also starts from one of a smaller scale
     init: str = ''
     downsampling: str = 'bicubic'  # comma-separated kernels of data.degradations.DOWNSAMPLERS
-    # after downscaling, degrade the LR depth as a depth camera does (noise growing with depth,
-    # flying pixels, holes: data.degradations.sensor_degrade), holes filled as at run time
-    sensor: bool = False
+    # share of samples whose LR depth is then degraded as a depth camera's (noise growing with
+    # depth, flying pixels, holes: data.degradations.sensor_degrade), holes filled as at run
+    # time; the rest stay clean
+    sensor: float = 0.0
 
     def resolved(self):
         """Return a copy with the paper defaults filled in."""
@@ -328,7 +329,8 @@ def train(config):
     training = {
         'data': os.path.abspath(config.data), 'train_pairs': [p['name'] for p in train_pairs],
         'val_pairs': list(val_names), 'synthetic_fraction': config.synthetic,
-        'degradation': config.downsampling + (' + sensor' if config.sensor else ''),
+        'degradation': config.downsampling + (f' + sensor on {config.sensor:.0%} of samples'
+                                              if config.sensor else ''),
         'precision': precision,
         'steps': step, 'elapsed_s': round(elapsed, 1), 'processes': world,
         'device': str(device),

@@ -35,7 +35,7 @@ class CropDataset:
     """Random crops of in-memory RGB-D pairs; index with an explicit numpy Generator."""
 
     def __init__(self, pairs, scale, crop_size, augment_samples=True, synthetic_fraction=0.0,
-                 downsamplers=('bicubic',), sensor=False):
+                 downsamplers=('bicubic',), sensor=0.0):
         """
         Build the dataset.
 
@@ -47,8 +47,8 @@ class CropDataset:
             (data/synthetic.py) instead of the pairs.
         :param downsamplers: names in degradations.DOWNSAMPLERS; each sample's LR depth is made
             with one of them, drawn uniformly.
-        :param sensor: degrade the LR depth further as a depth camera would
-            (degradations.sensor_degrade), then fill its holes with the nearest valid value,
+        :param sensor: share of samples whose LR depth is degraded further as a depth camera's
+            (degradations.sensor_degrade), its holes then filled with the nearest valid value
             as the predictor does before the network. The target stays clean and complete.
         """
         unknown = [name for name in downsamplers if name not in DOWNSAMPLERS]
@@ -90,7 +90,7 @@ class CropDataset:
         # One kernel: no draw, so that the samples stay those of earlier versions.
         pick = int(rng.integers(len(self.downsamplers))) if len(self.downsamplers) > 1 else 0
         depth_lr = DOWNSAMPLERS[self.downsamplers[pick]](depth, self.scale)
-        if self.sensor:
+        if self.sensor and rng.random() < self.sensor:
             depth_lr = sensor_degrade(depth_lr, rng)
             depth_lr = fill_missing(depth_lr, np.isfinite(depth_lr))
         return {

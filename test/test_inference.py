@@ -1,6 +1,7 @@
 """The Predictor and the shared DepthUpsampler handling, on the real Middlebury fixture."""
 
 import os
+import re
 
 from conftest import untrained
 from depth_sr_ros.baselines import BicubicUpsampler
@@ -124,7 +125,7 @@ def test_every_shipped_model_has_a_card():
 def test_every_shipped_model_matches_its_name_and_beats_bicubic(name, cones):
     path = os.path.join(MODELS, name)
     predictor = Predictor.from_checkpoint(path, device='cpu')
-    arch, scale = name[:-3].rsplit('_x', 1)
+    arch, scale = re.fullmatch(r'(\w+?)_x(\d+)(_[a-z]+)?\.pt', name).group(1, 2)  # ahmf_x4_sensor
     assert (predictor.info['arch'], predictor.scale) == (arch, int(scale))
     s = predictor.scale
     truth = crop_to_multiple(disparity_to_metres(cones['depth']), s)

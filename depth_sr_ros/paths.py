@@ -3,7 +3,9 @@
 import os
 
 PACKAGE_NAME = 'depth_sr_ros'
-DEFAULT_MODEL = 'ahmf_x4.pt'
+# AHMF 4x trained for a depth camera's noise and holes; models/ahmf_x4.pt is the clean
+# paper-protocol file (models/README.md says what each costs).
+DEFAULT_MODEL = 'ahmf_x4_sensor.pt'
 
 
 def share_directory():
@@ -23,5 +25,5 @@ def share_directory():
 
 
 def default_model_path():
-    """Return the path of the shipped default model (AHMF 4x)."""
+    """Return the path of the shipped default model (AHMF 4x, sensor mix)."""
     return os.path.join(share_directory(), 'models', DEFAULT_MODEL)

@@ -26,7 +26,8 @@ ARGUMENTS = (
     ('depth_info', 'depth/camera_info', 'camera_info of the depth image'),
     ('color_image', 'color/image_raw', 'colour image (rgb8, bgr8, rgba8, bgra8 or mono8)'),
     ('color_info', 'color/camera_info', 'camera_info of the colour image'),
-    ('model', '', 'model file; empty = the installed AHMF 4x (models/ahmf_x4.pt)'),
+    ('model', '', 'model file; empty = the installed AHMF 4x for camera noise '
+                  '(models/ahmf_x4_sensor.pt)'),
     ('device', 'auto', "'auto' (cuda when available), 'cuda', 'cuda:N' or 'cpu'"),
     ('use_sim_time', 'false', 'use /clock (true when playing a bag with --clock)'),
     ('log_level', 'info', 'debug, info, warn, error or fatal'),

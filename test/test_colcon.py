@@ -30,7 +30,8 @@ def test_colcon_build_installs_package_files_models_and_scripts(workspace):
     prefix = workspace / 'install' / 'depth_sr_ros'
     share = prefix / 'share' / 'depth_sr_ros'
     assert (share / 'package.xml').is_file()
-    assert (share / 'models' / 'ahmf_x4.pt').is_file()
+    for model in ('ahmf_x4.pt', 'ahmf_x4_sensor.pt'):
+        assert (share / 'models' / model).is_file()
     assert (prefix / 'share' / 'ament_index' / 'resource_index' / 'packages' /
             'depth_sr_ros').is_file()
     for script in ('depth_sr_demo', 'depth_sr_train'):
@@ -51,7 +52,7 @@ def test_installed_package_finds_its_model_through_the_ament_index(workspace):
     module_file, model = result.stdout.split()
     assert module_file.startswith(str(workspace / 'install'))
     assert model == str(workspace / 'install' / 'depth_sr_ros' / 'share' / 'depth_sr_ros' /
-                        'models' / 'ahmf_x4.pt')
+                        'models' / 'ahmf_x4_sensor.pt')
 
 
 @pytest.mark.slow

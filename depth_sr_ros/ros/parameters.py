@@ -25,8 +25,8 @@ class Param:
 PARAMETERS = {
     'model_path': Param('', 'model file, .pt (PyTorch) or .onnx (onnxruntime; OpenVINO for a '
                             'depth_sr_export --precision mixed file); empty: the installed AHMF '
-                            '4x (models/ahmf_x4.pt). A file that does not load is refused and '
-                            'the old model stays', live=True),
+                            '4x trained for camera noise (models/ahmf_x4_sensor.pt). A file '
+                            'that does not load is refused and the old model stays', live=True),
     'device': Param('auto', "'auto' (cuda when available), 'cuda', 'cuda:N' or 'cpu'"),
     'device_fallback': Param(True, 'if the device is cuda but CUDA is not available: true = '
                                    'run on the CPU with a warning, false = refuse to start'),

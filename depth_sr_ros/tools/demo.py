@@ -62,7 +62,7 @@ def main(argv=None):
     """Entry point of depth_sr_demo."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--model', default=None,
-                        help='model file (default: the shipped AHMF 4x, models/ahmf_x4.pt)')
+                        help="model file (default: the node's, models/ahmf_x4_sensor.pt)")
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     parser.add_argument('--output', default='demo_output.png', help='picture to write')
     args = parser.parse_args(argv)

@@ -52,6 +52,11 @@ def degrade(depth, scale, protocol, rng=None, noise='gaussian'):
     return out
 
 
+def noise_rng(name):
+    """Return the generator of an image's noise, seeded by its name alone."""
+    return np.random.default_rng(zlib.crc32(name.encode()))
+
+
 def prepare(pair, scale, protocol, rng=None, noise='gaussian'):
     """Return (ground truth, colour, LR input) of a pair under the protocol (see degrade)."""
     truth = crop_to_multiple(pair['depth'], scale)
@@ -75,7 +80,7 @@ def evaluate(methods, pairs, scale, protocol='middlebury', noise='', keep=None):
     images = []
     for pair in pairs:
         # Each image's noise from its own name: a subset of the images reproduces their rows.
-        rng = np.random.default_rng(zlib.crc32(pair['name'].encode())) if noise else None
+        rng = noise_rng(pair['name']) if noise else None
         truth, rgb, low = prepare(pair, scale, protocol, rng, noise)
         row = {'name': pair['name']}
         results = {}

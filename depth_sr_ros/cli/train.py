@@ -349,12 +349,8 @@ def parse_args(argv=None):
     """Build a TrainConfig from the command line (one option per field)."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     for field in dataclasses.fields(TrainConfig):
-        name = '--' + field.name.replace('_', '-')
-        if field.type is bool:
-            parser.add_argument(name, action=argparse.BooleanOptionalAction,
-                                default=field.default)
-        else:
-            parser.add_argument(name, type=field.type, default=field.default)
+        parser.add_argument('--' + field.name.replace('_', '-'), type=field.type,
+                            default=field.default)
     args = parser.parse_args(argv)
     if not args.data:
         parser.error('--data DIR is required (a folder with depth/ and rgb/)')

@@ -186,3 +186,32 @@ def load_checkpoint(path, device='cpu'):
     model.to(device).eval()
     info = {key: value for key, value in payload.items() if key != 'state_dict'}
     return model, info
+
+
+def blend_checkpoints(path, toward, weight):
+    """
+    Return (model, info) with the weights (1 - weight) * path's + weight * toward's.
+
+    Both files must hold the same network (architecture and constructor arguments), e.g. a
+    fine-tune and the file it started from: averaging such weights trades what the fine-tune
+    learnt against what it forgot (Wortsman et al., "Robust fine-tuning of zero-shot models",
+    CVPR 2022). ``info`` is path's, its training record extended with the blend.
+    """
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f'blend weight must be within [0, 1], not {weight}')
+    model, info = load_checkpoint(path)
+    other, other_info = load_checkpoint(toward)
+    mine = (info['arch'], info['arch_kwargs'])
+    theirs = (other_info['arch'], other_info['arch_kwargs'])
+    if mine != theirs:
+        raise CheckpointError(toward, f'holds {theirs[0]} {theirs[1]}, not {mine[0]} {mine[1]} '
+                                      f"like '{path}': only the same network can be blended")
+    target = other.state_dict()
+    with torch.no_grad():
+        for key, tensor in model.state_dict().items():
+            if tensor.is_floating_point():
+                tensor.lerp_(target[key], weight)
+    info['training'] = dict(info['training'], blend={
+        'toward': os.path.basename(os.fspath(toward)), 'weight': float(weight),
+        'toward_training': other_info['training']})
+    return model, info

@@ -65,12 +65,8 @@ def compared_methods(predictor):
             f"{predictor.info['arch']} {s}x": predictor}
 
 
-def main(argv=None):
-    """Entry point of depth_sr_eval."""
-    parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
-    parser.add_argument('--model', required=True, help='model file')
-    parser.add_argument('--data', required=True, help='folder with depth/ and rgb/')
-    parser.add_argument('--names', default='', help='comma-separated pairs (default: all)')
+def add_protocol_options(parser):
+    """Add --protocol and --noise / --sensor (dest 'noise', one of evaluation.NOISES)."""
     parser.add_argument('--protocol', default='middlebury', choices=sorted(PROTOCOLS),
                         help='middlebury: plain bicubic downscaling (AHMF, PAG-Net); '
                              'antialiased: antialiased bicubic (DKN, DCTNet, JIIF); nyu: nearest')
@@ -80,6 +76,15 @@ def main(argv=None):
     noisy.add_argument('--sensor', action='store_const', const='sensor', dest='noise',
                        help="add a depth camera's noise, flying pixels and holes "
                             '(data.degradations.sensor_degrade)')
+
+
+def main(argv=None):
+    """Entry point of depth_sr_eval."""
+    parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
+    parser.add_argument('--model', required=True, help='model file')
+    parser.add_argument('--data', required=True, help='folder with depth/ and rgb/')
+    parser.add_argument('--names', default='', help='comma-separated pairs (default: all)')
+    add_protocol_options(parser)
     parser.add_argument('--device', default='auto')
     parser.add_argument('--precision', default='float32',
                         choices=('float32', 'mixed', 'bfloat16', 'float16', 'auto'),

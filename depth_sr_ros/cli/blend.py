@@ -1,0 +1,95 @@
+"""
+depth_sr_blend: average two model files' weights, the blend chosen on validation images.
+
+    depth_sr_blend --model runs/x8_sensor/model.pt --toward models/ahmf_x8.pt \
+        --weights 0,0.1,0.2,0.3,0.4,0.5 --data ../shared/data/middlebury30 --names 13,27 \
+        --sensor --out models/ahmf_x8_sensor.pt
+
+Writes (1 - w) * MODEL + w * TOWARD. Both must be the same network, typically a fine-tune and
+the file it started from (checkpoint.blend_checkpoints): a noise-robust fine-tune blended back
+towards the clean weights keeps most of its robustness and regains clean accuracy. With
+several weights, each blend is evaluated like depth_sr_eval (float32) on --names of --data
+under the chosen protocol and noise, and the one with the lowest --metric is written. Choose
+on images that training held out for validation, never on the test images the cards report.
+"""
+
+import argparse
+import sys
+
+from depth_sr_ros.checkpoint import blend_checkpoints, CheckpointError, save_checkpoint
+from depth_sr_ros.cli.evaluate import add_protocol_options
+from depth_sr_ros.data.middlebury import load_pair
+from depth_sr_ros.evaluation import evaluate
+from depth_sr_ros.inference import Predictor
+
+
+def parse_weights(text):
+    """Return the blend weights of '0,0.1,...' as floats within [0, 1]."""
+    weights = [float(item) for item in text.split(',') if item.strip()]
+    if not weights or any(not 0.0 <= w <= 1.0 for w in weights):
+        raise ValueError(f'--weights: comma-separated numbers within [0, 1], not {text!r}')
+    return weights
+
+
+def choose_weight(blends, pairs, protocol, noise, metric):
+    """
+    Return (best weight, rows): rows are (weight, MAE, RMSE) averaged over ``pairs``.
+
+    :param blends: weight -> (model, info) as blend_checkpoints returns them. Ties go to the
+        first weight.
+    """
+    rows = []
+    for weight, (model, _) in blends.items():
+        predictor = Predictor(model, device='cpu')
+        report = evaluate({'blend': predictor}, pairs, predictor.scale, protocol, noise)
+        average = report['average']['blend']
+        rows.append((weight, average['mae'], average['rmse']))
+    column = {'mae': 1, 'rmse': 2}[metric]
+    best = min(rows, key=lambda row: row[column])
+    return best[0], rows
+
+
+def main(argv=None):
+    """Entry point of depth_sr_blend."""
+    parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
+    parser.add_argument('--model', required=True, help='model file (weight 0)')
+    parser.add_argument('--toward', required=True,
+                        help='model file of the same network (weight 1)')
+    parser.add_argument('--weights', required=True,
+                        help='comma-separated blend weights within [0, 1]; several need --data '
+                             'and --names to choose among them')
+    parser.add_argument('--out', required=True, help='model file to write')
+    parser.add_argument('--data', default='', help='folder with depth/ and rgb/')
+    parser.add_argument('--names', default='', help='comma-separated validation pairs')
+    add_protocol_options(parser)  # what the blends are chosen on, as depth_sr_eval
+    parser.add_argument('--metric', default='rmse', choices=('mae', 'rmse'))
+    parser.add_argument('--storage-dtype', default='float16', choices=('float16', 'float32'))
+    args = parser.parse_args(argv)
+    try:
+        weights = parse_weights(args.weights)
+    except ValueError as error:
+        parser.error(str(error))
+    if len(weights) > 1 and not (args.data and args.names):
+        parser.error('several --weights need --data and --names to choose among them')
+    try:
+        blends = {w: blend_checkpoints(args.model, args.toward, w) for w in weights}
+        chosen = weights[0]
+        if len(weights) > 1:
+            pairs = [load_pair(args.data, name) for name in args.names.split(',')]
+            chosen, rows = choose_weight(blends, pairs, args.protocol, args.noise, args.metric)
+            print(f'| weight | MAE | RMSE |  ({args.names}, {args.protocol} {args.noise})')
+            print('|---|---|---|')
+            for weight, mae, rmse in rows:
+                print(f'| {weight:g} | {mae:.3f} | {rmse:.3f} |')
+    except (CheckpointError, FileNotFoundError) as error:
+        print(f'depth_sr_blend: {error}', file=sys.stderr)
+        return 1
+    model, info = blends[chosen]
+    save_checkpoint(args.out, model, info['arch'], info['arch_kwargs'], info['preprocessing'],
+                    info['training'], storage_dtype=args.storage_dtype)
+    print(f'wrote {args.out}: weight {chosen:g} toward {args.toward}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

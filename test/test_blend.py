@@ -70,6 +70,7 @@ def test_the_command_writes_the_blend_that_is_best_on_the_named_images(two_files
     assert f'weight {best:g} toward' in capsys.readouterr().out
     written, info = load_checkpoint(out)
     assert info['training']['blend']['weight'] == best
+    assert info['training']['blend']['chosen_on']['rmse'] == pytest.approx(errors[best])
     expected = blend_checkpoints(a, b, best)[0].state_dict()
     for key, tensor in written.state_dict().items():
         torch.testing.assert_close(tensor, expected[key])

@@ -215,3 +215,36 @@ def test_a_resume_that_changes_the_data_settings_says_which():
     other = TrainConfig(data='d', crop=128, downsampling='bicubic,area')
     assert train_module.changed_data_settings(saved, other) == (
         "crop 256 -> 128, downsampling 'bicubic' -> 'bicubic,area'")
+
+
+def test_the_moving_average_warms_up_then_keeps_its_decay():
+    assert train_module.ema_decay(0.999, 0) == pytest.approx(0.1)
+    assert train_module.ema_decay(0.999, 90) == pytest.approx(0.91)
+    assert train_module.ema_decay(0.999, 10 ** 6) == 0.999
+
+
+def test_with_ema_the_model_file_holds_the_average_and_training_is_unchanged(tmp_path):
+    train(_config(tmp_path / 'plain', 1, storage_dtype='float32'))
+    train(_config(tmp_path / 'ema', 1, storage_dtype='float32', ema=0.9))
+    state = torch.load(tmp_path / 'ema' / 'state.pt', weights_only=False)
+    torch.manual_seed(0)  # the run's initial weights
+    start = build_model('pag_net', scale=2).state_dict()
+    trained = _weights(tmp_path / 'plain')
+    written = load_checkpoint(tmp_path / 'ema' / 'model.pt')[0].state_dict()
+    assert state['ema_updates'] == 1
+    for key, weight in trained.items():
+        torch.testing.assert_close(state['model'][key], weight, rtol=0, atol=0)
+        # one update at the warmed-up decay of 0.1 from the initial weights
+        torch.testing.assert_close(written[key], 0.1 * start[key] + 0.9 * weight)
+    assert load_checkpoint(tmp_path / 'plain' / 'model.pt')[1]['training']['config']['ema'] == 0
+
+
+def test_a_resumed_average_is_the_average_of_one_run(tmp_path):
+    train(_config(tmp_path / 'straight', 6, lr_halve_at=1.0, ema=0.9))
+    train(_config(tmp_path / 'resumed', 4, lr_halve_at=1.0, ema=0.9))
+    train(_config(tmp_path / 'resumed', 6, lr_halve_at=1.0, ema=0.9))
+    straight, resumed = (torch.load(tmp_path / run / 'state.pt', weights_only=False)
+                         for run in ('straight', 'resumed'))
+    assert resumed['ema_updates'] == 6
+    for key in straight['ema']:
+        torch.testing.assert_close(resumed['ema'][key], straight['ema'][key], rtol=0, atol=0)

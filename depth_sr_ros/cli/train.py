@@ -7,11 +7,13 @@ Several processes: torchrun --nproc_per_node N -m depth_sr_ros.cli.train ... (DD
 
 Writes into --out: state.pt (everything needed to resume, written atomically every
 --save-every steps and at the end), log.csv (step, loss, learning rate, validation MAE) and
-model.pt (the weights in the format the node loads). Running the same command again resumes
-from state.pt, so several short runs (--time-budget) add up to one long one.
+model.pt (the weights in the format the node loads; with --ema, their moving average). Running
+the same command again resumes from state.pt, so several short runs (--time-budget) add up to
+one long one.
 """
 
 import argparse
+import copy
 import csv
 import dataclasses
 import os
@@ -72,6 +74,9 @@ class TrainConfig:
     # depth, flying pixels, holes: data.degradations.sensor_degrade), holes filled as at run
     # time; the rest stay clean
     sensor: float = 0.0
+    # decay of an exponential moving average of the weights (0: off, 0.999 over ~1000 steps);
+    # the average is what is validated and written to model.pt (ema_decay warms it up)
+    ema: float = 0.0
 
     def resolved(self):
         """Return a copy with the paper defaults filled in."""
@@ -151,7 +156,7 @@ def plot_log(log_path, png_path, size=(480, 320)):
 # Settings a resumed run may change without changing what it learns from: the schedule, the
 # time, the machine and the logging.
 SCHEDULE_SETTINGS = ('steps', 'lr', 'lr_halve_at', 'save_every', 'time_budget', 'threads',
-                     'workers', 'device', 'precision', 'storage_dtype', 'out', 'init')
+                     'workers', 'device', 'precision', 'storage_dtype', 'out', 'init', 'ema')
 
 
 def changed_data_settings(saved, config):
@@ -160,6 +165,24 @@ def changed_data_settings(saved, config):
     return ', '.join(f'{name} {saved[name]!r} -> {value!r}' for name, value in now.items()
                      if name not in SCHEDULE_SETTINGS and name in saved
                      and saved[name] != value)
+
+
+def ema_decay(decay, updates):
+    """
+    Return the moving average's decay at its ``updates``-th update.
+
+    Ramps from 0.1 towards ``decay`` ((1 + n) / (10 + n)), so that the starting weights fade
+    within the first steps instead of weighing on a short fine-tune for 1 / (1 - decay) steps.
+    """
+    return min(decay, (1 + updates) / (10 + updates))
+
+
+def update_average(average, net, decay):
+    """Move every float tensor of ``average`` towards ``net``'s: a <- decay a + (1 - decay) w."""
+    with torch.no_grad():
+        for kept, now in zip(average.state_dict().values(), net.state_dict().values()):
+            if kept.is_floating_point():
+                kept.lerp_(now, 1.0 - decay)
 
 
 def learning_rate(config, step):
@@ -236,6 +259,7 @@ def train(config):
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr, betas=betas, eps=1e-8)
     state_path = os.path.join(config.out, 'state.pt')
     step, elapsed = 0, 0.0
+    state = {}
     if os.path.exists(state_path):
         state = torch.load(state_path, map_location=device, weights_only=False)
         net.load_state_dict(state['model'])
@@ -251,15 +275,23 @@ def train(config):
         print(f'starting from the weights of {config.init}'
               + (f" ({info['arch_kwargs']['scale']}x, grown to {config.scale}x)"
                  if grows else ''), flush=True)
+    average, averaged = None, 0  # the moving average of the weights and its update count
+    if config.ema:
+        average = copy.deepcopy(net)
+        if 'ema' in state:  # else it starts from the weights the run resumes with
+            average.load_state_dict(state['ema'])
+            averaged = state['ema_updates']
+    kept = net if average is None else average  # the weights validated and written
     if lead:
         print(f'training in {precision} on {device}', flush=True)
     model = net if world == 1 else DistributedDataParallel(
         net, device_ids=[device.index] if device.type == 'cuda' else None)
 
     def save_state():
+        extra = {} if average is None else {'ema': average.state_dict(), 'ema_updates': averaged}
         atomic_save({'model': net.state_dict(), 'optimizer': optimizer.state_dict(),
-                     'step': step, 'elapsed': elapsed, 'config': dataclasses.asdict(config)},
-                    state_path)
+                     'step': step, 'elapsed': elapsed, 'config': dataclasses.asdict(config),
+                     **extra}, state_path)
 
     log_path = os.path.join(config.out, 'log.csv')
     log_file = None
@@ -302,18 +334,23 @@ def train(config):
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if average is not None:
+                update_average(average, net, ema_decay(config.ema, averaged))
+                averaged += 1
             step += 1
             running.append(loss_value)
             elapsed = segment_start + time.monotonic() - started
             if lead and (step % config.save_every == 0 or step == config.steps):
-                val = validate(net, val_pairs, config.scale, device)
+                val = validate(kept, val_pairs, config.scale, device)
+                raw = ('' if average is None else
+                       f' (raw weights {validate(net, val_pairs, config.scale, device):.3f})')
                 mean_loss = float(np.mean(running))
                 running = []
                 log.writerow([step, f'{mean_loss:.6f}', lr, f'{val:.4f}', f'{elapsed:.1f}'])
                 log_file.flush()
                 save_state()
                 rate = step / max(elapsed, 1e-9)
-                print(f'step {step}/{config.steps} loss {mean_loss:.5f} val MAE {val:.3f} '
+                print(f'step {step}/{config.steps} loss {mean_loss:.5f} val MAE {val:.3f}{raw} '
                       f'lr {lr:.1e} {rate:.2f} steps/s '
                       f'eta {(config.steps - step) / rate / 60:.1f} min', flush=True)
     finally:
@@ -337,9 +374,9 @@ def train(config):
         'device_name': (torch.cuda.get_device_name(device) if device.type == 'cuda'
                         else 'cpu'),
         'config': dataclasses.asdict(config),
-        'val_mae': validate(net, val_pairs, config.scale, device),
+        'val_mae': validate(kept, val_pairs, config.scale, device),
     }
-    save_checkpoint(os.path.join(config.out, 'model.pt'), net, config.arch, arch_kwargs,
+    save_checkpoint(os.path.join(config.out, 'model.pt'), kept, config.arch, arch_kwargs,
                     PREPROCESSING, training, storage_dtype=config.storage_dtype)
     print(f"wrote {os.path.join(config.out, 'model.pt')} (step {step})", flush=True)
     return training

@@ -195,7 +195,8 @@ def blend_checkpoints(path, toward, weight):
     Both files must hold the same network (architecture and constructor arguments), e.g. a
     fine-tune and the file it started from: averaging such weights trades what the fine-tune
     learnt against what it forgot (Wortsman et al., "Robust fine-tuning of zero-shot models",
-    CVPR 2022). ``info`` is path's, its training record extended with the blend.
+    CVPR 2022). ``info`` is path's; its training record is the blend's, holding both files'
+    records.
     """
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f'blend weight must be within [0, 1], not {weight}')
@@ -206,12 +207,16 @@ def blend_checkpoints(path, toward, weight):
     if mine != theirs:
         raise CheckpointError(toward, f'holds {theirs[0]} {theirs[1]}, not {mine[0]} {mine[1]} '
                                       f"like '{path}': only the same network can be blended")
-    target = other.state_dict()
+    lerp_weights_(model, other.state_dict(), weight)
+    info['training'] = {'blend': {
+        'model': os.fspath(path), 'toward': os.fspath(toward), 'weight': float(weight),
+        'model_training': info['training'], 'toward_training': other_info['training']}}
+    return model, info
+
+
+def lerp_weights_(model, state, weight):
+    """Move ``model``'s float tensors in place toward ``state``'s (same keys) by ``weight``."""
     with torch.no_grad():
         for key, tensor in model.state_dict().items():
             if tensor.is_floating_point():
-                tensor.lerp_(target[key], weight)
-    info['training'] = dict(info['training'], blend={
-        'toward': os.path.basename(os.fspath(toward)), 'weight': float(weight),
-        'toward_training': other_info['training']})
-    return model, info
+                tensor.lerp_(state[key], weight)

@@ -93,3 +93,18 @@ def evaluate(methods, pairs, scale, protocol='middlebury', noise='', keep=None):
     average = {m: {k: float(np.mean([r[m][k] for r in images])) for k in ('mae', 'rmse')}
                for m in methods}
     return {'images': images, 'average': average}
+
+
+def evaluate_network(model, pairs, scale, protocol='middlebury', noise='', device='cpu'):
+    """
+    Return a bare network's {'mae', 'rmse'} averaged over ``pairs``, as depth_sr_eval has it.
+
+    float32 and contiguous memory, so that the numbers measure the weights, not the inference
+    arithmetic (the Predictor's default would be bfloat16 on some CPUs). The network is
+    converted in place and left in eval mode.
+    """
+    # here, not at the top: the rest of this module serves the baselines without torch
+    from depth_sr_ros.inference import Acceleration, Predictor
+    predictor = Predictor(model, device=str(device),
+                          acceleration=Acceleration('float32', channels_last=False))
+    return evaluate({'model': predictor}, pairs, scale, protocol, noise)['average']['model']

@@ -6,23 +6,23 @@ from depth_sr_ros.checkpoint import (
 from depth_sr_ros.cli.blend import main
 from depth_sr_ros.data.middlebury import load_pair
 from depth_sr_ros.evaluation import evaluate
-from depth_sr_ros.inference import Predictor
+from depth_sr_ros.inference import Acceleration, Predictor
 from depth_sr_ros.networks import build_model
 from depth_sr_ros.preprocessing import PREPROCESSING
 import pytest
 import torch
 
 
-def _save(path, model, arch='pag_net', scale=2):
+def _save(path, model, arch='pag_net', scale=2, steps=0):
     save_checkpoint(path, model, arch, {'scale': scale}, PREPROCESSING,
-                    {'data': 'unit test', 'steps': 0}, storage_dtype='float32')
+                    {'data': 'unit test', 'steps': steps}, storage_dtype='float32')
     return path
 
 
 @pytest.fixture
 def two_files(tmp_path):
     """Return a fresh PAG-Net 2x (exactly bicubic) and one whose zero-started convs are random."""
-    start = _save(tmp_path / 'start.pt', untrained('pag_net', seed=1, scale=2))
+    start = _save(tmp_path / 'start.pt', untrained('pag_net', seed=1, scale=2), steps=7)
     torch.manual_seed(1)  # the same draw as untrained(seed=1), before it redraws the tails
     fresh = _save(tmp_path / 'fresh.pt', build_model('pag_net', scale=2))
     return fresh, start
@@ -36,9 +36,11 @@ def test_a_blend_is_the_weighted_mean_of_the_two_files(two_files):
         model, info = blend_checkpoints(a, b, weight)
         for key, tensor in model.state_dict().items():
             torch.testing.assert_close(tensor, (1 - weight) * wa[key] + weight * wb[key])
-        assert info['training']['blend']['weight'] == weight
-        assert info['training']['blend']['toward'] == b.name
-        assert info['training']['steps'] == 0  # the first file's record goes on
+        # the record is the blend's: both files' own records inside it, nothing of one on top
+        assert info['training'] == {'blend': {
+            'model': str(a), 'toward': str(b), 'weight': weight,
+            'model_training': {'data': 'unit test', 'steps': 0},
+            'toward_training': {'data': 'unit test', 'steps': 7}}}
     with pytest.raises(ValueError, match='within'):
         blend_checkpoints(a, b, 1.5)
 
@@ -54,20 +56,21 @@ def test_the_command_writes_the_blend_that_is_best_on_the_named_images(two_files
                                                                        capsys):
     a, b = two_files
     cones = [load_pair(FIXTURES, 'cones')]
-    weights = (1.0, 0.5, 0.0)
+    weights = (1.0, 0.0, 0.5)  # the best neither first nor last
 
     def rmse(weight):
-        predictor = Predictor(blend_checkpoints(a, b, weight)[0], device='cpu')
+        predictor = Predictor(blend_checkpoints(a, b, weight)[0], device='cpu',
+                              acceleration=Acceleration('float32'))
         return evaluate({'m': predictor}, cones, 2, noise='sensor')['average']['m']['rmse']
 
     errors = {w: rmse(w) for w in weights}
     assert len(set(errors.values())) == 3  # the choice matters
     best = min(errors, key=errors.get)
     out = tmp_path / 'blend.pt'
-    assert main(['--model', str(a), '--toward', str(b), '--weights', '1,0.5,0',
+    assert main(['--model', str(a), '--toward', str(b), '--weights', '1,0,0.5',
                  '--data', FIXTURES, '--names', 'cones', '--sensor', '--storage-dtype',
                  'float32', '--out', str(out)]) == 0
-    assert f'weight {best:g} toward' in capsys.readouterr().out
+    assert f'{1 - best:g} x {a} + {best:g} x {b}' in capsys.readouterr().out
     written, info = load_checkpoint(out)
     assert info['training']['blend']['weight'] == best
     assert info['training']['blend']['chosen_on']['rmse'] == pytest.approx(errors[best])
@@ -84,7 +87,7 @@ def test_the_command_says_what_is_wrong(two_files, tmp_path, capsys):
     assert 'need --data and --names' in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(['--model', str(a), '--toward', str(b), '--weights', '2', '--out', out])
-    assert '--weights' in capsys.readouterr().err
+    assert "within [0, 1], not '2'" in capsys.readouterr().err
     assert main(['--model', str(a), '--toward', str(tmp_path / 'none.pt'), '--weights', '0.5',
                  '--out', out]) == 1
     assert "none.pt': not found" in capsys.readouterr().err

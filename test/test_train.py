@@ -248,3 +248,14 @@ def test_a_resumed_average_is_the_average_of_one_run(tmp_path):
     assert resumed['ema_updates'] == 6
     for key in straight['ema']:
         torch.testing.assert_close(resumed['ema'][key], straight['ema'][key], rtol=0, atol=0)
+
+
+def test_switching_the_average_on_or_off_on_resume_is_said_and_a_bad_decay_refused(tmp_path,
+                                                                                   capsys):
+    train(_config(tmp_path, 2))
+    train(_config(tmp_path, 4, ema=0.9))
+    assert 'moving average of the weights starts at step 2' in capsys.readouterr().out
+    train(_config(tmp_path, 6))
+    assert 'without --ema it is dropped' in capsys.readouterr().out
+    with pytest.raises(ValueError, match=r'--ema must be within \[0, 1\), not 1.0'):
+        train(_config(tmp_path / 'bad', 2, ema=1.0))

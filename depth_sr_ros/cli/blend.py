@@ -9,8 +9,9 @@ Writes (1 - w) * MODEL + w * TOWARD. Both must be the same network, typically a 
 the file it started from (checkpoint.blend_checkpoints): a noise-robust fine-tune blended back
 towards the clean weights keeps most of its robustness and regains clean accuracy. With
 several weights, each blend is evaluated like depth_sr_eval (float32) on --names of --data
-under the chosen protocol and noise, and the one with the lowest --metric is written. Choose
-on images that training held out for validation, never on the test images the cards report.
+under the chosen protocol and noise, and the one with the lowest --metric is written (ties:
+the first listed). Choose on images that training held out for validation, never on the test
+images the cards report.
 """
 
 import argparse
@@ -19,8 +20,7 @@ import sys
 from depth_sr_ros.checkpoint import blend_checkpoints, CheckpointError, save_checkpoint
 from depth_sr_ros.cli.evaluate import add_protocol_options
 from depth_sr_ros.data.middlebury import load_pair
-from depth_sr_ros.evaluation import evaluate
-from depth_sr_ros.inference import Predictor
+from depth_sr_ros.evaluation import evaluate_network
 
 
 def parse_weights(text):
@@ -40,10 +40,8 @@ def choose_weight(blends, pairs, protocol, noise, metric):
     """
     rows = []
     for weight, (model, _) in blends.items():
-        predictor = Predictor(model, device='cpu')
-        report = evaluate({'blend': predictor}, pairs, predictor.scale, protocol, noise)
-        average = report['average']['blend']
-        rows.append((weight, average['mae'], average['rmse']))
+        error = evaluate_network(model, pairs, model.scale, protocol, noise)
+        rows.append((weight, error['mae'], error['rmse']))
     column = {'mae': 1, 'rmse': 2}[metric]
     best = min(rows, key=lambda row: row[column])
     return best[0], rows
@@ -71,13 +69,18 @@ def main(argv=None):
         parser.error(str(error))
     if len(weights) > 1 and not (args.data and args.names):
         parser.error('several --weights need --data and --names to choose among them')
+    if len(weights) == 1 and (args.data or args.names):
+        print('depth_sr_blend: one weight, nothing to choose: --data and --names are not used',
+              file=sys.stderr)
     try:
         blends = {w: blend_checkpoints(args.model, args.toward, w) for w in weights}
         chosen = weights[0]
         if len(weights) > 1:
             pairs = [load_pair(args.data, name) for name in args.names.split(',')]
             chosen, rows = choose_weight(blends, pairs, args.protocol, args.noise, args.metric)
-            print(f'| weight | MAE | RMSE |  ({args.names}, {args.protocol} {args.noise})')
+            noise = f', noise {args.noise}' if args.noise else ''
+            print(f'{args.names} of {args.data}, {args.protocol} protocol{noise}, float32:')
+            print('| weight | MAE | RMSE |')
             print('|---|---|---|')
             for weight, mae, rmse in rows:
                 print(f'| {weight:g} | {mae:.3f} | {rmse:.3f} |')
@@ -91,7 +94,7 @@ def main(argv=None):
     model, info = blends[chosen]
     save_checkpoint(args.out, model, info['arch'], info['arch_kwargs'], info['preprocessing'],
                     info['training'], storage_dtype=args.storage_dtype)
-    print(f'wrote {args.out}: weight {chosen:g} toward {args.toward}')
+    print(f'wrote {args.out}: {1 - chosen:g} x {args.model} + {chosen:g} x {args.toward}')
     return 0
 
 

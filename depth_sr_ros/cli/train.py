@@ -21,10 +21,10 @@ import sys
 import time
 
 import cv2
-from depth_sr_ros.checkpoint import atomic_save, load_checkpoint, save_checkpoint
+from depth_sr_ros.checkpoint import atomic_save, lerp_weights_, load_checkpoint, save_checkpoint
 from depth_sr_ros.data.datasets import CropDataset, load_split, prefetched_batches
-from depth_sr_ros.evaluation import evaluate
-from depth_sr_ros.inference import Acceleration, native_bfloat16, Predictor, select_device
+from depth_sr_ros.evaluation import evaluate_network
+from depth_sr_ros.inference import native_bfloat16, select_device
 from depth_sr_ros.networks import build_model
 from depth_sr_ros.preprocessing import PREPROCESSING
 import numpy as np
@@ -113,13 +113,9 @@ def validate(model, pairs, scale, device):
     """
     if not pairs:
         return float('nan')
-    # The network keeps its training memory format (a Predictor converts its model in place);
-    # float32, so that the log measures the weights, not the inference arithmetic.
-    predictor = Predictor(model, device=str(device),
-                          acceleration=Acceleration('float32', channels_last=False))
-    report = evaluate({'model': predictor}, pairs, scale)
+    error = evaluate_network(model, pairs, scale, device=device)['mae']
     model.train()
-    return report['average']['model']['mae']
+    return error
 
 
 def plot_log(log_path, png_path, size=(480, 320)):
@@ -177,14 +173,6 @@ def ema_decay(decay, updates):
     return min(decay, (1 + updates) / (10 + updates))
 
 
-def update_average(average, net, decay):
-    """Move every float tensor of ``average`` towards ``net``'s: a <- decay a + (1 - decay) w."""
-    with torch.no_grad():
-        for kept, now in zip(average.state_dict().values(), net.state_dict().values()):
-            if kept.is_floating_point():
-                kept.lerp_(now, 1.0 - decay)
-
-
 def learning_rate(config, step):
     """Return the paper's learning rate: constant, halved once after lr_halve_at of the steps."""
     return config.lr * (0.5 if step >= config.lr_halve_at * config.steps else 1.0)
@@ -228,6 +216,8 @@ def train(config):
     rank, world, device = _distributed(config.device)
     if device.type == 'cuda':
         torch.backends.cudnn.benchmark = True  # the crops have one fixed size: autotune once
+    if not 0.0 <= config.ema < 1.0:
+        raise ValueError(f'--ema must be within [0, 1), not {config.ema}')
     if config.batch_size % world:
         raise ValueError(f'batch size {config.batch_size} does not divide over {world} '
                          'processes')
@@ -276,11 +266,17 @@ def train(config):
               + (f" ({info['arch_kwargs']['scale']}x, grown to {config.scale}x)"
                  if grows else ''), flush=True)
     average, averaged = None, 0  # the moving average of the weights and its update count
-    if config.ema:
+    if config.ema and lead:  # the other ranks hold the same weights and never save
         average = copy.deepcopy(net)
-        if 'ema' in state:  # else it starts from the weights the run resumes with
+        if 'ema' in state:
             average.load_state_dict(state['ema'])
             averaged = state['ema_updates']
+        elif step:
+            print(f'the moving average of the weights starts at step {step}, from the '
+                  'resumed weights', flush=True)
+    elif 'ema' in state and lead:
+        print('this run kept a moving average of the weights; without --ema it is dropped and '
+              'model.pt gets the raw weights', flush=True)
     kept = net if average is None else average  # the weights validated and written
     if lead:
         print(f'training in {precision} on {device}', flush=True)
@@ -335,7 +331,7 @@ def train(config):
             loss.backward()
             optimizer.step()
             if average is not None:
-                update_average(average, net, ema_decay(config.ema, averaged))
+                lerp_weights_(average, net.state_dict(), 1.0 - ema_decay(config.ema, averaged))
                 averaged += 1
             step += 1
             running.append(loss_value)

@@ -259,3 +259,11 @@ def test_switching_the_average_on_or_off_on_resume_is_said_and_a_bad_decay_refus
     assert 'without --ema it is dropped' in capsys.readouterr().out
     with pytest.raises(ValueError, match=r'--ema must be within \[0, 1\), not 1.0'):
         train(_config(tmp_path / 'bad', 2, ema=1.0))
+
+
+def test_the_losses():
+    prediction, target = torch.tensor([0.0, 0.0]), torch.tensor([0.1, 0.5])
+    for name, expected in (('l1', 0.3), ('l2', 0.13), ('l1+l2', 0.43)):
+        assert train_module.loss_fn(name, prediction, target).item() == pytest.approx(expected)
+    with pytest.raises(ValueError, match="unknown loss 'l3'"):
+        train_module.loss_fn('l3', prediction, target)

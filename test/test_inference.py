@@ -106,10 +106,10 @@ def test_shipped_model_on_a_real_middlebury_pair_with_holes(shipped, cones):
     assert np.isnan(out[hole_hr]).all()
     assert np.isfinite(out[~hole_hr]).all()
     # The trained network must beat bicubic on a real pair (both over the same pixels). The
-    # default is trained for camera noise and pays on clean input: 8 % below bicubic here
-    # (ahmf_x4.pt, the clean file, 35 %), so the bar is every shipped file's, 5 %.
+    # default is trained for camera noise and pays on clean input: 19 % below bicubic here
+    # (session 9's file; ahmf_x4.pt, the clean file, 35 %).
     bicubic = BicubicUpsampler(s)(depth_lr, rgb)
-    assert mae(out, truth) < 0.95 * mae(bicubic, truth)
+    assert mae(out, truth) < 0.9 * mae(bicubic, truth)
 
 
 MODELS = os.path.dirname(default_model_path())

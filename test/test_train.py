@@ -8,6 +8,7 @@ from conftest import FIXTURES
 from depth_sr_ros.checkpoint import load_checkpoint
 from depth_sr_ros.cli import train as train_module
 from depth_sr_ros.cli.train import main, train, TrainConfig
+from depth_sr_ros.data.middlebury import load_pair
 from depth_sr_ros.networks import build_model
 import pytest
 import torch
@@ -267,3 +268,14 @@ def test_the_losses():
         assert train_module.loss_fn(name, prediction, target).item() == pytest.approx(expected)
     with pytest.raises(ValueError, match="unknown loss 'l3'"):
         train_module.loss_fn('l3', prediction, target)
+
+
+def test_validation_can_add_the_noise_a_run_learns(tmp_path):
+    cones = [load_pair(FIXTURES, 'cones')]
+    model = build_model('pag_net', scale=2)
+    clean = train_module.validate(model, cones, 2, 'cpu')
+    noisy = train_module.validate(model, cones, 2, 'cpu', noise='sensor')
+    assert noisy > clean
+    assert train_module.validate(model, cones, 2, 'cpu', noise='sensor') == noisy  # seeded
+    with pytest.raises(ValueError, match="--val-noise must be one of .*not 'poisson'"):
+        train(_config(tmp_path, 2, val_noise='poisson'))

@@ -23,7 +23,7 @@ import time
 import cv2
 from depth_sr_ros.checkpoint import atomic_save, lerp_weights_, load_checkpoint, save_checkpoint
 from depth_sr_ros.data.datasets import CropDataset, load_split, prefetched_batches
-from depth_sr_ros.evaluation import evaluate_network
+from depth_sr_ros.evaluation import evaluate_network, NOISES
 from depth_sr_ros.inference import native_bfloat16, select_device
 from depth_sr_ros.networks import build_model
 from depth_sr_ros.preprocessing import PREPROCESSING
@@ -54,6 +54,9 @@ class TrainConfig:
     lr_halve_at: float = 0.8  # fraction of the steps after which the lr is halved
     loss: str = ''  # '' : the paper's loss for the architecture
     val_names: str = '13,27'  # validation pairs (comma separated), left out of training
+    # what validation adds to the LR input: '' (clean), 'gaussian' or 'sensor' (as
+    # depth_sr_eval --noise / --sensor), e.g. 'sensor' for a run that learns camera noise
+    val_noise: str = ''
     synthetic: float = 0.0  # share of training samples from synthetic scenes (data/synthetic.py)
     save_every: int = 200
     time_budget: float = 0.0  # seconds; 0 = no limit. The run saves and stops when exceeded.
@@ -111,16 +114,16 @@ def loss_fn(name, prediction, target):
     raise ValueError(f"unknown loss {name!r}; use 'l1', 'l1+l2' or 'l2'")
 
 
-def validate(model, pairs, scale, device):
+def validate(model, pairs, scale, device, noise=''):
     """
     Return the mean MAE in dataset units over whole images, as depth_sr_eval measures it.
 
-    The papers' bicubic degradation, and the Predictor's own pre- and post-processing, so that
-    validation sees what inference does.
+    The papers' bicubic degradation with ``noise`` (evaluation.NOISES, seeded per image), and
+    the Predictor's own pre- and post-processing, so that validation sees what inference does.
     """
     if not pairs:
         return float('nan')
-    error = evaluate_network(model, pairs, scale, device=device)['mae']
+    error = evaluate_network(model, pairs, scale, noise=noise, device=device)['mae']
     model.train()
     return error
 
@@ -159,7 +162,8 @@ def plot_log(log_path, png_path, size=(480, 320)):
 # Settings a resumed run may change without changing what it learns from: the schedule, the
 # time, the machine and the logging.
 SCHEDULE_SETTINGS = ('steps', 'lr', 'lr_halve_at', 'save_every', 'time_budget', 'threads',
-                     'workers', 'device', 'precision', 'storage_dtype', 'out', 'init', 'ema')
+                     'workers', 'device', 'precision', 'storage_dtype', 'out', 'init', 'ema',
+                     'val_noise')
 
 
 def changed_data_settings(saved, config):
@@ -223,6 +227,8 @@ def train(config):
     rank, world, device = _distributed(config.device)
     if device.type == 'cuda':
         torch.backends.cudnn.benchmark = True  # the crops have one fixed size: autotune once
+    if config.val_noise not in NOISES:
+        raise ValueError(f'--val-noise must be one of {NOISES}, not {config.val_noise!r}')
     if not 0.0 <= config.ema < 1.0:
         raise ValueError(f'--ema must be within [0, 1), not {config.ema}')
     if config.batch_size % world:
@@ -290,6 +296,9 @@ def train(config):
     model = net if world == 1 else DistributedDataParallel(
         net, device_ids=[device.index] if device.type == 'cuda' else None)
 
+    def check(weights):
+        return validate(weights, val_pairs, config.scale, device, config.val_noise)
+
     def save_state():
         extra = {} if average is None else {'ema': average.state_dict(), 'ema_updates': averaged}
         atomic_save({'model': net.state_dict(), 'optimizer': optimizer.state_dict(),
@@ -344,9 +353,9 @@ def train(config):
             running.append(loss_value)
             elapsed = segment_start + time.monotonic() - started
             if lead and (step % config.save_every == 0 or step == config.steps):
-                val = validate(kept, val_pairs, config.scale, device)
+                val = check(kept)
                 raw = ('' if average is None else
-                       f' (raw weights {validate(net, val_pairs, config.scale, device):.3f})')
+                       f' (raw weights {check(net):.3f})')
                 mean_loss = float(np.mean(running))
                 running = []
                 log.writerow([step, f'{mean_loss:.6f}', lr, f'{val:.4f}', f'{elapsed:.1f}'])
@@ -377,7 +386,7 @@ def train(config):
         'device_name': (torch.cuda.get_device_name(device) if device.type == 'cuda'
                         else 'cpu'),
         'config': dataclasses.asdict(config),
-        'val_mae': validate(kept, val_pairs, config.scale, device),
+        'val_mae': check(kept),
     }
     save_checkpoint(os.path.join(config.out, 'model.pt'), kept, config.arch, arch_kwargs,
                     PREPROCESSING, training, storage_dtype=config.storage_dtype)

@@ -84,10 +84,10 @@ def main(argv=None):
             print('|---|---|---|')
             for weight, mae, rmse in rows:
                 print(f'| {weight:g} | {mae:.3f} | {rmse:.3f} |')
-                if weight == chosen:
-                    blends[chosen][1]['training']['blend']['chosen_on'] = {
-                        'data': args.data, 'names': args.names, 'protocol': args.protocol,
-                        'noise': args.noise, 'metric': args.metric, 'mae': mae, 'rmse': rmse}
+            _, mae, rmse = next(row for row in rows if row[0] == chosen)
+            blends[chosen][1]['training']['blend']['chosen_on'] = {
+                'data': args.data, 'names': args.names, 'protocol': args.protocol,
+                'noise': args.noise, 'metric': args.metric, 'mae': mae, 'rmse': rmse}
     except (CheckpointError, FileNotFoundError) as error:
         print(f'depth_sr_blend: {error}', file=sys.stderr)
         return 1

@@ -16,8 +16,9 @@ import torch
 
 def _config(out, steps, **kwargs):
     kwargs.setdefault('scale', 2)
+    kwargs.setdefault('val_names', '')
     return TrainConfig(arch='pag_net', data=FIXTURES, out=str(out), steps=steps,
-                       batch_size=2, crop=32, save_every=2, val_names='', threads=1,
+                       batch_size=2, crop=32, save_every=2, threads=1,
                        device='cpu', **kwargs)
 
 
@@ -35,6 +36,32 @@ def test_a_run_writes_state_log_and_a_loadable_model(tmp_path):
         rows = list(csv.DictReader(f))
     assert [int(r['step']) for r in rows] == [2, 4]
     assert (tmp_path / 'loss.png').is_file()
+
+
+def test_the_log_and_the_file_carry_both_validation_errors(tmp_path, monkeypatch):
+    monkeypatch.setattr(train_module, 'validate', lambda *args: {'mae': 1.25, 'rmse': 2.5})
+    facts = train(_config(tmp_path, 2))
+    with open(tmp_path / 'log.csv') as f:
+        row, = csv.DictReader(f)
+    assert (float(row['val_mae']), float(row['val_rmse'])) == (1.25, 2.5)
+    assert (facts['val_mae'], facts['val_rmse']) == (1.25, 2.5)
+    assert load_checkpoint(tmp_path / 'model.pt')[1]['training']['val_rmse'] == 2.5
+
+
+def test_a_log_begun_without_the_rmse_column_keeps_its_columns_on_resume(tmp_path):
+    train(_config(tmp_path, 2, lr_halve_at=1.0))
+    with open(tmp_path / 'log.csv') as f:  # rewrite it as a log from before val_rmse
+        rows = list(csv.DictReader(f))
+    old = ['step', 'loss', 'lr', 'val_mae', 'elapsed_s']
+    with open(tmp_path / 'log.csv', 'w', newline='') as f:
+        writer = csv.DictWriter(f, old, extrasaction='ignore')
+        writer.writeheader()
+        writer.writerows(rows)
+    train(_config(tmp_path, 4, lr_halve_at=1.0))
+    with open(tmp_path / 'log.csv', newline='') as f:
+        lines = list(csv.reader(f))
+    assert lines[0] == old and [len(line) for line in lines] == [5, 5, 5]
+    assert [line[0] for line in lines[1:]] == ['2', '4']
 
 
 def test_resuming_gives_the_same_weights_as_one_run(tmp_path):
@@ -275,7 +302,8 @@ def test_validation_can_add_the_noise_a_run_learns(tmp_path):
     model = build_model('pag_net', scale=2)
     clean = train_module.validate(model, cones, 2, 'cpu')
     noisy = train_module.validate(model, cones, 2, 'cpu', noise='sensor')
-    assert noisy > clean
+    assert noisy['mae'] > clean['mae'] and noisy['rmse'] > clean['rmse']
+    assert clean['rmse'] > clean['mae']
     assert train_module.validate(model, cones, 2, 'cpu', noise='sensor') == noisy  # seeded
     with pytest.raises(ValueError, match="--val-noise must be one of .*not 'poisson'"):
         train(_config(tmp_path, 2, val_noise='poisson'))

@@ -6,10 +6,10 @@ depth_sr_train: train AHMF or PAG-Net on RGB-D pairs; resumable, one plain loop.
 Several processes: torchrun --nproc_per_node N -m depth_sr_ros.cli.train ... (DDP; gloo on CPU).
 
 Writes into --out: state.pt (everything needed to resume, written atomically every
---save-every steps and at the end), log.csv (step, loss, learning rate, validation MAE) and
-model.pt (the weights in the format the node loads; with --ema, their moving average). Running
-the same command again resumes from state.pt, so several short runs (--time-budget) add up to
-one long one.
+--save-every steps and at the end), log.csv (step, loss, learning rate, validation MAE and
+RMSE) and model.pt (the weights in the format the node loads; with --ema, their moving
+average). Running the same command again resumes from state.pt, so several short runs
+(--time-budget) add up to one long one.
 """
 
 import argparse
@@ -116,20 +116,42 @@ def loss_fn(name, prediction, target):
 
 def validate(model, pairs, scale, device, noise=''):
     """
-    Return the mean MAE in dataset units over whole images, as depth_sr_eval measures it.
+    Return {'mae', 'rmse'} in dataset units over whole images, as depth_sr_eval measures them.
 
     The papers' bicubic degradation with ``noise`` (evaluation.NOISES, seeded per image), and
     the Predictor's own pre- and post-processing, so that validation sees what inference does.
     """
     if not pairs:
-        return float('nan')
-    error = evaluate_network(model, pairs, scale, noise=noise, device=device)['mae']
+        return {'mae': float('nan'), 'rmse': float('nan')}
+    errors = evaluate_network(model, pairs, scale, noise=noise, device=device)
     model.train()
-    return error
+    return errors
+
+
+LOG_COLUMNS = ['step', 'loss', 'lr', 'val_mae', 'val_rmse', 'elapsed_s']
+
+
+def open_log(path):
+    """
+    Open log.csv for appending; return (file, csv.DictWriter).
+
+    A resumed run keeps the columns its log began with (logs written before val_rmse existed
+    go on without it), so that every row of a file matches its header.
+    """
+    columns = LOG_COLUMNS
+    if os.path.exists(path):
+        with open(path, newline='') as f:
+            columns = next(csv.reader(f), None) or LOG_COLUMNS
+    new = not os.path.exists(path) or os.path.getsize(path) == 0
+    log_file = open(path, 'a', newline='')
+    log = csv.DictWriter(log_file, columns, extrasaction='ignore')
+    if new:
+        log.writeheader()
+    return log_file, log
 
 
 def plot_log(log_path, png_path, size=(480, 320)):
-    """Draw the training loss (log scale) and the validation MAE against the step to a PNG."""
+    """Draw the training loss (log scale) and the validation errors against the step to a PNG."""
     with open(log_path) as f:
         rows = list(csv.DictReader(f))
     if len(rows) < 2:
@@ -137,6 +159,8 @@ def plot_log(log_path, png_path, size=(480, 320)):
     steps = np.array([float(r['step']) for r in rows])
     panels = [('training loss (log10)', np.log10([float(r['loss']) for r in rows])),
               ('validation MAE', np.array([float(r['val_mae']) for r in rows]))]
+    if 'val_rmse' in rows[0]:
+        panels.append(('validation RMSE', np.array([float(r['val_rmse']) for r in rows])))
     w, h = size
     images = []
     for title, values in panels:
@@ -308,11 +332,7 @@ def train(config):
     log_path = os.path.join(config.out, 'log.csv')
     log_file = None
     if lead:
-        new_log = not os.path.exists(log_path)
-        log_file = open(log_path, 'a', newline='')
-        log = csv.writer(log_file)
-        if new_log:
-            log.writerow(['step', 'loss', 'lr', 'val_mae', 'elapsed_s'])
+        log_file, log = open_log(log_path)
     started = time.monotonic()
     segment_start = elapsed
     running = []
@@ -355,14 +375,17 @@ def train(config):
             if lead and (step % config.save_every == 0 or step == config.steps):
                 val = check(kept)
                 raw = ('' if average is None else
-                       f' (raw weights {check(net):.3f})')
+                       ' (raw weights {mae:.3f} / {rmse:.3f})'.format(**check(net)))
                 mean_loss = float(np.mean(running))
                 running = []
-                log.writerow([step, f'{mean_loss:.6f}', lr, f'{val:.4f}', f'{elapsed:.1f}'])
+                log.writerow({'step': step, 'loss': f'{mean_loss:.6f}', 'lr': lr,
+                              'val_mae': f"{val['mae']:.4f}", 'val_rmse': f"{val['rmse']:.4f}",
+                              'elapsed_s': f'{elapsed:.1f}'})
                 log_file.flush()
                 save_state()
                 rate = step / max(elapsed, 1e-9)
-                print(f'step {step}/{config.steps} loss {mean_loss:.5f} val MAE {val:.3f}{raw} '
+                print(f'step {step}/{config.steps} loss {mean_loss:.5f} '
+                      f"val MAE / RMSE {val['mae']:.3f} / {val['rmse']:.3f}{raw} "
                       f'lr {lr:.1e} {rate:.2f} steps/s '
                       f'eta {(config.steps - step) / rate / 60:.1f} min', flush=True)
     finally:
@@ -386,8 +409,8 @@ def train(config):
         'device_name': (torch.cuda.get_device_name(device) if device.type == 'cuda'
                         else 'cpu'),
         'config': dataclasses.asdict(config),
-        'val_mae': check(kept),
     }
+    training.update({'val_' + key: value for key, value in check(kept).items()})
     save_checkpoint(os.path.join(config.out, 'model.pt'), kept, config.arch, arch_kwargs,
                     PREPROCESSING, training, storage_dtype=config.storage_dtype)
     print(f"wrote {os.path.join(config.out, 'model.pt')} (step {step})", flush=True)

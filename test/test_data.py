@@ -9,7 +9,7 @@ from depth_sr_ros.data.datasets import (
     CropDataset, load_split, MIDDLEBURY_TEST, prefetched_batches)
 from depth_sr_ros.data.degradations import (
     add_gaussian_noise, antialiased_bicubic_downsample, bicubic_downsample, DOWNSAMPLERS,
-    flying_pixels, kinect_holes, nearest_downsample, sensor_degrade)
+    flying_pixels, kinect_holes, nearest_downsample, point_downsample, sensor_degrade)
 from depth_sr_ros.data.middlebury import list_pairs, load_pair
 from depth_sr_ros.data.synthetic import synthetic_pair
 import numpy as np
@@ -19,6 +19,13 @@ import pytest
 def test_downsampling_protocols():
     depth = np.arange(64, dtype=np.float32).reshape(8, 8)
     np.testing.assert_array_equal(nearest_downsample(depth, 4), [[0, 4], [32, 36]])
+    # centred: the mean of each block's central 2x2 (rows 1-2, columns 1-2 at 4x)
+    np.testing.assert_array_equal(point_downsample(depth, 4), [[13.5, 17.5], [45.5, 49.5]])
+    np.testing.assert_array_equal(point_downsample(depth[:6, :6], 3), [[9, 12], [33, 36]])
+    # On a ramp a centred kernel gives each block's mean; the top-left pixel does not.
+    area = DOWNSAMPLERS['area'](depth, 4)
+    np.testing.assert_array_equal(point_downsample(depth, 4), area)
+    assert not np.allclose(nearest_downsample(depth, 4), area)
     assert bicubic_downsample(depth, 2).shape == (4, 4)
     with pytest.raises(ValueError, match='not a multiple of scale 3'):
         bicubic_downsample(depth, 3)

@@ -10,7 +10,7 @@ import zlib
 from depth_sr_ros.data.degradations import (
     add_gaussian_noise, antialiased_bicubic_downsample, bicubic_downsample, crop_to_multiple,
     nearest_downsample, sensor_degrade)
-from depth_sr_ros.metrics import mae, rmse
+from depth_sr_ros.metrics import mae, rmse, shifted_rmse
 from depth_sr_ros.preprocessing import (
     denormalize_depth, depth_range, fill_missing, normalize_depth, valid_depth_mask)
 import numpy as np
@@ -64,7 +64,7 @@ def prepare(pair, scale, protocol, rng=None, noise='gaussian'):
                                                                 noise)
 
 
-def evaluate(methods, pairs, scale, protocol='middlebury', noise='', keep=None):
+def evaluate(methods, pairs, scale, protocol='middlebury', noise='', keep=None, shifts=()):
     """
     Return {'images': [...], 'average': {...}} with MAE/RMSE per method and image.
 
@@ -76,6 +76,8 @@ def evaluate(methods, pairs, scale, protocol='middlebury', noise='', keep=None):
         image's name.
     :param keep: a dict to fill with the first pair's 'name', 'truth', 'rgb' and 'results'
         (method -> output), for ``figure``.
+    :param shifts: HR pixel shifts; each method and image (and the average) also gets
+        'shifted_rmse', metrics.shifted_rmse at each, which shows whether outputs are aligned.
     """
     images = []
     for pair in pairs:
@@ -87,11 +89,17 @@ def evaluate(methods, pairs, scale, protocol='middlebury', noise='', keep=None):
         for method, upsampler in methods.items():
             results[method] = result = upsampler(low, rgb)
             row[method] = {'mae': mae(result, truth), 'rmse': rmse(result, truth)}
+            if shifts:
+                row[method]['shifted_rmse'] = shifted_rmse(result, truth, shifts)
         if keep is not None and not images:
             keep.update(name=pair['name'], truth=truth, rgb=rgb, results=results)
         images.append(row)
     average = {m: {k: float(np.mean([r[m][k] for r in images])) for k in ('mae', 'rmse')}
                for m in methods}
+    if shifts:
+        for m in methods:
+            average[m]['shifted_rmse'] = np.mean(
+                [r[m]['shifted_rmse'] for r in images], axis=0).tolist()
     return {'images': images, 'average': average}
 
 

@@ -1,5 +1,6 @@
 """Error metrics. Units are those of the arrays passed in (0-255 for Middlebury, cm for NYU)."""
 
+import cv2
 import numpy as np
 
 
@@ -20,3 +21,25 @@ def rmse(prediction, target, valid=None):
     """Root mean squared error over error_mask(), in the units of the inputs."""
     mask = error_mask(prediction, target, valid)
     return float(np.sqrt(np.square(prediction[mask] - target[mask]).mean()))
+
+
+def shifted_rmse(prediction, target, shifts):
+    """
+    Return rmse() of ``prediction`` moved right and down by each of ``shifts`` (HR pixels).
+
+    Bilinear resampling; one pixel set for every shift (a border as wide as the largest shift,
+    rounded up, plus one is left out), so the values compare. An output whose edges sit where
+    the target's do is best at shift 0; one that lies up and left of the truth, at a positive
+    shift.
+    """
+    margin = int(np.ceil(max(abs(float(d)) for d in shifts))) + 1
+    h, w = target.shape
+    inside = np.zeros((h, w), bool)
+    inside[margin:h - margin, margin:w - margin] = True
+    values = []
+    for d in shifts:
+        move = np.float32([[1, 0, d], [0, 1, d]])
+        moved = cv2.warpAffine(np.asarray(prediction, np.float32), move, (w, h),
+                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        values.append(rmse(moved, target, inside))
+    return values

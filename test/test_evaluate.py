@@ -8,7 +8,7 @@ from depth_sr_ros.cli.evaluate import main, markdown
 from depth_sr_ros.data.degradations import antialiased_bicubic_downsample, crop_to_multiple
 from depth_sr_ros.data.middlebury import load_pair
 from depth_sr_ros.evaluation import degrade, evaluate, noise_rng
-from depth_sr_ros.metrics import mae
+from depth_sr_ros.metrics import mae, rmse, shifted_rmse
 import numpy as np
 import pytest
 
@@ -70,6 +70,27 @@ def test_report_on_the_fixture_has_every_method_and_the_average():
     assert table.splitlines()[2].startswith('| bicubic | ')
 
 
+def test_a_misaligned_output_is_best_at_the_shift_that_undoes_it():
+    truth = crop_to_multiple(load_pair(FIXTURES, 'cones')['depth'], 4).astype(np.float32)
+    up_left = np.empty_like(truth)  # the truth one pixel up and to the left
+    up_left[:-1, :-1] = truth[1:, 1:]
+    up_left[-1], up_left[:, -1] = truth[-1], truth[:, -1]
+    at = dict(zip((-1, 0, 1), shifted_rmse(up_left, truth, (-1, 0, 1))))
+    assert at[1] < 1e-5 < at[0] < at[-1]
+    assert shifted_rmse(truth, truth, (0,)) == [0.0]
+    assert at[0] != pytest.approx(rmse(up_left, truth))  # the border is left out
+
+
+def test_the_report_can_measure_each_method_at_several_shifts():
+    methods = {'bicubic': BicubicUpsampler(4)}
+    cones = load_pair(FIXTURES, 'cones')
+    report = evaluate(methods, [cones], 4, shifts=(-0.5, 0, 0.5))
+    values = report['images'][0]['bicubic']['shifted_rmse']
+    assert report['average']['bicubic']['shifted_rmse'] == values
+    assert values[1] < min(values[0], values[2])  # bicubic is centred
+    assert 'shifted_rmse' not in evaluate(methods, [cones], 4)['images'][0]['bicubic']
+
+
 def test_command_line_writes_json(tmp_path, capsys):
     from depth_sr_ros.paths import default_model_path
     out = tmp_path / 'report.json'
@@ -85,4 +106,9 @@ def test_command_line_writes_json(tmp_path, capsys):
     assert 'MAE (middlebury protocol, 4x, sensor' in capsys.readouterr().out
     with pytest.raises(SystemExit):  # one kind of noise at a time
         main(['--model', default_model_path(), '--data', FIXTURES, '--noise', '--sensor'])
+    assert main(['--model', default_model_path(), '--data', FIXTURES, '--device', 'cpu',
+                 '--shifts=-0.5,0,0.5', '--figure', '']) == 0
+    assert '| method | -0.5 | +0 | +0.5 |' in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(['--model', default_model_path(), '--data', FIXTURES, '--shifts', 'left'])
     assert main(['--model', str(tmp_path / 'none.pt'), '--data', FIXTURES]) == 1

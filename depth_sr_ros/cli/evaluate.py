@@ -11,7 +11,9 @@ holes (--sensor; the holes' blocks are left out for every method, as the node le
 empty), upsample with bicubic, the guided filter and the model, and report MAE and RMSE over
 pixels with ground truth, in the dataset's units (0-255 for Middlebury). Prints a markdown
 table, writes the same as JSON with --json, and a figure of the first image like the papers'
-(--figure; the table's outputs, so noisy with --noise or --sensor).
+(--figure; the table's outputs, so noisy with --noise or --sensor). --shifts adds each
+method's RMSE with its output moved right and down by so many HR pixels: a method whose edges
+sit where the truth's do is best at 0.
 """
 
 import argparse
@@ -58,6 +60,16 @@ def markdown(report, methods, metric='mae'):
     return '\n'.join(lines)
 
 
+def shift_table(report, methods, shifts):
+    """Return a markdown table of each method's average shifted RMSE, one column per shift."""
+    lines = ['| method | ' + ' | '.join(f'{d:+g}' for d in shifts) + ' |',
+             '|---' * (len(shifts) + 1) + '|']
+    for m in methods:
+        cells = ' | '.join(f'{v:.3f}' for v in report['average'][m]['shifted_rmse'])
+        lines.append(f'| {m} | {cells} |')
+    return '\n'.join(lines)
+
+
 def compared_methods(predictor):
     """Return {name: upsampler}: bicubic, the guided filter, and the model ('ARCH Sx')."""
     s = predictor.scale
@@ -90,10 +102,17 @@ def main(argv=None):
                         choices=('float32', 'mixed', 'bfloat16', 'float16', 'auto'),
                         help="the network's arithmetic (default float32: the papers' tables "
                              "measure the weights; 'auto' is what the node runs)")
+    parser.add_argument('--shifts', default='',
+                        help="comma-separated HR pixel shifts, e.g. '-0.5,-0.25,0,0.25,0.5': "
+                             "also the average RMSE with each method's output moved by each")
     parser.add_argument('--json', default='', help='also write the results here')
     parser.add_argument('--figure', default='eval_figure.png',
                         help="figure of the first image ('' for none)")
     args = parser.parse_args(argv)
+    try:
+        shifts = [float(d) for d in args.shifts.split(',') if d.strip()]
+    except ValueError:
+        parser.error(f'--shifts: comma-separated numbers, not {args.shifts!r}')
     try:
         predictor = Predictor.from_checkpoint(
             args.model, device=args.device, acceleration=Acceleration(args.precision),
@@ -106,7 +125,7 @@ def main(argv=None):
     methods = compared_methods(predictor)
     pairs = [load_pair(args.data, name) for name in names]
     kept = {}
-    report = evaluate(methods, pairs, s, args.protocol, args.noise, keep=kept)
+    report = evaluate(methods, pairs, s, args.protocol, args.noise, keep=kept, shifts=shifts)
     report.update(model=args.model, scale=s, protocol=args.protocol, noise=args.noise,
                   data=args.data)
     print(f'MAE ({args.protocol} protocol, {s}x{", " + args.noise if args.noise else ""}, '
@@ -114,6 +133,10 @@ def main(argv=None):
     print(markdown(report, methods, 'mae'))
     print('\nRMSE\n')
     print(markdown(report, methods, 'rmse'))
+    if shifts:
+        print('\nAverage RMSE with the output moved right and down by so many HR pixels '
+              '(border left out)\n')
+        print(shift_table(report, methods, shifts))
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(report, f, indent=1)

@@ -94,12 +94,9 @@ def evaluate(methods, pairs, scale, protocol='middlebury', noise='', keep=None, 
         if keep is not None and not images:
             keep.update(name=pair['name'], truth=truth, rgb=rgb, results=results)
         images.append(row)
-    average = {m: {k: float(np.mean([r[m][k] for r in images])) for k in ('mae', 'rmse')}
+    keys = ('mae', 'rmse', 'shifted_rmse') if shifts else ('mae', 'rmse')
+    average = {m: {k: np.mean([r[m][k] for r in images], axis=0).tolist() for k in keys}
                for m in methods}
-    if shifts:
-        for m in methods:
-            average[m]['shifted_rmse'] = np.mean(
-                [r[m]['shifted_rmse'] for r in images], axis=0).tolist()
     return {'images': images, 'average': average}
 
 

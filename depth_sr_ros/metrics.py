@@ -27,19 +27,22 @@ def shifted_rmse(prediction, target, shifts):
     """
     Return rmse() of ``prediction`` moved right and down by each of ``shifts`` (HR pixels).
 
-    Bilinear resampling; one pixel set for every shift (a border as wide as the largest shift,
-    rounded up, plus one is left out), so the values compare. An output whose edges sit where
-    the target's do is best at shift 0; one that lies up and left of the truth, at a positive
-    shift.
+    Bilinear resampling; one pixel set for every shift, so the values compare: a border as
+    wide as the largest shift (rounded up) plus one is left out, and so is every pixel that
+    any of the moved predictions has as NaN (holes spread differently at each shift). An
+    output whose edges sit where the target's do is best at shift 0; one that lies up and left
+    of the target, at a positive shift.
     """
+    if not len(shifts):
+        raise ValueError('shifted_rmse needs at least one shift')
     margin = int(np.ceil(max(abs(float(d)) for d in shifts))) + 1
     h, w = target.shape
-    inside = np.zeros((h, w), bool)
-    inside[margin:h - margin, margin:w - margin] = True
-    values = []
-    for d in shifts:
-        move = np.float32([[1, 0, d], [0, 1, d]])
-        moved = cv2.warpAffine(np.asarray(prediction, np.float32), move, (w, h),
-                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        values.append(rmse(moved, target, inside))
-    return values
+    common = np.zeros((h, w), bool)
+    common[margin:h - margin, margin:w - margin] = True
+    prediction = np.asarray(prediction, np.float32)
+    moved = [cv2.warpAffine(prediction, np.float32([[1, 0, d], [0, 1, d]]), (w, h),
+                            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+             for d in shifts]
+    for image in moved:
+        common &= np.isfinite(image)
+    return [rmse(image, target, common) for image in moved]

@@ -79,12 +79,19 @@ def test_a_misaligned_output_is_best_at_the_shift_that_undoes_it():
     assert at[1] < 1e-5 < at[0] < at[-1]
     assert shifted_rmse(truth, truth, (0,)) == [0.0]
     assert at[0] != pytest.approx(rmse(up_left, truth))  # the border is left out
+    # A hole moves with each shift; the pixels it covers at any shift count at none.
+    flat = np.full((32, 32), 50.0, np.float32)
+    holed = flat.copy()
+    holed[16, 16] = np.nan
+    holed[15, 15] = holed[17, 17] = 150.0  # where the hole lands at shifts -1 and +1
+    assert shifted_rmse(holed, flat, (0,)) == [pytest.approx(np.sqrt(2e4 / (30 * 30 - 1)))]
+    assert shifted_rmse(holed, flat, (-1, 0, 1))[1] == 0.0
 
 
 def test_the_report_can_measure_each_method_at_several_shifts():
     methods = {'bicubic': BicubicUpsampler(4)}
     cones = load_pair(FIXTURES, 'cones')
-    report = evaluate(methods, [cones], 4, shifts=(-0.5, 0, 0.5))
+    report = evaluate(methods, [cones], 4, shifts=(-0.25, 0, 0.25))
     values = report['images'][0]['bicubic']['shifted_rmse']
     assert report['average']['bicubic']['shifted_rmse'] == values
     assert values[1] < min(values[0], values[2])  # bicubic is centred

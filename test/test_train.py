@@ -303,7 +303,6 @@ def test_validation_can_add_the_noise_a_run_learns(tmp_path):
     clean = train_module.validate(model, cones, 2, 'cpu')
     noisy = train_module.validate(model, cones, 2, 'cpu', noise='sensor')
     assert noisy['mae'] > clean['mae'] and noisy['rmse'] > clean['rmse']
-    assert clean['rmse'] > clean['mae']
     assert train_module.validate(model, cones, 2, 'cpu', noise='sensor') == noisy  # seeded
     with pytest.raises(ValueError, match="--val-noise must be one of .*not 'poisson'"):
         train(_config(tmp_path, 2, val_noise='poisson'))

@@ -49,25 +49,25 @@ def figure(kept, path, error_range=4.0):
     return cv2.imwrite(path, np.vstack([np.hstack(top), np.hstack(bottom)]))
 
 
+def table(header, rows):
+    """Return a markdown table: ``header`` cells, then one line per row of cells."""
+    lines = ['| ' + ' | '.join(header) + ' |', '|---' * len(header) + '|']
+    return '\n'.join(lines + ['| ' + ' | '.join(row) + ' |' for row in rows])
+
+
 def markdown(report, methods, metric='mae'):
     """Return the report as a markdown table: one row per method, one column per image."""
     names = [r['name'] for r in report['images']]
-    lines = ['| method | ' + ' | '.join(names) + ' | average |',
-             '|---' * (len(names) + 2) + '|']
-    for m in methods:
-        cells = [f'{r[m][metric]:.3f}' for r in report['images']]
-        lines.append(f'| {m} | ' + ' | '.join(cells) + f" | {report['average'][m][metric]:.3f} |")
-    return '\n'.join(lines)
+    return table(['method', *names, 'average'],
+                 [[m, *(f'{r[m][metric]:.3f}' for r in report['images']),
+                   f"{report['average'][m][metric]:.3f}"] for m in methods])
 
 
 def shift_table(report, methods, shifts):
     """Return a markdown table of each method's average shifted RMSE, one column per shift."""
-    lines = ['| method | ' + ' | '.join(f'{d:+g}' for d in shifts) + ' |',
-             '|---' * (len(shifts) + 1) + '|']
-    for m in methods:
-        cells = ' | '.join(f'{v:.3f}' for v in report['average'][m]['shifted_rmse'])
-        lines.append(f'| {m} | {cells} |')
-    return '\n'.join(lines)
+    return table(['method', *(f'{d:+g}' for d in shifts)],
+                 [[m, *(f'{v:.3f}' for v in report['average'][m]['shifted_rmse'])]
+                  for m in methods])
 
 
 def compared_methods(predictor):
@@ -103,8 +103,9 @@ def main(argv=None):
                         help="the network's arithmetic (default float32: the papers' tables "
                              "measure the weights; 'auto' is what the node runs)")
     parser.add_argument('--shifts', default='',
-                        help="comma-separated HR pixel shifts, e.g. '-0.5,-0.25,0,0.25,0.5': "
-                             "also the average RMSE with each method's output moved by each")
+                        help="comma-separated HR pixel shifts, written with '=' when the first "
+                             "is negative (--shifts=-0.5,-0.25,0,0.25,0.5): also the average "
+                             "RMSE with each method's output moved right and down by each")
     parser.add_argument('--json', default='', help='also write the results here')
     parser.add_argument('--figure', default='eval_figure.png',
                         help="figure of the first image ('' for none)")
@@ -127,7 +128,7 @@ def main(argv=None):
     kept = {}
     report = evaluate(methods, pairs, s, args.protocol, args.noise, keep=kept, shifts=shifts)
     report.update(model=args.model, scale=s, protocol=args.protocol, noise=args.noise,
-                  data=args.data)
+                  data=args.data, shifts=shifts)
     print(f'MAE ({args.protocol} protocol, {s}x{", " + args.noise if args.noise else ""}, '
           'dataset units)\n')
     print(markdown(report, methods, 'mae'))

@@ -79,10 +79,8 @@ def nearest_downsample(depth, scale):
     Downscale by taking the top-left pixel of each scale x scale block (NYU v2 protocol).
 
     Its samples sit (scale - 1) / 2 HR pixels up and left of the block centres, where the other
-    kernels, the bicubic skip and the node's registration put an LR pixel. A training mix with
-    this kernel teaches a network that edges may lie anywhere between the two, and it hedges:
-    the shipped files trained with it are best aligned with the truth when their output is
-    shifted by about a quarter to half an HR pixel (``point`` is the centred alternative).
+    kernels, the bicubic skip and the node's registration put an LR pixel: a network trained
+    on a mix with it learns a shift (models/README.md). ``point`` is the centred alternative.
     """
     _check_multiple(depth, scale)
     return np.ascontiguousarray(np.asarray(depth, np.float32)[::scale, ::scale])
@@ -90,11 +88,12 @@ def nearest_downsample(depth, scale):
 
 def point_downsample(depth, scale):
     """
-    Downscale by point sampling at each block's centre, without a low-pass filter.
+    Downscale by sampling each block at its centre, centred like the other kernels.
 
-    Odd scales take the centre pixel; even scales, whose centre lies between four pixels, the
-    mean of those four. The samples are centred like those of the other kernels (unlike
-    nearest_downsample's), and alias like nearest-neighbour sampling does.
+    Odd scales take the centre pixel. Even scales, whose centre lies between four pixels, take
+    the mean of those four: a small footprint that aliases almost like nearest-neighbour
+    sampling, but mixes the two surfaces where an edge crosses it (as every kernel but
+    nearest does, and as they do the ground truth's zero holes).
     """
     _check_multiple(depth, scale)
     depth = np.asarray(depth, np.float32)

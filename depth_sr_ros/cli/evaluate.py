@@ -104,7 +104,7 @@ def main(argv=None):
                              "measure the weights; 'auto' is what the node runs)")
     parser.add_argument('--shifts', default='',
                         help="comma-separated HR pixel shifts, written with '=' when the first "
-                             "is negative (--shifts=-0.5,-0.25,0,0.25,0.5): also the average "
+                             'is negative (--shifts=-0.5,-0.25,0,0.25,0.5): also the average '
                              "RMSE with each method's output moved right and down by each")
     parser.add_argument('--json', default='', help='also write the results here')
     parser.add_argument('--figure', default='eval_figure.png',

@@ -138,11 +138,11 @@ def open_log(path):
     A resumed run keeps the columns its log began with (logs written before val_rmse existed
     go on without it), so that every row of a file matches its header.
     """
-    columns = LOG_COLUMNS
-    if os.path.exists(path):
-        with open(path, newline='') as f:
-            columns = next(csv.reader(f), None) or LOG_COLUMNS
     new = not os.path.exists(path) or os.path.getsize(path) == 0
+    columns = LOG_COLUMNS
+    if not new:
+        with open(path, newline='') as f:
+            columns = next(csv.reader(f))
     log_file = open(path, 'a', newline='')
     log = csv.DictWriter(log_file, columns, extrasaction='ignore')
     if new:

@@ -116,7 +116,8 @@ def test_subscription_qos_is_sensor_data_and_can_be_overridden(graph):
 def _node_process(*ros_args):
     import subprocess
     import sys
-    env = dict(os.environ, ROS_DOMAIN_ID=str(DOMAIN_ID))
+    # faulthandler: a crash prints every thread's Python stack to the stderr the tests show
+    env = dict(os.environ, ROS_DOMAIN_ID=str(DOMAIN_ID), PYTHONFAULTHANDLER='1')
     return subprocess.Popen([sys.executable, '-m', 'depth_sr_ros.ros.node', '--ros-args',
                              *ros_args],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -149,9 +150,10 @@ def test_a_bad_parameter_stops_start_up_with_one_line(model_path, setting, probl
     assert problem in err
 
 
-def _start_then_ctrl_c(*ros_args):
+def _start_then_ctrl_c(*ros_args, signal_number=None):
     """Start the node, wait until it pairs, press Ctrl-C: return (exit status, all stderr)."""
     import signal
+    signal_number = signal.SIGINT if signal_number is None else signal_number
     process = _node_process(*ros_args)
     try:
         end = time.monotonic() + 60
@@ -162,7 +164,7 @@ def _start_then_ctrl_c(*ros_args):
             if 'pairing with' in line or not line:
                 break
         assert any('pairing with' in line for line in lines), ''.join(lines)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signal_number)
         _, err = process.communicate(timeout=30)
     finally:
         process.kill()
@@ -173,6 +175,52 @@ def test_ctrl_c_exits_cleanly(model_path):
     status, err = _start_then_ctrl_c('-p', f'model_path:={model_path}')
     assert status == 0, err  # the node's own stderr, to tell a crash from a hang
     assert 'Traceback' not in err
+
+
+def test_sigterm_exits_cleanly_too(model_path):
+    import signal
+    status, err = _start_then_ctrl_c('-p', f'model_path:={model_path}',
+                                     signal_number=signal.SIGTERM)
+    assert status == 0, err
+    assert 'Traceback' not in err
+
+
+def test_signals_stop_the_node_in_the_spinning_thread_alone(monkeypatch):
+    """
+    run_node installs no rclpy signal handlers, whose own thread would shut ROS down beside it.
+
+    A timer plays the Ctrl-C (it raises KeyboardInterrupt in the spinning thread, as Python's
+    SIGINT handler does) after noting how signals are handled while the node spins.
+    """
+    import signal
+    from depth_sr_ros.ros.entry import run_node
+    from rclpy.node import Node
+    from rclpy.signals import get_current_signal_handlers_options, SignalHandlerOptions
+    monkeypatch.setenv('ROS_DOMAIN_ID', str(DOMAIN_ID))
+    seen = {}
+
+    class Interrupted(Node):
+
+        def __init__(self):
+            super().__init__('interrupted')
+            self.create_timer(0.01, self.interrupt)
+            self.stopped = False
+
+        def interrupt(self):
+            seen['rclpy handlers'] = get_current_signal_handlers_options()
+            seen['sigterm'] = signal.getsignal(signal.SIGTERM)
+            raise KeyboardInterrupt
+
+        def stop(self):
+            seen['stopped with sigint'] = signal.getsignal(signal.SIGINT)
+
+    sigint, sigterm = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    assert run_node(Interrupted, 'interrupted', (), ['interrupted']) == 0
+    assert seen['rclpy handlers'] == SignalHandlerOptions.NO
+    assert seen['sigterm'] is signal.default_int_handler  # SIGTERM stops it like Ctrl-C
+    assert seen['stopped with sigint'] == signal.SIG_IGN  # a second Ctrl-C waits for the stop
+    assert not rclpy.ok()
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == (sigint, sigterm)
 
 
 def test_an_unknown_parameter_is_named_and_known_ones_still_apply(model_path):

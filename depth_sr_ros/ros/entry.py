@@ -1,9 +1,15 @@
 """The start and clean stop shared by the package's ROS executables."""
 
+import signal
 import sys
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.signals import SignalHandlerOptions
+
+# How often the spinning thread comes back to Python, where a Ctrl-C is raised: the longest
+# wait between a Ctrl-C and the start of the clean stop.
+SIGNAL_CHECK_PERIOD = 0.1
 
 
 def wants_help(args):
@@ -26,11 +32,19 @@ def run_node(factory, program, startup_errors, args=None, usage=''):
     :param args: command line for rclpy.init (None: sys.argv).
     :param usage: the text printed for --help.
     :return: the process exit status.
+
+    Ctrl-C (SIGINT) and SIGTERM stop the node in this thread alone. rclpy's own signal
+    handlers are not installed: on a signal they trigger guard conditions and shut every
+    context down from a thread of their own, with no lock against this thread's clean-up,
+    which destroys those guard conditions (the likely cause of the rare SIGSEGV exits after
+    Ctrl-C that CI saw; they did not recur in over 200 tries here).
+    A second signal during the clean-up is ignored; the clean-up waits at most about 11 s.
     """
     if wants_help(args):
         print(usage or f'{program}: see the README')
         return 0
-    rclpy.init(args=args)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    previous_sigterm = signal.signal(signal.SIGTERM, signal.default_int_handler)
     executor = node = None
     status = 0
     try:
@@ -40,7 +54,8 @@ def run_node(factory, program, startup_errors, args=None, usage=''):
         executor = SingleThreadedExecutor()
         node = factory()
         executor.add_node(node)
-        executor.spin()
+        while rclpy.ok():
+            executor.spin_once(timeout_sec=SIGNAL_CHECK_PERIOD)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass  # Ctrl-C or shutdown, also during start-up: a clean exit
     except Exception as error:
@@ -52,12 +67,18 @@ def run_node(factory, program, startup_errors, args=None, usage=''):
         # Otherwise rclpy failed while Ctrl-C was shutting it down (seen: an executor taking
         # a message after the context closed): the exit is still a clean one.
     finally:
-        if node is not None:
-            stop = getattr(node, 'stop', None)
-            if stop is not None:
-                stop()
-            node.destroy_node()
-        if executor is not None:
-            executor.shutdown(timeout_sec=1.0)
-        rclpy.try_shutdown()
+        previous_sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            if node is not None:
+                stop = getattr(node, 'stop', None)
+                if stop is not None:
+                    stop()  # joins the node's threads, 10 s at most
+                node.destroy_node()
+            if executor is not None:
+                executor.shutdown(timeout_sec=1.0)
+            rclpy.try_shutdown()
+        finally:
+            signal.signal(signal.SIGINT, previous_sigint)
+            signal.signal(signal.SIGTERM, previous_sigterm)
     return status

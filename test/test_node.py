@@ -177,6 +177,14 @@ def test_ctrl_c_exits_cleanly(model_path):
     assert 'Traceback' not in err
 
 
+def test_a_bad_ros_argument_is_one_line():
+    process = _node_process('--no-such-ros-argument')
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 1, err
+    assert "UnknownROSArgsError: ['--no-such-ros-argument']" in err
+    assert 'Traceback' not in err
+
+
 def test_sigterm_exits_cleanly_too(model_path):
     import signal
     status, err = _start_then_ctrl_c('-p', f'model_path:={model_path}',
@@ -189,14 +197,16 @@ def test_signals_stop_the_node_in_the_spinning_thread_alone(monkeypatch):
     """
     run_node installs no rclpy signal handlers, whose own thread would shut ROS down beside it.
 
-    A timer plays the Ctrl-C (it raises KeyboardInterrupt in the spinning thread, as Python's
-    SIGINT handler does) after noting how signals are handled while the node spins.
+    A timer plays the Ctrl-C (it calls the SIGINT handler in the spinning thread, as Python
+    does) after noting how signals are handled while the node spins.
     """
     import signal
     from depth_sr_ros.ros.entry import run_node
     from rclpy.node import Node
-    from rclpy.signals import get_current_signal_handlers_options, SignalHandlerOptions
+    from rclpy.signals import (get_current_signal_handlers_options, SignalHandlerOptions,
+                               uninstall_signal_handlers)
     monkeypatch.setenv('ROS_DOMAIN_ID', str(DOMAIN_ID))
+    uninstall_signal_handlers()  # an earlier rclpy.init in this process may have left them
     seen = {}
 
     class Interrupted(Node):
@@ -204,23 +214,58 @@ def test_signals_stop_the_node_in_the_spinning_thread_alone(monkeypatch):
         def __init__(self):
             super().__init__('interrupted')
             self.create_timer(0.01, self.interrupt)
-            self.stopped = False
 
         def interrupt(self):
             seen['rclpy handlers'] = get_current_signal_handlers_options()
-            seen['sigterm'] = signal.getsignal(signal.SIGTERM)
-            raise KeyboardInterrupt
+            seen['spinning'] = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+            signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
 
         def stop(self):
-            seen['stopped with sigint'] = signal.getsignal(signal.SIGINT)
+            seen['stopping'] = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
 
     sigint, sigterm = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     assert run_node(Interrupted, 'interrupted', (), ['interrupted']) == 0
     assert seen['rclpy handlers'] == SignalHandlerOptions.NO
-    assert seen['sigterm'] is signal.default_int_handler  # SIGTERM stops it like Ctrl-C
-    assert seen['stopped with sigint'] == signal.SIG_IGN  # a second Ctrl-C waits for the stop
+    on_sigint, on_sigterm = seen['spinning']
+    assert on_sigterm is on_sigint and callable(on_sigint)  # SIGTERM stops it as Ctrl-C does
+    assert seen['stopping'] == (signal.SIG_IGN, signal.SIG_IGN)  # a second Ctrl-C waits
     assert not rclpy.ok()
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == (sigint, sigterm)
+
+
+TIMERLESS_NODE = """
+import sys
+from depth_sr_ros.ros.entry import run_node
+from rclpy.node import Node
+
+class Quiet(Node):
+    def __init__(self):
+        super().__init__('quiet')
+        print('spinning', file=sys.stderr, flush=True)
+
+sys.exit(run_node(Quiet, 'quiet', ()))
+"""
+
+
+@pytest.mark.parametrize('ignored_before', [False, True], ids=['sigint', 'sigint_was_ignored'])
+def test_ctrl_c_stops_a_node_that_nothing_wakes(ignored_before):
+    """A node with no timers or messages still stops (its executor waits in short steps)."""
+    import signal
+    import subprocess
+    import sys
+    env = dict(os.environ, ROS_DOMAIN_ID=str(DOMAIN_ID), PYTHONFAULTHANDLER='1')
+    process = subprocess.Popen(
+        [sys.executable, '-c', TIMERLESS_NODE], env=env, stderr=subprocess.PIPE, text=True,
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignored_before
+        else None)
+    try:
+        assert process.stderr.readline().strip() == 'spinning'
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert 'Traceback' not in err
 
 
 def test_an_unknown_parameter_is_named_and_known_ones_still_apply(model_path):

@@ -6,10 +6,12 @@ import sys
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
+from rclpy.utilities import try_shutdown
 
 # How often the spinning thread comes back to Python, where a Ctrl-C is raised: the longest
 # wait between a Ctrl-C and the start of the clean stop.
 SIGNAL_CHECK_PERIOD = 0.1
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def wants_help(args):
@@ -38,16 +40,23 @@ def run_node(factory, program, startup_errors, args=None, usage=''):
     context down from a thread of their own, with no lock against this thread's clean-up,
     which destroys those guard conditions (the likely cause of the rare SIGSEGV exits after
     Ctrl-C that CI saw; they did not recur in over 200 tries here).
-    A second signal during the clean-up is ignored; the clean-up waits at most about 11 s.
+    A second signal during the clean-up is ignored; the clean-up waits at most about 11 s
+    (SIGQUIT, Ctrl-backslash, still ends a hung one).
     """
     if wants_help(args):
         print(usage or f'{program}: see the README')
         return 0
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    previous_sigterm = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # Set before rclpy starts, so that a process started with SIGINT ignored (`node &` in a
+    # script) still stops on Ctrl-C: rclpy's C handler used to override that.
+    previous = {number: signal.signal(number, _stop_requested) for number in STOP_SIGNALS}
     executor = node = None
     status = 0
     try:
+        try:
+            rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+        except RuntimeError as error:  # rcl refused the command line
+            print(f'{program}: {type(error).__name__}: {error}', file=sys.stderr)
+            return 1
         # The executor exists before the node: a Ctrl-C that lands while an rclpy executor
         # is being built leaves a half-built one whose __del__ prints a traceback (seen on
         # Jazzy, where rclpy.spin built it lazily just after the node's start-up log lines).
@@ -57,18 +66,18 @@ def run_node(factory, program, startup_errors, args=None, usage=''):
         while rclpy.ok():
             executor.spin_once(timeout_sec=SIGNAL_CHECK_PERIOD)
     except (KeyboardInterrupt, ExternalShutdownException):
-        pass  # Ctrl-C or shutdown, also during start-up: a clean exit
+        pass  # Ctrl-C, SIGTERM or shutdown, also during start-up: a clean exit
     except Exception as error:
         if node is None and isinstance(error, startup_errors):
             print(f'{program}: {error}', file=sys.stderr)
             status = 1
         elif rclpy.ok():
             raise
-        # Otherwise rclpy failed while Ctrl-C was shutting it down (seen: an executor taking
-        # a message after the context closed): the exit is still a clean one.
+        # Otherwise rclpy failed while something else shut the context down: still a clean
+        # exit.
     finally:
-        previous_sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for number in STOP_SIGNALS:
+            signal.signal(number, signal.SIG_IGN)
         try:
             if node is not None:
                 stop = getattr(node, 'stop', None)
@@ -77,8 +86,17 @@ def run_node(factory, program, startup_errors, args=None, usage=''):
                 node.destroy_node()
             if executor is not None:
                 executor.shutdown(timeout_sec=1.0)
-            rclpy.try_shutdown()
+            # Not rclpy.try_shutdown(): on newer rclpy it also uninstalls signal handlers,
+            # which sets SIGINT and SIGTERM back to their deadly defaults for a moment.
+            try_shutdown()
         finally:
-            signal.signal(signal.SIGINT, previous_sigint)
-            signal.signal(signal.SIGTERM, previous_sigterm)
+            for number, handler in previous.items():
+                signal.signal(number, handler)
     return status
+
+
+def _stop_requested(number, frame):
+    """Handle Ctrl-C and SIGTERM: ignore any further one, then stop as Ctrl-C does."""
+    for other in STOP_SIGNALS:
+        signal.signal(other, signal.SIG_IGN)
+    raise KeyboardInterrupt

@@ -1,6 +1,7 @@
 """The node over real rclpy and DDS (helpers in node_graph.py, fixtures in conftest.py)."""
 
 import os
+import signal
 import time
 
 from depth_sr_ros.ros.conversions import image_to_array
@@ -113,14 +114,18 @@ def test_subscription_qos_is_sensor_data_and_can_be_overridden(graph):
     assert qos['/color/image_raw'] == ReliabilityPolicy.RELIABLE
 
 
+def _process_env(**extra):
+    """Return the environment of a node subprocess: the tests' domain, faulthandler on."""
+    # faulthandler: a crash prints every thread's Python stack to the stderr the tests show
+    return dict(os.environ, ROS_DOMAIN_ID=str(DOMAIN_ID), PYTHONFAULTHANDLER='1', **extra)
+
+
 def _node_process(*ros_args):
     import subprocess
     import sys
-    # faulthandler: a crash prints every thread's Python stack to the stderr the tests show
-    env = dict(os.environ, ROS_DOMAIN_ID=str(DOMAIN_ID), PYTHONFAULTHANDLER='1')
     return subprocess.Popen([sys.executable, '-m', 'depth_sr_ros.ros.node', '--ros-args',
-                             *ros_args],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             *ros_args], env=_process_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
 
 
 @pytest.mark.parametrize('kind, problem', [
@@ -150,10 +155,8 @@ def test_a_bad_parameter_stops_start_up_with_one_line(model_path, setting, probl
     assert problem in err
 
 
-def _start_then_ctrl_c(*ros_args, signal_number=None):
+def _start_then_ctrl_c(*ros_args, signal_number=signal.SIGINT):
     """Start the node, wait until it pairs, press Ctrl-C: return (exit status, all stderr)."""
-    import signal
-    signal_number = signal.SIGINT if signal_number is None else signal_number
     process = _node_process(*ros_args)
     try:
         end = time.monotonic() + 60
@@ -186,7 +189,6 @@ def test_a_bad_ros_argument_is_one_line():
 
 
 def test_sigterm_exits_cleanly_too(model_path):
-    import signal
     status, err = _start_then_ctrl_c('-p', f'model_path:={model_path}',
                                      signal_number=signal.SIGTERM)
     assert status == 0, err
@@ -200,7 +202,6 @@ def test_signals_stop_the_node_in_the_spinning_thread_alone(monkeypatch):
     A timer plays the Ctrl-C (it calls the SIGINT handler in the spinning thread, as Python
     does) after noting how signals are handled while the node spins.
     """
-    import signal
     from depth_sr_ros.ros.entry import run_node
     from rclpy.node import Node
     from rclpy.signals import (get_current_signal_handlers_options, SignalHandlerOptions,
@@ -250,14 +251,11 @@ sys.exit(run_node(Quiet, 'quiet', ()))
 @pytest.mark.parametrize('ignored_before', [False, True], ids=['sigint', 'sigint_was_ignored'])
 def test_ctrl_c_stops_a_node_that_nothing_wakes(ignored_before):
     """A node with no timers or messages still stops (its executor waits in short steps)."""
-    import signal
     import subprocess
     import sys
-    env = dict(os.environ, ROS_DOMAIN_ID=str(DOMAIN_ID), PYTHONFAULTHANDLER='1')
-    process = subprocess.Popen(
-        [sys.executable, '-c', TIMERLESS_NODE], env=env, stderr=subprocess.PIPE, text=True,
-        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignored_before
-        else None)
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignored_before else None
+    process = subprocess.Popen([sys.executable, '-c', TIMERLESS_NODE], env=_process_env(),
+                               stderr=subprocess.PIPE, text=True, preexec_fn=ignore)
     try:
         assert process.stderr.readline().strip() == 'spinning'
         process.send_signal(signal.SIGINT)
@@ -300,10 +298,9 @@ def test_cuda_without_cuda_falls_back_or_refuses_by_parameter(graph, model_path,
 
 @pytest.mark.slow
 def test_ctrl_c_while_frames_flow_exits_cleanly(model_path):
-    import signal
     import subprocess
     import sys
-    env = dict(os.environ, ROS_DOMAIN_ID=str(DOMAIN_ID), FASTDDS_BUILTIN_TRANSPORTS='LARGE_DATA')
+    env = _process_env(FASTDDS_BUILTIN_TRANSPORTS='LARGE_DATA')
     player = subprocess.Popen([sys.executable, '-m', 'depth_sr_ros.tools.player', '--ros-args',
                                '-p', 'rate:=30.0'], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)

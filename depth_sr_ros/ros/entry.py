@@ -76,8 +76,7 @@ def run_node(factory, program, startup_errors, args=None, usage=''):
         # Otherwise rclpy failed while something else shut the context down: still a clean
         # exit.
     finally:
-        for number in STOP_SIGNALS:
-            signal.signal(number, signal.SIG_IGN)
+        _ignore_stop_signals()
         try:
             if node is not None:
                 stop = getattr(node, 'stop', None)
@@ -95,8 +94,12 @@ def run_node(factory, program, startup_errors, args=None, usage=''):
     return status
 
 
+def _ignore_stop_signals():
+    for number in STOP_SIGNALS:
+        signal.signal(number, signal.SIG_IGN)
+
+
 def _stop_requested(number, frame):
     """Handle Ctrl-C and SIGTERM: ignore any further one, then stop as Ctrl-C does."""
-    for other in STOP_SIGNALS:
-        signal.signal(other, signal.SIG_IGN)
+    _ignore_stop_signals()
     raise KeyboardInterrupt

@@ -9,7 +9,7 @@ import os
 import threading
 import time
 
-from depth_sr_ros.geometry import pinhole_camera
+from depth_sr_ros.geometry.camera import pinhole_camera
 from depth_sr_ros.inference import Acceleration, Predictor
 from depth_sr_ros.ros.conversions import camera_info_message, metres_to_image
 from depth_sr_ros.ros.node import DepthSrNode

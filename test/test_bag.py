@@ -6,7 +6,7 @@ import os
 from depth_sr_ros.cli import bag as bag_module
 from depth_sr_ros.cli.bag import main
 from depth_sr_ros.data.scene import make_scene, render_rig, RIGS
-from depth_sr_ros.geometry import Transform
+from depth_sr_ros.geometry.transform import Transform
 from depth_sr_ros.inference import load_predictor
 from depth_sr_ros.ros.conversions import camera_info_message, metres_to_image
 from depth_sr_ros.ros.pipeline import FrameProcessor, Settings

@@ -1,6 +1,6 @@
 """Image / CameraInfo <-> numpy conversions, built on real sensor_msgs messages."""
 
-from depth_sr_ros.geometry import Camera, pinhole_camera
+from depth_sr_ros.geometry.camera import Camera, pinhole_camera
 from depth_sr_ros.ros.conversions import (
     camera_from_info, camera_info_message, color_to_array, depth_to_metres, depth_to_pointcloud,
     image_to_array, ImageFormatError, metres_to_image)

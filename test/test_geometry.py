@@ -2,9 +2,12 @@
 
 from depth_sr_ros.data.scene import (
     color_pose, depth_pose, make_scene, render_depth, render_rig, RIGS)
-from depth_sr_ros.geometry import (
-    Camera, EQUIDISTANT, GeometryError, pinhole_camera, plan_grids, plan_route, PLUMB_BOB,
-    RATIONAL, reduce_registered, register_raw, Transform)
+from depth_sr_ros.geometry.camera import (
+    Camera, EQUIDISTANT, GeometryError, pinhole_camera, PLUMB_BOB, RATIONAL)
+from depth_sr_ros.geometry.grids import plan_grids
+from depth_sr_ros.geometry.registration import reduce_registered, register_raw
+from depth_sr_ros.geometry.transform import Transform
+from depth_sr_ros.ros.pipeline import plan_route
 import numpy as np
 import pytest
 
@@ -193,7 +196,7 @@ def test_points_beyond_the_lens_models_turning_radius_do_not_ghost_into_the_imag
 
 
 def test_scale_advice_names_the_scale_that_suits_the_sensor():
-    from depth_sr_ros.geometry import coverage_advice
+    from depth_sr_ros.ros.pipeline import coverage_advice
     color = RIGS['tof'].color
     grids = plan_grids(color, 4)
     empty = np.full(grids.lr.shape, np.nan, np.float32)
@@ -234,7 +237,7 @@ def test_the_depth_pixels_registration_skips_land_nowhere(scene, name):
     # at the frame's depths (cached per rounded depth range). Every depth pixel outside that
     # box must land outside the grid, also when a nearer object widens the range, and also
     # for a tilted rig with a distorted colour camera.
-    from depth_sr_ros.geometry import _follow_rays, _land, _rays_moved, _reachable
+    from depth_sr_ros.geometry.registration import _follow_rays, _land, _rays_moved, _reachable
     rig = RIGS[name]
     depth = render_rig(scene, rig)['depth'].copy()
     depth[100:140, 300:340] = 0.3  # a hand in front of the camera

@@ -39,7 +39,7 @@ def test_library_modules_never_import_commands_or_tools():
 
 
 def test_the_upsampler_contract_the_baselines_and_the_geometry_load_no_torch():
-    code = ('import sys; import depth_sr_ros.baselines, depth_sr_ros.geometry, '
+    code = ('import sys; import depth_sr_ros.baselines, depth_sr_ros.geometry.registration, '
             'depth_sr_ros.evaluation; print(sorted(m for m in sys.modules if m == "torch"))')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                          check=True).stdout

@@ -3,7 +3,8 @@
 import threading
 
 from depth_sr_ros.baselines import BicubicUpsampler
-from depth_sr_ros.geometry import Camera, pinhole_camera, Transform
+from depth_sr_ros.geometry.camera import Camera, pinhole_camera
+from depth_sr_ros.geometry.transform import Transform
 from depth_sr_ros.ros.conversions import (
     camera_info_message, image_to_array, ImageFormatError, metres_to_image)
 from depth_sr_ros.ros.pipeline import (

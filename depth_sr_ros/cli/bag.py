@@ -27,7 +27,8 @@ import tempfile
 import time
 
 from depth_sr_ros.checkpoint import CheckpointError
-from depth_sr_ros.geometry import GeometryError, Transform
+from depth_sr_ros.geometry.camera import GeometryError
+from depth_sr_ros.geometry.transform import Transform
 from depth_sr_ros.inference import load_predictor
 from depth_sr_ros.paths import default_model_path
 from depth_sr_ros.ros.conversions import ImageFormatError, stamp_ns

@@ -15,7 +15,9 @@ import dataclasses
 
 import cv2
 from depth_sr_ros.data.middlebury import disparity_to_metres, load_pair, SAMPLE_DIR
-from depth_sr_ros.geometry import Camera, pinhole_camera, RATIONAL, splat, Transform
+from depth_sr_ros.geometry.camera import Camera, pinhole_camera, RATIONAL
+from depth_sr_ros.geometry.registration import splat
+from depth_sr_ros.geometry.transform import Transform
 from depth_sr_ros.preprocessing import fill_missing
 import numpy as np
 

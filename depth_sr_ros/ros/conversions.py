@@ -12,7 +12,7 @@ tested without DDS. It needs no cv_bridge (not on PyPI) for these encodings, and
 colour encodings to cv_bridge where it is installed.
 """
 
-from depth_sr_ros.geometry import Camera, GeometryError, PLUMB_BOB
+from depth_sr_ros.geometry.camera import Camera, GeometryError, PLUMB_BOB
 import numpy as np
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 
@@ -142,7 +142,7 @@ def metres_to_image(depth, encoding, header):
 
 def camera_from_info(info, image_shape=None):
     """
-    Return the geometry.Camera of a CameraInfo; raise ImageFormatError if it is unusable.
+    Return the geometry.camera.Camera of a CameraInfo; raise ImageFormatError if it is unusable.
 
     :param image_shape: (H, W) of the image it describes; a camera_info for another size is
         refused (it belongs to another stream or resolution).
@@ -183,12 +183,12 @@ def depth_to_pointcloud(depth, camera, header, rgb=None):
     """
     Build an organised PointCloud2 (x, y, z and optionally rgb) from metres and a camera.
 
-    Each point lies on its pixel's undistorted ray (geometry.Camera.undistorted_rays), so a
+    Each point lies on its pixel's undistorted ray (geometry.camera.Camera.undistorted_rays), so a
     distorted colour camera gives straight walls. Invalid depth gives NaN points (is_dense is
     False), as depth_image_proc does.
 
     :param depth: (H, W) float32 metres, NaN = invalid.
-    :param camera: geometry.Camera of the depth grid.
+    :param camera: geometry.camera.Camera of the depth grid.
     :param header: header of the cloud (frame of the camera, z forward).
     :param rgb: optional (H, W, 3) uint8 RGB colour for each point.
     """

@@ -9,7 +9,8 @@ is the way. A transform found once is kept for that pair of frames: the extrinsi
 camera does not change.
 """
 
-from depth_sr_ros.geometry import GeometryError, Transform
+from depth_sr_ros.geometry.camera import GeometryError
+from depth_sr_ros.geometry.transform import Transform
 from rclpy.duration import Duration
 from rclpy.time import Time
 

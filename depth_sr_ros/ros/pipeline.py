@@ -10,11 +10,11 @@ that the diagnostics report.
 
 import collections
 import dataclasses
+import math
 import threading
 
-from depth_sr_ros.geometry import (
-    coverage_advice, crop_to_output, plan_grids, plan_route, reduce_registered, register_raw,
-    resize_color)
+from depth_sr_ros.geometry.grids import crop_to_output, plan_grids, resize_color
+from depth_sr_ros.geometry.registration import reduce_registered, register_raw
 from depth_sr_ros.ros.conversions import (
     camera_from_info, camera_info_message, color_to_array, depth_to_metres, depth_to_pointcloud,
     ImageFormatError, metres_to_image)
@@ -23,6 +23,7 @@ import numpy as np
 
 # Largest output grid served by default: 1920x1080 (a 4000x3000 frame took 188 s and 8.4 GiB).
 MAX_OUTPUT_PIXELS = PARAMETERS['max_output_pixels'].default
+ROUTES = ('lr_grid', 'registered', 'raw')
 ROUTE_TEXT = {
     'lr_grid': 'same frame as the colour, already at the LR size',
     'registered': 'registered to the colour camera: median of the valid samples per LR pixel',
@@ -64,13 +65,65 @@ def output_encoding(setting, input_encoding):
     return setting
 
 
+def same_frame(depth_frame, color_frame):
+    """
+    Return True when depth and colour are in one optical frame.
+
+    An empty frame_id counts as the other's (the player and some bags leave it empty).
+    """
+    return not depth_frame or not color_frame or depth_frame == color_frame
+
+
+def plan_route(depth_frame, color_frame, depth_shape, grids):
+    """
+    Return the route ('lr_grid', 'registered' or 'raw') by which a depth image reaches the LR grid.
+
+    Frames are compared by ``same_frame``.
+    """
+    if not same_frame(depth_frame, color_frame):
+        return 'raw'
+    if tuple(depth_shape[:2]) == grids.lr.shape:
+        return 'lr_grid'
+    return 'registered'
+
+
+def coverage_advice(depth_shape, grids, lr_depth, route):
+    """
+    Return one sentence on what the sensor gives the model, or '' for the plain LR-grid route.
+
+    It says how many depth samples land per LR pixel, the scale whose LR grid would match the
+    sensor, and when most LR pixels stay empty.
+    """
+    if route == 'lr_grid':
+        return ''
+    samples = depth_shape[0] * depth_shape[1]
+    cells = grids.lr.width * grids.lr.height
+    per_pixel = samples / cells
+    sentence = (f'{depth_shape[1]}x{depth_shape[0]} depth lands about {per_pixel:.1f} samples '
+                f'per LR pixel of {grids.lr.width}x{grids.lr.height} ({route} route)')
+    matching = grids.scale / math.sqrt(per_pixel) if per_pixel > 0 else grids.scale
+    better = [s for s in (2, 4, 8, 16) if s != grids.scale]
+    closest = min(better, key=lambda s: abs(math.log(s / matching)))
+    article = 'an' if closest == 8 else 'a'
+    if per_pixel >= 2.5 and closest < grids.scale:
+        sentence += f": {article} {closest}x model would use more of the sensor's resolution"
+    elif per_pixel < 1.0 and closest > grids.scale:
+        sentence += (f': {article} {closest}x model would suit the sensor better (LR pixels '
+                     'that no depth sample reaches stay invalid)')
+    empty = float(np.mean(~np.isfinite(lr_depth)))
+    if empty > 0.5:
+        sentence += (f'; {empty:.0%} of the LR pixels get no depth (is the depth camera '
+                     'looking where the colour camera looks?)')
+    return sentence
+
+
 class FrameProcessor:
     """
     Super-resolve one depth/colour pair into ROS messages on the colour camera's grid.
 
     The output grid is the colour image's (optionally shrunk to ``output_size``), with the
-    colour camera_info; the network runs on that grid / scale (geometry.plan_grids). The depth
-    reaches it by the route geometry.plan_route picks from the messages: already on the LR grid,
+    colour camera_info; the network runs on that grid / scale (geometry.grids.plan_grids). The
+    depth reaches it by the route plan_route picks from the messages: already on the LR grid,
     registered to the colour camera at another size, or raw from its own camera (then
     ``depth_to_color`` is needed).
     """
@@ -102,7 +155,7 @@ class FrameProcessor:
             self._grids[color_camera] = grids
         return grids
 
-    def color_camera(self, color_shape, color_info, depth_info, depth_shape, same_frame, result):
+    def color_camera(self, color_shape, color_info, depth_info, depth_shape, same, result):
         """
         Return the colour camera from its camera_info, else from the depth's.
 
@@ -120,7 +173,7 @@ class FrameProcessor:
             problems.append('no colour camera_info has arrived')
         exact = (color_shape[0] == depth_shape[0] * self.scale
                  and color_shape[1] == depth_shape[1] * self.scale)
-        if same_frame and exact and depth_info is not None:
+        if same and exact and depth_info is not None:
             try:
                 camera = camera_from_info(depth_info, depth_shape)
             except ImageFormatError as error:
@@ -133,7 +186,7 @@ class FrameProcessor:
                                'geometry, and depth_sr/image is never published without it')
 
     def lr_depth(self, depth, route, depth_info, grids, depth_to_color, color_camera):
-        """Return the depth on the LR grid by ``route`` (see geometry.plan_route)."""
+        """Return the depth on the LR grid by ``route`` (see plan_route)."""
         if route == 'lr_grid':
             return depth
         if depth_info is not None:
@@ -155,7 +208,7 @@ class FrameProcessor:
         Return a FrameResult for one pair; raises ImageFormatError on unusable input.
 
         :param depth_info: the depth's CameraInfo (or None); needed off the LR-grid route.
-        :param depth_to_color: geometry.Transform from the depth's optical frame to the
+        :param depth_to_color: geometry.transform.Transform from the depth's optical frame to the
             colour's, for raw depth (frames differ); None otherwise.
         """
         result = FrameResult(None, None)
@@ -174,9 +227,8 @@ class FrameProcessor:
                                    'invalid (a unit mistake, or a range set too tight?)')
         color, order = color_to_array(color_msg)
         depth_frame, color_frame = depth_msg.header.frame_id, color_msg.header.frame_id
-        same_frame = not depth_frame or not color_frame or depth_frame == color_frame
         camera = self.color_camera(color.shape, color_info, depth_info, depth.shape,
-                                   same_frame, result)
+                                   same_frame(depth_frame, color_frame), result)
         grids = self.grids(camera)
         pixels = grids.padded.width * grids.padded.height
         if pixels > self.max_output_pixels:

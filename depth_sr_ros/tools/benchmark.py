@@ -258,12 +258,14 @@ def bench_registration(rigs, scale, runs):
     Time the registration of each scene rig's depth onto the LR grid of its colour camera.
 
     The stage FrameProcessor runs before the network for depth that is not on the LR grid
-    already (geometry.reduce_registered or register_raw); numpy on the CPU. Raw rigs are
-    also timed on one thread (register_raw's default splits the work over the CPU's cores).
+    already (geometry.registration: reduce_registered or register_raw); numpy on the CPU. Raw
+    rigs are also timed on one thread (register_raw's default splits the work over the CPU's
+    cores).
     """
     from depth_sr_ros.data.scene import make_scene, render_rig, RIGS
-    from depth_sr_ros.geometry import (
-        plan_grids, reduce_registered, register_raw, REGISTRATION_THREADS)
+    from depth_sr_ros.geometry.grids import plan_grids
+    from depth_sr_ros.geometry.registration import (
+        reduce_registered, register_raw, REGISTRATION_THREADS)
     scene = make_scene()
     rows = []
     for name in rigs:

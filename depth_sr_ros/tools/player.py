@@ -28,7 +28,7 @@ import sys
 
 from depth_sr_ros.data.scene import make_scene, render_rig, RIGS
 from depth_sr_ros.data.sequences import COLOR_SIZE, FOCAL, make_sequence
-from depth_sr_ros.geometry import pinhole_camera
+from depth_sr_ros.geometry.camera import pinhole_camera
 from depth_sr_ros.ros.conversions import camera_info_message, metres_to_image, stamp_ns
 from depth_sr_ros.ros.entry import run_node
 import numpy as np

@@ -1,0 +1,207 @@
+"""
+Camera models: a camera's size, intrinsic matrix and lens distortion, as a CameraInfo gives them.
+
+The distortion models are those of sensor_msgs/CameraInfo (OpenCV's): plumb_bob,
+rational_polynomial and equidistant. Pixel centres follow ROS: the centre of pixel (u, v) is
+at (u, v).
+"""
+
+import dataclasses
+import functools
+
+import numpy as np
+
+# Distortion models of sensor_msgs/CameraInfo that this module honours.
+PLUMB_BOB, RATIONAL, EQUIDISTANT = 'plumb_bob', 'rational_polynomial', 'equidistant'
+DISTORTION_MODELS = (PLUMB_BOB, RATIONAL, EQUIDISTANT)
+
+
+class GeometryError(ValueError):
+    """Camera data that cannot be used (with the reason)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Camera:
+    """A camera's image size, intrinsic matrix and lens distortion (from a CameraInfo)."""
+
+    width: int
+    height: int
+    k: tuple  # 3x3 row-major, 9 floats
+    d: tuple = ()  # distortion coefficients of ``model``
+    model: str = PLUMB_BOB
+
+    def __post_init__(self):
+        """Check the numbers: positive size and focal lengths, finite K and D, known model."""
+        k = np.asarray(self.k, np.float64)
+        if self.width <= 0 or self.height <= 0:
+            raise GeometryError(f'camera size {self.width}x{self.height} is empty')
+        if k.shape != (9,) or not np.isfinite(k).all():
+            raise GeometryError('camera K is not 9 finite numbers')
+        if k[0] <= 0 or k[4] <= 0:
+            raise GeometryError(f'camera K has non-positive focal length ({k[0]}, {k[4]})')
+        if not np.isfinite(np.asarray(self.d, np.float64)).all():
+            raise GeometryError('camera D has non-finite coefficients')
+        if self.distorted and self.model not in DISTORTION_MODELS:
+            raise GeometryError(f"distortion model '{self.model}' is not supported "
+                                f'(supported: {", ".join(DISTORTION_MODELS)})')
+
+    @property
+    def matrix(self):
+        """Return K as a 3x3 float64 array."""
+        return np.asarray(self.k, np.float64).reshape(3, 3)
+
+    @property
+    def distorted(self):
+        """Return True unless the camera is a pinhole (equidistant is never one)."""
+        return self.model == EQUIDISTANT or any(c != 0 for c in self.d)
+
+    @property
+    def shape(self):
+        """Return (height, width)."""
+        return self.height, self.width
+
+    def resized(self, width, height):
+        """
+        Return the same camera resampled to width x height (pixel centres keep their place).
+
+        Distortion coefficients act on normalised coordinates, so they stay as they are.
+        """
+        sx, sy = width / self.width, height / self.height
+        k = self.matrix.copy()
+        k[0, 0] *= sx
+        k[0, 1] *= sx
+        k[0, 2] = (k[0, 2] + 0.5) * sx - 0.5
+        k[1, 1] *= sy
+        k[1, 2] = (k[1, 2] + 0.5) * sy - 0.5
+        return dataclasses.replace(self, width=int(width), height=int(height),
+                                   k=tuple(k.ravel()))
+
+    def padded(self, width, height):
+        """Return the camera with its image grown at the bottom and right (K unchanged)."""
+        return dataclasses.replace(self, width=int(width), height=int(height))
+
+    def undistorted_rays(self):
+        """
+        Return (H, W, 2) normalised image coordinates (x/z, y/z) of every pixel centre.
+
+        Cached per camera (the dataclass is frozen and hashable), so a stream of frames with
+        the same camera_info computes them once.
+        """
+        return _rays(self)
+
+    def project(self, points):
+        """
+        Return the (N, 2) pixel coordinates of (N, 3) points in this camera's optical frame.
+
+        Lens distortion is applied, so the result addresses the camera's own (distorted) image.
+        Points at z <= 0 give NaN.
+        """
+        points = np.asarray(points).reshape(-1, 3)
+        z = points[:, 2]
+        with np.errstate(divide='ignore', invalid='ignore'):
+            x, y = points[:, 0] / z, points[:, 1] / z
+        behind = ~(z > 0)
+        x[behind] = np.nan
+        y[behind] = np.nan
+        return np.stack(self.pixels_of(x, y), axis=1)
+
+    def pixels_of(self, x, y):
+        """
+        Return the pixel coordinates (u, v) of normalised image coordinates (x/z, y/z).
+
+        Lens distortion is applied. Beyond the radius where the lens model stops growing it
+        folds back: such points would land inside the image as ghosts, so they give NaN. The
+        arrays may be modified in place.
+        """
+        if self.distorted:
+            with np.errstate(invalid='ignore'):
+                beyond = x * x + y * y > _valid_radius(self) ** 2
+            x[beyond] = np.nan
+            y[beyond] = np.nan
+            x, y = _distort(x, y, self.d, self.model)
+        k = self.matrix.astype(x.dtype)
+        return k[0, 0] * x + k[0, 1] * y + k[0, 2], k[1, 1] * y + k[1, 2]
+
+
+def pinhole_camera(width, height, focal):
+    """Return an undistorted camera with the principal point at the image centre."""
+    return Camera(width, height, (focal, 0.0, (width - 1) / 2.0, 0.0, focal,
+                                  (height - 1) / 2.0, 0.0, 0.0, 1.0))
+
+
+def _distort(x, y, d, model):
+    """Apply lens distortion to normalised coordinates (the model of OpenCV and ROS)."""
+    d = list(d)
+    if model == EQUIDISTANT:
+        k1, k2, k3, k4 = (d + [0.0] * 4)[:4]
+        r = np.hypot(x, y)
+        theta = np.arctan(r)
+        theta_d = theta * (1 + k1 * theta ** 2 + k2 * theta ** 4 + k3 * theta ** 6
+                           + k4 * theta ** 8)
+        with np.errstate(divide='ignore', invalid='ignore'):
+            factor = np.where(r > 1e-12, theta_d / r, 1.0)
+        return x * factor, y * factor
+    k1, k2, p1, p2, k3, k4, k5, k6 = (d + [0.0] * 8)[:8]
+    r2 = x * x + y * y
+    radial = ((1 + k1 * r2 + k2 * r2 ** 2 + k3 * r2 ** 3)
+              / (1 + k4 * r2 + k5 * r2 ** 2 + k6 * r2 ** 3))
+    xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
+    yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
+    return xd, yd
+
+
+def _undistort(xd, yd, d, model, iterations=30):
+    """
+    Invert _distort by Newton's method on each point (numerical 2x2 Jacobian).
+
+    Converges to below 1e-9 in a few steps for the lenses of depth cameras; points where the
+    model folds over (far outside the field of view) come out NaN.
+    """
+    x, y = xd.copy(), yd.copy()
+    eps = 1e-7
+    for _ in range(iterations):
+        fx, fy = _distort(x, y, d, model)
+        rx, ry = fx - xd, fy - yd
+        if max(np.nanmax(np.abs(rx)), np.nanmax(np.abs(ry))) < 1e-10:
+            break
+        ax, ay = _distort(x + eps, y, d, model)
+        bx, by = _distort(x, y + eps, d, model)
+        j11, j21 = (ax - fx) / eps, (ay - fy) / eps
+        j12, j22 = (bx - fx) / eps, (by - fy) / eps
+        det = j11 * j22 - j12 * j21
+        with np.errstate(divide='ignore', invalid='ignore'):
+            x = x - (j22 * rx - j12 * ry) / det
+            y = y - (-j21 * rx + j11 * ry) / det
+    fx, fy = _distort(x, y, d, model)
+    bad = ~(np.hypot(fx - xd, fy - yd) < 1e-6)
+    x[bad] = np.nan
+    y[bad] = np.nan
+    return x, y
+
+
+@functools.lru_cache(maxsize=16)
+def _valid_radius(camera, limit=20.0, steps=20000):
+    """
+    Return the undistorted radius (x/z) up to which the camera's distortion keeps growing.
+
+    Radial polynomials turn back beyond some radius; a point farther out would be drawn back
+    into the image. Searched once per camera on a fine grid up to ``limit`` (87 degrees).
+    """
+    r = np.linspace(0.0, limit, steps)
+    xd, _ = _distort(r, np.zeros_like(r), camera.d, camera.model)
+    falling = np.flatnonzero(np.diff(xd) <= 0)
+    return float(r[falling[0]]) if falling.size else limit
+
+
+@functools.lru_cache(maxsize=8)
+def _rays(camera):
+    """Return the (H, W, 2) read-only undistorted rays of a camera (cached, see its caller)."""
+    v, u = np.mgrid[0:camera.height, 0:camera.width].reshape(2, -1).astype(np.float64)
+    k = camera.matrix
+    x = (u - k[0, 2] - k[0, 1] / k[1, 1] * (v - k[1, 2])) / k[0, 0]
+    y = (v - k[1, 2]) / k[1, 1]
+    if camera.distorted:
+        x, y = _undistort(x, y, camera.d, camera.model)
+    rays = np.stack([x, y], axis=1).reshape(camera.height, camera.width, 2).astype(np.float32)
+    rays.flags.writeable = False  # shared by every caller
+    return rays

@@ -2,13 +2,28 @@
 Registration: a depth image brought onto the colour camera's LR grid.
 
 - ``reduce_registered``: depth already in the colour camera's frame, at any other size
-  (RealSense align_depth, Azure Kinect depth_to_rgb, depth_image_proc's register): each LR
-  pixel takes the median of the valid depth samples that fall into it, as one of those samples,
-  so no value mixes two surfaces; a pixel whose samples are mostly invalid stays invalid.
+  (RealSense align_depth, Azure Kinect depth_to_rgb, depth_image_proc's register).
 - ``register_raw``: depth in the depth camera's own frame: every depth pixel is back-projected
   through the depth camera's intrinsics and distortion, moved by the depth-to-colour extrinsic
   and projected into the colour camera's LR grid with a z-buffer, the nearest surface winning.
 - ``splat``: the z-buffer itself, for any points (the scene renderer uses it).
+
+Both routes see the depth image two ways:
+
+- as samples: an LR pixel that depth samples land in takes one of them (the median of a
+  registered pixel's samples; the nearest surface of a raw pixel's, re-sampled at the pixel's
+  centre), never an average of two surfaces. This is the rule where the depth is finer than
+  the grid.
+- as a surface (``mesh_depth``): neighbouring depth samples form triangles. A triangle
+  whose depths differ by more than MESH_MAX_JUMP of its nearest depth spans two surfaces:
+  its points take the depth of their nearest sample, so the edge falls halfway between the
+  samples and no depth lies between the surfaces. An LR pixel that no sample lands in,
+  because the depth is coarser than the grid (a ToF camera under a 720p colour camera) or
+  sampled unevenly, takes the depth of the triangle its centre sees. Where the depth is
+  coarser than the grid, a registered pixel takes the surface's depth at its centre even when
+  one sample landed in it, so the output has no pattern of sample positions. Real holes stay
+  holes: a triangle with an invalid corner, a part of the colour view that the depth camera
+  does not see, or that it sees hidden behind a nearer surface, gives nothing.
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +41,16 @@ MIN_VALID_SHARE = 0.5
 # Raw registration: samples within this share of the nearest depth in an LR pixel belong to
 # the nearest surface (a slanted surface spans a few per cent of its depth across a pixel).
 FRONT_TOLERANCE = 0.03
+# The mesh: a triangle of neighbouring depth samples whose farthest corner lies more than this
+# share beyond its nearest spans two surfaces and is not interpolated. A surface slanted at 80
+# degrees changes its depth by tan(80) / f = 2.7 % per sample of a ToF camera of focal length
+# f = 210 px, and sensor noise adds about 1 %; the edges between the objects that matter to a
+# robot are jumps of 10 % and more.
+MESH_MAX_JUMP = 0.05
+# A raw LR pixel that no sample lands in is ray-cast into the mesh from the depths around it:
+# so many fixed-point steps, accepted when the last one moves the depth by less than this share.
+RAY_CAST_STEPS = 4
+RAY_CAST_TOLERANCE = 0.005
 # Raw registration splits its per-point and per-pixel work into this many parts, run on as
 # many threads (numpy releases the GIL inside its loops). On the 2-core development VM two
 # threads save 10-25 % (depth_sr_benchmark --registration shows both): numpy's passes are
@@ -41,7 +66,10 @@ def reduce_registered(depth, depth_camera, lr, min_valid_share=MIN_VALID_SHARE):
     intrinsics; both images share the colour camera's lens, so no distortion is involved). An
     LR pixel whose samples are at least ``min_valid_share`` valid takes their lower median, one
     of the samples: never an average of a foreground and a background surface. Others stay
-    invalid (NaN). Integer block ratios take a fast block path.
+    invalid (NaN). Integer block ratios take a fast block path. Where the depth is coarser
+    than ``lr`` (less than one sample per LR pixel), each LR pixel takes the depth mesh's value
+    at its centre, and its sample only where the mesh has none (beside a hole); LR pixels that no
+    sample lands in take the mesh's value at any ratio (see the module's docstring).
 
     :param depth: (H, W) float32 metres, NaN = invalid, on ``depth_camera``'s grid.
     :return: (h, w) float32 metres on ``lr``'s grid.
@@ -58,7 +86,70 @@ def reduce_registered(depth, depth_camera, lr, min_valid_share=MIN_VALID_SHARE):
     u = np.rint(sx * np.arange(depth.shape[1]) + ox).astype(np.int64)
     v = np.rint(sy * np.arange(depth.shape[0]) + oy).astype(np.int64)
     cols, rows = np.meshgrid(u, v)
-    return _reduce_cells(depth.ravel(), rows.ravel(), cols.ravel(), lr.shape, min_valid_share)
+    out, landed = _reduce_cells(depth.ravel(), rows.ravel(), cols.ravel(), lr.shape,
+                                min_valid_share)
+    mesh_first = sx * sy > 1  # fewer samples than LR pixels
+    fill = np.ones(lr.shape, bool) if mesh_first else landed == 0
+    if fill.any():
+        # The LR pixel centres that take the mesh, in depth pixel coordinates.
+        rows, cols = np.nonzero(fill)
+        surface = mesh_depth(_positive(depth), (cols - ox) / sx, (rows - oy) / sy)
+        if mesh_first:
+            surface = np.where(np.isfinite(surface), surface, out[fill])
+        out[fill] = surface
+    return out
+
+
+def _positive(depth):
+    """Return float32 depth with every invalid value (0, negative, inf) as NaN."""
+    depth = np.asarray(depth, np.float32)
+    with np.errstate(invalid='ignore'):
+        return np.where(np.isfinite(depth) & (depth > 0), depth, np.float32(np.nan))
+
+
+def mesh_depth(values, u, v, max_jump=MESH_MAX_JUMP):
+    """
+    Return the depth mesh's value at pixel coordinates (u, v) of an image; NaN where it has none.
+
+    Each square of four neighbouring pixel centres is cut along its rising diagonal into two
+    triangles; a point takes the linear interpolation of the three corners of its triangle.
+    A triangle whose farthest corner lies more than ``max_jump`` of the nearest beyond it
+    spans two surfaces: a point in it takes the value of its nearest corner, so the edge
+    falls halfway between the samples and nothing is ever averaged across it. A triangle with
+    an invalid (NaN) corner gives NaN (a hole stays a hole), as do points outside the image's
+    centres.
+
+    :param values: (H, W) float32, NaN = invalid (depth, or any quantity that follows it).
+    :param u, v: (N,) column and row coordinates; pixel centres are at integers.
+    :return: (N,) float32.
+    """
+    height, width = values.shape
+    u, v = np.asarray(u, np.float32), np.asarray(v, np.float32)
+    if height < 2 or width < 2:
+        return np.full(u.shape, np.nan, np.float32)
+    with np.errstate(invalid='ignore'):  # NaN coordinates are outside
+        inside = (u >= 0) & (u <= width - 1) & (v >= 0) & (v <= height - 1)
+    column = np.minimum(np.where(inside, u, 0).astype(np.intp), width - 2)  # floor: u >= 0
+    row = np.minimum(np.where(inside, v, 0).astype(np.intp), height - 2)
+    fu, fv = np.where(inside, u - column, 0), np.where(inside, v - row, 0)
+    flat = values.reshape(-1)
+    top_left = row * width + column
+    a, b = flat[top_left], flat[top_left + 1]
+    c, d = flat[top_left + width], flat[top_left + width + 1]
+    lower = fu + fv <= 1  # the triangle (a, b, c); else (b, c, d)
+    first = np.where(lower, a, d)  # the corner that is not on the diagonal
+    near = np.fmin(first, np.fmin(b, c))
+    far = np.fmax(first, np.fmax(b, c))
+    interpolated = np.where(lower, a + (b - a) * fu + (c - a) * fv,
+                            d + (c - d) * (1 - fu) + (b - d) * (1 - fv))
+    # Between two surfaces, the corner nearest to the point (always one of its triangle's).
+    nearest_corner = flat[top_left + np.rint(fv).astype(np.intp) * width
+                          + np.rint(fu).astype(np.intp)]
+    with np.errstate(invalid='ignore'):
+        measured = inside & np.isfinite(first) & np.isfinite(b) & np.isfinite(c)
+        one_surface = far <= near * np.float32(1 + max_jump)
+    out = np.where(one_surface, interpolated, nearest_corner)
+    return np.where(measured, out, np.float32(np.nan)).astype(np.float32)
 
 
 def _reduce_blocks(depth, block, shape, min_valid_share):
@@ -77,7 +168,11 @@ def _reduce_blocks(depth, block, shape, min_valid_share):
 
 
 def _reduce_cells(values, rows, cols, shape, min_valid_share):
-    """Lower median of the valid values per LR cell, for any sample-to-cell assignment."""
+    """
+    Return the lower median of the valid values per LR cell, for any sample-to-cell assignment.
+
+    Also return (h, w) how many samples, valid or not, landed in each cell.
+    """
     h, w = shape
     inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
     cell = rows[inside] * w + cols[inside]
@@ -93,7 +188,7 @@ def _reduce_cells(values, rows, cols, shape, min_valid_share):
         take = count > 0
         out[take] = values[order][start[take] + (count[take] - 1) // 2]
     out[(count < min_valid_share * total) | (count == 0)] = np.nan
-    return out.reshape(h, w)
+    return out.reshape(h, w), total.reshape(h, w)
 
 
 def splat(u, v, z, shape, winner=False):
@@ -200,7 +295,8 @@ def register_raw(depth, depth_camera, depth_to_color, lr, threads=REGISTRATION_T
     pixel's centre (``_refine_at_centres``). Only the pixels that the re-sampling leaves
     (beside holes and depth edges) need splat's choice among their samples, so the z-buffer
     runs first and the choice only there. The depth image's rows and columns whose rays
-    cannot reach ``lr`` at any depth of the frame's range are skipped (``_reachable``). The
+    cannot reach ``lr`` at any depth of the frame's range are skipped (``_reachable``). LR
+    pixels that no sample reaches are ray-cast into the depth mesh (``_ray_cast_gaps``). The
     work is split by rows into ``threads`` parts, run on threads; the result does not
     depend on the split.
 
@@ -208,7 +304,8 @@ def register_raw(depth, depth_camera, depth_to_color, lr, threads=REGISTRATION_T
         invalid, on ``depth_camera``'s grid (distortion honoured).
     :param depth_to_color: Transform from the depth optical frame into the colour optical frame.
     :param lr: the LR grid (the colour camera resized, distortion kept).
-    :return: (h, w) float32 depth along the colour camera's axis; NaN where no sample lands.
+    :return: (h, w) float32 depth along the colour camera's axis; NaN where neither a
+        sample nor the mesh gives one.
     """
     if depth.shape != depth_camera.shape:
         raise GeometryError(f'depth is {depth.shape[1]}x{depth.shape[0]} but its camera_info is '
@@ -251,7 +348,51 @@ def register_raw(depth, depth_camera, depth_to_color, lr, threads=REGISTRATION_T
     landed = [p[0] for p in parts]
     for points, chosen in zip(landed, _closest_in_front(landed, nearest, left, _parallel)):
         out.reshape(-1)[points.cell[chosen]] = points.z[chosen]
+    _ray_cast_gaps(out, color_z, depth_camera, depth_to_color, lr)
     return out
+
+
+def _ray_cast_gaps(out, color_z, depth_camera, depth_to_color, lr):
+    """
+    Give the LR pixels of ``out`` that no sample reached the depth of the mesh their ray meets.
+
+    A pixel's ray is followed to a depth taken from the registered pixels around it (within
+    the spacing of the depth samples on the LR grid), projected into the depth image and
+    given the mesh's depth there (``color_z``: each depth pixel's z along the colour camera's
+    axis); repeated RAY_CAST_STEPS times, this finds where the ray meets the surface. A pixel
+    takes the depth only when the steps settle (RAY_CAST_TOLERANCE): a ray through a part of
+    the scene the depth camera does not see meets no consistent surface and stays NaN. The
+    nearest depth around is tried first, then the farthest, so the nearest surface wins as in
+    the z-buffer. ``out`` is filled in place.
+    """
+    gaps = ~np.isfinite(out)
+    if not gaps.any() or gaps.all():
+        return
+    # Neighbouring depth samples lie about this many LR pixels apart.
+    spacing = lr.matrix[0, 0] / depth_camera.matrix[0, 0]
+    kernel = np.ones((2 * max(1, math.ceil(spacing)) + 1,) * 2, np.uint8)
+    nearest = cv2.erode(np.where(gaps, np.float32(np.inf), out), kernel,
+                        borderType=cv2.BORDER_REPLICATE)
+    farthest = cv2.dilate(np.where(gaps, np.float32(-np.inf), out), kernel,
+                          borderType=cv2.BORDER_REPLICATE)
+    rows, columns = np.nonzero(gaps & np.isfinite(nearest))
+    if rows.size == 0:
+        return
+    flat = rows * lr.width + columns
+    (ax, ay, az), t = _rays_moved(lr, depth_to_color.inverse(), depth_camera)
+    ax, ay, az = ax[flat], ay[flat], az[flat]
+    found = np.full(rows.size, np.nan, np.float32)
+    for seeds in (nearest[rows, columns], farthest[rows, columns]):
+        todo = np.flatnonzero(np.isnan(found))
+        z = seeds[todo]
+        rays = ((ax[todo], ay[todo], az[todo]), t)
+        for _ in range(RAY_CAST_STEPS):
+            _, u, v = _follow_rays(z, rays, depth_camera)
+            z, before = mesh_depth(color_z, u, v), z
+        with np.errstate(invalid='ignore'):
+            settled = np.abs(z - before) <= np.float32(RAY_CAST_TOLERANCE) * before
+        found[todo] = np.where(settled, z, np.float32(np.nan))
+    out[rows, columns] = found
 
 
 def _split(count, parts):

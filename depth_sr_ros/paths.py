@@ -6,6 +6,9 @@ PACKAGE_NAME = 'depth_sr_ros'
 # AHMF 4x trained for a depth camera's noise and holes; models/ahmf_x4.pt is the clean
 # paper-protocol file (models/README.md says what each costs).
 DEFAULT_MODEL = 'ahmf_x4_sensor.pt'
+# The help text of every --model option and model launch argument.
+MODEL_HELP = (f'model file, or the name of a shipped one in models/ (default: {DEFAULT_MODEL}, '
+              'AHMF 4x for camera noise)')
 
 
 def share_directory():
@@ -27,3 +30,18 @@ def share_directory():
 def default_model_path():
     """Return the path of the shipped default model (AHMF 4x, sensor mix)."""
     return os.path.join(share_directory(), 'models', DEFAULT_MODEL)
+
+
+def resolve_model_path(value):
+    """
+    Return the model file a model_path value names.
+
+    '' is the default model; a bare file name that is not in the working directory is a
+    shipped model (the camera configs name theirs so, e.g. ``ahmf_x8_sensor.pt``); any other
+    path is itself.
+    """
+    if not value:
+        return default_model_path()
+    if os.path.basename(value) == value and not os.path.exists(value):
+        return os.path.join(share_directory(), 'models', value)
+    return value

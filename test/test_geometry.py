@@ -284,18 +284,21 @@ def test_points_beyond_the_lens_models_turning_radius_do_not_ghost_into_the_imag
 
 
 def test_scale_advice_names_the_scale_that_suits_the_sensor():
-    from depth_sr_ros.ros.pipeline import coverage_advice
+    from depth_sr_ros.ros.pipeline import scale_advice
     color = RIGS['tof'].color
     grids = plan_grids(color, 4)
     empty = np.full(grids.lr.shape, np.nan, np.float32)
     empty[:, :100] = 1.0  # a third of the LR grid reached
-    advice = coverage_advice((172, 224), grids, empty, 'raw')
+    advice, problem = scale_advice((172, 224), grids, empty, 'raw')
     assert advice.startswith('224x172 depth lands about 0.7 samples per LR pixel of 320x180')
     assert 'an 8x model would suit the sensor better' in advice
-    assert '69% of the LR pixels get no depth' in advice
-    dense = coverage_advice((480, 848), grids, np.ones(grids.lr.shape), 'raw')
+    assert '69% of the LR pixels get no depth' in advice and problem
+    advice, problem = scale_advice((172, 224), grids, np.ones(grids.lr.shape), 'raw')
+    assert 'an 8x model would suit' in advice and problem  # coarser than the grid: a warning
+    dense, problem = scale_advice((480, 848), grids, np.ones(grids.lr.shape), 'raw')
     assert 'a 2x model would use more' in dense and 'get no depth' not in dense
-    assert coverage_advice((180, 320), grids, empty, 'lr_grid') == ''
+    assert not problem  # finer than the grid: said, not a warning
+    assert scale_advice((180, 320), grids, empty, 'lr_grid') == ('', False)
 
 
 def test_a_slanted_surface_with_holes_is_not_biased_towards_its_near_side():

@@ -347,3 +347,79 @@ def test_diagnostics_report_rates_latency_drops_and_device(graph):
     assert set(values) >= {'input pairs (Hz)', 'output (Hz)', 'latency p50 (ms)',
                            'latency p95 (ms)', 'dropped pairs', 'bad frames', 'device'}
     assert values['device'] == 'cpu' and int(values['bad frames']) == 0
+
+
+def _diagnostics(g):
+    from diagnostic_msgs.msg import DiagnosticArray
+    arrays = []
+    g.probe.create_subscription(DiagnosticArray, '/diagnostics', arrays.append, 10)
+    return arrays
+
+
+def _status_at(arrays, level, timeout=30.0, action=None):
+    """Return the first status of ``level`` to arrive, calling ``action`` while waiting."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        found = [a.status[0] for a in list(arrays) if a.status[0].level == level]
+        if found:
+            return found[0]
+        if action is not None:
+            action()
+        time.sleep(0.1)
+    levels = [(a.status[0].level, a.status[0].message) for a in arrays]
+    raise AssertionError(f'no status of level {level!r} within {timeout} s: {levels}')
+
+
+def test_diagnostics_warn_then_go_stale_without_pairs_and_recover_when_they_come(graph, capfd):
+    from diagnostic_msgs.msg import DiagnosticStatus
+    g = graph(Parameter('diagnostics_period', value=0.5))
+    arrays = _diagnostics(g)
+    warn = _status_at(arrays, DiagnosticStatus.WARN)
+    assert warn.message.startswith('no depth/colour pair for ')
+    stale = _status_at(arrays, DiagnosticStatus.STALE)  # after max(3 periods, 3 s)
+    assert stale.message.startswith('no depth/colour pair for ')
+    assert float({kv.key: kv.value for kv in stale.values}['seconds without a pair']) >= 3.0
+    assert {kv.key: kv.value for kv in stale.values}['latency p50 (ms)'] == '-'
+    log = capfd.readouterr().err
+    assert 'no pairs yet' in log and 'nan' not in log
+    pubs = g.connect(qos_profile_sensor_data)
+    stamps = iter(range(7_000_000_000, 10**12, 33_000_000))
+    arrays.clear()
+    ok = _status_at(arrays, DiagnosticStatus.OK, action=lambda: send(pubs, next(stamps)))
+    values = {kv.key: kv.value for kv in ok.values}
+    # make_pair's depth: one 3x4 hole in 40x30, wider than the samples' spacing.
+    assert float(values['output valid (%)']) == pytest.approx(99.0, abs=0.1)
+    assert float(values['covered by the depth camera (%)']) == pytest.approx(99.0, abs=0.1)
+
+
+def test_diagnostics_warn_when_output_the_depth_camera_covers_comes_out_invalid(graph):
+    # Every other depth row lost (what a registration that leaves the gaps between samples
+    # empty gives): the depth camera covers the view, half of the output is invalid.
+    from depth_sr_ros.ros.conversions import metres_to_image
+    from diagnostic_msgs.msg import DiagnosticStatus
+    g = graph(Parameter('diagnostics_period', value=0.5))
+    arrays = _diagnostics(g)
+    pubs = g.connect(qos_profile_sensor_data)
+    stamps = iter(range(8_000_000_000, 10**12, 33_000_000))
+
+    def send_gridded():
+        depth_msg, color_msg, depth, _, (depth_info, color_info) = make_pair(next(stamps))
+        depth[1::2] = np.nan
+        gridded = metres_to_image(depth, '16UC1', depth_msg.header)
+        for pub, msg in (('depth_info', depth_info), ('color_info', color_info),
+                         ('color', color_msg), ('depth', gridded)):
+            pubs[pub].publish(msg)
+
+    warn = None
+    end = time.monotonic() + 60
+    while warn is None and time.monotonic() < end:
+        send_gridded()
+        time.sleep(0.1)
+        warn = next((a.status[0] for a in list(arrays)
+                     if a.status[0].message.startswith('output ')), None)
+    assert warn is not None, [a.status[0].message for a in arrays]
+    assert warn.level == DiagnosticStatus.WARN
+    assert 'valid where the depth camera covers' in warn.message
+    values = {kv.key: kv.value for kv in warn.values}
+    assert 45 < float(values['output valid (%)']) < 55
+    assert float(values['covered by the depth camera (%)']) > 95

@@ -8,7 +8,8 @@ from depth_sr_ros.geometry.transform import Transform
 from depth_sr_ros.ros.conversions import (
     camera_info_message, image_to_array, ImageFormatError, metres_to_image)
 from depth_sr_ros.ros.pipeline import (
-    FrameProcessor, LatencyStats, LatestSlot, output_encoding, Settings)
+    expected_coverage, FrameProcessor, health, LatencyStats, LatestSlot, output_encoding,
+    Settings)
 import numpy as np
 import pytest
 from sensor_msgs.msg import Image
@@ -164,12 +165,53 @@ def test_latency_stats():
     stats = LatencyStats()
     for i in range(10):
         stats.add_input()
-    for latency in (0.01, 0.02, 0.03, 0.04, 1.0):
-        stats.add_output(latency)
-    in_hz, out_hz, p50, p95 = stats.take(period=2.0)
-    assert (in_hz, out_hz, p50) == (5.0, 2.5, 0.03)
-    assert 0.04 < p95 <= 1.0
-    assert stats.take(period=1.0)[:2] == (0.0, 0.0)
+    for latency, valid in ((0.01, 0.5), (0.02, 0.6), (0.03, 0.7), (0.04, 0.8), (1.0, 0.9)):
+        stats.add_output(latency, (valid, 0.9))
+    period = stats.take(period=2.0)
+    assert (period['input_hz'], period['output_hz'], period['p50']) == (5.0, 2.5, 0.03)
+    assert 0.04 < period['p95'] <= 1.0
+    assert period['valid_share'] == pytest.approx(0.7)
+    assert period['expected_share'] == pytest.approx(0.9)
+    idle = stats.take(period=1.0)
+    assert (idle['pairs'], idle['outputs'], idle['output_hz']) == (0, 0, 0.0)
+    assert np.isnan(idle['p50']) and np.isnan(idle['valid_share'])
+
+
+def _period(pairs=10, outputs=10, valid=0.9, expected=0.92):
+    return {'pairs': pairs, 'outputs': outputs, 'valid_share': valid, 'expected_share': expected}
+
+
+def test_health_warns_without_pairs_then_goes_stale_and_warns_on_lost_coverage():
+    assert health(_period(), 0.1, 15.0) == ('OK', 'ok')
+    level, message = health(_period(0, 0), 6.0, 15.0)
+    assert level == 'WARN' and message == 'no depth/colour pair for 6.0 s'
+    assert health(_period(0, 0), 15.0, 15.0)[0] == 'STALE'
+    assert health(_period(outputs=0), 0.1, 15.0) == ('WARN', 'pairs arrive, none published')
+    # The ToF rig at 4x before the mesh: 63 % valid where the depth camera covers 76 %.
+    level, message = health(_period(valid=0.63, expected=0.76), 0.1, 15.0)
+    assert level == 'WARN' and message.startswith('output 63% valid where the depth camera '
+                                                  'covers 76%')
+
+
+def test_expected_coverage_counts_gaps_narrower_than_the_sample_spacing_as_covered():
+    depth = np.ones((60, 80), np.float32)
+    depth[:, 60:] = np.nan  # outside the depth camera's view
+    depth[20:28, 10:18] = np.nan  # an occlusion, wider than the samples' spacing
+    covered = (60 * 60 - 64) / 4800
+    assert expected_coverage(depth, 1.0) == pytest.approx(covered)
+    # Every other row lost: what one sample per LR pixel at most gave. Still covered.
+    gridded = depth.copy()
+    gridded[1::2] = np.nan
+    assert np.isfinite(gridded).mean() < 0.4
+    assert expected_coverage(gridded, 1.0) == pytest.approx(covered, abs=0.01)
+    # Three rows in four lost: wider than the spacing of one sample per LR pixel, not wider
+    # than that of 0.25 samples per LR pixel (they lie 2 LR pixels apart).
+    sparse = depth.copy()
+    sparse[np.arange(60) % 4 != 0] = np.nan
+    assert expected_coverage(sparse, 1.0) < 0.3
+    # (The bottom rows after the last sample, and the occlusion widened to the samples
+    # around it, stay out.)
+    assert covered - 0.05 < expected_coverage(sparse, 0.25) < covered
 
 
 def test_problems_become_warnings_and_the_frame_is_still_served():

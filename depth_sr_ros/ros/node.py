@@ -15,12 +15,13 @@ import time
 
 from depth_sr_ros.checkpoint import CheckpointError
 from depth_sr_ros.inference import Acceleration, load_predictor, select_device
-from depth_sr_ros.paths import default_model_path
+from depth_sr_ros.paths import resolve_model_path
 from depth_sr_ros.ros.conversions import ImageFormatError, stamp_ns
 from depth_sr_ros.ros.entry import run_node
 from depth_sr_ros.ros.extrinsics import ExtrinsicSource
 from depth_sr_ros.ros.parameters import check_value, PARAMETERS
-from depth_sr_ros.ros.pipeline import FrameProcessor, LatencyStats, LatestSlot, Settings
+from depth_sr_ros.ros.pipeline import (
+    FrameProcessor, health, LatencyStats, LatestSlot, Settings)
 from depth_sr_ros.ros.sync import (
     CameraInfoStore, COLOR, DEPTH, INPUT_NAMES, JumpDetector, PairingMonitor, QueueLedger,
     StampPairer)
@@ -43,6 +44,8 @@ except ImportError:
 SETTING_NAMES = tuple(Settings.__dataclass_fields__)  # the parameters that may change live
 PAIRING_CHECK_PERIOD = 1.0  # s
 WARN_PERIOD = 5.0  # s between two logs of the same warning
+# /diagnostics says STALE after so many reporting periods without a pair (3 s at least).
+STALE_PERIODS = 3
 # Parameters that rclpy's Node declares itself (the node does not warn about them).
 RCLPY_PARAMETERS = {'use_sim_time', 'start_type_description_service'}
 
@@ -69,6 +72,16 @@ def descriptor(name):
     elif param.low is not None and isinstance(param.default, int):  # arrays: check_value
         out.integer_range = [IntegerRange(from_value=int(param.low), to_value=int(param.high))]
     return out
+
+
+def _milliseconds(seconds):
+    """Return seconds as a millisecond figure for /diagnostics, '-' for none (NaN)."""
+    return '-' if seconds != seconds else f'{seconds * 1e3:.1f}'
+
+
+def _percent(share):
+    """Return a share as a percentage for /diagnostics, '-' for none (NaN)."""
+    return '-' if share != share else f'{share * 100:.1f}'
 
 
 def is_out_of_memory(error):
@@ -138,7 +151,7 @@ class DepthSrNode(Node):
         self.device = select_device(value('device'), value('device_fallback'),
                                     self.get_logger().warning)
         self.acceleration = self._choose_acceleration()
-        self.model_path = value('model_path') or default_model_path()
+        self.model_path = resolve_model_path(value('model_path'))
         self.processor = self._processor(self._load(self.model_path))
         self._log_model()
 
@@ -168,6 +181,7 @@ class DepthSrNode(Node):
 
         self.slot = LatestSlot()
         self.stats = LatencyStats()
+        self._last_pair = time.monotonic()  # or the start: /diagnostics goes stale without pairs
         self._notices = set()
         self._warned = {}  # warning message -> when it was last logged
         self._stop = threading.Event()
@@ -312,7 +326,8 @@ class DepthSrNode(Node):
         return callback
 
     def _on_pair(self, depth_msg, color_msg):
-        self.monitor.paired(time.monotonic())
+        self._last_pair = time.monotonic()
+        self.monitor.paired(self._last_pair)
         self.stats.add_input()
         self.counts['pairs'] += 1
         self.slot.put((depth_msg, color_msg))
@@ -326,7 +341,7 @@ class DepthSrNode(Node):
             return SetParametersResult(successful=False, reason=reason)
         processor = None
         if 'model_path' in changes:
-            path = changes['model_path'] or default_model_path()
+            path = resolve_model_path(changes['model_path'])
             try:  # load before accepting, so that a bad file leaves the old model serving
                 processor = self._processor(self._load(path))
             except (CheckpointError, RuntimeError, ValueError, OSError) as error:
@@ -373,10 +388,12 @@ class DepthSrNode(Node):
                 else:
                     self._warn(f'frame dropped: inference failed: {kind}: {first_line}')
                 continue
-            for notice in result.notices:
-                if notice not in self._notices:
-                    self._notices.add(notice)
-                    self.get_logger().info(notice)
+            for log, said in ((self.get_logger().info, result.notices),
+                              (self.get_logger().warning, result.advice)):
+                for notice in said:
+                    if notice not in self._notices:
+                        self._notices.add(notice)
+                        log(notice)
             for warning in result.warnings:
                 self._warn(warning)
             try:
@@ -389,7 +406,8 @@ class DepthSrNode(Node):
                 continue
             self.counts['published'] += 1
             now = self.get_clock().now().nanoseconds
-            self.stats.add_output((now - stamp_ns(depth_msg.header.stamp)) * 1e-9)
+            self.stats.add_output((now - stamp_ns(depth_msg.header.stamp)) * 1e-9,
+                                  result.coverage)
 
     def _process(self, depth_msg, color_msg):
         """Run the pipeline on one pair with its camera_infos and, for raw depth, extrinsic."""
@@ -435,26 +453,36 @@ class DepthSrNode(Node):
         return self.slot.replaced + unpaired
 
     def _report(self):
-        in_hz, out_hz, p50, p95 = self.stats.take(self._period)
+        period = self.stats.take(self._period)
+        idle = time.monotonic() - self._last_pair
+        stale_after = max(STALE_PERIODS * self._period, self.monitor.timeout)
+        level, message = health(period, idle, stale_after)
         values = {
-            'input pairs (Hz)': f'{in_hz:.1f}', 'output (Hz)': f'{out_hz:.1f}',
-            'latency p50 (ms)': f'{p50 * 1e3:.1f}', 'latency p95 (ms)': f'{p95 * 1e3:.1f}',
+            'input pairs (Hz)': f'{period["input_hz"]:.1f}',
+            'output (Hz)': f'{period["output_hz"]:.1f}',
+            'latency p50 (ms)': _milliseconds(period['p50']),
+            'latency p95 (ms)': _milliseconds(period['p95']),
+            'output valid (%)': _percent(period['valid_share']),
+            'covered by the depth camera (%)': _percent(period['expected_share']),
+            'seconds without a pair': f'{idle:.1f}',
             'dropped pairs': str(self.dropped_pairs()),
             'bad frames': str(self.counts['bad_frames']),
             'failed frames': str(self.counts['failed_frames']),
             'device': str(self.processor.upsampler.device),
         }
         status = DiagnosticStatus(name=f'{self.get_name()}: depth super-resolution',
-                                  hardware_id=values['device'])
-        if in_hz > 0 and out_hz == 0:
-            status.level, status.message = DiagnosticStatus.WARN, 'pairs arrive, none published'
-        else:
-            status.level, status.message = DiagnosticStatus.OK, 'ok'
+                                  hardware_id=values['device'],
+                                  level=getattr(DiagnosticStatus, level), message=message)
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
         self.pub_diag.publish(array)
-        self.get_logger().info(', '.join(f'{k} {v}' for k, v in values.items()))
+        if self.counts['pairs'] == 0:
+            self.get_logger().info(f'no pairs yet ({idle:.0f} s since the start)')
+        elif period['pairs'] == 0:
+            self.get_logger().info(message)
+        else:
+            self.get_logger().info(', '.join(f'{k} {v}' for k, v in values.items()))
 
     def stop(self):
         """Stop the inference thread (waits for the frame in progress)."""

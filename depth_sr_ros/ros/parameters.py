@@ -2,11 +2,13 @@
 The node's parameters: the one table of names, defaults, ranges and descriptions.
 
 The node declares exactly these; pipeline.Settings takes its defaults from here;
-config/sr.yaml and the README's parameter table must agree with it (test_parameters.py
+config/sr.yaml and the README's parameter table must agree with it (test_layout.py
 checks both). No ROS import: the node turns each entry into a ParameterDescriptor.
 """
 
 import dataclasses
+
+from depth_sr_ros.paths import DEFAULT_MODEL
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,9 +26,10 @@ class Param:
 
 PARAMETERS = {
     'model_path': Param('', 'model file, .pt (PyTorch) or .onnx (onnxruntime; OpenVINO for a '
-                            'depth_sr_export --precision mixed file); empty: the installed AHMF '
-                            '4x trained for camera noise (models/ahmf_x4_sensor.pt). A file '
-                            'that does not load is refused and the old model stays', live=True),
+                            'depth_sr_export --precision mixed file), or the name of a shipped '
+                            f'one in models/; empty: {DEFAULT_MODEL} (AHMF 4x trained for camera '
+                            'noise). A file that does not load is refused and the old model '
+                            'stays', live=True),
     'device': Param('auto', "'auto' (cuda when available), 'cuda', 'cuda:N' or 'cpu'"),
     'device_fallback': Param(True, 'if the device is cuda but CUDA is not available: true = '
                                    'run on the CPU with a warning, false = refuse to start'),

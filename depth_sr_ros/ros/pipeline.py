@@ -13,6 +13,7 @@ import dataclasses
 import math
 import threading
 
+import cv2
 from depth_sr_ros.geometry.grids import crop_to_output, plan_grids, resize_color
 from depth_sr_ros.geometry.registration import reduce_registered, register_raw
 from depth_sr_ros.ros.conversions import (
@@ -29,6 +30,9 @@ ROUTE_TEXT = {
     'registered': 'registered to the colour camera: median of the valid samples per LR pixel',
     'raw': "the depth camera's own frame: back-projected, moved by depth_to_color, z-buffered",
 }
+# /diagnostics warns when less than this share of the output that the depth camera covers
+# comes out valid (expected_coverage).
+COVERAGE_WARN_SHARE = 0.9
 
 
 @dataclasses.dataclass
@@ -51,6 +55,9 @@ class FrameResult:
     points: object = None
     notices: list = dataclasses.field(default_factory=list)  # worth saying once
     warnings: list = dataclasses.field(default_factory=list)  # problems, to repeat (throttled)
+    advice: list = dataclasses.field(default_factory=list)  # problems worth saying once
+    # (valid share of the output, share of the grid the depth camera covers)
+    coverage: tuple = None
 
 
 def output_encoding(setting, input_encoding):
@@ -87,34 +94,80 @@ def plan_route(depth_frame, color_frame, depth_shape, grids):
     return 'registered'
 
 
-def coverage_advice(depth_shape, grids, lr_depth, route):
-    """
-    Return one sentence on what the sensor gives the model, or '' for the plain LR-grid route.
+def samples_per_lr_pixel(depth_shape, grids):
+    """Return how many depth samples there are per LR pixel (their image sizes' ratio)."""
+    return depth_shape[0] * depth_shape[1] / (grids.lr.width * grids.lr.height)
 
-    It says how many depth samples land per LR pixel, the scale whose LR grid would match the
-    sensor, and when most LR pixels stay empty.
+
+def scale_advice(depth_shape, grids, lr_depth, route):
+    """
+    Return (one sentence on what the sensor gives the model, whether it is a problem).
+
+    The sentence says how many depth samples land per LR pixel, the scale whose LR grid would
+    match the sensor, and when most LR pixels stay empty. It is a problem when the depth
+    camera is coarser than the LR grid (most LR pixels are then interpolated between samples
+    and the network sees a smooth mesh, not a measurement) or when most LR pixels get no
+    depth. ('', False) for the plain LR-grid route.
     """
     if route == 'lr_grid':
-        return ''
-    samples = depth_shape[0] * depth_shape[1]
-    cells = grids.lr.width * grids.lr.height
-    per_pixel = samples / cells
+        return '', False
+    per_pixel = samples_per_lr_pixel(depth_shape, grids)
     sentence = (f'{depth_shape[1]}x{depth_shape[0]} depth lands about {per_pixel:.1f} samples '
                 f'per LR pixel of {grids.lr.width}x{grids.lr.height} ({route} route)')
     matching = grids.scale / math.sqrt(per_pixel) if per_pixel > 0 else grids.scale
     better = [s for s in (2, 4, 8, 16) if s != grids.scale]
     closest = min(better, key=lambda s: abs(math.log(s / matching)))
     article = 'an' if closest == 8 else 'a'
+    problem = False
     if per_pixel >= 2.5 and closest < grids.scale:
         sentence += f": {article} {closest}x model would use more of the sensor's resolution"
     elif per_pixel < 1.0 and closest > grids.scale:
-        sentence += (f': {article} {closest}x model would suit the sensor better (LR pixels '
-                     'that no depth sample reaches stay invalid)')
+        problem = True
+        sentence += (f': {article} {closest}x model would suit the sensor better (most LR '
+                     'pixels lie between depth samples and are interpolated, not measured)')
     empty = float(np.mean(~np.isfinite(lr_depth)))
     if empty > 0.5:
+        problem = True
         sentence += (f'; {empty:.0%} of the LR pixels get no depth (is the depth camera '
                      'looking where the colour camera looks?)')
-    return sentence
+    return sentence, problem
+
+
+def expected_coverage(lr_depth, per_pixel):
+    """
+    Return the share of the LR grid that the depth camera covers.
+
+    That is the valid LR pixels and the gaps between them that are no wider than the spacing
+    of the depth samples on the grid (a morphological closing): a gap the sensor's sampling
+    explains should have been filled by the registration, while occlusions, missing returns
+    and the parts of the view the depth camera does not see are wider.
+
+    :param per_pixel: depth samples per LR pixel (samples_per_lr_pixel; 1 on the LR grid).
+    """
+    valid = np.isfinite(lr_depth).astype(np.uint8)
+    radius = max(1, math.ceil(1 / math.sqrt(per_pixel))) if per_pixel > 0 else 1
+    kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+    return float(cv2.morphologyEx(valid, cv2.MORPH_CLOSE, kernel).mean())
+
+
+def health(period, seconds_without_pair, stale_after):
+    """
+    Return (level, message) of the node's /diagnostics: level 'OK', 'WARN' or 'STALE'.
+
+    :param period: LatencyStats.take's dict for the last reporting period.
+    :param seconds_without_pair: since the last pair arrived (or the node started).
+    :param stale_after: seconds without a pair after which the node's output is stale.
+    """
+    if period['pairs'] == 0:
+        level = 'STALE' if seconds_without_pair >= stale_after else 'WARN'
+        return level, f'no depth/colour pair for {seconds_without_pair:.1f} s'
+    if period['outputs'] == 0:
+        return 'WARN', 'pairs arrive, none published'
+    valid, expected = period['valid_share'], period['expected_share']
+    if valid < COVERAGE_WARN_SHARE * expected:
+        return 'WARN', (f'output {valid:.0%} valid where the depth camera covers {expected:.0%}: '
+                        'depth is lost in registration (see the scale advice in the log)')
+    return 'OK', 'ok'
 
 
 class FrameProcessor:
@@ -242,10 +295,13 @@ class FrameProcessor:
             f'{grids.lr.height} LR grid by the {route} route ({ROUTE_TEXT[route]}); output '
             f'{grids.output.width}x{grids.output.height} on the colour camera grid')
         low = self.lr_depth(depth, route, depth_info, grids, depth_to_color, camera)
-        advice = coverage_advice(depth.shape, grids, low, route)
+        advice, problem = scale_advice(depth.shape, grids, low, route)
         if advice:
-            result.notices.append(advice)
+            (result.advice if problem else result.notices).append(advice)
         upsampled = crop_to_output(self.upsampler(low, resize_color(color, grids), order), grids)
+        per_pixel = 1.0 if route == 'lr_grid' else samples_per_lr_pixel(depth.shape, grids)
+        result.coverage = (float(np.isfinite(upsampled).mean()),
+                           expected_coverage(low, per_pixel))
         header = type(depth_msg.header)()
         header.stamp = depth_msg.header.stamp
         header.frame_id = color_frame or depth_frame
@@ -298,13 +354,14 @@ class LatestSlot:
 
 
 class LatencyStats:
-    """Counts and latencies over a reporting period, with percentiles."""
+    """Counts, latencies and output coverage over a reporting period, with percentiles."""
 
     def __init__(self, window=1000):
         """Keep at most ``window`` latency samples per period."""
         self.latencies = collections.deque(maxlen=window)
         self.inputs = 0
         self.outputs = 0
+        self.coverage = [0.0, 0.0]  # sums of FrameResult.coverage over the period
         self._lock = threading.Lock()  # outputs come from the inference thread
 
     def add_input(self):
@@ -312,18 +369,29 @@ class LatencyStats:
         with self._lock:
             self.inputs += 1
 
-    def add_output(self, latency):
-        """Count one published result with its stamp-to-publish latency in seconds."""
+    def add_output(self, latency, coverage=(0.0, 0.0)):
+        """Count one published result: stamp-to-publish seconds and its FrameResult.coverage."""
         with self._lock:
             self.outputs += 1
             self.latencies.append(latency)
+            self.coverage = [a + b for a, b in zip(self.coverage, coverage)]
 
     def take(self, period):
-        """Return (input Hz, output Hz, p50 s, p95 s) for the last ``period`` s and reset."""
+        """
+        Return the last ``period`` seconds' numbers and reset them.
+
+        A dict of 'pairs' and 'outputs' (counts), 'input_hz', 'output_hz', 'p50' and 'p95'
+        (latency in seconds, NaN without output), 'valid_share' and 'expected_share' (means of
+        FrameResult.coverage, NaN without output).
+        """
         with self._lock:
             lat = np.array(self.latencies) if self.latencies else np.array([np.nan])
-            inputs, outputs = self.inputs, self.outputs
+            inputs, outputs, coverage = self.inputs, self.outputs, self.coverage
             self.latencies.clear()
             self.inputs = self.outputs = 0
-        return (inputs / period, outputs / period, float(np.percentile(lat, 50)),
-                float(np.percentile(lat, 95)))
+            self.coverage = [0.0, 0.0]
+        mean = [c / outputs if outputs else float('nan') for c in coverage]
+        return {'pairs': inputs, 'outputs': outputs, 'input_hz': inputs / period,
+                'output_hz': outputs / period, 'p50': float(np.percentile(lat, 50)),
+                'p95': float(np.percentile(lat, 95)), 'valid_share': mean[0],
+                'expected_share': mean[1]}

@@ -10,6 +10,7 @@ Both processes use Fast DDS's LARGE_DATA transports, which carry 640x480 images 
 without loss on one machine (see the README).
 """
 
+from depth_sr_ros.paths import MODEL_HELP
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
@@ -20,9 +21,11 @@ from launch_ros.substitutions import FindPackageShare
 
 def _nodes(context):
     """Return the player and the node for the rig named by the launch argument."""
+    from depth_sr_ros.data.scene import recommended_model
     from depth_sr_ros.tools.player import rig_extrinsic
     rig = LaunchConfiguration('rig').perform(context)
-    node_params = {'model_path': ParameterValue(LaunchConfiguration('model'), value_type=str),
+    model = LaunchConfiguration('model').perform(context) or recommended_model(rig)
+    node_params = {'model_path': model,
                    'device': ParameterValue(LaunchConfiguration('device'), value_type=str)}
     extrinsic = rig_extrinsic(rig)
     if extrinsic:
@@ -47,7 +50,7 @@ def generate_launch_description():
         DeclareLaunchArgument('rate', default_value='30.0',
                               description='frames per second of the player'),
         DeclareLaunchArgument('model', default_value='',
-                              description='model file; empty = the installed AHMF 4x'),
+                              description=MODEL_HELP + "; empty: the rig's (tof: 8x)"),
         DeclareLaunchArgument('device', default_value='auto',
                               description="'auto', 'cuda', 'cuda:N' or 'cpu'"),
         DeclareLaunchArgument('rig', default_value='registered',

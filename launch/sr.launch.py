@@ -11,8 +11,9 @@ driver and for this launch alike (the fastdds_builtin_transports argument defaul
 shell's value; Humble's Fast DDS has no such variable, see the README).
 """
 
+from depth_sr_ros.paths import MODEL_HELP
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
@@ -26,19 +27,36 @@ ARGUMENTS = (
     ('depth_info', 'depth/camera_info', 'camera_info of the depth image'),
     ('color_image', 'color/image_raw', 'colour image (rgb8, bgr8, rgba8, bgra8 or mono8)'),
     ('color_info', 'color/camera_info', 'camera_info of the colour image'),
-    ('model', '', 'model file; empty = the installed AHMF 4x for camera noise '
-                  '(models/ahmf_x4_sensor.pt)'),
+    ('model', '', MODEL_HELP + "; empty: the params_file's model_path, if it sets one"),
     ('device', 'auto', "'auto' (cuda when available), 'cuda', 'cuda:N' or 'cpu'"),
     ('use_sim_time', 'false', 'use /clock (true when playing a bag with --clock)'),
     ('log_level', 'info', 'debug, info, warn, error or fatal'),
 )
 
 
+def _node(context):
+    """Return the node; model:= overrides the parameter file's model_path only when given."""
+    config = {name: LaunchConfiguration(name) for name, _, _ in ARGUMENTS}
+    overrides = {
+        'device': ParameterValue(config['device'], value_type=str),
+        'use_sim_time': ParameterValue(config['use_sim_time'], value_type=bool)}
+    if config['model'].perform(context):
+        # value_type=str: model:=123 stays the text '123' instead of becoming an integer.
+        overrides['model_path'] = ParameterValue(config['model'], value_type=str)
+    return [Node(
+        package='depth_sr_ros', executable='depth_sr_node', name='depth_sr',
+        namespace=config['namespace'], output='screen',
+        parameters=[LaunchConfiguration('params_file'), overrides],
+        remappings=[('depth/image_raw', config['depth_image']),
+                    ('depth/camera_info', config['depth_info']),
+                    ('color/image_raw', config['color_image']),
+                    ('color/camera_info', config['color_info'])],
+        ros_arguments=['--log-level', config['log_level']])]
+
+
 def generate_launch_description():
     """Declare the arguments and the node."""
     share = FindPackageShare('depth_sr_ros')
-    config = {name: LaunchConfiguration(name) for name, _, _ in ARGUMENTS}
-    params_file = LaunchConfiguration('params_file')
     transports = LaunchConfiguration('fastdds_builtin_transports')
     declared = [DeclareLaunchArgument(
         'params_file', default_value=PathJoinSubstitution([share, 'config', 'sr.yaml']),
@@ -50,18 +68,6 @@ def generate_launch_description():
         default_value=EnvironmentVariable('FASTDDS_BUILTIN_TRANSPORTS', default_value='DEFAULT'),
         description='Fast DDS transports; LARGE_DATA carries camera images reliably, but only '
                     'if the camera driver uses it too'))
-    node = Node(
-        package='depth_sr_ros', executable='depth_sr_node', name='depth_sr',
-        namespace=config['namespace'], output='screen',
-        # value_type=str: model:=123 stays the text '123' instead of becoming an integer.
-        parameters=[params_file, {
-            'model_path': ParameterValue(config['model'], value_type=str),
-            'device': ParameterValue(config['device'], value_type=str),
-            'use_sim_time': ParameterValue(config['use_sim_time'], value_type=bool)}],
-        remappings=[('depth/image_raw', config['depth_image']),
-                    ('depth/camera_info', config['depth_info']),
-                    ('color/image_raw', config['color_image']),
-                    ('color/camera_info', config['color_info'])],
-        ros_arguments=['--log-level', config['log_level']])
     return LaunchDescription(
-        declared + [SetEnvironmentVariable('FASTDDS_BUILTIN_TRANSPORTS', transports), node])
+        declared + [SetEnvironmentVariable('FASTDDS_BUILTIN_TRANSPORTS', transports),
+                    OpaqueFunction(function=_node)])

@@ -76,16 +76,20 @@ def test_sr_launch_declares_described_arguments_and_runs_the_node(load_launch):
     assert share.args == ('depth_sr_ros',) and (folder, filename) == ('config', 'sr.yaml')
     assert os.path.isfile(os.path.join(REPO, folder, filename))
 
-    node, = _by_type(entities, 'Node')
+    opaque, = _by_type(entities, 'OpaqueFunction')
+    node, = opaque.kwargs['function']({'model': ''})
     assert node.kwargs['package'] == 'depth_sr_ros'
     assert node.kwargs['executable'] == 'depth_sr_node'
     params = node.kwargs['parameters']
     assert _config_name(params[0]) == 'params_file'
-    # Typed, so that model:=123 is the text '123' and not an integer.
+    # Without model:=, the parameter file's model_path stands (a camera config sets its own).
     assert {k: (_config_name(v.args[0]), v.kwargs['value_type'])
             for k, v in params[1].items()} == {
-        'model_path': ('model', str), 'device': ('device', str),
-        'use_sim_time': ('use_sim_time', bool)}
+        'device': ('device', str), 'use_sim_time': ('use_sim_time', bool)}
+    # Typed, so that model:=123 is the text '123' and not an integer.
+    node, = opaque.kwargs['function']({'model': '123'})
+    model = node.kwargs['parameters'][1]['model_path']
+    assert (_config_name(model.args[0]), model.kwargs['value_type']) == ('model', str)
     remaps = {k: _config_name(v) for k, v in node.kwargs['remappings']}
     assert remaps == {'depth/image_raw': 'depth_image', 'depth/camera_info': 'depth_info',
                       'color/image_raw': 'color_image', 'color/camera_info': 'color_info'}
@@ -104,7 +108,7 @@ def test_player_launch_runs_player_and_node_with_large_data_and_the_rigs_extrins
     opaque, = _by_type(entities, 'OpaqueFunction')
     assert entities.index(env) < entities.index(opaque)
     for rig, extrinsic in (('registered', False), ('d435', True)):
-        player, node = opaque.kwargs['function']({'rig': rig})
+        player, node = opaque.kwargs['function']({'rig': rig, 'model': ''})
         assert [player.kwargs['executable'], node.kwargs['executable']] == [
             'depth_sr_player', 'depth_sr_node']
         assert player.kwargs['parameters'][0]['rig'] == rig
@@ -112,6 +116,12 @@ def test_player_launch_runs_player_and_node_with_large_data_and_the_rigs_extrins
         assert ('depth_to_color' in params) == extrinsic
         if extrinsic:
             assert params['depth_to_color'] == [0.015, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]
+        assert params['model_path'] == 'ahmf_x4_sensor.pt'
+    # The ToF camera is coarser than a 4x model's LR grid: its rig runs the 8x model.
+    _, node = opaque.kwargs['function']({'rig': 'tof', 'model': ''})
+    assert node.kwargs['parameters'][1]['model_path'] == 'ahmf_x8_sensor.pt'
+    _, node = opaque.kwargs['function']({'rig': 'tof', 'model': 'mine.pt'})
+    assert node.kwargs['parameters'][1]['model_path'] == 'mine.pt'
 
 
 @pytest.mark.parametrize('filename', sorted(f for f in os.listdir(os.path.join(REPO, 'config'))
@@ -124,6 +134,19 @@ def test_config_files_hold_only_declared_parameters(filename):
     for name, value in params.items():
         default = PARAMETERS[name].default
         assert default is None or type(value) is type(default), name
+
+
+@pytest.mark.parametrize('filename', ['azure_kinect.yaml', 'generic_tof.yaml',
+                                      'realsense_d4xx.yaml'])
+def test_camera_configs_set_a_shipped_model_of_the_scale_their_camera_suits(filename):
+    from depth_sr_ros.paths import resolve_model_path
+    with open(os.path.join(REPO, 'config', filename)) as f:
+        params = yaml.safe_load(f)['/**/depth_sr']['ros__parameters']
+    path = resolve_model_path(params['model_path'])
+    assert os.path.dirname(path) == os.path.join(REPO, 'models') and os.path.isfile(path)
+    # A 224x172 ToF under a 1280x720 colour camera: 0.7 samples per LR pixel at 4x, 2.7 at 8x.
+    scale = 8 if filename == 'generic_tof.yaml' else 4
+    assert os.path.basename(path).startswith(f'ahmf_x{scale}')
 
 
 def test_rviz_config_shows_colour_input_output_and_points():

@@ -30,7 +30,7 @@ from depth_sr_ros.checkpoint import CheckpointError
 from depth_sr_ros.geometry.camera import GeometryError
 from depth_sr_ros.geometry.transform import Transform
 from depth_sr_ros.inference import load_predictor
-from depth_sr_ros.paths import default_model_path
+from depth_sr_ros.paths import MODEL_HELP, resolve_model_path
 from depth_sr_ros.ros.conversions import ImageFormatError, stamp_ns
 from depth_sr_ros.ros.extrinsics import static_transform
 from depth_sr_ros.ros.parameters import PARAMETERS
@@ -330,7 +330,7 @@ def _process(reader, note, args, progress):
             raise BagError(f'--depth-to-color: {error}') from None
     edges = {} if fixed is not None else read_static_transforms(reader)
     try:
-        predictor = load_predictor(args.model or default_model_path(), device=args.device)
+        predictor = load_predictor(resolve_model_path(args.model), device=args.device)
     except (CheckpointError, RuntimeError, ValueError) as error:
         raise BagError(str(error)) from None
     processor = FrameProcessor(predictor, max_output_pixels=args.max_output_pixels)
@@ -458,7 +458,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
     parser.add_argument('--input', required=True, help='input bag folder (or .mcap / .db3)')
     parser.add_argument('--output', help='output bag folder (required unless --list)')
-    parser.add_argument('--model', default='', help='model file (default: installed AHMF 4x)')
+    parser.add_argument('--model', default='', help=MODEL_HELP)
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     parser.add_argument('--depth', default='', help='depth Image topic')
     parser.add_argument('--color', default='', help='colour Image topic')

@@ -18,6 +18,7 @@ from depth_sr_ros.data.middlebury import disparity_to_metres, load_pair, SAMPLE_
 from depth_sr_ros.geometry.camera import Camera, pinhole_camera, RATIONAL
 from depth_sr_ros.geometry.registration import splat
 from depth_sr_ros.geometry.transform import Transform
+from depth_sr_ros.paths import DEFAULT_MODEL
 from depth_sr_ros.preprocessing import fill_missing
 import numpy as np
 
@@ -35,6 +36,9 @@ class Rig:
     depth_to_color: Transform
     registered: bool  # the depth is published in the colour frame
     description: str
+    # the shipped model that suits the depth camera: the one whose LR grid gets about one
+    # depth sample per pixel or more (the README's camera table)
+    model: str = DEFAULT_MODEL
 
 
 def _tilted(degrees_about_y, translation):
@@ -60,8 +64,14 @@ RIGS = {
                       'distortion, 32 mm away and tilted by 6 degrees'),
     'tof': Rig('tof', COLOR_720P, pinhole_camera(224, 172, 210.0),
                Transform(translation=(-0.025, 0.0, 0.0)), False,
-               'a 224x172 ToF camera next to a 1280x720 colour camera, 25 mm apart'),
+               'a 224x172 ToF camera next to a 1280x720 colour camera, 25 mm apart',
+               'ahmf_x8_sensor.pt'),
 }
+
+
+def recommended_model(rig):
+    """Return the shipped model file name that suits rig ``rig`` (a name of RIGS, or other)."""
+    return RIGS[rig].model if rig in RIGS else DEFAULT_MODEL
 
 
 @dataclasses.dataclass(frozen=True)

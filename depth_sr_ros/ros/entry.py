@@ -1,5 +1,6 @@
 """The start and clean stop shared by the package's ROS executables."""
 
+import os
 import signal
 import sys
 
@@ -12,6 +13,17 @@ from rclpy.utilities import try_shutdown
 # wait between a Ctrl-C and the start of the clean stop.
 SIGNAL_CHECK_PERIOD = 0.1
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def domain_id(low, count):
+    """
+    Return the ROS domain for the processes a tool starts: ROS_DOMAIN_ID when it is set.
+
+    Otherwise one of ``count`` domains from ``low`` on, chosen by the process id, so that two
+    tools run at once do not see each other.
+    """
+    value = os.environ.get('ROS_DOMAIN_ID', '').strip()
+    return int(value) if value.isdigit() else low + os.getpid() % count
 
 
 def wants_help(args):

@@ -34,6 +34,7 @@ from depth_sr_ros.inference import Acceleration, Predictor, select_device
 from depth_sr_ros.networks import build_model
 from depth_sr_ros.onnx_predictor import OpenVinoPredictor
 from depth_sr_ros.ros.conversions import color_to_array, depth_to_metres, metres_to_image
+from depth_sr_ros.ros.entry import domain_id
 import numpy as np
 from sensor_msgs.msg import Image
 import torch
@@ -432,8 +433,9 @@ def main(argv=None):
     parser.add_argument('--registration', default='',
                         help='comma-separated scene rigs (aligned, d435, azure_nfov, tof) whose '
                              "registration onto the LR grid to time at the model's scale")
-    parser.add_argument('--domain-id', type=int, default=60 + os.getpid() % 40,
-                        help='ROS_DOMAIN_ID for the node-under-DDS run')
+    parser.add_argument('--domain-id', type=int, default=domain_id(60, 40),
+                        help='ROS domain of the node-under-DDS run (default: ROS_DOMAIN_ID when '
+                             'set, else one of 60-99)')
     parser.add_argument('--json', default='', help='also write the results here as JSON')
     parser.add_argument('--markdown', default='', help='also write the tables here')
     args = parser.parse_args(argv)

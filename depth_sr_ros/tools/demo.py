@@ -18,7 +18,7 @@ from depth_sr_ros.data.degradations import bicubic_downsample, crop_to_multiple,
 from depth_sr_ros.data.middlebury import disparity_to_metres, load_pair, SAMPLE_DIR
 from depth_sr_ros.inference import Predictor
 from depth_sr_ros.metrics import mae, rmse
-from depth_sr_ros.paths import default_model_path
+from depth_sr_ros.paths import MODEL_HELP, resolve_model_path
 from depth_sr_ros.viz import colorize, tile
 import numpy as np
 
@@ -61,12 +61,11 @@ def run(model_path, device, output, seed=0):
 def main(argv=None):
     """Entry point of depth_sr_demo."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--model', default=None,
-                        help="model file (default: the node's, models/ahmf_x4_sensor.pt)")
+    parser.add_argument('--model', default='', help=MODEL_HELP)
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     parser.add_argument('--output', default='demo_output.png', help='picture to write')
     args = parser.parse_args(argv)
-    model_path = args.model or default_model_path()
+    model_path = resolve_model_path(args.model)
     try:
         rows = run(model_path, args.device, args.output)
     except (CheckpointError, RuntimeError, OSError) as error:

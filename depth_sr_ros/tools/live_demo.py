@@ -18,7 +18,10 @@ import sys
 import time
 
 import cv2
+from depth_sr_ros.data.scene import recommended_model
+from depth_sr_ros.paths import MODEL_HELP
 from depth_sr_ros.ros.conversions import color_to_array, depth_to_metres, stamp_ns
+from depth_sr_ros.ros.entry import domain_id
 from depth_sr_ros.tools.player import read_recording, rig_extrinsic, RIG_NAMES
 from depth_sr_ros.viz import colorize, side_by_side, tile
 from diagnostic_msgs.msg import DiagnosticArray
@@ -215,13 +218,16 @@ def main(argv=None):
     parser.add_argument('--bag', default='',
                         help='play this recorded rosbag2 bag instead of a rig (no truth tile)')
     parser.add_argument('--rate', type=float, default=30.0, help='player frame rate, Hz')
-    parser.add_argument('--model', default='', help='model file (default: installed AHMF 4x)')
+    parser.add_argument('--model', default='',
+                        help=MODEL_HELP + "; a rig's own where it needs another (tof: 8x)")
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     parser.add_argument('--output', default='live_demo.png', help='picture to write')
-    parser.add_argument('--domain-id', type=int, default=50 + os.getpid() % 50,
-                        help='ROS_DOMAIN_ID for the three processes')
+    parser.add_argument('--domain-id', type=int, default=domain_id(50, 50),
+                        help='ROS domain of the three processes (default: ROS_DOMAIN_ID when '
+                             'set, else one of 50-99)')
     args = parser.parse_args(argv)
-    watcher, ok = watch_player_and_node(args.seconds, args.rate, args.model, args.device,
+    model = args.model or ('' if args.bag else recommended_model(args.rig))
+    watcher, ok = watch_player_and_node(args.seconds, args.rate, model, args.device,
                                         args.domain_id, 'depth_sr_live_demo', rig=args.rig,
                                         bag=args.bag)
     try:

@@ -13,9 +13,10 @@ when the node published nothing in the last --stall-seconds.
 
 import argparse
 import json
-import os
 import sys
 
+from depth_sr_ros.paths import MODEL_HELP
+from depth_sr_ros.ros.entry import domain_id
 from depth_sr_ros.tools.live_demo import watch_player_and_node
 import numpy as np
 import rclpy
@@ -68,13 +69,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
     parser.add_argument('--seconds', type=float, default=600.0)
     parser.add_argument('--rate', type=float, default=30.0, help='player frame rate, Hz')
-    parser.add_argument('--model', default='', help='model file (default: installed AHMF 4x)')
+    parser.add_argument('--model', default='', help=MODEL_HELP)
     parser.add_argument('--device', default='auto')
     parser.add_argument('--warmup', type=float, default=10.0,
                         help='seconds before the reference memory sample')
     parser.add_argument('--max-growth-mib', type=float, default=50.0)
     parser.add_argument('--stall-seconds', type=float, default=10.0)
-    parser.add_argument('--domain-id', type=int, default=30 + os.getpid() % 20)
+    parser.add_argument('--domain-id', type=int, default=domain_id(30, 20),
+                        help='ROS domain of the player and the node (default: ROS_DOMAIN_ID '
+                             'when set, else one of 30-49)')
     parser.add_argument('--json', default='')
     args = parser.parse_args(argv)
     samples = []  # (elapsed s, RSS MiB)

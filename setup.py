@@ -48,6 +48,7 @@ setup(
             'depth_sr_rig_bag = depth_sr_ros.tools.rig_bag:main',
             'depth_sr_zoo = depth_sr_ros.tools.zoo:main',
             'depth_sr_blend = depth_sr_ros.cli.blend:main',
+            'depth_sr_select = depth_sr_ros.cli.choose:main',
         ],
     },
 )

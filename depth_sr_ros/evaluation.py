@@ -1,12 +1,14 @@
 """
 The papers' evaluation protocol as functions: degrade ground truth, upsample, measure.
 
-Used by depth_sr_eval, by training's validation and by the zoo tables, so that every number
-comes from the same code.
+Used by depth_sr_eval, by training's validation, by model selection and by the zoo tables, so
+that every number comes from the same code; with the tables and command-line options they
+share.
 """
 
 import zlib
 
+from depth_sr_ros.baselines import BicubicUpsampler, GuidedFilterUpsampler
 from depth_sr_ros.data.degradations import (
     add_gaussian_noise, antialiased_bicubic_downsample, bicubic_downsample, crop_to_multiple,
     nearest_downsample, sensor_degrade)
@@ -113,3 +115,44 @@ def evaluate_network(model, pairs, scale, protocol='middlebury', noise='', devic
     predictor = Predictor(model, device=str(device),
                           acceleration=Acceleration('float32', channels_last=False))
     return evaluate({'model': predictor}, pairs, scale, protocol, noise)['average']['model']
+
+
+def table(header, rows):
+    """Return a markdown table: ``header`` cells, then one line per row of cells."""
+    lines = ['| ' + ' | '.join(header) + ' |', '|---' * len(header) + '|']
+    return '\n'.join(lines + ['| ' + ' | '.join(row) + ' |' for row in rows])
+
+
+def markdown(report, methods, metric='mae'):
+    """Return the report as a markdown table: one row per method, one column per image."""
+    names = [r['name'] for r in report['images']]
+    return table(['method', *names, 'average'],
+                 [[m, *(f'{r[m][metric]:.3f}' for r in report['images']),
+                   f"{report['average'][m][metric]:.3f}"] for m in methods])
+
+
+def shift_table(report, methods, shifts):
+    """Return a markdown table of each method's average shifted RMSE, one column per shift."""
+    return table(['method', *(f'{d:+g}' for d in shifts)],
+                 [[m, *(f'{v:.3f}' for v in report['average'][m]['shifted_rmse'])]
+                  for m in methods])
+
+
+def compared_methods(predictor):
+    """Return {name: upsampler}: bicubic, the guided filter, and the model ('ARCH Sx')."""
+    s = predictor.scale
+    return {'bicubic': BicubicUpsampler(s), 'guided filter': GuidedFilterUpsampler(s),
+            f"{predictor.info['arch']} {s}x": predictor}
+
+
+def add_protocol_options(parser):
+    """Add --protocol and --noise / --sensor (dest 'noise', one of evaluation.NOISES)."""
+    parser.add_argument('--protocol', default='middlebury', choices=sorted(PROTOCOLS),
+                        help='middlebury: plain bicubic downscaling (AHMF, PAG-Net); '
+                             'antialiased: antialiased bicubic (DKN, DCTNet, JIIF); nyu: nearest')
+    noisy = parser.add_mutually_exclusive_group()
+    noisy.add_argument('--noise', action='store_const', const='gaussian', dest='noise',
+                       default='', help="add Gaussian noise, sigma 5 (AHMF's Table II)")
+    noisy.add_argument('--sensor', action='store_const', const='sensor', dest='noise',
+                       help="add a depth camera's noise, flying pixels and holes "
+                            '(data.degradations.sensor_degrade)')

@@ -4,10 +4,10 @@ import json
 
 from conftest import FIXTURES
 from depth_sr_ros.baselines import BicubicUpsampler, GuidedFilterUpsampler
-from depth_sr_ros.cli.evaluate import main, markdown
+from depth_sr_ros.cli.evaluate import main
 from depth_sr_ros.data.degradations import antialiased_bicubic_downsample, crop_to_multiple
 from depth_sr_ros.data.middlebury import load_pair
-from depth_sr_ros.evaluation import degrade, evaluate, noise_rng
+from depth_sr_ros.evaluation import degrade, evaluate, markdown, noise_rng
 from depth_sr_ros.metrics import mae, rmse, shifted_rmse
 import numpy as np
 import pytest

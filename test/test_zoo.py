@@ -3,6 +3,7 @@
 import os
 import shutil
 
+from depth_sr_ros.selection import VALIDATION_NAMES
 from depth_sr_ros.tools.zoo import main, replace_block, TEST_IMAGES
 import pytest
 
@@ -10,8 +11,9 @@ FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures')
 
 
 def _data_tree(root):
-    """middlebury30 (the six test names) and middlebury_full (one image) from the fixture."""
-    for folder, names in (('middlebury30', TEST_IMAGES), ('middlebury_full', ('cones',))):
+    """middlebury30 (test and validation names) and middlebury_full (one image): the fixture."""
+    for folder, names in (('middlebury30', TEST_IMAGES + VALIDATION_NAMES),
+                          ('middlebury_full', ('cones',))):
         for kind in ('depth', 'rgb'):
             os.makedirs(root / folder / kind)
             for name in names:
@@ -46,6 +48,11 @@ def test_the_zoo_rewrites_every_block_from_its_own_evaluation(tmp_path, model_pa
                    '--sensor`', 'middlebury_full`'):
         assert option in block
     assert block.count('| pag_net 4x |') == 10 and block.count('| bicubic |') == 10
+    # The validation table that model selection judges, with its depth_sr_select command.
+    assert '`depth_sr_select --model models/tiny_x4.pt --data ../shared/data/middlebury30`' in (
+        block)
+    for label in ('papers', 'antialiased', 'sigma 5', 'camera noise'):
+        assert f'| {label} |' in block
     summary = readme.read_text().split('<!-- /zoo: summary -->')[0]
     assert '| `tiny_x4.pt` |' in summary and '| `tiny_x4.pt` |' in text
     full = readme.read_text().split('<!-- zoo: full_size -->')[1]

@@ -18,9 +18,8 @@ import argparse
 import sys
 
 from depth_sr_ros.checkpoint import blend_checkpoints, CheckpointError, save_checkpoint
-from depth_sr_ros.cli.evaluate import add_protocol_options
 from depth_sr_ros.data.middlebury import load_pair
-from depth_sr_ros.evaluation import evaluate_network
+from depth_sr_ros.evaluation import add_protocol_options, evaluate_network
 
 
 def parse_weights(text):

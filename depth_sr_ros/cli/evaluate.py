@@ -21,10 +21,10 @@ import json
 import sys
 
 import cv2
-from depth_sr_ros.baselines import BicubicUpsampler, GuidedFilterUpsampler
 from depth_sr_ros.checkpoint import CheckpointError
 from depth_sr_ros.data.middlebury import list_pairs, load_pair
-from depth_sr_ros.evaluation import evaluate, PROTOCOLS
+from depth_sr_ros.evaluation import (
+    add_protocol_options, compared_methods, evaluate, markdown, shift_table)
 from depth_sr_ros.inference import Acceleration, Predictor
 from depth_sr_ros.metrics import mae
 from depth_sr_ros.viz import colorize, tile
@@ -47,47 +47,6 @@ def figure(kept, path, error_range=4.0):
         bottom.append(tile(colorize(np.abs(result - truth), 0, error_range, cv2.COLORMAP_HOT),
                            f'|{method} - truth|, MAE {mae(result, truth):.3f}'))
     return cv2.imwrite(path, np.vstack([np.hstack(top), np.hstack(bottom)]))
-
-
-def table(header, rows):
-    """Return a markdown table: ``header`` cells, then one line per row of cells."""
-    lines = ['| ' + ' | '.join(header) + ' |', '|---' * len(header) + '|']
-    return '\n'.join(lines + ['| ' + ' | '.join(row) + ' |' for row in rows])
-
-
-def markdown(report, methods, metric='mae'):
-    """Return the report as a markdown table: one row per method, one column per image."""
-    names = [r['name'] for r in report['images']]
-    return table(['method', *names, 'average'],
-                 [[m, *(f'{r[m][metric]:.3f}' for r in report['images']),
-                   f"{report['average'][m][metric]:.3f}"] for m in methods])
-
-
-def shift_table(report, methods, shifts):
-    """Return a markdown table of each method's average shifted RMSE, one column per shift."""
-    return table(['method', *(f'{d:+g}' for d in shifts)],
-                 [[m, *(f'{v:.3f}' for v in report['average'][m]['shifted_rmse'])]
-                  for m in methods])
-
-
-def compared_methods(predictor):
-    """Return {name: upsampler}: bicubic, the guided filter, and the model ('ARCH Sx')."""
-    s = predictor.scale
-    return {'bicubic': BicubicUpsampler(s), 'guided filter': GuidedFilterUpsampler(s),
-            f"{predictor.info['arch']} {s}x": predictor}
-
-
-def add_protocol_options(parser):
-    """Add --protocol and --noise / --sensor (dest 'noise', one of evaluation.NOISES)."""
-    parser.add_argument('--protocol', default='middlebury', choices=sorted(PROTOCOLS),
-                        help='middlebury: plain bicubic downscaling (AHMF, PAG-Net); '
-                             'antialiased: antialiased bicubic (DKN, DCTNet, JIIF); nyu: nearest')
-    noisy = parser.add_mutually_exclusive_group()
-    noisy.add_argument('--noise', action='store_const', const='gaussian', dest='noise',
-                       default='', help="add Gaussian noise, sigma 5 (AHMF's Table II)")
-    noisy.add_argument('--sensor', action='store_const', const='sensor', dest='noise',
-                       help="add a depth camera's noise, flying pixels and holes "
-                            '(data.degradations.sensor_degrade)')
 
 
 def main(argv=None):

@@ -27,6 +27,7 @@ from depth_sr_ros.evaluation import evaluate_network, NOISES
 from depth_sr_ros.inference import native_bfloat16, select_device
 from depth_sr_ros.networks import build_model
 from depth_sr_ros.preprocessing import PREPROCESSING
+from depth_sr_ros.selection import VALIDATION_NAMES
 import numpy as np
 import torch
 from torch import distributed as dist
@@ -53,7 +54,8 @@ class TrainConfig:
     lr: float = 1e-4
     lr_halve_at: float = 0.8  # fraction of the steps after which the lr is halved
     loss: str = ''  # '' : the paper's loss for the architecture
-    val_names: str = '13,27'  # validation pairs (comma separated), left out of training
+    # validation pairs (comma separated), left out of training: selection.VALIDATION_NAMES
+    val_names: str = ','.join(VALIDATION_NAMES)
     # what validation adds to the LR input: '' (clean), 'gaussian' or 'sensor' (as
     # depth_sr_eval --noise / --sensor), e.g. 'sensor' for a run that learns camera noise
     val_noise: str = ''

@@ -1,0 +1,103 @@
+"""
+depth_sr_select: judge a model file on the validation images, and ship it only if it passes.
+
+    depth_sr_select --model runs/pag_net_x2/model.pt --shipped models/pag_net_x2.pt \
+        --data ../shared/data/middlebury30 [--install]
+
+Evaluates the candidate (and the shipped file, when there is one) like depth_sr_eval (float32)
+on the validation pairs of --data (selection.VALIDATION_NAMES, never the six test images)
+under each protocol of selection.VALIDATION_PROTOCOLS, prints the table and the verdict of
+selection.verdict, and exits 0 when the candidate may ship, 1 when not. --install then copies
+it over --shipped (written beside it first, then moved into place).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+from depth_sr_ros.checkpoint import CheckpointError
+from depth_sr_ros.data.middlebury import load_pair
+from depth_sr_ros.evaluation import table
+from depth_sr_ros.inference import Acceleration, Predictor
+from depth_sr_ros.selection import VALIDATION_NAMES, validation_report, verdict
+
+
+def report_of(path, pairs):
+    """Return (scale, validation report) of a model file, in float32."""
+    predictor = Predictor.from_checkpoint(path, device='cpu',
+                                          acceleration=Acceleration('float32'))
+    return predictor.scale, validation_report(predictor, pairs)
+
+
+def comparison(candidate, shipped):
+    """Return a markdown table: per protocol, MAE / RMSE of bicubic, shipped and candidate."""
+    header = ['protocol', 'bicubic', 'shipped', 'candidate']
+    rows = []
+    for label, errors in candidate.items():
+        cells = [errors['bicubic']] + ([shipped[label]['model']] if shipped else []) + [
+            errors['model']]
+        rows.append([label] + [f"{e['mae']:.4f} / {e['rmse']:.4f}" for e in cells])
+    if not shipped:
+        header.remove('shipped')
+    return table(header, rows)
+
+
+def install(candidate, target):
+    """Copy ``candidate`` to ``target`` through a temporary file beside it."""
+    folder = os.path.dirname(os.path.abspath(target))
+    handle, temporary = tempfile.mkstemp(dir=folder, suffix='.tmp')
+    os.close(handle)
+    try:
+        shutil.copyfile(candidate, temporary)
+        os.replace(temporary, target)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def main(argv=None):
+    """Entry point of depth_sr_select."""
+    parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
+    parser.add_argument('--model', required=True, help='the candidate model file')
+    parser.add_argument('--shipped', default='',
+                        help='the shipped file it would replace (default: none, a new file)')
+    parser.add_argument('--data', required=True,
+                        help='middlebury30: a folder with depth/ and rgb/ holding the '
+                             f'validation pairs {", ".join(VALIDATION_NAMES)}')
+    parser.add_argument('--install', action='store_true',
+                        help='copy the candidate over --shipped when it passes')
+    parser.add_argument('--json', default='', help='also write both reports here')
+    args = parser.parse_args(argv)
+    if args.install and not args.shipped:
+        parser.error('--install needs --shipped, the file to write')
+    try:
+        pairs = [load_pair(args.data, name) for name in VALIDATION_NAMES]
+        scale, candidate = report_of(args.model, pairs)
+        shipped = None
+        if args.shipped and os.path.exists(args.shipped):
+            shipped_scale, shipped = report_of(args.shipped, pairs)
+            if shipped_scale != scale:
+                parser.error(f'the candidate is {scale}x, the shipped file {shipped_scale}x')
+    except (CheckpointError, OSError, ValueError) as error:
+        print(f'depth_sr_select: {error}', file=sys.stderr)
+        return 2
+    ships, reasons = verdict(candidate, shipped)
+    print(f'Validation pairs {", ".join(VALIDATION_NAMES)} of {args.data}, {scale}x, float32; '
+          'MAE / RMSE in dataset units:\n')
+    print(comparison(candidate, shipped))
+    print(f'\n{"ships" if ships else "does not ship"}: ' + ' '.join(reasons))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump({'candidate': candidate, 'shipped': shipped, 'ships': ships,
+                       'reasons': reasons}, f, indent=1)
+    if ships and args.install:
+        install(args.model, args.shipped)
+        print(f'installed {args.model} as {args.shipped}')
+    return 0 if ships else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

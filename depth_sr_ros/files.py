@@ -5,7 +5,9 @@ Each writer works in a temporary name beside its target and moves the result int
 (``os.replace``, atomic on one file system) only once it is complete.
 """
 
+import contextlib
 import os
+import shutil
 import tempfile
 
 
@@ -21,3 +23,57 @@ def write_text_atomically(path, text):
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def refuse_overlap(output, inputs):
+    """
+    Raise ValueError when ``output`` is one of ``inputs``, contains one or lies inside one.
+
+    Paths are compared after resolving symbolic links, '.', '..' and trailing slashes, so no
+    spelling of the input passes as another place.
+    """
+    out = os.path.realpath(output)
+    for given in inputs:
+        source = os.path.realpath(given)
+        if out == source:
+            raise ValueError(f"output '{output}' is the input '{given}'")
+        if source.startswith(out + os.sep):
+            raise ValueError(f"output '{output}' contains the input '{given}'")
+        if out.startswith(source + os.sep):
+            raise ValueError(f"output '{output}' lies inside the input '{given}'")
+
+
+def check_writable_folder(path, what='output'):
+    """Raise ValueError unless the folder that will hold ``path`` exists and can be written."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"{what} '{path}': the folder '{folder}' does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} '{path}': the folder '{folder}' cannot be written")
+
+
+@contextlib.contextmanager
+def staged_folder(path, overwrite=False):
+    """
+    Yield a path beside ``path`` to create a folder at; move it to ``path`` once complete.
+
+    The folder is made in a hidden temporary folder next to ``path``. When the ``with`` block
+    ends normally it replaces ``path`` (an existing one only with ``overwrite``, and only
+    then); when the block raises, the new folder is removed and ``path`` is left as it was.
+    Raises ValueError for a ``path`` that exists without ``overwrite``, or whose folder is
+    missing or read-only.
+    """
+    if os.path.lexists(path) and not overwrite:
+        raise ValueError(f"output '{path}' exists (use --overwrite to replace it)")
+    check_writable_folder(path)
+    name = os.path.basename(os.path.normpath(path))
+    staging = tempfile.mkdtemp(dir=os.path.dirname(os.path.abspath(path)),
+                               prefix=f'.{name}.', suffix='.partial')
+    try:
+        new = os.path.join(staging, name)
+        yield new
+        if os.path.lexists(path):  # the old output goes only now that the new one is complete
+            os.replace(path, os.path.join(staging, 'replaced'))
+        os.replace(new, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

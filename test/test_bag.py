@@ -270,3 +270,94 @@ def test_the_player_plays_a_bag_to_the_live_node(tmp_path, graph, stamps):
     finally:
         g.executor.remove_node(player)
         player.destroy_node()
+
+
+def _tree(path):
+    """Return {relative file path: bytes} of a folder."""
+    return {os.path.relpath(os.path.join(folder, name), path):
+            open(os.path.join(folder, name), 'rb').read()
+            for folder, _, names in os.walk(path) for name in names}
+
+
+def test_the_output_is_never_the_input_however_it_is_spelled(tmp_path, model_path, capsys,
+                                                             monkeypatch):
+    write_bag(tmp_path / 'rec', fixture_frames(2))
+    before = _tree(tmp_path / 'rec')
+    os.symlink(tmp_path / 'rec', tmp_path / 'link')
+    monkeypatch.chdir(tmp_path)
+    for output, said in (('rec', 'is the input'), ('./rec/', 'is the input'),
+                         ('link', 'is the input'), ('rec/inner', 'lies inside the input'),
+                         ('.', 'contains the input')):
+        status = main(['--input', 'rec', '--output', output, '--overwrite', '--model',
+                       model_path, '--device', 'cpu', '--no-progress'])
+        err = capsys.readouterr().err
+        assert status == 2 and said in err and len(err.splitlines()) == 1, (output, err)
+    assert _tree(tmp_path / 'rec') == before  # the recording is untouched
+
+
+def test_overwrite_replaces_the_output_only_with_a_complete_one(tmp_path, model_path, capsys):
+    write_bag(tmp_path / 'in', fixture_frames(2))
+    args = ['--model', model_path, '--device', 'cpu', '--no-progress', '--overwrite']
+    assert main(['--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out')] + args) == 0
+    first = _tree(tmp_path / 'out')
+    # A run that fails (nothing pairs) leaves the old output as it was, and no scratch.
+    frames = fixture_frames(3)
+    for _, color, _, _ in frames:
+        color.header.stamp.sec += 1
+    write_bag(tmp_path / 'apart', frames)
+    assert main(['--input', str(tmp_path / 'apart'), '--output', str(tmp_path / 'out')]
+                + args) == 2
+    assert _tree(tmp_path / 'out') == first
+    assert sorted(os.listdir(tmp_path)) == ['apart', 'in', 'out']
+    # A run that succeeds replaces it.
+    write_bag(tmp_path / 'three', fixture_frames(3))
+    assert main(['--input', str(tmp_path / 'three'), '--output', str(tmp_path / 'out')]
+                + args) == 0
+    assert len(read_bag(tmp_path / 'out')['/depth_sr/image']) == 3
+    assert sorted(os.listdir(tmp_path)) == ['apart', 'in', 'out', 'three']
+
+
+def test_unwritable_paths_and_bad_numbers_are_one_line_before_any_work(
+        tmp_path, model_path, capsys):
+    write_bag(tmp_path / 'in', fixture_frames(2))
+    locked = tmp_path / 'locked'
+    locked.mkdir()
+    locked.chmod(0o500)
+    base = ['--input', str(tmp_path / 'in'), '--model', model_path, '--device', 'cpu',
+            '--no-progress']
+    cases = [
+        (['--output', str(tmp_path / 'missing' / 'out')], 'does not exist'),
+        (['--output', str(tmp_path / 'out'), '--json', str(tmp_path / 'missing' / 's.json')],
+         "--json '"),
+    ]
+    if os.geteuid() != 0:  # root writes anywhere
+        cases.append((['--output', str(locked / 'out')], 'cannot be written'))
+    for extra, said in cases:
+        assert main(base + extra) == 2
+        err = capsys.readouterr().err
+        assert said in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / 'out').exists()  # refused before any work
+    for slop in ('-1', '0'):  # the node's rule: slop within [0.001, ...]
+        with pytest.raises(SystemExit) as exit_info:
+            main(base + ['--output', str(tmp_path / 'out'), '--slop', slop])
+        assert exit_info.value.code == 2
+        assert 'slop must be within' in capsys.readouterr().err
+
+
+def test_a_camera_info_written_just_after_its_image_is_matched_by_stamp(
+        tmp_path, model_path, capsys):
+    # Each frame's camera_infos are written after its images and carry the image's stamp:
+    # the first pair is served with its own camera_info, not skipped for want of one.
+    frames = fixture_frames(3)
+    plugin = StoragePlugin.MCAP
+    with Writer(tmp_path / 'late', version=9, storage_plugin=plugin) as writer:
+        connections = [writer.add_connection(t, k, typestore=STORE)
+                       for t, k in zip(TOPICS, KINDS)]
+        for i, messages in enumerate(frames):
+            for j, index in enumerate((1, 0, 3, 2)):  # colour, depth, then their infos
+                writer.write(connections[index], 1_000_000_000 + i * PERIOD + j * 1000,
+                             serialize_message(messages[index]))
+    assert main(['--input', str(tmp_path / 'late'), '--output', str(tmp_path / 'out'),
+                 '--model', model_path, '--device', 'cpu', '--no-progress']) == 0
+    assert 'outputs written: 3' in capsys.readouterr().out
+    assert len(read_bag(tmp_path / 'out')['/depth_sr/image']) == 3

@@ -27,3 +27,9 @@ def test_help_prints_usage_and_starts_nothing(name, module, capsys):
     assert status == 0
     out = capsys.readouterr().out
     assert 'usage' in out.lower()
+    # Every option has a help text: on its own line, or on the next, indented.
+    lines = out.splitlines()
+    bare = [line.strip() for line, after in zip(lines, lines[1:] + [''])
+            if re.match(r'^  -', line) and not re.match(r'^  -.*\S\s{2,}\S', line)
+            and not re.match(r'^\s{10,}\S', after)]
+    assert bare == [], f'{name}: options without help'

@@ -20,20 +20,21 @@ import collections
 import contextlib
 import json
 import os
-import shutil
 import struct
 import sys
 import tempfile
 import time
 
 from depth_sr_ros.checkpoint import CheckpointError
+from depth_sr_ros.files import (
+    check_writable_folder, refuse_overlap, staged_folder, write_text_atomically)
 from depth_sr_ros.geometry.camera import GeometryError
 from depth_sr_ros.geometry.transform import Transform
 from depth_sr_ros.inference import load_predictor
 from depth_sr_ros.paths import MODEL_HELP, resolve_model_path
 from depth_sr_ros.ros.conversions import ImageFormatError, stamp_ns
 from depth_sr_ros.ros.extrinsics import static_transform
-from depth_sr_ros.ros.parameters import PARAMETERS
+from depth_sr_ros.ros.parameters import check_value, PARAMETERS
 from depth_sr_ros.ros.pipeline import FrameProcessor, Settings
 from depth_sr_ros.ros.sync import CameraInfoStore, COLOR, DEPTH, StampPairer
 from rclpy.serialization import deserialize_message, serialize_message
@@ -305,21 +306,47 @@ def _writer(path, storage, copy_from, notes):
     return writer, connections
 
 
+def check_paths(args):
+    """
+    Raise BagError, before any work, for output paths that cannot or must not be written.
+
+    The output must not be the input, contain it or lie inside it (however it is spelled);
+    it may exist only with --overwrite; its folder, and that of --json, must be writable.
+    """
+    try:
+        refuse_overlap(args.output, [args.input])
+        if os.path.lexists(args.output) and not args.overwrite:
+            raise ValueError(f"output '{args.output}' exists (use --overwrite to replace it)")
+        check_writable_folder(args.output)
+        if args.json:
+            refuse_overlap(args.json, [args.input])
+            check_writable_folder(args.json, '--json')
+    except ValueError as error:
+        raise BagError(str(error)) from None
+
+
 def process_bag(args, progress=True):
-    """Run the tool; return the Summary. Raises BagError for input it cannot use."""
+    """
+    Run the tool; return the Summary. Raises BagError for input it cannot use.
+
+    The output bag is written beside --output and moved into place only once it is complete
+    (also after Ctrl-C, which closes it as a valid bag); an existing output (--overwrite) is
+    replaced only then, and is kept when the run fails.
+    """
+    check_paths(args)
     # A repaired copy of a cut bag goes beside the output (the system's temporary folder may
     # be small or in memory).
     scratch = os.path.dirname(os.path.abspath(args.output))
-    with open_bag(args.input, scratch if os.path.isdir(scratch) else None) as (reader, note):
-        return _process(reader, note, args, progress)
+    with open_bag(args.input, scratch) as (reader, note):
+        try:
+            with staged_folder(args.output, args.overwrite) as staging:
+                return _process(reader, note, args, progress, staging)
+        except (OSError, ValueError) as error:
+            raise BagError(f"output '{args.output}': {error}") from None
 
 
-def _process(reader, note, args, progress):
-    """Process the open bag ``reader``; ``note`` says how it was read (open_bag)."""
-    if os.path.exists(args.output):
-        if not args.overwrite:
-            raise BagError(f"output '{args.output}' exists (use --overwrite to replace it)")
-        shutil.rmtree(args.output) if os.path.isdir(args.output) else os.remove(args.output)
+def _process(reader, note, args, progress, staging):
+    """Process the open bag ``reader`` into the bag folder ``staging`` (see process_bag)."""
     depth_topic, color_topic, depth_info_topic, color_info_topic = choose_topics(
         reader, args)
     fixed = None
@@ -333,31 +360,30 @@ def _process(reader, note, args, progress):
         predictor = load_predictor(resolve_model_path(args.model), device=args.device)
     except (CheckpointError, RuntimeError, ValueError) as error:
         raise BagError(str(error)) from None
-    processor = FrameProcessor(predictor, max_output_pixels=args.max_output_pixels)
+    processor = FrameProcessor(predictor, output_size=args.output_size,
+                               max_output_pixels=args.max_output_pixels)
     settings = Settings(publish_points=args.points)
     storage = args.storage or input_storage(args.input)
     wanted = {depth_topic: DEPTH, color_topic: COLOR}
-    infos = {depth_info_topic: CameraInfoStore(), color_info_topic: CameraInfoStore()}
-    inputs = [c for c in reader.connections if c.topic in wanted or c.topic in infos]
+    inputs = [c for c in reader.connections
+              if c.topic in wanted or c.topic in (depth_info_topic, color_info_topic)]
     copied = list(reader.connections) if args.copy_inputs else []
     summary = Summary(args.output)
     if note:
         summary.notes.append(note)
+    infos = read_camera_infos(reader, (depth_info_topic, color_info_topic), summary)
     pairer = StampPairer(PARAMETERS['queue_size'].default, args.slop)
     total = sum(c.msgcount for c in (copied or inputs))
     bar = _progress(total, progress)
     writer = None
     try:
-        writer, out = _writer(args.output, storage, copied, summary.notes)
+        writer, out = _writer(staging, storage, copied, summary.notes)
         for connection, timestamp, raw in _readable(
                 reader.messages(connections=copied or inputs), summary):
             bar.update(1)
             if ('copy', connection.topic) in out:
                 writer.write(out[('copy', connection.topic)], timestamp, raw)
-            if connection.topic in infos:
-                msg = deserialize_message(bytes(raw), CameraInfo)
-                infos[connection.topic].add(msg, stamp_ns(msg.header.stamp))
-            elif connection.topic in wanted:
+            if connection.topic in wanted:
                 msg = deserialize_message(bytes(raw), Image)
                 # Each message travels with its receive time: the output is written at
                 # the depth message's.
@@ -392,6 +418,35 @@ def _process(reader, note, args, progress):
                        f'{args.slop} s of each other (see --slop); the output holds '
                        'no super-resolved depth')
     return summary
+
+
+def read_camera_infos(reader, topics, summary):
+    """
+    Return {topic: CameraInfoStore} holding every camera_info of ``topics`` in the bag.
+
+    Offline the tool can look ahead: an image then finds the camera_info of its own stamp even
+    when the driver wrote that just after the image (the node, live, takes the newest).
+    """
+    connections = [c for c in reader.connections if c.topic in topics]
+    infos = {topic: CameraInfoStore(keep=max(1, sum(c.msgcount for c in connections
+                                                    if c.topic == topic)))
+             for topic in topics}
+    for connection, _, raw in _readable(reader.messages(connections=connections), summary):
+        msg = deserialize_message(bytes(raw), CameraInfo)
+        infos[connection.topic].add(msg, stamp_ns(msg.header.stamp))
+    return infos
+
+
+def parse_size(text):
+    """Return (width, height) of 'WxH' or 'W,H' (0x0: the colour camera's own size)."""
+    parts = text.lower().replace('x', ',').split(',')
+    try:
+        width, height = (int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a size is WIDTHxHEIGHT, not '{text}'") from None
+    if width < 0 or height < 0:
+        raise argparse.ArgumentTypeError(f"a size is not negative: '{text}'")
+    return width, height
 
 
 def _readable(messages, summary):
@@ -468,10 +523,16 @@ def parse_args(argv=None):
                         help='x,y,z,qx,qy,qz,qw from the depth optical frame to the colour one '
                              "(default: from the bag's /tf_static)")
     parser.add_argument('--slop', type=float, default=PARAMETERS['slop'].default,
-                        help='largest stamp difference of a pair, s (as the node)')
+                        help="largest stamp difference of a pair, s (the node's slop: "
+                             f"default {PARAMETERS['slop'].default})")
+    parser.add_argument('--output-size', type=parse_size, default=(0, 0),
+                        help="publish at WIDTHxHEIGHT instead of the colour camera's size (the "
+                             "node's output_size; default 0x0: the colour's)")
     parser.add_argument('--max-output-pixels', type=int,
                         default=PARAMETERS['max_output_pixels'].default,
-                        help='refuse frames whose output grid is larger')
+                        help="refuse frames whose output grid has more pixels (the node's "
+                             'max_output_pixels: default '
+                             f"{PARAMETERS['max_output_pixels'].default})")
     parser.add_argument('--points', action='store_true', help='also write /depth_sr/points')
     parser.add_argument('--copy-inputs', action='store_true',
                         help='copy every input topic into the output')
@@ -485,6 +546,10 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if not args.list and not args.output:
         parser.error('--output is required (or --list)')
+    for name in ('slop', 'max_output_pixels'):  # the node's rules for the same values
+        problem = check_value(name, getattr(args, name))
+        if problem:
+            parser.error(f"--{name.replace('_', '-')}: {problem}")
     return args
 
 
@@ -508,8 +573,7 @@ def main(argv=None):
         return 2
     print('\n'.join(summary.lines()))
     if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(summary.as_dict(), f, indent=1)
+        write_text_atomically(args.json, json.dumps(summary.as_dict(), indent=1))
     return 130 if summary.interrupted else 0
 
 

@@ -59,8 +59,10 @@ def main(argv=None):
     parser.add_argument('--data', default='', help='folder with depth/ and rgb/')
     parser.add_argument('--names', default='', help='comma-separated validation pairs')
     add_protocol_options(parser)  # what the blends are chosen on, as depth_sr_eval
-    parser.add_argument('--metric', default='rmse', choices=('mae', 'rmse'))
-    parser.add_argument('--storage-dtype', default='float16', choices=('float16', 'float32'))
+    parser.add_argument('--metric', default='rmse', choices=('mae', 'rmse'),
+                        help='what the blend is chosen by (default rmse)')
+    parser.add_argument('--storage-dtype', default='float16', choices=('float16', 'float32'),
+                        help="weights' storage in the written file (default float16)")
     args = parser.parse_args(argv)
     try:
         weights = parse_weights(args.weights)

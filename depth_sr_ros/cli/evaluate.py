@@ -56,7 +56,9 @@ def main(argv=None):
     parser.add_argument('--data', required=True, help='folder with depth/ and rgb/')
     parser.add_argument('--names', default='', help='comma-separated pairs (default: all)')
     add_protocol_options(parser)
-    parser.add_argument('--device', default='auto')
+    parser.add_argument('--device', default='auto',
+                        help="'auto' (cuda when available), 'cuda', 'cuda:N' or 'cpu' "
+                             '(default auto)')
     parser.add_argument('--precision', default='float32',
                         choices=('float32', 'mixed', 'bfloat16', 'float16', 'auto'),
                         help="the network's arithmetic (default float32: the papers' tables "

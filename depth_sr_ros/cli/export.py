@@ -103,7 +103,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
     parser.add_argument('--model', required=True, help='model file (.pt)')
     parser.add_argument('--output', required=True, help='ONNX file to write')
-    parser.add_argument('--opset', type=int, default=18)
+    parser.add_argument('--opset', type=int, default=18, help='ONNX opset (default 18)')
     parser.add_argument('--precision', choices=EXPORT_PRECISIONS, default='float32',
                         help='float32 (onnxruntime) or mixed (bfloat16 body, OpenVINO)')
     args = parser.parse_args(argv)

@@ -23,6 +23,7 @@ import time
 import cv2
 from depth_sr_ros.checkpoint import atomic_save, lerp_weights_, load_checkpoint, save_checkpoint
 from depth_sr_ros.data.datasets import CropDataset, load_split, prefetched_batches
+from depth_sr_ros.data.degradations import DOWNSAMPLERS
 from depth_sr_ros.evaluation import evaluate_network, NOISES
 from depth_sr_ros.inference import native_bfloat16, select_device
 from depth_sr_ros.networks import build_model
@@ -40,48 +41,59 @@ PAPER_DEFAULTS = {
 }
 
 
+def _option(default, text):
+    """Return a TrainConfig field: its default and its command-line help."""
+    return dataclasses.field(default=default, metadata={'help': text})
+
+
 @dataclasses.dataclass
 class TrainConfig:
     """Everything that defines a training run (stored in the run's state and model)."""
 
-    arch: str = 'ahmf'
-    scale: int = 4
-    data: str = ''
-    out: str = 'runs/train'
-    steps: int = 10000
-    batch_size: int = 0  # 0: the paper's value for the architecture
-    crop: int = 256  # HR crop side in pixels
-    lr: float = 1e-4
-    lr_halve_at: float = 0.8  # fraction of the steps after which the lr is halved
-    loss: str = ''  # '' : the paper's loss for the architecture
-    # validation pairs (comma separated), left out of training: selection.VALIDATION_NAMES
-    val_names: str = ','.join(VALIDATION_NAMES)
-    # what validation adds to the LR input: '' (clean), 'gaussian' or 'sensor' (as
-    # depth_sr_eval --noise / --sensor), e.g. 'sensor' for a run that learns camera noise
-    val_noise: str = ''
-    synthetic: float = 0.0  # share of training samples from synthetic scenes (data/synthetic.py)
-    save_every: int = 200
-    time_budget: float = 0.0  # seconds; 0 = no limit. The run saves and stops when exceeded.
-    seed: int = 0
-    threads: int = 0  # torch CPU threads; 0 = torch's default
-    workers: int = 2  # threads that make the next batches while the network trains
-    device: str = 'auto'
-    storage_dtype: str = 'float16'
-    # 'auto': bfloat16 autocast where the hardware runs it natively (CPUs with AMX or
-    # AVX512-BF16, CUDA GPUs from Ampere on), else float32. Weights, optimiser state, the
-    # global skip and the loss stay float32 either way.
-    precision: str = 'auto'
-    # a model file to start from (fine-tune with a fresh optimiser); a network that can grow
-    # (PAG-Net) also starts from one of a smaller scale
-    init: str = ''
-    downsampling: str = 'bicubic'  # comma-separated kernels of data.degradations.DOWNSAMPLERS
-    # share of samples whose LR depth is then degraded as a depth camera's (noise growing with
-    # depth, flying pixels, holes: data.degradations.sensor_degrade), holes filled as at run
-    # time; the rest stay clean
-    sensor: float = 0.0
-    # decay of an exponential moving average of the weights (0: off, 0.999 over ~1000 steps);
-    # the average is what is validated and written to model.pt (ema_decay warms it up)
-    ema: float = 0.0
+    arch: str = _option('ahmf', "network: 'ahmf' or 'pag_net'")
+    scale: int = _option(4, 'upsampling factor (AHMF 4, 8 or 16; PAG-Net 2 to 16)')
+    data: str = _option('', 'folder with depth/ and rgb/ pairs, e.g. ../shared/data/middlebury30 '
+                            '(required)')
+    out: str = _option('runs/train', 'run folder: state.pt, log.csv, model.pt; the same command '
+                                     'again resumes from it')
+    steps: int = _option(10000, 'optimiser steps of the whole run')
+    batch_size: int = _option(0, "samples per step; 0: the paper's (AHMF 16, PAG-Net 8)")
+    crop: int = _option(256, 'side of the square HR training crop, pixels')
+    lr: float = _option(1e-4, 'learning rate (Adam)')
+    lr_halve_at: float = _option(0.8, 'share of the steps after which the learning rate halves')
+    loss: str = _option('', "'l1', 'l2' or 'l1+l2'; '': the paper's (AHMF l1, PAG-Net l1+l2)")
+    val_names: str = _option(','.join(VALIDATION_NAMES),
+                             'comma-separated validation pairs, left out of training (the '
+                             'pairs model selection judges on: selection.VALIDATION_NAMES)')
+    val_noise: str = _option('', "what validation adds to the LR input: '' (clean), 'gaussian' "
+                                 "or 'sensor' (as depth_sr_eval --noise / --sensor), e.g. "
+                                 "'sensor' for a run that learns camera noise")
+    synthetic: float = _option(0.0, 'share of training samples from synthetic scenes '
+                                    '(data/synthetic.py), 0 to 1')
+    save_every: int = _option(200, 'steps between validations and saves of state.pt')
+    time_budget: float = _option(0.0, 'seconds; the run saves and stops when exceeded (0: no '
+                                      'limit)')
+    seed: int = _option(0, 'random seed of the crops, augmentation and initialisation')
+    threads: int = _option(0, "torch CPU threads; 0: torch's default")
+    workers: int = _option(2, 'threads that make the next batches while the network trains')
+    device: str = _option('auto', "'auto' (cuda when available), 'cuda', 'cuda:N' or 'cpu'")
+    storage_dtype: str = _option('float16', "weights' storage in model.pt: 'float16' or "
+                                            "'float32'")
+    precision: str = _option('auto', "'auto': bfloat16 autocast where the hardware runs it "
+                                     'natively (CPUs with AMX or AVX512-BF16, CUDA GPUs from '
+                                     "Ampere on), else float32; or 'float32', 'bfloat16'. "
+                                     'Weights, optimiser state, the global skip and the loss '
+                                     'stay float32 either way')
+    init: str = _option('', 'model file to start from (fine-tune with a fresh optimiser); '
+                            'PAG-Net also grows from a smaller scale')
+    downsampling: str = _option('bicubic', 'comma-separated kernels, one drawn per sample: '
+                                           + ', '.join(sorted(DOWNSAMPLERS)))
+    sensor: float = _option(0.0, 'share of samples whose LR depth is degraded as a depth '
+                                 "camera's (noise growing with depth, flying pixels, holes: "
+                                 'data.degradations.sensor_degrade), holes filled as at run '
+                                 'time, 0 to 1')
+    ema: float = _option(0.0, 'decay of a moving average of the weights, validated and written '
+                              'to model.pt (0: off; 0.999 averages over about 1000 steps)')
 
     def resolved(self):
         """Return a copy with the paper defaults filled in."""
@@ -424,7 +436,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     for field in dataclasses.fields(TrainConfig):
         parser.add_argument('--' + field.name.replace('_', '-'), type=field.type,
-                            default=field.default)
+                            default=field.default,
+                            help=f"{field.metadata['help']} (default: {field.default!r})")
     args = parser.parse_args(argv)
     if not args.data:
         parser.error('--data DIR is required (a folder with depth/ and rgb/)')

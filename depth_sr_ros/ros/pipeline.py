@@ -288,7 +288,8 @@ class FrameProcessor:
             raise ImageFormatError(
                 f'output grid {grids.padded.width}x{grids.padded.height} (LR '
                 f'{grids.lr.width}x{grids.lr.height}) exceeds max_output_pixels '
-                f'{self.max_output_pixels}: set output_size smaller or raise the limit')
+                f'{self.max_output_pixels}: set output_size (depth_sr_bag: --output-size) '
+                'smaller or raise the limit')
         route = plan_route(depth_frame, color_frame, depth.shape, grids)
         result.notices.append(
             f'depth {depth.shape[1]}x{depth.shape[0]} reaches the {grids.lr.width}x'

@@ -93,8 +93,10 @@ def run_case(reliability, transports, args, domain_id):
 def main(argv=None):
     """Entry point of depth_sr_dds_check."""
     parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
-    parser.add_argument('--count', type=int, default=200)
-    parser.add_argument('--rate', type=float, default=60.0)
+    parser.add_argument('--count', type=int, default=200,
+                        help='images sent per case (default 200)')
+    parser.add_argument('--rate', type=float, default=60.0,
+                        help='images per second, Hz (default 60)')
     parser.add_argument('--role', choices=('pub', 'sub'), help=argparse.SUPPRESS)
     parser.add_argument('--reliability', default='best_effort', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

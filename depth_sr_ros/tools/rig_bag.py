@@ -10,9 +10,9 @@ publish it. A bag to try depth_sr_bag on without a camera.
 """
 
 import argparse
-import os
 import sys
 
+from depth_sr_ros.files import staged_folder
 from depth_sr_ros.ros.conversions import camera_info_message
 from depth_sr_ros.tools.player import (
     COLOR_FRAME, DEPTH_FRAME, image_message, rig_extrinsic, rig_frames, RIG_NAMES)
@@ -81,14 +81,24 @@ def main(argv=None):
     """Entry point of depth_sr_rig_bag."""
     parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
     parser.add_argument('--rig', default='d435', choices=RIG_NAMES, help='camera to record')
-    parser.add_argument('--frames', type=int, default=8, help='frames to write')
-    parser.add_argument('--output', required=True, help='bag folder to create')
-    parser.add_argument('--storage', default='mcap', choices=('mcap', 'sqlite3'))
+    parser.add_argument('--frames', type=int, default=8, help='frames to write (default 8)')
+    parser.add_argument('--output', required=True,
+                        help='bag folder to create (written beside it, moved in when complete)')
+    parser.add_argument('--storage', default='mcap', choices=('mcap', 'sqlite3'),
+                        help='rosbag2 storage (default mcap)')
     args = parser.parse_args(argv)
-    if os.path.exists(args.output):
-        print(f"depth_sr_rig_bag: output '{args.output}' exists", file=sys.stderr)
+    if args.frames < 1:
+        parser.error(f'--frames: at least 1, not {args.frames}')
+    try:
+        with staged_folder(args.output) as staging:
+            count = write_rig_bag(staging, args.rig, args.frames, args.storage)
+    except (OSError, ValueError) as error:
+        print(f'depth_sr_rig_bag: {error}', file=sys.stderr)
         return 2
-    count = write_rig_bag(args.output, args.rig, args.frames, args.storage)
+    except KeyboardInterrupt:
+        print(f'depth_sr_rig_bag: interrupted; nothing written at {args.output}',
+              file=sys.stderr)
+        return 130
     print(f'wrote {args.output}: {count} frames of the {args.rig} rig ({args.storage})')
     return 0
 

@@ -67,18 +67,23 @@ def verdict(report, max_growth_mib, stall_seconds):
 def main(argv=None):
     """Entry point of depth_sr_soak."""
     parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
-    parser.add_argument('--seconds', type=float, default=600.0)
+    parser.add_argument('--seconds', type=float, default=600.0,
+                        help='how long to run, s (default 600)')
     parser.add_argument('--rate', type=float, default=30.0, help='player frame rate, Hz')
     parser.add_argument('--model', default='', help=MODEL_HELP)
-    parser.add_argument('--device', default='auto')
+    parser.add_argument('--device', default='auto',
+                        help="'auto', 'cuda', 'cuda:N' or 'cpu' (default auto)")
     parser.add_argument('--warmup', type=float, default=10.0,
                         help='seconds before the reference memory sample')
-    parser.add_argument('--max-growth-mib', type=float, default=50.0)
-    parser.add_argument('--stall-seconds', type=float, default=10.0)
+    parser.add_argument('--max-growth-mib', type=float, default=50.0,
+                        help='largest growth of resident memory after the warm-up that passes, '
+                             'MiB (default 50)')
+    parser.add_argument('--stall-seconds', type=float, default=10.0,
+                        help='longest time without an output that passes, s (default 10)')
     parser.add_argument('--domain-id', type=int, default=domain_id(30, 20),
                         help='ROS domain of the player and the node (default: ROS_DOMAIN_ID '
                              'when set, else one of 30-49)')
-    parser.add_argument('--json', default='')
+    parser.add_argument('--json', default='', help='also write the results here as JSON')
     args = parser.parse_args(argv)
     samples = []  # (elapsed s, RSS MiB)
 

@@ -202,7 +202,8 @@ def main(argv=None):
     parser.add_argument('--readme', default='README.md', help='the README with the summary')
     parser.add_argument('--only', default='', help='comma-separated file names to evaluate '
                                                    '(the others keep their blocks)')
-    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--device', default='cpu',
+                        help="'cpu', 'cuda' or 'cuda:N' (default cpu)")
     parser.add_argument('--write', action='store_true',
                         help='rewrite the blocks in --card and --readme (else print them)')
     args = parser.parse_args(argv)

@@ -18,9 +18,12 @@ from depth_sr_ros.preprocessing import (
 import numpy as np
 
 NOISE_SIGMA = 5.0  # in 0-255 units, the papers' ToF-like noisy case
-# What is added to the LR input: nothing, the papers' Gaussian noise of NOISE_SIGMA, or a depth
-# camera's noise, flying pixels and holes (data.degradations.sensor_degrade).
-NOISES = ('', 'gaussian', 'sensor')
+# What is added to the LR input: nothing, the papers' Gaussian noise of NOISE_SIGMA, a depth
+# camera's noise, flying pixels and holes (data.degradations.sensor_degrade), or 'rig': the
+# LR input made as the node makes it from a simulated depth camera beside the colour camera
+# (data.rig.simulate_rig: its own resolution, lens, baseline, faults and a calibration error;
+# the protocol's kernel is then not used).
+NOISES = ('', 'gaussian', 'sensor', 'rig')
 
 
 # Protocol -> how the ground truth is downscaled: the AHMF/PAG-Net papers' plain bicubic
@@ -46,6 +49,12 @@ def degrade(depth, scale, protocol, rng=None, noise='gaussian'):
         return low
     if noise == 'gaussian':
         return add_gaussian_noise(low, NOISE_SIGMA, rng)
+    if noise == 'rig':
+        from depth_sr_ros.data.rig import simulate_rig  # numpy only; imports the geometry
+        valid = valid_depth_mask(depth)
+        near, far = depth_range(depth, valid)
+        seen = normalize_depth(np.where(valid, depth, np.nan), near, far)
+        return denormalize_depth(simulate_rig(seen, scale, rng), near, far)
     valid = valid_depth_mask(low)  # the ground truth's own holes stay as they are
     near, far = depth_range(low, valid)
     seen = normalize_depth(fill_missing(low, valid), near, far)
@@ -156,3 +165,7 @@ def add_protocol_options(parser):
     noisy.add_argument('--sensor', action='store_const', const='sensor', dest='noise',
                        help="add a depth camera's noise, flying pixels and holes "
                             '(data.degradations.sensor_degrade)')
+    noisy.add_argument('--rig', action='store_const', const='rig', dest='noise',
+                       help='make the LR input as the node makes it from a simulated depth '
+                            'camera beside the colour camera (data.rig.simulate_rig; the '
+                            "protocol's kernel is not used)")

@@ -4,8 +4,10 @@ Model selection: the rule that decides, on validation images only, whether a mod
 The six test images (data.datasets.MIDDLEBURY_TEST) and ``middlebury_full`` are for reporting:
 nothing is chosen on them. A file is judged on VALIDATION_NAMES of ``middlebury30``, which
 training holds out (depth_sr_train's default --val-names), under each of VALIDATION_PROTOCOLS:
-the papers' protocol, the antialiased one, Gaussian noise of sigma 5 and a depth camera's
-noise. The rule (``verdict``):
+the papers' protocol, the antialiased one, Gaussian noise of sigma 5, a depth camera's noise,
+and a simulated rig (data.rig: the LR input made as the node makes it from a depth camera
+beside the colour camera, each image's rig drawn from a seed of its name, which training
+never draws). The rule (``verdict``):
 
 1. a shipped file beats bicubic upsampling in MAE and in RMSE under every protocol;
 2. a candidate replaces a shipped file only when it is no worse in MAE and in RMSE under
@@ -24,6 +26,7 @@ VALIDATION_PROTOCOLS = (
     ('antialiased', 'antialiased', ''),
     ('sigma 5', 'middlebury', 'gaussian'),
     ('camera noise', 'middlebury', 'sensor'),
+    ('simulated rig', 'middlebury', 'rig'),
 )
 METRICS = ('mae', 'rmse')
 

@@ -65,9 +65,9 @@ class TrainConfig:
     val_names: str = _option(','.join(VALIDATION_NAMES),
                              'comma-separated validation pairs, left out of training (the '
                              'pairs model selection judges on: selection.VALIDATION_NAMES)')
-    val_noise: str = _option('', "what validation adds to the LR input: '' (clean), 'gaussian' "
-                                 "or 'sensor' (as depth_sr_eval --noise / --sensor), e.g. "
-                                 "'sensor' for a run that learns camera noise")
+    val_noise: str = _option('', "what validation adds to the LR input: '' (clean), 'gaussian', "
+                                 "'sensor' or 'rig' (as depth_sr_eval --noise / --sensor / "
+                                 "--rig), e.g. 'rig' for a run that learns simulated rigs")
     synthetic: float = _option(0.0, 'share of training samples from synthetic scenes '
                                     '(data/synthetic.py), 0 to 1')
     save_every: int = _option(200, 'steps between validations and saves of state.pt')
@@ -92,6 +92,10 @@ class TrainConfig:
                                  "camera's (noise growing with depth, flying pixels, holes: "
                                  'data.degradations.sensor_degrade), holes filled as at run '
                                  'time, 0 to 1')
+    rig: float = _option(0.0, 'share of samples whose LR depth is made as the node makes it from '
+                              'a simulated depth camera beside the colour camera (data.rig: its '
+                              'own resolution, lens, baseline, faults, a calibration error), '
+                              '0 to 1')
     ema: float = _option(0.0, 'decay of a moving average of the weights, validated and written '
                               'to model.pt (0: off; 0.999 averages over about 1000 steps)')
 
@@ -279,7 +283,7 @@ def train(config):
     dataset = CropDataset(train_pairs, config.scale, config.crop,
                           synthetic_fraction=config.synthetic,
                           downsamplers=tuple(config.downsampling.split(',')),
-                          sensor=config.sensor)
+                          sensor=config.sensor, rig=config.rig)
     precision = training_precision(config.precision, device)
     arch_kwargs = {'scale': config.scale}
     torch.manual_seed(config.seed)  # the same initial weights on every rank

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from depth_sr_ros.data.degradations import crop_to_multiple, DOWNSAMPLERS, sensor_degrade
 from depth_sr_ros.data.middlebury import list_pairs, load_pair
+from depth_sr_ros.data.rig import simulate_rig
 from depth_sr_ros.data.synthetic import synthetic_pair
 from depth_sr_ros.preprocessing import (
     color_to_unit, depth_range, fill_missing, normalize_depth, valid_depth_mask)
@@ -35,7 +36,7 @@ class CropDataset:
     """Random crops of in-memory RGB-D pairs; index with an explicit numpy Generator."""
 
     def __init__(self, pairs, scale, crop_size, augment_samples=True, synthetic_fraction=0.0,
-                 downsamplers=('bicubic',), sensor=0.0):
+                 downsamplers=('bicubic',), sensor=0.0, rig=0.0):
         """
         Build the dataset.
 
@@ -50,6 +51,9 @@ class CropDataset:
         :param sensor: share of samples whose LR depth is degraded further as a depth camera's
             (degradations.sensor_degrade), its holes then filled with the nearest valid value
             as the predictor does before the network. The target stays clean and complete.
+        :param rig: share of samples whose LR depth is made instead as the node makes it from
+            a simulated depth camera beside the colour camera (data.rig.simulate_rig), holes
+            filled in the same way; the rest take the kernels and ``sensor``.
         """
         unknown = [name for name in downsamplers if name not in DOWNSAMPLERS]
         if unknown or not downsamplers:
@@ -66,6 +70,7 @@ class CropDataset:
         self.augment = augment_samples
         self.synthetic_fraction = synthetic_fraction
         self.sensor = sensor
+        self.rig = rig
 
     def _prepare(self, pair):
         """Crop a pair to the scale, normalise its depth over the whole image."""
@@ -87,12 +92,20 @@ class CropDataset:
         rgb = rgb[top:top + c, left:left + c]
         if self.augment:
             depth, rgb = augment([depth, rgb], rng)
+        if self.rig and rng.random() < self.rig:  # no draw without it: earlier samples stay
+            depth_lr = simulate_rig(depth, self.scale, rng)
+            return self._sample(fill_missing(depth_lr, np.isfinite(depth_lr)), rgb, depth)
         # One kernel: no draw, so that the samples stay those of earlier versions.
         pick = int(rng.integers(len(self.downsamplers))) if len(self.downsamplers) > 1 else 0
         depth_lr = DOWNSAMPLERS[self.downsamplers[pick]](depth, self.scale)
         if self.sensor and rng.random() < self.sensor:
             depth_lr = sensor_degrade(depth_lr, rng)
             depth_lr = fill_missing(depth_lr, np.isfinite(depth_lr))
+        return self._sample(depth_lr, rgb, depth)
+
+    @staticmethod
+    def _sample(depth_lr, rgb, depth):
+        """Return one sample's dict of channel-first arrays."""
         return {
             'depth_lr': depth_lr[None],
             'rgb': np.ascontiguousarray(rgb.transpose(2, 0, 1)),

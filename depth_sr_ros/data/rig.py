@@ -1,0 +1,188 @@
+"""
+A simulated depth camera beside the colour camera: training input made as the node makes it.
+
+The node never sees depth made by downscaling the truth. It sees a depth camera's image,
+taken from another place, with its own resolution, lens and faults, registered into the
+colour camera's LR grid with a calibration that is a little wrong. ``simulate_rig`` makes a
+training input that way from an HR ground truth in the colour camera's frame:
+
+1. the HR truth becomes metric depth (the disparity-like training values are inverse depth
+   between a drawn near and far distance);
+2. a virtual depth camera is drawn (``draw_rig``): its samples per LR pixel, its intrinsics
+   and lens distortion, a baseline and a small rotation;
+3. the truth is rendered into that camera (geometry.registration.register_raw, the node's
+   own code, run the other way: a renderer with a z-buffer);
+4. the sensor acts in its own frame (``sensor_faults``): optical blur, flying pixels at
+   edges, noise that grows with depth (Time-of-Flight or structured light), missing returns
+   on grazing and far surfaces and in blobs, millimetre quantisation;
+5. the depth is registered into the colour camera's LR grid with the node's registration and
+   a calibration with a drawn error (what remains after calibration and alignment).
+
+No global bias or scale error of the depth is simulated: the networks normalise their input
+by its own range and give the output in it, so a bias passes through them unseen and cannot
+be learnt away.
+"""
+
+import dataclasses
+import math
+
+import cv2
+from depth_sr_ros.geometry.camera import Camera, pinhole_camera
+from depth_sr_ros.geometry.grids import plan_grids
+from depth_sr_ros.geometry.registration import register_raw
+from depth_sr_ros.geometry.transform import Transform
+import numpy as np
+
+# The ranges each rig is drawn from (the issue of real sensors: 0.5 to 8 samples per LR
+# pixel, baselines of 10 to 60 mm, up to 3 degrees of rotation).
+SAMPLES_PER_LR_PIXEL = (0.5, 8.0)
+BASELINE_M = (0.010, 0.060)
+ROTATION_DEG = 3.0
+NEAR_M, FAR_M = (0.5, 1.5), (2.0, 6.0)
+# The calibration's error: what is left after a factory calibration and the node's alignment.
+CALIBRATION_ROTATION_DEG = 0.3
+CALIBRATION_TRANSLATION_M = 0.003
+
+
+@dataclasses.dataclass(frozen=True)
+class SimulatedRig:
+    """One drawn rig: the colour camera (HR grid), the depth camera and their extrinsics."""
+
+    color: Camera
+    depth: Camera
+    depth_to_color: Transform  # the true one
+    calibrated: Transform  # the one the registration is given (with the calibration error)
+    scale: int
+    near: float  # metres of the truth's nearest and farthest values
+    far: float
+
+
+def rotation(axis, degrees):
+    """Return the Transform of a rotation by ``degrees`` about ``axis`` (Rodrigues)."""
+    axis = np.asarray(axis, np.float64)
+    axis = axis / np.linalg.norm(axis)
+    angle = math.radians(degrees)
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    r = np.eye(3) + math.sin(angle) * k + (1 - math.cos(angle)) * k @ k
+    return Transform(tuple(r.ravel()))
+
+
+def _random_axis(rng):
+    axis = rng.standard_normal(3)
+    return axis / np.linalg.norm(axis)
+
+
+def draw_rig(rng, size, scale, calibration_error=True):
+    """
+    Return a SimulatedRig for an HR colour image of ``size`` = (height, width) at ``scale``.
+
+    The colour camera's field of view is drawn between 50 and 90 degrees; the depth camera
+    looks the same way from a drawn baseline, a little rotated, with enough field of view to
+    cover the colour camera's and a drawn number of samples per LR pixel.
+    """
+    height, width = size
+    focal = width / (2 * math.tan(math.radians(rng.uniform(50, 90)) / 2))
+    color = pinhole_camera(width, height, focal)
+    lr = plan_grids(color, scale).lr
+    per_pixel = math.exp(rng.uniform(*np.log(SAMPLES_PER_LR_PIXEL)))
+    depth_focal = lr.matrix[0, 0] * math.sqrt(per_pixel)
+    margin = rng.uniform(1.15, 1.4)  # field of view beyond the colour camera's
+    depth_width = max(8, round(lr.width * math.sqrt(per_pixel) * margin))
+    depth_height = max(8, round(lr.height * math.sqrt(per_pixel) * margin))
+    k = (depth_focal, 0.0, (depth_width - 1) / 2 + rng.uniform(-2, 2), 0.0, depth_focal,
+         (depth_height - 1) / 2 + rng.uniform(-2, 2), 0.0, 0.0, 1.0)
+    distortion = (rng.uniform(-0.2, 0.05), rng.uniform(-0.02, 0.05), 0.0, 0.0, 0.0) if (
+        rng.random() < 0.5) else ()
+    depth = Camera(depth_width, depth_height, k, distortion)
+    direction = rng.uniform(-0.35, 0.35)  # mostly side by side
+    length = rng.uniform(*BASELINE_M) * rng.choice((-1, 1))
+    translation = (length * math.cos(direction), length * math.sin(direction),
+                   rng.uniform(-0.003, 0.003))
+    turn = rotation(_random_axis(rng), rng.uniform(0, ROTATION_DEG))
+    depth_to_color = Transform(turn.rotation, translation)
+    calibrated = depth_to_color
+    if calibration_error:
+        error = rotation(_random_axis(rng), rng.uniform(0, CALIBRATION_ROTATION_DEG))
+        shift = rng.uniform(-CALIBRATION_TRANSLATION_M, CALIBRATION_TRANSLATION_M, 3)
+        calibrated = depth_to_color.then(Transform(error.rotation, tuple(shift)))
+    near, far = rng.uniform(*NEAR_M), rng.uniform(*FAR_M)
+    return SimulatedRig(color, depth, depth_to_color, calibrated, scale, near, far)
+
+
+def to_metres(values, near, far):
+    """Return metric depth of disparity-like values in 0..1 (1 = ``near``, 0 = ``far``)."""
+    values = np.asarray(values, np.float32)
+    inverse = 1 / far + np.clip(values, 0, 1) * (1 / near - 1 / far)
+    return np.where(np.isfinite(values), 1 / inverse, np.nan).astype(np.float32)
+
+
+def from_metres(depth, near, far):
+    """Invert to_metres (NaN stays NaN)."""
+    with np.errstate(divide='ignore', invalid='ignore'):
+        return ((1 / depth - 1 / far) / (1 / near - 1 / far)).astype(np.float32)
+
+
+def sensor_faults(depth, rng):
+    """
+    Return a depth camera's image of the true ``depth`` (metres, NaN = none) in its frame.
+
+    Each fault's strength is drawn per call, down to none: optical blur (mixing the two sides
+    of an edge, as a real lens and a ToF pixel do), flying pixels on edges, noise of a
+    Time-of-Flight (growing with depth) or structured-light camera (with its square), lost
+    returns on grazing surfaces, at the far end and in blobs, and millimetre quantisation.
+    """
+    seen = np.isfinite(depth)
+    filled = np.where(seen, depth, np.nanmax(depth) if seen.any() else 1.0).astype(np.float32)
+    sigma = rng.uniform(0, 1.0)
+    if sigma > 0.2:
+        filled = cv2.GaussianBlur(filled, (0, 0), sigma)
+    kernel = np.ones((3, 3), np.uint8)
+    near, far = cv2.erode(filled, kernel), cv2.dilate(filled, kernel)
+    edge = (far - near) > 0.05 * near
+    flying = edge & (rng.random(depth.shape) < rng.uniform(0, 0.5))
+    out = np.where(flying, near + rng.random(depth.shape).astype(np.float32) * (far - near),
+                   filled)
+    if rng.random() < 0.5:  # Time-of-Flight: about 0.2-1 % of the depth
+        noise = rng.uniform(0.002, 0.01) * out
+    else:  # structured light: grows with the square of the depth, per metre
+        noise = rng.uniform(0.001, 0.005) * out ** 2
+    out = out + (rng.standard_normal(depth.shape) * noise).astype(np.float32)
+    # Grazing surfaces (a steep depth gradient) and the farthest part return little light.
+    slope = np.hypot(cv2.Sobel(filled, cv2.CV_32F, 1, 0), cv2.Sobel(filled, cv2.CV_32F, 0, 1))
+    lost = (slope > 0.4 * filled) & ~edge & (rng.random(depth.shape) < rng.uniform(0, 0.8))
+    lost |= edge & (rng.random(depth.shape) < rng.uniform(0, 0.3))
+    if rng.random() < 0.3:
+        lost |= filled > np.quantile(filled, rng.uniform(0.9, 1.0))
+    blobs = np.zeros(depth.shape, np.uint8)
+    for _ in range(int(rng.integers(0, 4))):
+        centre = (int(rng.integers(depth.shape[1])), int(rng.integers(depth.shape[0])))
+        cv2.circle(blobs, centre, int(rng.integers(1, max(2, min(depth.shape) // 12))), 1, -1)
+    lost |= blobs > 0
+    out = np.round(out * 1000) / 1000
+    out[lost | ~seen | ~(out > 0)] = np.nan
+    return out.astype(np.float32)
+
+
+def render_depth_camera(truth, rig):
+    """Return the depth camera's view of the HR truth (metres in the colour frame), NaN = none."""
+    return register_raw(truth, rig.color, rig.depth_to_color.inverse(), rig.depth)
+
+
+def simulate_rig(values, scale, rng, faults=True, calibration_error=True, rig=None):
+    """
+    Return the LR input the node would make of a scene, as ``values``' units; NaN = no depth.
+
+    :param values: (H, W) HR ground truth in the colour frame, normalised disparity-like
+        values in 0..1 (larger = nearer), as the training crops hold them.
+    :param faults: apply sensor_faults (False: a perfect depth camera).
+    :param rig: a SimulatedRig to use instead of drawing one.
+    """
+    if rig is None:
+        rig = draw_rig(rng, values.shape, scale, calibration_error)
+    truth = to_metres(np.where(values >= 0, values, np.nan), rig.near, rig.far)
+    depth = render_depth_camera(truth, rig)
+    if faults:
+        depth = sensor_faults(depth, rng)
+    lr = plan_grids(rig.color, scale).lr
+    registered = register_raw(depth, rig.depth, rig.calibrated, lr)
+    return from_metres(registered, rig.near, rig.far)

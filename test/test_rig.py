@@ -1,0 +1,108 @@
+"""The simulated rig of training: a depth camera's view registered as the node registers it."""
+
+import dataclasses
+import math
+
+from depth_sr_ros.data.datasets import CropDataset
+from depth_sr_ros.data.rig import (
+    draw_rig, from_metres, rotation, simulate_rig, to_metres)
+from depth_sr_ros.data.synthetic import synthetic_pair
+from depth_sr_ros.geometry.grids import plan_grids
+from depth_sr_ros.geometry.registration import mesh_depth
+from depth_sr_ros.preprocessing import depth_range, normalize_depth, valid_depth_mask
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope='module')
+def truth():
+    """
+    Return a synthetic scene as training crops hold it: disparity normalised to 0..1.
+
+    Smooth surfaces with depth edges; Middlebury's 8-bit disparity would add its own steps
+    (up to 2 % of the depth) to every comparison.
+    """
+    depth = synthetic_pair(np.random.default_rng(11), 192, 256)['depth']
+    valid = valid_depth_mask(depth)
+    low, high = depth_range(depth, valid)
+    return np.where(valid, normalize_depth(depth, low, high), np.nan).astype(np.float32)
+
+
+@pytest.mark.parametrize('scale', [2, 4, 8])
+def test_a_perfect_rig_with_its_true_calibration_gives_the_truth_on_the_lr_grid(truth, scale):
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        rig = draw_rig(rng, truth.shape, scale, calibration_error=False)
+        low = simulate_rig(truth, scale, rng, faults=False, rig=rig)
+        # The truth at the LR pixel centres, in metres: what a perfect registration gives.
+        lr = plan_grids(rig.color, scale).lr
+        metres = to_metres(truth, rig.near, rig.far)
+        rows, columns = np.mgrid[0:lr.height, 0:lr.width].astype(np.float32)
+        expected = mesh_depth(metres, (columns + 0.5) * scale - 0.5,
+                              (rows + 0.5) * scale - 0.5).reshape(lr.shape)
+        got = to_metres(low, rig.near, rig.far)
+        both = np.isfinite(got) & np.isfinite(expected)
+        assert both.mean() > 0.9, (seed, rig)
+        error = np.abs(got[both] - expected[both]) / expected[both]
+        # Within the registration's own error: exact on surfaces, one sample off at edges.
+        assert np.median(error) < 0.002 and np.mean(error < 0.02) > 0.9, (seed, rig)
+
+
+def _crossings(row, level, columns):
+    """Return the sub-pixel columns (within ``columns``) where a row crosses ``level``."""
+    found = []
+    for i in range(columns.start, columns.stop - 1):
+        a, b = row[i], row[i + 1]
+        if np.isfinite(a) and np.isfinite(b) and (a - level) * (b - level) < 0:
+            found.append(i + (level - a) / (b - a))
+    return np.array(found)
+
+
+def test_a_calibration_error_moves_the_depth_by_the_drawn_amount():
+    # Slanted bars (training value 0.9) before a wall (0.2). The registration never puts a
+    # depth between two surfaces, so each edge sits on an LR pixel boundary; slanted, the
+    # edges meet every sub-pixel phase along the rows and their mean shift is the true one.
+    rows, columns = np.mgrid[0:192, 0:256]
+    bars = np.where((columns + 0.37 * rows) % 48 < 20, 0.9, 0.2).astype(np.float32)
+    rng = np.random.default_rng(5)
+    rig = draw_rig(rng, bars.shape, 2, calibration_error=False)
+    degrees = 2.0  # about the colour camera's y axis: a shift along the rows
+    turned = rig.depth_to_color.then(rotation((0, 1, 0), degrees))
+    exact = simulate_rig(bars, 2, rng, faults=False, rig=rig)
+    moved = simulate_rig(bars, 2, rng, faults=False,
+                         rig=dataclasses.replace(rig, calibrated=turned))
+    lr = plan_grids(rig.color, 2).lr
+    # A turn by theta moves a ray at angle alpha by f (tan(alpha + theta) - tan(alpha)), in
+    # LR pixels; measured in the middle third of the columns.
+    f, cx = lr.matrix[0, 0], lr.matrix[0, 2]
+    third = slice(lr.width // 3, 2 * lr.width // 3)
+    alpha = np.arctan((np.arange(lr.width)[third] - cx) / f)
+    expected = float(np.mean(f * (np.tan(alpha + math.radians(degrees)) - np.tan(alpha))))
+    shifts = []
+    wider = slice(third.start - 8, third.stop + 8)  # room for the moved edges
+    for before, after in zip(exact[8:-8], moved[8:-8]):
+        a = _crossings(before, 0.55, third)
+        b = _crossings(after, 0.55, wider)
+        shifts += [b[np.argmin(np.abs(b - x - expected))] - x for x in a if b.size]
+    assert abs(expected) > 2 and len(shifts) > 100  # a shift large enough to see, measured
+    assert np.mean(shifts) == pytest.approx(expected, abs=0.15)
+
+
+def test_metres_and_training_values_convert_both_ways():
+    values = np.array([0.0, 0.25, 1.0, np.nan], np.float32)
+    metres = to_metres(values, 0.8, 4.0)
+    np.testing.assert_allclose(metres[[0, 2]], [4.0, 0.8], rtol=1e-6)
+    np.testing.assert_allclose(from_metres(metres, 0.8, 4.0), values, atol=1e-6)
+
+
+def test_the_training_crops_take_a_share_of_rig_samples(cones):
+    plain = CropDataset([cones], 4, 128, sensor=0.0)
+    rigged = CropDataset([cones], 4, 128, sensor=0.0, rig=1.0)
+    a = plain.sample(np.random.default_rng(3))
+    b = rigged.sample(np.random.default_rng(3))
+    assert b['depth_lr'].shape == a['depth_lr'].shape == (1, 32, 32)
+    assert np.isfinite(b['depth_lr']).all()  # holes filled as at run time
+    assert not np.allclose(a['depth_lr'], b['depth_lr'])
+    # Without the rig the samples stay those of earlier versions (no extra random draw).
+    again = CropDataset([cones], 4, 128, sensor=0.0, rig=0.0).sample(np.random.default_rng(3))
+    np.testing.assert_array_equal(a['depth_lr'], again['depth_lr'])

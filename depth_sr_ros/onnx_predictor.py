@@ -109,6 +109,8 @@ class GraphPredictor(DepthUpsampler):
 class OnnxPredictor(GraphPredictor):
     """A network exported by depth_sr_export, run by onnxruntime (CPU, CUDA or TensorRT)."""
 
+    runtime = 'onnxruntime'
+
     def __init__(self, path, device='auto', color_order='rgb', fallback=True, warn=None):
         """
         Load an ONNX file written by depth_sr_export.
@@ -162,6 +164,8 @@ class OpenVinoPredictor(GraphPredictor):
     in the precision the graph gives it; 'bf16' runs all of them in bfloat16 (measured in
     depth_sr_benchmark: 11x the mixed export's error).
     """
+
+    runtime = 'OpenVINO'
 
     def __init__(self, path, device='cpu', color_order='rgb', precision='f32', fallback=True,
                  warn=None):

@@ -32,6 +32,7 @@ def test_benchmark_writes_json_and_markdown(tmp_path):
     assert all(r['median_ms'] > 0 for r in report['registration'])
     assert report['registration'][0]['one_thread_ms'] is None  # aligned: no threads
     assert report['registration'][1]['one_thread_ms'] > 0
+    assert all(0 < r['alignment_per_frame_ms'] < r['alignment_ms'] for r in report['registration'])
     assert [m['network'] for m in report['models']] == ['pag_net', 'ahmf']
     assert all(m['gflop'] > 0 and m['median_ms'] > 0 for m in report['models'])
     stages = report['pipeline']['stages']

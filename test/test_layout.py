@@ -48,7 +48,8 @@ def test_the_upsampler_contract_the_baselines_and_the_geometry_load_no_torch():
 
 def test_settings_and_the_yaml_take_their_defaults_from_the_parameter_table():
     for name, field in Settings.__dataclass_fields__.items():
-        assert field.default == PARAMETERS[name].default, name
+        default = field.default_factory() if callable(field.default_factory) else field.default
+        assert default == PARAMETERS[name].default, name
     with open(os.path.join(ROOT, 'config', 'sr.yaml')) as f:
         values = yaml.safe_load(f)['/**/depth_sr']['ros__parameters']
     for name, value in values.items():

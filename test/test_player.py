@@ -77,3 +77,17 @@ def test_restamp_replaces_only_the_stamp_of_a_serialized_message():
         assert again.header.stamp == stamp and again.header.frame_id == 'cam'
         msg.header.stamp = stamp
         assert again == msg
+
+
+def test_a_missing_bag_is_one_line_and_exit_1(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from node_graph import DOMAIN_ID
+    done = subprocess.run(
+        [sys.executable, '-m', 'depth_sr_ros.tools.player', '--ros-args', '-p',
+         f'bag:={tmp_path / "nonexistent"}'], capture_output=True, text=True, timeout=120,
+        env=dict(os.environ, ROS_DOMAIN_ID=str(DOMAIN_ID)))
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and 'does not exist' in lines[0], done.stderr

@@ -175,3 +175,39 @@ def test_raw_depth_uses_tf2_and_a_missing_transform_is_said_not_guessed(
     finally:
         g.close()
     assert (out.width, out.height) == OUTPUT and out.header.frame_id == COLOR_FRAME
+
+
+def test_the_node_finds_depth_that_sits_off_the_colour_and_moves_it_back(scene):
+    # The aligned rig's depth published 24 px right of and 16 px above where it belongs
+    # (12 and 8 output pixels at output_size 640x360, 3 and 2 LR pixels at 4x): the node
+    # finds the offset from the edges within half an LR pixel, says so and corrects it.
+    from diagnostic_msgs.msg import DiagnosticArray
+    rig = RIGS['aligned']
+    frames = [render_rig(scene, rig, index=i, frames=8) for i in range(8)]
+    for frame in frames:
+        depth = np.full_like(frame['depth'], np.nan)
+        depth[:-16, 24:] = frame['depth'][16:, :-24]
+        frame['depth'] = depth
+    g = Graph(MODELS[4], [Parameter('output_size', value=list(OUTPUT)),
+                          Parameter('diagnostics_period', value=0.5)])
+    arrays = []
+    g.probe.create_subscription(DiagnosticArray, '/diagnostics', arrays.append, 10)
+    key = 'depth moved back by (px right, down)'
+    try:
+        pubs = g.connect(qos_profile_sensor_data)
+        stamp, end, moved = 1_000_000_000, time.monotonic() + 120, None
+        while moved is None and time.monotonic() < end:
+            depth, color, (depth_info, color_info) = _messages(rig, frames[stamp % 8], stamp)
+            for name, msg in (('depth_info', depth_info), ('color_info', color_info),
+                              ('color', color), ('depth', depth)):
+                pubs[name].publish(msg)
+            stamp += 33_000_000
+            time.sleep(0.15)
+            values = [{kv.key: kv.value for kv in a.status[0].values} for a in list(arrays)]
+            moved = next((v[key] for v in values if v.get(key, '+0.0, +0.0') != '+0.0, +0.0'),
+                         None)
+    finally:
+        g.close()
+    assert moved is not None, 'no correction within 120 s'
+    dx, dy = (float(v) for v in moved.split(','))
+    assert abs(dx - 12.0) <= 2.0 and abs(dy + 8.0) <= 2.0, moved  # half an LR pixel = 2 px

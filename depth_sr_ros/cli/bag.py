@@ -49,8 +49,8 @@ OUTPUT_TOPICS = {
 }
 
 
-class BagError(Exception):
-    """Input that cannot be processed: said in one line, exit status 2."""
+class BagError(ValueError):
+    """Input that cannot be processed: said in one line, exit status 2 (the player: 1)."""
 
 
 MCAP_MAGIC = b'\x89MCAP0\r\n'
@@ -341,6 +341,8 @@ def process_bag(args, progress=True):
         try:
             with staged_folder(args.output, args.overwrite) as staging:
                 return _process(reader, note, args, progress, staging)
+        except BagError:
+            raise
         except (OSError, ValueError) as error:
             raise BagError(f"output '{args.output}': {error}") from None
 
@@ -498,7 +500,7 @@ def _process_pair(pair, processor, infos, info_topics, settings, fixed, edges, w
         return
     finally:
         summary.model_seconds += time.perf_counter() - started
-    for note in result.notices + result.warnings:
+    for note in result.notices + result.warnings + result.advice:
         if note not in summary.notes:
             summary.notes.append(note)
     writer.write(out['image'], timestamp, serialize_message(result.depth))

@@ -76,6 +76,13 @@ class Camera:
         return dataclasses.replace(self, width=int(width), height=int(height),
                                    k=tuple(k.ravel()))
 
+    def moved(self, dx, dy):
+        """Return the camera whose image is moved: every point lands dx right and dy lower."""
+        k = self.matrix.copy()
+        k[0, 2] += dx
+        k[1, 2] += dy
+        return dataclasses.replace(self, k=tuple(k.ravel()))
+
     def padded(self, width, height):
         """Return the camera with its image grown at the bottom and right (K unchanged)."""
         return dataclasses.replace(self, width=int(width), height=int(height))

@@ -182,6 +182,7 @@ class DepthSrNode(Node):
         self.slot = LatestSlot()
         self.stats = LatencyStats()
         self._last_pair = time.monotonic()  # or the start: /diagnostics goes stale without pairs
+        self._offset = (0.0, 0.0)  # the last frame's alignment, output pixels
         self._notices = set()
         self._warned = {}  # warning message -> when it was last logged
         self._stop = threading.Event()
@@ -197,7 +198,8 @@ class DepthSrNode(Node):
 
     def _processor(self, upsampler):
         return FrameProcessor(upsampler, tuple(self._value('output_size')),
-                              self._value('max_output_pixels'))
+                              self._value('max_output_pixels'),
+                              self._value('alignment_max_shift'))
 
     def _choose_acceleration(self):
         value = self._value
@@ -228,7 +230,7 @@ class DepthSrNode(Node):
 
     def _log_model(self):
         upsampler = self.processor.upsampler
-        options = getattr(upsampler, 'acceleration', 'onnxruntime')
+        options = getattr(upsampler, 'acceleration', None) or upsampler.runtime
         self.get_logger().info(
             f"model {self.model_path}: {upsampler.info['arch']} {upsampler.scale}x, device "
             f'{upsampler.device} ({options}); depth in: 16UC1 mm or 32FC1 m; output encoding '
@@ -388,12 +390,11 @@ class DepthSrNode(Node):
                 else:
                     self._warn(f'frame dropped: inference failed: {kind}: {first_line}')
                 continue
-            for log, said in ((self.get_logger().info, result.notices),
-                              (self.get_logger().warning, result.advice)):
-                for notice in said:
-                    if notice not in self._notices:
-                        self._notices.add(notice)
-                        log(notice)
+            # rclpy refuses one logging call site with two severities: one call each.
+            for notice in self._first_time(result.notices):
+                self.get_logger().info(notice)
+            for advice in self._first_time(result.advice):
+                self.get_logger().warning(advice)
             for warning in result.warnings:
                 self._warn(warning)
             try:
@@ -408,6 +409,13 @@ class DepthSrNode(Node):
             now = self.get_clock().now().nanoseconds
             self.stats.add_output((now - stamp_ns(depth_msg.header.stamp)) * 1e-9,
                                   result.coverage)
+            self._offset = result.offset
+
+    def _first_time(self, notices):
+        """Return the notices not said before, and remember them."""
+        new = [n for n in dict.fromkeys(notices) if n not in self._notices]
+        self._notices.update(new)
+        return new
 
     def _process(self, depth_msg, color_msg):
         """Run the pipeline on one pair with its camera_infos and, for raw depth, extrinsic."""
@@ -465,6 +473,9 @@ class DepthSrNode(Node):
             'output valid (%)': _percent(period['valid_share']),
             'covered by the depth camera (%)': _percent(period['expected_share']),
             'seconds without a pair': f'{idle:.1f}',
+            'depth moved back by (px right, down)': '{:+.1f}, {:+.1f}'.format(*self._offset),
+            'alignment': (self.settings.alignment if self.settings.alignment != 'auto' else
+                          self.processor.aligner.estimate.reason or 'auto: edges match'),
             'dropped pairs': str(self.dropped_pairs()),
             'bad frames': str(self.counts['bad_frames']),
             'failed frames': str(self.counts['failed_frames']),

@@ -60,6 +60,17 @@ PARAMETERS = {
     'depth_to_color': Param(None, 'raw depth only: [x, y, z, qx, qy, qz, qw], the transform '
                                   "from the depth camera's optical frame to the colour's, m; "
                                   'unset: looked up on tf2'),
+    'alignment': Param('auto', "'auto': find where the registered depth sits against the "
+                               'colour image from their edges, pooled over frames, and move it '
+                               'into place when the offset is clear and at least an LR pixel; '
+                               "'fixed': move it by alignment_offset; 'off'",
+                       choices=('auto', 'fixed', 'off'), live=True),
+    'alignment_offset': Param([0.0, 0.0], "'fixed' alignment: [right, down], output pixels, by "
+                                          'which the depth sits off the colour image (it is '
+                                          'moved back by as much)', -1000.0, 1000.0, length=2,
+                              live=True),
+    'alignment_max_shift': Param(32.0, 'largest offset the alignment searches and applies, '
+                                       'output pixels', 0.0, 1000.0),
     'output_encoding': Param('input', "'input' (as the depth input), '16UC1' (mm) or '32FC1' "
                                       '(m)', choices=('input', '16UC1', '32FC1'), live=True),
     'min_depth': Param(0.1, 'depth below this is invalid, m', 0.0, 1000.0, live=True),

@@ -14,6 +14,7 @@ import math
 import threading
 
 import cv2
+from depth_sr_ros.alignment import Aligner
 from depth_sr_ros.geometry.grids import crop_to_output, plan_grids, resize_color
 from depth_sr_ros.geometry.registration import reduce_registered, register_raw
 from depth_sr_ros.ros.conversions import (
@@ -44,6 +45,9 @@ class Settings:
     max_depth: float = PARAMETERS['max_depth'].default
     publish_points: bool = PARAMETERS['publish_points'].default
     points_rgb: bool = PARAMETERS['points_rgb'].default
+    alignment: str = PARAMETERS['alignment'].default
+    alignment_offset: list = dataclasses.field(
+        default_factory=lambda: list(PARAMETERS['alignment_offset'].default))
 
 
 @dataclasses.dataclass
@@ -58,6 +62,8 @@ class FrameResult:
     advice: list = dataclasses.field(default_factory=list)  # problems worth saying once
     # (valid share of the output, share of the grid the depth camera covers)
     coverage: tuple = None
+    # (right, down) output pixels by which the depth sat off the colour and was moved back
+    offset: tuple = (0.0, 0.0)
 
 
 def output_encoding(setting, input_encoding):
@@ -181,13 +187,16 @@ class FrameProcessor:
     ``depth_to_color`` is needed).
     """
 
-    def __init__(self, upsampler, output_size=None, max_output_pixels=MAX_OUTPUT_PIXELS):
+    def __init__(self, upsampler, output_size=None, max_output_pixels=MAX_OUTPUT_PIXELS,
+                 max_shift=PARAMETERS['alignment_max_shift'].default):
         """
         Wrap an upsampler with the DepthUpsampler interface (upsampler.py).
 
         :param output_size: (width, height) to publish instead of the colour's size, or None.
         :param max_output_pixels: frames whose (padded) output grid is larger are refused.
+        :param max_shift: the largest offset alignment searches and applies, output pixels.
         """
+        self.aligner = Aligner(max(1, round(max_shift / upsampler.scale)))
         self.upsampler = upsampler
         self.output_size = tuple(output_size) if output_size and all(output_size) else None
         self.max_output_pixels = int(max_output_pixels)
@@ -238,10 +247,18 @@ class FrameProcessor:
         raise ImageFormatError('; '.join(problems) + ': the output needs the colour camera '
                                'geometry, and depth_sr/image is never published without it')
 
-    def lr_depth(self, depth, route, depth_info, grids, depth_to_color, color_camera):
-        """Return the depth on the LR grid by ``route`` (see plan_route)."""
+    def lr_depth(self, depth, route, depth_info, grids, depth_to_color, color_camera,
+                 offset=(0.0, 0.0)):
+        """
+        Return the depth on the LR grid by ``route`` (see plan_route).
+
+        :param offset: (right, down) LR pixels by which the depth sits off the colour image;
+            the registration takes it off (the LR grid's principal point moved), so no depth
+            value is resampled.
+        """
+        lr = grids.lr.moved(-offset[0], -offset[1]) if any(offset) else grids.lr
         if route == 'lr_grid':
-            return depth
+            return reduce_registered(depth, grids.lr, lr) if any(offset) else depth
         if depth_info is not None:
             depth_camera = camera_from_info(depth_info, depth.shape)
         elif route == 'registered' and depth.shape == color_camera.shape:
@@ -250,10 +267,18 @@ class FrameProcessor:
             raise ImageFormatError(f'{route} depth {depth.shape[1]}x{depth.shape[0]} needs the '
                                    'depth camera_info, which has not arrived')
         if route == 'registered':
-            return reduce_registered(depth, depth_camera, grids.lr)
+            return reduce_registered(depth, depth_camera, lr)
         if depth_to_color is None:
             raise ImageFormatError("no depth-to-colour transform (see the node's warning)")
-        return register_raw(depth, depth_camera, depth_to_color, grids.lr)
+        return register_raw(depth, depth_camera, depth_to_color, lr)
+
+    def offset(self, settings, grids):
+        """Return the (right, down) LR pixels to take off the depth under ``settings``."""
+        if settings.alignment == 'fixed':
+            return tuple(float(v) / grids.scale for v in settings.alignment_offset)
+        if settings.alignment == 'auto':
+            return self.aligner.correction(grids.lr.shape)
+        return (0.0, 0.0)
 
     def process(self, depth_msg, color_msg, depth_info, color_info, settings,
                 depth_to_color=None):
@@ -295,7 +320,17 @@ class FrameProcessor:
             f'depth {depth.shape[1]}x{depth.shape[0]} reaches the {grids.lr.width}x'
             f'{grids.lr.height} LR grid by the {route} route ({ROUTE_TEXT[route]}); output '
             f'{grids.output.width}x{grids.output.height} on the colour camera grid')
-        low = self.lr_depth(depth, route, depth_info, grids, depth_to_color, camera)
+        offset = self.offset(settings, grids)
+        low = self.lr_depth(depth, route, depth_info, grids, depth_to_color, camera, offset)
+        if settings.alignment == 'auto' and self.aligner.observe(low, color):
+            dx, dy = (v * grids.scale for v in self.aligner.estimate.correction)
+            result.advice.append(
+                f'depth sits {abs(dx):.1f} px {"right of" if dx >= 0 else "left of"} and '
+                f'{abs(dy):.1f} px {"below" if dy >= 0 else "above"} the colour image (output '
+                'pixels, from their edges): moved into place; check the depth_to_color '
+                'extrinsic or the camera calibration (alignment:=off to keep the depth as '
+                'registered)')
+        result.offset = tuple(v * grids.scale for v in offset)
         advice, problem = scale_advice(depth.shape, grids, low, route)
         if advice:
             (result.advice if problem else result.notices).append(advice)

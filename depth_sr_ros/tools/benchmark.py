@@ -264,7 +264,8 @@ def bench_registration(rigs, scale, runs):
     cores).
     """
     from depth_sr_ros.data.scene import make_scene, render_rig, RIGS
-    from depth_sr_ros.geometry.grids import plan_grids
+    from depth_sr_ros.alignment import Aligner
+    from depth_sr_ros.geometry.grids import plan_grids, resize_color
     from depth_sr_ros.geometry.registration import (
         reduce_registered, register_raw, REGISTRATION_THREADS)
     scene = make_scene()
@@ -284,11 +285,19 @@ def bench_registration(rigs, scale, runs):
             times = time_call(lambda: register(threads), torch.device('cpu'), runs, 1)
             return float(np.median(times)) * 1e3
 
+        # The alignment's edge correlation of one frame, and per frame as the node runs it
+        # (on every Aligner.every-th frame).
+        low, aligner = register(REGISTRATION_THREADS), Aligner(8, every=1)
+        color = resize_color(frame['color'], grids)
+        correlate = float(np.median(time_call(lambda: aligner.observe(low, color),
+                                              torch.device('cpu'), runs, 1))) * 1e3
         rows.append({'rig': name, 'depth': f'{rig.depth.width}x{rig.depth.height}',
                      'lr_grid': f'{grids.lr.width}x{grids.lr.height}',
                      'threads': 1 if rig.registered else REGISTRATION_THREADS,
                      'median_ms': median_ms(REGISTRATION_THREADS),
-                     'one_thread_ms': None if rig.registered else median_ms(1)})
+                     'one_thread_ms': None if rig.registered else median_ms(1),
+                     'alignment_ms': correlate,
+                     'alignment_per_frame_ms': correlate / Aligner(8).every})
     return rows
 
 
@@ -386,11 +395,16 @@ def markdown(results, pipeline, device_name, rate, variants=(), threads=(), dds=
                   '|---|---|']
         lines += [f"| {t['threads']} | {t['median_ms']:.1f} |" for t in threads]
     if registration:
-        lines += ['', "Registration of a rig's depth onto the LR grid (numpy, CPU):", '',
-                  '| rig | depth | LR grid | threads | median ms | on one thread |',
-                  '|---|---|---|---|---|---|']
+        lines += ['', "Registration of a rig's depth onto the LR grid, and the alignment's edge "
+                  'correlation of the registered depth with the colour (numpy and OpenCV, '
+                  'CPU):', '',
+                  '| rig | depth | LR grid | threads | median ms | on one thread | alignment '
+                  'ms, a frame it looks at | alignment ms per frame (every 5th) |',
+                  '|---|---|---|---|---|---|---|---|']
         lines += [f"| {r['rig']} | {r['depth']} | {r['lr_grid']} | {r['threads']} | "
-                  f"{r['median_ms']:.1f} | {_ms(r['one_thread_ms'])} |" for r in registration]
+                  f"{r['median_ms']:.1f} | {_ms(r['one_thread_ms'])} | "
+                  f"{r['alignment_ms']:.1f} | {r['alignment_per_frame_ms']:.1f} |"
+                  for r in registration]
     if dds:
         lines += ['', 'The node under DDS (player and node as two processes, LARGE_DATA), '
                   f"serving {os.path.basename(dds[0]['model']) or 'the default model'}:", '',

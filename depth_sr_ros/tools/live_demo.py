@@ -165,8 +165,8 @@ def watch_player_and_node(seconds, rate, model, device, domain_id, program, on_t
     Watcher in this process. ``on_tick(node_process, elapsed_s)`` is called about ten times a
     second. ``rig`` is the player's camera (its extrinsic goes to the node's depth_to_color);
     ``inputs``: the watcher also keeps the camera images (for a picture).
-    Returns (watcher, ok); ok is False when a process stopped early. The caller destroys the
-    watcher and shuts rclpy down.
+    Returns (watcher, ok); ok is False when a process stopped early. Ctrl-C ends the watch
+    early, like its time running out. The caller destroys the watcher and shuts rclpy down.
     """
     extrinsic = read_recording(bag)[2] if bag else rig_extrinsic(rig)
     # A scene rig renders each view in about a second at start-up, and a CPU takes seconds
@@ -197,6 +197,9 @@ def watch_player_and_node(seconds, rate, model, device, domain_id, program, on_t
                 print(f'{program}: a process stopped early (see its output above)',
                       file=sys.stderr)
                 return watcher, False
+    except KeyboardInterrupt:  # Ctrl-C: stop watching, and say what was seen so far
+        print(f'{program}: stopped by Ctrl-C after {time.monotonic() - started:.0f} s; what '
+              'was seen until then follows', file=sys.stderr)
     finally:
         for p in processes:
             if p.poll() is None:

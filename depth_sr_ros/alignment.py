@@ -1,0 +1,197 @@
+"""
+Online alignment of registered depth to the colour image, from their edges.
+
+Real rigs are never perfectly calibrated: after registration their depth sits some pixels off
+the colour image (factory calibration, rolling shutters, time offsets). Depth edges are where
+the colour image has edges too, so the offset is where the two edge maps correlate best.
+
+``edge_correlation`` correlates one frame's edge maps on the LR grid (by FFT, within a bounded
+search range). ``Aligner`` pools the correlation over frames, since the offset belongs to the
+rig, not to a frame: every ``every``-th frame adds its correlation, and once the pooled peak is
+clear (``confidence``) the residual offset is taken into the correction that the registration
+applies (the LR grid's principal point moved by it, so no depth is resampled or mixed). It
+then starts pooling again on the corrected frames, which on a rig that is right finds about
+zero and changes nothing. A scene without depth edges gives no clear peak and no change.
+"""
+
+import dataclasses
+import math
+
+import cv2
+import numpy as np
+
+# A pooled peak counts when it stands this many standard deviations above the correlation
+# around it, and this many times above the best peak elsewhere.
+MIN_PEAK_SIGMA = 3.5
+MIN_PEAK_RATIO = 1.3
+# A correction is taken only when the pooled residual is at least this many LR pixels. The
+# edge match itself is off by up to about 0.7 LR pixel on correctly calibrated scene rigs
+# (colour edges that are no depth edges: texture, shadows), so smaller offsets stay as they
+# are: a calibrated rig is left unchanged.
+MIN_CORRECTION = 1.0
+
+
+def _edges(image):
+    """Return the gradient magnitude of ``image``, standardised (zero mean, unit deviation)."""
+    gx = cv2.Sobel(image, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(image, cv2.CV_32F, 0, 1, ksize=3)
+    magnitude = np.sqrt(gx * gx + gy * gy)
+    deviation = float(magnitude.std())
+    return (magnitude - magnitude.mean()) / deviation if deviation > 0 else None
+
+
+def depth_edges(lr_depth):
+    """
+    Return the standardised edge map of LR depth (NaN = none), or None without edges.
+
+    Relative depth (the log), so that a step means the same near and far. Holes take the
+    farthest depth around them: most holes beside a depth edge are the background that the
+    colour camera sees and the depth camera does not, so the edge stays at the foreground's
+    border instead of moving into the hole.
+    """
+    valid = np.isfinite(lr_depth) & (lr_depth > 0)
+    if valid.mean() < 0.2:
+        return None
+    filled = np.where(valid, lr_depth, -np.inf).astype(np.float32)
+    kernel = np.ones((3, 3), np.uint8)
+    for _ in range(32):  # grow the farthest depth into the holes, a pixel per step
+        missing = ~np.isfinite(filled)
+        if not missing.any():
+            break
+        filled[missing] = cv2.dilate(filled, kernel, borderType=cv2.BORDER_REPLICATE)[missing]
+    filled[~np.isfinite(filled)] = float(np.median(lr_depth[valid]))
+    return _edges(np.log(filled).astype(np.float32))
+
+
+def color_edges(color, shape):
+    """Return the standardised edge map of an RGB/BGR or grey image on a grid of ``shape``."""
+    grey = color if color.ndim == 2 else cv2.cvtColor(color, cv2.COLOR_RGB2GRAY)
+    if grey.shape != tuple(shape):
+        grey = cv2.resize(grey, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+    return _edges(grey.astype(np.float32))
+
+
+def edge_correlation(depth_map, color_map, max_shift):
+    """
+    Return the correlation of two edge maps for every shift within ``max_shift`` pixels.
+
+    Element [max_shift + dy, max_shift + dx] is the mean of depth_map(x, y) *
+    color_map(x - dx, y - dy): it peaks at the (dx, dy) by which depth sits right of and below
+    the colour. Computed by FFT (zero-padded, so no wrap-around).
+    """
+    h, w = depth_map.shape
+    size = (cv2.getOptimalDFTSize(h + max_shift), cv2.getOptimalDFTSize(w + max_shift))
+    depth_f = np.fft.rfft2(depth_map, size)
+    color_f = np.fft.rfft2(color_map, size)
+    full = np.fft.irfft2(depth_f * np.conj(color_f), size)
+    shifts = np.arange(-max_shift, max_shift + 1)
+    window = full[np.ix_(shifts % size[0], shifts % size[1])]
+    # Each shift's overlap: normalise the sums to means.
+    overlap = np.outer(h - np.abs(shifts), w - np.abs(shifts))
+    return (window / overlap).astype(np.float64)
+
+
+def peak(correlation):
+    """
+    Return (dx, dy, sigma, ratio) of a correlation window: the sub-pixel peak and its clarity.
+
+    ``sigma``: how many standard deviations the peak stands above the window's mean;
+    ``ratio``: the peak over the best value more than two pixels from it.
+    """
+    m = correlation.shape[0] // 2
+    row, column = np.unravel_index(int(np.argmax(correlation)), correlation.shape)
+    value = correlation[row, column]
+
+    def refine(a, b, c):  # parabola through three neighbouring values
+        denominator = a - 2 * b + c
+        return 0.5 * (a - c) / denominator if denominator < 0 else 0.0
+    dy = refine(correlation[row - 1, column], value, correlation[row + 1, column]) if (
+        0 < row < correlation.shape[0] - 1) else 0.0
+    dx = refine(correlation[row, column - 1], value, correlation[row, column + 1]) if (
+        0 < column < correlation.shape[1] - 1) else 0.0
+    rows, columns = np.indices(correlation.shape)
+    far = (np.abs(rows - row) > 2) | (np.abs(columns - column) > 2)
+    deviation = float(correlation.std())
+    sigma = (value - float(correlation.mean())) / deviation if deviation > 0 else 0.0
+    other = float(correlation[far].max()) if far.any() else -np.inf
+    ratio = value / other if other > 0 else math.inf
+    return column - m + dx, row - m + dy, sigma, ratio
+
+
+@dataclasses.dataclass
+class Estimate:
+    """The aligner's state, as the node reports it (offsets in LR pixels)."""
+
+    correction: tuple = (0.0, 0.0)  # applied: (dx, dy) by which depth sat right and below
+    frames: int = 0  # frames pooled since the last correction
+    clear: bool = False  # whether the pooled peak was clear at the last look
+    residual: tuple = None  # the pooled peak, when clear
+    reason: str = 'no frame yet'
+
+
+class Aligner:
+    """Pool the depth/colour edge correlation over frames and keep the rig's correction."""
+
+    def __init__(self, max_shift, every=5, min_frames=3):
+        """
+        Build an aligner.
+
+        :param max_shift: largest offset searched and applied, LR pixels (an integer).
+        :param every: correlate every so many frames (the cost is then amortised).
+        :param min_frames: pooled frames before a correction is taken.
+        """
+        self.max_shift = int(max_shift)
+        self.every = max(1, int(every))
+        self.min_frames = max(1, int(min_frames))
+        self.estimate = Estimate()
+        self._pooled = None
+        self._seen = 0
+        self._grid = None
+
+    def correction(self, grid_shape):
+        """Return the (dx, dy) LR pixels to take off the depth on a grid of ``grid_shape``."""
+        if grid_shape != self._grid:  # another grid (scale, size): start again
+            self._grid = grid_shape
+            self.estimate = Estimate()
+            self._pooled = None
+        return self.estimate.correction
+
+    def observe(self, lr_depth, color):
+        """
+        Add a frame (depth registered with the current correction, and its colour image).
+
+        Return True when the correction changed.
+        """
+        self._seen += 1
+        if (self._seen - 1) % self.every:
+            return False
+        depth_map = depth_edges(lr_depth)
+        color_map = color_edges(color, lr_depth.shape) if depth_map is not None else None
+        if depth_map is None or color_map is None:
+            self.estimate.reason = 'the frame has too few depth edges or no colour contrast'
+            return False
+        limit = min(self.max_shift, min(lr_depth.shape) // 4)
+        correlation = edge_correlation(depth_map, color_map, limit)
+        self._pooled = correlation if self._pooled is None or (
+            self._pooled.shape != correlation.shape) else self._pooled + correlation
+        self.estimate.frames += 1
+        dx, dy, sigma, ratio = peak(self._pooled)
+        clear = sigma >= MIN_PEAK_SIGMA and ratio >= MIN_PEAK_RATIO
+        self.estimate.clear = clear
+        if not clear:
+            self.estimate.residual = None
+            self.estimate.reason = (f'no clear edge match yet ({sigma:.1f} sigma, ratio '
+                                    f'{ratio:.2f} over {self.estimate.frames} frames)')
+            return False
+        self.estimate.residual = (dx, dy)
+        self.estimate.reason = ''
+        if self.estimate.frames < self.min_frames or math.hypot(dx, dy) < MIN_CORRECTION:
+            return False
+        cx, cy = self.estimate.correction
+        new = (float(np.clip(cx + dx, -self.max_shift, self.max_shift)),
+               float(np.clip(cy + dy, -self.max_shift, self.max_shift)))
+        if new == (cx, cy):  # at the bound already
+            return False
+        self.estimate = Estimate(correction=new, reason='pooling again after a correction')
+        self._pooled = None
+        return True

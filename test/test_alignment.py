@@ -1,0 +1,123 @@
+"""Online alignment: depth that sits off the colour image is found from edges and moved back."""
+
+from depth_sr_ros.alignment import (
+    Aligner, color_edges, depth_edges, edge_correlation, MIN_CORRECTION, peak)
+from depth_sr_ros.baselines import BicubicUpsampler
+from depth_sr_ros.data.scene import make_scene, render_rig, RIGS
+from depth_sr_ros.geometry.camera import pinhole_camera
+from depth_sr_ros.geometry.grids import plan_grids
+from depth_sr_ros.geometry.registration import reduce_registered
+from depth_sr_ros.ros.conversions import camera_info_message, image_to_array, metres_to_image
+from depth_sr_ros.ros.pipeline import FrameProcessor, Settings
+import numpy as np
+import pytest
+from sensor_msgs.msg import Image
+
+RIG = RIGS['aligned']  # depth registered to the 1280x720 colour camera
+FRAME = 'colour'
+
+
+@pytest.fixture(scope='module')
+def frames():
+    scene = make_scene()
+    return [render_rig(scene, RIG, i, 8) for i in range(8)]
+
+
+def _moved(depth, dx, dy):
+    """Return depth that sits dx right and dy below where it belongs (integer pixels)."""
+    out = np.full_like(depth, np.nan)
+    h, w = depth.shape
+    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+        depth[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    return out
+
+
+def _serve(processor, frames, settings, count, move=(0, 0)):
+    """Run ``count`` frames through the processor; return the last result's depth and it."""
+    info = camera_info_message(RIG.color, FRAME)
+    result = None
+    said = []
+    for i in range(count):
+        frame = frames[i % len(frames)]
+        depth = metres_to_image(_moved(frame['depth'], *move), '32FC1', Image().header)
+        color = frame['color']
+        color_msg = Image(height=color.shape[0], width=color.shape[1], encoding='rgb8',
+                          step=color.shape[1] * 3, data=color.tobytes())
+        for msg in (depth, color_msg):
+            msg.header.frame_id = FRAME
+        result = processor.process(depth, color_msg, info, info, settings)
+        said += result.advice
+    result.advice = said  # every frame's
+    return image_to_array(result.depth), result
+
+
+def test_the_edge_match_finds_a_known_offset_on_a_clean_scene():
+    rows, columns = np.mgrid[0:720, 0:1280]
+    mask = ((columns + 0.37 * rows) % 200 < 90) | ((rows * 1.3 - 0.2 * columns) % 170 < 40)
+    depth = np.where(mask, 1.0, 2.0).astype(np.float32)
+    color = np.where(mask, 200, 50).astype(np.uint8)
+    camera = pinhole_camera(1280, 720, 900.0)
+    lr = plan_grids(camera, 4).lr
+    for dx, dy in ((0.0, 0.0), (2.0, 1.0), (-3.5, 0.5)):
+        low = reduce_registered(depth, camera, lr.moved(dx, dy))
+        found = peak(edge_correlation(depth_edges(low), color_edges(color, low.shape), 8))
+        assert found[:2] == pytest.approx((dx, dy), abs=0.15)
+
+
+def test_an_offset_is_found_and_moved_back_within_half_an_lr_pixel(frames):
+    settings = Settings()
+    processor = FrameProcessor(BicubicUpsampler(4))
+    _, result = _serve(processor, frames, settings, 20, move=(12, -8))  # 3, -2 LR pixels
+    estimate = processor.aligner.estimate
+    assert estimate.correction == pytest.approx((3.0, -2.0), abs=0.5)
+    assert result.offset == pytest.approx((12.0, -8.0), abs=2.0)  # output pixels
+    said = ' '.join(result.advice)
+    assert 'px right of and' in said and 'px above the colour image' in said
+    # The corrected output is closer to the unmoved depth's than the uncorrected one.
+    aligned, _ = _serve(FrameProcessor(BicubicUpsampler(4)), frames, Settings(alignment='off'),
+                        1)
+    moved_off, _ = _serve(FrameProcessor(BicubicUpsampler(4)), frames,
+                          Settings(alignment='off'), 1, move=(12, -8))
+    corrected, _ = _serve(processor, frames, settings, 1, move=(12, -8))
+
+    def error(out):
+        both = (out > 0) & (aligned > 0)
+        return np.median(np.abs(out[both].astype(float) - aligned[both]))
+    assert error(corrected) < 0.5 * error(moved_off)
+
+
+def test_a_calibrated_rig_is_left_unchanged_and_a_fixed_offset_is_applied(frames):
+    processor = FrameProcessor(BicubicUpsampler(4))
+    auto, result = _serve(processor, frames, Settings(), 20)
+    assert processor.aligner.estimate.correction == (0.0, 0.0)
+    assert result.offset == (0.0, 0.0) and not result.advice
+    residual = processor.aligner.estimate.residual
+    assert residual is not None and np.hypot(*residual) < MIN_CORRECTION  # seen, small
+    off, _ = _serve(FrameProcessor(BicubicUpsampler(4)), frames, Settings(alignment='off'), 20)
+    np.testing.assert_array_equal(auto, off)
+    # 'fixed' moves the depth back by the given output pixels, without looking.
+    fixed, result = _serve(FrameProcessor(BicubicUpsampler(4)), frames,
+                           Settings(alignment='fixed', alignment_offset=[12.0, -8.0]), 1,
+                           move=(12, -8))
+    assert result.offset == (12.0, -8.0)
+    first, _ = _serve(FrameProcessor(BicubicUpsampler(4)), frames, Settings(alignment='off'), 1)
+    both = (fixed > 0) & (first > 0)
+    assert np.median(np.abs(fixed[both].astype(float) - first[both])) < 1e-3  # metres
+
+
+def test_a_featureless_scene_changes_nothing_and_says_why():
+    aligner = Aligner(8, every=1)
+    depth = np.full((90, 160), 2.0, np.float32)
+    grey = np.full((360, 640, 3), 128, np.uint8)
+    for _ in range(10):
+        assert not aligner.observe(depth, grey)
+    assert aligner.estimate.correction == (0.0, 0.0)
+    assert 'too few depth edges or no colour contrast' in aligner.estimate.reason
+    # Edges in the depth but a colour image without them (a textureless wall): no clear match.
+    depth[:, 80:] = 1.0
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (360, 640, 3), dtype=np.uint8)
+    for _ in range(10):
+        assert not aligner.observe(depth, noise)
+    assert aligner.estimate.correction == (0.0, 0.0)
+    assert aligner.estimate.reason.startswith('no clear edge match yet')

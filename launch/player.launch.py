@@ -21,8 +21,7 @@ from launch_ros.substitutions import FindPackageShare
 
 def _nodes(context):
     """Return the player and the node for the rig named by the launch argument."""
-    from depth_sr_ros.data.scene import recommended_model
-    from depth_sr_ros.tools.player import rig_extrinsic
+    from depth_sr_ros.data.scene import recommended_model, rig_extrinsic
     rig = LaunchConfiguration('rig').perform(context)
     model = LaunchConfiguration('model').perform(context) or recommended_model(rig)
     node_params = {'model_path': model,

@@ -3,15 +3,14 @@
 import json
 import os
 
+from depth_sr_ros.bags import tf_static_message
 from depth_sr_ros.cli import bag as bag_module
 from depth_sr_ros.cli.bag import main
-from depth_sr_ros.data.scene import make_scene, render_rig, RIGS
+from depth_sr_ros.data.scene import COLOR_FRAME, DEPTH_FRAME, make_scene, render_rig, RIGS
 from depth_sr_ros.geometry.transform import Transform
 from depth_sr_ros.inference import load_predictor
 from depth_sr_ros.ros.conversions import camera_info_message, metres_to_image
 from depth_sr_ros.ros.pipeline import FrameProcessor, Settings
-from depth_sr_ros.tools.player import COLOR_FRAME, DEPTH_FRAME
-from depth_sr_ros.tools.rig_bag import tf_static_message
 from node_graph import make_pair
 import numpy as np
 import pytest

@@ -4,10 +4,11 @@ import os
 
 from conftest import FIXTURES, untrained
 from depth_sr_ros.checkpoint import CheckpointError, save_checkpoint
-from depth_sr_ros.cli.export import export_onnx, main, parity
+from depth_sr_ros.cli.export import main
 from depth_sr_ros.data.degradations import bicubic_downsample, crop_to_multiple
 from depth_sr_ros.data.middlebury import disparity_to_metres, load_pair
 from depth_sr_ros.inference import Acceleration, load_predictor, Predictor
+from depth_sr_ros.onnx_export import export_onnx, parity
 from depth_sr_ros.onnx_predictor import OnnxPredictor, OpenVinoPredictor
 from depth_sr_ros.preprocessing import PREPROCESSING
 import numpy as np

@@ -8,9 +8,9 @@ is refused or said, a missing cuda:N is one line.
 
 from conftest import untrained
 from depth_sr_ros.checkpoint import CheckpointError, save_checkpoint
-from depth_sr_ros.cli.export import export_onnx
 from depth_sr_ros.inference import (
     Acceleration, load_predictor, Predictor, select_device)
+from depth_sr_ros.onnx_export import export_onnx
 from depth_sr_ros.onnx_predictor import onnx_providers, OnnxPredictor, trt_cache_dir
 from depth_sr_ros.preprocessing import PREPROCESSING
 from depth_sr_ros.ros.node import is_out_of_memory

@@ -38,6 +38,22 @@ def test_library_modules_never_import_commands_or_tools():
     assert offenders == []
 
 
+def test_commands_never_import_commands_and_launch_files_import_no_command():
+    # cli/ and tools/ hold thin commands: what two of them share lives in a library module.
+    offenders = []
+    for folder in ('cli', 'tools'):
+        for name in os.listdir(os.path.join(PACKAGE, folder)):
+            if name.endswith('.py'):
+                path = os.path.join(PACKAGE, folder, name)
+                offenders += [f'{folder}/{name} imports {m}' for m in _imports(path)
+                              if m.startswith(('depth_sr_ros.cli', 'depth_sr_ros.tools'))]
+    for name in os.listdir(os.path.join(ROOT, 'launch')):
+        path = os.path.join(ROOT, 'launch', name)
+        offenders += [f'launch/{name} imports {m}' for m in _imports(path)
+                      if m.startswith(('depth_sr_ros.cli', 'depth_sr_ros.tools'))]
+    assert offenders == []
+
+
 def test_the_upsampler_contract_the_baselines_and_the_geometry_load_no_torch():
     code = ('import sys; import depth_sr_ros.baselines, depth_sr_ros.geometry.registration, '
             'depth_sr_ros.evaluation; print(sorted(m for m in sys.modules if m == "torch"))')

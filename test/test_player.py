@@ -4,8 +4,9 @@ import os
 import threading
 import time
 
+from depth_sr_ros.data.sequences import make_sequence
 from depth_sr_ros.ros.conversions import depth_to_metres
-from depth_sr_ros.tools.player import make_sequence, Player
+from depth_sr_ros.tools.player import Player
 import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
@@ -65,7 +66,8 @@ def test_player_publishes_like_a_camera_driver():
 
 def test_restamp_replaces_only_the_stamp_of_a_serialized_message():
     from builtin_interfaces.msg import Time as TimeMsg
-    from depth_sr_ros.tools.player import image_message, restamp
+    from depth_sr_ros.ros.conversions import image_message
+    from depth_sr_ros.tools.player import restamp
     from rclpy.serialization import deserialize_message, serialize_message
     from sensor_msgs.msg import CameraInfo
     image = image_message(np.arange(12, dtype=np.uint8).reshape(2, 2, 3), 'rgb8', 'cam')

@@ -15,6 +15,7 @@ import dataclasses
 
 import cv2
 from depth_sr_ros.data.middlebury import disparity_to_metres, load_pair, SAMPLE_DIR
+from depth_sr_ros.data.sequences import COLOR_SIZE, FOCAL, make_sequence
 from depth_sr_ros.geometry.camera import Camera, pinhole_camera, RATIONAL
 from depth_sr_ros.geometry.registration import splat
 from depth_sr_ros.geometry.transform import Transform
@@ -153,3 +154,40 @@ def render_rig(scene, rig, index=0, frames=1):
     truth = render_depth(scene, rig.color, pose)
     depth = truth if rig.registered else render_depth(scene, rig.depth, depth_pose(rig, pose))
     return {'color': render_color(scene, rig.color, pose), 'depth': depth, 'truth': truth}
+
+
+# The player's cameras: its default 'registered' sequence and the scene rigs above.
+RIG_NAMES = ('registered',) + tuple(RIGS)
+RIG_FRAMES = 8  # distinct views rendered for a scene rig (each takes about a second)
+COLOR_FRAME = 'camera_color_optical_frame'
+DEPTH_FRAME = 'camera_depth_optical_frame'
+
+
+def rig_extrinsic(name):
+    """Return [x, y, z, qx, qy, qz, qw] of a raw rig's depth-to-colour transform, else []."""
+    rig = RIGS.get(name)
+    if rig is None or rig.registered:
+        return []
+    return rig.depth_to_color.to_xyz_quaternion()
+
+
+def rig_frames(name, frames, scale):
+    """
+    Return (frames, colour camera, depth camera, depth frame_id) for rig ``name``.
+
+    Each frame is a dict of 'depth' (metres, NaN = none, as the sensor sends it), 'color'
+    (RGB uint8) and 'truth' (metres in the colour camera, colour size).
+    """
+    if name == 'registered':
+        width, height = COLOR_SIZE
+        out = [{'depth': lr, 'color': color, 'truth': hr}
+               for lr, color, hr in make_sequence(frames, scale)]
+        color = pinhole_camera(width, height, FOCAL)
+        return out, color, color.resized(width // scale, height // scale), COLOR_FRAME
+    if name not in RIGS:
+        raise ValueError(f"rig must be one of {', '.join(RIG_NAMES)}, not {name!r}")
+    rig = RIGS[name]
+    scene = make_scene()
+    count = min(frames, RIG_FRAMES)
+    out = [render_rig(scene, rig, i, count) for i in range(count)]
+    return out, rig.color, rig.depth, COLOR_FRAME if rig.registered else DEPTH_FRAME

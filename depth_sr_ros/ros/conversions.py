@@ -214,3 +214,17 @@ def depth_to_pointcloud(depth, camera, header, rgb=None):
     msg.is_dense = False
     msg.data = cloud.tobytes()
     return msg
+
+
+def image_message(array, encoding, frame_id, stamp=None):
+    """Return an rgb8 Image of RGB pixels, or a 16UC1 / 32FC1 one of metres."""
+    if encoding == 'rgb8':
+        msg = Image(height=array.shape[0], width=array.shape[1], encoding='rgb8',
+                    is_bigendian=0, step=array.shape[1] * 3, data=array.tobytes())
+        msg.header.frame_id = frame_id
+    else:
+        msg = metres_to_image(array, encoding, Image().header)
+        msg.header.frame_id = frame_id
+    if stamp is not None:
+        msg.header.stamp = stamp
+    return msg

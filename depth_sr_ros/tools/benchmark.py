@@ -242,7 +242,7 @@ def openvino_predictor(model, arch, arch_kwargs, variant):
     """Export ``model`` to a temporary ONNX file and return an OpenVinoPredictor for it."""
     import tempfile
     from depth_sr_ros.checkpoint import save_checkpoint
-    from depth_sr_ros.cli.export import export_onnx
+    from depth_sr_ros.onnx_export import export_onnx
     from depth_sr_ros.preprocessing import PREPROCESSING
     import openvino  # noqa: F401 (ImportError: the variant is listed as skipped)
     folder = tempfile.mkdtemp(prefix='depth_sr_openvino_')
@@ -330,7 +330,7 @@ def bench_dds(rates, seconds, model_path, device, domain_id):
         return []
     import rclpy
     from depth_sr_ros.ros.conversions import stamp_ns
-    from depth_sr_ros.tools.live_demo import watch_player_and_node
+    from depth_sr_ros.ros.watch import watch_player_and_node
     rows = []
     for rate in rates:
         watcher, ok = watch_player_and_node(seconds, rate, model_path, device, domain_id,

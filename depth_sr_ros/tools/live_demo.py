@@ -11,63 +11,19 @@ soon as one output frame came out.
 """
 
 import argparse
-import os
-import signal
-import subprocess
 import sys
-import time
 
 import cv2
-from depth_sr_ros.data.scene import recommended_model
+from depth_sr_ros.data.scene import recommended_model, RIG_NAMES
 from depth_sr_ros.paths import MODEL_HELP
 from depth_sr_ros.ros.conversions import color_to_array, depth_to_metres, stamp_ns
 from depth_sr_ros.ros.entry import domain_id
-from depth_sr_ros.tools.player import read_recording, rig_extrinsic, RIG_NAMES
+from depth_sr_ros.ros.watch import watch_player_and_node
 from depth_sr_ros.viz import colorize, side_by_side, tile
-from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 import rclpy
-from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
 
 ERROR_RANGE_M = 0.05
-
-
-class Watcher(Node):
-    """Keeps recent inputs by stamp, the node's outputs, and its diagnostics."""
-
-    def __init__(self, inputs=True, **kwargs):
-        """Subscribe to the output and /diagnostics, and with ``inputs`` the camera topics."""
-        super().__init__('depth_sr_live_demo', **kwargs)
-        self.depth, self.color, self.truth = {}, {}, {}
-        self.still = False  # every frame of the player is the same view
-        self.started = self.get_clock().now().nanoseconds * 1e-9
-        self.outputs = []  # (receive time s, message)
-        self.diagnostics = []
-        for store, topic in ((self.depth, 'depth/image_raw'), (self.color, 'color/image_raw'),
-                             (self.truth, 'truth/depth')):
-            if inputs:  # a picture needs them; a measurement does not pay for them
-                self.create_subscription(Image, topic, self._keep(store),
-                                         qos_profile_sensor_data)
-        reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-        self.create_subscription(Image, 'depth_sr/image', self._on_output, reliable)
-        self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
-
-    def _keep(self, store):
-        def callback(msg):
-            store[stamp_ns(msg.header.stamp)] = msg
-            while len(store) > 300:
-                del store[min(store)]
-        return callback
-
-    def _on_output(self, msg):
-        self.outputs.append((self.get_clock().now().nanoseconds * 1e-9, msg))
-
-    def _on_diagnostics(self, msg):
-        for status in msg.status:
-            if status.name.startswith('depth_sr'):
-                self.diagnostics.append({kv.key: kv.value for kv in status.values})
 
 
 def _closest(store, stamp_ns, slop_ns=50_000_000):
@@ -154,62 +110,6 @@ def summary(watcher, seconds):
         lines.append('node diagnostics (last period): ' + ', '.join(
             f'{k} {v}' for k, v in last.items()))
     return lines
-
-
-def watch_player_and_node(seconds, rate, model, device, domain_id, program, on_tick=None,
-                          rig='registered', inputs=True, bag=''):
-    """
-    Run depth_sr_player and depth_sr_node as two processes and watch them for ``seconds``.
-
-    Both use ROS domain ``domain_id`` and Fast DDS's LARGE_DATA transports, as does the
-    Watcher in this process. ``on_tick(node_process, elapsed_s)`` is called about ten times a
-    second. ``rig`` is the player's camera (its extrinsic goes to the node's depth_to_color);
-    ``inputs``: the watcher also keeps the camera images (for a picture).
-    Returns (watcher, ok); ok is False when a process stopped early. Ctrl-C ends the watch
-    early, like its time running out. The caller destroys the watcher and shuts rclpy down.
-    """
-    extrinsic = read_recording(bag)[2] if bag else rig_extrinsic(rig)
-    # A scene rig renders each view in about a second at start-up, and a CPU takes seconds
-    # per 1280x720 output: the player shows one still view, so every frame matches.
-    still = rig != 'registered' and not bag
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), FASTDDS_BUILTIN_TRANSPORTS='LARGE_DATA')
-    os.environ.update(env)  # the watcher in this process joins the same domain and transports
-    commands = [
-        [sys.executable, '-m', 'depth_sr_ros.tools.player', '--ros-args', '-p', f'rate:={rate}',
-         '-p', f'rig:={rig}'] + (['-p', 'frames:=1'] if still else [])
-        + (['-p', f'bag:={bag}'] if bag else []),
-        [sys.executable, '-m', 'depth_sr_ros.ros.node', '--ros-args', '-p', f'device:={device}',
-         '-p', 'diagnostics_period:=2.0']
-        + (['-p', f'model_path:={model}'] if model else [])
-        + (['-p', f'depth_to_color:={extrinsic}'] if extrinsic else []),
-    ]
-    processes = [subprocess.Popen(c, env=env) for c in commands]
-    rclpy.init()
-    watcher = Watcher(inputs)
-    watcher.still = still
-    started = time.monotonic()
-    try:
-        while time.monotonic() - started < seconds:
-            rclpy.spin_once(watcher, timeout_sec=0.1)
-            if on_tick is not None:
-                on_tick(processes[1], time.monotonic() - started)
-            if any(p.poll() is not None for p in processes):
-                print(f'{program}: a process stopped early (see its output above)',
-                      file=sys.stderr)
-                return watcher, False
-    except KeyboardInterrupt:  # Ctrl-C: stop watching, and say what was seen so far
-        print(f'{program}: stopped by Ctrl-C after {time.monotonic() - started:.0f} s; what '
-              'was seen until then follows', file=sys.stderr)
-    finally:
-        for p in processes:
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        for p in processes:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-    return watcher, True
 
 
 def main(argv=None):

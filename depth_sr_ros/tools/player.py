@@ -26,11 +26,10 @@ import copy
 import struct
 import sys
 
-from depth_sr_ros.data.scene import make_scene, render_rig, RIGS
-from depth_sr_ros.data.sequences import COLOR_SIZE, FOCAL, make_sequence
-from depth_sr_ros.geometry.camera import pinhole_camera
-from depth_sr_ros.ros.conversions import camera_info_message, metres_to_image, stamp_ns
+from depth_sr_ros.data.scene import COLOR_FRAME, rig_frames, RIG_NAMES
+from depth_sr_ros.ros.conversions import camera_info_message, image_message, stamp_ns
 from depth_sr_ros.ros.entry import run_node
+from depth_sr_ros.ros.recording import read_recording
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.duration import Duration
@@ -40,90 +39,6 @@ from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import serialize_message
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image
-
-RIG_NAMES = ('registered',) + tuple(RIGS)
-RIG_FRAMES = 8  # distinct views rendered for a scene rig (each takes about a second)
-COLOR_FRAME = 'camera_color_optical_frame'
-DEPTH_FRAME = 'camera_depth_optical_frame'
-
-
-def rig_extrinsic(name):
-    """Return [x, y, z, qx, qy, qz, qw] of a raw rig's depth-to-colour transform, else []."""
-    rig = RIGS.get(name)
-    if rig is None or rig.registered:
-        return []
-    return rig.depth_to_color.to_xyz_quaternion()
-
-
-def rig_frames(name, frames, scale):
-    """
-    Return (frames, colour camera, depth camera, depth frame_id) for rig ``name``.
-
-    Each frame is a dict of 'depth' (metres, NaN = none, as the sensor sends it), 'color'
-    (RGB uint8) and 'truth' (metres in the colour camera, colour size).
-    """
-    if name == 'registered':
-        width, height = COLOR_SIZE
-        out = [{'depth': lr, 'color': color, 'truth': hr}
-               for lr, color, hr in make_sequence(frames, scale)]
-        color = pinhole_camera(width, height, FOCAL)
-        return out, color, color.resized(width // scale, height // scale), COLOR_FRAME
-    if name not in RIGS:
-        raise ValueError(f"rig must be one of {', '.join(RIG_NAMES)}, not {name!r}")
-    rig = RIGS[name]
-    scene = make_scene()
-    count = min(frames, RIG_FRAMES)
-    out = [render_rig(scene, rig, i, count) for i in range(count)]
-    return out, rig.color, rig.depth, COLOR_FRAME if rig.registered else DEPTH_FRAME
-
-
-def read_recording(path, warn=None):
-    """
-    Return ([(receive ns, input index, message)], topics, extrinsic) of a bag's camera set.
-
-    ``warn`` is called with a note when the bag had to be repaired to be read (open_bag).
-
-    The topics are chosen as depth_sr_bag chooses them (the one plausible set); ``extrinsic``
-    is the depth-to-colour transform from the bag's /tf_static as [x, y, z, qx, qy, qz, qw]
-    when the depth's frame differs from the colour's, else [].
-    """
-    import argparse
-    from depth_sr_ros.cli.bag import choose_topics, open_bag, read_static_transforms
-    from depth_sr_ros.ros.extrinsics import static_transform
-    from rclpy.serialization import deserialize_message
-    with open_bag(path) as (reader, note):
-        if note and warn is not None:
-            warn(note)
-        topics = choose_topics(reader, argparse.Namespace(depth='', color='', depth_info='',
-                                                          color_info=''))
-        kinds = (Image, Image, CameraInfo, CameraInfo)
-        index = {topic: i for i, topic in enumerate(topics)}
-        connections = [c for c in reader.connections if c.topic in index]
-        recording = [(t, index[c.topic], deserialize_message(bytes(raw), kinds[index[c.topic]]))
-                     for c, t, raw in reader.messages(connections=connections)]
-        edges = read_static_transforms(reader)
-    if not recording:
-        raise ValueError(f"bag '{path}' has no messages on {', '.join(topics)}")
-    frames = {i: m.header.frame_id for _, i, m in recording if i < 2}
-    extrinsic = []
-    if frames.get(0) and frames.get(1) and frames[0] != frames[1]:
-        found = static_transform(edges, frames[1], frames[0])
-        extrinsic = found.to_xyz_quaternion() if found is not None else []
-    return recording, topics, extrinsic
-
-
-def image_message(array, encoding, frame_id, stamp=None):
-    """Return an rgb8 Image of RGB pixels, or a 16UC1 / 32FC1 one of metres."""
-    if encoding == 'rgb8':
-        msg = Image(height=array.shape[0], width=array.shape[1], encoding='rgb8',
-                    is_bigendian=0, step=array.shape[1] * 3, data=array.tobytes())
-        msg.header.frame_id = frame_id
-    else:
-        msg = metres_to_image(array, encoding, Image().header)
-        msg.header.frame_id = frame_id
-    if stamp is not None:
-        msg.header.stamp = stamp
-    return msg
 
 
 def restamp(raw, stamp):

@@ -12,10 +12,11 @@ publish it. A bag to try depth_sr_bag on without a camera.
 import argparse
 import sys
 
+from depth_sr_ros.bags import bag_writer, tf_static_message
+from depth_sr_ros.data.scene import (
+    COLOR_FRAME, DEPTH_FRAME, rig_extrinsic, rig_frames, RIG_NAMES)
 from depth_sr_ros.files import staged_folder
-from depth_sr_ros.ros.conversions import camera_info_message
-from depth_sr_ros.tools.player import (
-    COLOR_FRAME, DEPTH_FRAME, image_message, rig_extrinsic, rig_frames, RIG_NAMES)
+from depth_sr_ros.ros.conversions import camera_info_message, image_message
 from rclpy.serialization import serialize_message
 
 TOPICS = {'depth': '/camera/depth/image_raw', 'depth_info': '/camera/depth/camera_info',
@@ -23,29 +24,12 @@ TOPICS = {'depth': '/camera/depth/image_raw', 'depth_info': '/camera/depth/camer
 PERIOD_NS = 33_333_333
 
 
-def tf_static_message(store, transforms):
-    """Return a serialised tf2_msgs/TFMessage of [(parent, child, [x, y, z, qx, qy, qz, qw])]."""
-    types = store.types
-    stamped = []
-    for parent, child, values in transforms:
-        header = types['std_msgs/msg/Header'](
-            stamp=types['builtin_interfaces/msg/Time'](sec=0, nanosec=0), frame_id=parent)
-        stamped.append(types['geometry_msgs/msg/TransformStamped'](
-            header=header, child_frame_id=child, transform=types['geometry_msgs/msg/Transform'](
-                translation=types['geometry_msgs/msg/Vector3'](*values[:3]),
-                rotation=types['geometry_msgs/msg/Quaternion'](*values[3:]))))
-    return bytes(store.serialize_cdr(types['tf2_msgs/msg/TFMessage'](transforms=stamped),
-                                     'tf2_msgs/msg/TFMessage'))
-
-
 def write_rig_bag(path, rig, frames, storage='mcap'):
     """Write ``frames`` frames of ``rig`` to a new bag at ``path``; return the frame count."""
-    from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import get_typestore, Stores
     store = get_typestore(Stores.ROS2_HUMBLE)
     sequence, color_cam, depth_cam, depth_frame = rig_frames(rig, frames, 4)
-    plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
-    with Writer(path, version=9 if storage == 'mcap' else 8, storage_plugin=plugin) as writer:
+    with bag_writer(path, storage) as writer:
         kinds = {'depth': 'Image', 'color': 'Image', 'depth_info': 'CameraInfo',
                  'color_info': 'CameraInfo'}
         out = {key: writer.add_connection(topic, f'sensor_msgs/msg/{kinds[key]}',

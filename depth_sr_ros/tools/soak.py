@@ -17,7 +17,7 @@ import sys
 
 from depth_sr_ros.paths import MODEL_HELP
 from depth_sr_ros.ros.entry import domain_id
-from depth_sr_ros.tools.live_demo import watch_player_and_node
+from depth_sr_ros.ros.watch import watch_player_and_node
 import numpy as np
 import rclpy
 

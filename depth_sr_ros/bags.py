@@ -1,0 +1,234 @@
+"""
+Reading and writing rosbag2 recordings (sqlite3 and mcap) through rosbags, no ROS install.
+
+``open_bag`` opens a bag, reading a cut MCAP file up to its last complete record;
+``choose_topics`` finds its one plausible depth/colour/camera_info set; ``read_static_transforms``
+reads its /tf_static; ``bag_writer`` makes the writer of a new bag. Used by depth_sr_bag,
+depth_sr_player and depth_sr_rig_bag.
+"""
+
+import contextlib
+import os
+import struct
+import tempfile
+
+from depth_sr_ros.geometry.transform import Transform
+
+
+IMAGE, INFO = 'sensor_msgs/msg/Image', 'sensor_msgs/msg/CameraInfo'
+TF_STATIC = '/tf_static'
+
+
+class BagError(ValueError):
+    """Input that cannot be processed: said in one line, exit status 2 (the player: 1)."""
+
+
+MCAP_MAGIC = b'\x89MCAP0\r\n'
+# An MCAP footer record (opcode 0x02, 20 bytes) with no summary: readers then scan the records.
+MCAP_FOOTER_NO_SUMMARY = b'\x02' + struct.pack('<QQQI', 20, 0, 0, 0) + MCAP_MAGIC
+
+
+@contextlib.contextmanager
+def open_bag(path, scratch_dir=None):
+    """
+    Yield (reader, note): an open rosbags Reader of the bag and what was done to read it.
+
+    A bag whose MCAP file was cut short (a recorder killed: no summary, no footer, the last
+    chunk incomplete) is read from a repaired copy of its complete records, made in a
+    temporary folder in ``scratch_dir`` (default: the system's), and ``note`` says so;
+    otherwise ``note`` is ''. BagError for a missing path or a file that is no bag (also when
+    the repaired copy cannot be read or written: the error is the input's own).
+    """
+    if not os.path.exists(path):
+        raise BagError(f"input '{path}' does not exist")
+    with tempfile.TemporaryDirectory(prefix='depth_sr_bag_', dir=scratch_dir) as scratch:
+        note = ''
+        try:
+            reader = _open_reader(path)
+        except BagError as error:
+            try:
+                repaired = _repair_cut_mcap(path, scratch)
+                if repaired is None:
+                    raise
+                copy, note = repaired
+                reader = _open_reader(copy)
+            except (BagError, OSError) as repair_error:
+                if repair_error is error:
+                    raise
+                raise BagError(f'{error} (reading its complete records failed too: '
+                               f'{str(repair_error).splitlines()[0]})') from None
+        try:
+            yield reader, note
+        finally:
+            reader.close()
+
+
+def _open_reader(path):
+    from rosbags.rosbag2 import Reader, ReaderError
+    try:
+        reader = Reader(path)
+        reader.open()
+    except (ReaderError, FileNotFoundError, ValueError, OSError) as error:
+        raise BagError(f"input '{path}' is not a readable rosbag2 bag: "
+                       f'{str(error).splitlines()[0] if str(error) else type(error).__name__}')
+    return reader
+
+
+def complete_mcap_end(path):
+    """
+    Return where the complete records of an MCAP file cut short end; None for a whole file.
+
+    A whole file ends with the magic; a cut one is walked record by record (opcode, uint64
+    length) up to the first record that runs past the end of the file. None also for a file
+    that does not start like an MCAP file.
+    """
+    size = os.path.getsize(path)
+    with open(path, 'rb') as f:
+        if f.read(8) != MCAP_MAGIC:
+            return None
+        f.seek(max(size - 8, 8))
+        if size >= 16 and f.read(8) == MCAP_MAGIC:
+            return None
+        end = 8
+        while end + 9 <= size:
+            f.seek(end + 1)
+            (length,) = struct.unpack('<Q', f.read(8))
+            if end + 9 + length > size:
+                break
+            end += 9 + length
+    return end
+
+
+def _repair_cut_mcap(path, scratch):
+    """
+    Copy a bag whose MCAP files were cut short into ``scratch``, repaired.
+
+    Each cut file ends after its last complete record with a footer that has no summary (so
+    rosbags scans its records); the other files are linked.
+
+    A recorder that was killed also leaves no metadata.yaml: a folder with none and one MCAP
+    file is read as that file. Return (the copy's path, a note), or None when no MCAP file of
+    the bag is cut short.
+    """
+    folder = os.path.isdir(path)
+    names = sorted(os.listdir(path)) if folder else [os.path.basename(path)]
+    source = path if folder else os.path.dirname(os.path.abspath(path))
+    mcaps = [n for n in names if n.endswith('.mcap')]
+    if folder and 'metadata.yaml' not in names and len(mcaps) == 1:
+        folder, names = False, mcaps
+    cuts = {n: complete_mcap_end(os.path.join(source, n)) for n in names if n.endswith('.mcap')}
+    cuts = {n: end for n, end in cuts.items() if end is not None}
+    if not cuts:
+        return None
+    target = (os.path.join(scratch, os.path.basename(os.path.normpath(path))) if folder
+              else os.path.join(scratch, names[0]))
+    into = target if folder else scratch
+    os.makedirs(into, exist_ok=True)
+    notes = []
+    for name in names:
+        original = os.path.abspath(os.path.join(source, name))
+        if name not in cuts:
+            os.symlink(original, os.path.join(into, name))
+            continue
+        with open(original, 'rb') as src, open(os.path.join(into, name), 'wb') as dst:
+            left = cuts[name]
+            while left:
+                block = src.read(min(left, 1 << 24))
+                if not block:
+                    break
+                dst.write(block)
+                left -= len(block)
+            dst.write(MCAP_FOOTER_NO_SUMMARY)
+        notes.append(f'{name} is cut short: its complete records (the first {cuts[name]} of '
+                     f'{os.path.getsize(original)} bytes) were read, the rest is lost')
+    return target, '; '.join(notes)
+
+
+def input_storage(path):
+    """Return 'mcap' or 'sqlite3': the storage of a bag folder or file."""
+    names = os.listdir(path) if os.path.isdir(path) else [path]
+    return 'mcap' if any(n.endswith('.mcap') for n in names) else 'sqlite3'
+
+
+def topic_table(reader):
+    """Return [(topic, type, count)] of a bag."""
+    return [(c.topic, c.msgtype, c.msgcount) for c in reader.connections]
+
+
+def _info_topic(image_topic):
+    return image_topic.rsplit('/', 1)[0] + '/camera_info'
+
+
+def candidate_sets(reader):
+    """
+    Return the plausible (depth, colour, depth_info, colour_info) topic sets of a bag.
+
+    A depth topic is an Image topic with 'depth' in its name, a colour topic an Image topic
+    with 'color', 'colour' or 'rgb' in it; each needs the CameraInfo topic beside it.
+    """
+    types = {c.topic: c.msgtype for c in reader.connections}
+    images = [t for t, kind in types.items() if kind == IMAGE]
+    depth = [t for t in images if 'depth' in t and types.get(_info_topic(t)) == INFO]
+    color = [t for t in images if 'depth' not in t and any(
+        word in t for word in ('color', 'colour', 'rgb')) and types.get(_info_topic(t)) == INFO]
+    return [(d, c, _info_topic(d), _info_topic(c)) for d in depth for c in color]
+
+
+def choose_topics(reader, depth='', color='', depth_info='', color_info=''):
+    """Return the topic set to use: the given one (checked), or the one plausible set."""
+    types = {c.topic: c.msgtype for c in reader.connections}
+    given = (depth, color, depth_info, color_info)
+    if any(given):
+        if not all(given):
+            raise BagError('give all four of --depth, --color, --depth-info and --color-info, '
+                           'or none of them')
+        for topic, kind in zip(given, (IMAGE, IMAGE, INFO, INFO)):
+            if topic not in types:
+                raise BagError(f"topic '{topic}' is not in the bag (see --list)")
+            if types[topic] != kind:
+                raise BagError(f"topic '{topic}' is {types[topic]}, not {kind}")
+        return given
+    sets = candidate_sets(reader)
+    if len(sets) == 1:
+        return sets[0]
+    listed = '; '.join(' '.join(s) for s in sets) or 'none'
+    raise BagError(f'{len(sets)} plausible depth/colour/camera_info sets ({listed}): give '
+                   '--depth, --color, --depth-info and --color-info')
+
+
+def read_static_transforms(reader):
+    """Return {(parent, child): Transform} from the bag's /tf_static (rosbags' typestore)."""
+    from rosbags.typesys import get_typestore, Stores
+    connections = [c for c in reader.connections if c.topic == TF_STATIC]
+    if not connections:
+        return {}
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    edges = {}
+    for connection, _, raw in reader.messages(connections=connections):
+        for t in store.deserialize_cdr(raw, connection.msgtype).transforms:
+            tr, q = t.transform.translation, t.transform.rotation
+            edges[(t.header.frame_id, t.child_frame_id)] = Transform.from_xyz_quaternion(
+                [tr.x, tr.y, tr.z, q.x, q.y, q.z, q.w])
+    return edges
+
+
+def bag_writer(path, storage):
+    """Return an unopened rosbags Writer of a new bag: MCAP (rosbag2 version 9) or sqlite3 (8)."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
+    return Writer(path, version=9 if storage == 'mcap' else 8, storage_plugin=plugin)
+
+
+def tf_static_message(store, transforms):
+    """Return a serialised tf2_msgs/TFMessage of [(parent, child, [x, y, z, qx, qy, qz, qw])]."""
+    types = store.types
+    stamped = []
+    for parent, child, values in transforms:
+        header = types['std_msgs/msg/Header'](
+            stamp=types['builtin_interfaces/msg/Time'](sec=0, nanosec=0), frame_id=parent)
+        stamped.append(types['geometry_msgs/msg/TransformStamped'](
+            header=header, child_frame_id=child, transform=types['geometry_msgs/msg/Transform'](
+                translation=types['geometry_msgs/msg/Vector3'](*values[:3]),
+                rotation=types['geometry_msgs/msg/Quaternion'](*values[3:]))))
+    return bytes(store.serialize_cdr(types['tf2_msgs/msg/TFMessage'](transforms=stamped),
+                                     'tf2_msgs/msg/TFMessage'))

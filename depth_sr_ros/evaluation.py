@@ -12,7 +12,7 @@ from depth_sr_ros.baselines import BicubicUpsampler, GuidedFilterUpsampler
 from depth_sr_ros.data.degradations import (
     add_gaussian_noise, antialiased_bicubic_downsample, bicubic_downsample, crop_to_multiple,
     nearest_downsample, sensor_degrade)
-from depth_sr_ros.metrics import mae, rmse, shifted_rmse
+from depth_sr_ros.metrics import between_surfaces, mae, rmse, shifted_rmse
 from depth_sr_ros.preprocessing import (
     denormalize_depth, depth_range, fill_missing, normalize_depth, valid_depth_mask)
 import numpy as np
@@ -99,14 +99,15 @@ def evaluate(methods, pairs, scale, protocol='middlebury', noise='', keep=None, 
         results = {}
         for method, upsampler in methods.items():
             results[method] = result = upsampler(low, rgb)
-            row[method] = {'mae': mae(result, truth), 'rmse': rmse(result, truth)}
+            row[method] = {'mae': mae(result, truth), 'rmse': rmse(result, truth),
+                           'between': between_surfaces(result, truth)}
             if shifts:
                 row[method]['shifted_rmse'] = shifted_rmse(result, truth, shifts)
         if keep is not None and not images:
             keep.update(name=pair['name'], truth=truth, rgb=rgb, results=results)
         images.append(row)
-    keys = ('mae', 'rmse', 'shifted_rmse') if shifts else ('mae', 'rmse')
-    average = {m: {k: np.mean([r[m][k] for r in images], axis=0).tolist() for k in keys}
+    keys = ('mae', 'rmse', 'between') + (('shifted_rmse',) if shifts else ())
+    average = {m: {k: np.nanmean([r[m][k] for r in images], axis=0).tolist() for k in keys}
                for m in methods}
     return {'images': images, 'average': average}
 
@@ -133,11 +134,18 @@ def table(header, rows):
 
 
 def markdown(report, methods, metric='mae'):
-    """Return the report as a markdown table: one row per method, one column per image."""
+    """
+    Return the report as a markdown table: one row per method, one column per image.
+
+    'between' (metrics.between_surfaces) is shown in per cent.
+    """
     names = [r['name'] for r in report['images']]
+
+    def cell(value):
+        return f'{100 * value:.1f} %' if metric == 'between' else f'{value:.3f}'
     return table(['method', *names, 'average'],
-                 [[m, *(f'{r[m][metric]:.3f}' for r in report['images']),
-                   f"{report['average'][m][metric]:.3f}"] for m in methods])
+                 [[m, *(cell(r[m][metric]) for r in report['images']),
+                   cell(report['average'][m][metric])] for m in methods])
 
 
 def shift_table(report, methods, shifts):

@@ -46,3 +46,50 @@ def shifted_rmse(prediction, target, shifts):
     for image in moved:
         common &= np.isfinite(image)
     return [rmse(image, target, common) for image in moved]
+
+
+# between_surfaces: a pixel is near a depth edge when it lies within EDGE_WINDOW // 2 pixels of
+# a step between neighbouring target pixels of more than EDGE_MIN_JUMP of the target's whole
+# range (a slope changes less from pixel to pixel); its output floats when it lies more than
+# EDGE_MARGIN of the local jump away from both surfaces.
+EDGE_WINDOW = 5
+EDGE_MIN_JUMP = 0.05
+EDGE_MARGIN = 0.1
+
+
+def between_surfaces(prediction, target):
+    """
+    Return the share of output pixels near depth edges that float between the two surfaces.
+
+    Near an edge the target's window holds a near and a far surface (its minimum and maximum).
+    An output there that lies between them by more than EDGE_MARGIN of the jump belongs to
+    neither: a point cloud shows it floating in the air, and a costmap reads it as an
+    obstacle. Only pixels whose target is on one of the two surfaces count, so the target
+    itself scores 0; NaN without edges. Pixels without target or output do not count.
+    """
+    target = np.asarray(target, np.float32)
+    valid = np.isfinite(target) & (target > 0)
+    if not valid.any():
+        return float('nan')
+    span = float(target[valid].max() - target[valid].min())
+    filled = np.where(valid, target, np.nan)
+    with np.errstate(invalid='ignore'):
+        step = np.zeros(target.shape, bool)
+        across = np.abs(np.diff(filled, axis=1)) > EDGE_MIN_JUMP * span
+        down = np.abs(np.diff(filled, axis=0)) > EDGE_MIN_JUMP * span
+    step[:, :-1] |= across
+    step[:, 1:] |= across
+    step[:-1] |= down
+    step[1:] |= down
+    kernel = np.ones((EDGE_WINDOW, EDGE_WINDOW), np.uint8)
+    edge = cv2.dilate(step.astype(np.uint8), kernel) > 0
+    near = cv2.erode(np.where(valid, target, np.inf).astype(np.float32), kernel)
+    far = cv2.dilate(np.where(valid, target, -np.inf).astype(np.float32), kernel)
+    jump = far - near
+    with np.errstate(invalid='ignore'):
+        low, high = near + EDGE_MARGIN * jump, far - EDGE_MARGIN * jump
+        on_surface = (target <= low) | (target >= high)
+        counted = edge & valid & on_surface & np.isfinite(prediction)
+        floating = counted & (prediction > low) & (prediction < high)
+    total = int(counted.sum())
+    return float(floating.sum()) / total if total else float('nan')

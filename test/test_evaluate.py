@@ -3,12 +3,13 @@
 import json
 
 from conftest import FIXTURES
+import cv2
 from depth_sr_ros.baselines import BicubicUpsampler, GuidedFilterUpsampler
 from depth_sr_ros.cli.evaluate import main
 from depth_sr_ros.data.degradations import antialiased_bicubic_downsample, crop_to_multiple
 from depth_sr_ros.data.middlebury import load_pair
 from depth_sr_ros.evaluation import degrade, evaluate, markdown, noise_rng
-from depth_sr_ros.metrics import mae, rmse, shifted_rmse
+from depth_sr_ros.metrics import between_surfaces, mae, rmse, shifted_rmse
 import numpy as np
 import pytest
 
@@ -119,3 +120,19 @@ def test_command_line_writes_json(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(['--model', default_model_path(), '--data', FIXTURES, '--shifts', 'left'])
     assert main(['--model', str(tmp_path / 'none.pt'), '--data', FIXTURES]) == 1
+
+
+def test_floating_edge_pixels_count_outputs_between_two_surfaces_and_not_slopes():
+    columns = np.arange(64, dtype=np.float32)
+    slope = np.tile(100 + 0.5 * columns, (48, 1))  # 1 % of the range per pixel: no edge
+    step = slope.copy()
+    step[:, 32:] += 60  # a depth edge between columns 31 and 32
+    assert between_surfaces(step, step) == 0.0  # the truth itself never floats
+    assert np.isnan(between_surfaces(slope, slope))  # a slope has no edge
+    # Counted: columns 30-33, whose window holds both sides. A blur over five pixels puts all
+    # four between the sides, one over three pixels the two beside the edge.
+    assert between_surfaces(cv2.blur(step, (5, 1)), step) == 1.0
+    assert between_surfaces(cv2.blur(step, (3, 1)), step) == 0.5
+    nearest = step.copy()  # a sharp edge one pixel off: on a surface, never between
+    nearest[:, 31] = step[:, 32]
+    assert between_surfaces(nearest, step) == 0.0

@@ -9,7 +9,9 @@ antialiased, the DKN/DCTNet convention) or nearest-neighbour (--protocol nyu),
 optionally add Gaussian noise of sigma 5 (--noise) or a depth camera's noise, flying pixels and
 holes (--sensor; the holes' blocks are left out for every method, as the node leaves them
 empty), upsample with bicubic, the guided filter and the model, and report MAE and RMSE over
-pixels with ground truth, in the dataset's units (0-255 for Middlebury). Prints a markdown
+pixels with ground truth, in the dataset's units (0-255 for Middlebury), and the share of
+output pixels near depth edges that float between the two surfaces (a point cloud's flying
+points). Prints a markdown
 table, writes the same as JSON with --json, and a figure of the first image like the papers'
 (--figure; the table's outputs, so noisy with --noise or --sensor). --shifts adds each
 method's RMSE with its output moved right and down by so many HR pixels: a method whose edges
@@ -95,6 +97,9 @@ def main(argv=None):
     print(markdown(report, methods, 'mae'))
     print('\nRMSE\n')
     print(markdown(report, methods, 'rmse'))
+    print('\nFloating edge pixels: the share of output pixels near depth edges that lie between '
+          'the two surfaces by more than a tenth of the jump (metrics.between_surfaces)\n')
+    print(markdown(report, methods, 'between'))
     if shifts:
         print('\nAverage RMSE with the output moved right and down by so many HR pixels '
               '(border left out)\n')

@@ -159,36 +159,52 @@ def _info_topic(image_topic):
     return image_topic.rsplit('/', 1)[0] + '/camera_info'
 
 
-def candidate_sets(reader):
+def candidate_sets(reader, needs_info=(True, True)):
     """
     Return the plausible (depth, colour, depth_info, colour_info) topic sets of a bag.
 
     A depth topic is an Image topic with 'depth' in its name, a colour topic an Image topic
-    with 'color', 'colour' or 'rgb' in it; each needs the CameraInfo topic beside it.
+    with 'color', 'colour' or 'rgb' in it; each needs the CameraInfo topic beside it, unless
+    ``needs_info`` says not (its camera_info comes from elsewhere; its info topic is then '').
     """
     types = {c.topic: c.msgtype for c in reader.connections}
     images = [t for t, kind in types.items() if kind == IMAGE]
-    depth = [t for t in images if 'depth' in t and types.get(_info_topic(t)) == INFO]
+
+    def info(topic, needed):
+        return _info_topic(topic) if needed else ''
+
+    def has_info(topic, needed):
+        return not needed or types.get(_info_topic(topic)) == INFO
+    depth = [t for t in images if 'depth' in t and has_info(t, needs_info[0])]
     color = [t for t in images if 'depth' not in t and any(
-        word in t for word in ('color', 'colour', 'rgb')) and types.get(_info_topic(t)) == INFO]
-    return [(d, c, _info_topic(d), _info_topic(c)) for d in depth for c in color]
+        word in t for word in ('color', 'colour', 'rgb')) and has_info(t, needs_info[1])]
+    return [(d, c, info(d, needs_info[0]), info(c, needs_info[1])) for d in depth for c in color]
 
 
-def choose_topics(reader, depth='', color='', depth_info='', color_info=''):
-    """Return the topic set to use: the given one (checked), or the one plausible set."""
+def choose_topics(reader, depth='', color='', depth_info='', color_info='',
+                  needs_info=(True, True)):
+    """
+    Return the topic set to use: the given one (checked), or the one plausible set.
+
+    ``needs_info``: whether the depth's and the colour's camera_info come from the bag (else
+    their topic is '').
+    """
     types = {c.topic: c.msgtype for c in reader.connections}
     given = (depth, color, depth_info, color_info)
+    needed = (True, True) + tuple(needs_info)
     if any(given):
-        if not all(given):
-            raise BagError('give all four of --depth, --color, --depth-info and --color-info, '
-                           'or none of them')
-        for topic, kind in zip(given, (IMAGE, IMAGE, INFO, INFO)):
+        if not all(g or not need for g, need in zip(given, needed)):
+            raise BagError('give all four of --depth, --color, --depth-info and --color-info '
+                           '(the info topics not when their file is given), or none of them')
+        for topic, kind, need in zip(given, (IMAGE, IMAGE, INFO, INFO), needed):
+            if not need:
+                continue
             if topic not in types:
                 raise BagError(f"topic '{topic}' is not in the bag (see --list)")
             if types[topic] != kind:
                 raise BagError(f"topic '{topic}' is {types[topic]}, not {kind}")
         return given
-    sets = candidate_sets(reader)
+    sets = candidate_sets(reader, needs_info)
     if len(sets) == 1:
         return sets[0]
     listed = '; '.join(' '.join(s) for s in sets) or 'none'

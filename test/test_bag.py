@@ -360,3 +360,39 @@ def test_a_camera_info_written_just_after_its_image_is_matched_by_stamp(
                  '--model', model_path, '--device', 'cpu', '--no-progress']) == 0
     assert 'outputs written: 3' in capsys.readouterr().out
     assert len(read_bag(tmp_path / 'out')['/depth_sr/image']) == 3
+
+
+def test_a_bag_without_camera_info_takes_calibration_files(tmp_path, model_path, capsys):
+    # Only the images are recorded; the two cameras' calibration files (camera_calibration's
+    # YAML) stand in for the camera_info topics.
+    frames = fixture_frames(3)
+    with Writer(tmp_path / 'bare', version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        connections = [writer.add_connection(t, k, typestore=STORE)
+                       for t, k in zip(TOPICS[:2], KINDS[:2])]
+        for i, messages in enumerate(frames):
+            for j in (1, 0):
+                writer.write(connections[j], 1_000_000_000 + i * PERIOD + j * 1000,
+                             serialize_message(messages[j]))
+    files = []
+    for name, info in (('depth', frames[0][2]), ('color', frames[0][3])):
+        path = tmp_path / f'{name}.yaml'
+        path.write_text(
+            f'image_width: {info.width}\nimage_height: {info.height}\ncamera_name: {name}\n'
+            f'camera_matrix:\n  rows: 3\n  cols: 3\n  data: {[float(v) for v in info.k]}\n'
+            'distortion_model: plumb_bob\n'
+            f'distortion_coefficients:\n  rows: 1\n  cols: 5\n  data: {[0.0] * 5}\n')
+        files.append(str(path))
+    base = ['--input', str(tmp_path / 'bare'), '--model', model_path, '--device', 'cpu',
+            '--no-progress']
+    assert main(base + ['--output', str(tmp_path / 'none')]) == 2  # no camera_info: no set
+    assert 'plausible depth/colour/camera_info sets' in capsys.readouterr().err
+    assert main(base + ['--output', str(tmp_path / 'out'), '--depth-info-file', files[0],
+                        '--color-info-file', files[1]]) == 0
+    assert 'outputs written: 3' in capsys.readouterr().out
+    info = read_bag(tmp_path / 'out')['/depth_sr/camera_info'][0][1]
+    assert (info.width, info.height) == (frames[0][3].width, frames[0][3].height)
+    (tmp_path / 'broken.yaml').write_text('image_width: 4\n')
+    assert main(base + ['--output', str(tmp_path / 'out2'), '--depth-info-file',
+                        str(tmp_path / 'broken.yaml'), '--color-info-file', files[1]]) == 2
+    err = capsys.readouterr().err
+    assert 'broken.yaml' in err and len(err.splitlines()) == 1

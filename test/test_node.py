@@ -423,3 +423,23 @@ def test_diagnostics_warn_when_output_the_depth_camera_covers_comes_out_invalid(
     values = {kv.key: kv.value for kv in warn.values}
     assert 45 < float(values['output valid (%)']) < 55
     assert float(values['covered by the depth camera (%)']) > 95
+
+
+def test_the_readmes_parameter_client_snippet_sets_a_parameter(graph):
+    # The README's pip-route stand-in for `ros2 param set`, against a live node.
+    from rclpy.parameter_client import AsyncParameterClient
+    g = graph()
+    client = AsyncParameterClient(g.probe, 'depth_sr')
+    assert client.wait_for_services(timeout_sec=10.0)
+    future = client.set_parameters([Parameter('max_depth', value=4.0)])
+    end = time.monotonic() + 10
+    while not future.done() and time.monotonic() < end:
+        time.sleep(0.05)
+    assert future.done() and future.result().results[0].successful
+    assert g.node.settings.max_depth == 4.0
+    refused = client.set_parameters([Parameter('max_depth', value=0.05)])  # below min_depth
+    end = time.monotonic() + 10
+    while not refused.done() and time.monotonic() < end:
+        time.sleep(0.05)
+    result = refused.result().results[0]
+    assert not result.successful and 'max_depth must be greater than min_depth' in result.reason

@@ -33,7 +33,7 @@ from depth_sr_ros.geometry.camera import GeometryError
 from depth_sr_ros.geometry.transform import Transform
 from depth_sr_ros.inference import load_predictor
 from depth_sr_ros.paths import MODEL_HELP, resolve_model_path
-from depth_sr_ros.ros.conversions import ImageFormatError, stamp_ns
+from depth_sr_ros.ros.conversions import camera_info_from_yaml, ImageFormatError, stamp_ns
 from depth_sr_ros.ros.extrinsics import static_transform
 from depth_sr_ros.ros.parameters import check_value, PARAMETERS
 from depth_sr_ros.ros.pipeline import FrameProcessor, Settings
@@ -153,8 +153,14 @@ def process_bag(args, progress=True):
 
 def _process(reader, note, args, progress, staging):
     """Process the open bag ``reader`` into the bag folder ``staging`` (see process_bag)."""
+    files = (args.depth_info_file, args.color_info_file)
+    try:
+        from_files = [camera_info_from_yaml(f) if f else None for f in files]
+    except ValueError as error:
+        raise BagError(str(error)) from None
     depth_topic, color_topic, depth_info_topic, color_info_topic = choose_topics(
-        reader, args.depth, args.color, args.depth_info, args.color_info)
+        reader, args.depth, args.color, args.depth_info, args.color_info,
+        needs_info=tuple(f is None for f in from_files))
     fixed = None
     if args.depth_to_color:
         try:
@@ -177,7 +183,7 @@ def _process(reader, note, args, progress, staging):
     summary = Summary(args.output)
     if note:
         summary.notes.append(note)
-    infos = read_camera_infos(reader, (depth_info_topic, color_info_topic), summary)
+    infos = read_camera_infos(reader, (depth_info_topic, color_info_topic), summary, from_files)
     pairer = StampPairer(PARAMETERS['queue_size'].default, args.slop)
     total = sum(c.msgcount for c in (copied or inputs))
     bar = _progress(total, progress)
@@ -197,8 +203,7 @@ def _process(reader, note, args, progress, staging):
                                   (msg, timestamp))
                 if pair is not None:
                     (depth_msg, received), (color_msg, _) = pair
-                    _process_pair((depth_msg, color_msg), processor, infos,
-                                  (depth_info_topic, color_info_topic), settings, fixed,
+                    _process_pair((depth_msg, color_msg), processor, infos, settings, fixed,
                                   edges, writer, out, received, summary)
     except KeyboardInterrupt:
         summary.interrupted = True
@@ -226,21 +231,29 @@ def _process(reader, note, args, progress, staging):
     return summary
 
 
-def read_camera_infos(reader, topics, summary):
+def read_camera_infos(reader, topics, summary, from_files=(None, None)):
     """
-    Return {topic: CameraInfoStore} holding every camera_info of ``topics`` in the bag.
+    Return the depth's and the colour's CameraInfoStore: every camera_info of ``topics``.
 
     Offline the tool can look ahead: an image then finds the camera_info of its own stamp even
-    when the driver wrote that just after the image (the node, live, takes the newest).
+    when the driver wrote that just after the image (the node, live, takes the newest). An
+    input with a message in ``from_files`` (a calibration file) takes that one for every
+    image; its topic is ''.
     """
-    connections = [c for c in reader.connections if c.topic in topics]
-    infos = {topic: CameraInfoStore(keep=max(1, sum(c.msgcount for c in connections
-                                                    if c.topic == topic)))
-             for topic in topics}
+    connections = [c for c in reader.connections if c.topic and c.topic in topics]
+    stores = []
+    for topic, given in zip(topics, from_files):
+        store = CameraInfoStore(keep=max(1, sum(c.msgcount for c in connections
+                                                if c.topic == topic)))
+        if given is not None:
+            store.add(given, 0)
+        stores.append(store)
     for connection, _, raw in _readable(reader.messages(connections=connections), summary):
         msg = deserialize_message(bytes(raw), CameraInfo)
-        infos[connection.topic].add(msg, stamp_ns(msg.header.stamp))
-    return infos
+        for topic, store in zip(topics, stores):
+            if connection.topic == topic:
+                store.add(msg, stamp_ns(msg.header.stamp))
+    return stores
 
 
 def parse_size(text):
@@ -282,8 +295,8 @@ def _progress(total, enabled):
                 dynamic_ncols=True)
 
 
-def _process_pair(pair, processor, infos, info_topics, settings, fixed, edges, writer, out,
-                  timestamp, summary):
+def _process_pair(pair, processor, infos, settings, fixed, edges, writer, out, timestamp,
+                  summary):
     depth_msg, color_msg = pair
     summary.pairs += 1
     transform = None
@@ -297,8 +310,8 @@ def _process_pair(pair, processor, infos, info_topics, settings, fixed, edges, w
     started = time.perf_counter()
     try:
         result = processor.process(
-            depth_msg, color_msg, infos[info_topics[0]].match(stamp_ns(depth_msg.header.stamp)),
-            infos[info_topics[1]].match(stamp_ns(color_msg.header.stamp)), settings, transform)
+            depth_msg, color_msg, infos[0].match(stamp_ns(depth_msg.header.stamp)),
+            infos[1].match(stamp_ns(color_msg.header.stamp)), settings, transform)
     except (ImageFormatError, ValueError) as error:
         summary.skipped[str(error)] += 1
         return
@@ -325,6 +338,11 @@ def parse_args(argv=None):
     parser.add_argument('--color', default='', help='colour Image topic')
     parser.add_argument('--depth-info', default='', help='depth CameraInfo topic')
     parser.add_argument('--color-info', default='', help='colour CameraInfo topic')
+    parser.add_argument('--depth-info-file', default='',
+                        help="the depth camera's calibration (camera_calibration's YAML, as "
+                             'camera_info_manager reads it) for a bag without its camera_info')
+    parser.add_argument('--color-info-file', default='',
+                        help="the colour camera's calibration, likewise")
     parser.add_argument('--depth-to-color', default='',
                         help='x,y,z,qx,qy,qz,qw from the depth optical frame to the colour one '
                              "(default: from the bag's /tf_static)")

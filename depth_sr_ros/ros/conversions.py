@@ -216,6 +216,51 @@ def depth_to_pointcloud(depth, camera, header, rgb=None):
     return msg
 
 
+def camera_info_from_yaml(path):
+    """
+    Return the CameraInfo of a camera calibration file (camera_calibration's YAML format).
+
+    What camera_calibration writes and camera_info_manager reads: image_width, image_height,
+    camera_matrix, distortion_model, distortion_coefficients and, when present,
+    rectification_matrix and projection_matrix. Raises ValueError naming the file and the
+    problem.
+    """
+    import yaml  # only here: the node never reads calibration files
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError) as error:
+        raise ValueError(f"camera calibration '{path}': {error}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"camera calibration '{path}' is not a YAML mapping")
+
+    def matrix(key, size, required=True):
+        value = data.get(key)
+        if value is None and not required:
+            return None
+        values = value.get('data') if isinstance(value, dict) else None
+        try:
+            if values is None or (size and len(values) != size):
+                raise ValueError
+            return [float(v) for v in values]
+        except (TypeError, ValueError):
+            raise ValueError(f"camera calibration '{path}': {key} needs 'data' with "
+                             f'{size or "its"} numbers') from None
+    try:
+        msg = CameraInfo(width=int(data['image_width']), height=int(data['image_height']))
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"camera calibration '{path}' needs image_width and image_height") \
+            from None
+    msg.k = matrix('camera_matrix', 9)
+    msg.d = matrix('distortion_coefficients', 0, required=False) or []
+    msg.distortion_model = str(data.get('distortion_model', PLUMB_BOB))
+    msg.r = matrix('rectification_matrix', 9, required=False) or [1.0, 0, 0, 0, 1, 0, 0, 0, 1]
+    msg.p = matrix('projection_matrix', 12, required=False) or [
+        msg.k[0], msg.k[1], msg.k[2], 0.0, msg.k[3], msg.k[4], msg.k[5], 0.0, 0.0, 0.0, 1.0,
+        0.0]
+    return msg
+
+
 def image_message(array, encoding, frame_id, stamp=None):
     """Return an rgb8 Image of RGB pixels, or a 16UC1 / 32FC1 one of metres."""
     if encoding == 'rgb8':

@@ -126,8 +126,9 @@ def test_raw_depth_takes_its_extrinsic_from_the_bags_tf_static(tmp_path, model_p
     write_bag(tmp_path / 'in', messages, tf_static=[to_depth])
     assert main(['--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out'),
                  '--model', model_path, '--device', 'cpu', '--no-progress']) == 2
-    assert "no transform from 'camera_depth_optical_frame' to 'camera_color_optical_" in (
-        capsys.readouterr().err)
+    assert ("no transform from depth frame 'camera_depth_optical_frame' to colour frame "
+            "'camera_color_optical_frame': it is not in the bag's /tf_static: give "
+            '--depth-to-color') in capsys.readouterr().err
     write_bag(tmp_path / 'in2', messages, tf_static=[to_depth, to_color])
     assert main(['--input', str(tmp_path / 'in2'), '--output', str(tmp_path / 'out2'),
                  '--model', model_path, '--device', 'cpu', '--no-progress']) == 0

@@ -246,3 +246,18 @@ def test_negative_and_out_of_range_depth_are_warned_not_served_as_valid():
     most = processor.process(depth_msg, color_msg, depth_info, color_info,
                              Settings(max_depth=1.5))
     assert len(most.warnings) == 1 and 'most measured depth is outside' in most.warnings[0]
+
+
+def test_static_extrinsics_give_the_fixed_transform_or_the_tree_or_say_why_not():
+    from depth_sr_ros.ros.extrinsics import StaticExtrinsics
+    fixed = Transform(translation=(0.02, 0.0, 0.0))
+    assert StaticExtrinsics(fixed).lookup('depth', 'colour') == (fixed, '')
+    depth_in_link = Transform(translation=(0.0, 0.01, 0.0))
+    color_in_link = Transform(translation=(0.03, 0.0, 0.0))
+    tree = StaticExtrinsics(edges={('link', 'depth'): depth_in_link,
+                                   ('link', 'colour'): color_in_link}, remedy='add it')
+    found, reason = tree.lookup('depth', 'colour')
+    assert reason == ''
+    np.testing.assert_allclose(found.apply([[0.0, 0.0, 1.0]]), [[-0.03, 0.01, 1.0]])
+    assert tree.lookup('depth', 'elsewhere') == (
+        None, "no transform from depth frame 'depth' to colour frame 'elsewhere': add it")

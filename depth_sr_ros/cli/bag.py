@@ -34,7 +34,7 @@ from depth_sr_ros.geometry.transform import Transform
 from depth_sr_ros.inference import load_predictor
 from depth_sr_ros.paths import MODEL_HELP, resolve_model_path
 from depth_sr_ros.ros.conversions import camera_info_from_yaml, ImageFormatError, stamp_ns
-from depth_sr_ros.ros.extrinsics import static_transform
+from depth_sr_ros.ros.extrinsics import StaticExtrinsics
 from depth_sr_ros.ros.parameters import check_value, PARAMETERS
 from depth_sr_ros.ros.pipeline import FrameProcessor, Settings
 from depth_sr_ros.ros.sync import CameraInfoStore, COLOR, DEPTH, StampPairer
@@ -167,7 +167,8 @@ def _process(reader, note, args, progress, staging):
             fixed = Transform.from_xyz_quaternion(args.depth_to_color.split(','))
         except (GeometryError, ValueError) as error:
             raise BagError(f'--depth-to-color: {error}') from None
-    edges = {} if fixed is not None else read_static_transforms(reader)
+    extrinsics = StaticExtrinsics(fixed, {} if fixed is not None else read_static_transforms(
+        reader), "it is not in the bag's /tf_static: give --depth-to-color")
     try:
         predictor = load_predictor(resolve_model_path(args.model), device=args.device)
     except (CheckpointError, RuntimeError, ValueError) as error:
@@ -203,8 +204,8 @@ def _process(reader, note, args, progress, staging):
                                   (msg, timestamp))
                 if pair is not None:
                     (depth_msg, received), (color_msg, _) = pair
-                    _process_pair((depth_msg, color_msg), processor, infos, settings, fixed,
-                                  edges, writer, out, received, summary)
+                    _process_pair((depth_msg, color_msg), processor, infos, settings,
+                                  extrinsics, writer, out, received, summary)
     except KeyboardInterrupt:
         summary.interrupted = True
         summary.notes.append(f'interrupted: the output holds the {summary.written} '
@@ -295,23 +296,14 @@ def _progress(total, enabled):
                 dynamic_ncols=True)
 
 
-def _process_pair(pair, processor, infos, settings, fixed, edges, writer, out, timestamp,
+def _process_pair(pair, processor, infos, settings, extrinsics, writer, out, timestamp,
                   summary):
     depth_msg, color_msg = pair
     summary.pairs += 1
-    transform = None
-    depth_frame, color_frame = depth_msg.header.frame_id, color_msg.header.frame_id
-    if depth_frame and color_frame and depth_frame != color_frame:
-        transform = fixed or static_transform(edges, color_frame, depth_frame)
-        if transform is None:
-            summary.skipped[f"no transform from '{depth_frame}' to '{color_frame}' in "
-                            '/tf_static (give --depth-to-color)'] += 1
-            return
     started = time.perf_counter()
     try:
-        result = processor.process(
-            depth_msg, color_msg, infos[0].match(stamp_ns(depth_msg.header.stamp)),
-            infos[1].match(stamp_ns(color_msg.header.stamp)), settings, transform)
+        result = processor.process_pair(depth_msg, color_msg, infos[0], infos[1], settings,
+                                        extrinsics)
     except (ImageFormatError, ValueError) as error:
         summary.skipped[str(error)] += 1
         return

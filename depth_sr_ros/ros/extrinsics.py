@@ -47,6 +47,32 @@ def static_transform(edges, target_frame, source_frame):
     return None
 
 
+class StaticExtrinsics:
+    """
+    Depth-to-colour transforms that are known before any frame: one fixed, or a static tree.
+
+    ``fixed``: the node's depth_to_color parameter or depth_sr_bag's --depth-to-color; ``edges``:
+    a bag's /tf_static. ``lookup`` has the signature of ExtrinsicSource.lookup (tf2's order of
+    frames: the transform that takes depth points into the colour frame).
+    """
+
+    def __init__(self, fixed=None, edges=None, remedy='give the depth-to-colour transform'):
+        """Build the source; ``remedy`` ends the reason given when no transform is found."""
+        self.fixed = fixed
+        self.edges = edges or {}
+        self.remedy = remedy
+
+    def lookup(self, depth_frame, color_frame, stamp=None):
+        """Return (Transform, '') or (None, reason) for depth points into the colour frame."""
+        if self.fixed is not None:
+            return self.fixed, ''
+        found = static_transform(self.edges, color_frame, depth_frame)
+        if found is not None:
+            return found, ''
+        return None, (f'no transform from depth frame {depth_frame!r} to colour frame '
+                      f'{color_frame!r}: {self.remedy}')
+
+
 class ExtrinsicSource:
     """Return the depth-to-colour Transform for a frame pair, or say why there is none."""
 
@@ -59,6 +85,7 @@ class ExtrinsicSource:
             Raises GeometryError if it is not a transform.
         """
         self.fixed = None if fixed is None else Transform.from_xyz_quaternion(fixed)
+        self._static = StaticExtrinsics(self.fixed)
         self.buffer = None
         self._found = {}  # (colour frame, depth frame) -> Transform
         if self.fixed is None and tf2_ros is not None:
@@ -80,7 +107,7 @@ class ExtrinsicSource:
             rigid, so the latest transform is used whatever the stamp.
         """
         if self.fixed is not None:
-            return self.fixed, ''
+            return self._static.lookup(depth_frame, color_frame, stamp)
         remedy = ('set the depth_to_color parameter ([x, y, z, qx, qy, qz, qw] from '
                   f"'{depth_frame}' to '{color_frame}') or publish that transform on tf2 "
                   '(the camera driver or a static_transform_publisher)')

@@ -419,17 +419,8 @@ class DepthSrNode(Node):
 
     def _process(self, depth_msg, color_msg):
         """Run the pipeline on one pair with its camera_infos and, for raw depth, extrinsic."""
-        depth_frame, color_frame = depth_msg.header.frame_id, color_msg.header.frame_id
-        transform = None
-        if depth_frame and color_frame and depth_frame != color_frame:
-            transform, reason = self.extrinsics.lookup(depth_frame, color_frame,
-                                                       depth_msg.header.stamp)
-            if transform is None:
-                raise ImageFormatError(f'frame skipped: {reason}')
-        return self.processor.process(
-            depth_msg, color_msg, self.infos[DEPTH].match(stamp_ns(depth_msg.header.stamp)),
-            self.infos[COLOR].match(stamp_ns(color_msg.header.stamp)), self.settings,
-            transform)
+        return self.processor.process_pair(depth_msg, color_msg, self.infos[DEPTH],
+                                           self.infos[COLOR], self.settings, self.extrinsics)
 
     def _warn(self, message):
         """Log a warning, each distinct message at most once per WARN_PERIOD seconds."""

@@ -19,7 +19,7 @@ from depth_sr_ros.geometry.grids import crop_to_output, plan_grids, resize_color
 from depth_sr_ros.geometry.registration import reduce_registered, register_raw
 from depth_sr_ros.ros.conversions import (
     camera_from_info, camera_info_message, color_to_array, depth_to_metres, depth_to_pointcloud,
-    ImageFormatError, metres_to_image)
+    ImageFormatError, metres_to_image, stamp_ns)
 from depth_sr_ros.ros.parameters import PARAMETERS
 import numpy as np
 
@@ -279,6 +279,29 @@ class FrameProcessor:
         if settings.alignment == 'auto':
             return self.aligner.correction(grids.lr.shape)
         return (0.0, 0.0)
+
+    def process_pair(self, depth_msg, color_msg, depth_infos, color_infos, settings,
+                     extrinsics):
+        """
+        Return a FrameResult for a pair as it arrives: the one entry of the node and the tools.
+
+        Matches each image's camera_info by its stamp (ros.sync.CameraInfoStore) and, when the
+        frames differ (same_frame), asks ``extrinsics`` for the depth-to-colour transform
+        (``lookup(depth_frame, color_frame, stamp)`` -> (Transform, '') or (None, reason):
+        ros.extrinsics.ExtrinsicSource or StaticExtrinsics). Raises ImageFormatError (a frame
+        to skip, with the reason) or what ``process`` raises.
+        """
+        depth_frame, color_frame = depth_msg.header.frame_id, color_msg.header.frame_id
+        transform = None
+        if not same_frame(depth_frame, color_frame):
+            transform, reason = extrinsics.lookup(depth_frame, color_frame,
+                                                  depth_msg.header.stamp)
+            if transform is None:
+                raise ImageFormatError(f'frame skipped: {reason}')
+        return self.process(depth_msg, color_msg,
+                            depth_infos.match(stamp_ns(depth_msg.header.stamp)),
+                            color_infos.match(stamp_ns(color_msg.header.stamp)), settings,
+                            transform)
 
     def process(self, depth_msg, color_msg, depth_info, color_info, settings,
                 depth_to_color=None):

@@ -7,8 +7,9 @@ For each network and scale (--models, default AHMF and PAG-Net at 4x, 8x and 16x
 output size: FLOPs of one forward pass (counted by torch.utils.flop_counter), model-only
 latency (warm-up, then --runs timed runs; CUDA events on a GPU), the achieved FLOP rate and
 its ratio to the device's measured matmul rate, and peak memory. Then the node's per-frame
-pipeline for the first model, stage by stage, on a player frame: message to numpy,
-preprocessing, host to device, model, device to host, postprocessing, numpy to message.
+pipeline for the first model on a player frame: FrameProcessor.process_pair, the call the
+node makes for each pair, in all, with the network's stages (preprocessing, host to device,
+model, device to host, postprocessing) and the rest (messages, route, alignment).
 Then the Predictor's acceleration switches one by one against float32 with numpy pre- and
 post-processing (--variants; time per frame and the error against float32 in millimetres on a
 player frame), CPU thread counts (--threads-sweep), and the whole node under a real DDS stream
@@ -29,12 +30,16 @@ import time
 import cv2
 from depth_sr_ros.checkpoint import load_checkpoint
 from depth_sr_ros.data.degradations import bicubic_downsample
-from depth_sr_ros.data.sequences import make_sequence
+from depth_sr_ros.data.sequences import COLOR_SIZE, FOCAL, make_sequence
+from depth_sr_ros.geometry.camera import pinhole_camera
 from depth_sr_ros.inference import Acceleration, Predictor, select_device
 from depth_sr_ros.networks import build_model
 from depth_sr_ros.onnx_predictor import OpenVinoPredictor
-from depth_sr_ros.ros.conversions import color_to_array, depth_to_metres, metres_to_image
+from depth_sr_ros.ros.conversions import camera_info_message, image_message, metres_to_image
 from depth_sr_ros.ros.entry import domain_id
+from depth_sr_ros.ros.extrinsics import StaticExtrinsics
+from depth_sr_ros.ros.pipeline import FrameProcessor, Settings
+from depth_sr_ros.ros.sync import CameraInfoStore
 import numpy as np
 from sensor_msgs.msg import Image
 import torch
@@ -164,25 +169,35 @@ def player_frame(size, scale):
 
 
 def bench_pipeline(predictor, size, runs, warmup):
-    """Time the node's stages on a player frame resized to ``size``; return {stage: ms}."""
+    """
+    Time the node's path for one pair on a player frame resized to ``size``: {stage: ms}.
+
+    The pair goes through FrameProcessor.process_pair with the node's default settings (what
+    the node's inference thread runs for each pair: camera_info matching, the route, the
+    alignment, the network, the output messages); 'total' is that whole call, the other
+    stages are the network's own (Predictor.clock) and what is left is 'messages and rest'.
+    """
     depth_lr, color = player_frame(size, predictor.scale)
-    header = Image().header
-    depth_msg = metres_to_image(depth_lr, '16UC1', header)
-    color_msg = Image(height=color.shape[0], width=color.shape[1], encoding='rgb8',
-                      step=color.shape[1] * 3, data=color.tobytes())
+    frame_id = 'colour'
+    depth_msg = metres_to_image(depth_lr, '16UC1', Image().header)
+    color_msg = image_message(color, 'rgb8', frame_id)
+    depth_msg.header.frame_id = frame_id
+    width, height = size
+    color_camera = pinhole_camera(width, height, FOCAL * width / COLOR_SIZE[0])
+    infos = []
+    for camera in (color_camera.resized(width // predictor.scale, height // predictor.scale),
+                   color_camera):
+        store = CameraInfoStore()
+        store.add(camera_info_message(camera, frame_id), 0)
+        infos.append(store)
+    processor = FrameProcessor(predictor)
+    settings, extrinsics = Settings(), StaticExtrinsics()
     stages = {}
 
     def frame():
         started = time.perf_counter()
-        depth = depth_to_metres(depth_msg)
-        pixels, order = color_to_array(color_msg)
-        to_numpy = time.perf_counter() - started
-        result = predictor(depth, pixels, order)
-        started = time.perf_counter()
-        metres_to_image(result, '16UC1', header)
-        to_message = time.perf_counter() - started
-        times = dict(predictor.clock.times, message_to_numpy=to_numpy,
-                     numpy_to_message=to_message)
+        processor.process_pair(depth_msg, color_msg, infos[0], infos[1], settings, extrinsics)
+        times = dict(predictor.clock.times, total=time.perf_counter() - started)
         for key, value in times.items():
             stages.setdefault(key, []).append(value)
     for _ in range(warmup):
@@ -190,11 +205,13 @@ def bench_pipeline(predictor, size, runs, warmup):
     stages.clear()
     for _ in range(runs):
         frame()
-    order = ('message_to_numpy', 'preprocess', 'to_device', 'model', 'postprocess_device',
-             'to_host', 'upsample', 'postprocess', 'numpy_to_message')
+    order = ('preprocess', 'to_device', 'model', 'postprocess_device', 'to_host', 'upsample',
+             'postprocess', 'total')
     medians = {k: float(np.median(stages[k])) * 1e3 for k in order if k in stages}
     medians.pop('upsample', None)  # what is left of _upsample after its own stages: ~0
-    medians['total'] = sum(medians.values())
+    total = medians.pop('total')
+    medians['messages and rest'] = max(0.0, total - sum(medians.values()))
+    medians['total'] = total
     return medians
 
 

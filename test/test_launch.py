@@ -127,13 +127,14 @@ def test_player_launch_runs_player_and_node_with_large_data_and_the_rigs_extrins
 @pytest.mark.parametrize('filename', sorted(f for f in os.listdir(os.path.join(REPO, 'config'))
                                             if f.endswith('.yaml')))
 def test_config_files_hold_only_declared_parameters(filename):
-    from depth_sr_ros.ros.parameters import PARAMETERS
+    from depth_sr_ros.ros.parameters import check_value, PARAMETERS
     with open(os.path.join(REPO, 'config', filename)) as f:
         params = yaml.safe_load(f)['/**/depth_sr']['ros__parameters']
     assert set(params) <= set(PARAMETERS)
     for name, value in params.items():
         default = PARAMETERS[name].default
         assert default is None or type(value) is type(default), name
+        assert check_value(name, value) == '', (filename, name)  # the node's ranges
 
 
 @pytest.mark.parametrize('filename', ['azure_kinect.yaml', 'generic_tof.yaml',

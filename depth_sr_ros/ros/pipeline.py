@@ -23,7 +23,8 @@ from depth_sr_ros.ros.conversions import (
 from depth_sr_ros.ros.parameters import PARAMETERS
 import numpy as np
 
-# Largest output grid served by default: 1920x1080 (a 4000x3000 frame took 188 s and 8.4 GiB).
+# Largest output grid served by default: 1920x1088, 1080p padded to a multiple of 16 (a
+# 4000x3000 frame took 188 s and 8.4 GiB).
 MAX_OUTPUT_PIXELS = PARAMETERS['max_output_pixels'].default
 ROUTES = ('lr_grid', 'registered', 'raw')
 ROUTE_TEXT = {

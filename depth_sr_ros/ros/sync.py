@@ -15,6 +15,8 @@ messages from before the jump instead of stalling the pairing.
 
 import dataclasses
 
+from depth_sr_ros.ros.parameters import PARAMETERS
+
 DEPTH, COLOR = 0, 1
 INPUT_NAMES = ('depth', 'colour')
 JUMP_BACK = 1.0  # s: a stamp this much older than its input's newest is a time jump
@@ -111,7 +113,8 @@ class PairingCounts:
 class StampPairer:
     """Pair messages from two inputs by stamp (stamps in integer nanoseconds)."""
 
-    def __init__(self, queue_size=10, slop=0.05, exact=False, reset_after_jump=JUMP_BACK):
+    def __init__(self, queue_size=PARAMETERS['queue_size'].default,
+                 slop=PARAMETERS['slop'].default, exact=False, reset_after_jump=JUMP_BACK):
         """
         Build the pairer.
 

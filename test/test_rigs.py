@@ -73,6 +73,7 @@ def _serve(g, rig, frame, timeout=120.0):
     raise AssertionError(f'no output within {timeout} s; counts {g.node.counts}')
 
 
+@pytest.mark.slow  # a shipped model on four 1280x720 rigs: an accuracy benchmark
 @pytest.mark.parametrize('name', sorted(RIG_SCALES))
 def test_each_rig_is_served_on_the_colour_grid_better_than_bicubic(scene, name):
     rig, scale = RIGS[name], RIG_SCALES[name]

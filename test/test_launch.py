@@ -140,11 +140,12 @@ def test_config_files_hold_only_declared_parameters(filename):
 @pytest.mark.parametrize('filename', ['azure_kinect.yaml', 'generic_tof.yaml',
                                       'realsense_d4xx.yaml'])
 def test_camera_configs_set_a_shipped_model_of_the_scale_their_camera_suits(filename):
-    from depth_sr_ros.paths import resolve_model_path
+    from depth_sr_ros.paths import default_model_path, resolve_model_path
     with open(os.path.join(REPO, 'config', filename)) as f:
         params = yaml.safe_load(f)['/**/depth_sr']['ros__parameters']
-    path = resolve_model_path(params['model_path'])
-    assert os.path.dirname(path) == os.path.join(REPO, 'models') and os.path.isfile(path)
+    path = resolve_model_path(params['model_path'])  # the installed models/ (colcon) or ours
+    assert os.path.dirname(path) == os.path.dirname(default_model_path())
+    assert os.path.isfile(path)
     # A 224x172 ToF under a 1280x720 colour camera: 0.7 samples per LR pixel at 4x, 2.7 at 8x.
     scale = 8 if filename == 'generic_tof.yaml' else 4
     assert os.path.basename(path).startswith(f'ahmf_x{scale}')

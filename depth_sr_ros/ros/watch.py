@@ -57,7 +57,7 @@ class Watcher(Node):
 
 
 def watch_player_and_node(seconds, rate, model, device, domain_id, program, on_tick=None,
-                          rig='registered', inputs=True, bag=''):
+                          rig='registered', inputs=True, bag='', from_first_output=False):
     """
     Run depth_sr_player and depth_sr_node as two processes and watch them for ``seconds``.
 
@@ -65,6 +65,9 @@ def watch_player_and_node(seconds, rate, model, device, domain_id, program, on_t
     Watcher in this process. ``on_tick(node_process, elapsed_s)`` is called about ten times a
     second. ``rig`` is the player's camera (its extrinsic goes to the node's depth_to_color);
     ``inputs``: the watcher also keeps the camera images (for a picture).
+    ``from_first_output``: the ``seconds`` start at the node's first output (at most a minute
+    of start-up is waited for), and what came before is forgotten: a measurement of the
+    running node, not of its start.
     Returns (watcher, ok); ok is False when a process stopped early. Ctrl-C ends the watch
     early, like its time running out. The caller destroys the watcher and shuts rclpy down.
     """
@@ -87,9 +90,15 @@ def watch_player_and_node(seconds, rate, model, device, domain_id, program, on_t
     rclpy.init()
     watcher = Watcher(inputs)
     watcher.still = still
-    started = time.monotonic()
+    started = launched = time.monotonic()
+    waiting = from_first_output
     try:
-        while time.monotonic() - started < seconds:
+        while time.monotonic() - started < seconds + (60.0 if waiting else 0.0):
+            if waiting and watcher.outputs:
+                waiting = False
+                started = time.monotonic()
+                watcher.outputs.clear()
+                watcher.diagnostics.clear()
             rclpy.spin_once(watcher, timeout_sec=0.1)
             if on_tick is not None:
                 on_tick(processes[1], time.monotonic() - started)
@@ -98,7 +107,7 @@ def watch_player_and_node(seconds, rate, model, device, domain_id, program, on_t
                       file=sys.stderr)
                 return watcher, False
     except KeyboardInterrupt:  # Ctrl-C: stop watching, and say what was seen so far
-        print(f'{program}: stopped by Ctrl-C after {time.monotonic() - started:.0f} s; what '
+        print(f'{program}: stopped by Ctrl-C after {time.monotonic() - launched:.0f} s; what '
               'was seen until then follows', file=sys.stderr)
     finally:
         for p in processes:

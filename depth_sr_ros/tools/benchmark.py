@@ -351,7 +351,8 @@ def bench_dds(rates, seconds, model_path, device, domain_id):
     rows = []
     for rate in rates:
         watcher, ok = watch_player_and_node(seconds, rate, model_path, device, domain_id,
-                                            'depth_sr_benchmark', inputs=False)
+                                            'depth_sr_benchmark', inputs=False,
+                                            from_first_output=True)
         try:
             diagnostics = [d for d in watcher.diagnostics if float(d['output (Hz)']) > 0]
             received = [t - stamp_ns(m.header.stamp) * 1e-9 for t, m in watcher.outputs]

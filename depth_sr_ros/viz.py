@@ -19,11 +19,58 @@ def tile(image, label):
     h, w = image.shape[:2]
     out = cv2.resize(image, (TILE_WIDTH, round(h * TILE_WIDTH / w)),
                      interpolation=cv2.INTER_NEAREST)
-    (text_w, text_h), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
+    scale = label_scale(label, TILE_WIDTH - 8)
+    (text_w, text_h), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
     cv2.rectangle(out, (0, 0), (text_w + 8, text_h + 10), (0, 0, 0), -1)
-    cv2.putText(out, label, (4, text_h + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1,
+    cv2.putText(out, label, (4, text_h + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,
                 cv2.LINE_AA)
     return out
+
+
+def label_scale(label, width, largest=0.45):
+    """Return the font scale at which ``label`` fits ``width`` pixels (at most ``largest``)."""
+    (text_w, _), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, largest, 1)
+    return largest if text_w <= width else largest * width / text_w
+
+
+def colorbar(low, high, height, unit='m', colormap=cv2.COLORMAP_TURBO, ticks=5):
+    """Return a vertical colour bar of colorize()'s scale, ``low`` at the bottom, labelled."""
+    width = 64
+    ramp = np.linspace(high, low, height, dtype=np.float32)[:, None].repeat(16, axis=1)
+    image = np.zeros((height, width, 3), np.uint8)
+    image[:, 4:20] = colorize(ramp, low, high, colormap)
+    for i in range(ticks):
+        y = int(round(i * (height - 1) / (ticks - 1)))
+        value = high - i * (high - low) / (ticks - 1)
+        cv2.line(image, (20, y), (24, y), (255, 255, 255), 1)
+        text = f'{value:.2f} {unit}'
+        cv2.putText(image, text, (26, min(max(y + 4, 10), height - 3)),
+                    cv2.FONT_HERSHEY_SIMPLEX, label_scale(text, width - 28, 0.35),
+                    (255, 255, 255), 1, cv2.LINE_AA)
+    return image
+
+
+def edge_window(depth, size):
+    """
+    Return (top, left) of the ``size`` = (height, width) window around the strongest depth edge.
+
+    Where the most depth change lies (the blurred gradient's largest value): the place where
+    super-resolution shows, and where a full-resolution crop lets one see it.
+    """
+    filled = np.nan_to_num(np.asarray(depth, np.float32), nan=float(np.nanmedian(depth)))
+    gradient = np.hypot(cv2.Sobel(filled, cv2.CV_32F, 1, 0), cv2.Sobel(filled, cv2.CV_32F, 0, 1))
+    h, w = size
+    density = cv2.blur(gradient, (w, h))
+    row, column = np.unravel_index(int(np.argmax(density)), density.shape)
+    top = int(np.clip(row - h // 2, 0, max(0, depth.shape[0] - h)))
+    left = int(np.clip(column - w // 2, 0, max(0, depth.shape[1] - w)))
+    return top, left
+
+
+def stack_rows(rows):
+    """Return images placed top to bottom, padded with black at the right to one width."""
+    width = max(r.shape[1] for r in rows)
+    return np.vstack([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows])
 
 
 def side_by_side(tiles):

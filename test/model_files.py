@@ -1,9 +1,9 @@
 """Model files for the tests: a good one, and every kind of bad one."""
 
-from conftest import untrained
 from depth_sr_ros.checkpoint import save_checkpoint
 from depth_sr_ros.networks import build_model
 from depth_sr_ros.preprocessing import PREPROCESSING
+from helpers import untrained
 import torch
 
 TRAINING = {'data': 'unit test', 'steps': 0, 'metrics': {'val_mae': 1.5}}

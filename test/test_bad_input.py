@@ -9,10 +9,10 @@ test_pipeline.py; here the whole node is under test.
 import threading
 import time
 
-from conftest import untrained
 from depth_sr_ros.checkpoint import save_checkpoint
 from depth_sr_ros.preprocessing import PREPROCESSING
 from depth_sr_ros.ros.conversions import image_to_array, stamp_ns
+from helpers import untrained
 from model_files import bad_model_file
 from node_graph import float32_predictor, make_pair, send, TINY
 import numpy as np

@@ -1,6 +1,5 @@
 """Blending two model files' weights, and depth_sr_blend's choice on validation images."""
 
-from conftest import FIXTURES, untrained
 from depth_sr_ros.checkpoint import (
     blend_checkpoints, CheckpointError, load_checkpoint, save_checkpoint)
 from depth_sr_ros.cli.blend import main
@@ -9,6 +8,7 @@ from depth_sr_ros.evaluation import evaluate
 from depth_sr_ros.inference import Acceleration, Predictor
 from depth_sr_ros.networks import build_model
 from depth_sr_ros.preprocessing import PREPROCESSING
+from helpers import FIXTURES, untrained
 import pytest
 import torch
 

@@ -3,7 +3,7 @@
 import importlib
 import re
 
-from conftest import REPO
+from helpers import REPO
 import pytest
 
 

@@ -4,7 +4,6 @@ import os
 import shutil
 import threading
 
-from conftest import FIXTURES
 from depth_sr_ros.data.datasets import (
     CropDataset, load_split, MIDDLEBURY_TEST, prefetched_batches)
 from depth_sr_ros.data.degradations import (
@@ -12,6 +11,7 @@ from depth_sr_ros.data.degradations import (
     flying_pixels, kinect_holes, nearest_downsample, point_downsample, sensor_degrade)
 from depth_sr_ros.data.middlebury import list_pairs, load_pair
 from depth_sr_ros.data.synthetic import synthetic_pair
+from helpers import FIXTURES
 import numpy as np
 import pytest
 

@@ -2,7 +2,6 @@
 
 import json
 
-from conftest import FIXTURES
 import cv2
 from depth_sr_ros.baselines import BicubicUpsampler, GuidedFilterUpsampler
 from depth_sr_ros.cli.evaluate import main
@@ -10,6 +9,7 @@ from depth_sr_ros.data.degradations import antialiased_bicubic_downsample, crop_
 from depth_sr_ros.data.middlebury import load_pair
 from depth_sr_ros.evaluation import degrade, evaluate, markdown, noise_rng
 from depth_sr_ros.metrics import between_surfaces, mae, rmse, shifted_rmse
+from helpers import FIXTURES
 import numpy as np
 import pytest
 

@@ -2,7 +2,6 @@
 
 import os
 
-from conftest import FIXTURES, untrained
 from depth_sr_ros.checkpoint import CheckpointError, save_checkpoint
 from depth_sr_ros.cli.export import main
 from depth_sr_ros.data.degradations import bicubic_downsample, crop_to_multiple
@@ -11,6 +10,7 @@ from depth_sr_ros.inference import Acceleration, load_predictor, Predictor
 from depth_sr_ros.onnx_export import export_onnx, parity
 from depth_sr_ros.onnx_predictor import OnnxPredictor, OpenVinoPredictor
 from depth_sr_ros.preprocessing import PREPROCESSING
+from helpers import FIXTURES, untrained
 import numpy as np
 import pytest
 import rclpy

@@ -6,7 +6,6 @@ onnxruntime's providers get the device index and TensorRT's caches, an unavailab
 is refused or said, a missing cuda:N is one line.
 """
 
-from conftest import untrained
 from depth_sr_ros.checkpoint import CheckpointError, save_checkpoint
 from depth_sr_ros.inference import (
     Acceleration, load_predictor, Predictor, select_device)
@@ -14,6 +13,7 @@ from depth_sr_ros.onnx_export import export_onnx
 from depth_sr_ros.onnx_predictor import onnx_providers, OnnxPredictor, trt_cache_dir
 from depth_sr_ros.preprocessing import PREPROCESSING
 from depth_sr_ros.ros.node import is_out_of_memory
+from helpers import untrained
 from node_graph import TINY
 import numpy as np
 import pytest

@@ -3,7 +3,6 @@
 import os
 import re
 
-from conftest import untrained
 from depth_sr_ros.baselines import BicubicUpsampler
 from depth_sr_ros.data.degradations import bicubic_downsample, crop_to_multiple
 from depth_sr_ros.data.middlebury import disparity_to_metres
@@ -12,6 +11,7 @@ from depth_sr_ros.metrics import mae
 from depth_sr_ros.paths import default_model_path
 from depth_sr_ros.selection import losses_to_bicubic, validation_report
 from depth_sr_ros.upsampler import check_geometry
+from helpers import untrained
 import numpy as np
 import pytest
 import torch

@@ -12,7 +12,6 @@ not on PyPI).
 import os
 import time
 
-from conftest import REPO
 from depth_sr_ros.baselines import BicubicUpsampler
 from depth_sr_ros.data.scene import (
     COLOR_FRAME, DEPTH_FRAME, make_scene, render_rig, rig_extrinsic, RIGS)
@@ -20,6 +19,7 @@ from depth_sr_ros.geometry.grids import plan_grids, resize_color
 from depth_sr_ros.geometry.registration import reduce_registered, register_raw
 from depth_sr_ros.ros import extrinsics
 from depth_sr_ros.ros.conversions import camera_info_message, image_to_array, metres_to_image
+from helpers import REPO
 from node_graph import Graph
 import numpy as np
 import pytest

@@ -4,9 +4,9 @@ import filecmp
 import os
 import shutil
 
-from conftest import FIXTURES, REPO
 from depth_sr_ros.cli.choose import main
 from depth_sr_ros.selection import VALIDATION_NAMES, VALIDATION_PROTOCOLS, verdict
+from helpers import FIXTURES, REPO
 
 
 def _report(model, worse=(), by=0.15, bicubic=(1.0, 2.0)):

@@ -4,12 +4,12 @@ import csv
 import dataclasses
 import os
 
-from conftest import FIXTURES
 from depth_sr_ros.checkpoint import load_checkpoint
 from depth_sr_ros.cli import train as train_module
 from depth_sr_ros.cli.train import main, train, TrainConfig
 from depth_sr_ros.data.middlebury import load_pair
 from depth_sr_ros.networks import build_model
+from helpers import FIXTURES
 import pytest
 import torch
 
@@ -149,7 +149,7 @@ def test_a_run_killed_with_sigkill_resumes_from_its_last_state(tmp_path):
 def test_the_gpu_training_script_runs_every_model_and_sizes_the_last_segment(tmp_path):
     import subprocess
     import sys
-    from conftest import REPO
+    from helpers import REPO
     env = dict(os.environ, DEVICE='cpu',
                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ['PATH'],
                PYTHONPATH=REPO,

@@ -19,7 +19,7 @@ from depth_sr_ros.paths import MODEL_HELP
 from depth_sr_ros.ros.conversions import color_to_array, depth_to_metres, stamp_ns
 from depth_sr_ros.ros.entry import domain_id
 from depth_sr_ros.ros.watch import watch_player_and_node
-from depth_sr_ros.viz import colorize, side_by_side, tile
+from depth_sr_ros.viz import colorbar, colorize, edge_window, side_by_side, stack_rows, tile
 import numpy as np
 import rclpy
 
@@ -60,7 +60,12 @@ def output_error_mm(out, truth):
 
 
 def picture(watcher, path):
-    """Write colour | depth as sent | output over colour | |output - truth|; False if none."""
+    """
+    Write the picture of the newest matched output; False if there is none.
+
+    Top row: colour | depth as sent | output over colour | |output - truth| | the depth colour
+    bar in metres. Bottom row: crops at full output resolution around the strongest depth edge.
+    """
     matched = _match(watcher)
     if matched is None:
         return False
@@ -81,12 +86,27 @@ def picture(watcher, path):
                   f'depth as sent {depth_msg.width}x{depth_msg.height} '
                   f"({depth_msg.header.frame_id or 'no frame'})"),
              tile(overlay, f'output {out.width}x{out.height} over colour')]
+    error = None
     if truth is not None:
         error = np.abs(result - cv2.resize(truth, (result.shape[1], result.shape[0]),
                                            interpolation=cv2.INTER_NEAREST))
         tiles.append(tile(colorize(error, 0, ERROR_RANGE_M, cv2.COLORMAP_HOT),
                           f'|output - truth|, mean {np.nanmean(error) * 1e3:.1f} mm'))
-    return cv2.imwrite(path, side_by_side(tiles))
+    top = side_by_side(tiles)
+    tiles.append(colorbar(low, high, top.shape[0]))
+    top = side_by_side(tiles)
+    # The same at full resolution around the strongest depth edge: the tiles above shrink a
+    # 1280x720 output to 320 pixels, too small to see what super-resolution did.
+    size = (min(180, result.shape[0]), min(320, result.shape[1]))
+    y, x = edge_window(result, size)
+    window = (slice(y, y + size[0]), slice(x, x + size[1]))
+    crops = [tile(bgr[window], f'colour, full resolution at ({x}, {y})'),
+             tile(colorize(result[window], low, high), 'output, full resolution'),
+             tile(overlay[window], 'output over colour, full resolution')]
+    if error is not None:
+        crops.append(tile(colorize(error[window], 0, ERROR_RANGE_M, cv2.COLORMAP_HOT),
+                          '|output - truth|, full resolution'))
+    return cv2.imwrite(path, stack_rows([top, side_by_side(crops)]))
 
 
 def summary(watcher, seconds):

@@ -285,3 +285,15 @@ def test_bfloat16_on_a_cpu_without_bfloat16_units_is_warned_about(monkeypatch):
 def test_a_network_without_a_scale_is_refused_in_one_line():
     with pytest.raises(ValueError, match='Identity has no integer scale attribute'):
         Predictor(torch.nn.Identity(), 'cpu')
+
+
+def test_the_demo_says_why_when_the_network_loses_to_the_guided_filter(tmp_path, capsys):
+    from depth_sr_ros.tools.demo import main
+    assert main(['--device', 'cpu', '--output', str(tmp_path / 'demo.png')]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split('|')[1].strip(): [float(v) for v in line.split('|')[2:4]]
+            for line in out.splitlines() if line.startswith('| ') and 'method' not in line}
+    network = [name for name in rows if name not in ('bicubic', 'guided filter')][0]
+    loses = any(a >= b for a, b in zip(rows[network], rows['guided filter']))
+    assert ('is not below the guided filter' in out) == loses
+    assert (tmp_path / 'demo.png').exists()

@@ -77,3 +77,20 @@ def staged_folder(path, overwrite=False):
         os.replace(new, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def unwritable(args, names):
+    """
+    Return why one of the output options ``names`` of ``args`` cannot be written, or ''.
+
+    For a command to say in one line, before any work, that its output would fail at the end.
+    Options left empty are not checked.
+    """
+    for name in names:
+        path = getattr(args, name)
+        if path:
+            try:
+                check_writable_folder(path, '--' + name.replace('_', '-'))
+            except ValueError as error:
+                return str(error)
+    return ''

@@ -33,3 +33,29 @@ def test_help_prints_usage_and_starts_nothing(name, module, capsys):
             if re.match(r'^  -', line) and not re.match(r'^  -.*\S\s{2,}\S', line)
             and not re.match(r'^\s{10,}\S', after)]
     assert bare == [], f'{name}: options without help'
+
+
+# Each command with an output option, the arguments it needs besides, and the option.
+OUTPUTS = [
+    ('depth_sr_ros.cli.blend', ['--model', 'M', '--toward', 'M', '--weights', '0'], '--out'),
+    ('depth_sr_ros.cli.choose', ['--model', 'M', '--data', 'D'], '--json'),
+    ('depth_sr_ros.cli.evaluate', ['--model', 'M', '--data', 'D'], '--json'),
+    ('depth_sr_ros.cli.evaluate', ['--model', 'M', '--data', 'D'], '--figure'),
+    ('depth_sr_ros.cli.export', ['--model', 'M'], '--output'),
+    ('depth_sr_ros.tools.benchmark', [], '--json'),
+    ('depth_sr_ros.tools.benchmark', [], '--markdown'),
+    ('depth_sr_ros.tools.demo', [], '--output'),
+    ('depth_sr_ros.tools.live_demo', [], '--output'),
+    ('depth_sr_ros.tools.soak', [], '--json'),
+]
+
+
+@pytest.mark.parametrize('module,needed,option', OUTPUTS)
+def test_an_output_in_a_missing_folder_is_one_line_and_exit_2_before_any_work(
+        module, needed, option, tmp_path, capsys):
+    # M and D do not exist either: the output is checked first, before anything is loaded.
+    main = importlib.import_module(module).main
+    target = str(tmp_path / 'missing' / 'out.file')
+    assert main(needed + [option, target]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{option} '{target}'" in err[0] and 'does not exist' in err[0]

@@ -20,6 +20,7 @@ import sys
 from depth_sr_ros.checkpoint import blend_checkpoints, CheckpointError, save_checkpoint
 from depth_sr_ros.data.middlebury import load_pair
 from depth_sr_ros.evaluation import add_protocol_options, evaluate_network
+from depth_sr_ros.files import unwritable
 
 
 def parse_weights(text):
@@ -64,6 +65,10 @@ def main(argv=None):
     parser.add_argument('--storage-dtype', default='float16', choices=('float16', 'float32'),
                         help="weights' storage in the written file (default float16)")
     args = parser.parse_args(argv)
+    problem = unwritable(args, ('out',))
+    if problem:
+        print(f'depth_sr_blend: {problem}', file=sys.stderr)
+        return 2
     try:
         weights = parse_weights(args.weights)
     except ValueError as error:

@@ -21,6 +21,7 @@ import tempfile
 from depth_sr_ros.checkpoint import CheckpointError
 from depth_sr_ros.data.middlebury import load_pair
 from depth_sr_ros.evaluation import table
+from depth_sr_ros.files import unwritable
 from depth_sr_ros.inference import Acceleration, Predictor
 from depth_sr_ros.selection import VALIDATION_NAMES, validation_report, verdict
 
@@ -71,6 +72,10 @@ def main(argv=None):
                         help='copy the candidate over --shipped when it passes')
     parser.add_argument('--json', default='', help='also write both reports here')
     args = parser.parse_args(argv)
+    problem = unwritable(args, ('json',))
+    if problem:
+        print(f'depth_sr_select: {problem}', file=sys.stderr)
+        return 2
     if args.install and not args.shipped:
         parser.error('--install needs --shipped, the file to write')
     try:

@@ -27,6 +27,7 @@ from depth_sr_ros.checkpoint import CheckpointError
 from depth_sr_ros.data.middlebury import list_pairs, load_pair
 from depth_sr_ros.evaluation import (
     add_protocol_options, compared_methods, evaluate, markdown, shift_table)
+from depth_sr_ros.files import unwritable
 from depth_sr_ros.inference import Acceleration, Predictor
 from depth_sr_ros.metrics import mae
 from depth_sr_ros.viz import colorize, tile
@@ -73,6 +74,10 @@ def main(argv=None):
     parser.add_argument('--figure', default='eval_figure.png',
                         help="figure of the first image ('' for none)")
     args = parser.parse_args(argv)
+    problem = unwritable(args, ('json', 'figure'))
+    if problem:
+        print(f'depth_sr_eval: {problem}', file=sys.stderr)
+        return 2
     try:
         shifts = [float(d) for d in args.shifts.split(',') if d.strip()]
     except ValueError:

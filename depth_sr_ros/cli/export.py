@@ -22,6 +22,7 @@ import argparse
 import sys
 
 from depth_sr_ros.checkpoint import CheckpointError
+from depth_sr_ros.files import unwritable
 from depth_sr_ros.onnx_export import export_onnx, EXPORT_PRECISIONS, parity
 
 
@@ -34,6 +35,10 @@ def main(argv=None):
     parser.add_argument('--precision', choices=EXPORT_PRECISIONS, default='float32',
                         help='float32 (onnxruntime) or mixed (bfloat16 body, OpenVINO)')
     args = parser.parse_args(argv)
+    problem = unwritable(args, ('output',))
+    if problem:
+        print(f'depth_sr_export: {problem}', file=sys.stderr)
+        return 2
     try:
         info = export_onnx(args.model, args.output, args.opset, precision=args.precision)
         difference = parity(args.model, args.output, precision=args.precision)

@@ -31,6 +31,7 @@ import cv2
 from depth_sr_ros.checkpoint import load_checkpoint
 from depth_sr_ros.data.degradations import bicubic_downsample
 from depth_sr_ros.data.sequences import COLOR_SIZE, FOCAL, make_sequence
+from depth_sr_ros.files import unwritable
 from depth_sr_ros.geometry.camera import pinhole_camera
 from depth_sr_ros.inference import Acceleration, Predictor, select_device
 from depth_sr_ros.networks import build_model
@@ -471,6 +472,10 @@ def main(argv=None):
     parser.add_argument('--json', default='', help='also write the results here as JSON')
     parser.add_argument('--markdown', default='', help='also write the tables here')
     args = parser.parse_args(argv)
+    problem = unwritable(args, ('json', 'markdown'))
+    if problem:
+        print(f'depth_sr_benchmark: {problem}', file=sys.stderr)
+        return 2
     if args.threads:
         torch.set_num_threads(args.threads)
     device = select_device(args.device)

@@ -16,6 +16,7 @@ from depth_sr_ros.baselines import BicubicUpsampler, GuidedFilterUpsampler
 from depth_sr_ros.checkpoint import CheckpointError
 from depth_sr_ros.data.degradations import bicubic_downsample, crop_to_multiple, kinect_holes
 from depth_sr_ros.data.middlebury import disparity_to_metres, load_pair, SAMPLE_DIR
+from depth_sr_ros.files import unwritable
 from depth_sr_ros.inference import Predictor
 from depth_sr_ros.metrics import mae, rmse
 from depth_sr_ros.paths import MODEL_HELP, resolve_model_path
@@ -65,6 +66,10 @@ def main(argv=None):
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     parser.add_argument('--output', default='demo_output.png', help='picture to write')
     args = parser.parse_args(argv)
+    problem = unwritable(args, ('output',))
+    if problem:
+        print(f'depth_sr_demo: {problem}', file=sys.stderr)
+        return 2
     model_path = resolve_model_path(args.model)
     try:
         rows = run(model_path, args.device, args.output)

@@ -15,6 +15,7 @@ import sys
 
 import cv2
 from depth_sr_ros.data.scene import recommended_model, RIG_NAMES
+from depth_sr_ros.files import unwritable
 from depth_sr_ros.paths import MODEL_HELP
 from depth_sr_ros.ros.conversions import color_to_array, depth_to_metres, stamp_ns
 from depth_sr_ros.ros.entry import domain_id
@@ -149,6 +150,10 @@ def main(argv=None):
                         help='ROS domain of the three processes (default: ROS_DOMAIN_ID when '
                              'set, else one of 50-99)')
     args = parser.parse_args(argv)
+    problem = unwritable(args, ('output',))
+    if problem:
+        print(f'depth_sr_live_demo: {problem}', file=sys.stderr)
+        return 2
     model = args.model or ('' if args.bag else recommended_model(args.rig))
     watcher, ok = watch_player_and_node(args.seconds, args.rate, model, args.device,
                                         args.domain_id, 'depth_sr_live_demo', rig=args.rig,

@@ -15,6 +15,7 @@ import argparse
 import json
 import sys
 
+from depth_sr_ros.files import unwritable
 from depth_sr_ros.paths import MODEL_HELP
 from depth_sr_ros.ros.entry import domain_id
 from depth_sr_ros.ros.watch import watch_player_and_node
@@ -85,6 +86,10 @@ def main(argv=None):
                              'when set, else one of 30-49)')
     parser.add_argument('--json', default='', help='also write the results here as JSON')
     args = parser.parse_args(argv)
+    problem = unwritable(args, ('json',))
+    if problem:
+        print(f'depth_sr_soak: {problem}', file=sys.stderr)
+        return 2
     samples = []  # (elapsed s, RSS MiB)
 
     def on_tick(node_process, elapsed):

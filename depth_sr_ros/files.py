@@ -11,14 +11,25 @@ import shutil
 import tempfile
 
 
+def file_mode(path):
+    """Return the permissions a file written at ``path`` should have: its own, else the umask's."""
+    try:
+        return os.stat(path).st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def write_text_atomically(path, text):
-    """Write ``text`` to ``path`` through a temporary file beside it."""
+    """Write ``text`` to ``path`` through a temporary file beside it (keeping its permissions)."""
     folder = os.path.dirname(os.path.abspath(path))
     handle, temporary = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path),
                                          suffix='.tmp')
     try:
         with os.fdopen(handle, 'w') as f:
             f.write(text)
+        os.chmod(temporary, file_mode(path))  # mkstemp's file is private (0600)
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):

@@ -59,6 +59,7 @@ def test_depth_sr_select_installs_a_passing_file_and_refuses_a_failing_one(
     assert main(['--model', str(candidate), '--shipped', str(shipped), '--data', data,
                  '--install']) == 0
     assert f'installed {candidate} as {shipped}' in capsys.readouterr().out
+    assert os.stat(shipped).st_mode & 0o777 == os.stat(candidate).st_mode & 0o777  # not 0600
     assert sorted(os.listdir(tmp_path)) == ['candidate.pt', 'data', 'pag_net_x4.pt']
     # A missing validation folder is one line and exit 2.
     assert main(['--model', str(candidate), '--data', str(tmp_path / 'none')]) == 2

@@ -38,8 +38,10 @@ def test_the_zoo_rewrites_every_block_from_its_own_evaluation(tmp_path, model_pa
                     '## tiny_x4.pt\n<!-- zoo: tiny_x4 -->\n-\n<!-- /zoo: tiny_x4 -->\nend\n')
     readme.write_text('<!-- zoo: summary -->\n-\n<!-- /zoo: summary -->\n'
                       '<!-- zoo: full_size -->\n-\n<!-- /zoo: full_size -->\n')
+    mode = card.stat().st_mode & 0o777
     assert main(['--data', str(tmp_path / 'data'), '--models', str(tmp_path / 'models'),
                  '--card', str(card), '--readme', str(readme), '--write']) == 0
+    assert card.stat().st_mode & 0o777 == mode  # rewritten in place, not made private
     text = card.read_text()
     assert text.startswith('# cards\n') and text.endswith('end\n')
     block = text.split('<!-- zoo: tiny_x4 -->')[1]

@@ -21,7 +21,7 @@ import tempfile
 from depth_sr_ros.checkpoint import CheckpointError
 from depth_sr_ros.data.middlebury import load_pair
 from depth_sr_ros.evaluation import table
-from depth_sr_ros.files import unwritable
+from depth_sr_ros.files import file_mode, unwritable
 from depth_sr_ros.inference import Acceleration, Predictor
 from depth_sr_ros.selection import VALIDATION_NAMES, validation_report, verdict
 
@@ -53,6 +53,7 @@ def install(candidate, target):
     os.close(handle)
     try:
         shutil.copyfile(candidate, temporary)
+        os.chmod(temporary, file_mode(target))  # mkstemp's file is private (0600)
         os.replace(temporary, target)
     finally:
         if os.path.exists(temporary):

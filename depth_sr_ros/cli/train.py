@@ -419,8 +419,10 @@ def train(config):
     training = {
         'data': os.path.abspath(config.data), 'train_pairs': [p['name'] for p in train_pairs],
         'val_pairs': list(val_names), 'synthetic_fraction': config.synthetic,
-        'degradation': config.downsampling + (f' + sensor on {config.sensor:.0%} of samples'
-                                              if config.sensor else ''),
+        'degradation': (f'simulated rig on {config.rig:.0%} of samples, the rest ' if config.rig
+                        else '') + config.downsampling + (
+                            f' + sensor on {config.sensor:.0%} of samples' if config.sensor
+                            else ''),
         'precision': precision,
         'steps': step, 'elapsed_s': round(elapsed, 1), 'processes': world,
         'device': str(device),

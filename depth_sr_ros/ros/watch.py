@@ -20,6 +20,11 @@ from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 
+def diagnostic_number(text):
+    """Return a number of the node's /diagnostics values; '-' (none this period) is NaN."""
+    return float('nan') if text.strip() == '-' else float(text)
+
+
 class Watcher(Node):
     """Keeps recent inputs by stamp, the node's outputs, and its diagnostics."""
 

@@ -348,7 +348,7 @@ def bench_dds(rates, seconds, model_path, device, domain_id):
         return []
     import rclpy
     from depth_sr_ros.ros.conversions import stamp_ns
-    from depth_sr_ros.ros.watch import watch_player_and_node
+    from depth_sr_ros.ros.watch import diagnostic_number, watch_player_and_node
     rows = []
     for rate in rates:
         watcher, ok = watch_player_and_node(seconds, rate, model_path, device, domain_id,
@@ -363,9 +363,9 @@ def bench_dds(rates, seconds, model_path, device, domain_id):
                 'output_hz': len(received) / seconds,
                 'pairs_in_hz': float(np.median([float(d['input pairs (Hz)'])
                                                 for d in diagnostics])) if diagnostics else 0,
-                'node_p50_ms': float(np.median([float(d['latency p50 (ms)'])
+                'node_p50_ms': float(np.median([diagnostic_number(d['latency p50 (ms)'])
                                                 for d in diagnostics])) if diagnostics else None,
-                'node_p95_ms': max(float(d['latency p95 (ms)'])
+                'node_p95_ms': max(diagnostic_number(d['latency p95 (ms)'])
                                    for d in diagnostics) if diagnostics else None,
                 'receive_p50_ms': float(np.percentile(received, 50)) * 1e3 if received else None,
                 'receive_p95_ms': float(np.percentile(received, 95)) * 1e3 if received else None,

@@ -18,7 +18,7 @@ import sys
 from depth_sr_ros.files import unwritable
 from depth_sr_ros.paths import MODEL_HELP
 from depth_sr_ros.ros.entry import domain_id
-from depth_sr_ros.ros.watch import watch_player_and_node
+from depth_sr_ros.ros.watch import diagnostic_number, watch_player_and_node
 import numpy as np
 import rclpy
 
@@ -105,8 +105,8 @@ def main(argv=None):
             return 1
         after_warmup = [rss for t, rss in samples if t >= args.warmup] or [samples[-1][1]]
         floor_start, floor_end = memory_floors(samples, args.warmup, args.seconds)
-        periods = [{'latency_p50_ms': float(d['latency p50 (ms)']),
-                    'latency_p95_ms': float(d['latency p95 (ms)']),
+        periods = [{'latency_p50_ms': diagnostic_number(d['latency p50 (ms)']),
+                    'latency_p95_ms': diagnostic_number(d['latency p95 (ms)']),
                     'output_hz': float(d['output (Hz)']),
                     'dropped_pairs': int(d['dropped pairs'])} for d in watcher.diagnostics]
         report = {

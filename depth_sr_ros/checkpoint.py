@@ -15,8 +15,8 @@ Every problem found while loading raises CheckpointError with one line that name
 """
 
 import os
-import tempfile
 
+from depth_sr_ros.files import replacing
 from depth_sr_ros.networks import build_model, MODELS
 from depth_sr_ros.preprocessing import PREPROCESSING
 import torch
@@ -89,20 +89,9 @@ def save_checkpoint(path, model, arch, arch_kwargs, preprocessing, training,
 def atomic_save(obj, path):
     """torch.save ``obj`` into a temporary file beside ``path``, then rename it into place."""
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path), suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; model files are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with replacing(path, mode=0o644) as f:  # model files are meant to be shared
+        torch.save(obj, f)
 
 
 def read_checkpoint(path):

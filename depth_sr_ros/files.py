@@ -21,19 +21,40 @@ def file_mode(path):
         return 0o666 & ~umask
 
 
-def write_text_atomically(path, text):
-    """Write ``text`` to ``path`` through a temporary file beside it (keeping its permissions)."""
+@contextlib.contextmanager
+def replacing(path, mode=None):
+    """
+    Yield a binary file whose content replaces ``path`` once the ``with`` block ends normally.
+
+    The file is a temporary one beside ``path``; it is flushed to disk, given ``mode`` (default:
+    ``path``'s own permissions, or the umask's for a new file; mkstemp's are private, 0600) and
+    moved into place. When the block raises, it is removed and ``path`` stays as it was.
+    """
     folder = os.path.dirname(os.path.abspath(path))
     handle, temporary = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path),
                                          suffix='.tmp')
     try:
-        with os.fdopen(handle, 'w') as f:
-            f.write(text)
-        os.chmod(temporary, file_mode(path))  # mkstemp's file is private (0600)
+        with os.fdopen(handle, 'wb') as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(temporary, file_mode(path) if mode is None else mode)
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def write_text_atomically(path, text):
+    """Write ``text`` to ``path`` through a temporary file beside it (keeping its permissions)."""
+    with replacing(path) as f:
+        f.write(text.encode())
+
+
+def copy_atomically(source, target):
+    """Copy ``source`` to ``target`` through a temporary file beside it (``replacing``)."""
+    with replacing(target) as f, open(source, 'rb') as original:
+        shutil.copyfileobj(original, f)
 
 
 def refuse_overlap(output, inputs):

@@ -8,20 +8,18 @@ Evaluates the candidate (and the shipped file, when there is one) like depth_sr_
 on the validation pairs of --data (selection.VALIDATION_NAMES, never the six test images)
 under each protocol of selection.VALIDATION_PROTOCOLS, prints the table and the verdict of
 selection.verdict, and exits 0 when the candidate may ship, 1 when not. --install then copies
-it over --shipped (written beside it first, then moved into place).
+it over --shipped (written beside it first, then moved into place: files.copy_atomically).
 """
 
 import argparse
 import json
 import os
-import shutil
 import sys
-import tempfile
 
 from depth_sr_ros.checkpoint import CheckpointError
 from depth_sr_ros.data.middlebury import load_pair
 from depth_sr_ros.evaluation import table
-from depth_sr_ros.files import file_mode, unwritable
+from depth_sr_ros.files import copy_atomically, unwritable
 from depth_sr_ros.inference import Acceleration, Predictor
 from depth_sr_ros.selection import VALIDATION_NAMES, validation_report, verdict
 
@@ -44,20 +42,6 @@ def comparison(candidate, shipped):
     if not shipped:
         header.remove('shipped')
     return table(header, rows)
-
-
-def install(candidate, target):
-    """Copy ``candidate`` to ``target`` through a temporary file beside it."""
-    folder = os.path.dirname(os.path.abspath(target))
-    handle, temporary = tempfile.mkstemp(dir=folder, suffix='.tmp')
-    os.close(handle)
-    try:
-        shutil.copyfile(candidate, temporary)
-        os.chmod(temporary, file_mode(target))  # mkstemp's file is private (0600)
-        os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
 
 
 def main(argv=None):
@@ -100,7 +84,7 @@ def main(argv=None):
             json.dump({'candidate': candidate, 'shipped': shipped, 'ships': ships,
                        'reasons': reasons}, f, indent=1)
     if ships and args.install:
-        install(args.model, args.shipped)
+        copy_atomically(args.model, args.shipped)
         print(f'installed {args.model} as {args.shipped}')
     return 0 if ships else 1
 

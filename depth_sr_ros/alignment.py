@@ -29,6 +29,8 @@ MIN_PEAK_RATIO = 1.3
 # (colour edges that are no depth edges: texture, shadows), so smaller offsets stay as they
 # are: a calibrated rig is left unchanged.
 MIN_CORRECTION = 1.0
+# The aligner correlates every so many frames (its cost is then spread over them).
+EVERY = 5
 
 
 def _edges(image):
@@ -132,7 +134,7 @@ class Estimate:
 class Aligner:
     """Pool the depth/colour edge correlation over frames and keep the rig's correction."""
 
-    def __init__(self, max_shift, every=5, min_frames=3):
+    def __init__(self, max_shift, every=EVERY, min_frames=3):
         """
         Build an aligner.
 

@@ -34,6 +34,7 @@ import os
 
 import cv2
 from depth_sr_ros.geometry.camera import GeometryError
+from depth_sr_ros.preprocessing import valid_depth_mask
 import numpy as np
 
 # A registered LR pixel is valid when at least this share of its depth samples is.
@@ -93,18 +94,12 @@ def reduce_registered(depth, depth_camera, lr, min_valid_share=MIN_VALID_SHARE):
     if fill.any():
         # The LR pixel centres that take the mesh, in depth pixel coordinates.
         rows, cols = np.nonzero(fill)
-        surface = mesh_depth(_positive(depth), (cols - ox) / sx, (rows - oy) / sy)
+        measured = np.where(valid_depth_mask(depth), depth, np.float32(np.nan))
+        surface = mesh_depth(measured.astype(np.float32), (cols - ox) / sx, (rows - oy) / sy)
         if mesh_first:
             surface = np.where(np.isfinite(surface), surface, out[fill])
         out[fill] = surface
     return out
-
-
-def _positive(depth):
-    """Return float32 depth with every invalid value (0, negative, inf) as NaN."""
-    depth = np.asarray(depth, np.float32)
-    with np.errstate(invalid='ignore'):
-        return np.where(np.isfinite(depth) & (depth > 0), depth, np.float32(np.nan))
 
 
 def mesh_depth(values, u, v, max_jump=MESH_MAX_JUMP):

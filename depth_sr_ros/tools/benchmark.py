@@ -282,7 +282,7 @@ def bench_registration(rigs, scale, runs):
     cores).
     """
     from depth_sr_ros.data.scene import make_scene, render_rig, RIGS
-    from depth_sr_ros.alignment import Aligner
+    from depth_sr_ros.alignment import Aligner, EVERY as ALIGN_EVERY
     from depth_sr_ros.geometry.grids import plan_grids, resize_color
     from depth_sr_ros.geometry.registration import (
         reduce_registered, register_raw, REGISTRATION_THREADS)
@@ -315,7 +315,7 @@ def bench_registration(rigs, scale, runs):
                      'median_ms': median_ms(REGISTRATION_THREADS),
                      'one_thread_ms': None if rig.registered else median_ms(1),
                      'alignment_ms': correlate,
-                     'alignment_per_frame_ms': correlate / Aligner(8).every})
+                     'alignment_per_frame_ms': correlate / ALIGN_EVERY})
     return rows
 
 

@@ -126,8 +126,7 @@ class Estimate:
 
     correction: tuple = (0.0, 0.0)  # applied: (dx, dy) by which depth sat right and below
     frames: int = 0  # frames pooled since the last correction
-    clear: bool = False  # whether the pooled peak was clear at the last look
-    residual: tuple = None  # the pooled peak, when clear
+    residual: tuple = None  # the pooled peak when it was clear at the last look, else None
     reason: str = 'no frame yet'
 
 
@@ -179,7 +178,6 @@ class Aligner:
         self.estimate.frames += 1
         dx, dy, sigma, ratio = peak(self._pooled)
         clear = sigma >= MIN_PEAK_SIGMA and ratio >= MIN_PEAK_RATIO
-        self.estimate.clear = clear
         if not clear:
             self.estimate.residual = None
             self.estimate.reason = (f'no clear edge match yet ({sigma:.1f} sigma, ratio '

@@ -12,8 +12,8 @@
 set -u
 data=$1 runs=$2 budget=$3 final=${4:-}
 models=$(cd "$(dirname "$0")/../models" && pwd)
-# 'point', not 'nearest': nearest's top-left samples taught the session-7 files a sub-pixel
-# shift (models/README.md, "The nearest kernel shifted the files trained on the mix")
+# 'point', not 'nearest': nearest's top-left samples taught the first H100 files a sub-pixel
+# shift (docs/training.md, "The nearest kernel shifted the files trained on the mix")
 mix=bicubic,antialiased,area,point
 mkdir -p "$runs"
 # Each run fine-tunes a shipped file (PAG-Net 16x grows from the 8x one), with 256x256 crops,

@@ -34,31 +34,41 @@ def test_the_zoo_rewrites_every_block_from_its_own_evaluation(tmp_path, model_pa
     os.makedirs(tmp_path / 'models')
     shutil.copy(model_path, tmp_path / 'models' / 'tiny_x4.pt')
     card, readme = tmp_path / 'models' / 'README.md', tmp_path / 'README.md'
+    accuracy = tmp_path / 'accuracy.md'
     card.write_text('# cards\n<!-- zoo: summary -->\n-\n<!-- /zoo: summary -->\n'
                     '## tiny_x4.pt\n<!-- zoo: tiny_x4 -->\n-\n<!-- /zoo: tiny_x4 -->\nend\n')
-    readme.write_text('<!-- zoo: summary -->\n-\n<!-- /zoo: summary -->\n'
-                      '<!-- zoo: full_size -->\n-\n<!-- /zoo: full_size -->\n')
+    readme.write_text('<!-- zoo: summary -->\n-\n<!-- /zoo: summary -->\n')
+    accuracy.write_text('# per image\n<!-- zoo: full_size -->\n-\n<!-- /zoo: full_size -->\n'
+                        '<!-- zoo: tiny_x4 -->\n-\n<!-- /zoo: tiny_x4 -->\n')
     mode = card.stat().st_mode & 0o777
     assert main(['--data', str(tmp_path / 'data'), '--models', str(tmp_path / 'models'),
-                 '--card', str(card), '--readme', str(readme), '--write']) == 0
+                 '--card', str(card), '--readme', str(readme), '--accuracy', str(accuracy),
+                 '--write']) == 0
     assert card.stat().st_mode & 0o777 == mode  # rewritten in place, not made private
     text = card.read_text()
     assert text.startswith('# cards\n') and text.endswith('end\n')
     block = text.split('<!-- zoo: tiny_x4 -->')[1]
-    # The five benchmarks, each with the depth_sr_eval command that gives the same table.
-    for option in ('--names 02,06,14,18,21,24`', '--protocol antialiased`', '--noise`',
-                   '--sensor`', 'middlebury_full`'):
-        assert option in block
-    # MAE, RMSE and floating edge pixels for each of the five.
-    assert block.count('| pag_net 4x |') == 15 and block.count('| bicubic |') == 15
     # The validation table that model selection judges, with its depth_sr_select command.
     assert '`depth_sr_select --model models/tiny_x4.pt --data ../shared/data/middlebury30`' in (
         block)
-    for label in ('papers', 'antialiased', 'sigma 5', 'camera noise'):
+    for label in ('papers', 'antialiased', 'sigma 5', 'camera noise', 'simulated rig'):
         assert f'| {label} |' in block
+    # The test table: one row per held-out benchmark, averages of the three methods.
+    for row in ("six images, papers' protocol", 'antialiased', 'sigma 5', 'camera noise',
+                'simulated rig', 'full-size Art, Books, Moebius'):
+        assert block.count(f'| {row} |') == (2 if row in ('antialiased', 'sigma 5',
+                                                          'camera noise', 'simulated rig')
+                                             else 1)
+    # The per-image tables of each of the six benchmarks, with the command giving each.
+    per_image = accuracy.read_text().split('<!-- zoo: tiny_x4 -->')[1]
+    for option in ('--names 02,06,14,18,21,24`', '--protocol antialiased`', '--noise`',
+                   '--sensor`', '--rig`', 'middlebury_full`'):
+        assert option in per_image
+    # MAE, RMSE and floating edge pixels for each of the six.
+    assert per_image.count('| pag_net 4x |') == 18 and per_image.count('| bicubic |') == 18
     summary = readme.read_text().split('<!-- /zoo: summary -->')[0]
     assert '| `tiny_x4.pt` |' in summary and '| `tiny_x4.pt` |' in text
-    full = readme.read_text().split('<!-- zoo: full_size -->')[1]
+    full = accuracy.read_text().split('<!-- zoo: full_size -->')[1]
     assert '| bicubic (ours) | 4x |' in full and "AHMF (paper's Table I) | 4x" in full
     assert '| **`tiny_x4.pt`** | 4x |' in full
     assert 'evaluating tiny_x4.pt' in capsys.readouterr().err
@@ -73,5 +83,6 @@ def test_a_missing_block_is_said_before_any_evaluation(tmp_path, capsys):
                  '--card', str(tmp_path / 'card.md'), '--readme', str(tmp_path / 'README.md'),
                  '--write']) == 1
     err = capsys.readouterr().err
-    assert 'no <!-- zoo: never_loaded_x4 --> ... <!-- /zoo: never_loaded_x4 --> block' in err
+    assert 'card.md: no <!-- zoo: never_loaded_x4 --> ... <!-- /zoo: never_loaded_x4 --> ' \
+        'block' in err
     assert 'evaluating' not in err

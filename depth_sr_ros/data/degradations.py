@@ -80,7 +80,7 @@ def nearest_downsample(depth, scale):
 
     Its samples sit (scale - 1) / 2 HR pixels up and left of the block centres, where the other
     kernels, the bicubic skip and the node's registration put an LR pixel: a network trained
-    on a mix with it learns a shift (models/README.md). ``point`` is the centred alternative.
+    on a mix with it learns a shift (docs/training.md). ``point`` is the centred alternative.
     """
     _check_multiple(depth, scale)
     return np.ascontiguousarray(np.asarray(depth, np.float32)[::scale, ::scale])

@@ -68,12 +68,15 @@ def native_bfloat16(device):
     return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
 
 
-# Weight and activation dtypes. 'mixed': float32 weights, the body under autocast (bfloat16 on
-# CPUs, float16 on CUDA) with the depth input layer, the global skip and the final addition in
-# float32 (networks/common.in_float32). 'auto' resolves by device (resolve_precision).
-PRECISIONS = {'float32': torch.float32, 'float16': torch.float16, 'bfloat16': torch.bfloat16,
-              'mixed': torch.float32}
+# Weight and activation dtypes: the one definition of each precision, which the node's
+# parameter table, depth_sr_eval and depth_sr_export refer to. 'mixed': float32 weights, the
+# body under autocast (MIXED_DTYPE: bfloat16 on CPUs, float16 on CUDA) with the depth input
+# layer, the global skip and the final addition in float32 (networks/common.in_float32).
+PRECISIONS = {'mixed': torch.float32, 'float32': torch.float32, 'float16': torch.float16,
+              'bfloat16': torch.bfloat16}
 MIXED_DTYPE = {'cpu': torch.bfloat16, 'cuda': torch.float16}
+# What a user may ask for: 'auto' resolves by device (resolve_precision).
+PRECISION_CHOICES = ('auto',) + tuple(PRECISIONS)
 
 
 def resolve_precision(precision, device):
@@ -99,9 +102,8 @@ class Acceleration:
     """
     How a Predictor runs its network; each switch can be measured on its own.
 
-    precision: 'auto' (resolve_precision), 'float32', 'float16' or 'bfloat16' (the network's
-        weights and activations), or 'mixed' (float32 weights, the body in bfloat16 on CPUs /
-        float16 on CUDA, the depth input path in float32).
+    precision: one of PRECISION_CHOICES: 'auto' (resolve_precision) or a PRECISIONS key (the
+        network's weights and activations; 'mixed' is defined there).
     channels_last: NHWC memory format (faster convolutions on tensor cores and oneDNN).
     compile_mode: 'none', 'torch_compile' (torch.compile, compiled per input size on first
         use) or 'cuda_graphs' (the forward pass captured once per input size and replayed;
@@ -120,8 +122,8 @@ class Acceleration:
 
     def check(self, device):
         """Raise ValueError for unknown values or a switch that ``device`` cannot do."""
-        if self.precision not in PRECISIONS and self.precision != 'auto':
-            raise ValueError(f"precision must be 'auto' or one of {tuple(PRECISIONS)}, not "
+        if self.precision not in PRECISION_CHOICES:
+            raise ValueError(f'precision must be one of {PRECISION_CHOICES}, not '
                              f'{self.precision!r}')
         if self.compile_mode not in COMPILE_MODES:
             raise ValueError(f'compile_mode must be one of {COMPILE_MODES}, not '
@@ -344,6 +346,7 @@ def load_predictor(path, device='auto', acceleration=None, color_order='rgb', fa
     TensorRT has built or loaded its engine. ``fallback`` and ``warn`` as select_device.
     """
     if str(path).endswith('.onnx'):
+        # Acceleration() is also the node's default: its parameter table takes it from here.
         if acceleration is not None and acceleration != Acceleration():
             raise ValueError('precision, channels_last, compile_mode and device_io are PyTorch '
                              'options; for ONNX choose them at export or in onnxruntime')

@@ -4,6 +4,9 @@ import os
 import signal
 import time
 
+from depth_sr_ros.inference import Acceleration, PRECISION_CHOICES
+from depth_sr_ros.onnx_export import export_onnx
+from depth_sr_ros.onnx_predictor import OnnxPredictor
 from depth_sr_ros.ros.conversions import image_to_array
 from depth_sr_ros.ros.node import DepthSrNode
 from model_files import bad_model_file
@@ -143,7 +146,7 @@ def test_a_bad_model_file_stops_start_up_with_one_line(tmp_path, kind, problem):
 @pytest.mark.parametrize('setting, problem', [
     ('slop:=-1.0', 'Parameter slop out of range'), ('slop:=0.0', 'Parameter slop out of range'),
     ('queue_size:=0', 'Parameter queue_size out of range'),
-    ('precision:=half', "precision must be one of ('auto', 'mixed', 'float32'"),
+    ('precision:=half', f'precision must be one of {PRECISION_CHOICES}'),
     ('depth_to_color:=[0.0, 1.0]', 'a transform needs 7 finite numbers'),
     ('output_size:=[640]', 'output_size must have 2 values'),
     ('output_size:=[640,-1]', 'output_size must be within')])
@@ -272,6 +275,26 @@ def test_an_unknown_parameter_is_named_and_known_ones_still_apply(model_path):
     assert status == 0, err
     assert 'ignoring parameters this node does not have: scale (' in err
     assert 'slop 0.02 s' in err  # a given, known parameter keeps its value
+
+
+def test_the_default_acceleration_parameters_serve_an_onnx_model(model_path, tmp_path):
+    # load_predictor runs an .onnx file only with Acceleration(): the node's defaults must
+    # build exactly that, or every ONNX model is refused at start-up.
+    onnx_path = str(tmp_path / 'tiny.onnx')
+    export_onnx(model_path, onnx_path)
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=DOMAIN_ID)
+    try:
+        node = DepthSrNode(context=context, parameter_overrides=[
+            Parameter('model_path', value=onnx_path)])
+        try:
+            assert node.acceleration == Acceleration()
+            assert isinstance(node.processor.upsampler, OnnxPredictor)
+        finally:
+            node.stop()
+            node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU-only decision')

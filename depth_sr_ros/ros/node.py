@@ -241,7 +241,8 @@ class DepthSrNode(Node):
         if message_filters is not None:
             # Subscriber -> the node's arrival bookkeeping -> a relay filter -> the synchronizer.
             # The relays let the node replace the synchronizer (after a time jump) while the
-            # subscriptions stay; the ledger counts what the synchronizer drops.
+            # subscriptions stay; the ledger counts what the synchronizer drops. Why each part
+            # is needed: sync.py's docstring.
             self._sync_args = (queue_size, slop, exact)
             self._ledger = QueueLedger(queue_size)
             self._build_synchronizer()

@@ -4,10 +4,15 @@ The node's parameters: the one table of names, defaults, ranges and descriptions
 The node declares exactly these; pipeline.Settings takes its defaults from here;
 config/sr.yaml and the README's parameter table must agree with it (test_layout.py
 checks both). No ROS import: the node turns each entry into a ParameterDescriptor.
+
+The acceleration parameters (precision, channels_last, compile_mode, device_io) take their
+defaults from inference.Acceleration and their choices from inference.py, so the node's
+defaults build Acceleration(), which load_predictor requires of an .onnx model.
 """
 
 import dataclasses
 
+from depth_sr_ros.inference import Acceleration, COMPILE_MODES, PRECISION_CHOICES
 from depth_sr_ros.paths import DEFAULT_MODEL
 
 
@@ -24,6 +29,8 @@ class Param:
     length: int = None  # number of values of an array parameter, None = any
 
 
+_ACCELERATION = Acceleration()  # the defaults of the acceleration parameters
+
 PARAMETERS = {
     'model_path': Param('', 'model file, .pt (PyTorch) or .onnx (onnxruntime; OpenVINO for a '
                             'depth_sr_export --precision mixed file), or the name of a shipped '
@@ -33,18 +40,21 @@ PARAMETERS = {
     'device': Param('auto', "'auto' (cuda when available), 'cuda', 'cuda:N' or 'cpu'"),
     'device_fallback': Param(True, 'if the device is cuda but CUDA is not available: true = '
                                    'run on the CPU with a warning, false = refuse to start'),
-    'precision': Param('auto', "the network's number format: auto = mixed on CPUs with "
-                               'bfloat16 units (AMX, AVX512-BF16), else float32; mixed = '
-                               'bfloat16 (CPU) / float16 (CUDA) body with the depth input in '
-                               'float32',
-                       choices=('auto', 'mixed', 'float32', 'float16', 'bfloat16')),
-    'channels_last': Param(True, 'NHWC memory format for the network (measured faster on '
-                                 'CPUs; tensor cores want it too)'),
-    'compile_mode': Param('none', "'none', 'torch_compile' (first frame of each size is slow) "
-                                  "or 'cuda_graphs' (CUDA only)",
-                          choices=('none', 'torch_compile', 'cuda_graphs')),
-    'device_io': Param(True, 'convert the colour image and the output on the device (uint8 '
-                             'upload through a pinned buffer on CUDA) instead of in numpy'),
+    'precision': Param(_ACCELERATION.precision,
+                       "the network's number format: auto = mixed on CPUs with bfloat16 units "
+                       '(AMX, AVX512-BF16), else float32; mixed = bfloat16 (CPU) / float16 '
+                       '(CUDA) body with the depth input in float32',
+                       choices=PRECISION_CHOICES),
+    'channels_last': Param(_ACCELERATION.channels_last,
+                           'NHWC memory format for the network (measured faster on CPUs; '
+                           'tensor cores want it too)'),
+    'compile_mode': Param(_ACCELERATION.compile_mode,
+                          "'none', 'torch_compile' (first frame of each size is slow) or "
+                          "'cuda_graphs' (CUDA only)",
+                          choices=COMPILE_MODES),
+    'device_io': Param(_ACCELERATION.device_io,
+                       'convert the colour image and the output on the device (uint8 upload '
+                       'through a pinned buffer on CUDA) instead of in numpy'),
     'threads': Param(0, 'CPU threads for inference; 0 = PyTorch default', 0, 256),
     'queue_size': Param(10, 'messages per input kept while pairing', 1, 1000),
     'slop': Param(0.015, 'largest stamp difference of a pair, s (about half a frame period; '

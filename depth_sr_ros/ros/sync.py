@@ -11,6 +11,24 @@ message that leaves a queue unpaired is counted, and a stamp that jumps back by 
 messages from before the jump instead of stalling the pairing.
 
 ``PairingMonitor`` watches arrivals and pairs and explains, once, why no pair forms.
+
+Why two back-ends, and why the message_filters one has three parts. ROS users expect
+message_filters' synchronizers, so the node pairs with them when they are importable; pip has
+none, so StampPairer stands in, counting its own drops. A message_filters synchronizer counts
+nothing, keeps its queues to itself, and (in Humble and Jazzy) cannot be disconnected from
+its inputs. Counting every drop through its public API alone takes:
+
+- QueueLedger: the synchronizer's full-queue rule applied to the stamps that go in and the
+  pairs that come out, so each message it drops is counted. Without it drops go uncounted.
+- A new synchronizer after a time jump: the old one keeps the messages from before the jump,
+  newer than every new one, so a full queue evicts each new message first and pairing stalls
+  until the stamps catch up. Emptying its queues from outside would rely on its internals.
+- Two relay filters between the subscribers and the synchronizer: a synchronizer connected
+  to the subscribers themselves would stay connected after it is replaced, and keep pairing
+  (pairs given twice, one more synchronizer per jump).
+
+Nothing smaller counts every drop with message_filters; StampPairer alone would count them
+but leave message_filters out.
 """
 
 import dataclasses

@@ -11,7 +11,7 @@ import time
 
 from depth_sr_ros.geometry.camera import pinhole_camera
 from depth_sr_ros.inference import Acceleration, Predictor
-from depth_sr_ros.ros.conversions import camera_info_message, metres_to_image
+from depth_sr_ros.ros.conversions import camera_info_message, image_message, metres_to_image
 from depth_sr_ros.ros.node import DepthSrNode
 import numpy as np
 import rclpy
@@ -91,8 +91,7 @@ def make_pair(stamp_ns, depth_stamp_offset_ns=0):
     depth = np.round(depth * 1000) / 1000  # what survives millimetres
     depth[5:8, 10:14] = np.nan  # a hole, sent as 0
     color = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
-    color_msg = Image(height=120, width=160, encoding='rgb8', step=480, data=color.tobytes())
-    color_msg.header.frame_id = 'colour_optical'
+    color_msg = image_message(color, 'rgb8', 'colour_optical')
     color_msg.header.stamp.sec, color_msg.header.stamp.nanosec = divmod(stamp_ns, 10**9)
     depth_msg = metres_to_image(depth, '16UC1', type(color_msg.header)())
     depth_msg.header.frame_id = 'colour_optical'  # registered to the colour camera

@@ -7,7 +7,8 @@ from depth_sr_ros.data.scene import make_scene, render_rig, RIGS
 from depth_sr_ros.geometry.camera import pinhole_camera
 from depth_sr_ros.geometry.grids import plan_grids
 from depth_sr_ros.geometry.registration import reduce_registered
-from depth_sr_ros.ros.conversions import camera_info_message, image_to_array, metres_to_image
+from depth_sr_ros.ros.conversions import (
+    camera_info_message, image_message, image_to_array, metres_to_image)
 from depth_sr_ros.ros.pipeline import FrameProcessor, Settings
 import numpy as np
 import pytest
@@ -40,11 +41,8 @@ def _serve(processor, frames, settings, count, move=(0, 0)):
     for i in range(count):
         frame = frames[i % len(frames)]
         depth = metres_to_image(_moved(frame['depth'], *move), '32FC1', Image().header)
-        color = frame['color']
-        color_msg = Image(height=color.shape[0], width=color.shape[1], encoding='rgb8',
-                          step=color.shape[1] * 3, data=color.tobytes())
-        for msg in (depth, color_msg):
-            msg.header.frame_id = FRAME
+        depth.header.frame_id = FRAME
+        color_msg = image_message(frame['color'], 'rgb8', FRAME)
         result = processor.process(depth, color_msg, info, info, settings)
         said += result.advice
     result.advice = said  # every frame's

@@ -9,7 +9,7 @@ from depth_sr_ros.cli.bag import main
 from depth_sr_ros.data.scene import COLOR_FRAME, DEPTH_FRAME, make_scene, render_rig, RIGS
 from depth_sr_ros.geometry.transform import Transform
 from depth_sr_ros.inference import load_predictor
-from depth_sr_ros.ros.conversions import camera_info_message, metres_to_image
+from depth_sr_ros.ros.conversions import camera_info_message, image_message, metres_to_image
 from depth_sr_ros.ros.pipeline import FrameProcessor, Settings
 from node_graph import make_pair
 import numpy as np
@@ -106,9 +106,7 @@ def test_raw_depth_takes_its_extrinsic_from_the_bags_tf_static(tmp_path, model_p
     for i in range(2):
         depth = metres_to_image(frame['depth'], '16UC1', Image().header)
         depth.header.frame_id = DEPTH_FRAME
-        rgb = frame['color']
-        color = Image(height=720, width=1280, encoding='rgb8', step=3840, data=rgb.tobytes())
-        color.header.frame_id = COLOR_FRAME
+        color = image_message(frame['color'], 'rgb8', COLOR_FRAME)
         infos = camera_info_message(rig.depth, DEPTH_FRAME), camera_info_message(rig.color,
                                                                                  COLOR_FRAME)
         for msg in (depth, color) + infos:

@@ -18,7 +18,8 @@ from depth_sr_ros.data.scene import (
 from depth_sr_ros.geometry.grids import plan_grids, resize_color
 from depth_sr_ros.geometry.registration import reduce_registered, register_raw
 from depth_sr_ros.ros import extrinsics
-from depth_sr_ros.ros.conversions import camera_info_message, image_to_array, metres_to_image
+from depth_sr_ros.ros.conversions import (
+    camera_info_message, image_message, image_to_array, metres_to_image)
 from helpers import REPO
 from node_graph import Graph
 import numpy as np
@@ -42,10 +43,7 @@ def _messages(rig, frame, stamp_ns):
     depth_frame = COLOR_FRAME if rig.registered else DEPTH_FRAME
     depth = metres_to_image(frame['depth'], '16UC1', Image().header)
     depth.header.frame_id = depth_frame
-    color = frame['color']
-    color_msg = Image(height=color.shape[0], width=color.shape[1], encoding='rgb8',
-                      step=color.shape[1] * 3, data=color.tobytes())
-    color_msg.header.frame_id = COLOR_FRAME
+    color_msg = image_message(frame['color'], 'rgb8', COLOR_FRAME)
     infos = camera_info_message(rig.depth, depth_frame), camera_info_message(rig.color,
                                                                              COLOR_FRAME)
     for msg in (depth, color_msg) + infos:

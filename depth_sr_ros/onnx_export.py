@@ -2,22 +2,25 @@
 ONNX export of a model file, in float32 or mixed precision.
 
 The network with a free input size and the model's facts in its metadata; used by
-depth_sr_export and depth_sr_benchmark.
+depth_sr_export and depth_sr_benchmark. 'mixed' is the Predictor's mixed precision as
+inference.PRECISIONS defines it, in its CPU form (the body in bfloat16).
 """
 
+import io
 import json
 import warnings
 
 from depth_sr_ros.checkpoint import load_checkpoint, METADATA_KEY
+from depth_sr_ros.files import replacing
 import numpy as np
 import torch
 
 
-EXPORT_PRECISIONS = ('float32', 'mixed')
+EXPORT_PRECISIONS = ('float32', 'mixed')  # the inference.PRECISIONS an export can hold
 
 
 class _Mixed(torch.nn.Module):
-    """A network under bfloat16 autocast, as Predictor runs it in mixed precision."""
+    """A network under bfloat16 autocast, as Predictor runs it in mixed precision on CPUs."""
 
     def __init__(self, network):
         """Wrap ``network``."""
@@ -34,6 +37,9 @@ def export_onnx(model_path, output, opset=18, sample=(24, 32), precision='float3
     """
     Export the model file ``model_path`` to ``output``; return its checkpoint info.
 
+    The graph is made in memory and written in one piece (files.replacing): a failure or
+    Ctrl-C leaves no half-written file, nor one without its metadata.
+
     :param precision: 'float32' or 'mixed' (see the module docstring); recorded in the
         metadata as 'export_precision'.
     """
@@ -49,18 +55,20 @@ def export_onnx(model_path, output, opset=18, sample=(24, 32), precision='float3
     inputs = (torch.rand(1, 1, h, w), torch.rand(1, 3, h * s, w * s))
     # The TorchScript exporter handles the networks' free sizes with dynamic axes; the shape
     # checks in the networks are traced as constants, which is what they are for one graph.
+    exported = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # the tracer's notes on those checks, and deprecation
-        torch.onnx.export(model, inputs, output, input_names=['depth', 'guide'],
+        torch.onnx.export(model, inputs, exported, input_names=['depth', 'guide'],
                           output_names=['depth_hr'], opset_version=opset, dynamo=False,
                           dynamic_axes={'depth': {2: 'h', 3: 'w'},
                                         'guide': {2: 'sh', 3: 'sw'},
                                         'depth_hr': {2: 'sh', 3: 'sw'}})
-    graph = onnx.load(output)
+    graph = onnx.load_model_from_string(exported.getvalue())
     entry = graph.metadata_props.add()
     entry.key = METADATA_KEY
     entry.value = json.dumps(info)
-    onnx.save(graph, output)
+    with replacing(output) as f:
+        f.write(graph.SerializeToString())
     return info
 
 

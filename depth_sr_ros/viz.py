@@ -1,6 +1,9 @@
 """Pictures for people: depth as false colour, labelled tiles (demo, evaluation, live demo)."""
 
+import os
+
 import cv2
+from depth_sr_ros.files import replacing
 import numpy as np
 
 TILE_WIDTH = 320
@@ -77,3 +80,22 @@ def side_by_side(tiles):
     """Return tiles placed left to right, padded with black at the bottom to one height."""
     height = max(t.shape[0] for t in tiles)
     return np.hstack([np.pad(t, ((0, height - t.shape[0]), (0, 0), (0, 0))) for t in tiles])
+
+
+def write_image(path, image):
+    """
+    Write ``image`` to ``path`` in the format its extension names, as cv2.imwrite does.
+
+    The file is written beside ``path`` and moved into place once complete (files.replacing),
+    so that a failure or Ctrl-C never leaves half a picture. Returns False, as cv2.imwrite
+    does, when the image cannot be encoded or the file cannot be written.
+    """
+    encoded, data = cv2.imencode(os.path.splitext(path)[1], image)
+    if not encoded:
+        return False
+    try:
+        with replacing(path) as f:
+            f.write(data.tobytes())
+    except OSError:
+        return False
+    return True

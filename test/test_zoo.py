@@ -71,7 +71,7 @@ def test_the_zoo_rewrites_every_block_from_its_own_evaluation(tmp_path, model_pa
     full = accuracy.read_text().split('<!-- zoo: full_size -->')[1]
     assert '| bicubic (ours) | 4x |' in full and "AHMF (paper's Table I) | 4x" in full
     assert '| **`tiny_x4.pt`** | 4x |' in full
-    assert 'evaluating tiny_x4.pt' in capsys.readouterr().err
+    assert 'depth_sr_zoo: evaluating tiny_x4.pt' in capsys.readouterr().err
 
 
 def test_a_missing_block_is_said_before_any_evaluation(tmp_path, capsys):

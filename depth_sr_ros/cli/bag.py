@@ -27,6 +27,7 @@ from depth_sr_ros.bags import (
     bag_writer, BagError, candidate_sets, choose_topics, input_storage, open_bag,
     read_static_transforms, topic_table)
 from depth_sr_ros.checkpoint import CheckpointError
+from depth_sr_ros.console import image_size, interruptible
 from depth_sr_ros.files import (
     check_writable_folder, refuse_overlap, staged_folder, write_text_atomically)
 from depth_sr_ros.geometry.camera import GeometryError
@@ -257,18 +258,6 @@ def read_camera_infos(reader, topics, summary, from_files=(None, None)):
     return stores
 
 
-def parse_size(text):
-    """Return (width, height) of 'WxH' or 'W,H' (0x0: the colour camera's own size)."""
-    parts = text.lower().replace('x', ',').split(',')
-    try:
-        width, height = (int(p) for p in parts)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a size is WIDTHxHEIGHT, not '{text}'") from None
-    if width < 0 or height < 0:
-        raise argparse.ArgumentTypeError(f"a size is not negative: '{text}'")
-    return width, height
-
-
 def _readable(messages, summary):
     """Yield the reader's messages; a bag cut short ends the stream with a note."""
     while True:
@@ -341,7 +330,7 @@ def parse_args(argv=None):
     parser.add_argument('--slop', type=float, default=PARAMETERS['slop'].default,
                         help="largest stamp difference of a pair, s (the node's slop: "
                              f"default {PARAMETERS['slop'].default})")
-    parser.add_argument('--output-size', type=parse_size, default=(0, 0),
+    parser.add_argument('--output-size', type=image_size(0), default=(0, 0),
                         help="publish at WIDTHxHEIGHT instead of the colour camera's size (the "
                              "node's output_size; default 0x0: the colour's)")
     parser.add_argument('--max-output-pixels', type=int,
@@ -369,6 +358,7 @@ def parse_args(argv=None):
     return args
 
 
+@interruptible('depth_sr_bag')
 def main(argv=None):
     """Entry point of depth_sr_bag."""
     args = parse_args(argv)

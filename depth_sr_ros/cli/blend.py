@@ -18,17 +18,10 @@ import argparse
 import sys
 
 from depth_sr_ros.checkpoint import blend_checkpoints, CheckpointError, save_checkpoint
+from depth_sr_ros.console import interruptible, numbers
 from depth_sr_ros.data.middlebury import load_pair
 from depth_sr_ros.evaluation import add_protocol_options, evaluate_network
 from depth_sr_ros.files import unwritable
-
-
-def parse_weights(text):
-    """Return the blend weights of '0,0.1,...' as floats within [0, 1]."""
-    weights = [float(item) for item in text.split(',') if item.strip()]
-    if not weights or any(not 0.0 <= w <= 1.0 for w in weights):
-        raise ValueError(f'--weights: comma-separated numbers within [0, 1], not {text!r}')
-    return weights
 
 
 def choose_weight(blends, pairs, protocol, noise, metric):
@@ -47,13 +40,14 @@ def choose_weight(blends, pairs, protocol, noise, metric):
     return best[0], rows
 
 
+@interruptible('depth_sr_blend')
 def main(argv=None):
     """Entry point of depth_sr_blend."""
     parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
     parser.add_argument('--model', required=True, help='model file (weight 0)')
     parser.add_argument('--toward', required=True,
                         help='model file of the same network (weight 1)')
-    parser.add_argument('--weights', required=True,
+    parser.add_argument('--weights', required=True, type=numbers(float, low=0, high=1),
                         help='comma-separated blend weights within [0, 1]; several need --data '
                              'and --names to choose among them')
     parser.add_argument('--out', required=True, help='model file to write')
@@ -69,10 +63,9 @@ def main(argv=None):
     if problem:
         print(f'depth_sr_blend: {problem}', file=sys.stderr)
         return 2
-    try:
-        weights = parse_weights(args.weights)
-    except ValueError as error:
-        parser.error(str(error))
+    weights = args.weights
+    if not weights:
+        parser.error("argument --weights: comma-separated finite numbers within [0, 1], not ''")
     if len(weights) > 1 and not (args.data and args.names):
         parser.error('several --weights need --data and --names to choose among them')
     if len(weights) == 1 and (args.data or args.names):

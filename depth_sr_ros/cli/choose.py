@@ -17,9 +17,10 @@ import os
 import sys
 
 from depth_sr_ros.checkpoint import CheckpointError
+from depth_sr_ros.console import interruptible
 from depth_sr_ros.data.middlebury import load_pair
 from depth_sr_ros.evaluation import table
-from depth_sr_ros.files import copy_atomically, unwritable
+from depth_sr_ros.files import copy_atomically, unwritable, write_text_atomically
 from depth_sr_ros.inference import Acceleration, Predictor
 from depth_sr_ros.selection import VALIDATION_NAMES, validation_report, verdict
 
@@ -44,6 +45,7 @@ def comparison(candidate, shipped):
     return table(header, rows)
 
 
+@interruptible('depth_sr_select')
 def main(argv=None):
     """Entry point of depth_sr_select."""
     parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
@@ -80,9 +82,9 @@ def main(argv=None):
     print(comparison(candidate, shipped))
     print(f'\n{"ships" if ships else "does not ship"}: ' + ' '.join(reasons))
     if args.json:
-        with open(args.json, 'w') as f:
-            json.dump({'candidate': candidate, 'shipped': shipped, 'ships': ships,
-                       'reasons': reasons}, f, indent=1)
+        write_text_atomically(args.json, json.dumps(
+            {'candidate': candidate, 'shipped': shipped, 'ships': ships, 'reasons': reasons},
+            indent=1))
     if ships and args.install:
         copy_atomically(args.model, args.shipped)
         print(f'installed {args.model} as {args.shipped}')

@@ -24,13 +24,14 @@ import sys
 
 import cv2
 from depth_sr_ros.checkpoint import CheckpointError
+from depth_sr_ros.console import interruptible, numbers
 from depth_sr_ros.data.middlebury import list_pairs, load_pair
 from depth_sr_ros.evaluation import (
     add_protocol_options, compared_methods, evaluate, markdown, shift_table)
-from depth_sr_ros.files import unwritable
-from depth_sr_ros.inference import Acceleration, Predictor
+from depth_sr_ros.files import unwritable, write_text_atomically
+from depth_sr_ros.inference import Acceleration, PRECISION_CHOICES, Predictor
 from depth_sr_ros.metrics import mae
-from depth_sr_ros.viz import colorize, tile
+from depth_sr_ros.viz import colorize, tile, write_image
 import numpy as np
 
 
@@ -49,9 +50,10 @@ def figure(kept, path, error_range=4.0):
         top.append(tile(colorize(result, lo, hi), method))
         bottom.append(tile(colorize(np.abs(result - truth), 0, error_range, cv2.COLORMAP_HOT),
                            f'|{method} - truth|, MAE {mae(result, truth):.3f}'))
-    return cv2.imwrite(path, np.vstack([np.hstack(top), np.hstack(bottom)]))
+    return write_image(path, np.vstack([np.hstack(top), np.hstack(bottom)]))
 
 
+@interruptible('depth_sr_eval')
 def main(argv=None):
     """Entry point of depth_sr_eval."""
     parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
@@ -63,10 +65,10 @@ def main(argv=None):
                         help="'auto' (cuda when available), 'cuda', 'cuda:N' or 'cpu' "
                              '(default auto)')
     parser.add_argument('--precision', default='float32',
-                        choices=('float32', 'mixed', 'bfloat16', 'float16', 'auto'),
+                        choices=PRECISION_CHOICES,
                         help="the network's arithmetic (default float32: the papers' tables "
                              "measure the weights; 'auto' is what the node runs)")
-    parser.add_argument('--shifts', default='',
+    parser.add_argument('--shifts', default='', type=numbers(float),
                         help="comma-separated HR pixel shifts, written with '=' when the first "
                              'is negative (--shifts=-0.5,-0.25,0,0.25,0.5): also the average '
                              "RMSE with each method's output moved right and down by each")
@@ -78,10 +80,7 @@ def main(argv=None):
     if problem:
         print(f'depth_sr_eval: {problem}', file=sys.stderr)
         return 2
-    try:
-        shifts = [float(d) for d in args.shifts.split(',') if d.strip()]
-    except ValueError:
-        parser.error(f'--shifts: comma-separated numbers, not {args.shifts!r}')
+    shifts = args.shifts
     try:
         predictor = Predictor.from_checkpoint(
             args.model, device=args.device, acceleration=Acceleration(args.precision),
@@ -110,8 +109,7 @@ def main(argv=None):
               '(border left out)\n')
         print(shift_table(report, methods, shifts))
     if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(report, f, indent=1)
+        write_text_atomically(args.json, json.dumps(report, indent=1))
     if args.figure and figure(kept, args.figure):
         print(f'\nwrote {args.figure}: guidance and each method over ground truth and the '
               'absolute errors')

@@ -5,10 +5,10 @@ depth_sr_export: write a model file as ONNX, for onnxruntime (CPU, CUDA, TensorR
     depth_sr_export --model models/ahmf_x4.pt --output ahmf_x4_mixed.onnx --precision mixed
 
 --precision float32 (default) writes a float32 graph, run by onnxruntime. --precision mixed
-writes the graph of the node's mixed precision on CPUs with bfloat16 units (the body in
-bfloat16; the depth input layer, the global skip and the output in float32). onnxruntime has
-no bfloat16 convolutions, so such a file runs on OpenVINO (pip install openvino; the node and
-load_predictor choose it from the file), and only pays off on CPUs with AMX or AVX512-BF16.
+writes the graph of the node's mixed precision (defined at inference.PRECISIONS) in its CPU
+form, the body in bfloat16. onnxruntime has no bfloat16 convolutions, so such a file runs on
+OpenVINO (pip install openvino; the node and load_predictor choose it from the file), and only
+pays off on CPUs with AMX or AVX512-BF16.
 
 The graph takes 'depth' (1, 1, h, w) and 'guide' (1, 3, s*h, s*w), normalised as in
 preprocessing.py, and returns 'depth_hr' (1, 1, s*h, s*w); h and w are free. The checkpoint's
@@ -22,16 +22,19 @@ import argparse
 import sys
 
 from depth_sr_ros.checkpoint import CheckpointError
+from depth_sr_ros.console import interruptible, number
 from depth_sr_ros.files import unwritable
 from depth_sr_ros.onnx_export import export_onnx, EXPORT_PRECISIONS, parity
 
 
+@interruptible('depth_sr_export')
 def main(argv=None):
     """Entry point of depth_sr_export."""
     parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
     parser.add_argument('--model', required=True, help='model file (.pt)')
     parser.add_argument('--output', required=True, help='ONNX file to write')
-    parser.add_argument('--opset', type=int, default=18, help='ONNX opset (default 18)')
+    parser.add_argument('--opset', type=number(int, low=1), default=18,
+                        help='ONNX opset (default 18)')
     parser.add_argument('--precision', choices=EXPORT_PRECISIONS, default='float32',
                         help='float32 (onnxruntime) or mixed (bfloat16 body, OpenVINO)')
     args = parser.parse_args(argv)

@@ -22,13 +22,15 @@ import time
 
 import cv2
 from depth_sr_ros.checkpoint import atomic_save, lerp_weights_, load_checkpoint, save_checkpoint
+from depth_sr_ros.console import interruptible, number
 from depth_sr_ros.data.datasets import CropDataset, load_split, prefetched_batches
 from depth_sr_ros.data.degradations import DOWNSAMPLERS
 from depth_sr_ros.evaluation import evaluate_network, NOISES
 from depth_sr_ros.inference import native_bfloat16, select_device
-from depth_sr_ros.networks import build_model
+from depth_sr_ros.networks import build_model, MODELS
 from depth_sr_ros.preprocessing import PREPROCESSING
 from depth_sr_ros.selection import VALIDATION_NAMES
+from depth_sr_ros.viz import write_image
 import numpy as np
 import torch
 from torch import distributed as dist
@@ -41,9 +43,12 @@ PAPER_DEFAULTS = {
 }
 
 
-def _option(default, text):
-    """Return a TrainConfig field: its default and its command-line help."""
-    return dataclasses.field(default=default, metadata={'help': text})
+def _option(default, text, parse=None):
+    """Return a TrainConfig field: its default, its help and its argparse type (None: its own)."""
+    return dataclasses.field(default=default, metadata={'help': text, 'parse': parse})
+
+
+SHARE = number(float, low=0, high=1)  # the type of an option that is a share of the samples
 
 
 @dataclasses.dataclass
@@ -56,11 +61,13 @@ class TrainConfig:
                             '(required)')
     out: str = _option('runs/train', 'run folder: state.pt, log.csv, model.pt; the same command '
                                      'again resumes from it')
-    steps: int = _option(10000, 'optimiser steps of the whole run')
-    batch_size: int = _option(0, "samples per step; 0: the paper's (AHMF 16, PAG-Net 8)")
-    crop: int = _option(256, 'side of the square HR training crop, pixels')
-    lr: float = _option(1e-4, 'learning rate (Adam)')
-    lr_halve_at: float = _option(0.8, 'share of the steps after which the learning rate halves')
+    steps: int = _option(10000, 'optimiser steps of the whole run', number(int, low=1))
+    batch_size: int = _option(0, "samples per step; 0: the paper's (AHMF 16, PAG-Net 8)",
+                              number(int, low=0))
+    crop: int = _option(256, 'side of the square HR training crop, pixels', number(int, low=1))
+    lr: float = _option(1e-4, 'learning rate (Adam)', number(float, above=0))
+    lr_halve_at: float = _option(0.8, 'share of the steps after which the learning rate halves',
+                                 SHARE)
     loss: str = _option('', "'l1', 'l2' or 'l1+l2'; '': the paper's (AHMF l1, PAG-Net l1+l2)")
     val_names: str = _option(','.join(VALIDATION_NAMES),
                              'comma-separated validation pairs, left out of training (the '
@@ -69,13 +76,16 @@ class TrainConfig:
                                  "'sensor' or 'rig' (as depth_sr_eval --noise / --sensor / "
                                  "--rig), e.g. 'rig' for a run that learns simulated rigs")
     synthetic: float = _option(0.0, 'share of training samples from synthetic scenes '
-                                    '(data/synthetic.py), 0 to 1')
-    save_every: int = _option(200, 'steps between validations and saves of state.pt')
+                                    '(data/synthetic.py), 0 to 1', SHARE)
+    save_every: int = _option(200, 'steps between validations and saves of state.pt',
+                              number(int, low=1))
     time_budget: float = _option(0.0, 'seconds; the run saves and stops when exceeded (0: no '
-                                      'limit)')
-    seed: int = _option(0, 'random seed of the crops, augmentation and initialisation')
-    threads: int = _option(0, "torch CPU threads; 0: torch's default")
-    workers: int = _option(2, 'threads that make the next batches while the network trains')
+                                      'limit)', number(float, low=0))
+    seed: int = _option(0, 'random seed of the crops, augmentation and initialisation',
+                        number(int, low=0))
+    threads: int = _option(0, "torch CPU threads; 0: torch's default", number(int, low=0))
+    workers: int = _option(2, 'threads that make the next batches while the network trains',
+                           number(int, low=0))
     device: str = _option('auto', "'auto' (cuda when available), 'cuda', 'cuda:N' or 'cpu'")
     storage_dtype: str = _option('float16', "weights' storage in model.pt: 'float16' or "
                                             "'float32'")
@@ -91,13 +101,14 @@ class TrainConfig:
     sensor: float = _option(0.0, 'share of samples whose LR depth is degraded as a depth '
                                  "camera's (noise growing with depth, flying pixels, holes: "
                                  'data.degradations.sensor_degrade), holes filled as at run '
-                                 'time, 0 to 1')
+                                 'time, 0 to 1', SHARE)
     rig: float = _option(0.0, 'share of samples whose LR depth is made as the node makes it from '
                               'a simulated depth camera beside the colour camera (data.rig: its '
                               'own resolution, lens, baseline, faults, a calibration error), '
-                              '0 to 1')
+                              '0 to 1', SHARE)
     ema: float = _option(0.0, 'decay of a moving average of the weights, validated and written '
-                              'to model.pt (0: off; 0.999 averages over about 1000 steps)')
+                              'to model.pt (0: off; 0.999 averages over about 1000 steps)',
+                         number(float, low=0, below=1))
 
     def resolved(self):
         """Return a copy with the paper defaults filled in."""
@@ -198,7 +209,7 @@ def plot_log(log_path, png_path, size=(480, 320)):
         cv2.putText(image, f'step {int(steps.min())} - {int(steps.max())}', (50, h - 15),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
         images.append(image)
-    return cv2.imwrite(png_path, np.hstack(images))
+    return write_image(png_path, np.hstack(images))
 
 
 # Settings a resumed run may change without changing what it learns from: the schedule, the
@@ -441,7 +452,8 @@ def parse_args(argv=None):
     """Build a TrainConfig from the command line (one option per field)."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     for field in dataclasses.fields(TrainConfig):
-        parser.add_argument('--' + field.name.replace('_', '-'), type=field.type,
+        parser.add_argument('--' + field.name.replace('_', '-'),
+                            type=field.metadata['parse'] or field.type,
                             default=field.default,
                             help=f"{field.metadata['help']} (default: {field.default!r})")
     args = parser.parse_args(argv)
@@ -449,9 +461,17 @@ def parse_args(argv=None):
         parser.error('--data DIR is required (a folder with depth/ and rgb/)')
     if args.arch not in PAPER_DEFAULTS:
         parser.error(f'--arch must be one of {sorted(PAPER_DEFAULTS)}')
+    scales = MODELS[args.arch].scales
+    if args.scale not in scales:
+        parser.error(f"--scale: {args.arch} takes {', '.join(map(str, scales))}, "
+                     f'not {args.scale}')
+    if args.crop < args.scale:
+        parser.error(f'--crop: at least the scale ({args.scale}), not {args.crop}')
     return TrainConfig(**vars(args))
 
 
+@interruptible('depth_sr_train', 'the same command resumes from the last save of state.pt '
+               '(every --save-every steps)')
 def main(argv=None):
     """Entry point of depth_sr_train."""
     try:

@@ -4,6 +4,7 @@ import os
 import signal
 import sys
 
+from depth_sr_ros import console
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
@@ -13,6 +14,8 @@ from rclpy.utilities import try_shutdown
 # wait between a Ctrl-C and the start of the clean stop.
 SIGNAL_CHECK_PERIOD = 0.1
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# The argparse type of a tool's --domain-id: the ROS domains that DDS can serve (0-232).
+DOMAIN_ID = console.number(int, low=0, high=232)
 
 
 def domain_id(low, count):

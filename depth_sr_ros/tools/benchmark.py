@@ -29,15 +29,16 @@ import time
 
 import cv2
 from depth_sr_ros.checkpoint import load_checkpoint
+from depth_sr_ros.console import image_size, interruptible, number, numbers
 from depth_sr_ros.data.degradations import bicubic_downsample
 from depth_sr_ros.data.sequences import COLOR_SIZE, FOCAL, make_sequence
-from depth_sr_ros.files import unwritable
+from depth_sr_ros.files import unwritable, write_text_atomically
 from depth_sr_ros.geometry.camera import pinhole_camera
 from depth_sr_ros.inference import Acceleration, Predictor, select_device
-from depth_sr_ros.networks import build_model
+from depth_sr_ros.networks import build_model, MODELS
 from depth_sr_ros.onnx_predictor import OpenVinoPredictor
 from depth_sr_ros.ros.conversions import camera_info_message, image_message, metres_to_image
-from depth_sr_ros.ros.entry import domain_id
+from depth_sr_ros.ros.entry import DOMAIN_ID, domain_id
 from depth_sr_ros.ros.extrinsics import StaticExtrinsics
 from depth_sr_ros.ros.pipeline import FrameProcessor, Settings
 from depth_sr_ros.ros.sync import CameraInfoStore
@@ -438,35 +439,52 @@ def markdown(results, pipeline, device_name, rate, variants=(), threads=(), dds=
     return '\n'.join(lines)
 
 
+def network_scales(text):
+    """Return [(network, scale)] of 'NETWORK:SCALE,...' (an argparse type)."""
+    cases = []
+    for item in text.split(','):
+        name, _, scale = item.strip().partition(':')
+        if name not in MODELS or not scale.isdigit() or int(scale) not in MODELS[name].scales:
+            known = '; '.join(f"{n} {', '.join(map(str, m.scales))}" for n, m in MODELS.items())
+            raise argparse.ArgumentTypeError(
+                f"comma-separated NETWORK:SCALE ({known}), not '{text}'")
+        cases.append((name, int(scale)))
+    return cases
+
+
+@interruptible('depth_sr_benchmark')
 def main(argv=None):
     """Entry point of depth_sr_benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
-    parser.add_argument('--size', default='640x480', help='output WIDTHxHEIGHT')
-    parser.add_argument('--models', default=DEFAULT_MODELS,
+    parser.add_argument('--size', default='640x480', type=image_size(1),
+                        help='output WIDTHxHEIGHT')
+    parser.add_argument('--models', default=DEFAULT_MODELS, type=network_scales,
                         help='comma-separated network:scale pairs')
     parser.add_argument('--model', default='', help='benchmark this model file instead')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
-    parser.add_argument('--runs', type=int, default=10, help='timed runs per measurement')
-    parser.add_argument('--warmup', type=int, default=2,
+    parser.add_argument('--runs', type=number(int, low=1), default=10,
+                        help='timed runs per measurement')
+    parser.add_argument('--warmup', type=number(int, low=0), default=2,
                         help='untimed runs before each measurement')
-    parser.add_argument('--threads', type=int, default=0, help='CPU threads; 0 = default')
+    parser.add_argument('--threads', type=number(int, low=0), default=0,
+                        help='CPU threads; 0 = default')
     parser.add_argument('--variants', default='auto',
                         help=f"comma-separated from {', '.join(VARIANTS)}; 'auto': "
                              f'{CPU_VARIANTS} on a CPU, {GPU_VARIANTS} on CUDA; '
                              "'' for none")
-    parser.add_argument('--threads-sweep', default='',
+    parser.add_argument('--threads-sweep', default='', type=numbers(int, low=1),
                         help='comma-separated CPU thread counts to time (CPU only)')
-    parser.add_argument('--dds-rates', default='',
+    parser.add_argument('--dds-rates', default='', type=numbers(float, above=0),
                         help='comma-separated player rates in Hz for the node-under-DDS run')
     parser.add_argument('--dds-model', default='',
                         help='the model file the node serves in the DDS runs (default: --model; '
                              'e.g. a --precision mixed .onnx export, which runs on OpenVINO)')
-    parser.add_argument('--dds-seconds', type=float, default=20.0,
+    parser.add_argument('--dds-seconds', type=number(float, above=0), default=20.0,
                         help='how long the node runs under DDS at each rate')
     parser.add_argument('--registration', default='',
                         help='comma-separated scene rigs (aligned, d435, azure_nfov, tof) whose '
                              "registration onto the LR grid to time at the model's scale")
-    parser.add_argument('--domain-id', type=int, default=domain_id(60, 40),
+    parser.add_argument('--domain-id', type=DOMAIN_ID, default=domain_id(60, 40),
                         help='ROS domain of the node-under-DDS run (default: ROS_DOMAIN_ID when '
                              'set, else one of 60-99)')
     parser.add_argument('--json', default='', help='also write the results here as JSON')
@@ -480,14 +498,17 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     device = select_device(args.device)
     pin_cuda_float32(device)
-    size = tuple(int(v) for v in args.size.lower().split('x'))
+    size = args.size
     if args.model:
         model, info = load_checkpoint(args.model, device)
         cases = [(info['arch'], info['arch_kwargs']['scale'], model)]
         arch_kwargs = info['arch_kwargs']
     else:
-        cases = [(n, int(s), None) for n, s in (c.split(':') for c in args.models.split(','))]
+        cases = [(name, scale, None) for name, scale in args.models]
         arch_kwargs = {'scale': cases[0][1]}
+    for _, scale, _ in cases:
+        if size[0] % scale or size[1] % scale:
+            parser.error(f'--size: {size[0]}x{size[1]} is not a multiple of the scale {scale}')
     device_name = (torch.cuda.get_device_name(device) if device.type == 'cuda'
                    else f'CPU, {torch.get_num_threads()} threads')
     rate = matmul_rate(device)
@@ -498,7 +519,7 @@ def main(argv=None):
     name, scale, model = cases[0]
     predictor = Predictor(model or build_model(name, scale=scale), device=str(device))
     predictor.synchronize_stages()
-    pipeline = {'label': f'{name} {scale}x, {args.size} player frame',
+    pipeline = {'label': f'{name} {scale}x, {size[0]}x{size[1]} player frame',
                 'stages': bench_pipeline(predictor, size, args.runs, args.warmup)}
     names = args.variants
     if names == 'auto':
@@ -511,12 +532,10 @@ def main(argv=None):
     variants = bench_variants(model, scale, size, device, args.runs, args.warmup,
                               [n for n in names.split(',') if n], name,
                               arch_kwargs) if names else []
-    counts = [int(c) for c in args.threads_sweep.split(',') if c]
-    threads = bench_threads(model, scale, size, args.runs, args.warmup, counts)
+    threads = bench_threads(model, scale, size, args.runs, args.warmup, args.threads_sweep)
     registration = bench_registration(
         [r for r in args.registration.split(',') if r], scale, args.runs)
-    rates = [float(r) for r in args.dds_rates.split(',') if r]
-    dds = bench_dds(rates, args.dds_seconds, args.dds_model or args.model, args.device,
+    dds = bench_dds(args.dds_rates, args.dds_seconds, args.dds_model or args.model, args.device,
                     args.domain_id)
     report = {'device': device_name, 'matmul_gflops': rate / 1e9, 'models': results,
               'pipeline': pipeline, 'variants': variants, 'threads': threads, 'dds': dds,
@@ -525,11 +544,9 @@ def main(argv=None):
     text = markdown(results, pipeline, device_name, rate, variants, threads, dds, registration)
     print(text)
     if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(report, f, indent=1)
+        write_text_atomically(args.json, json.dumps(report, indent=1))
     if args.markdown:
-        with open(args.markdown, 'w') as f:
-            f.write(text + '\n')
+        write_text_atomically(args.markdown, text + '\n')
     return 0
 
 

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 
+from depth_sr_ros.console import interruptible, number
 import numpy as np
 
 CASES = [(reliability, transports) for transports in ('DEFAULT', 'LARGE_DATA')
@@ -33,12 +34,13 @@ def _qos(reliability):
 def publish(args):
     """Run the publisher: wait for the subscriber, send the images, linger briefly."""
     import rclpy
+    from depth_sr_ros.ros.conversions import image_message
     from sensor_msgs.msg import Image
     rclpy.init()
     node = rclpy.create_node('dds_check_pub')
     pub = node.create_publisher(Image, 'dds_check', _qos(args.reliability))
     image = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
-    msg = Image(height=480, width=640, encoding='rgb8', step=1920, data=image.tobytes())
+    msg = image_message(image, 'rgb8', '')
     end = time.monotonic() + 20
     while pub.get_subscription_count() == 0 and time.monotonic() < end:
         rclpy.spin_once(node, timeout_sec=0.05)
@@ -81,21 +83,31 @@ def run_case(reliability, transports, args, domain_id):
         env['FASTDDS_BUILTIN_TRANSPORTS'] = transports
     common = [sys.executable, '-m', 'depth_sr_ros.tools.dds_check', '--reliability', reliability,
               '--count', str(args.count), '--rate', str(args.rate)]
+    # Each in a session of its own: a Ctrl-C in the terminal reaches this process alone,
+    # which ends both.
     sub = subprocess.Popen(common + ['--role', 'sub'], env=env, stdout=subprocess.PIPE,
-                           text=True)
-    time.sleep(1.0)
-    pub = subprocess.Popen(common + ['--role', 'pub'], env=env)
-    pub.wait(timeout=120)
-    out, _ = sub.communicate(timeout=120)
+                           text=True, start_new_session=True)
+    pub = None
+    try:
+        time.sleep(1.0)
+        pub = subprocess.Popen(common + ['--role', 'pub'], env=env, start_new_session=True)
+        pub.wait(timeout=120)
+        out, _ = sub.communicate(timeout=120)
+    finally:
+        for process in (pub, sub):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
     return json.loads(out.strip().splitlines()[-1])
 
 
+@interruptible('depth_sr_dds_check')
 def main(argv=None):
     """Entry point of depth_sr_dds_check."""
     parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
-    parser.add_argument('--count', type=int, default=200,
+    parser.add_argument('--count', type=number(int, low=1), default=200,
                         help='images sent per case (default 200)')
-    parser.add_argument('--rate', type=float, default=60.0,
+    parser.add_argument('--rate', type=number(float, above=0), default=60.0,
                         help='images per second, Hz (default 60)')
     parser.add_argument('--role', choices=('pub', 'sub'), help=argparse.SUPPRESS)
     parser.add_argument('--reliability', default='best_effort', help=argparse.SUPPRESS)

@@ -14,13 +14,14 @@ import time
 import cv2
 from depth_sr_ros.baselines import BicubicUpsampler, GuidedFilterUpsampler
 from depth_sr_ros.checkpoint import CheckpointError
+from depth_sr_ros.console import interruptible
 from depth_sr_ros.data.degradations import bicubic_downsample, crop_to_multiple, kinect_holes
 from depth_sr_ros.data.middlebury import disparity_to_metres, load_pair, SAMPLE_DIR
 from depth_sr_ros.files import unwritable
 from depth_sr_ros.inference import Predictor
 from depth_sr_ros.metrics import mae, rmse
 from depth_sr_ros.paths import MODEL_HELP, resolve_model_path
-from depth_sr_ros.viz import colorize, tile
+from depth_sr_ros.viz import colorize, tile, write_image
 import numpy as np
 
 ERROR_RANGE_M = 0.2  # error maps saturate at 20 cm
@@ -54,11 +55,12 @@ def run(model_path, device, output, seed=0):
         bottom.append(tile(colorize(np.abs(result - truth), 0, ERROR_RANGE_M, cv2.COLORMAP_HOT),
                            f'|{name} - truth|, MAE {rows[-1][1]:.1f} mm'))
     picture = np.vstack([np.hstack(top), np.hstack(middle), np.hstack(bottom)])
-    if not cv2.imwrite(output, picture):
+    if not write_image(output, picture):
         raise OSError(f"could not write '{output}'")
     return rows
 
 
+@interruptible('depth_sr_demo')
 def main(argv=None):
     """Entry point of depth_sr_demo."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])

@@ -14,13 +14,15 @@ import argparse
 import sys
 
 import cv2
+from depth_sr_ros.console import interruptible, number
 from depth_sr_ros.data.scene import recommended_model, RIG_NAMES
 from depth_sr_ros.files import unwritable
 from depth_sr_ros.paths import MODEL_HELP
 from depth_sr_ros.ros.conversions import color_to_array, depth_to_metres, stamp_ns
-from depth_sr_ros.ros.entry import domain_id
+from depth_sr_ros.ros.entry import DOMAIN_ID, domain_id
 from depth_sr_ros.ros.watch import watch_player_and_node
-from depth_sr_ros.viz import colorbar, colorize, edge_window, side_by_side, stack_rows, tile
+from depth_sr_ros.viz import (
+    colorbar, colorize, edge_window, side_by_side, stack_rows, tile, write_image)
 import numpy as np
 import rclpy
 
@@ -107,7 +109,7 @@ def picture(watcher, path):
     if error is not None:
         crops.append(tile(colorize(error[window], 0, ERROR_RANGE_M, cv2.COLORMAP_HOT),
                           '|output - truth|, full resolution'))
-    return cv2.imwrite(path, stack_rows([top, side_by_side(crops)]))
+    return write_image(path, stack_rows([top, side_by_side(crops)]))
 
 
 def summary(watcher, seconds):
@@ -133,20 +135,23 @@ def summary(watcher, seconds):
     return lines
 
 
+@interruptible('depth_sr_live_demo')
 def main(argv=None):
     """Entry point of depth_sr_live_demo."""
     parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
-    parser.add_argument('--seconds', type=float, default=20.0, help='how long to watch')
+    parser.add_argument('--seconds', type=number(float, above=0), default=20.0,
+                        help='how long to watch')
     parser.add_argument('--rig', default='registered', choices=RIG_NAMES,
                         help='camera the player imitates (see depth_sr_player)')
     parser.add_argument('--bag', default='',
                         help='play this recorded rosbag2 bag instead of a rig (no truth tile)')
-    parser.add_argument('--rate', type=float, default=30.0, help='player frame rate, Hz')
+    parser.add_argument('--rate', type=number(float, above=0), default=30.0,
+                        help='player frame rate, Hz')
     parser.add_argument('--model', default='',
                         help=MODEL_HELP + "; a rig's own where it needs another (tof: 8x)")
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     parser.add_argument('--output', default='live_demo.png', help='picture to write')
-    parser.add_argument('--domain-id', type=int, default=domain_id(50, 50),
+    parser.add_argument('--domain-id', type=DOMAIN_ID, default=domain_id(50, 50),
                         help='ROS domain of the three processes (default: ROS_DOMAIN_ID when '
                              'set, else one of 50-99)')
     args = parser.parse_args(argv)

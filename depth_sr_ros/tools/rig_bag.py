@@ -13,6 +13,7 @@ import argparse
 import sys
 
 from depth_sr_ros.bags import bag_writer, tf_static_message
+from depth_sr_ros.console import interruptible, number
 from depth_sr_ros.data.scene import (
     COLOR_FRAME, DEPTH_FRAME, rig_extrinsic, rig_frames, RIG_NAMES)
 from depth_sr_ros.files import staged_folder
@@ -61,18 +62,18 @@ def write_rig_bag(path, rig, frames, storage='mcap'):
     return frames
 
 
+@interruptible('depth_sr_rig_bag')
 def main(argv=None):
     """Entry point of depth_sr_rig_bag."""
     parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
     parser.add_argument('--rig', default='d435', choices=RIG_NAMES, help='camera to record')
-    parser.add_argument('--frames', type=int, default=8, help='frames to write (default 8)')
+    parser.add_argument('--frames', type=number(int, low=1), default=8,
+                        help='frames to write (default 8)')
     parser.add_argument('--output', required=True,
                         help='bag folder to create (written beside it, moved in when complete)')
     parser.add_argument('--storage', default='mcap', choices=('mcap', 'sqlite3'),
                         help='rosbag2 storage (default mcap)')
     args = parser.parse_args(argv)
-    if args.frames < 1:
-        parser.error(f'--frames: at least 1, not {args.frames}')
     try:
         with staged_folder(args.output) as staging:
             count = write_rig_bag(staging, args.rig, args.frames, args.storage)

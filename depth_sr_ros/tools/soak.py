@@ -15,9 +15,10 @@ import argparse
 import json
 import sys
 
-from depth_sr_ros.files import unwritable
+from depth_sr_ros.console import interruptible, number
+from depth_sr_ros.files import unwritable, write_text_atomically
 from depth_sr_ros.paths import MODEL_HELP
-from depth_sr_ros.ros.entry import domain_id
+from depth_sr_ros.ros.entry import DOMAIN_ID, domain_id
 from depth_sr_ros.ros.watch import diagnostic_number, watch_player_and_node
 import numpy as np
 import rclpy
@@ -65,23 +66,25 @@ def verdict(report, max_growth_mib, stall_seconds):
     return problems
 
 
+@interruptible('depth_sr_soak')
 def main(argv=None):
     """Entry point of depth_sr_soak."""
     parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
-    parser.add_argument('--seconds', type=float, default=600.0,
+    parser.add_argument('--seconds', type=number(float, above=0), default=600.0,
                         help='how long to run, s (default 600)')
-    parser.add_argument('--rate', type=float, default=30.0, help='player frame rate, Hz')
+    parser.add_argument('--rate', type=number(float, above=0), default=30.0,
+                        help='player frame rate, Hz')
     parser.add_argument('--model', default='', help=MODEL_HELP)
     parser.add_argument('--device', default='auto',
                         help="'auto', 'cuda', 'cuda:N' or 'cpu' (default auto)")
-    parser.add_argument('--warmup', type=float, default=10.0,
+    parser.add_argument('--warmup', type=number(float, low=0), default=10.0,
                         help='seconds before the reference memory sample')
-    parser.add_argument('--max-growth-mib', type=float, default=50.0,
+    parser.add_argument('--max-growth-mib', type=number(float, low=0), default=50.0,
                         help='largest growth of resident memory after the warm-up that passes, '
                              'MiB (default 50)')
-    parser.add_argument('--stall-seconds', type=float, default=10.0,
+    parser.add_argument('--stall-seconds', type=number(float, above=0), default=10.0,
                         help='longest time without an output that passes, s (default 10)')
-    parser.add_argument('--domain-id', type=int, default=domain_id(30, 20),
+    parser.add_argument('--domain-id', type=DOMAIN_ID, default=domain_id(30, 20),
                         help='ROS domain of the player and the node (default: ROS_DOMAIN_ID '
                              'when set, else one of 30-49)')
     parser.add_argument('--json', default='', help='also write the results here as JSON')
@@ -135,8 +138,8 @@ def main(argv=None):
             print('latency p50 per quarter of the run (ms): '
                   + ', '.join(f'{q.mean():.0f}' for q in quarters))
         if args.json:
-            with open(args.json, 'w') as f:
-                json.dump(dict(report, problems=problems), f, indent=1)
+            write_text_atomically(args.json, json.dumps(dict(report, problems=problems),
+                                                        indent=1))
         for problem in problems:
             print(f'depth_sr_soak: FAILED: {problem}', file=sys.stderr)
         return 1 if problems else 0

@@ -29,6 +29,7 @@ import os
 import re
 import sys
 
+from depth_sr_ros.console import interruptible
 from depth_sr_ros.data.middlebury import list_pairs, load_pair
 from depth_sr_ros.evaluation import compared_methods, evaluate, markdown, table
 from depth_sr_ros.files import write_text_atomically
@@ -238,6 +239,7 @@ def _network_and_scale(path):
     return (name, int(scale)) if scale.isdigit() else (name, 0)
 
 
+@interruptible('depth_sr_zoo')
 def main(argv=None):
     """Entry point of depth_sr_zoo."""
     parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
@@ -283,7 +285,7 @@ def main(argv=None):
     results = []
     for path, key in zip(paths, keys):
         name = os.path.basename(path)
-        print(f'evaluating {name}', file=sys.stderr)
+        print(f'depth_sr_zoo: evaluating {name}', file=sys.stderr)
         label, scale, reports = evaluate_model(path, args.data, args.device)
         results.append((name, label, scale, reports))
         blocks = {('card', key): card_block(path, reports),

@@ -2,8 +2,8 @@
 The node's parameters: the one table of names, defaults, ranges and descriptions.
 
 The node declares exactly these; pipeline.Settings takes its defaults from here;
-config/sr.yaml and the README's parameter table must agree with it (test_layout.py
-checks both). No ROS import: the node turns each entry into a ParameterDescriptor.
+config/sr.yaml and the README's parameter table (``markdown_table``) must agree with it
+(test_layout.py checks both). No ROS import: the node turns each entry into a ParameterDescriptor.
 
 The acceleration parameters (precision, channels_last, compile_mode, device_io) take their
 defaults from inference.Acceleration and their choices from inference.py, so the node's
@@ -43,7 +43,7 @@ PARAMETERS = {
     'precision': Param(_ACCELERATION.precision,
                        "the network's number format: auto = mixed on CPUs with bfloat16 units "
                        '(AMX, AVX512-BF16), else float32; mixed = bfloat16 (CPU) / float16 '
-                       '(CUDA) body with the depth input in float32',
+                       '(CUDA) body with the depth input in float32; float16 on CUDA only',
                        choices=PRECISION_CHOICES),
     'channels_last': Param(_ACCELERATION.channels_last,
                            'NHWC memory format for the network (measured faster on CPUs; '
@@ -65,7 +65,8 @@ PARAMETERS = {
                                  'its intrinsics scaled; [0, 0] = the colour size', 0, 100_000,
                          length=2),
     'max_output_pixels': Param(1920 * 1088, 'frames whose output grid (padded to a multiple of '
-                                            'the scale) has more pixels are refused',
+                                            'the scale) has more pixels are refused with a '
+                                            'warning; default: 1920x1088',
                                1, 100_000_000),
     'depth_to_color': Param(None, 'raw depth only: [x, y, z, qx, qy, qz, qw], the transform '
                                   "from the depth camera's optical frame to the colour's, m; "
@@ -104,3 +105,28 @@ def check_value(name, value):
                                          if isinstance(v, (int, float))):
         return f'{name} must be within [{param.low}, {param.high}], not {value}'
     return ''
+
+
+def shown_default(name):
+    """Return parameter ``name``'s default as the README's table shows it."""
+    default = PARAMETERS[name].default
+    if default is None:
+        return 'unset'
+    if isinstance(default, bool):
+        return str(default).lower()
+    if isinstance(default, str):
+        return repr(default) if default else "''"
+    return str(default)
+
+
+def markdown_table():
+    """
+    Return the README's table of the node's parameters: name, default, description.
+
+    A parameter that cannot change while the node runs says '(restart to change)'.
+    """
+    rows = ['| parameter | default | |', '|---|---|---|']
+    for name, param in PARAMETERS.items():
+        restart = '' if param.live else ' (restart to change)'
+        rows.append(f'| `{name}` | {shown_default(name)} | {param.description}{restart} |')
+    return '\n'.join(rows)

@@ -257,3 +257,25 @@ def test_a_bad_number_ends_the_real_process_with_status_2_and_no_traceback(tmp_p
     assert done.stderr.strip().splitlines()[-1].endswith(
         ": error: argument --steps: an integer at least 1, not '-1'")
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_the_live_demo_gives_the_summary_so_far_and_status_130(tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'depth_sr_ros.tools.live_demo', '--seconds', '600', '--device',
+         'cpu', '--output', str(tmp_path / 'out.png'), '--domain-id',
+         str(200 + os.getpid() % 20)], cwd=tmp_path, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(45)  # player and node started, some frames served
+        assert process.poll() is None
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130, (out, err)
+    assert 'Traceback' not in err, err
+    assert 'depth_sr_live_demo: stopped by Ctrl-C after' in err
+    # The summary covers the time watched, not the 600 s asked for.
+    watched = re.search(r'super-resolved frames received in (\d+) s', out)
+    assert watched and 10 <= int(watched.group(1)) < 120, out

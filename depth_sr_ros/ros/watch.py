@@ -74,7 +74,9 @@ def watch_player_and_node(seconds, rate, model, device, domain_id, program, on_t
     of start-up is waited for), and what came before is forgotten: a measurement of the
     running node, not of its start.
     Returns (watcher, ok); ok is False when a process stopped early. Ctrl-C ends the watch
-    early, like its time running out. The caller destroys the watcher and shuts rclpy down.
+    early, like its time running out, and sets ``watcher.interrupted``; ``watcher.watched`` is
+    the seconds watched (from the first output with ``from_first_output``). The caller destroys
+    the watcher and shuts rclpy down.
     """
     extrinsic = read_recording(bag)[2] if bag else rig_extrinsic(rig)
     # A scene rig renders each view in about a second at start-up, and a CPU takes seconds
@@ -97,6 +99,7 @@ def watch_player_and_node(seconds, rate, model, device, domain_id, program, on_t
     watcher.still = still
     started = launched = time.monotonic()
     waiting = from_first_output
+    watcher.interrupted = False
     try:
         while time.monotonic() - started < seconds + (60.0 if waiting else 0.0):
             if waiting and watcher.outputs:
@@ -112,9 +115,11 @@ def watch_player_and_node(seconds, rate, model, device, domain_id, program, on_t
                       file=sys.stderr)
                 return watcher, False
     except KeyboardInterrupt:  # Ctrl-C: stop watching, and say what was seen so far
+        watcher.interrupted = True
         print(f'{program}: stopped by Ctrl-C after {time.monotonic() - launched:.0f} s; what '
               'was seen until then follows', file=sys.stderr)
     finally:
+        watcher.watched = time.monotonic() - started  # seconds, from the first output if waited
         for p in processes:
             if p.poll() is None:
                 p.send_signal(signal.SIGINT)

@@ -359,9 +359,10 @@ def bench_dds(rates, seconds, model_path, device, domain_id):
             diagnostics = [d for d in watcher.diagnostics if float(d['output (Hz)']) > 0]
             received = [t - stamp_ns(m.header.stamp) * 1e-9 for t, m in watcher.outputs]
             rows.append({
-                'rate_hz': rate, 'seconds': seconds, 'ok': ok, 'outputs': len(received),
+                'rate_hz': rate, 'seconds': watcher.watched, 'ok': ok and not watcher.interrupted,
+                'outputs': len(received),
                 'model': model_path,
-                'output_hz': len(received) / seconds,
+                'output_hz': len(received) / watcher.watched,
                 'pairs_in_hz': float(np.median([float(d['input pairs (Hz)'])
                                                 for d in diagnostics])) if diagnostics else 0,
                 'node_p50_ms': float(np.median([diagnostic_number(d['latency p50 (ms)'])

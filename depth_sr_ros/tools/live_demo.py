@@ -14,7 +14,7 @@ import argparse
 import sys
 
 import cv2
-from depth_sr_ros.console import interruptible, number
+from depth_sr_ros.console import INTERRUPTED, interruptible, number
 from depth_sr_ros.data.scene import recommended_model, RIG_NAMES
 from depth_sr_ros.files import unwritable
 from depth_sr_ros.paths import MODEL_HELP
@@ -164,7 +164,7 @@ def main(argv=None):
                                         args.domain_id, 'depth_sr_live_demo', rig=args.rig,
                                         bag=args.bag)
     try:
-        print('\n'.join(summary(watcher, args.seconds)))
+        print('\n'.join(summary(watcher, watcher.watched)))
         wrote = picture(watcher, args.output)
         if wrote:
             truth = '' if args.bag else (f', |output - truth| (saturates at '
@@ -173,6 +173,8 @@ def main(argv=None):
                   f'{truth}; black = no estimate')
         if not ok:
             return 1
+        if watcher.interrupted:
+            return INTERRUPTED
         if not wrote:
             print('depth_sr_live_demo: no output frame could be matched to its input; '
                   'no picture', file=sys.stderr)

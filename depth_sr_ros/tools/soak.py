@@ -15,7 +15,7 @@ import argparse
 import json
 import sys
 
-from depth_sr_ros.console import interruptible, number
+from depth_sr_ros.console import INTERRUPTED, interruptible, number
 from depth_sr_ros.files import unwritable, write_text_atomically
 from depth_sr_ros.paths import MODEL_HELP
 from depth_sr_ros.ros.entry import DOMAIN_ID, domain_id
@@ -107,18 +107,19 @@ def main(argv=None):
         if not ok or not samples:
             return 1
         after_warmup = [rss for t, rss in samples if t >= args.warmup] or [samples[-1][1]]
-        floor_start, floor_end = memory_floors(samples, args.warmup, args.seconds)
+        seconds = watcher.watched  # the run's length, shorter after a Ctrl-C
+        floor_start, floor_end = memory_floors(samples, args.warmup, seconds)
         periods = [{'latency_p50_ms': diagnostic_number(d['latency p50 (ms)']),
                     'latency_p95_ms': diagnostic_number(d['latency p95 (ms)']),
                     'output_hz': float(d['output (Hz)']),
                     'dropped_pairs': int(d['dropped pairs'])} for d in watcher.diagnostics]
         report = {
-            'seconds': args.seconds, 'rate_hz': args.rate,
+            'seconds': seconds, 'rate_hz': args.rate,
             'rss_after_warmup_mib': after_warmup[0], 'rss_end_mib': samples[-1][1],
             'rss_max_mib': max(rss for _, rss in samples),
             'rss_floor_start_mib': floor_start, 'rss_floor_end_mib': floor_end,
             'outputs': len(watcher.outputs),
-            'output_hz': len(watcher.outputs) / args.seconds,
+            'output_hz': len(watcher.outputs) / seconds,
             'dropped_pairs': periods[-1]['dropped_pairs'] if periods else None,
             'last_output_s': (watcher.outputs[-1][0] - watcher.started
                               if watcher.outputs else None),
@@ -127,7 +128,7 @@ def main(argv=None):
         }
         latencies = [v for v in report['latency_p50_ms_by_period'] if np.isfinite(v)]
         problems = verdict(report, args.max_growth_mib, args.stall_seconds)
-        print(f"{args.seconds:.0f} s at {args.rate:g} Hz: {report['outputs']} outputs "
+        print(f"{seconds:.0f} s at {args.rate:g} Hz: {report['outputs']} outputs "
               f"({report['output_hz']:.2f} Hz), dropped pairs {report['dropped_pairs']}")
         print(f"node resident memory: {report['rss_after_warmup_mib']:.0f} MiB after "
               f"{args.warmup:.0f} s, {report['rss_end_mib']:.0f} MiB at the end, "
@@ -142,6 +143,8 @@ def main(argv=None):
                                                         indent=1))
         for problem in problems:
             print(f'depth_sr_soak: FAILED: {problem}', file=sys.stderr)
+        if watcher.interrupted:
+            return INTERRUPTED  # a soak cut short passes nothing
         return 1 if problems else 0
     finally:
         watcher.destroy_node()

@@ -8,6 +8,7 @@ from depth_sr_ros.tools.zoo import main, replace_block, TEST_IMAGES
 import pytest
 
 FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures')
+MODELS = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'models')
 
 
 def _data_tree(root):
@@ -86,3 +87,13 @@ def test_a_missing_block_is_said_before_any_evaluation(tmp_path, capsys):
     assert 'card.md: no <!-- zoo: never_loaded_x4 --> ... <!-- /zoo: never_loaded_x4 --> ' \
         'block' in err
     assert 'evaluating' not in err
+
+
+def test_missing_benchmark_data_is_one_line_and_exit_2_before_any_evaluation(tmp_path, capsys):
+    _data_tree(tmp_path / 'data')
+    os.remove(tmp_path / 'data' / 'middlebury30' / 'rgb' / '14.png')
+    assert main(['--data', str(tmp_path / 'data'), '--models', MODELS]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"depth_sr_zoo: {tmp_path / 'data' / 'middlebury30'}: no 14"]
+    assert main(['--data', str(tmp_path / 'nowhere'), '--models', MODELS]) == 2
+    assert 'nowhere/middlebury30: no depth/ and rgb/ pairs' in capsys.readouterr().err

@@ -233,6 +233,24 @@ def replace_block(text, key, body):
     return pattern.sub(lambda m: m.group(1) + (body + '\n' if body else '') + m.group(2), text)
 
 
+def missing_data(data_root):
+    """Return what the zoo's benchmarks need from ``data_root`` and it lacks, or ''."""
+    wanted = {}
+    for _, _, folder, names, _, _ in BENCHMARKS:
+        wanted.setdefault(folder, set()).update(names or ())
+    wanted['middlebury30'].update(VALIDATION_NAMES)
+    for folder, names in wanted.items():
+        path = os.path.join(data_root, folder)
+        try:
+            found = set(list_pairs(path))
+        except FileNotFoundError:  # no depth/ or rgb/ folder
+            found = set()
+        if not found or names - found:
+            lacking = ', '.join(sorted(names - found)) if found else 'depth/ and rgb/ pairs'
+            return f'{path}: no {lacking}'
+    return ''
+
+
 def _network_and_scale(path):
     """Sort key of a model file name NETWORK_xSCALE.pt: by network, then by scale."""
     name, _, scale = os.path.basename(path).removesuffix('.pt').rpartition('_x')
@@ -282,6 +300,10 @@ def main(argv=None):
                 reason = error.args[0] if isinstance(error, KeyError) else error.strerror
                 print(f'depth_sr_zoo: {getattr(args, document)}: {reason}', file=sys.stderr)
                 return 1
+    problem = missing_data(args.data)
+    if problem:
+        print(f'depth_sr_zoo: {problem}', file=sys.stderr)
+        return 2
     results = []
     for path, key in zip(paths, keys):
         name = os.path.basename(path)

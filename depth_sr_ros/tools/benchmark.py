@@ -433,7 +433,7 @@ def markdown(results, pipeline, device_name, rate, variants=(), threads=(), dds=
                   'ms | stamp-to-receive p50 / p95 ms | dropped pairs |',
                   '|---|---|---|---|---|---|---|']
         for d in dds:
-            lines.append(f"| {d['rate_hz']:g} | {d['seconds']:g} | {d['pairs_in_hz']:.1f} | "
+            lines.append(f"| {d['rate_hz']:g} | {d['seconds']:.0f} | {d['pairs_in_hz']:.1f} | "
                          f"{d['output_hz']:.2f} | {_ms(d['node_p50_ms'])} / "
                          f"{_ms(d['node_p95_ms'])} | {_ms(d['receive_p50_ms'])} / "
                          f"{_ms(d['receive_p95_ms'])} | {d['dropped_pairs']} |")

@@ -128,6 +128,18 @@ def _export(tmp):
             ['out.onnx'], 0.5)
 
 
+def _ctrl_c(process, wait, program):
+    """Send SIGINT to ``process`` after ``wait`` seconds at work; return its (stdout, stderr)."""
+    try:
+        time.sleep(wait)
+        if process.poll() is not None:
+            pytest.fail(f'{program} ended before the Ctrl-C: {process.communicate()}')
+        process.send_signal(signal.SIGINT)
+        return process.communicate(timeout=120)
+    finally:
+        process.kill()
+
+
 SLOW = pytest.mark.slow  # about 4 s each: the two that the issue names run in the fast set
 
 
@@ -141,17 +153,10 @@ def test_ctrl_c_stops_a_working_command_in_one_line_with_status_130(setup, tmp_p
     process = subprocess.Popen([sys.executable, '-c', LAUNCHER.format(module)] + args,
                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
-    try:
-        for line in process.stderr:  # the imports' warnings, if any, then READY
-            if line.strip() == READY:
-                break
-        time.sleep(wait)
-        if process.poll() is not None:
-            pytest.fail(f'{program} ended before the Ctrl-C: {process.communicate()}')
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=120)
-    finally:
-        process.kill()
+    for line in process.stderr:  # the imports' warnings, if any, then READY
+        if line.strip() == READY:
+            break
+    out, err = _ctrl_c(process, wait, program)
     assert process.returncode == 130, (out, err)
     assert 'Traceback' not in err, err
     # The stop is one line; lines before it are the command's own progress, named as its.
@@ -273,13 +278,7 @@ def test_ctrl_c_on_the_live_demo_gives_the_summary_so_far_and_status_130(tmp_pat
          'cpu', '--output', str(tmp_path / 'out.png'), '--domain-id',
          str(200 + os.getpid() % 20)], cwd=tmp_path, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
-    try:
-        time.sleep(45)  # player and node started, some frames served
-        assert process.poll() is None
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=120)
-    finally:
-        process.kill()
+    out, err = _ctrl_c(process, 45, 'depth_sr_live_demo')  # player and node started, serving
     assert process.returncode == 130, (out, err)
     assert 'Traceback' not in err, err
     assert 'depth_sr_live_demo: stopped by Ctrl-C after' in err

@@ -19,6 +19,14 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
+# The node publishes /diagnostics every diagnostics_period (2 s here) from its start. A watcher
+# that has heard nothing for this long while both processes run missed the DDS discovery: it
+# joins the domain again as a new participant. Seen on a loaded 2-core machine under Fast DDS's
+# LARGE_DATA transports: player and node paired and served at 9 Hz for a minute while the
+# watcher's participant received nothing, not even /diagnostics.
+REJOIN_AFTER_S = 20.0
+REJOINS = 2
+
 
 def diagnostic_number(text):
     """Return a number of the node's /diagnostics values; '-' (none this period) is NaN."""
@@ -36,6 +44,7 @@ class Watcher(Node):
         self.started = self.get_clock().now().nanoseconds * 1e-9
         self.outputs = []  # (receive time s, message)
         self.diagnostics = []
+        self.heard = False  # any message from the player or the node arrived
         for store, topic in ((self.depth, 'depth/image_raw'), (self.color, 'color/image_raw'),
                              (self.truth, 'truth/depth')):
             if inputs:  # a picture needs them; a measurement does not pay for them
@@ -47,15 +56,18 @@ class Watcher(Node):
 
     def _keep(self, store):
         def callback(msg):
+            self.heard = True
             store[stamp_ns(msg.header.stamp)] = msg
             while len(store) > 300:
                 del store[min(store)]
         return callback
 
     def _on_output(self, msg):
+        self.heard = True
         self.outputs.append((self.get_clock().now().nanoseconds * 1e-9, msg))
 
     def _on_diagnostics(self, msg):
+        self.heard = True
         for status in msg.status:
             if status.name.startswith('depth_sr'):
                 self.diagnostics.append({kv.key: kv.value for kv in status.values})
@@ -97,11 +109,16 @@ def watch_player_and_node(seconds, rate, model, device, domain_id, program, on_t
     rclpy.init()
     watcher = Watcher(inputs)
     watcher.still = still
-    started = launched = time.monotonic()
+    started = launched = joined = time.monotonic()
     waiting = from_first_output
     watcher.interrupted = False
+    watcher.rejoins = 0
     try:
         while time.monotonic() - started < seconds + (60.0 if waiting else 0.0):
+            if (not watcher.heard and time.monotonic() - joined > REJOIN_AFTER_S
+                    and watcher.rejoins < REJOINS):
+                watcher = _rejoin(watcher, inputs, program)
+                joined = time.monotonic()
             if waiting and watcher.outputs:
                 waiting = False
                 started = time.monotonic()
@@ -129,3 +146,16 @@ def watch_player_and_node(seconds, rate, model, device, domain_id, program, on_t
             except subprocess.TimeoutExpired:
                 p.kill()
     return watcher, True
+
+
+def _rejoin(watcher, inputs, program):
+    """Replace ``watcher`` by a new Watcher on a new DDS participant, keeping its counters."""
+    print(f'{program}: heard nothing from the player or the node in {REJOIN_AFTER_S:.0f} s; '
+          'joining the DDS domain again', file=sys.stderr)
+    watcher.destroy_node()
+    rclpy.shutdown()
+    rclpy.init()
+    fresh = Watcher(inputs)
+    fresh.still, fresh.interrupted = watcher.still, watcher.interrupted
+    fresh.rejoins = watcher.rejoins + 1
+    return fresh

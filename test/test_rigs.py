@@ -19,7 +19,7 @@ from depth_sr_ros.geometry.grids import plan_grids, resize_color
 from depth_sr_ros.geometry.registration import reduce_registered, register_raw
 from depth_sr_ros.ros import extrinsics
 from depth_sr_ros.ros.conversions import (
-    camera_info_message, image_message, image_to_array, metres_to_image)
+    camera_info_message, image_message, image_to_array, metres_to_image, stamp_ns)
 from helpers import REPO
 from node_graph import Graph
 import numpy as np
@@ -210,3 +210,64 @@ def test_the_node_finds_depth_that_sits_off_the_colour_and_moves_it_back(scene):
     assert moved is not None, 'no correction within 120 s'
     dx, dy = (float(v) for v in moved.split(','))
     assert abs(dx - 12.0) <= 2.0 and abs(dy + 8.0) <= 2.0, moved  # half an LR pixel = 2 px
+
+
+def _serve_each(model, alignment, frames, count=16):
+    """
+    Serve ``count`` frames of the aligned rig one at a time to a node with ``alignment``.
+
+    Each output is awaited before the next frame. Return ({stamp: output depth}, the
+    /diagnostics values in order).
+    """
+    from diagnostic_msgs.msg import DiagnosticArray
+    g = Graph(model, [Parameter('output_size', value=list(OUTPUT)),
+                      Parameter('alignment', value=alignment),
+                      Parameter('diagnostics_period', value=0.5)])
+    arrays = []
+    g.probe.create_subscription(DiagnosticArray, '/diagnostics', arrays.append, 10)
+    try:
+        pubs = g.connect(qos_profile_sensor_data)
+        for i in range(count):
+            stamp = 1_000_000_000 + i * 100_000_000
+            depth, color, (depth_info, color_info) = _messages(
+                RIGS['aligned'], frames[i % len(frames)], stamp)
+            for name, msg in (('depth_info', depth_info), ('color_info', color_info),
+                              ('color', color), ('depth', depth)):
+                pubs[name].publish(msg)
+            g.wait_for('image', i + 1, timeout=30.0)
+        time.sleep(1.5)  # the diagnostics of the last frames
+    finally:
+        g.close()
+    outputs = {stamp_ns(m.header.stamp): image_to_array(m) for m in g.received['image']}
+    return outputs, [{kv.key: kv.value for kv in a.status[0].values} for a in list(arrays)]
+
+
+def _same_outputs(first, second):
+    common = sorted(set(first) & set(second))
+    assert len(common) >= 12, (len(first), len(second))
+    for stamp in common:  # the same millimetres (16UC1 in, 16UC1 out): 0.1 mm is exact
+        np.testing.assert_allclose(first[stamp].astype(float), second[stamp].astype(float),
+                                   atol=0.1)
+
+
+@pytest.mark.slow  # two nodes, 16 frames each, over DDS
+def test_on_a_calibrated_rig_the_alignment_finds_nothing_and_changes_nothing(scene, model_path):
+    frames = [render_rig(scene, RIGS['aligned'], index=i, frames=8) for i in range(8)]
+    auto, diagnostics = _serve_each(model_path, 'auto', frames)
+    off, _ = _serve_each(model_path, 'off', frames)
+    assert {d['depth moved back by (px right, down)'] for d in diagnostics} == {'+0.0, +0.0'}
+    assert diagnostics[-1]['alignment'] == 'auto: edges match'  # it looked, and they do
+    _same_outputs(auto, off)
+
+
+@pytest.mark.slow  # two nodes, 16 frames each, over DDS
+def test_a_featureless_scene_gives_no_alignment_change_and_says_why(model_path):
+    # A grey wall 2 m away, seen by the aligned rig: no edges in depth or colour.
+    rig = RIGS['aligned']
+    flat = {'depth': np.full((rig.depth.height, rig.depth.width), 2.0, np.float32),
+            'color': np.full((rig.color.height, rig.color.width, 3), 128, np.uint8)}
+    auto, diagnostics = _serve_each(model_path, 'auto', [flat])
+    off, _ = _serve_each(model_path, 'off', [flat])
+    assert {d['depth moved back by (px right, down)'] for d in diagnostics} == {'+0.0, +0.0'}
+    assert 'too few depth edges or no colour contrast' in diagnostics[-1]['alignment']
+    _same_outputs(auto, off)

@@ -1,10 +1,12 @@
 """The zoo script: every model evaluated, its blocks in the cards and README rewritten."""
 
+import glob
 import os
+import re
 import shutil
 
 from depth_sr_ros.selection import VALIDATION_NAMES
-from depth_sr_ros.tools.zoo import main, replace_block, TEST_IMAGES
+from depth_sr_ros.tools.zoo import file_digest, main, replace_block, TEST_IMAGES
 import pytest
 
 FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures')
@@ -49,6 +51,7 @@ def test_the_zoo_rewrites_every_block_from_its_own_evaluation(tmp_path, model_pa
     text = card.read_text()
     assert text.startswith('# cards\n') and text.endswith('end\n')
     block = text.split('<!-- zoo: tiny_x4 -->')[1]
+    assert f"SHA-256 begins `{file_digest(tmp_path / 'models' / 'tiny_x4.pt')}`" in block
     # The validation table that model selection judges, with its depth_sr_select command.
     assert '`depth_sr_select --model models/tiny_x4.pt --data ../shared/data/middlebury30`' in (
         block)
@@ -97,3 +100,43 @@ def test_missing_benchmark_data_is_one_line_and_exit_2_before_any_evaluation(tmp
     assert err == [f"depth_sr_zoo: {tmp_path / 'data' / 'middlebury30'}: no 14"]
     assert main(['--data', str(tmp_path / 'nowhere'), '--models', MODELS]) == 2
     assert 'nowhere/middlebury30: no depth/ and rgb/ pairs' in capsys.readouterr().err
+
+
+def _pairs(cell):
+    """Return (MAE, RMSE) of a table cell 'MAE / RMSE'."""
+    mae, rmse = cell.split(' / ')
+    return float(mae), float(rmse)
+
+
+# Where a shipped file is not below bicubic in a card's tables: each is an open failure, named
+# here so that the test fails on any new one and on one that is fixed (then remove it).
+KNOWN_LOSSES = {
+    # 7.240 against 7.159 on the six images; fine-tunes toward that protocol were better there
+    # on validation but worse under the papers' and noise (docs/training.md, AHMF 16x).
+    ('ahmf_x16.pt', 'antialiased', 'RMSE'): 'the real-sensor issue, item 4',
+}
+
+
+def test_every_shipped_file_beats_bicubic_on_every_set_and_protocol_its_card_reports():
+    # The cards' accuracy blocks are the zoo's output for the committed files (the digest says
+    # which file): validation (5 protocols) and held-out sets (6 benchmarks), model against
+    # bicubic in MAE and RMSE.
+    with open(os.path.join(MODELS, 'README.md')) as f:
+        cards = f.read()
+    losses = set()
+    paths = sorted(glob.glob(os.path.join(MODELS, '*.pt')))
+    assert len(paths) >= 10
+    for path in paths:
+        name = os.path.basename(path)
+        block = cards.split(f'<!-- zoo: {name.removesuffix(".pt")} -->')[1].split('<!-- /zoo')[0]
+        assert f'SHA-256 begins `{file_digest(path)}`' in block, (
+            f"{name}: the card's tables are not of this file; run depth_sr_zoo --write")
+        rows = [line.strip('|').split(' | ') for line in block.splitlines()
+                if re.match(r'\| [a-z].* \| \d', line)]
+        assert len(rows) == 5 + 6, (name, rows)
+        for cells in rows:
+            bicubic, model = _pairs(cells[1]), _pairs(cells[-2 if len(cells) == 5 else -1])
+            for metric, b, m in zip(('MAE', 'RMSE'), bicubic, model):
+                if not m < b:
+                    losses.add((name, cells[0].strip(), metric))
+    assert losses == set(KNOWN_LOSSES), sorted(losses)

@@ -67,7 +67,7 @@ def test_onnx_errors_are_one_line(tmp_path, exported):
 def test_the_node_runs_an_onnx_model(exported):
     from depth_sr_ros.ros.node import DepthSrNode
     context = rclpy.Context()
-    rclpy.init(context=context, domain_id=190 + os.getpid() % 40)
+    rclpy.init(context=context, domain_id=190 + os.getpid() % 10)
     try:
         node = DepthSrNode(context=context, parameter_overrides=[
             Parameter('model_path', value=exported[1])])
@@ -82,7 +82,7 @@ def test_the_node_refuses_pytorch_options_for_an_onnx_model(exported):
     # Refused with the reason rather than run silently without the options asked for.
     from depth_sr_ros.ros.node import DepthSrNode
     context = rclpy.Context()
-    rclpy.init(context=context, domain_id=190 + os.getpid() % 40)
+    rclpy.init(context=context, domain_id=190 + os.getpid() % 10)
     try:
         with pytest.raises(ValueError, match='PyTorch options'):
             DepthSrNode(context=context, parameter_overrides=[
@@ -153,7 +153,7 @@ def test_the_node_serves_a_mixed_export_on_openvino(tmp_path):
                     {'data': 'untrained, for tests'})
     export_onnx(pt, onnx_path, precision='mixed')
     context = rclpy.Context()
-    rclpy.init(context=context, domain_id=190 + os.getpid() % 40)
+    rclpy.init(context=context, domain_id=190 + os.getpid() % 10)
     try:
         node = DepthSrNode(context=context, parameter_overrides=[
             Parameter('model_path', value=onnx_path)])

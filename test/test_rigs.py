@@ -231,10 +231,14 @@ def _serve_each(model, alignment, frames, count=16):
             stamp = 1_000_000_000 + i * 100_000_000
             depth, color, (depth_info, color_info) = _messages(
                 RIGS['aligned'], frames[i % len(frames)], stamp)
-            for name, msg in (('depth_info', depth_info), ('color_info', color_info),
-                              ('color', color), ('depth', depth)):
-                pubs[name].publish(msg)
-            g.wait_for('image', i + 1, timeout=30.0)
+            served = len(g.received['image'])
+            for _ in range(3):  # best effort: a lost message is sent again
+                for name, msg in (('depth_info', depth_info), ('color_info', color_info),
+                                  ('color', color), ('depth', depth)):
+                    pubs[name].publish(msg)
+                if len(g.wait_for('image', served + 1, timeout=20.0)) > served:
+                    break
+            assert len(g.received['image']) > served, f'no output for frame {i}: {g.node.counts}'
         time.sleep(1.5)  # the diagnostics of the last frames
     finally:
         g.close()
@@ -244,7 +248,7 @@ def _serve_each(model, alignment, frames, count=16):
 
 def _same_outputs(first, second):
     common = sorted(set(first) & set(second))
-    assert len(common) >= 12, (len(first), len(second))
+    assert len(common) == 16, (len(first), len(second))
     for stamp in common:  # the same millimetres (16UC1 in, 16UC1 out): 0.1 mm is exact
         np.testing.assert_allclose(first[stamp].astype(float), second[stamp].astype(float),
                                    atol=0.1)

@@ -44,7 +44,7 @@ class Watcher(Node):
         self.started = self.get_clock().now().nanoseconds * 1e-9
         self.outputs = []  # (receive time s, message)
         self.diagnostics = []
-        self.heard = False  # any message from the player or the node arrived
+        self.heard = False  # an output or /diagnostics of the node arrived
         for store, topic in ((self.depth, 'depth/image_raw'), (self.color, 'color/image_raw'),
                              (self.truth, 'truth/depth')):
             if inputs:  # a picture needs them; a measurement does not pay for them
@@ -56,7 +56,6 @@ class Watcher(Node):
 
     def _keep(self, store):
         def callback(msg):
-            self.heard = True
             store[stamp_ns(msg.header.stamp)] = msg
             while len(store) > 300:
                 del store[min(store)]
@@ -150,12 +149,13 @@ def watch_player_and_node(seconds, rate, model, device, domain_id, program, on_t
 
 def _rejoin(watcher, inputs, program):
     """Replace ``watcher`` by a new Watcher on a new DDS participant, keeping its counters."""
-    print(f'{program}: heard nothing from the player or the node in {REJOIN_AFTER_S:.0f} s; '
+    print(f'{program}: heard nothing from the node in {REJOIN_AFTER_S:.0f} s; '
           'joining the DDS domain again', file=sys.stderr)
     watcher.destroy_node()
     rclpy.shutdown()
     rclpy.init()
     fresh = Watcher(inputs)
+    fresh.started = watcher.started  # times of outputs count from the watch's start
     fresh.still, fresh.interrupted = watcher.still, watcher.interrupted
     fresh.rejoins = watcher.rejoins + 1
     return fresh

@@ -237,6 +237,43 @@ def test_signals_stop_the_node_in_the_spinning_thread_alone(monkeypatch):
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == (sigint, sigterm)
 
 
+def test_a_stop_signal_that_python_turns_into_another_error_is_still_a_clean_stop(
+        monkeypatch, capsys):
+    """
+    SIGTERM during start-up can surface as another error, not KeyboardInterrupt.
+
+    Thread.start waits on an Event; an interrupted wait leaves its lock released and the
+    waiter's exit raises "RuntimeError: release unlocked lock" (CI saw it on Jazzy). The node
+    plays that: the installed handler runs in __init__, and the error replaces the interrupt.
+    A RuntimeError is one of the node's start-up errors, so without the signal it would be
+    reported as "cannot start" with exit 1.
+    """
+    from depth_sr_ros.ros.entry import run_node
+    from rclpy.node import Node
+    monkeypatch.setenv('ROS_DOMAIN_ID', str(DOMAIN_ID))
+
+    class StoppedWhileStarting(Node):
+
+        def __init__(self):
+            super().__init__('stopped_while_starting')
+            try:
+                signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)
+            except KeyboardInterrupt:
+                raise RuntimeError('release unlocked lock')
+
+    assert run_node(StoppedWhileStarting, 'stopped', (RuntimeError,), ['stopped']) == 0
+    assert capsys.readouterr().err == ''
+
+    class FailsToStart(Node):
+
+        def __init__(self):
+            super().__init__('fails_to_start')
+            raise RuntimeError('no such device')
+
+    assert run_node(FailsToStart, 'fails', (RuntimeError,), ['fails']) == 1
+    assert capsys.readouterr().err == 'fails: no such device\n'
+
+
 TIMERLESS_NODE = """
 import sys
 from depth_sr_ros.ros.entry import run_node

@@ -63,7 +63,8 @@ def run_node(factory, program, startup_errors, args=None, usage=''):
         return 0
     # Set before rclpy starts, so that a process started with SIGINT ignored (`node &` in a
     # script) still stops on Ctrl-C: rclpy's C handler used to override that.
-    previous = {number: signal.signal(number, _stop_requested) for number in STOP_SIGNALS}
+    stop_signal = _StopSignal()
+    previous = {number: signal.signal(number, stop_signal) for number in STOP_SIGNALS}
     executor = node = None
     status = 0
     try:
@@ -83,7 +84,13 @@ def run_node(factory, program, startup_errors, args=None, usage=''):
     except (KeyboardInterrupt, ExternalShutdownException):
         pass  # Ctrl-C, SIGTERM or shutdown, also during start-up: a clean exit
     except Exception as error:
-        if node is None and isinstance(error, startup_errors):
+        if stop_signal.received:
+            # The KeyboardInterrupt landed inside Python's own locking, which turned it into
+            # another error: Thread.start waits on an Event, and an interrupted wait leaves
+            # its lock released, so the waiter's exit raises "release unlocked lock" (seen
+            # on SIGTERM while the node started its inference thread). Still a clean stop.
+            pass
+        elif node is None and isinstance(error, startup_errors):
             print(f'{program}: {error}', file=sys.stderr)
             status = 1
         elif rclpy.ok():
@@ -114,7 +121,13 @@ def _ignore_stop_signals():
         signal.signal(number, signal.SIG_IGN)
 
 
-def _stop_requested(number, frame):
-    """Handle Ctrl-C and SIGTERM: ignore any further one, then stop as Ctrl-C does."""
-    _ignore_stop_signals()
-    raise KeyboardInterrupt
+class _StopSignal:
+    """The handler of Ctrl-C and SIGTERM: note it, ignore any further one, stop as Ctrl-C does."""
+
+    def __init__(self):
+        self.received = False
+
+    def __call__(self, number, frame):
+        self.received = True
+        _ignore_stop_signals()
+        raise KeyboardInterrupt

@@ -364,6 +364,7 @@ def test_ctrl_c_while_frames_flow_exits_cleanly(model_path):
     player = subprocess.Popen([sys.executable, '-m', 'depth_sr_ros.tools.player', '--ros-args',
                                '-p', 'rate:=30.0'], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
+    node = None
     try:
         for _ in range(3):
             node = subprocess.Popen(
@@ -382,8 +383,11 @@ def test_ctrl_c_while_frames_flow_exits_cleanly(model_path):
             assert node.returncode == 0, err[-2000:]
             assert 'Traceback' not in err, err[-2000:]
     finally:
-        player.kill()
-        player.wait()
+        # A node left running after a failure would answer the next tests in this domain.
+        for process in (player, node):
+            if process is not None:
+                process.kill()
+                process.wait()
 
 
 def test_diagnostics_report_rates_latency_drops_and_device(graph):

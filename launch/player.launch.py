@@ -6,11 +6,13 @@ Launch the bundled player and depth_sr_node together: the demo without a camera.
 rig:= picks the camera the player imitates (registered, aligned, d435, azure_nfov, tof); a raw
 rig's depth-to-colour transform is handed to the node as its depth_to_color parameter.
 
-Both processes use Fast DDS's LARGE_DATA transports, which carry 640x480 images best effort
-without loss on one machine (see the README).
+Both processes use Fast DDS's shared-memory transport alone, with messages up to 4 MB whole
+(depth_sr_ros.ros.ONE_COMPUTER_TRANSPORTS): camera images best effort without loss
+(docs/dds.md). A viewer such as rviz needs the same FASTDDS_BUILTIN_TRANSPORTS in its shell.
 """
 
 from depth_sr_ros.paths import MODEL_HELP
+from depth_sr_ros.ros import ONE_COMPUTER_TRANSPORTS
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
@@ -57,5 +59,5 @@ def generate_launch_description():
                                           'd435, azure_nfov or tof'),
     ]
     return LaunchDescription(declared + [
-        SetEnvironmentVariable('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA'),
+        SetEnvironmentVariable('FASTDDS_BUILTIN_TRANSPORTS', ONE_COMPUTER_TRANSPORTS),
         OpaqueFunction(function=_nodes)])

@@ -5,6 +5,7 @@ import os
 import sys
 import types
 
+from depth_sr_ros.ros import ONE_COMPUTER_TRANSPORTS
 import pytest
 import yaml
 
@@ -104,7 +105,7 @@ def test_player_launch_runs_player_and_node_with_large_data_and_the_rigs_extrins
         load_launch):
     entities = load_launch('player.launch.py')
     env, = _by_type(entities, 'SetEnvironmentVariable')
-    assert env.args == ('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
+    assert env.args == ('FASTDDS_BUILTIN_TRANSPORTS', ONE_COMPUTER_TRANSPORTS)
     opaque, = _by_type(entities, 'OpaqueFunction')
     assert entities.index(env) < entities.index(opaque)
     for rig, extrinsic in (('registered', False), ('d435', True)):

@@ -7,6 +7,7 @@ import time
 from depth_sr_ros.inference import Acceleration, PRECISION_CHOICES
 from depth_sr_ros.onnx_export import export_onnx
 from depth_sr_ros.onnx_predictor import OnnxPredictor
+from depth_sr_ros.ros import ONE_COMPUTER_TRANSPORTS
 from depth_sr_ros.ros.conversions import image_to_array
 from depth_sr_ros.ros.node import DepthSrNode
 from model_files import bad_model_file
@@ -360,7 +361,7 @@ def test_cuda_without_cuda_falls_back_or_refuses_by_parameter(graph, model_path,
 def test_ctrl_c_while_frames_flow_exits_cleanly(model_path):
     import subprocess
     import sys
-    env = _process_env(FASTDDS_BUILTIN_TRANSPORTS='LARGE_DATA')
+    env = _process_env(FASTDDS_BUILTIN_TRANSPORTS=ONE_COMPUTER_TRANSPORTS)
     player = subprocess.Popen([sys.executable, '-m', 'depth_sr_ros.tools.player', '--ros-args',
                                '-p', 'rate:=30.0'], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)

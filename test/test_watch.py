@@ -3,7 +3,7 @@
 import os
 import time
 
-from depth_sr_ros.ros import watch
+from depth_sr_ros.ros import ONE_COMPUTER_TRANSPORTS, watch
 import pytest
 import rclpy
 
@@ -37,7 +37,7 @@ def test_a_watcher_that_hears_nothing_joins_again_and_then_sees_the_node(
     domain = 220 + os.getpid() % 10  # 220-229: no other test module uses these
     # watch_player_and_node sets these for its own participant: give them back afterwards.
     monkeypatch.setenv('ROS_DOMAIN_ID', str(domain))
-    monkeypatch.setenv('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
+    monkeypatch.setenv('FASTDDS_BUILTIN_TRANSPORTS', ONE_COMPUTER_TRANSPORTS)
     launched = time.time()  # the ROS clock the watcher reads is the system time
     watcher, ok = watch.watch_player_and_node(4, 15.0, model_path, 'cpu', domain, 'test',
                                               inputs=False, from_first_output=True)

@@ -11,6 +11,7 @@ import sys
 import time
 
 from depth_sr_ros.data.scene import rig_extrinsic
+from depth_sr_ros.ros import ONE_COMPUTER_TRANSPORTS
 from depth_sr_ros.ros.conversions import stamp_ns
 from depth_sr_ros.ros.recording import read_recording
 from diagnostic_msgs.msg import DiagnosticArray
@@ -23,7 +24,9 @@ from sensor_msgs.msg import Image
 # that has heard nothing for this long while both processes run missed the DDS discovery: it
 # joins the domain again as a new participant. Seen on a loaded 2-core machine under Fast DDS's
 # LARGE_DATA transports: player and node paired and served at 9 Hz for a minute while the
-# watcher's participant received nothing, not even /diagnostics.
+# watcher's participant received nothing, not even /diagnostics. The processes now use shared
+# memory alone (ONE_COMPUTER_TRANSPORTS), where that was never seen; this stays as the second
+# line of defence.
 REJOIN_AFTER_S = 20.0
 REJOINS = 2
 
@@ -77,7 +80,7 @@ def watch_player_and_node(seconds, rate, model, device, domain_id, program, on_t
     """
     Run depth_sr_player and depth_sr_node as two processes and watch them for ``seconds``.
 
-    Both use ROS domain ``domain_id`` and Fast DDS's LARGE_DATA transports, as does the
+    Both use ROS domain ``domain_id`` and Fast DDS's ONE_COMPUTER_TRANSPORTS, as does the
     Watcher in this process. ``on_tick(node_process, elapsed_s)`` is called about ten times a
     second. ``rig`` is the player's camera (its extrinsic goes to the node's depth_to_color);
     ``inputs``: the watcher also keeps the camera images (for a picture).
@@ -93,7 +96,8 @@ def watch_player_and_node(seconds, rate, model, device, domain_id, program, on_t
     # A scene rig renders each view in about a second at start-up, and a CPU takes seconds
     # per 1280x720 output: the player shows one still view, so every frame matches.
     still = rig != 'registered' and not bag
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), FASTDDS_BUILTIN_TRANSPORTS='LARGE_DATA')
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id),
+               FASTDDS_BUILTIN_TRANSPORTS=ONE_COMPUTER_TRANSPORTS)
     os.environ.update(env)  # the watcher in this process joins the same domain and transports
     commands = [
         [sys.executable, '-m', 'depth_sr_ros.tools.player', '--ros-args', '-p', f'rate:={rate}',

@@ -37,6 +37,7 @@ from depth_sr_ros.geometry.camera import pinhole_camera
 from depth_sr_ros.inference import Acceleration, Predictor, select_device
 from depth_sr_ros.networks import build_model, MODELS
 from depth_sr_ros.onnx_predictor import OpenVinoPredictor
+from depth_sr_ros.ros import ONE_COMPUTER_TRANSPORTS
 from depth_sr_ros.ros.conversions import camera_info_message, image_message, metres_to_image
 from depth_sr_ros.ros.entry import DOMAIN_ID, domain_id
 from depth_sr_ros.ros.extrinsics import StaticExtrinsics
@@ -427,7 +428,8 @@ def markdown(results, pipeline, device_name, rate, variants=(), threads=(), dds=
                   f"{r['alignment_ms']:.1f} | {r['alignment_per_frame_ms']:.1f} |"
                   for r in registration]
     if dds:
-        lines += ['', 'The node under DDS (player and node as two processes, LARGE_DATA), '
+        lines += ['', 'The node under DDS (player and node as two processes, Fast DDS '
+                  f'transports {ONE_COMPUTER_TRANSPORTS}), '
                   f"serving {os.path.basename(dds[0]['model']) or 'the default model'}:", '',
                   '| player Hz | s | pairs in Hz | outputs Hz | node stamp-to-publish p50 / p95 '
                   'ms | stamp-to-receive p50 / p95 ms | dropped pairs |',

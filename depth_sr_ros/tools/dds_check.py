@@ -2,26 +2,40 @@
 depth_sr_dds_check: how many 640x480 RGB images arrive between two processes, per QoS.
 
     depth_sr_dds_check --count 200 --rate 60
+    depth_sr_dds_check --starts 40
 
 For each combination of QoS reliability (best effort, reliable) and Fast DDS transports
-(the default, LARGE_DATA), a subscriber process and a publisher process are started with the
+(the default, LARGE_DATA, and shared memory alone with 4 MB messages:
+ros.ONE_COMPUTER_TRANSPORTS), a subscriber process and a publisher process are started with the
 same settings on a private ROS domain; the publisher sends --count images at --rate once the
 subscriber is matched, and the subscriber reports how many arrived and their latency. Prints a
 markdown table. This is the measurement behind the QoS and transport advice in the README.
+
+--starts N measures something else: how often two processes that start one after the other
+never connect. For each of STARTS_TRANSPORTS in turn, N times, a publisher streaming the
+image best effort and a subscriber start on a fresh ROS domain, in alternating order and 0-2 s
+apart; a start fails when the subscriber has received nothing FIRST_IMAGE_WAIT_S after both
+started. Prints the failed starts and the median time to the first image per transport.
 """
 
 import argparse
 import json
 import os
+import random
+import signal
 import subprocess
 import sys
 import time
 
 from depth_sr_ros.console import interruptible, number
+from depth_sr_ros.ros import ONE_COMPUTER_TRANSPORTS
 import numpy as np
 
-CASES = [(reliability, transports) for transports in ('DEFAULT', 'LARGE_DATA')
+CASES = [(reliability, transports) for transports in ('DEFAULT', 'LARGE_DATA', ONE_COMPUTER_TRANSPORTS)
          for reliability in ('best_effort', 'reliable')]
+STARTS_TRANSPORTS = ('LARGE_DATA', 'LARGE_DATA?tcp_negotiation_timeout=200',
+                     ONE_COMPUTER_TRANSPORTS)
+FIRST_IMAGE_WAIT_S = 20.0
 
 
 def _qos(reliability):
@@ -74,6 +88,109 @@ def subscribe(args):
     rclpy.try_shutdown()
 
 
+def stream(args):
+    """Run a publisher that sends the image best effort at --rate until Ctrl-C."""
+    import rclpy
+    from depth_sr_ros.ros.conversions import image_message
+    from rclpy.signals import SignalHandlerOptions
+    from sensor_msgs.msg import Image
+    # Without rclpy's handlers: Ctrl-C is Python's KeyboardInterrupt, not a shut-down context
+    # under a publish call.
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    node = rclpy.create_node('dds_check_stream')
+    pub = node.create_publisher(Image, 'dds_check', _qos('best_effort'))
+    msg = image_message(np.random.default_rng(0).integers(0, 256, (480, 640, 3), np.uint8),
+                        'rgb8', '')
+    try:
+        while True:
+            pub.publish(msg)
+            time.sleep(1.0 / args.rate)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        rclpy.try_shutdown()
+
+
+def first_image(args):
+    """Run a subscriber that waits for one image: print when it came (time.monotonic) or null."""
+    import rclpy
+    from rclpy.signals import SignalHandlerOptions
+    from sensor_msgs.msg import Image
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    node = rclpy.create_node('dds_check_first')
+    arrived = []
+    node.create_subscription(Image, 'dds_check', lambda msg: arrived.append(time.monotonic()),
+                             _qos('best_effort'))
+    end = time.monotonic() + FIRST_IMAGE_WAIT_S + 2.0 + 5.0
+    while not arrived and time.monotonic() < end:
+        rclpy.spin_once(node, timeout_sec=0.1)
+    print(json.dumps({'first': arrived[0] if arrived else None}), flush=True)
+    rclpy.try_shutdown()
+
+
+def one_start(transports, args, domain_id, subscriber_first, gap):
+    """
+    Start a subscriber and a streaming publisher ``gap`` s apart: the first image's delay.
+
+    :return: seconds from the later start to the first image, or None when none came within
+        FIRST_IMAGE_WAIT_S.
+    """
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), FASTDDS_BUILTIN_TRANSPORTS=transports)
+    common = [sys.executable, '-m', 'depth_sr_ros.tools.dds_check', '--rate', str(args.rate)]
+    roles = [['--role', 'first'], ['--role', 'stream']]
+    processes = []
+    try:
+        for role in (roles if subscriber_first else roles[::-1]):
+            if processes:
+                time.sleep(gap)
+            processes.append(subprocess.Popen(
+                common + role, env=env, start_new_session=True,
+                stdout=subprocess.PIPE if role[1] == 'first' else subprocess.DEVNULL, text=True))
+        started = time.monotonic()
+        sub = processes[0] if subscriber_first else processes[1]
+        try:
+            out, _ = sub.communicate(timeout=FIRST_IMAGE_WAIT_S + 30)
+        except subprocess.TimeoutExpired:  # it answered, then hung leaving DDS
+            sub.kill()
+            out, _ = sub.communicate()
+    finally:
+        for process in processes:  # Ctrl-C first: a killed participant leaves shared memory
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        for process in processes:
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    answer = [line for line in out.splitlines() if line.startswith('{')]
+    first = json.loads(answer[-1])['first'] if answer else None
+    if first is None or first - started > FIRST_IMAGE_WAIT_S:
+        return None
+    return max(0.0, first - started)
+
+
+def count_starts(args):
+    """Print the --starts table: failed starts and time to the first image per transport."""
+    print(f'{args.starts} starts of a subscriber and a publisher of 640x480 rgb8 images at '
+          f'{args.rate:g} Hz, best effort, per transport\n')
+    print(f'| Fast DDS transports | starts | nothing received in {FIRST_IMAGE_WAIT_S:g} s | '
+          'median s to the first image |')
+    print('|---|---|---|---|')
+    draw = random.Random(0)
+    results = {transports: [] for transports in STARTS_TRANSPORTS}
+    for i in range(args.starts):  # the transports in turn, so that both see the same load
+        for j, transports in enumerate(STARTS_TRANSPORTS):
+            domain = 190 + (os.getpid() + i * len(STARTS_TRANSPORTS) + j) % 40
+            results[transports].append(one_start(transports, args, domain, i % 2 == 0,
+                                                 draw.uniform(0.0, 2.0)))
+    for transports, seconds in results.items():
+        came = [s for s in seconds if s is not None]
+        median = f'{float(np.median(came)):.1f}' if came else '-'
+        print(f'| {transports} | {len(seconds)} | {len(seconds) - len(came)} | {median} |')
+    return 0
+
+
 def run_case(reliability, transports, args, domain_id):
     """Start subscriber and publisher for one case; return the subscriber's JSON result."""
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id))
@@ -109,13 +226,23 @@ def main(argv=None):
                         help='images sent per case (default 200)')
     parser.add_argument('--rate', type=number(float, above=0), default=60.0,
                         help='images per second, Hz (default 60)')
-    parser.add_argument('--role', choices=('pub', 'sub'), help=argparse.SUPPRESS)
+    parser.add_argument('--starts', type=number(int, low=0), default=0,
+                        help='instead of the loss table: how many of N starts per transport '
+                             'never connect (default 0: the loss table)')
+    parser.add_argument('--role', choices=('pub', 'sub', 'stream', 'first'),
+                        help=argparse.SUPPRESS)
     parser.add_argument('--reliability', default='best_effort', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.role == 'pub':
         return publish(args)
     if args.role == 'sub':
         return subscribe(args)
+    if args.role == 'stream':
+        return stream(args)
+    if args.role == 'first':
+        return first_image(args)
+    if args.starts:
+        return count_starts(args)
     print(f'{args.count} images 640x480 rgb8 at {args.rate:g} Hz between two processes\n')
     print('| QoS | Fast DDS transports | received | median latency (ms) |')
     print('|---|---|---|---|')

@@ -2,7 +2,8 @@
 depth_sr_live_demo: run the bundled player and the node together, watch, summarise.
 
 Starts depth_sr_player (``--rig``: the camera it imitates) and depth_sr_node as two processes
-on a private ROS domain (with Fast DDS's LARGE_DATA transports on every participant), listens
+on a private ROS domain (with Fast DDS's shared-memory transport on every participant:
+``ros.ONE_COMPUTER_TRANSPORTS``), listens
 to the camera topics, the node's output and /diagnostics for --seconds, then writes a picture
 (colour, the depth as the sensor sent it, the node's output over the colour, and its error
 against the player's depth in the colour frame) and prints a summary of rates, latencies and

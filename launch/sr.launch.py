@@ -6,9 +6,10 @@ Launch depth_sr_node next to a camera driver.
         color_image:=/camera/color/image_raw color_info:=/camera/color/camera_info
 
 config/ has parameter files for common cameras, with the matching remappings in their header.
-Large images over Fast DDS (Jazzy and newer): set FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA for the
-driver and for this launch alike (the fastdds_builtin_transports argument defaults to the
-shell's value; Humble's Fast DDS has no such variable, see the README).
+Large images over Fast DDS (Jazzy and newer): set FASTDDS_BUILTIN_TRANSPORTS for the driver
+and for this launch alike, 'SHM?max_msg_size=4MB&sockets_size=8MB' on one computer, LARGE_DATA
+across computers (the fastdds_builtin_transports argument defaults to the shell's value;
+Humble's Fast DDS has no such variable; docs/dds.md).
 """
 
 from depth_sr_ros.paths import MODEL_HELP
@@ -66,8 +67,9 @@ def generate_launch_description():
     declared.append(DeclareLaunchArgument(
         'fastdds_builtin_transports',
         default_value=EnvironmentVariable('FASTDDS_BUILTIN_TRANSPORTS', default_value='DEFAULT'),
-        description='Fast DDS transports; LARGE_DATA carries camera images reliably, but only '
-                    'if the camera driver uses it too'))
+        description="Fast DDS transports, the same as the camera driver's: "
+                    "'SHM?max_msg_size=4MB&sockets_size=8MB' on one computer, LARGE_DATA "
+                    'across computers (docs/dds.md)'))
     return LaunchDescription(
         declared + [SetEnvironmentVariable('FASTDDS_BUILTIN_TRANSPORTS', transports),
                     OpaqueFunction(function=_node)])

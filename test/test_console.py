@@ -231,8 +231,8 @@ BAD_NUMBERS = {
     'depth_sr_ros.tools.soak': ([], [
         ('--seconds', '-1'), ('--rate', '0'), ('--warmup', '-1'), ('--max-growth-mib', 'nan'),
         ('--stall-seconds', '0'), ('--domain-id', 'abc')]),
-    'depth_sr_ros.tools.dds_check': ([], [('--count', '0'), ('--rate', '0'), ('--rate', 'inf'),
-                                         ('--starts', '-1')]),
+    'depth_sr_ros.tools.dds_check': ([], [
+        ('--count', '0'), ('--rate', '0'), ('--rate', 'inf'), ('--starts', '-1')]),
     'depth_sr_ros.tools.rig_bag': (['--output', 'never'], [('--frames', '0')]),
     'depth_sr_ros.cli.export': (['--model', 'M', '--output', 'never.onnx'], [('--opset', '-1')]),
 }

@@ -31,7 +31,8 @@ from depth_sr_ros.console import interruptible, number
 from depth_sr_ros.ros import ONE_COMPUTER_TRANSPORTS
 import numpy as np
 
-CASES = [(reliability, transports) for transports in ('DEFAULT', 'LARGE_DATA', ONE_COMPUTER_TRANSPORTS)
+CASES = [(reliability, transports)
+         for transports in ('DEFAULT', 'LARGE_DATA', ONE_COMPUTER_TRANSPORTS)
          for reliability in ('best_effort', 'reliable')]
 STARTS_TRANSPORTS = ('LARGE_DATA', 'LARGE_DATA?tcp_negotiation_timeout=200',
                      ONE_COMPUTER_TRANSPORTS)

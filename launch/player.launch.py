@@ -8,7 +8,9 @@ rig's depth-to-colour transform is handed to the node as its depth_to_color para
 
 Both processes use Fast DDS's shared-memory transport alone, with messages up to 4 MB whole
 (depth_sr_ros.ros.ONE_COMPUTER_TRANSPORTS): camera images best effort without loss
-(docs/dds.md). A viewer such as rviz needs the same FASTDDS_BUILTIN_TRANSPORTS in its shell.
+(docs/dds.md). Every other ROS process that talks to them (rviz, ros2 topic after `ros2 daemon
+stop`) needs the same FASTDDS_BUILTIN_TRANSPORTS in its shell; fastdds_builtin_transports:=
+LARGE_DATA serves a viewer on another computer.
 """
 
 from depth_sr_ros.paths import MODEL_HELP
@@ -57,7 +59,12 @@ def generate_launch_description():
         DeclareLaunchArgument('rig', default_value='registered',
                               description='camera the player imitates: registered, aligned, '
                                           'd435, azure_nfov or tof'),
+        DeclareLaunchArgument('fastdds_builtin_transports', default_value=ONE_COMPUTER_TRANSPORTS,
+                              description='Fast DDS transports of both processes (shared memory '
+                                          'alone: only this computer sees them; LARGE_DATA for '
+                                          'a viewer elsewhere; docs/dds.md)'),
     ]
     return LaunchDescription(declared + [
-        SetEnvironmentVariable('FASTDDS_BUILTIN_TRANSPORTS', ONE_COMPUTER_TRANSPORTS),
+        SetEnvironmentVariable('FASTDDS_BUILTIN_TRANSPORTS',
+                               LaunchConfiguration('fastdds_builtin_transports')),
         OpaqueFunction(function=_nodes)])

@@ -101,11 +101,15 @@ def test_sr_launch_declares_described_arguments_and_runs_the_node(load_launch):
     assert env.args[0] == 'FASTDDS_BUILTIN_TRANSPORTS'
 
 
-def test_player_launch_runs_player_and_node_with_large_data_and_the_rigs_extrinsic(
+def test_player_launch_runs_player_and_node_on_shared_memory_and_the_rigs_extrinsic(
         load_launch):
     entities = load_launch('player.launch.py')
     env, = _by_type(entities, 'SetEnvironmentVariable')
-    assert env.args == ('FASTDDS_BUILTIN_TRANSPORTS', ONE_COMPUTER_TRANSPORTS)
+    assert env.args[0] == 'FASTDDS_BUILTIN_TRANSPORTS'
+    assert _config_name(env.args[1]) == 'fastdds_builtin_transports'
+    transports, = [a for a in _by_type(entities, 'DeclareLaunchArgument')
+                   if a.args[0] == 'fastdds_builtin_transports']
+    assert transports.kwargs['default_value'] == ONE_COMPUTER_TRANSPORTS
     opaque, = _by_type(entities, 'OpaqueFunction')
     assert entities.index(env) < entities.index(opaque)
     for rig, extrinsic in (('registered', False), ('d435', True)):

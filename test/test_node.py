@@ -274,6 +274,55 @@ def test_a_stop_signal_that_python_turns_into_another_error_is_still_a_clean_sto
     assert run_node(FailsToStart, 'fails', (RuntimeError,), ['fails']) == 1
     assert capsys.readouterr().err == 'fails: no such device\n'
 
+    class FailsAfterASwallowedStop(Node):  # an error of its own, not the stop's
+
+        def __init__(self):
+            super().__init__('fails_after_a_swallowed_stop')
+            try:
+                signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)
+            except KeyboardInterrupt:
+                pass
+            raise RuntimeError('no such device')
+
+    assert run_node(FailsAfterASwallowedStop, 'fails', (RuntimeError,), ['fails']) == 1
+    assert capsys.readouterr().err == 'fails: no such device\n'
+
+
+def test_a_stop_signal_whose_interrupt_a_library_swallows_still_stops_the_node(monkeypatch):
+    from depth_sr_ros.ros.entry import run_node
+    from rclpy.node import Node
+    monkeypatch.setenv('ROS_DOMAIN_ID', str(DOMAIN_ID))
+
+    class Swallows(Node):
+
+        def __init__(self):
+            super().__init__('swallows')
+            self.create_timer(0.01, self.tick)
+
+        def tick(self):
+            handler = signal.getsignal(signal.SIGINT)
+            if callable(handler):  # once: the handler then ignores further signals
+                try:
+                    handler(signal.SIGINT, None)
+                except KeyboardInterrupt:
+                    pass  # a callback that catches everything
+
+    class Hung(Exception):
+        pass
+
+    def hung(number, frame):
+        raise Hung('run_node still spinning 20 s after the stop signal')
+
+    # Without the stop check in the spin loop this would never return (further signals are
+    # ignored): an alarm ends the wait with an error instead.
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)
+    try:
+        assert run_node(Swallows, 'swallows', (), ['swallows']) == 0
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
 
 TIMERLESS_NODE = """
 import sys

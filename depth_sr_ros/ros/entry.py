@@ -79,12 +79,14 @@ def run_node(factory, program, startup_errors, args=None, usage=''):
         executor = SingleThreadedExecutor()
         node = factory()
         executor.add_node(node)
-        while rclpy.ok():
+        # A stop signal whose KeyboardInterrupt some library caught still ends the loop (the
+        # handler ignores every further signal).
+        while rclpy.ok() and not stop_signal.received:
             executor.spin_once(timeout_sec=SIGNAL_CHECK_PERIOD)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass  # Ctrl-C, SIGTERM or shutdown, also during start-up: a clean exit
     except Exception as error:
-        if stop_signal.received:
+        if _interrupted(error):
             # The KeyboardInterrupt landed inside Python's own locking, which turned it into
             # another error: Thread.start waits on an Event, and an interrupted wait leaves
             # its lock released, so the waiter's exit raises "release unlocked lock" (seen
@@ -114,6 +116,15 @@ def run_node(factory, program, startup_errors, args=None, usage=''):
             for number, handler in previous.items():
                 signal.signal(number, handler)
     return status
+
+
+def _interrupted(error):
+    """Return True when ``error`` was raised while a KeyboardInterrupt was being handled."""
+    while error is not None:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        error = error.__context__
+    return False
 
 
 def _ignore_stop_signals():

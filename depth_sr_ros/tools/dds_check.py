@@ -15,7 +15,8 @@ markdown table. This is the measurement behind the QoS and transport advice in t
 never connect. For each of STARTS_TRANSPORTS in turn, N times, a publisher streaming the
 image best effort and a subscriber start on a fresh ROS domain, in alternating order and 0-2 s
 apart; a start fails when the subscriber has received nothing FIRST_IMAGE_WAIT_S after both
-started. Prints the failed starts and the median time to the first image per transport.
+started. Prints the failed starts and the median time to the first image per transport,
+counted from the launch of the later process (its Python start-up included).
 """
 
 import argparse
@@ -36,6 +37,9 @@ CASES = [(reliability, transports)
          for reliability in ('best_effort', 'reliable')]
 STARTS_TRANSPORTS = ('LARGE_DATA', 'LARGE_DATA?tcp_negotiation_timeout=200',
                      ONE_COMPUTER_TRANSPORTS)
+# --starts gives each start a fresh ROS domain, in turn from 50 to 89: a range no test module
+# uses (ROS_DOMAIN_ID is not honoured here, since one domain would be reused at once).
+STARTS_DOMAINS = (50, 40)
 FIRST_IMAGE_WAIT_S = 20.0
 
 
@@ -165,7 +169,10 @@ def one_start(transports, args, domain_id, subscriber_first, gap):
                 process.kill()
                 process.wait()
     answer = [line for line in out.splitlines() if line.startswith('{')]
-    first = json.loads(answer[-1])['first'] if answer else None
+    if not answer:  # not a failed start: the measuring process itself failed
+        raise RuntimeError(f'the subscriber ({transports}) gave no answer, exit status '
+                           f'{sub.returncode}; see its output above')
+    first = json.loads(answer[-1])['first']
     if first is None or first - started > FIRST_IMAGE_WAIT_S:
         return None
     return max(0.0, first - started)
@@ -182,9 +189,12 @@ def count_starts(args):
     results = {transports: [] for transports in STARTS_TRANSPORTS}
     for i in range(args.starts):  # the transports in turn, so that both see the same load
         for j, transports in enumerate(STARTS_TRANSPORTS):
-            domain = 190 + (os.getpid() + i * len(STARTS_TRANSPORTS) + j) % 40
-            results[transports].append(one_start(transports, args, domain, i % 2 == 0,
-                                                 draw.uniform(0.0, 2.0)))
+            domain = STARTS_DOMAINS[0] + (i * len(STARTS_TRANSPORTS) + j) % STARTS_DOMAINS[1]
+            seconds = one_start(transports, args, domain, i % 2 == 0, draw.uniform(0.0, 2.0))
+            results[transports].append(seconds)
+            print(f'start {i + 1}/{args.starts}, {transports}: '
+                  + ('nothing received' if seconds is None else f'first image in {seconds:.1f} s'),
+                  file=sys.stderr, flush=True)
     for transports, seconds in results.items():
         came = [s for s in seconds if s is not None]
         median = f'{float(np.median(came)):.1f}' if came else '-'

@@ -128,6 +128,16 @@ def _export(tmp):
             ['out.onnx'], 0.5)
 
 
+def _sigint_as_a_terminal_gives_it():
+    """
+    Run in the child before its program: Ctrl-C's default action, as in a terminal.
+
+    A test run started in the background of a script (`pytest ... &`, nohup) inherits SIGINT
+    ignored, and the commands would then rightly keep ignoring it.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _ctrl_c(process, wait, program):
     """Send SIGINT to ``process`` after ``wait`` seconds at work; return its (stdout, stderr)."""
     try:
@@ -152,7 +162,7 @@ def test_ctrl_c_stops_a_working_command_in_one_line_with_status_130(setup, tmp_p
     program = next(name for name, target in _console_scripts() if target == module)
     process = subprocess.Popen([sys.executable, '-c', LAUNCHER.format(module)] + args,
                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+                               text=True, preexec_fn=_sigint_as_a_terminal_gives_it)
     for line in process.stderr:  # the imports' warnings, if any, then READY
         if line.strip() == READY:
             break
@@ -199,7 +209,7 @@ sys.exit(status)
 def test_the_wrapper_turns_ctrl_c_into_one_line_and_130_unless_ignored(start, status, err):
     begun = time.monotonic()
     done = subprocess.run([sys.executable, '-c', WRAPPER, start], capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, preexec_fn=_sigint_as_a_terminal_gives_it)
     assert (done.returncode, done.stderr) == (status, err)
     if start == 'default':
         assert time.monotonic() - begun < 5  # ended by the Ctrl-C, not by the sleep
@@ -278,7 +288,7 @@ def test_ctrl_c_on_the_live_demo_gives_the_summary_so_far_and_status_130(tmp_pat
         [sys.executable, '-m', 'depth_sr_ros.tools.live_demo', '--seconds', '600', '--device',
          'cpu', '--output', str(tmp_path / 'out.png'), '--domain-id',
          str(200 + os.getpid() % 20)], cwd=tmp_path, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
+        stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_as_a_terminal_gives_it)
     out, err = _ctrl_c(process, 45, 'depth_sr_live_demo')  # player and node started, serving
     assert process.returncode == 130, (out, err)
     assert 'Traceback' not in err, err

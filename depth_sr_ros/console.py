@@ -2,7 +2,8 @@
 What every console script shares: how Ctrl-C ends it, and how it reads numbers.
 
 ``interruptible`` wraps a command's main: Ctrl-C (SIGINT) ends it with one line on stderr and
-exit status 130, after its own clean-up. ``number``, ``numbers`` and ``image_size`` are
+exit status 130, after its own clean-up. ``stop_processes`` ends the processes a command
+started the same way: Ctrl-C first, then kill. ``number``, ``numbers`` and ``image_size`` are
 argparse types for numeric options with bounds: a bad value (not a number, nan, inf, out of
 bounds) is argparse's usage line and one error line naming the option, exit status 2, before
 any work.
@@ -12,6 +13,7 @@ import argparse
 import functools
 import math
 import signal
+import subprocess
 import sys
 import threading
 
@@ -62,6 +64,24 @@ def _first_ctrl_c(number, frame):
     """Ignore any further Ctrl-C, then raise KeyboardInterrupt as Python's own handler does."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise KeyboardInterrupt
+
+
+def stop_processes(processes, timeout):
+    """
+    Stop the running ones of ``processes`` (subprocess.Popen): Ctrl-C, then kill.
+
+    Each gets SIGINT, so that it leaves cleanly (a killed DDS participant leaves its shared
+    memory behind); one still running ``timeout`` seconds later is killed. All are reaped.
+    """
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def number(kind=float, low=None, high=None, above=None, below=None):

@@ -296,3 +296,20 @@ def test_ctrl_c_on_the_live_demo_gives_the_summary_so_far_and_status_130(tmp_pat
     # The summary covers the time watched, not the 600 s asked for.
     watched = re.search(r'super-resolved frames received in (\d+) s', out)
     assert watched and 10 <= int(watched.group(1)) < 120, out
+
+
+def test_stop_processes_sends_ctrl_c_then_kills_what_ignores_it():
+    from depth_sr_ros.console import stop_processes
+    stoppable = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'],
+                                 preexec_fn=_sigint_as_a_terminal_gives_it)
+    deaf = subprocess.Popen([sys.executable, '-c', 'import signal, time; '
+                             'signal.signal(signal.SIGINT, signal.SIG_IGN); '
+                             'print("ready", flush=True); time.sleep(60)'],
+                            stdout=subprocess.PIPE, text=True)
+    assert deaf.stdout.readline().strip() == 'ready'
+    time.sleep(0.5)  # the first one's interpreter is up
+    begun = time.monotonic()
+    stop_processes([stoppable, deaf], timeout=1)
+    assert stoppable.returncode != 0 and stoppable.returncode != -signal.SIGKILL  # Ctrl-C
+    assert deaf.returncode == -signal.SIGKILL
+    assert time.monotonic() - begun < 10

@@ -5,11 +5,11 @@ Used by depth_sr_live_demo, depth_sr_soak and depth_sr_benchmark's DDS measureme
 """
 
 import os
-import signal
 import subprocess
 import sys
 import time
 
+from depth_sr_ros.console import stop_processes
 from depth_sr_ros.data.scene import rig_extrinsic
 from depth_sr_ros.ros import ONE_COMPUTER_TRANSPORTS
 from depth_sr_ros.ros.conversions import stamp_ns
@@ -140,14 +140,7 @@ def watch_player_and_node(seconds, rate, model, device, domain_id, program, on_t
               'was seen until then follows', file=sys.stderr)
     finally:
         watcher.watched = time.monotonic() - started  # seconds, from the first output if waited
-        for p in processes:
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        for p in processes:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(processes, timeout=15)
     return watcher, True
 
 

@@ -23,12 +23,11 @@ import argparse
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
 
-from depth_sr_ros.console import interruptible, number
+from depth_sr_ros.console import interruptible, number, stop_processes
 from depth_sr_ros.ros import ONE_COMPUTER_TRANSPORTS
 import numpy as np
 
@@ -50,16 +49,21 @@ def _qos(reliability):
     return QoSProfile(depth=10, reliability=policy)
 
 
+def _image_message():
+    """Return the rgb8 Image every publisher here sends: 640x480 random colours."""
+    from depth_sr_ros.ros.conversions import image_message
+    image = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    return image_message(image, 'rgb8', '')
+
+
 def publish(args):
     """Run the publisher: wait for the subscriber, send the images, linger briefly."""
     import rclpy
-    from depth_sr_ros.ros.conversions import image_message
     from sensor_msgs.msg import Image
     rclpy.init()
     node = rclpy.create_node('dds_check_pub')
     pub = node.create_publisher(Image, 'dds_check', _qos(args.reliability))
-    image = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
-    msg = image_message(image, 'rgb8', '')
+    msg = _image_message()
     end = time.monotonic() + 20
     while pub.get_subscription_count() == 0 and time.monotonic() < end:
         rclpy.spin_once(node, timeout_sec=0.05)
@@ -96,7 +100,6 @@ def subscribe(args):
 def stream(args):
     """Run a publisher that sends the image best effort at --rate until Ctrl-C."""
     import rclpy
-    from depth_sr_ros.ros.conversions import image_message
     from rclpy.signals import SignalHandlerOptions
     from sensor_msgs.msg import Image
     # Without rclpy's handlers: Ctrl-C is Python's KeyboardInterrupt, not a shut-down context
@@ -104,8 +107,7 @@ def stream(args):
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node('dds_check_stream')
     pub = node.create_publisher(Image, 'dds_check', _qos('best_effort'))
-    msg = image_message(np.random.default_rng(0).integers(0, 256, (480, 640, 3), np.uint8),
-                        'rgb8', '')
+    msg = _image_message()
     try:
         while True:
             pub.publish(msg)
@@ -159,15 +161,7 @@ def one_start(transports, args, domain_id, subscriber_first, gap):
             sub.kill()
             out, _ = sub.communicate()
     finally:
-        for process in processes:  # Ctrl-C first: a killed participant leaves shared memory
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-        for process in processes:
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(processes, timeout=5)
     answer = [line for line in out.splitlines() if line.startswith('{')]
     if not answer:  # not a failed start: the measuring process itself failed
         raise RuntimeError(f'the subscriber ({transports}) gave no answer, exit status '

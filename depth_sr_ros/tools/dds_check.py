@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 
-from depth_sr_ros.console import interruptible, number, stop_processes
+from depth_sr_ros.console import INTERRUPTED, interruptible, number, stop_processes
 from depth_sr_ros.ros import ONE_COMPUTER_TRANSPORTS
 import numpy as np
 
@@ -129,10 +129,12 @@ def first_image(args):
     node.create_subscription(Image, 'dds_check', lambda msg: arrived.append(time.monotonic()),
                              _qos('best_effort'))
     end = time.monotonic() + FIRST_IMAGE_WAIT_S + 2.0 + 5.0
-    while not arrived and time.monotonic() < end:
-        rclpy.spin_once(node, timeout_sec=0.1)
-    print(json.dumps({'first': arrived[0] if arrived else None}), flush=True)
-    rclpy.try_shutdown()
+    try:
+        while not arrived and time.monotonic() < end:
+            rclpy.spin_once(node, timeout_sec=0.1)
+        print(json.dumps({'first': arrived[0] if arrived else None}), flush=True)
+    finally:
+        rclpy.try_shutdown()
 
 
 def one_start(transports, args, domain_id, subscriber_first, gap):
@@ -238,14 +240,12 @@ def main(argv=None):
                         help=argparse.SUPPRESS)
     parser.add_argument('--reliability', default='best_effort', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.role == 'pub':
-        return publish(args)
-    if args.role == 'sub':
-        return subscribe(args)
-    if args.role == 'stream':
-        return stream(args)
-    if args.role == 'first':
-        return first_image(args)
+    if args.role:
+        roles = {'pub': publish, 'sub': subscribe, 'stream': stream, 'first': first_image}
+        try:
+            return roles[args.role](args)
+        except KeyboardInterrupt:  # stopped by the measuring command, which says so itself
+            return INTERRUPTED
     if args.starts:
         return count_starts(args)
     print(f'{args.count} images 640x480 rgb8 at {args.rate:g} Hz between two processes\n')

@@ -31,6 +31,8 @@ MIN_PEAK_RATIO = 1.3
 MIN_CORRECTION = 1.0
 # The aligner correlates every so many frames (its cost is then spread over them).
 EVERY = 5
+# The largest offset searched and applied, output pixels (the node's alignment_max_shift).
+MAX_SHIFT = 32.0
 
 
 def _edges(image):
@@ -195,3 +197,23 @@ class Aligner:
         self.estimate = Estimate(correction=new, reason='pooling again after a correction')
         self._pooled = None
         return True
+
+
+def align_still(lr_depth, color, register, max_shift, rounds=3):
+    """
+    Return (LR depth, correction): one still frame aligned as the node aligns its rig.
+
+    The node pools the correlation over frames; on one still frame pooling adds nothing, so
+    each round looks once (a clear peak, at least MIN_CORRECTION: the correction is taken),
+    and the next round looks again at the moved depth, as the node pools again after a
+    correction.
+
+    :param register: correction (dx, dy) in LR pixels -> the depth registered with it.
+    :param max_shift: the largest offset searched and applied, LR pixels.
+    """
+    aligner = Aligner(max_shift, every=1, min_frames=1)
+    for _ in range(rounds):
+        if not aligner.observe(lr_depth, color):
+            break
+        lr_depth = register(aligner.estimate.correction)
+    return lr_depth, aligner.estimate.correction

@@ -22,8 +22,11 @@ NOISE_SIGMA = 5.0  # in 0-255 units, the papers' ToF-like noisy case
 # camera's noise, flying pixels and holes (data.degradations.sensor_degrade), or 'rig': the
 # LR input made as the node makes it from a simulated depth camera beside the colour camera
 # (data.rig.simulate_rig: its own resolution, lens, baseline, faults and a calibration error;
-# the protocol's kernel is then not used).
-NOISES = ('', 'gaussian', 'sensor', 'rig')
+# the protocol's kernel is then not used). 'rig_offset': the same with the calibration error a
+# real rig has before the node's alignment (its depth 1 to 2.5 depth pixels off the colour),
+# registered as it is (the node with alignment:=off); 'rig_aligned': the same rigs (the same
+# draws) after the node's alignment, what the node gives by default.
+NOISES = ('', 'gaussian', 'sensor', 'rig', 'rig_offset', 'rig_aligned')
 
 
 # Protocol -> how the ground truth is downscaled: the AHMF/PAG-Net papers' plain bicubic
@@ -32,9 +35,11 @@ PROTOCOLS = {'middlebury': bicubic_downsample, 'antialiased': antialiased_bicubi
              'nyu': nearest_downsample}
 
 
-def degrade(depth, scale, protocol, rng=None, noise='gaussian'):
+def degrade(depth, scale, protocol, rng=None, noise='gaussian', color=None):
     """
     Return the LR input of the protocol, with ``noise`` (one of NOISES) if rng is given.
+
+    ``color``: the HR colour image, which 'rig_aligned' aligns the depth to.
 
     'sensor' degrades the depth in the LR image's own 0..1 range (as the networks see it) and
     leaves NaN where the camera would return nothing; every upsampler fills those pixels
@@ -49,12 +54,16 @@ def degrade(depth, scale, protocol, rng=None, noise='gaussian'):
         return low
     if noise == 'gaussian':
         return add_gaussian_noise(low, NOISE_SIGMA, rng)
-    if noise == 'rig':
+    if noise.startswith('rig'):
         from depth_sr_ros.data.rig import simulate_rig  # numpy only; imports the geometry
+        if noise == 'rig_aligned' and color is None:
+            raise ValueError("noise 'rig_aligned' needs the colour image")
         valid = valid_depth_mask(depth)
         near, far = depth_range(depth, valid)
         seen = normalize_depth(np.where(valid, depth, np.nan), near, far)
-        return denormalize_depth(simulate_rig(seen, scale, rng), near, far)
+        low = simulate_rig(seen, scale, rng, offset=noise != 'rig',
+                           color=color if noise == 'rig_aligned' else None)
+        return denormalize_depth(low, near, far)
     valid = valid_depth_mask(low)  # the ground truth's own holes stay as they are
     near, far = depth_range(low, valid)
     seen = normalize_depth(fill_missing(low, valid), near, far)
@@ -70,9 +79,8 @@ def noise_rng(name):
 
 def prepare(pair, scale, protocol, rng=None, noise='gaussian'):
     """Return (ground truth, colour, LR input) of a pair under the protocol (see degrade)."""
-    truth = crop_to_multiple(pair['depth'], scale)
-    return truth, crop_to_multiple(pair['rgb'], scale), degrade(truth, scale, protocol, rng,
-                                                                noise)
+    truth, rgb = crop_to_multiple(pair['depth'], scale), crop_to_multiple(pair['rgb'], scale)
+    return truth, rgb, degrade(truth, scale, protocol, rng, noise, rgb)
 
 
 def evaluate(methods, pairs, scale, protocol='middlebury', noise='', keep=None, shifts=()):
@@ -163,7 +171,7 @@ def compared_methods(predictor):
 
 
 def add_protocol_options(parser):
-    """Add --protocol and --noise / --sensor (dest 'noise', one of evaluation.NOISES)."""
+    """Add --protocol and --noise / --sensor / --rig... (dest 'noise', one of NOISES)."""
     parser.add_argument('--protocol', default='middlebury', choices=sorted(PROTOCOLS),
                         help='middlebury: plain bicubic downscaling (AHMF, PAG-Net); '
                              'antialiased: antialiased bicubic (DKN, DCTNet, JIIF); nyu: nearest')
@@ -177,3 +185,9 @@ def add_protocol_options(parser):
                        help='make the LR input as the node makes it from a simulated depth '
                             'camera beside the colour camera (data.rig.simulate_rig; the '
                             "protocol's kernel is not used)")
+    noisy.add_argument('--rig-offset', action='store_const', const='rig_offset', dest='noise',
+                       help='as --rig, with the calibration error before alignment: the depth '
+                            '1 to 2.5 depth pixels off the colour image (alignment:=off)')
+    noisy.add_argument('--rig-aligned', action='store_const', const='rig_aligned',
+                       dest='noise', help="the --rig-offset rigs after the node's alignment "
+                                          "(the node's default)")

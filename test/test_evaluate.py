@@ -7,6 +7,7 @@ from depth_sr_ros.baselines import BicubicUpsampler, GuidedFilterUpsampler
 from depth_sr_ros.cli.evaluate import main
 from depth_sr_ros.data.degradations import antialiased_bicubic_downsample, crop_to_multiple
 from depth_sr_ros.data.middlebury import load_pair
+from depth_sr_ros.data.synthetic import synthetic_pair
 from depth_sr_ros.evaluation import degrade, evaluate, markdown, noise_rng
 from depth_sr_ros.metrics import between_surfaces, mae, rmse, shifted_rmse
 from helpers import FIXTURES
@@ -49,6 +50,22 @@ def test_the_sensor_protocol_leaves_holes_that_every_method_skips():
         assert np.isnan(kept['results'][name][holes]).all()
     assert report['images'][0]['bicubic']['mae'] > evaluate(methods, [cones], 4)[
         'images'][0]['bicubic']['mae']
+
+
+def test_the_offset_rigs_are_the_rig_protocols_rigs_moved_and_aligned_back_with_the_colour():
+    depth = synthetic_pair(np.random.default_rng(11), 192, 256)['depth']
+    grey = 40 + 180 * (depth - depth.min()) / (depth.max() - depth.min())
+    rgb = np.repeat(grey[..., None], 3, axis=2).astype(np.uint8)  # colour edges = depth edges
+    with pytest.raises(ValueError, match='colour'):
+        degrade(depth, 4, 'middlebury', noise_rng('a'), 'rig_aligned')
+    bicubic = {'bicubic': BicubicUpsampler(4)}
+    errors = {noise: [evaluate(bicubic, [{'name': name, 'depth': depth, 'rgb': rgb}], 4,
+                               noise=noise)['average']['bicubic']['rmse'] for name in 'abcdef']
+              for noise in ('rig', 'rig_offset', 'rig_aligned')}
+    # Each image's rig is drawn from its name: the offset moves it off, the alignment back.
+    assert all(o > r for o, r in zip(errors['rig_offset'], errors['rig']))
+    assert all(a <= o for a, o in zip(errors['rig_aligned'], errors['rig_offset']))
+    assert np.mean(errors['rig_aligned']) < 0.8 * np.mean(errors['rig_offset']), errors
 
 
 def test_report_on_the_fixture_has_every_method_and_the_average():

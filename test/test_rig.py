@@ -5,7 +5,7 @@ import math
 
 from depth_sr_ros.data.datasets import CropDataset
 from depth_sr_ros.data.rig import (
-    draw_rig, from_metres, rotation, simulate_rig, to_metres)
+    draw_rig, from_metres, OFFSET_DEPTH_PIXELS, rotation, simulate_rig, to_metres)
 from depth_sr_ros.data.synthetic import synthetic_pair
 from depth_sr_ros.geometry.grids import plan_grids
 from depth_sr_ros.geometry.registration import mesh_depth
@@ -86,6 +86,51 @@ def test_a_calibration_error_moves_the_depth_by_the_drawn_amount():
         shifts += [b[np.argmin(np.abs(b - x - expected))] - x for x in a if b.size]
     assert abs(expected) > 2 and len(shifts) > 100  # a shift large enough to see, measured
     assert np.mean(shifts) == pytest.approx(expected, abs=0.15)
+
+
+def test_an_offset_rig_is_the_same_rig_turned_by_1_to_2_5_depth_pixels():
+    for seed in range(20):
+        plain = draw_rig(np.random.default_rng(seed), (192, 256), 4)
+        offset = draw_rig(np.random.default_rng(seed), (192, 256), 4, offset=True)
+        assert dataclasses.replace(offset, calibrated=plain.calibrated) == plain
+        # The extra turn, plain's calibrated rotation taken off offset's.
+        turn = (np.reshape(offset.calibrated.rotation, (3, 3))
+                @ np.reshape(plain.calibrated.rotation, (3, 3)).T)
+        angle = math.acos(np.clip((np.trace(turn) - 1) / 2, -1, 1))
+        pixels = math.tan(angle) * offset.depth.matrix[0, 0]
+        assert OFFSET_DEPTH_PIXELS[0] - 1e-6 <= pixels <= OFFSET_DEPTH_PIXELS[1] + 1e-6
+        axis = np.array([turn[2, 1] - turn[1, 2], turn[0, 2] - turn[2, 0],
+                         turn[1, 0] - turn[0, 1]])
+        assert abs(axis[2]) < 1e-3 * np.linalg.norm(axis)  # in the image plane: a move across it
+
+
+def _grey_of(values):
+    """Return an RGB image whose edges are the depth edges of training values (NaN: black)."""
+    grey = 40 + 180 * np.nan_to_num(values, nan=0.0)
+    return np.repeat(grey[..., None], 3, axis=2).astype(np.uint8)
+
+
+def test_the_alignment_moves_an_offset_rig_back_and_leaves_it_without_colour_edges(truth):
+    off, aligned = [], []
+    for seed in range(6):
+        plain = draw_rig(np.random.default_rng(seed), truth.shape, 4, calibration_error=False)
+        rig = draw_rig(np.random.default_rng(seed), truth.shape, 4, calibration_error=False,
+                       offset=True)
+        exact = simulate_rig(truth, 4, None, faults=False, rig=plain)
+
+        def error(low):
+            both = np.isfinite(low) & np.isfinite(exact)
+            return float(np.sqrt(np.mean((low[both] - exact[both]) ** 2)))
+        moved = simulate_rig(truth, 4, None, faults=False, rig=rig)
+        back = simulate_rig(truth, 4, None, faults=False, rig=rig, color=_grey_of(truth))
+        off.append(error(moved))
+        aligned.append(error(back))
+        assert aligned[-1] <= off[-1], seed
+        # A colour image without edges: no clear match, the depth stays as registered.
+        flat = simulate_rig(truth, 4, None, faults=False, rig=rig,
+                            color=np.full(truth.shape + (3,), 128, np.uint8))
+        np.testing.assert_array_equal(flat, moved)
+    assert np.mean(aligned) < 0.6 * np.mean(off), (off, aligned)
 
 
 def test_metres_and_training_values_convert_both_ways():

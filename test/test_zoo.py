@@ -6,7 +6,8 @@ import re
 import shutil
 
 from depth_sr_ros.selection import VALIDATION_NAMES
-from depth_sr_ros.tools.zoo import file_digest, main, replace_block, TEST_IMAGES
+from depth_sr_ros.tools.zoo import (
+    BENCHMARKS, file_digest, main, replace_block, summary_row, TEST_IMAGES)
 import pytest
 
 FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures')
@@ -55,27 +56,42 @@ def test_the_zoo_rewrites_every_block_from_its_own_evaluation(tmp_path, model_pa
     # The validation table that model selection judges, with its depth_sr_select command.
     assert '`depth_sr_select --model models/tiny_x4.pt --data ../shared/data/middlebury30`' in (
         block)
-    for label in ('papers', 'antialiased', 'sigma 5', 'camera noise', 'simulated rig'):
+    both = ('antialiased', 'sigma 5', 'camera noise', 'simulated rig', 'rig 1-2.5 px off',
+            'rig off, aligned')  # a row in the validation table and in the test table
+    for label in ('papers',) + both:
         assert f'| {label} |' in block
     # The test table: one row per held-out benchmark, averages of the three methods.
-    for row in ("six images, papers' protocol", 'antialiased', 'sigma 5', 'camera noise',
-                'simulated rig', 'full-size Art, Books, Moebius'):
-        assert block.count(f'| {row} |') == (2 if row in ('antialiased', 'sigma 5',
-                                                          'camera noise', 'simulated rig')
-                                             else 1)
-    # The per-image tables of each of the six benchmarks, with the command giving each.
+    for row in ("six images, papers' protocol", 'full-size Art, Books, Moebius') + both:
+        assert block.count(f'| {row} |') == (2 if row in both else 1)
+    # The per-image tables of each of the eight benchmarks, with the command giving each.
     per_image = accuracy.read_text().split('<!-- zoo: tiny_x4 -->')[1]
     for option in ('--names 02,06,14,18,21,24`', '--protocol antialiased`', '--noise`',
-                   '--sensor`', '--rig`', 'middlebury_full`'):
+                   '--sensor`', '--rig`', '--rig-offset`', '--rig-aligned`',
+                   'middlebury_full`'):
         assert option in per_image
-    # MAE, RMSE and floating edge pixels for each of the six.
-    assert per_image.count('| pag_net 4x |') == 18 and per_image.count('| bicubic |') == 18
+    # MAE, RMSE and floating edge pixels for each of the eight.
+    assert per_image.count('| pag_net 4x |') == 24 and per_image.count('| bicubic |') == 24
     summary = readme.read_text().split('<!-- /zoo: summary -->')[0]
     assert '| `tiny_x4.pt` |' in summary and '| `tiny_x4.pt` |' in text
     full = accuracy.read_text().split('<!-- zoo: full_size -->')[1]
     assert '| bicubic (ours) | 4x |' in full and "AHMF (paper's Table I) | 4x" in full
     assert '| **`tiny_x4.pt`** | 4x |' in full
     assert 'depth_sr_zoo: evaluating tiny_x4.pt' in capsys.readouterr().err
+
+
+def test_the_summary_measures_the_node_on_an_offset_rig_against_unaligned_bicubic():
+    def report(model_rmse, bicubic_rmse):
+        errors = {'model': {'mae': 1.0, 'rmse': model_rmse, 'between': 0.2},
+                  'bicubic': {'mae': 2.0, 'rmse': bicubic_rmse, 'between': 0.4},
+                  'guided filter': {'mae': 2.0, 'rmse': 3.0, 'between': 0.4}}
+        return {'average': errors, 'images': [errors]}
+    reports = {key: report(8.0, 10.0) for key, *_ in BENCHMARKS}
+    reports['six_offset'] = report(15.0, 20.0)  # alignment off: both far off
+    reports['six_aligned'] = report(9.0, 12.0)  # the node's output, 9.0: 55 % below 20.0
+    reports['validation'] = {}
+    cells = summary_row('m.pt', 'model', reports).strip('| ').split(' | ')
+    # Five protocols at 20 % below bicubic, then the node against unaligned bicubic.
+    assert cells[2:8] == ['20 %'] * 5 + ['55 %']
 
 
 def test_a_missing_block_is_said_before_any_evaluation(tmp_path, capsys):
@@ -119,7 +135,7 @@ KNOWN_LOSSES = {
 
 def test_every_shipped_file_beats_bicubic_on_every_set_and_protocol_its_card_reports():
     # The cards' accuracy blocks are the zoo's output for the committed files (the digest says
-    # which file): validation (5 protocols) and held-out sets (6 benchmarks), model against
+    # which file): validation (7 protocols) and held-out sets (8 benchmarks), model against
     # bicubic in MAE and RMSE.
     with open(os.path.join(MODELS, 'README.md')) as f:
         cards = f.read()
@@ -133,7 +149,7 @@ def test_every_shipped_file_beats_bicubic_on_every_set_and_protocol_its_card_rep
             f"{name}: the card's tables are not of this file; run depth_sr_zoo --write")
         rows = [line.strip('|').split(' | ') for line in block.splitlines()
                 if re.match(r'\| [a-z].* \| \d', line)]
-        assert len(rows) == 5 + 6, (name, rows)
+        assert len(rows) == 7 + 8, (name, rows)
         for cells in rows:
             held_out = len(cells) == 5  # input, bicubic, guided filter, model, edge pixels
             bicubic, model = _pairs(cells[1]), _pairs(cells[3 if held_out else 2])

@@ -18,6 +18,12 @@ training input that way from an HR ground truth in the colour camera's frame:
 5. the depth is registered into the colour camera's LR grid with the node's registration and
    a calibration with a drawn error (what remains after calibration and alignment).
 
+``offset=True`` draws the calibration a real rig has before the node's alignment: its depth
+sits 1 to 2.5 depth-camera pixels off the colour image, as measured on a phone ToF after its
+factory calibration. With the colour image given, ``simulate_rig`` then aligns the registered
+depth as the node does (alignment.align_still), so the network sees the residual that the
+alignment leaves.
+
 No global bias or scale error of the depth is simulated: the networks normalise their input
 by its own range and give the output in it, so a bias passes through them unseen and cannot
 be learnt away.
@@ -27,6 +33,7 @@ import dataclasses
 import math
 
 import cv2
+from depth_sr_ros.alignment import align_still, MAX_SHIFT
 from depth_sr_ros.geometry.camera import Camera, pinhole_camera
 from depth_sr_ros.geometry.grids import plan_grids
 from depth_sr_ros.geometry.registration import register_raw
@@ -42,6 +49,8 @@ NEAR_M, FAR_M = (0.5, 1.5), (2.0, 6.0)
 # The calibration's error: what is left after a factory calibration and the node's alignment.
 CALIBRATION_ROTATION_DEG = 0.3
 CALIBRATION_TRANSLATION_M = 0.003
+# The misregistration before the alignment, depth-camera pixels (``offset``).
+OFFSET_DEPTH_PIXELS = (1.0, 2.5)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,13 +81,17 @@ def _random_axis(rng):
     return axis / np.linalg.norm(axis)
 
 
-def draw_rig(rng, size, scale, calibration_error=True):
+def draw_rig(rng, size, scale, calibration_error=True, offset=False):
     """
     Return a SimulatedRig for an HR colour image of ``size`` = (height, width) at ``scale``.
 
     The colour camera's field of view is drawn between 50 and 90 degrees; the depth camera
     looks the same way from a drawn baseline, a little rotated, with enough field of view to
     cover the colour camera's and a drawn number of samples per LR pixel.
+
+    :param offset: add a calibration rotation that moves the depth OFFSET_DEPTH_PIXELS
+        (drawn) in a drawn direction. Drawn after the rest, so the rig is otherwise the one
+        drawn without it from the same generator state.
     """
     height, width = size
     focal = width / (2 * math.tan(math.radians(rng.uniform(50, 90)) / 2))
@@ -106,6 +119,12 @@ def draw_rig(rng, size, scale, calibration_error=True):
         shift = rng.uniform(-CALIBRATION_TRANSLATION_M, CALIBRATION_TRANSLATION_M, 3)
         calibrated = depth_to_color.then(Transform(error.rotation, tuple(shift)))
     near, far = rng.uniform(*NEAR_M), rng.uniform(*FAR_M)
+    if offset:
+        # A rotation about an axis in the image plane moves the image across it.
+        angle = math.degrees(math.atan(rng.uniform(*OFFSET_DEPTH_PIXELS) / depth_focal))
+        direction = rng.uniform(0, 2 * math.pi)
+        axis = (-math.sin(direction), math.cos(direction), 0.0)
+        calibrated = calibrated.then(rotation(axis, angle))
     return SimulatedRig(color, depth, depth_to_color, calibrated, scale, near, far)
 
 
@@ -168,7 +187,8 @@ def render_depth_camera(truth, rig):
     return register_raw(truth, rig.color, rig.depth_to_color.inverse(), rig.depth)
 
 
-def simulate_rig(values, scale, rng, faults=True, calibration_error=True, rig=None):
+def simulate_rig(values, scale, rng, faults=True, calibration_error=True, rig=None,
+                 offset=False, color=None):
     """
     Return the LR input the node would make of a scene, as ``values``' units; NaN = no depth.
 
@@ -176,13 +196,23 @@ def simulate_rig(values, scale, rng, faults=True, calibration_error=True, rig=No
         values in 0..1 (larger = nearer), as the training crops hold them.
     :param faults: apply sensor_faults (False: a perfect depth camera).
     :param rig: a SimulatedRig to use instead of drawing one.
+    :param offset: draw the rig with the calibration error before alignment (draw_rig).
+    :param color: the HR colour image: align the registered depth to it as the node does.
     """
     if rig is None:
-        rig = draw_rig(rng, values.shape, scale, calibration_error)
+        rig = draw_rig(rng, values.shape, scale, calibration_error, offset)
     truth = to_metres(np.where(values >= 0, values, np.nan), rig.near, rig.far)
     depth = render_depth_camera(truth, rig)
     if faults:
         depth = sensor_faults(depth, rng)
     lr = plan_grids(rig.color, scale).lr
-    registered = register_raw(depth, rig.depth, rig.calibrated, lr)
+
+    def register(correction):
+        moved = lr.moved(-correction[0], -correction[1]) if any(correction) else lr
+        return register_raw(depth, rig.depth, rig.calibrated, moved)
+
+    registered = register((0.0, 0.0))
+    if color is not None:
+        registered, _ = align_still(registered, color, register,
+                                    max(1, round(MAX_SHIFT / scale)))
     return from_metres(registered, rig.near, rig.far)

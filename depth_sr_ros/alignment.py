@@ -5,10 +5,11 @@ Real rigs are never perfectly calibrated: after registration their depth sits so
 the colour image (factory calibration, rolling shutters, time offsets). Depth edges are where
 the colour image has edges too, so the offset is where the two edge maps correlate best.
 
-``edge_correlation`` correlates one frame's edge maps on the LR grid (by FFT, within a bounded
-search range). ``Aligner`` pools the correlation over frames, since the offset belongs to the
-rig, not to a frame: every ``every``-th frame adds its correlation, and once the pooled peak is
-clear (``confidence``) the residual offset is taken into the correction that the registration
+``edge_correlation`` correlates one frame's edge maps (by FFT, within a bounded search range)
+on the LR grid, or on a finer grid (``finer_grid``) where the node registers the depth itself.
+``Aligner`` pools the correlation over frames, since the offset belongs to the rig, not to a
+frame: every ``every``-th frame adds its correlation, and once the pooled peak is clear
+(``confidence``) the residual offset is taken into the correction that the registration
 applies (the LR grid's principal point moved by it, so no depth is resampled or mixed). It
 then starts pooling again on the corrected frames, which on a rig that is right finds about
 zero and changes nothing. A scene without depth edges gives no clear peak and no change.
@@ -24,15 +25,30 @@ import numpy as np
 # around it, and this many times above the best peak elsewhere.
 MIN_PEAK_SIGMA = 3.5
 MIN_PEAK_RATIO = 1.3
-# A correction is taken only when the pooled residual is at least this many LR pixels. The
-# edge match itself is off by up to about 0.7 LR pixel on correctly calibrated scene rigs
-# (colour edges that are no depth edges: texture, shadows), so smaller offsets stay as they
-# are: a calibrated rig is left unchanged.
+# A correction is taken only when the pooled residual is at least this many pixels of the
+# grid the edges are matched on. The edge match itself is off by up to about 0.7 of those
+# pixels on correctly calibrated scene rigs (colour edges that are no depth edges: texture,
+# shadows), so smaller offsets stay as they are: a calibrated rig is left unchanged.
 MIN_CORRECTION = 1.0
 # The aligner correlates every so many frames (its cost is then spread over them).
 EVERY = 5
 # The largest offset searched and applied, output pixels (the node's alignment_max_shift).
 MAX_SHIFT = 32.0
+
+
+def finer_grid(scale):
+    """
+    Return how many times finer than the LR grid the node matches depth it registers itself.
+
+    At 8x and 16x an LR pixel is 8 or 16 output pixels and real offsets are often smaller,
+    so the depth is matched on a grid twice as fine. Measured with align_still on simulated
+    rigs (22 training scenes, 3 rigs each, depth 1 to 2.5 depth pixels off; bicubic RMSE after
+    the alignment): at 8x that grid moved 14 of 66 rigs back (the LR grid none), RMSE 13.96
+    -> 13.04, none worse, and 1 of 66 calibrated rigs (better); at 4x it did not pay (7.54
+    against 7.45 on the LR grid); at 16x it moved none. Depth already on the LR grid (and 2x,
+    4x) stays on the LR grid.
+    """
+    return 2 if scale >= 8 else 1
 
 
 def _edges(image):
@@ -151,6 +167,10 @@ class Aligner:
         self._seen = 0
         self._grid = None
 
+    def due(self):
+        """Return True when the next frame observed is one that is correlated."""
+        return self._seen % self.every == 0
+
     def correction(self, grid_shape):
         """Return the (dx, dy) LR pixels to take off the depth on a grid of ``grid_shape``."""
         if grid_shape != self._grid:  # another grid (scale, size): start again
@@ -159,21 +179,23 @@ class Aligner:
             self._pooled = None
         return self.estimate.correction
 
-    def observe(self, lr_depth, color):
+    def observe(self, depth, color, finer=1):
         """
         Add a frame (depth registered with the current correction, and its colour image).
 
+        :param depth: the depth on the LR grid, or on a grid ``finer`` times finer
+            (finer_grid); only read on frames that are correlated (``due``).
         Return True when the correction changed.
         """
         self._seen += 1
         if (self._seen - 1) % self.every:
             return False
-        depth_map = depth_edges(lr_depth)
-        color_map = color_edges(color, lr_depth.shape) if depth_map is not None else None
+        depth_map = depth_edges(depth)
+        color_map = color_edges(color, depth.shape) if depth_map is not None else None
         if depth_map is None or color_map is None:
             self.estimate.reason = 'the frame has too few depth edges or no colour contrast'
             return False
-        limit = min(self.max_shift, min(lr_depth.shape) // 4)
+        limit = min(self.max_shift * finer, min(depth.shape) // 4)
         correlation = edge_correlation(depth_map, color_map, limit)
         self._pooled = correlation if self._pooled is None or (
             self._pooled.shape != correlation.shape) else self._pooled + correlation
@@ -185,10 +207,11 @@ class Aligner:
             self.estimate.reason = (f'no clear edge match yet ({sigma:.1f} sigma, ratio '
                                     f'{ratio:.2f} over {self.estimate.frames} frames)')
             return False
-        self.estimate.residual = (dx, dy)
+        self.estimate.residual = (dx / finer, dy / finer)
         self.estimate.reason = ''
         if self.estimate.frames < self.min_frames or math.hypot(dx, dy) < MIN_CORRECTION:
             return False
+        dx, dy = self.estimate.residual
         cx, cy = self.estimate.correction
         new = (float(np.clip(cx + dx, -self.max_shift, self.max_shift)),
                float(np.clip(cy + dy, -self.max_shift, self.max_shift)))
@@ -199,7 +222,7 @@ class Aligner:
         return True
 
 
-def align_still(lr_depth, color, register, max_shift, rounds=3):
+def align_still(register, color, max_shift, finer=1, rounds=3):
     """
     Return (LR depth, correction): one still frame aligned as the node aligns its rig.
 
@@ -208,12 +231,14 @@ def align_still(lr_depth, color, register, max_shift, rounds=3):
     and the next round looks again at the moved depth, as the node pools again after a
     correction.
 
-    :param register: correction (dx, dy) in LR pixels -> the depth registered with it.
+    :param register: (correction, finer) -> the depth registered with the correction (LR
+        pixels) on a grid ``finer`` times finer than the LR grid.
     :param max_shift: the largest offset searched and applied, LR pixels.
+    :param finer: the grid the edges are matched on, as the node's (finer_grid).
     """
     aligner = Aligner(max_shift, every=1, min_frames=1)
     for _ in range(rounds):
-        if not aligner.observe(lr_depth, color):
+        if not aligner.observe(register(aligner.estimate.correction, finer), color, finer):
             break
-        lr_depth = register(aligner.estimate.correction)
-    return lr_depth, aligner.estimate.correction
+    correction = aligner.estimate.correction
+    return register(correction, 1), correction

@@ -103,6 +103,29 @@ def test_a_calibrated_rig_is_left_unchanged_and_a_fixed_offset_is_applied(frames
     assert np.median(np.abs(fixed[both].astype(float) - first[both])) < 1e-3  # metres
 
 
+def test_at_8x_the_match_is_made_on_a_grid_twice_as_fine_and_half_an_lr_pixel_is_taken(
+        frames):
+    # 4 output pixels right and up: half an LR pixel at 8x, under MIN_CORRECTION on the LR
+    # grid (which would leave it), one pixel and more on the grid twice as fine.
+    processor = FrameProcessor(BicubicUpsampler(8))
+    _, result = _serve(processor, frames, Settings(), 20, move=(4, -4))
+    assert processor.aligner.estimate.correction == pytest.approx((0.5, -0.5), abs=0.2)
+    assert result.offset == pytest.approx((4.0, -4.0), abs=1.6)  # output pixels
+    # The depth the aligner matches: on the finer grid on the frames it correlates.
+    grids = processor.grids(RIG.color)
+    depth = frames[0]['depth']
+    low = reduce_registered(depth, RIG.color, grids.lr)
+    seen, finer = processor.alignment_depth(low, depth, 'registered', None, grids, None,
+                                            RIG.color, (0.0, 0.0))
+    assert finer == 2 and seen.shape == (2 * grids.lr.height, 2 * grids.lr.width)
+    assert processor.alignment_depth(low, depth, 'lr_grid', None, grids, None, RIG.color,
+                                     (0.0, 0.0)) == (low, 1)
+    # A calibrated rig at 8x: no move.
+    calibrated = FrameProcessor(BicubicUpsampler(8))
+    _, result = _serve(calibrated, frames, Settings(), 20)
+    assert calibrated.aligner.estimate.correction == (0.0, 0.0) and result.offset == (0.0, 0.0)
+
+
 def test_a_featureless_scene_changes_nothing_and_says_why():
     aligner = Aligner(8, every=1)
     depth = np.full((90, 160), 2.0, np.float32)

@@ -133,6 +133,23 @@ def test_the_alignment_moves_an_offset_rig_back_and_leaves_it_without_colour_edg
     assert np.mean(aligned) < 0.6 * np.mean(off), (off, aligned)
 
 
+def test_the_simulation_aligns_on_the_grid_the_node_uses_at_its_scale(truth, monkeypatch):
+    import depth_sr_ros.data.rig as rig_module
+    calls = []
+    real = rig_module.align_still
+
+    def spy(register, color, max_shift, finer):
+        calls.append((register((0.0, 0.0), finer).shape, max_shift, finer))
+        return real(register, color, max_shift, finer)
+    monkeypatch.setattr(rig_module, 'align_still', spy)
+    for scale in (4, 8):
+        rig = draw_rig(np.random.default_rng(1), truth.shape, scale, offset=True)
+        low = simulate_rig(truth, scale, None, faults=False, rig=rig, color=_grey_of(truth))
+        assert low.shape == (truth.shape[0] // scale, truth.shape[1] // scale)
+    # The node's: alignment_max_shift (32 output pixels) in LR pixels, the finer grid at 8x.
+    assert calls == [((48, 64), 8, 1), ((48, 64), 4, 2)]
+
+
 def test_metres_and_training_values_convert_both_ways():
     values = np.array([0.0, 0.25, 1.0, np.nan], np.float32)
     metres = to_metres(values, 0.8, 4.0)

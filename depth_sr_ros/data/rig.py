@@ -33,7 +33,7 @@ import dataclasses
 import math
 
 import cv2
-from depth_sr_ros.alignment import align_still, MAX_SHIFT
+from depth_sr_ros.alignment import align_still, finer_grid, MAX_SHIFT
 from depth_sr_ros.geometry.camera import Camera, pinhole_camera
 from depth_sr_ros.geometry.grids import plan_grids
 from depth_sr_ros.geometry.registration import register_raw
@@ -207,12 +207,14 @@ def simulate_rig(values, scale, rng, faults=True, calibration_error=True, rig=No
         depth = sensor_faults(depth, rng)
     lr = plan_grids(rig.color, scale).lr
 
-    def register(correction):
-        moved = lr.moved(-correction[0], -correction[1]) if any(correction) else lr
-        return register_raw(depth, rig.depth, rig.calibrated, moved)
+    def register(correction, finer=1):
+        grid = lr.resized(lr.width * finer, lr.height * finer) if finer > 1 else lr
+        if any(correction):
+            grid = grid.moved(-correction[0] * finer, -correction[1] * finer)
+        return register_raw(depth, rig.depth, rig.calibrated, grid)
 
     registered = register((0.0, 0.0))
     if color is not None:
-        registered, _ = align_still(registered, color, register,
-                                    max(1, round(MAX_SHIFT / scale)))
+        registered, _ = align_still(register, color, max(1, round(MAX_SHIFT / scale)),
+                                    finer_grid(scale))
     return from_metres(registered, rig.near, rig.far)

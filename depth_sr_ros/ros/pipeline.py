@@ -14,7 +14,7 @@ import math
 import threading
 
 import cv2
-from depth_sr_ros.alignment import Aligner
+from depth_sr_ros.alignment import Aligner, finer_grid
 from depth_sr_ros.geometry.grids import crop_to_output, plan_grids, resize_color
 from depth_sr_ros.geometry.registration import reduce_registered, register_raw
 from depth_sr_ros.ros.conversions import (
@@ -273,6 +273,23 @@ class FrameProcessor:
             raise ImageFormatError("no depth-to-colour transform (see the node's warning)")
         return register_raw(depth, depth_camera, depth_to_color, lr)
 
+    def alignment_depth(self, low, depth, route, depth_info, grids, depth_to_color,
+                        color_camera, offset):
+        """
+        Return (depth, finer): what the aligner matches with the colour image's edges.
+
+        Depth the node registers itself is registered again on the frames the aligner
+        correlates, on a grid alignment.finer_grid times finer than the LR grid where that is
+        more than 1; otherwise it is the LR depth.
+        """
+        finer = finer_grid(grids.scale)
+        if route == 'lr_grid' or finer == 1 or not self.aligner.due():
+            return low, 1
+        lr = grids.lr.resized(grids.lr.width * finer, grids.lr.height * finer)
+        return self.lr_depth(depth, route, depth_info, dataclasses.replace(grids, lr=lr),
+                             depth_to_color, color_camera,
+                             tuple(v * finer for v in offset)), finer
+
     def offset(self, settings, grids):
         """Return the (right, down) LR pixels to take off the depth under ``settings``."""
         if settings.alignment == 'fixed':
@@ -346,7 +363,10 @@ class FrameProcessor:
             f'{grids.output.width}x{grids.output.height} on the colour camera grid')
         offset = self.offset(settings, grids)
         low = self.lr_depth(depth, route, depth_info, grids, depth_to_color, camera, offset)
-        if settings.alignment == 'auto' and self.aligner.observe(low, color):
+        if settings.alignment == 'auto':
+            seen, finer = self.alignment_depth(low, depth, route, depth_info, grids,
+                                               depth_to_color, camera, offset)
+        if settings.alignment == 'auto' and self.aligner.observe(seen, color, finer):
             dx, dy = (v * grids.scale for v in self.aligner.estimate.correction)
             result.advice.append(
                 f'depth sits {abs(dx):.1f} px {"right of" if dx >= 0 else "left of"} and '

@@ -284,7 +284,7 @@ def bench_registration(rigs, scale, runs):
     cores).
     """
     from depth_sr_ros.data.scene import make_scene, render_rig, RIGS
-    from depth_sr_ros.alignment import Aligner, EVERY as ALIGN_EVERY
+    from depth_sr_ros.alignment import Aligner, EVERY as ALIGN_EVERY, finer_grid
     from depth_sr_ros.geometry.grids import plan_grids, resize_color
     from depth_sr_ros.geometry.registration import (
         reduce_registered, register_raw, REGISTRATION_THREADS)
@@ -295,22 +295,27 @@ def bench_registration(rigs, scale, runs):
         frame = render_rig(scene, rig)
         grids = plan_grids(rig.color, scale)
 
-        def register(threads):
+        def register(threads, finer=1):
+            lr = grids.lr.resized(grids.lr.width * finer, grids.lr.height * finer)
             if rig.registered:
-                return reduce_registered(frame['depth'], rig.depth, grids.lr)
-            return register_raw(frame['depth'], rig.depth, rig.depth_to_color, grids.lr,
-                                threads)
+                return reduce_registered(frame['depth'], rig.depth, lr)
+            return register_raw(frame['depth'], rig.depth, rig.depth_to_color, lr, threads)
 
         def median_ms(threads):
             times = time_call(lambda: register(threads), torch.device('cpu'), runs, 1)
             return float(np.median(times)) * 1e3
 
-        # The alignment's edge correlation of one frame, and per frame as the node runs it
-        # (on every Aligner.every-th frame).
-        low, aligner = register(REGISTRATION_THREADS), Aligner(8, every=1)
+        # The alignment of one frame it looks at (at 8x and 16x the registration onto its
+        # finer grid, then the edge correlation), and per frame as the node runs it (on every
+        # Aligner.every-th frame).
+        finer, aligner = finer_grid(scale), Aligner(8, every=1)
         color = resize_color(frame['color'], grids)
-        correlate = float(np.median(time_call(lambda: aligner.observe(low, color),
-                                              torch.device('cpu'), runs, 1))) * 1e3
+
+        def align():
+            seen = register(REGISTRATION_THREADS, finer) if finer > 1 else low
+            aligner.observe(seen, color, finer)
+        low = register(REGISTRATION_THREADS)
+        correlate = float(np.median(time_call(align, torch.device('cpu'), runs, 1))) * 1e3
         rows.append({'rig': name, 'depth': f'{rig.depth.width}x{rig.depth.height}',
                      'lr_grid': f'{grids.lr.width}x{grids.lr.height}',
                      'threads': 1 if rig.registered else REGISTRATION_THREADS,
@@ -418,8 +423,8 @@ def markdown(results, pipeline, device_name, rate, variants=(), threads=(), dds=
         lines += [f"| {t['threads']} | {t['median_ms']:.1f} |" for t in threads]
     if registration:
         lines += ['', "Registration of a rig's depth onto the LR grid, and the alignment's edge "
-                  'correlation of the registered depth with the colour (numpy and OpenCV, '
-                  'CPU):', '',
+                  'correlation of the registered depth with the colour (at 8x and 16x after '
+                  'registering it onto a grid twice as fine; numpy and OpenCV, CPU):', '',
                   '| rig | depth | LR grid | threads | median ms | on one thread | alignment '
                   'ms, a frame it looks at | alignment ms per frame (every 5th) |',
                   '|---|---|---|---|---|---|---|---|']

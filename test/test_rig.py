@@ -168,3 +168,22 @@ def test_the_training_crops_take_a_share_of_rig_samples(cones):
     # Without the rig the samples stay those of earlier versions (no extra random draw).
     again = CropDataset([cones], 4, 128, sensor=0.0, rig=0.0).sample(np.random.default_rng(3))
     np.testing.assert_array_equal(a['depth_lr'], again['depth_lr'])
+    again = CropDataset([cones], 4, 128, sensor=0.0, rig=1.0).sample(np.random.default_rng(3))
+    np.testing.assert_array_equal(b['depth_lr'], again['depth_lr'])
+
+
+def test_rig_samples_can_come_off_and_be_aligned_as_the_node_aligns(cones, monkeypatch):
+    import depth_sr_ros.data.datasets as datasets_module
+    calls = []
+    real = datasets_module.simulate_rig
+
+    def spy(depth, scale, rng, offset=False, color=None):
+        calls.append((offset, None if color is None else color.shape))
+        return real(depth, scale, rng, offset=offset, color=color)
+    monkeypatch.setattr(datasets_module, 'simulate_rig', spy)
+    rigged = CropDataset([cones], 4, 128, sensor=0.0, rig=1.0, rig_offset=0.5)
+    samples = [rigged.sample(np.random.default_rng(seed)) for seed in range(12)]
+    assert all(np.isfinite(s['depth_lr']).all() for s in samples)
+    # About half drawn off and given the crop's colour to align to; the rest as before.
+    assert 2 <= sum(offset for offset, _ in calls) <= 10
+    assert all((shape == (128, 128, 3)) == offset for offset, shape in calls)

@@ -106,6 +106,11 @@ class TrainConfig:
                               'a simulated depth camera beside the colour camera (data.rig: its '
                               'own resolution, lens, baseline, faults, a calibration error), '
                               '0 to 1', SHARE)
+    rig_offset: float = _option(0.0, 'share of the rig samples whose calibration is a real '
+                                     "rig's before alignment (depth 1 to 2.5 depth pixels off), "
+                                     "aligned to the crop's colour as the node aligns: the "
+                                     'network learns from the residual the alignment leaves, '
+                                     '0 to 1', SHARE)
     ema: float = _option(0.0, 'decay of a moving average of the weights, validated and written '
                               'to model.pt (0: off; 0.999 averages over about 1000 steps)',
                          number(float, low=0, below=1))
@@ -294,7 +299,7 @@ def train(config):
     dataset = CropDataset(train_pairs, config.scale, config.crop,
                           synthetic_fraction=config.synthetic,
                           downsamplers=tuple(config.downsampling.split(',')),
-                          sensor=config.sensor, rig=config.rig)
+                          sensor=config.sensor, rig=config.rig, rig_offset=config.rig_offset)
     precision = training_precision(config.precision, device)
     arch_kwargs = {'scale': config.scale}
     torch.manual_seed(config.seed)  # the same initial weights on every rank
@@ -430,8 +435,9 @@ def train(config):
     training = {
         'data': os.path.abspath(config.data), 'train_pairs': [p['name'] for p in train_pairs],
         'val_pairs': list(val_names), 'synthetic_fraction': config.synthetic,
-        'degradation': (f'simulated rig on {config.rig:.0%} of samples, the rest ' if config.rig
-                        else '') + config.downsampling + (
+        'degradation': (f'simulated rig on {config.rig:.0%} of samples' + (
+            f' ({config.rig_offset:.0%} of them off, then aligned)' if config.rig_offset
+            else '') + ', the rest ' if config.rig else '') + config.downsampling + (
                             f' + sensor on {config.sensor:.0%} of samples' if config.sensor
                             else ''),
         'precision': precision,

@@ -36,7 +36,7 @@ class CropDataset:
     """Random crops of in-memory RGB-D pairs; index with an explicit numpy Generator."""
 
     def __init__(self, pairs, scale, crop_size, augment_samples=True, synthetic_fraction=0.0,
-                 downsamplers=('bicubic',), sensor=0.0, rig=0.0):
+                 downsamplers=('bicubic',), sensor=0.0, rig=0.0, rig_offset=0.0):
         """
         Build the dataset.
 
@@ -54,6 +54,9 @@ class CropDataset:
         :param rig: share of samples whose LR depth is made instead as the node makes it from
             a simulated depth camera beside the colour camera (data.rig.simulate_rig), holes
             filled in the same way; the rest take the kernels and ``sensor``.
+        :param rig_offset: share of the rig samples drawn with a real rig's calibration
+            error before alignment (data.rig.draw_rig's ``offset``) and aligned to the crop's
+            colour as the node aligns, so that the network sees the residual it leaves.
         """
         unknown = [name for name in downsamplers if name not in DOWNSAMPLERS]
         if unknown or not downsamplers:
@@ -71,6 +74,7 @@ class CropDataset:
         self.synthetic_fraction = synthetic_fraction
         self.sensor = sensor
         self.rig = rig
+        self.rig_offset = rig_offset
 
     def _prepare(self, pair):
         """Crop a pair to the scale, normalise its depth over the whole image."""
@@ -93,7 +97,9 @@ class CropDataset:
         if self.augment:
             depth, rgb = augment([depth, rgb], rng)
         if self.rig and rng.random() < self.rig:  # no draw without it: earlier samples stay
-            depth_lr = simulate_rig(depth, self.scale, rng)
+            offset = bool(self.rig_offset) and rng.random() < self.rig_offset
+            depth_lr = simulate_rig(depth, self.scale, rng, offset=offset,
+                                    color=rgb if offset else None)
             return self._sample(fill_missing(depth_lr, np.isfinite(depth_lr)), rgb, depth)
         # One kernel: no draw, so that the samples stay those of earlier versions.
         pick = int(rng.integers(len(self.downsamplers))) if len(self.downsamplers) > 1 else 0

@@ -26,14 +26,26 @@ import numpy as np
 MIN_PEAK_SIGMA = 3.5
 MIN_PEAK_RATIO = 1.3
 # A correction is taken only when the pooled residual is at least this many pixels of the
-# grid the edges are matched on. The edge match itself is off by up to about 0.7 of those
-# pixels on correctly calibrated scene rigs (colour edges that are no depth edges: texture,
-# shadows), so smaller offsets stay as they are: a calibrated rig is left unchanged.
+# grid the edges are matched on. On the LR grid the edge match itself is off by up to about
+# 0.7 LR pixel on correctly calibrated scene rigs (colour edges that are no depth edges:
+# texture, shadows), so smaller offsets stay as they are: a calibrated rig is left unchanged.
+# On the finer grid (finer_grid) the player's calibrated rigs are left unchanged too
+# (test_alignment.py).
 MIN_CORRECTION = 1.0
 # The aligner correlates every so many frames (its cost is then spread over them).
 EVERY = 5
 # The largest offset searched and applied, output pixels (the node's alignment_max_shift).
 MAX_SHIFT = 32.0
+
+
+def lr_max_shift(max_shift, scale):
+    """Return the largest offset searched, LR pixels, of ``max_shift`` output pixels."""
+    return max(1, round(max_shift / scale))
+
+
+def matching_grid(lr, finer):
+    """Return the camera of the grid ``finer`` times finer than LR grid ``lr`` (finer_grid)."""
+    return lr if finer == 1 else lr.resized(lr.width * finer, lr.height * finer)
 
 
 def finer_grid(scale):
@@ -164,6 +176,7 @@ class Aligner:
         self.min_frames = max(1, int(min_frames))
         self.estimate = Estimate()
         self._pooled = None
+        self._matched = None  # (finer, shape) of the grid the pooled correlation is on
         self._seen = 0
         self._grid = None
 
@@ -197,8 +210,11 @@ class Aligner:
             return False
         limit = min(self.max_shift * finer, min(depth.shape) // 4)
         correlation = edge_correlation(depth_map, color_map, limit)
-        self._pooled = correlation if self._pooled is None or (
-            self._pooled.shape != correlation.shape) else self._pooled + correlation
+        if self._pooled is None or self._matched != (finer, depth.shape):
+            self._pooled, self._matched = correlation, (finer, depth.shape)
+            self.estimate.frames = 0  # frames on another grid (route, scale) do not count
+        else:
+            self._pooled = self._pooled + correlation
         self.estimate.frames += 1
         dx, dy, sigma, ratio = peak(self._pooled)
         clear = sigma >= MIN_PEAK_SIGMA and ratio >= MIN_PEAK_RATIO
@@ -222,7 +238,7 @@ class Aligner:
         return True
 
 
-def align_still(register, color, max_shift, finer=1, rounds=3):
+def align_still(register, color, max_shift, finer=1, low=None, rounds=3):
     """
     Return (LR depth, correction): one still frame aligned as the node aligns its rig.
 
@@ -235,10 +251,17 @@ def align_still(register, color, max_shift, finer=1, rounds=3):
         pixels) on a grid ``finer`` times finer than the LR grid.
     :param max_shift: the largest offset searched and applied, LR pixels.
     :param finer: the grid the edges are matched on, as the node's (finer_grid).
+    :param low: the depth registered on the LR grid without a correction, if at hand.
     """
+    if low is None:
+        low = register((0.0, 0.0), 1)
     aligner = Aligner(max_shift, every=1, min_frames=1)
+    seen = low if finer == 1 else register((0.0, 0.0), finer)
     for _ in range(rounds):
-        if not aligner.observe(register(aligner.estimate.correction, finer), color, finer):
+        if not aligner.observe(seen, color, finer):
             break
+        seen = register(aligner.estimate.correction, finer)
     correction = aligner.estimate.correction
-    return register(correction, 1), correction
+    if not any(correction):
+        return low, correction
+    return (seen if finer == 1 else register(correction, 1)), correction

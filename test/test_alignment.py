@@ -1,7 +1,7 @@
 """Online alignment: depth that sits off the colour image is found from edges and moved back."""
 
 from depth_sr_ros.alignment import (
-    Aligner, color_edges, depth_edges, edge_correlation, MIN_CORRECTION, peak)
+    Aligner, color_edges, depth_edges, edge_correlation, matching_grid, MIN_CORRECTION, peak)
 from depth_sr_ros.baselines import BicubicUpsampler
 from depth_sr_ros.data.scene import make_scene, render_rig, RIGS
 from depth_sr_ros.geometry.camera import pinhole_camera
@@ -111,19 +111,42 @@ def test_at_8x_the_match_is_made_on_a_grid_twice_as_fine_and_half_an_lr_pixel_is
     _, result = _serve(processor, frames, Settings(), 20, move=(4, -4))
     assert processor.aligner.estimate.correction == pytest.approx((0.5, -0.5), abs=0.2)
     assert result.offset == pytest.approx((4.0, -4.0), abs=1.6)  # output pixels
-    # The depth the aligner matches: on the finer grid on the frames it correlates.
-    grids = processor.grids(RIG.color)
+    # The depth the aligner matches: on the finer grid on the frames it correlates, moved by
+    # the offset in that grid's pixels.
+    fresh = FrameProcessor(BicubicUpsampler(8))
+    grids = fresh.grids(RIG.color)
     depth = frames[0]['depth']
     low = reduce_registered(depth, RIG.color, grids.lr)
-    seen, finer = processor.alignment_depth(low, depth, 'registered', None, grids, None,
-                                            RIG.color, (0.0, 0.0))
-    assert finer == 2 and seen.shape == (2 * grids.lr.height, 2 * grids.lr.width)
-    assert processor.alignment_depth(low, depth, 'lr_grid', None, grids, None, RIG.color,
-                                     (0.0, 0.0)) == (low, 1)
+    assert fresh.aligner.due()
+    seen, finer = fresh.alignment_depth(low, depth, 'registered', None, grids, None,
+                                        RIG.color, (0.5, -0.5))
+    fine = matching_grid(grids.lr, 2)
+    assert finer == 2 and seen.shape == (fine.height, fine.width)
+    np.testing.assert_array_equal(seen, reduce_registered(depth, RIG.color, fine.moved(-1, 1)))
+    assert fresh.alignment_depth(low, depth, 'lr_grid', None, grids, None, RIG.color,
+                                 (0.0, 0.0)) == (low, 1)
     # A calibrated rig at 8x: no move.
     calibrated = FrameProcessor(BicubicUpsampler(8))
     _, result = _serve(calibrated, frames, Settings(), 20)
     assert calibrated.aligner.estimate.correction == (0.0, 0.0) and result.offset == (0.0, 0.0)
+
+
+def test_frames_pooled_on_another_grid_do_not_count():
+    rows, columns = np.mgrid[0:360, 0:640]
+    mask = ((columns + 0.37 * rows) % 120 < 50) | ((rows * 1.3 - 0.2 * columns) % 110 < 30)
+    color = np.where(mask[..., None], 200, 50).astype(np.uint8).repeat(3, axis=2)
+    camera = pinhole_camera(640, 360, 450.0)
+    depth = np.where(mask, 1.0, 2.0).astype(np.float32)
+    lr = plan_grids(camera, 8).lr
+    coarse = reduce_registered(depth, camera, lr.moved(1.0, 0.0))  # one LR pixel right
+    fine = reduce_registered(depth, camera, matching_grid(lr, 2).moved(2.0, 0.0))
+    aligner = Aligner(4, every=1, min_frames=2)
+    assert not aligner.observe(coarse, color) and aligner.estimate.frames == 1
+    # One frame on the finer grid: pooling starts again there, so it is not yet two frames.
+    assert not aligner.observe(fine, color, 2) and aligner.estimate.frames == 1
+    assert aligner.estimate.residual == pytest.approx((1.0, 0.0), abs=0.25)  # LR pixels
+    assert aligner.observe(fine, color, 2)
+    assert aligner.estimate.correction == pytest.approx((1.0, 0.0), abs=0.25)
 
 
 def test_a_featureless_scene_changes_nothing_and_says_why():

@@ -287,6 +287,8 @@ def test_switching_the_average_on_or_off_on_resume_is_said_and_a_bad_decay_refus
     assert 'without --ema it is dropped' in capsys.readouterr().out
     with pytest.raises(ValueError, match=r'--ema must be within \[0, 1\), not 1.0'):
         train(_config(tmp_path / 'bad', 2, ema=1.0))
+    with pytest.raises(ValueError, match='--rig-offset is a share of the rig samples'):
+        train(_config(tmp_path / 'bad', 2, rig_offset=0.5))
 
 
 def test_the_losses():

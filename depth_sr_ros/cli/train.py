@@ -287,6 +287,8 @@ def train(config):
         torch.backends.cudnn.benchmark = True  # the crops have one fixed size: autotune once
     if config.val_noise not in NOISES:
         raise ValueError(f'--val-noise must be one of {NOISES}, not {config.val_noise!r}')
+    if config.rig_offset and not config.rig:
+        raise ValueError('--rig-offset is a share of the rig samples: give --rig too')
     if not 0.0 <= config.ema < 1.0:
         raise ValueError(f'--ema must be within [0, 1), not {config.ema}')
     if config.batch_size % world:

@@ -33,7 +33,8 @@ import dataclasses
 import math
 
 import cv2
-from depth_sr_ros.alignment import align_still, finer_grid, MAX_SHIFT
+from depth_sr_ros.alignment import (
+    align_still, finer_grid, lr_max_shift, matching_grid, MAX_SHIFT)
 from depth_sr_ros.geometry.camera import Camera, pinhole_camera
 from depth_sr_ros.geometry.grids import plan_grids
 from depth_sr_ros.geometry.registration import register_raw
@@ -208,13 +209,13 @@ def simulate_rig(values, scale, rng, faults=True, calibration_error=True, rig=No
     lr = plan_grids(rig.color, scale).lr
 
     def register(correction, finer=1):
-        grid = lr.resized(lr.width * finer, lr.height * finer) if finer > 1 else lr
+        grid = matching_grid(lr, finer)
         if any(correction):
             grid = grid.moved(-correction[0] * finer, -correction[1] * finer)
         return register_raw(depth, rig.depth, rig.calibrated, grid)
 
     registered = register((0.0, 0.0))
     if color is not None:
-        registered, _ = align_still(register, color, max(1, round(MAX_SHIFT / scale)),
-                                    finer_grid(scale))
+        registered, _ = align_still(register, color, lr_max_shift(MAX_SHIFT, scale),
+                                    finer_grid(scale), registered)
     return from_metres(registered, rig.near, rig.far)

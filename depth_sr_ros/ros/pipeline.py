@@ -14,7 +14,7 @@ import math
 import threading
 
 import cv2
-from depth_sr_ros.alignment import Aligner, finer_grid
+from depth_sr_ros.alignment import Aligner, finer_grid, lr_max_shift, matching_grid
 from depth_sr_ros.geometry.grids import crop_to_output, plan_grids, resize_color
 from depth_sr_ros.geometry.registration import reduce_registered, register_raw
 from depth_sr_ros.ros.conversions import (
@@ -197,7 +197,7 @@ class FrameProcessor:
         :param max_output_pixels: frames whose (padded) output grid is larger are refused.
         :param max_shift: the largest offset alignment searches and applies, output pixels.
         """
-        self.aligner = Aligner(max(1, round(max_shift / upsampler.scale)))
+        self.aligner = Aligner(lr_max_shift(max_shift, upsampler.scale))
         self.upsampler = upsampler
         self.output_size = tuple(output_size) if output_size and all(output_size) else None
         self.max_output_pixels = int(max_output_pixels)
@@ -285,9 +285,8 @@ class FrameProcessor:
         finer = finer_grid(grids.scale)
         if route == 'lr_grid' or finer == 1 or not self.aligner.due():
             return low, 1
-        lr = grids.lr.resized(grids.lr.width * finer, grids.lr.height * finer)
-        return self.lr_depth(depth, route, depth_info, dataclasses.replace(grids, lr=lr),
-                             depth_to_color, color_camera,
+        fine = dataclasses.replace(grids, lr=matching_grid(grids.lr, finer))
+        return self.lr_depth(depth, route, depth_info, fine, depth_to_color, color_camera,
                              tuple(v * finer for v in offset)), finer
 
     def offset(self, settings, grids):
@@ -363,22 +362,23 @@ class FrameProcessor:
             f'{grids.output.width}x{grids.output.height} on the colour camera grid')
         offset = self.offset(settings, grids)
         low = self.lr_depth(depth, route, depth_info, grids, depth_to_color, camera, offset)
+        shown = resize_color(color, grids)  # on the padded output grid, as the network sees it
         if settings.alignment == 'auto':
             seen, finer = self.alignment_depth(low, depth, route, depth_info, grids,
                                                depth_to_color, camera, offset)
-        if settings.alignment == 'auto' and self.aligner.observe(seen, color, finer):
-            dx, dy = (v * grids.scale for v in self.aligner.estimate.correction)
-            result.advice.append(
-                f'depth sits {abs(dx):.1f} px {"right of" if dx >= 0 else "left of"} and '
-                f'{abs(dy):.1f} px {"below" if dy >= 0 else "above"} the colour image (output '
-                'pixels, from their edges): moved into place; check the depth_to_color '
-                'extrinsic or the camera calibration (alignment:=off to keep the depth as '
-                'registered)')
+            if self.aligner.observe(seen, shown, finer):
+                dx, dy = (v * grids.scale for v in self.aligner.estimate.correction)
+                result.advice.append(
+                    f'depth sits {abs(dx):.1f} px {"right of" if dx >= 0 else "left of"} and '
+                    f'{abs(dy):.1f} px {"below" if dy >= 0 else "above"} the colour image '
+                    '(output pixels, from their edges): moved into place; check the '
+                    'depth_to_color extrinsic or the camera calibration (alignment:=off to '
+                    'keep the depth as registered)')
         result.offset = tuple(v * grids.scale for v in offset)
         advice, problem = scale_advice(depth.shape, grids, low, route)
         if advice:
             (result.advice if problem else result.notices).append(advice)
-        upsampled = crop_to_output(self.upsampler(low, resize_color(color, grids), order), grids)
+        upsampled = crop_to_output(self.upsampler(low, shown, order), grids)
         per_pixel = 1.0 if route == 'lr_grid' else samples_per_lr_pixel(depth.shape, grids)
         result.coverage = (float(np.isfinite(upsampled).mean()),
                            expected_coverage(low, per_pixel))

@@ -284,7 +284,8 @@ def bench_registration(rigs, scale, runs):
     cores).
     """
     from depth_sr_ros.data.scene import make_scene, render_rig, RIGS
-    from depth_sr_ros.alignment import Aligner, EVERY as ALIGN_EVERY, finer_grid
+    from depth_sr_ros.alignment import (
+        Aligner, EVERY as ALIGN_EVERY, finer_grid, lr_max_shift, matching_grid, MAX_SHIFT)
     from depth_sr_ros.geometry.grids import plan_grids, resize_color
     from depth_sr_ros.geometry.registration import (
         reduce_registered, register_raw, REGISTRATION_THREADS)
@@ -296,7 +297,7 @@ def bench_registration(rigs, scale, runs):
         grids = plan_grids(rig.color, scale)
 
         def register(threads, finer=1):
-            lr = grids.lr.resized(grids.lr.width * finer, grids.lr.height * finer)
+            lr = matching_grid(grids.lr, finer)
             if rig.registered:
                 return reduce_registered(frame['depth'], rig.depth, lr)
             return register_raw(frame['depth'], rig.depth, rig.depth_to_color, lr, threads)
@@ -308,7 +309,7 @@ def bench_registration(rigs, scale, runs):
         # The alignment of one frame it looks at (at 8x and 16x the registration onto its
         # finer grid, then the edge correlation), and per frame as the node runs it (on every
         # Aligner.every-th frame).
-        finer, aligner = finer_grid(scale), Aligner(8, every=1)
+        finer, aligner = finer_grid(scale), Aligner(lr_max_shift(MAX_SHIFT, scale), every=1)
         color = resize_color(frame['color'], grids)
 
         def align():

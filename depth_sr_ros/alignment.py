@@ -223,11 +223,12 @@ class Aligner:
             self.estimate.reason = (f'no clear edge match yet ({sigma:.1f} sigma, ratio '
                                     f'{ratio:.2f} over {self.estimate.frames} frames)')
             return False
-        self.estimate.residual = (dx / finer, dy / finer)
+        self.estimate.residual = residual = (dx / finer, dy / finer)  # LR pixels
         self.estimate.reason = ''
+        # MIN_CORRECTION is in pixels of the grid matched on: dx, dy before the division.
         if self.estimate.frames < self.min_frames or math.hypot(dx, dy) < MIN_CORRECTION:
             return False
-        dx, dy = self.estimate.residual
+        dx, dy = residual
         cx, cy = self.estimate.correction
         new = (float(np.clip(cx + dx, -self.max_shift, self.max_shift)),
                float(np.clip(cy + dy, -self.max_shift, self.max_shift)))

@@ -1,5 +1,6 @@
 """Online alignment: depth that sits off the colour image is found from edges and moved back."""
 
+from depth_sr_ros import alignment
 from depth_sr_ros.alignment import (
     Aligner, color_edges, depth_edges, edge_correlation, matching_grid, MIN_CORRECTION, peak)
 from depth_sr_ros.baselines import BicubicUpsampler
@@ -147,6 +148,29 @@ def test_frames_pooled_on_another_grid_do_not_count():
     assert aligner.estimate.residual == pytest.approx((1.0, 0.0), abs=0.25)  # LR pixels
     assert aligner.observe(fine, color, 2)
     assert aligner.estimate.correction == pytest.approx((1.0, 0.0), abs=0.25)
+
+
+def test_a_clear_peak_that_staying_matches_almost_as_well_is_not_taken(monkeypatch):
+    # Correlation windows peaking 1.5 pixels right: a broad one, where the current
+    # registration (the centre) correlates almost as well as the peak, and a narrow one.
+    rows, columns = np.mgrid[-8:9, -8:9]
+    broad, narrow = (np.exp(-((columns - 1.5) ** 2 + rows ** 2) / (2 * w * w)) for w in (3, 2))
+    depth = np.full((90, 160), 2.0, np.float32)
+    depth[:, 80:] = 1.0
+    color = np.zeros((360, 640, 3), np.uint8)
+    color[:, 320:] = 200
+    for window, taken in ((broad, False), (narrow, True)):
+        _, _, sigma, ratio, gain = peak(window)
+        assert sigma >= alignment.MIN_PEAK_SIGMA and ratio >= alignment.MIN_PEAK_RATIO
+        assert (gain >= alignment.MIN_PEAK_GAIN) == taken
+        monkeypatch.setattr(alignment, 'edge_correlation', lambda *args, w=window: w)
+        aligner = Aligner(8, every=1, min_frames=1)
+        assert aligner.observe(depth, color) == taken
+        if taken:
+            assert aligner.estimate.correction == pytest.approx((1.5, 0.0), abs=0.01)
+        else:  # the peak is clear and reported, and nothing is moved
+            assert aligner.estimate.residual == pytest.approx((1.5, 0.0), abs=0.01)
+            assert aligner.estimate.correction == (0.0, 0.0)
 
 
 def test_a_featureless_scene_changes_nothing_and_says_why():

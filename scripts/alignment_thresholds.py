@@ -1,0 +1,115 @@
+"""
+How the aligner's thresholds trade: offset rigs moved back against calibrated rigs moved.
+
+For each training pair of middlebury30 (neither the six test images nor the validation pairs)
+and each of --rigs simulated rigs (data.rig), drawn once with the offset a real rig has
+(``draw_rig(offset=True)``: its depth 1 to 2.5 depth pixels off the colour image) and once
+without (only the small calibration error): the aligner's first look at one still frame, as
+``alignment.Aligner.observe`` makes it (the peak of the edge correlation, its sigma, ratio and
+gain, on the node's matching grid), and the registration's error with no correction and with
+the peak's (the mean absolute log-depth difference, on the LR grid, from the depth registered
+with the rig's true extrinsics). For each threshold set it prints how many rigs the set
+moves, on how many of them the move lowers the error, and the mean error left.
+
+    python scripts/alignment_thresholds.py --data ../shared/data/middlebury30 --scale 4
+"""
+
+import argparse
+import math
+
+from depth_sr_ros import alignment
+from depth_sr_ros.data import rig as rigs
+from depth_sr_ros.data.datasets import MIDDLEBURY_TEST
+from depth_sr_ros.data.degradations import crop_to_multiple
+from depth_sr_ros.data.middlebury import list_pairs, load_pair
+from depth_sr_ros.geometry.grids import plan_grids
+from depth_sr_ros.geometry.registration import register_raw
+from depth_sr_ros.preprocessing import depth_range, normalize_depth, valid_depth_mask
+from depth_sr_ros.selection import VALIDATION_NAMES
+import numpy as np
+
+# (label, MIN_PEAK_SIGMA, MIN_PEAK_RATIO, MIN_PEAK_GAIN)
+SETS = (
+    ('shipped', alignment.MIN_PEAK_SIGMA, alignment.MIN_PEAK_RATIO, alignment.MIN_PEAK_GAIN),
+    ('3.5, 1.3, no gain test', 3.5, 1.3, -math.inf),
+    ('3.0, 1.2, no gain test', 3.0, 1.2, -math.inf),
+    ('2.8, 1.2, 1.0', 2.8, 1.2, 1.0),
+    ('3.0, 1.2, 1.2', 3.0, 1.2, 1.2),
+)
+
+
+def log_error(depth, truth):
+    """Return the mean absolute log-depth difference where both are valid."""
+    both = np.isfinite(depth) & np.isfinite(truth) & (depth > 0) & (truth > 0)
+    return float(np.abs(np.log(depth[both]) - np.log(truth[both])).mean())
+
+
+def first_look(values, color, scale, rng, offset):
+    """Return the aligner's first look at one simulated rig, and the errors it decides."""
+    rig = rigs.draw_rig(rng, values.shape, scale, True, offset)
+    metres = rigs.to_metres(np.where(values >= 0, values, np.nan), rig.near, rig.far)
+    depth = rigs.sensor_faults(rigs.render_depth_camera(metres, rig), rng)
+    lr = plan_grids(rig.color, scale).lr
+    finer = alignment.finer_grid(scale)
+
+    def register(correction, grid, extrinsics=rig.calibrated):
+        return register_raw(depth, rig.depth, extrinsics, grid.moved(*(-c for c in correction)))
+
+    seen = register((0.0, 0.0), alignment.matching_grid(lr, finer))
+    depth_map = alignment.depth_edges(seen)
+    color_map = alignment.color_edges(color, seen.shape) if depth_map is not None else None
+    if depth_map is None or color_map is None:
+        return None
+    limit = min(alignment.lr_max_shift(alignment.MAX_SHIFT, scale) * finer, min(seen.shape) // 4)
+    dx, dy, sigma, ratio, gain = alignment.peak(
+        alignment.edge_correlation(depth_map, color_map, limit))
+    truth = register((0.0, 0.0), lr, rig.depth_to_color)
+    return {'sigma': sigma, 'ratio': ratio, 'gain': gain,
+            'far_enough': math.hypot(dx, dy) >= alignment.MIN_CORRECTION,
+            'error': log_error(register((0.0, 0.0), lr), truth),
+            'moved_error': log_error(register((dx / finer, dy / finer), lr), truth)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--data', required=True, help='the middlebury30 folder')
+    parser.add_argument('--scale', type=int, default=4)
+    parser.add_argument('--rigs', type=int, default=3, help='rigs drawn per pair and kind')
+    args = parser.parse_args(argv)
+    names = [n for n in list_pairs(args.data)
+             if n not in MIDDLEBURY_TEST and n not in VALIDATION_NAMES]
+    looks = {False: [], True: []}
+    for name in names:
+        pair = load_pair(args.data, name)
+        truth = crop_to_multiple(pair['depth'], args.scale)
+        color = crop_to_multiple(pair['rgb'], args.scale)
+        valid = valid_depth_mask(truth)
+        near, far = depth_range(truth, valid)
+        values = normalize_depth(np.where(valid, truth, np.nan), near, far)
+        for draw in range(args.rigs):
+            for offset in (False, True):  # the same rig, with and without the offset
+                rng = np.random.default_rng((int(name), draw, args.scale))
+                look = first_look(values, color, args.scale, rng, offset)
+                if look is not None:
+                    looks[offset].append(look)
+    print(f'{len(names)} training pairs, {args.rigs} rigs each, {args.scale}x, one still frame; '
+          'error: mean |log depth| against the true extrinsics, x1000\n')
+    print('| thresholds (sigma, ratio, gain) | offset rigs moved (error lower) | offset rigs '
+          'error | calibrated rigs moved (error lower) | calibrated rigs error |')
+    print('|---|---|---|---|---|')
+    for label, sigma, ratio, gain in SETS:
+        cells = []
+        for offset in (True, False):
+            moved = [lk['far_enough'] and lk['sigma'] >= sigma and lk['ratio'] >= ratio
+                     and lk['gain'] >= gain for lk in looks[offset]]
+            better = sum(m and lk['moved_error'] < lk['error']
+                         for m, lk in zip(moved, looks[offset]))
+            left = np.mean([lk['moved_error'] if m else lk['error']
+                            for m, lk in zip(moved, looks[offset])])
+            cells += [f'{sum(moved)} of {len(moved)} ({better})', f'{1000 * left:.2f}']
+        print(f'| {label} | ' + ' | '.join(cells) + ' |')
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

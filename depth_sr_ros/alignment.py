@@ -67,8 +67,8 @@ def finer_grid(scale):
     so the depth is matched on a grid twice as fine. `depth_sr_eval --model models/ahmf_x8.pt
     --data ../shared/data/middlebury30 --names` (the 22 training pairs) `--rig-aligned`, one
     rig 1 to 2.5 depth pixels off per image: on the LR grid the alignment moved none (bicubic
-    RMSE 13.34, as --rig-offset), on the grid twice as fine 4 of 22 (bicubic RMSE 12.72;
-    AHMF 8x 13.16 -> 12.50). At 2x and 4x an LR pixel is at most 4 output pixels, and the
+    RMSE 13.34, as --rig-offset), on the grid twice as fine 6 of 22 (bicubic RMSE 12.12;
+    AHMF 8x 13.16 -> 11.87). At 2x and 4x an LR pixel is at most 4 output pixels, and the
     LR grid stays, as does depth that arrives on the LR grid.
     """
     return 2 if scale >= 8 else 1

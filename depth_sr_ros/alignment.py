@@ -239,8 +239,13 @@ class Aligner:
         self.estimate.residual = residual = (dx / finer, dy / finer)  # LR pixels
         self.estimate.reason = ''
         # MIN_CORRECTION is in pixels of the grid matched on: dx, dy before the division.
-        if (self.estimate.frames < self.min_frames or math.hypot(dx, dy) < MIN_CORRECTION
-                or gain < MIN_PEAK_GAIN):
+        if self.estimate.frames < self.min_frames or math.hypot(dx, dy) < MIN_CORRECTION:
+            return False
+        if gain < MIN_PEAK_GAIN:
+            self.estimate.reason = (
+                f'the edges match best {math.hypot(*residual):.1f} LR px away, but hardly '
+                f'better than as registered ({gain:.1f} sigma over {self.estimate.frames} '
+                'frames): left as it is')
             return False
         dx, dy = residual
         cx, cy = self.estimate.correction

@@ -171,6 +171,7 @@ def test_a_clear_peak_that_staying_matches_almost_as_well_is_not_taken(monkeypat
         else:  # the peak is clear and reported, and nothing is moved
             assert aligner.estimate.residual == pytest.approx((1.5, 0.0), abs=0.01)
             assert aligner.estimate.correction == (0.0, 0.0)
+            assert 'hardly better than as registered' in aligner.estimate.reason
 
 
 def test_a_featureless_scene_changes_nothing_and_says_why():

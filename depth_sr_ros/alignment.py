@@ -134,6 +134,20 @@ def edge_correlation(depth_map, color_map, max_shift):
     return (window / overlap).astype(np.float64)
 
 
+def frame_correlation(depth, color, max_shift, finer=1):
+    """
+    Return one frame's edge correlation (edge_correlation), or None without edges.
+
+    :param depth: registered depth on the LR grid or a grid ``finer`` times finer.
+    :param max_shift: the largest offset searched, LR pixels (at most a quarter of the grid).
+    """
+    depth_map = depth_edges(depth)
+    color_map = color_edges(color, depth.shape) if depth_map is not None else None
+    if depth_map is None or color_map is None:
+        return None
+    return edge_correlation(depth_map, color_map, min(max_shift * finer, min(depth.shape) // 4))
+
+
 def peak(correlation):
     """
     Return (dx, dy, sigma, ratio, gain) of a correlation window: the sub-pixel peak, its clarity.
@@ -216,13 +230,10 @@ class Aligner:
         self._seen += 1
         if (self._seen - 1) % self.every:
             return False
-        depth_map = depth_edges(depth)
-        color_map = color_edges(color, depth.shape) if depth_map is not None else None
-        if depth_map is None or color_map is None:
+        correlation = frame_correlation(depth, color, self.max_shift, finer)
+        if correlation is None:
             self.estimate.reason = 'the frame has too few depth edges or no colour contrast'
             return False
-        limit = min(self.max_shift * finer, min(depth.shape) // 4)
-        correlation = edge_correlation(depth_map, color_map, limit)
         if self._pooled is None or self._matched != (finer, depth.shape):
             self._pooled, self._matched = correlation, (finer, depth.shape)
             self.estimate.frames = 0  # frames on another grid (route, scale) do not count

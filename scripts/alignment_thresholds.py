@@ -55,14 +55,12 @@ def first_look(values, color, scale, rng, offset):
     def register(correction, grid, extrinsics=rig.calibrated):
         return register_raw(depth, rig.depth, extrinsics, grid.moved(*(-c for c in correction)))
 
-    seen = register((0.0, 0.0), alignment.matching_grid(lr, finer))
-    depth_map = alignment.depth_edges(seen)
-    color_map = alignment.color_edges(color, seen.shape) if depth_map is not None else None
-    if depth_map is None or color_map is None:
+    correlation = alignment.frame_correlation(
+        register((0.0, 0.0), alignment.matching_grid(lr, finer)), color,
+        alignment.lr_max_shift(alignment.MAX_SHIFT, scale), finer)
+    if correlation is None:
         return None
-    limit = min(alignment.lr_max_shift(alignment.MAX_SHIFT, scale) * finer, min(seen.shape) // 4)
-    dx, dy, sigma, ratio, gain = alignment.peak(
-        alignment.edge_correlation(depth_map, color_map, limit))
+    dx, dy, sigma, ratio, gain = alignment.peak(correlation)
     truth = register((0.0, 0.0), lr, rig.depth_to_color)
     return {'sigma': sigma, 'ratio': ratio, 'gain': gain,
             'far_enough': math.hypot(dx, dy) >= alignment.MIN_CORRECTION,
@@ -74,7 +72,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--data', required=True, help='the middlebury30 folder')
     parser.add_argument('--scale', type=int, default=4)
-    parser.add_argument('--rigs', type=int, default=3, help='rigs drawn per pair and kind')
+    parser.add_argument('--rigs', type=int, default=10, help='rigs drawn per pair and kind')
     args = parser.parse_args(argv)
     names = [n for n in list_pairs(args.data)
              if n not in MIDDLEBURY_TEST and n not in VALIDATION_NAMES]

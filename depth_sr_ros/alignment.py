@@ -9,10 +9,12 @@ the colour image has edges too, so the offset is where the two edge maps correla
 on the LR grid, or on a finer grid (``finer_grid``) where the node registers the depth itself.
 ``Aligner`` pools the correlation over frames, since the offset belongs to the rig, not to a
 frame: every ``every``-th frame adds its correlation, and once the pooled peak is clear
-(``confidence``) the residual offset is taken into the correction that the registration
-applies (the LR grid's principal point moved by it, so no depth is resampled or mixed). It
-then starts pooling again on the corrected frames, which on a rig that is right finds about
-zero and changes nothing. A scene without depth edges gives no clear peak and no change.
+(MIN_PEAK_SIGMA, MIN_PEAK_RATIO), at least MIN_CORRECTION away and clearly better than the
+current registration (MIN_PEAK_GAIN), the residual offset is taken into the correction that
+the registration applies (the LR grid's principal point moved by it, so no depth is
+resampled or mixed). It then starts pooling again on the corrected frames, which on a rig
+that is right finds about zero and changes nothing. A scene without depth edges gives no
+clear peak and no change.
 """
 
 import dataclasses
@@ -22,7 +24,7 @@ import cv2
 import numpy as np
 
 # A pooled peak counts when it stands this many standard deviations above the correlation
-# around it, and this many times above the best peak elsewhere.
+# window's mean, and this many times above the best value more than two pixels from it.
 MIN_PEAK_SIGMA = 3.0
 MIN_PEAK_RATIO = 1.2
 # A correction is taken only when the peak also stands this many standard deviations above the
@@ -30,11 +32,12 @@ MIN_PEAK_RATIO = 1.2
 # better than staying. Colour edges beside the depth edges (texture, shadows) give broad peaks
 # that the current registration matches almost as well. The three thresholds were chosen with
 # scripts/alignment_thresholds.py (the 22 training pairs of middlebury30, ten simulated rigs
-# each with and without a real rig's offset, one still frame): against 3.5 and 1.3
-# without the gain test they move more offset rigs back and no more calibrated ones, at 4x 100
-# of 220 against 73 (calibrated 4 against 7), at 8x 74 against 47 (1 and 1), at 16x 10 against
-# 1 (none); at 2x 131 against 127 (calibrated 27 against 37), where the error left on the
-# offset rigs is 7 % higher all the same.
+# each with and without a real rig's offset, one still frame). Offset rigs moved back with a
+# lower error, against 3.5 and 1.3 without the gain test: at 4x 96 of 220 against 71, while
+# calibrated rigs moved 4 times against 7 (without the gain test, 3.0 and 1.2 alone move 115
+# and 10); at 8x 74 against 47 (calibrated 1 and 1); at 16x 10 against 1 (none); at 2x 122
+# against 121 (calibrated 27 against 37), though the error left on the 2x offset rigs is 8 %
+# higher.
 MIN_PEAK_GAIN = 0.8
 # A correction is taken only when the pooled residual is at least this many pixels of the
 # grid the edges are matched on. On the LR grid the edge match itself is off by up to about
@@ -274,7 +277,8 @@ def align_still(register, color, max_shift, finer=1, low=None, rounds=3):
     Return (LR depth, correction): one still frame aligned as the node aligns its rig.
 
     The node pools the correlation over frames; on one still frame pooling adds nothing, so
-    each round looks once (a clear peak, at least MIN_CORRECTION: the correction is taken),
+    each round looks once (a clear peak, at least MIN_CORRECTION away and MIN_PEAK_GAIN above
+    the current registration: the correction is taken),
     and the next round looks again at the moved depth, as the node pools again after a
     correction.
 

@@ -4,7 +4,8 @@ How the aligner's thresholds trade: offset rigs moved back against calibrated ri
 For each training pair of middlebury30 (neither the six test images nor the validation pairs)
 and each of --rigs simulated rigs (data.rig), drawn once with the offset a real rig has
 (``draw_rig(offset=True)``: its depth 1 to 2.5 depth pixels off the colour image) and once
-without (only the small calibration error): the aligner's first look at one still frame, as
+without (only the small calibration error; the same geometry, the sensor's faults drawn
+after it differ): the aligner's first look at one still frame, as
 ``alignment.Aligner.observe`` makes it (the peak of the edge correlation, its sigma, ratio and
 gain, on the node's matching grid), and the registration's error with no correction and with
 the peak's (the mean absolute log-depth difference, on the LR grid, from the depth registered
@@ -22,8 +23,6 @@ from depth_sr_ros.data import rig as rigs
 from depth_sr_ros.data.datasets import MIDDLEBURY_TEST
 from depth_sr_ros.data.degradations import crop_to_multiple
 from depth_sr_ros.data.middlebury import list_pairs, load_pair
-from depth_sr_ros.geometry.grids import plan_grids
-from depth_sr_ros.geometry.registration import register_raw
 from depth_sr_ros.preprocessing import depth_range, normalize_depth, valid_depth_mask
 from depth_sr_ros.selection import VALIDATION_NAMES
 import numpy as np
@@ -38,34 +37,31 @@ SETS = (
 )
 
 
-def log_error(depth, truth):
-    """Return the mean absolute log-depth difference where both are valid."""
-    both = np.isfinite(depth) & np.isfinite(truth) & (depth > 0) & (truth > 0)
-    return float(np.abs(np.log(depth[both]) - np.log(truth[both])).mean())
+def log_errors(truth, *depths):
+    """Return each depth's mean absolute log-depth difference from ``truth``, on common pixels."""
+    both = np.isfinite(truth) & (truth > 0)
+    for depth in depths:
+        both &= np.isfinite(depth) & (depth > 0)
+    return [float(np.abs(np.log(d[both]) - np.log(truth[both])).mean()) for d in depths]
 
 
 def first_look(values, color, scale, rng, offset):
     """Return the aligner's first look at one simulated rig, and the errors it decides."""
-    rig = rigs.draw_rig(rng, values.shape, scale, True, offset)
-    metres = rigs.to_metres(np.where(values >= 0, values, np.nan), rig.near, rig.far)
-    depth = rigs.sensor_faults(rigs.render_depth_camera(metres, rig), rng)
-    lr = plan_grids(rig.color, scale).lr
+    rig, depth = rigs.rig_capture(values, scale, rng, offset=offset)
+    register = rigs.rig_registration(rig, depth)
     finer = alignment.finer_grid(scale)
-
-    def register(correction, grid, extrinsics=rig.calibrated):
-        return register_raw(depth, rig.depth, extrinsics, grid.moved(*(-c for c in correction)))
-
     correlation = alignment.frame_correlation(
-        register((0.0, 0.0), alignment.matching_grid(lr, finer)), color,
-        alignment.lr_max_shift(alignment.MAX_SHIFT, scale), finer)
+        register((0.0, 0.0), finer), color, alignment.lr_max_shift(alignment.MAX_SHIFT, scale),
+        finer)
     if correlation is None:
         return None
     dx, dy, sigma, ratio, gain = alignment.peak(correlation)
-    truth = register((0.0, 0.0), lr, rig.depth_to_color)
+    truth = rigs.rig_registration(rig, depth, rig.depth_to_color)((0.0, 0.0))
+    error, moved_error = log_errors(truth, register((0.0, 0.0)),
+                                    register((dx / finer, dy / finer)))
     return {'sigma': sigma, 'ratio': ratio, 'gain': gain,
             'far_enough': math.hypot(dx, dy) >= alignment.MIN_CORRECTION,
-            'error': log_error(register((0.0, 0.0), lr), truth),
-            'moved_error': log_error(register((dx / finer, dy / finer), lr), truth)}
+            'error': error, 'moved_error': moved_error}
 
 
 def main(argv=None):
@@ -85,7 +81,7 @@ def main(argv=None):
         near, far = depth_range(truth, valid)
         values = normalize_depth(np.where(valid, truth, np.nan), near, far)
         for draw in range(args.rigs):
-            for offset in (False, True):  # the same rig, with and without the offset
+            for offset in (False, True):  # the same geometry with and without the offset
                 rng = np.random.default_rng((int(name), draw, args.scale))
                 look = first_look(values, color, args.scale, rng, offset)
                 if look is not None:

@@ -188,6 +188,40 @@ def render_depth_camera(truth, rig):
     return register_raw(truth, rig.color, rig.depth_to_color.inverse(), rig.depth)
 
 
+def rig_capture(values, scale, rng, faults=True, calibration_error=True, rig=None,
+                offset=False):
+    """
+    Return (rig, depth): a rig (drawn unless given) and its depth camera's image of the truth.
+
+    ``values`` as simulate_rig's; ``depth`` in metres on the depth camera's grid, NaN = none.
+    """
+    if rig is None:
+        rig = draw_rig(rng, values.shape, scale, calibration_error, offset)
+    truth = to_metres(np.where(values >= 0, values, np.nan), rig.near, rig.far)
+    depth = render_depth_camera(truth, rig)
+    return rig, (sensor_faults(depth, rng) if faults else depth)
+
+
+def rig_registration(rig, depth, extrinsics=None):
+    """
+    Return register(correction, finer=1): the node's registration of the rig's depth image.
+
+    It registers ``depth`` into the colour camera's LR grid, or a grid ``finer`` times finer
+    (alignment.matching_grid), with the LR grid moved by ``correction`` (dx, dy) LR pixels as
+    the node applies its alignment; through the rig's calibrated extrinsics, or ``extrinsics``
+    (e.g. rig.depth_to_color, the true ones).
+    """
+    lr = plan_grids(rig.color, rig.scale).lr
+    extrinsics = rig.calibrated if extrinsics is None else extrinsics
+
+    def register(correction, finer=1):
+        grid = matching_grid(lr, finer)
+        if any(correction):
+            grid = grid.moved(-correction[0] * finer, -correction[1] * finer)
+        return register_raw(depth, rig.depth, extrinsics, grid)
+    return register
+
+
 def simulate_rig(values, scale, rng, faults=True, calibration_error=True, rig=None,
                  offset=False, color=None):
     """
@@ -200,20 +234,8 @@ def simulate_rig(values, scale, rng, faults=True, calibration_error=True, rig=No
     :param offset: draw the rig with the calibration error before alignment (draw_rig).
     :param color: the HR colour image: align the registered depth to it as the node does.
     """
-    if rig is None:
-        rig = draw_rig(rng, values.shape, scale, calibration_error, offset)
-    truth = to_metres(np.where(values >= 0, values, np.nan), rig.near, rig.far)
-    depth = render_depth_camera(truth, rig)
-    if faults:
-        depth = sensor_faults(depth, rng)
-    lr = plan_grids(rig.color, scale).lr
-
-    def register(correction, finer=1):
-        grid = matching_grid(lr, finer)
-        if any(correction):
-            grid = grid.moved(-correction[0] * finer, -correction[1] * finer)
-        return register_raw(depth, rig.depth, rig.calibrated, grid)
-
+    rig, depth = rig_capture(values, scale, rng, faults, calibration_error, rig, offset)
+    register = rig_registration(rig, depth)
     registered = register((0.0, 0.0))
     if color is not None:
         registered, _ = align_still(register, color, lr_max_shift(MAX_SHIFT, scale),

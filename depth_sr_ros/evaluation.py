@@ -97,6 +97,9 @@ def evaluate(methods, pairs, scale, protocol='middlebury', noise='', keep=None, 
         (method -> output), for ``figure``.
     :param shifts: HR pixel shifts; each method and image (and the average) also gets
         'shifted_rmse', metrics.shifted_rmse at each, which shows whether outputs are aligned.
+
+    With noise 'rig_aligned' each image also gets 'moved': whether the alignment moved its
+    rig's depth (its LR input differs from the same rig's under 'rig_offset').
     """
     images = []
     for pair in pairs:
@@ -104,6 +107,9 @@ def evaluate(methods, pairs, scale, protocol='middlebury', noise='', keep=None, 
         rng = noise_rng(pair['name']) if noise else None
         truth, rgb, low = prepare(pair, scale, protocol, rng, noise)
         row = {'name': pair['name']}
+        if noise == 'rig_aligned':  # the same rig unaligned: did the alignment move it?
+            unaligned = prepare(pair, scale, protocol, noise_rng(pair['name']), 'rig_offset')[2]
+            row['moved'] = not np.array_equal(low, unaligned, equal_nan=True)
         results = {}
         for method, upsampler in methods.items():
             results[method] = result = upsampler(low, rgb)

@@ -59,13 +59,18 @@ def test_the_offset_rigs_are_the_rig_protocols_rigs_moved_and_aligned_back_with_
     with pytest.raises(ValueError, match='colour'):
         degrade(depth, 4, 'middlebury', noise_rng('a'), 'rig_aligned')
     bicubic = {'bicubic': BicubicUpsampler(4)}
-    errors = {noise: [evaluate(bicubic, [{'name': name, 'depth': depth, 'rgb': rgb}], 4,
-                               noise=noise)['average']['bicubic']['rmse'] for name in 'abcdef']
-              for noise in ('rig', 'rig_offset', 'rig_aligned')}
+    rows = {noise: [evaluate(bicubic, [{'name': name, 'depth': depth, 'rgb': rgb}], 4,
+                             noise=noise)['images'][0] for name in 'abcdef']
+            for noise in ('rig', 'rig_offset', 'rig_aligned')}
+    errors = {noise: [row['bicubic']['rmse'] for row in rows[noise]] for noise in rows}
     # Each image's rig is drawn from its name: the offset moves it off, the alignment back.
     assert all(o > r for o, r in zip(errors['rig_offset'], errors['rig']))
     assert all(a <= o for a, o in zip(errors['rig_aligned'], errors['rig_offset']))
     assert np.mean(errors['rig_aligned']) < 0.8 * np.mean(errors['rig_offset']), errors
+    # Each aligned row says whether the alignment moved its rig: exactly where the error changed.
+    assert [row['moved'] for row in rows['rig_aligned']] == [
+        a != o for a, o in zip(errors['rig_aligned'], errors['rig_offset'])]
+    assert 'moved' not in rows['rig_offset'][0]
 
 
 def test_report_on_the_fixture_has_every_method_and_the_average():
@@ -131,6 +136,9 @@ def test_command_line_writes_json(tmp_path, capsys):
     assert 'MAE (middlebury protocol, 4x, sensor' in capsys.readouterr().out
     with pytest.raises(SystemExit):  # one kind of noise at a time
         main(['--model', default_model_path(), '--data', FIXTURES, '--noise', '--sensor'])
+    assert main(['--model', default_model_path(), '--data', FIXTURES, '--device', 'cpu',
+                 '--rig-aligned', '--figure', '']) == 0
+    assert 'The alignment moved the depth of ' in capsys.readouterr().out
     assert main(['--model', default_model_path(), '--data', FIXTURES, '--device', 'cpu',
                  '--shifts=-0.5,0,0.5', '--figure', '']) == 0
     assert '| method | -0.5 | +0 | +0.5 |' in capsys.readouterr().out

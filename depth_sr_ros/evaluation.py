@@ -55,12 +55,10 @@ def degrade(depth, scale, protocol, rng=None, noise='gaussian', color=None):
     if noise == 'gaussian':
         return add_gaussian_noise(low, NOISE_SIGMA, rng)
     if noise.startswith('rig'):
-        from depth_sr_ros.data.rig import simulate_rig  # numpy only; imports the geometry
+        from depth_sr_ros.data.rig import simulate_rig, truth_values  # numpy and the geometry
         if noise == 'rig_aligned' and color is None:
             raise ValueError("noise 'rig_aligned' needs the colour image")
-        valid = valid_depth_mask(depth)
-        near, far = depth_range(depth, valid)
-        seen = normalize_depth(np.where(valid, depth, np.nan), near, far)
+        seen, near, far = truth_values(depth)
         low = simulate_rig(seen, scale, rng, offset=noise != 'rig',
                            color=color if noise == 'rig_aligned' else None)
         return denormalize_depth(low, near, far)

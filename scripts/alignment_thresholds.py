@@ -23,7 +23,6 @@ from depth_sr_ros.data import rig as rigs
 from depth_sr_ros.data.datasets import MIDDLEBURY_TEST
 from depth_sr_ros.data.degradations import crop_to_multiple
 from depth_sr_ros.data.middlebury import list_pairs, load_pair
-from depth_sr_ros.preprocessing import depth_range, normalize_depth, valid_depth_mask
 from depth_sr_ros.selection import VALIDATION_NAMES
 import numpy as np
 
@@ -77,9 +76,7 @@ def main(argv=None):
         pair = load_pair(args.data, name)
         truth = crop_to_multiple(pair['depth'], args.scale)
         color = crop_to_multiple(pair['rgb'], args.scale)
-        valid = valid_depth_mask(truth)
-        near, far = depth_range(truth, valid)
-        values = normalize_depth(np.where(valid, truth, np.nan), near, far)
+        values = rigs.truth_values(truth)[0]
         for draw in range(args.rigs):
             for offset in (False, True):  # the same geometry with and without the offset
                 rng = np.random.default_rng((int(name), draw, args.scale))

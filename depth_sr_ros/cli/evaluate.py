@@ -104,8 +104,8 @@ def main(argv=None):
     print('\nFloating edge pixels: the share of output pixels near depth edges that lie between '
           'the two surfaces by more than a tenth of the jump (metrics.between_surfaces)\n')
     print(markdown(report, methods, 'between'))
-    moved = [r['name'] for r in report['images'] if r.get('moved')]
     if args.noise == 'rig_aligned':
+        moved = [r['name'] for r in report['images'] if r['moved']]
         print(f'\nThe alignment moved the depth of {len(moved)} of {len(pairs)} rigs (one still '
               f'frame each){": " + ", ".join(moved) if moved else ""}.')
     if shifts:

@@ -39,6 +39,7 @@ from depth_sr_ros.geometry.camera import Camera, pinhole_camera
 from depth_sr_ros.geometry.grids import plan_grids
 from depth_sr_ros.geometry.registration import register_raw
 from depth_sr_ros.geometry.transform import Transform
+from depth_sr_ros.preprocessing import depth_range, normalize_depth, valid_depth_mask
 import numpy as np
 
 # The ranges each rig is drawn from (the issue of real sensors: 0.5 to 8 samples per LR
@@ -181,6 +182,18 @@ def sensor_faults(depth, rng):
     out = np.round(out * 1000) / 1000
     out[lost | ~seen | ~(out > 0)] = np.nan
     return out.astype(np.float32)
+
+
+def truth_values(depth):
+    """
+    Return (values, near, far): an HR ground truth as simulate_rig takes it.
+
+    ``values`` is ``depth`` normalised to its own valid range (near..far), NaN where it has
+    no value; denormalize_depth(simulate_rig(values, ...), near, far) is in its units again.
+    """
+    valid = valid_depth_mask(depth)
+    near, far = depth_range(depth, valid)
+    return normalize_depth(np.where(valid, depth, np.nan), near, far), near, far
 
 
 def render_depth_camera(truth, rig):

@@ -17,8 +17,10 @@ moves, on how many of them the move lowers the error, and the mean error left.
 
 import argparse
 import math
+import sys
 
 from depth_sr_ros import alignment
+from depth_sr_ros.console import interruptible, number
 from depth_sr_ros.data import rig as rigs
 from depth_sr_ros.data.datasets import MIDDLEBURY_TEST
 from depth_sr_ros.data.degradations import crop_to_multiple
@@ -63,17 +65,24 @@ def first_look(values, color, scale, rng, offset):
             'error': error, 'moved_error': moved_error}
 
 
+@interruptible('alignment_thresholds.py')
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--data', required=True, help='the middlebury30 folder')
-    parser.add_argument('--scale', type=int, default=4)
-    parser.add_argument('--rigs', type=int, default=10, help='rigs drawn per pair and kind')
+    parser.add_argument('--scale', type=number(int, low=2), default=4,
+                        help='upsampling factor (default: 4)')
+    parser.add_argument('--rigs', type=number(int, low=1), default=10,
+                        help='rigs drawn per pair and kind (default: 10)')
     args = parser.parse_args(argv)
-    names = [n for n in list_pairs(args.data)
-             if n not in MIDDLEBURY_TEST and n not in VALIDATION_NAMES]
+    try:
+        names = [n for n in list_pairs(args.data)
+                 if n not in MIDDLEBURY_TEST and n not in VALIDATION_NAMES]
+        pairs = [load_pair(args.data, name) for name in names]
+    except (OSError, ValueError) as error:
+        print(f'alignment_thresholds.py: {error}', file=sys.stderr)
+        return 2
     looks = {False: [], True: []}
-    for name in names:
-        pair = load_pair(args.data, name)
+    for name, pair in zip(names, pairs):
         truth = crop_to_multiple(pair['depth'], args.scale)
         color = crop_to_multiple(pair['rgb'], args.scale)
         values = rigs.truth_values(truth)[0]

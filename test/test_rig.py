@@ -155,6 +155,13 @@ def test_the_simulation_aligns_on_the_grid_the_node_uses_at_its_scale(truth, mon
     assert [finer for *_, finer in calls] == [1, 2]
 
 
+def test_a_rig_drawn_for_another_scale_is_refused_not_half_used(truth):
+    # The registration would follow the rig's scale and the alignment the argument's.
+    rig = draw_rig(np.random.default_rng(1), truth.shape, 4)
+    with pytest.raises(ValueError, match='drawn for 4x, not 8x'):
+        simulate_rig(truth, 8, None, faults=False, rig=rig)
+
+
 def test_metres_and_training_values_convert_both_ways():
     values = np.array([0.0, 0.25, 1.0, np.nan], np.float32)
     metres = to_metres(values, 0.8, 4.0)

@@ -207,9 +207,12 @@ def rig_capture(values, scale, rng, faults=True, calibration_error=True, rig=Non
     Return (rig, depth): a rig (drawn unless given) and its depth camera's image of the truth.
 
     ``values`` as simulate_rig's; ``depth`` in metres on the depth camera's grid, NaN = none.
+    A given rig must be drawn for ``scale``: the registration follows the rig's own scale.
     """
     if rig is None:
         rig = draw_rig(rng, values.shape, scale, calibration_error, offset)
+    elif rig.scale != scale:
+        raise ValueError(f'the rig was drawn for {rig.scale}x, not {scale}x')
     truth = to_metres(np.where(values >= 0, values, np.nan), rig.near, rig.far)
     depth = render_depth_camera(truth, rig)
     return rig, (sensor_faults(depth, rng) if faults else depth)

@@ -299,6 +299,25 @@ def test_the_losses():
         train_module.loss_fn('l3', prediction, target)
 
 
+def test_the_edge_loss_weighs_the_band_of_the_floating_metric_five_times():
+    # A step between columns 9 and 10; the band is metrics.between_surfaces' (2 pixels each side).
+    target = torch.zeros(1, 1, 8, 20)
+    target[..., 10:] = 1.0
+    band = train_module.edge_band(target)[0, 0]
+    assert band[:, 8:12].all() and band[:, 7].all() and band[:, 12].all()
+    assert not band[:, :7].any() and not band[:, 13:].any()
+    # Slopes below 5 % of the range from pixel to pixel are not edges.
+    ramp = torch.linspace(0, 1, 40).expand(1, 1, 8, 40).contiguous()
+    assert not train_module.edge_band(ramp).any()
+    near, far = target.clone(), target.clone()
+    near[..., 10] = 0.5   # off by 0.5 on the edge
+    far[..., 0] = 0.5     # off by 0.5 far from it
+    pixels = target.numel()
+    assert train_module.loss_fn('l1+edges', far, target).item() == pytest.approx(0.5 * 8 / pixels)
+    assert train_module.loss_fn('l1+edges', near, target).item() == pytest.approx(
+        (1 + train_module.EDGE_LOSS_WEIGHT) * 0.5 * 8 / pixels)
+
+
 def test_validation_can_add_the_noise_a_run_learns(tmp_path):
     cones = [load_pair(FIXTURES, 'cones')]
     model = build_model('pag_net', scale=2)

@@ -27,6 +27,7 @@ from depth_sr_ros.data.datasets import CropDataset, load_split, prefetched_batch
 from depth_sr_ros.data.degradations import DOWNSAMPLERS
 from depth_sr_ros.evaluation import evaluate_network, NOISES
 from depth_sr_ros.inference import native_bfloat16, select_device
+from depth_sr_ros.metrics import EDGE_MIN_JUMP, EDGE_WINDOW
 from depth_sr_ros.networks import build_model, MODELS
 from depth_sr_ros.preprocessing import PREPROCESSING
 from depth_sr_ros.selection import VALIDATION_NAMES
@@ -68,7 +69,8 @@ class TrainConfig:
     lr: float = _option(1e-4, 'learning rate (Adam)', number(float, above=0))
     lr_halve_at: float = _option(0.8, 'share of the steps after which the learning rate halves',
                                  SHARE)
-    loss: str = _option('', "'l1', 'l2' or 'l1+l2'; '': the paper's (AHMF l1, PAG-Net l1+l2)")
+    loss: str = _option('', "'l1', 'l2', 'l1+l2' or 'l1+edges' (L1, the pixels near depth "
+                        "edges weighed 5x); '': the paper's (AHMF l1, PAG-Net l1+l2)")
     val_names: str = _option(','.join(VALIDATION_NAMES),
                              'comma-separated validation pairs, left out of training (the '
                              'pairs model selection judges on: selection.VALIDATION_NAMES)')
@@ -131,21 +133,50 @@ def training_precision(requested, device):
     return 'bfloat16' if native_bfloat16(device) else 'float32'
 
 
+# 'l1+edges': L1 with the pixels near the target's depth edges (metrics.between_surfaces'
+# band) weighed EDGE_LOSS_WEIGHT times more.
+EDGE_LOSS_WEIGHT = 4.0
+
+
+def edge_band(target):
+    """
+    Return a 0/1 mask of the pixels near depth edges of each (N, 1, H, W) target.
+
+    The band of metrics.between_surfaces: within EDGE_WINDOW // 2 pixels of a step between
+    neighbouring pixels of more than EDGE_MIN_JUMP of the sample's range.
+    """
+    flat = target.flatten(1)
+    span = (flat.amax(1) - flat.amin(1)).view(-1, 1, 1, 1)
+    step = torch.zeros_like(target, dtype=torch.bool)
+    across = (target[..., :, 1:] - target[..., :, :-1]).abs() > EDGE_MIN_JUMP * span
+    down = (target[..., 1:, :] - target[..., :-1, :]).abs() > EDGE_MIN_JUMP * span
+    step[..., :, :-1] |= across
+    step[..., :, 1:] |= across
+    step[..., :-1, :] |= down
+    step[..., 1:, :] |= down
+    return torch.nn.functional.max_pool2d(step.float(), EDGE_WINDOW, 1, EDGE_WINDOW // 2)
+
+
 def loss_fn(name, prediction, target):
     """
-    Return the training loss on normalised depth: 'l1', 'l1+l2' (their sum, PAG-Net) or 'l2'.
+    Return the training loss on normalised depth: 'l1', 'l1+l2', 'l2' or 'l1+edges'.
 
-    L2 weighs large errors more: what RMSE measures, and where an L1-trained network's errors
-    sit at 16x (a depth edge put where the colour has one).
+    'l1+l2' is their sum (PAG-Net). L2 weighs large errors more: what RMSE measures, and where
+    an L1-trained network's errors sit at 16x (a depth edge put where the colour has one).
+    'l1+edges' weighs the pixels near depth edges EDGE_LOSS_WEIGHT times more, where outputs
+    float between two surfaces.
     """
     if name == 'l2':
         return torch.nn.functional.mse_loss(prediction, target)
+    if name == 'l1+edges':
+        weight = 1.0 + EDGE_LOSS_WEIGHT * edge_band(target)
+        return (weight * (prediction - target).abs()).mean()
     l1 = torch.nn.functional.l1_loss(prediction, target)
     if name == 'l1':
         return l1
     if name == 'l1+l2':
         return l1 + torch.nn.functional.mse_loss(prediction, target)
-    raise ValueError(f"unknown loss {name!r}; use 'l1', 'l1+l2' or 'l2'")
+    raise ValueError(f"unknown loss {name!r}; use 'l1', 'l1+l2', 'l2' or 'l1+edges'")
 
 
 def validate(model, pairs, scale, device, noise=''):

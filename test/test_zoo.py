@@ -125,12 +125,9 @@ def _pairs(cell):
 
 
 # Where a shipped file is not below bicubic in a card's tables: each is an open failure, named
-# here so that the test fails on any new one and on one that is fixed (then remove it).
-KNOWN_LOSSES = {
-    # 7.240 against 7.159 on the six images; fine-tunes toward that protocol were better there
-    # on validation but worse under the papers' and noise (docs/training.md, AHMF 16x).
-    ('ahmf_x16.pt', 'held-out', 'antialiased', 'RMSE'): 'the real-sensor issue, item 4',
-}
+# here so that the test fails on any new one and on one that is fixed (then remove it). None
+# is open.
+KNOWN_LOSSES = {}
 
 
 def test_every_shipped_file_beats_bicubic_on_every_set_and_protocol_its_card_reports():

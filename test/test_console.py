@@ -97,10 +97,12 @@ def _rig_bag(tmp):  # rendering the one frame takes seconds
             ['--rig', 'd435', '--frames', '1', '--output', str(tmp / 'out')], ['out'], 0.5)
 
 
-def _demo(tmp):  # one picture, seconds in all: Ctrl-C while the model loads
+def _demo(tmp):  # one picture: Ctrl-C while the model loads
+    # On a CPU with bfloat16 units main() is done in about 0.5 s; a Ctrl-C after that lands in
+    # the interpreter's exit, where no command can answer it.
     return ('depth_sr_ros.tools.demo',
             ['--device', 'cpu', '--model', 'ahmf_x16.pt', '--output', str(tmp / 'out.png')],
-            ['out.png'], 0.5)
+            ['out.png'], 0.05)
 
 
 def _benchmark(tmp):

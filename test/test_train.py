@@ -297,6 +297,18 @@ def test_the_losses():
         assert train_module.loss_fn(name, prediction, target).item() == pytest.approx(expected)
     with pytest.raises(ValueError, match="unknown loss 'l3'"):
         train_module.loss_fn('l3', prediction, target)
+    for name in train_module.LOSSES:  # each one the command accepts is one loss_fn knows
+        assert torch.isfinite(train_module.loss_fn(name, prediction.view(1, 1, 1, 2),
+                                                   target.view(1, 1, 1, 2)))
+
+
+def test_an_unknown_loss_is_refused_before_the_run_folder_is_made(tmp_path, capsys):
+    out = tmp_path / 'run'
+    with pytest.raises(SystemExit) as stop:
+        main(['--data', FIXTURES, '--out', str(out), '--loss', 'l1+edge'])
+    assert stop.value.code == 2
+    assert '--loss must be one of l1, l1+l2, l2, l1+edges' in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_the_edge_loss_weighs_the_band_of_the_floating_metric_five_times():

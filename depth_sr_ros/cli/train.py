@@ -133,8 +133,9 @@ def training_precision(requested, device):
     return 'bfloat16' if native_bfloat16(device) else 'float32'
 
 
-# 'l1+edges': L1 with the pixels near the target's depth edges (metrics.between_surfaces'
-# band) weighed EDGE_LOSS_WEIGHT times more.
+# The losses loss_fn knows. 'l1+edges': L1 with the pixels near the target's depth edges
+# (metrics.between_surfaces' band) weighed EDGE_LOSS_WEIGHT times more.
+LOSSES = ('l1', 'l1+l2', 'l2', 'l1+edges')
 EDGE_LOSS_WEIGHT = 4.0
 
 
@@ -176,7 +177,7 @@ def loss_fn(name, prediction, target):
         return l1
     if name == 'l1+l2':
         return l1 + torch.nn.functional.mse_loss(prediction, target)
-    raise ValueError(f"unknown loss {name!r}; use 'l1', 'l1+l2', 'l2' or 'l1+edges'")
+    raise ValueError(f"unknown loss {name!r}; use one of {', '.join(LOSSES)}")
 
 
 def validate(model, pairs, scale, device, noise=''):
@@ -500,6 +501,8 @@ def parse_args(argv=None):
         parser.error('--data DIR is required (a folder with depth/ and rgb/)')
     if args.arch not in PAPER_DEFAULTS:
         parser.error(f'--arch must be one of {sorted(PAPER_DEFAULTS)}')
+    if args.loss and args.loss not in LOSSES:
+        parser.error(f"--loss must be one of {', '.join(LOSSES)}, or '' (the paper's)")
     scales = MODELS[args.arch].scales
     if args.scale not in scales:
         parser.error(f"--scale: {args.arch} takes {', '.join(map(str, scales))}, "

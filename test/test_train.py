@@ -302,6 +302,17 @@ def test_the_losses():
                                                    target.view(1, 1, 1, 2)))
 
 
+def test_an_unknown_storage_dtype_is_refused_before_training_not_after(tmp_path, capsys):
+    # model.pt is written last: a bad name used to end a whole run in a KeyError.
+    out = tmp_path / 'run'
+    assert main(['--arch', 'pag_net', '--scale', '2', '--data', FIXTURES, '--out', str(out),
+                 '--steps', '1', '--batch-size', '1', '--crop', '32', '--val-names', '',
+                 '--device', 'cpu', '--storage-dtype', 'half']) == 1
+    assert "--storage-dtype must be one of ['float16', 'float32'], not 'half'" in (
+        capsys.readouterr().err)
+    assert not out.exists()
+
+
 def test_an_unknown_loss_is_refused_before_the_run_folder_is_made(tmp_path, capsys):
     out = tmp_path / 'run'
     with pytest.raises(SystemExit) as stop:

@@ -21,7 +21,8 @@ import sys
 import time
 
 import cv2
-from depth_sr_ros.checkpoint import atomic_save, lerp_weights_, load_checkpoint, save_checkpoint
+from depth_sr_ros.checkpoint import (
+    atomic_save, lerp_weights_, load_checkpoint, save_checkpoint, STORAGE_DTYPES)
 from depth_sr_ros.console import interruptible, number
 from depth_sr_ros.data.datasets import CropDataset, load_split, prefetched_batches
 from depth_sr_ros.data.degradations import DOWNSAMPLERS
@@ -319,6 +320,9 @@ def train(config):
         torch.backends.cudnn.benchmark = True  # the crops have one fixed size: autotune once
     if config.val_noise not in NOISES:
         raise ValueError(f'--val-noise must be one of {NOISES}, not {config.val_noise!r}')
+    if config.storage_dtype not in STORAGE_DTYPES:  # model.pt is written at the end
+        raise ValueError(f'--storage-dtype must be one of {sorted(STORAGE_DTYPES)}, not '
+                         f'{config.storage_dtype!r}')
     if config.rig_offset and not config.rig:
         raise ValueError('--rig-offset is a share of the rig samples: give --rig too')
     if not 0.0 <= config.ema < 1.0:

@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 
 from depth_sr_ros.networks import build_model
 from depth_sr_ros.tools.benchmark import count_flops, main
@@ -42,6 +44,37 @@ def test_benchmark_writes_json_and_markdown(tmp_path):
     ahmf = build_model('ahmf', scale=4)
     assert report['models'][1]['gflop'] == count_flops(
         ahmf.eval(), torch.rand(1, 1, 12, 16), torch.rand(1, 3, 48, 64)) / 1e9
+
+
+# Runs the benchmark in a Python where rclpy and sensor_msgs cannot be imported, as on a GPU
+# machine that has PyTorch but no ROS 2.
+WITHOUT_ROS = """
+import sys
+class NoRos:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('rclpy', 'sensor_msgs'):
+            raise ImportError(f'no module named {name!r} (blocked)')
+sys.meta_path.insert(0, NoRos())
+from depth_sr_ros.tools.benchmark import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_benchmark_times_the_networks_without_ros(tmp_path):
+    out = tmp_path / 'bench.json'
+    result = subprocess.run(
+        [sys.executable, '-c', WITHOUT_ROS, '--size', '64x48', '--models', 'pag_net:2', '--runs',
+         '1', '--warmup', '0', '--device', 'cpu', '--variants', '', '--json', str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert report['models'][0]['median_ms'] > 0
+    assert report['pipeline']['stages'].startswith('not timed: it needs ROS 2')
+    assert 'Node pipeline per frame (pag_net 2x, 64x48 player frame): not timed' in result.stdout
+    result = subprocess.run([sys.executable, '-c', WITHOUT_ROS, '--dds-rates', '15'],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert '--dds-rates runs the node, which needs ROS 2' in result.stderr
 
 
 @pytest.mark.slow

@@ -1,5 +1,9 @@
 """The ROS 2 side: message conversions, pairing, the per-frame pipeline and the node."""
 
+import os
+
+from depth_sr_ros import console
+
 # Fast DDS's transports (FASTDDS_BUILTIN_TRANSPORTS) for processes on one computer: the value
 # the package's own processes use (the player launch file, the demos, the benchmark, the soak,
 # the tests) and the one docs/dds.md gives users whose camera driver and node share a computer.
@@ -9,3 +13,17 @@
 # nothing"); shared memory alone never did. Jazzy's Fast DDS (2.14) and Kilted's (3.2) read
 # the options.
 ONE_COMPUTER_TRANSPORTS = 'SHM?max_msg_size=4MB&sockets_size=8MB'
+
+# The argparse type of a tool's --domain-id: the ROS domains that DDS can serve (0-232).
+DOMAIN_ID = console.number(int, low=0, high=232)
+
+
+def domain_id(low, count):
+    """
+    Return the ROS domain for the processes a tool starts: ROS_DOMAIN_ID when it is set.
+
+    Otherwise one of ``count`` domains from ``low`` on, chosen by the process id, so that two
+    tools run at once do not see each other.
+    """
+    value = os.environ.get('ROS_DOMAIN_ID', '').strip()
+    return int(value) if value.isdigit() else low + os.getpid() % count

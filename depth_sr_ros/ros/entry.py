@@ -1,10 +1,8 @@
 """The start and clean stop shared by the package's ROS executables."""
 
-import os
 import signal
 import sys
 
-from depth_sr_ros import console
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
@@ -14,19 +12,6 @@ from rclpy.utilities import try_shutdown
 # wait between a Ctrl-C and the start of the clean stop.
 SIGNAL_CHECK_PERIOD = 0.1
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-# The argparse type of a tool's --domain-id: the ROS domains that DDS can serve (0-232).
-DOMAIN_ID = console.number(int, low=0, high=232)
-
-
-def domain_id(low, count):
-    """
-    Return the ROS domain for the processes a tool starts: ROS_DOMAIN_ID when it is set.
-
-    Otherwise one of ``count`` domains from ``low`` on, chosen by the process id, so that two
-    tools run at once do not see each other.
-    """
-    value = os.environ.get('ROS_DOMAIN_ID', '').strip()
-    return int(value) if value.isdigit() else low + os.getpid() % count
 
 
 def wants_help(args):

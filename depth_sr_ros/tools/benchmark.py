@@ -17,6 +17,8 @@ from the player in another process at each of --dds-rates (stamp-to-publish late
 node's diagnostics, stamp-to-receive in a third process, dropped pairs).
 Weights are new (untrained) unless --model is given: the cost does not depend on them, but a
 new network returns plain bicubic upsampling, so give --model for meaningful variant errors.
+Without ROS 2's Python packages (a GPU machine with PyTorch alone) the networks, the switches
+and the registration are timed, and the node's pipeline and DDS runs are not.
 """
 
 import argparse
@@ -37,14 +39,8 @@ from depth_sr_ros.geometry.camera import pinhole_camera
 from depth_sr_ros.inference import Acceleration, Predictor, select_device
 from depth_sr_ros.networks import build_model, MODELS
 from depth_sr_ros.onnx_predictor import OpenVinoPredictor
-from depth_sr_ros.ros import ONE_COMPUTER_TRANSPORTS
-from depth_sr_ros.ros.conversions import camera_info_message, image_message, metres_to_image
-from depth_sr_ros.ros.entry import DOMAIN_ID, domain_id
-from depth_sr_ros.ros.extrinsics import StaticExtrinsics
-from depth_sr_ros.ros.pipeline import FrameProcessor, Settings
-from depth_sr_ros.ros.sync import CameraInfoStore
+from depth_sr_ros.ros import DOMAIN_ID, domain_id, ONE_COMPUTER_TRANSPORTS
 import numpy as np
-from sensor_msgs.msg import Image
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -179,7 +175,18 @@ def bench_pipeline(predictor, size, runs, warmup):
     the node's inference thread runs for each pair: camera_info matching, the route, the
     alignment, the network, the output messages); 'total' is that whole call, the other
     stages are the network's own (Predictor.clock) and what is left is 'messages and rest'.
+    Without ROS 2's Python packages (rclpy, sensor_msgs), e.g. on a GPU machine that has only
+    PyTorch, nothing is timed: return the reason as a string.
     """
+    try:
+        from depth_sr_ros.ros.conversions import (
+            camera_info_message, image_message, metres_to_image)
+        from depth_sr_ros.ros.extrinsics import StaticExtrinsics
+        from depth_sr_ros.ros.pipeline import FrameProcessor, Settings
+        from depth_sr_ros.ros.sync import CameraInfoStore
+        from sensor_msgs.msg import Image
+    except ImportError as error:
+        return f'not timed: it needs ROS 2 ({error})'
     depth_lr, color = player_frame(size, predictor.scale)
     frame_id = 'colour'
     depth_msg = metres_to_image(depth_lr, '16UC1', Image().header)
@@ -401,7 +408,9 @@ def markdown(results, pipeline, device_name, rate, variants=(), threads=(), dds=
         lines.append(f"| {r['network']} | {r['scale']}x | {r['size']} | {r['gflop']:.1f} | "
                      f"{r['median_ms']:.1f} | {r['p95_ms']:.1f} | {r['achieved_gflops']:.0f} | "
                      f"{r['achieved_gflops'] * 1e9 / rate:.0%} | {r['peak_memory_mib']:.0f} |")
-    if pipeline:
+    if isinstance(pipeline['stages'], str):
+        lines += ['', f"Node pipeline per frame ({pipeline['label']}): {pipeline['stages']}"]
+    elif pipeline['stages']:
         lines += ['', f"Node pipeline per frame ({pipeline['label']}), median ms:", '',
                   '| ' + ' | '.join(pipeline['stages']) + ' |',
                   '|---' * len(pipeline['stages']) + '|',
@@ -503,6 +512,11 @@ def main(argv=None):
     if problem:
         print(f'depth_sr_benchmark: {problem}', file=sys.stderr)
         return 2
+    if args.dds_rates:
+        try:
+            import rclpy  # noqa: F401 (only whether it imports)
+        except ImportError as error:
+            parser.error(f'--dds-rates runs the node, which needs ROS 2 ({error})')
     if args.threads:
         torch.set_num_threads(args.threads)
     device = select_device(args.device)

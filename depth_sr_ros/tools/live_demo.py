@@ -19,8 +19,8 @@ from depth_sr_ros.console import INTERRUPTED, interruptible, number
 from depth_sr_ros.data.scene import recommended_model, RIG_NAMES
 from depth_sr_ros.files import unwritable
 from depth_sr_ros.paths import MODEL_HELP
+from depth_sr_ros.ros import DOMAIN_ID, domain_id
 from depth_sr_ros.ros.conversions import color_to_array, depth_to_metres, stamp_ns
-from depth_sr_ros.ros.entry import DOMAIN_ID, domain_id
 from depth_sr_ros.ros.watch import watch_player_and_node
 from depth_sr_ros.viz import (
     colorbar, colorize, edge_window, side_by_side, stack_rows, tile, write_image)

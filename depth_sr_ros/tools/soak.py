@@ -18,7 +18,7 @@ import sys
 from depth_sr_ros.console import INTERRUPTED, interruptible, number
 from depth_sr_ros.files import unwritable, write_text_atomically
 from depth_sr_ros.paths import MODEL_HELP
-from depth_sr_ros.ros.entry import DOMAIN_ID, domain_id
+from depth_sr_ros.ros import DOMAIN_ID, domain_id
 from depth_sr_ros.ros.watch import diagnostic_number, watch_player_and_node
 import numpy as np
 import rclpy

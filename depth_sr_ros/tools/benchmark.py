@@ -514,7 +514,7 @@ def main(argv=None):
         return 2
     if args.dds_rates:
         try:
-            import rclpy  # noqa: F401 (only whether it imports)
+            import depth_sr_ros.ros.watch  # noqa: F401 (rclpy and the messages the run needs)
         except ImportError as error:
             parser.error(f'--dds-rates runs the node, which needs ROS 2 ({error})')
     if args.threads:

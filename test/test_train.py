@@ -302,14 +302,20 @@ def test_the_losses():
                                                    target.view(1, 1, 1, 2)))
 
 
-def test_an_unknown_storage_dtype_is_refused_before_training_not_after(tmp_path, capsys):
+@pytest.mark.parametrize('option, value, message', [
     # model.pt is written last: a bad name used to end a whole run in a KeyError.
+    ('--storage-dtype', 'half',
+     "--storage-dtype must be one of ['float16', 'float32'], not 'half'"),
+    # 'auto' depends on the device, so the name is checked in train(), like the others
+    ('--precision', 'float16', "precision must be auto, float32 or bfloat16, not 'float16'"),
+])
+def test_an_unknown_name_is_refused_before_the_run_folder_is_made(
+        tmp_path, capsys, option, value, message):
     out = tmp_path / 'run'
     assert main(['--arch', 'pag_net', '--scale', '2', '--data', FIXTURES, '--out', str(out),
                  '--steps', '1', '--batch-size', '1', '--crop', '32', '--val-names', '',
-                 '--device', 'cpu', '--storage-dtype', 'half']) == 1
-    assert "--storage-dtype must be one of ['float16', 'float32'], not 'half'" in (
-        capsys.readouterr().err)
+                 '--device', 'cpu', option, value]) == 1
+    assert message in capsys.readouterr().err
     assert not out.exists()
 
 

@@ -318,6 +318,7 @@ def train(config):
     rank, world, device = _distributed(config.device)
     if device.type == 'cuda':
         torch.backends.cudnn.benchmark = True  # the crops have one fixed size: autotune once
+    precision = training_precision(config.precision, device)  # a bad name: before any work
     if config.val_noise not in NOISES:
         raise ValueError(f'--val-noise must be one of {NOISES}, not {config.val_noise!r}')
     if config.storage_dtype not in STORAGE_DTYPES:  # model.pt is written at the end
@@ -338,7 +339,6 @@ def train(config):
                           synthetic_fraction=config.synthetic,
                           downsamplers=tuple(config.downsampling.split(',')),
                           sensor=config.sensor, rig=config.rig, rig_offset=config.rig_offset)
-    precision = training_precision(config.precision, device)
     arch_kwargs = {'scale': config.scale}
     torch.manual_seed(config.seed)  # the same initial weights on every rank
     net = build_model(config.arch, **arch_kwargs)

@@ -121,6 +121,27 @@ def numbers(kind=float, low=None, high=None, above=None, below=None):
     return parse
 
 
+def one_of(choices, many=False):
+    """
+    Return an argparse ``type`` for a name among ``choices``; ``many``: comma-separated names.
+
+    The value is the text as given. Anything else is an ArgumentTypeError, which argparse
+    prints as "argument --NAME: one of 'auto', 'float32', 'bfloat16', not 'float16'" and
+    exits with status 2.
+    """
+    choices = tuple(choices)
+
+    def parse(text):
+        names = text.split(',') if many else [text]
+        if not all(name in choices for name in names):
+            listed = ', '.join(repr(choice) for choice in choices)
+            raise argparse.ArgumentTypeError(
+                f"{'comma-separated names' if many else 'one'} of {listed}, not '{text}'")
+        return text
+    parse.__name__ = 'name list' if many else 'name'
+    return parse
+
+
 def image_size(low=0):
     """
     Return an argparse ``type`` for an image size 'WIDTHxHEIGHT' (or 'WIDTH,HEIGHT').

@@ -221,7 +221,7 @@ def test_the_wrapper_turns_ctrl_c_into_one_line_and_130_unless_ignored(start, st
 # must end in argparse's one error line naming the option, exit status 2, before any work.
 BAD_NUMBERS = {
     'depth_sr_ros.cli.train': (['--data', FIXTURES, '--out', 'never'], [
-        ('--steps', '-1'), ('--steps', '0'), ('--steps', 'abc'), ('--batch-size', '-2'),
+        ('--steps', '-1'), ('--steps', 'abc'), ('--batch-size', '-2'),
         ('--crop', '0'), ('--lr', '0'), ('--lr', 'nan'), ('--lr-halve-at', '1.5'),
         ('--synthetic', '-0.1'), ('--save-every', '0'), ('--time-budget', '-5'),
         ('--seed', '-1'), ('--threads', '-2'), ('--workers', '-1'), ('--sensor', '2'),
@@ -280,7 +280,7 @@ def test_a_bad_number_ends_the_real_process_with_status_2_and_no_traceback(tmp_p
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and 'Traceback' not in done.stderr, done.stderr
     assert done.stderr.strip().splitlines()[-1].endswith(
-        ": error: argument --steps: an integer at least 1, not '-1'")
+        ": error: argument --steps: an integer at least 0, not '-1'")
     assert os.listdir(tmp_path) == []
 
 

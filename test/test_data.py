@@ -88,6 +88,11 @@ def test_split_leaves_out_the_papers_test_images(tmp_path):
     train, val = load_split(str(tmp_path), val_names=('13',))
     assert [p['name'] for p in train] == ['01'] and [p['name'] for p in val] == ['13']
     assert '02' in MIDDLEBURY_TEST
+    # Validation names that would leave validation short are refused, not dropped.
+    with pytest.raises(ValueError, match='validation pairs 02: held out of training and '):
+        load_split(str(tmp_path), val_names=('13', '02'))
+    with pytest.raises(ValueError, match='validation pairs 27: not in .* pairs are 01, 02, 13'):
+        load_split(str(tmp_path), val_names=('27',))
 
 
 def test_prefetched_batches_equal_serial_batches_in_order():

@@ -23,7 +23,7 @@ import time
 import cv2
 from depth_sr_ros.checkpoint import (
     atomic_save, lerp_weights_, load_checkpoint, save_checkpoint, STORAGE_DTYPES)
-from depth_sr_ros.console import interruptible, number
+from depth_sr_ros.console import interruptible, number, one_of
 from depth_sr_ros.data.datasets import CropDataset, load_split, prefetched_batches
 from depth_sr_ros.data.degradations import DOWNSAMPLERS
 from depth_sr_ros.evaluation import evaluate_network, NOISES
@@ -51,19 +51,26 @@ def _option(default, text, parse=None):
 
 
 SHARE = number(float, low=0, high=1)  # the type of an option that is a share of the samples
+PRECISIONS = ('auto', 'float32', 'bfloat16')
+
+# The losses loss_fn knows. 'l1+edges': L1 with the pixels near the target's depth edges
+# (metrics.between_surfaces' band) weighed EDGE_LOSS_WEIGHT times more.
+LOSSES = ('l1', 'l1+l2', 'l2', 'l1+edges')
+EDGE_LOSS_WEIGHT = 4.0
 
 
 @dataclasses.dataclass
 class TrainConfig:
     """Everything that defines a training run (stored in the run's state and model)."""
 
-    arch: str = _option('ahmf', "network: 'ahmf' or 'pag_net'")
+    arch: str = _option('ahmf', "network: 'ahmf' or 'pag_net'", one_of(PAPER_DEFAULTS))
     scale: int = _option(4, 'upsampling factor (AHMF 4, 8 or 16; PAG-Net 2 to 16)')
     data: str = _option('', 'folder with depth/ and rgb/ pairs, e.g. ../shared/data/middlebury30 '
                             '(required)')
     out: str = _option('runs/train', 'run folder: state.pt, log.csv, model.pt; the same command '
                                      'again resumes from it')
-    steps: int = _option(10000, 'optimiser steps of the whole run', number(int, low=1))
+    steps: int = _option(10000, 'optimiser steps of the whole run (0: validate and write the '
+                                'starting weights)', number(int, low=0))
     batch_size: int = _option(0, "samples per step; 0: the paper's (AHMF 16, PAG-Net 8)",
                               number(int, low=0))
     crop: int = _option(256, 'side of the square HR training crop, pixels', number(int, low=1))
@@ -71,13 +78,15 @@ class TrainConfig:
     lr_halve_at: float = _option(0.8, 'share of the steps after which the learning rate halves',
                                  SHARE)
     loss: str = _option('', "'l1', 'l2', 'l1+l2' or 'l1+edges' (L1, the pixels near depth "
-                        "edges weighed 5x); '': the paper's (AHMF l1, PAG-Net l1+l2)")
+                        "edges weighed 5x); '': the paper's (AHMF l1, PAG-Net l1+l2)",
+                        one_of(('',) + LOSSES))
     val_names: str = _option(','.join(VALIDATION_NAMES),
                              'comma-separated validation pairs, left out of training (the '
                              'pairs model selection judges on: selection.VALIDATION_NAMES)')
     val_noise: str = _option('', "what validation adds to the LR input: '' (clean), 'gaussian', "
                                  "'sensor' or 'rig' (as depth_sr_eval --noise / --sensor / "
-                                 "--rig), e.g. 'rig' for a run that learns simulated rigs")
+                                 "--rig), e.g. 'rig' for a run that learns simulated rigs",
+                             one_of(NOISES))
     synthetic: float = _option(0.0, 'share of training samples from synthetic scenes '
                                     '(data/synthetic.py), 0 to 1', SHARE)
     save_every: int = _option(200, 'steps between validations and saves of state.pt',
@@ -91,16 +100,17 @@ class TrainConfig:
                            number(int, low=0))
     device: str = _option('auto', "'auto' (cuda when available), 'cuda', 'cuda:N' or 'cpu'")
     storage_dtype: str = _option('float16', "weights' storage in model.pt: 'float16' or "
-                                            "'float32'")
+                                            "'float32'", one_of(STORAGE_DTYPES))
     precision: str = _option('auto', "'auto': bfloat16 autocast where the hardware runs it "
                                      'natively (CPUs with AMX or AVX512-BF16, CUDA GPUs from '
                                      "Ampere on), else float32; or 'float32', 'bfloat16'. "
                                      'Weights, optimiser state, the global skip and the loss '
-                                     'stay float32 either way')
+                                     'stay float32 either way', one_of(PRECISIONS))
     init: str = _option('', 'model file to start from (fine-tune with a fresh optimiser); '
                             'PAG-Net also grows from a smaller scale')
     downsampling: str = _option('bicubic', 'comma-separated kernels, one drawn per sample: '
-                                           + ', '.join(sorted(DOWNSAMPLERS)))
+                                           + ', '.join(sorted(DOWNSAMPLERS)),
+                                one_of(sorted(DOWNSAMPLERS), many=True))
     sensor: float = _option(0.0, 'share of samples whose LR depth is degraded as a depth '
                                  "camera's (noise growing with depth, flying pixels, holes: "
                                  'data.degradations.sensor_degrade), holes filled as at run '
@@ -118,6 +128,31 @@ class TrainConfig:
                               'to model.pt (0: off; 0.999 averages over about 1000 steps)',
                          number(float, low=0, below=1))
 
+    def check(self):
+        """
+        Raise ValueError for a setting the command line refuses, with the same message.
+
+        Each option's argparse type reads its value back from text; then the settings that
+        depend on each other. Nothing here needs the data, a file or the device.
+        """
+        for field in dataclasses.fields(self):
+            parse = field.metadata['parse']
+            try:
+                if parse:
+                    parse(str(getattr(self, field.name)))
+            except argparse.ArgumentTypeError as error:
+                raise ValueError(f"argument --{field.name.replace('_', '-')}: {error}") from None
+        if not self.data:
+            raise ValueError('--data DIR is required (a folder with depth/ and rgb/)')
+        scales = MODELS[self.arch].scales
+        if self.scale not in scales:
+            raise ValueError(f"--scale: {self.arch} takes {', '.join(map(str, scales))}, "
+                             f'not {self.scale}')
+        if self.crop < self.scale:
+            raise ValueError(f'--crop: at least the scale ({self.scale}), not {self.crop}')
+        if self.rig_offset and not self.rig:
+            raise ValueError('--rig-offset is a share of the rig samples: give --rig too')
+
     def resolved(self):
         """Return a copy with the paper defaults filled in."""
         paper = PAPER_DEFAULTS[self.arch]
@@ -126,18 +161,10 @@ class TrainConfig:
 
 
 def training_precision(requested, device):
-    """Return 'bfloat16' or 'float32' for a --precision request ('auto' picks by hardware)."""
-    if requested not in ('auto', 'float32', 'bfloat16'):
-        raise ValueError(f'precision must be auto, float32 or bfloat16, not {requested!r}')
+    """Return 'bfloat16' or 'float32' for a --precision of PRECISIONS ('auto': by hardware)."""
     if requested != 'auto':
         return requested
     return 'bfloat16' if native_bfloat16(device) else 'float32'
-
-
-# The losses loss_fn knows. 'l1+edges': L1 with the pixels near the target's depth edges
-# (metrics.between_surfaces' band) weighed EDGE_LOSS_WEIGHT times more.
-LOSSES = ('l1', 'l1+l2', 'l2', 'l1+edges')
-EDGE_LOSS_WEIGHT = 4.0
 
 
 def edge_band(target):
@@ -312,27 +339,18 @@ def train(config):
     logs and saves. The samples of a step come from a generator seeded with (seed, rank,
     step), so a resumed run draws exactly the samples an uninterrupted one would.
     """
+    config.check()  # before any work: a bad setting leaves no run folder
     config = config.resolved()
     if config.threads:
         torch.set_num_threads(config.threads)
     rank, world, device = _distributed(config.device)
     if device.type == 'cuda':
         torch.backends.cudnn.benchmark = True  # the crops have one fixed size: autotune once
-    precision = training_precision(config.precision, device)  # a bad name: before any work
-    if config.val_noise not in NOISES:
-        raise ValueError(f'--val-noise must be one of {NOISES}, not {config.val_noise!r}')
-    if config.storage_dtype not in STORAGE_DTYPES:  # model.pt is written at the end
-        raise ValueError(f'--storage-dtype must be one of {sorted(STORAGE_DTYPES)}, not '
-                         f'{config.storage_dtype!r}')
-    if config.rig_offset and not config.rig:
-        raise ValueError('--rig-offset is a share of the rig samples: give --rig too')
-    if not 0.0 <= config.ema < 1.0:
-        raise ValueError(f'--ema must be within [0, 1), not {config.ema}')
+    precision = training_precision(config.precision, device)
     if config.batch_size % world:
         raise ValueError(f'batch size {config.batch_size} does not divide over {world} '
                          'processes')
     lead = rank == 0
-    os.makedirs(config.out, exist_ok=True)
     val_names = tuple(n for n in config.val_names.split(',') if n)
     train_pairs, val_pairs = load_split(config.data, val_names)
     dataset = CropDataset(train_pairs, config.scale, config.crop,
@@ -356,6 +374,7 @@ def train(config):
     net = net.to(device)
     betas = PAPER_DEFAULTS[config.arch]['betas']
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr, betas=betas, eps=1e-8)
+    os.makedirs(config.out, exist_ok=True)  # the data, kernels and --init have loaded
     state_path = os.path.join(config.out, 'state.pt')
     step, elapsed = 0, 0.0
     state = {}
@@ -500,20 +519,12 @@ def parse_args(argv=None):
                             type=field.metadata['parse'] or field.type,
                             default=field.default,
                             help=f"{field.metadata['help']} (default: {field.default!r})")
-    args = parser.parse_args(argv)
-    if not args.data:
-        parser.error('--data DIR is required (a folder with depth/ and rgb/)')
-    if args.arch not in PAPER_DEFAULTS:
-        parser.error(f'--arch must be one of {sorted(PAPER_DEFAULTS)}')
-    if args.loss and args.loss not in LOSSES:
-        parser.error(f"--loss must be one of {', '.join(LOSSES)}, or '' (the paper's)")
-    scales = MODELS[args.arch].scales
-    if args.scale not in scales:
-        parser.error(f"--scale: {args.arch} takes {', '.join(map(str, scales))}, "
-                     f'not {args.scale}')
-    if args.crop < args.scale:
-        parser.error(f'--crop: at least the scale ({args.scale}), not {args.crop}')
-    return TrainConfig(**vars(args))
+    config = TrainConfig(**vars(parser.parse_args(argv)))
+    try:
+        config.check()
+    except ValueError as error:
+        parser.error(str(error))
+    return config
 
 
 @interruptible('depth_sr_train', 'the same command resumes from the last save of state.pt '

@@ -155,8 +155,22 @@ def prefetched_batches(dataset, seeds, size, workers=0):
 
 
 def load_split(data_dir, val_names=(), exclude=MIDDLEBURY_TEST):
-    """Load the pairs of ``data_dir`` as (train, val) lists, leaving out ``exclude``."""
-    names = [n for n in list_pairs(data_dir) if n not in exclude]
+    """
+    Load the pairs of ``data_dir`` as (train, val) lists, leaving out ``exclude``.
+
+    A validation name that is not a pair there, or that is excluded (the test images), is a
+    ValueError: validation would otherwise run on fewer images than asked, or on none.
+    """
+    names = list_pairs(data_dir)
+    missing = [n for n in val_names if n not in names]
+    if missing:
+        raise ValueError(f"validation pairs {', '.join(missing)}: not in '{data_dir}', "
+                         f"whose pairs are {', '.join(names)}")
+    excluded = [n for n in val_names if n in exclude]
+    if excluded:
+        raise ValueError(f"validation pairs {', '.join(excluded)}: held out of training and "
+                         'validation (test images, for reporting only)')
+    names = [n for n in names if n not in exclude]
     train = [load_pair(data_dir, n) for n in names if n not in val_names]
     val = [load_pair(data_dir, n) for n in names if n in val_names]
     return train, val

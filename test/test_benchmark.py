@@ -38,12 +38,13 @@ def test_benchmark_writes_json_and_markdown(tmp_path):
     assert all(0 < r['alignment_per_frame_ms'] < r['alignment_ms'] for r in report['registration'])
     assert [m['network'] for m in report['models']] == ['pag_net', 'ahmf']
     assert all(m['gflop'] > 0 and m['median_ms'] > 0 for m in report['models'])
-    stages = report['pipeline']['stages']
     if importlib.util.find_spec('rclpy') and importlib.util.find_spec('sensor_msgs'):
+        stages = report['pipeline']['stages']
         assert {'preprocess', 'model', 'messages and rest', 'total'} <= set(stages)
         assert abs(stages['total'] - sum(v for k, v in stages.items() if k != 'total')) < 1e-6
+        assert 'skipped' not in report['pipeline']
     else:  # without ROS 2 (test_benchmark_times_the_networks_without_ros)
-        assert stages.startswith('not timed')
+        assert report['pipeline']['skipped'].startswith('it needs ROS 2')
     assert '| pag_net | 2x | 64x48 |' in md.read_text()
     ahmf = build_model('ahmf', scale=4)
     assert report['models'][1]['gflop'] == count_flops(
@@ -76,8 +77,11 @@ def test_benchmark_times_the_networks_without_ros(tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
     assert report['models'][0]['median_ms'] > 0
-    assert report['pipeline']['stages'].startswith('not timed: it needs ROS 2')
-    assert 'Node pipeline per frame (pag_net 2x, 64x48 player frame): not timed' in result.stdout
+    # reported as a variant that cannot run is: a 'skipped' key with the reason, no stages
+    assert report['pipeline']['skipped'].startswith('it needs ROS 2 (')
+    assert 'stages' not in report['pipeline']
+    assert ('Node pipeline per frame (pag_net 2x, 64x48 player frame): skipped: it needs ROS 2'
+            in result.stdout)
     result = subprocess.run([sys.executable, '-c', WITHOUT_ROS, '--dds-rates', '15'],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 2

@@ -176,17 +176,13 @@ def bench_pipeline(predictor, size, runs, warmup):
     alignment, the network, the output messages); 'total' is that whole call, the other
     stages are the network's own (Predictor.clock) and what is left is 'messages and rest'.
     Without ROS 2's Python packages (rclpy, sensor_msgs), e.g. on a GPU machine that has only
-    PyTorch, nothing is timed: return the reason as a string.
+    PyTorch, nothing is timed: ImportError.
     """
-    try:
-        from depth_sr_ros.ros.conversions import (
-            camera_info_message, image_message, metres_to_image)
-        from depth_sr_ros.ros.extrinsics import StaticExtrinsics
-        from depth_sr_ros.ros.pipeline import FrameProcessor, Settings
-        from depth_sr_ros.ros.sync import CameraInfoStore
-        from sensor_msgs.msg import Image
-    except ImportError as error:
-        return f'not timed: it needs ROS 2 ({error})'
+    from depth_sr_ros.ros.conversions import camera_info_message, image_message, metres_to_image
+    from depth_sr_ros.ros.extrinsics import StaticExtrinsics
+    from depth_sr_ros.ros.pipeline import FrameProcessor, Settings
+    from depth_sr_ros.ros.sync import CameraInfoStore
+    from sensor_msgs.msg import Image
     depth_lr, color = player_frame(size, predictor.scale)
     frame_id = 'colour'
     depth_msg = metres_to_image(depth_lr, '16UC1', Image().header)
@@ -408,8 +404,9 @@ def markdown(results, pipeline, device_name, rate, variants=(), threads=(), dds=
         lines.append(f"| {r['network']} | {r['scale']}x | {r['size']} | {r['gflop']:.1f} | "
                      f"{r['median_ms']:.1f} | {r['p95_ms']:.1f} | {r['achieved_gflops']:.0f} | "
                      f"{r['achieved_gflops'] * 1e9 / rate:.0%} | {r['peak_memory_mib']:.0f} |")
-    if isinstance(pipeline['stages'], str):
-        lines += ['', f"Node pipeline per frame ({pipeline['label']}): {pipeline['stages']}"]
+    if 'skipped' in pipeline:
+        lines += ['', f"Node pipeline per frame ({pipeline['label']}): skipped: "
+                  f"{pipeline['skipped']}"]
     elif pipeline['stages']:
         lines += ['', f"Node pipeline per frame ({pipeline['label']}), median ms:", '',
                   '| ' + ' | '.join(pipeline['stages']) + ' |',
@@ -542,8 +539,11 @@ def main(argv=None):
     name, scale, model = cases[0]
     predictor = Predictor(model or build_model(name, scale=scale), device=str(device))
     predictor.synchronize_stages()
-    pipeline = {'label': f'{name} {scale}x, {size[0]}x{size[1]} player frame',
-                'stages': bench_pipeline(predictor, size, args.runs, args.warmup)}
+    pipeline = {'label': f'{name} {scale}x, {size[0]}x{size[1]} player frame'}
+    try:  # as a variant that cannot run: 'skipped' with the reason
+        pipeline['stages'] = bench_pipeline(predictor, size, args.runs, args.warmup)
+    except ImportError as error:
+        pipeline['skipped'] = f'it needs ROS 2 ({error})'
     names = args.variants
     if names == 'auto':
         names = GPU_VARIANTS if device.type == 'cuda' else CPU_VARIANTS

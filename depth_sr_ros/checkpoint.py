@@ -120,6 +120,17 @@ def read_checkpoint(path):
     if payload['arch'] not in MODELS:
         raise CheckpointError(path, f"unknown architecture {payload['arch']!r} "
                                     f"(known: {', '.join(sorted(MODELS))})")
+    # Each field of the right type: a file edited or written by other code is refused here with
+    # its reason, not with a TypeError or AttributeError deep in the loader.
+    for field in ('arch_kwargs', 'preprocessing', 'training', 'state_dict'):
+        if not isinstance(payload[field], dict):
+            raise CheckpointError(path, f'{field} is a {type(payload[field]).__name__}, not a '
+                                        'dict')
+    odd = [str(key) for key, value in payload['state_dict'].items()
+           if not isinstance(key, str) or not isinstance(value, torch.Tensor)]
+    if odd:
+        raise CheckpointError(path, f'state_dict entries that are not named tensors: '
+                                    f'{_describe(odd)}')
     return payload
 
 

@@ -53,6 +53,10 @@ def bad_model_file(tmp_path, kind):
         rewrite(path, arch='ahmf', arch_kwargs={'scale': 4})
     elif kind == 'other_scale':
         rewrite(path, state_dict=state_of('pag_net', 4))
+    elif kind == 'preprocessing_text':  # a field of the wrong type: no AttributeError deep down
+        rewrite(path, preprocessing='x')
+    elif kind == 'state_list':
+        rewrite(path, state_dict=[1, 2])
     elif kind == 'nan':
         state = state_of('pag_net', 2)
         state['tail.bias'][:] = float('nan')

@@ -292,7 +292,9 @@ def test_a_model_switch_to_a_bad_file_keeps_the_old_model(graph, tmp_path):
     old_path, old_processor = node.model_path, node.processor
     for kind, problem in (('missing', 'not found'), ('corrupt', 'not a readable checkpoint'),
                           ('other_arch', 'weights do not match ahmf'),
-                          ('other_scale', 'weights do not match pag_net')):
+                          ('other_scale', 'weights do not match pag_net'),
+                          # used to escape the callback as AttributeError and end the executor
+                          ('preprocessing_text', 'preprocessing is a str, not a dict')):
         path = bad_model_file(tmp_path, kind)
         result = node.set_parameters([Parameter('model_path', value=str(path))])[0]
         assert not result.successful

@@ -340,6 +340,16 @@ def test_unwritable_paths_and_bad_numbers_are_one_line_before_any_work(
             main(base + ['--output', str(tmp_path / 'out'), '--slop', slop])
         assert exit_info.value.code == 2
         assert 'slop must be within' in capsys.readouterr().err
+    # The node's output_size rules: one side 0 used to be ignored (the colour's size served).
+    with pytest.raises(SystemExit) as exit_info:
+        main(base + ['--output', str(tmp_path / 'out'), '--output-size', '10x0'])
+    assert exit_info.value.code == 2
+    assert 'output_size must be [0, 0] (the colour size) or two sizes above 0' in (
+        capsys.readouterr().err)
+    assert main(base + ['--output', str(tmp_path / 'out'), '--output-size', '1x1']) == 2
+    assert '--output-size: output_size 1x1: each side at least the scale' in (
+        capsys.readouterr().err)
+    assert not (tmp_path / 'out').exists()
 
 
 def test_a_camera_info_written_just_after_its_image_is_matched_by_stamp(

@@ -68,6 +68,8 @@ def test_non_plain_training_facts_are_refused_atsave_model_file(tmp_path):
     ('other_arch', 'weights do not match ahmf'),
     ('other_scale', 'unexpected keys guide_down.0.0.bias'),
     ('nan', 'non-finite weights in tail.bias'),
+    ('preprocessing_text', 'preprocessing is a str, not a dict'),
+    ('state_list', 'state_dict is a list, not a dict'),
 ])
 def test_each_load_error_is_one_line_naming_file_and_problem(tmp_path, kind, problem):
     path = bad_model_file(tmp_path, kind)

@@ -71,6 +71,8 @@ def test_settings_and_the_yaml_take_their_defaults_from_the_parameter_table():
     for name, value in values.items():
         assert name in PARAMETERS, f'sr.yaml sets unknown parameter {name}'
         assert value == PARAMETERS[name].default, f'sr.yaml: {name} {value}'
+    # It documents every parameter but the launch arguments and the one without a default.
+    assert set(PARAMETERS) - set(values) == {'model_path', 'device', 'depth_to_color'}
 
 
 def test_the_readme_parameter_table_is_the_table():

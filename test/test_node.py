@@ -116,6 +116,11 @@ def test_subscription_qos_is_sensor_data_and_can_be_overridden(graph):
         qos[topic] = infos[0].qos_profile.reliability
     assert qos['/depth/image_raw'] == ReliabilityPolicy.BEST_EFFORT
     assert qos['/color/image_raw'] == ReliabilityPolicy.RELIABLE
+    # Fixed once the subscription exists, given or not: a change is refused, not ignored.
+    for given in ('color', 'depth'):
+        name = f'qos_overrides./{given}/image_raw.subscription.reliability'
+        assert g.node.describe_parameter(name).read_only
+        assert not g.node.set_parameters([Parameter(name, value='best_effort')])[0].successful
 
 
 def _process_env(**extra):
@@ -134,7 +139,8 @@ def _node_process(*ros_args):
 
 @pytest.mark.parametrize('kind, problem', [
     ('missing', 'not found'), ('corrupt', 'not a readable checkpoint'),
-    ('other_arch', 'weights do not match ahmf'), ('other_scale', 'weights do not match pag_net')])
+    ('other_arch', 'weights do not match ahmf'), ('other_scale', 'weights do not match pag_net'),
+    ('state_list', 'state_dict is a list, not a dict')])
 def test_a_bad_model_file_stops_start_up_with_one_line(tmp_path, kind, problem):
     path = bad_model_file(tmp_path, kind)
     process = _node_process('-p', f'model_path:={path}')
@@ -150,7 +156,8 @@ def test_a_bad_model_file_stops_start_up_with_one_line(tmp_path, kind, problem):
     ('precision:=half', f'precision must be one of {PRECISION_CHOICES}'),
     ('depth_to_color:=[0.0, 1.0]', 'a transform needs 7 finite numbers'),
     ('output_size:=[640]', 'output_size must have 2 values'),
-    ('output_size:=[640,-1]', 'output_size must be within')])
+    ('output_size:=[640,-1]', 'output_size must be within'),
+    ('output_size:=[640,0]', 'output_size must be [0, 0] (the colour size) or two sizes')])
 def test_a_bad_parameter_stops_start_up_with_one_line(model_path, setting, problem):
     process = _node_process('-p', f'model_path:={model_path}', '-p', setting)
     out, err = process.communicate(timeout=60)
@@ -557,3 +564,10 @@ def test_the_readmes_parameter_client_snippet_sets_a_parameter(graph):
         time.sleep(0.05)
     result = refused.result().results[0]
     assert not result.successful and 'max_depth must be greater than min_depth' in result.reason
+    # An array over the service arrives as array.array, which used to be refused as one value.
+    offset = client.set_parameters([Parameter('alignment_offset', value=[3.0, 2.0])])
+    end = time.monotonic() + 10
+    while not offset.done() and time.monotonic() < end:
+        time.sleep(0.05)
+    assert offset.done() and offset.result().results[0].successful, offset.result()
+    assert g.node.settings.alignment_offset == [3.0, 2.0]

@@ -61,6 +61,19 @@ def test_depth_registered_at_the_colour_size_is_reduced_not_the_colour_enlarged(
     again = FrameProcessor(BicubicUpsampler(4)).process(depth_msg, color_msg, None,
                                                         color_info, Settings())
     np.testing.assert_array_equal(image_to_array(again.depth), mm)
+    # So is it with a depth camera_info that cannot be used (was: the frame skipped), said.
+    depth_info.k = [0.0] * 9
+    bad = FrameProcessor(BicubicUpsampler(4)).process(depth_msg, color_msg, depth_info,
+                                                      color_info, Settings())
+    np.testing.assert_array_equal(image_to_array(bad.depth), mm)
+    assert bad.warnings[0].startswith('depth camera_info K has non-positive focal length')
+    assert "using the colour camera's" in bad.warnings[0]
+    # Depth of another size needs its own camera_info: the frame is skipped, naming the depth.
+    depth_msg, color_msg, (depth_info, color_info) = _pair((1280, 720), (640, 360))
+    depth_info.k = [0.0] * 9
+    with pytest.raises(ImageFormatError, match='^depth camera_info K has non-positive'):
+        FrameProcessor(BicubicUpsampler(4)).process(depth_msg, color_msg, depth_info,
+                                                    color_info, Settings())
 
 
 def test_a_colour_size_that_is_no_multiple_of_the_scale_is_padded_and_cropped_back():
@@ -80,6 +93,9 @@ def test_output_size_shrinks_the_colour_grid_and_scales_its_intrinsics():
     assert (result.camera_info.width, result.camera_info.height) == (160, 120)
     k = np.reshape(result.camera_info.k, (3, 3))
     np.testing.assert_allclose([k[0, 0], k[0, 2], k[1, 2]], [200.0, 79.5, 59.5])
+    # A side below the scale is refused when the model is known, not on every frame.
+    with pytest.raises(ValueError, match='output_size 3x120: each side at least the scale'):
+        FrameProcessor(BicubicUpsampler(4), output_size=(3, 120))
 
 
 def test_raw_depth_needs_a_transform_and_is_registered_with_one():

@@ -174,8 +174,11 @@ def _process(reader, note, args, progress, staging):
         predictor = load_predictor(resolve_model_path(args.model), device=args.device)
     except (CheckpointError, RuntimeError, ValueError) as error:
         raise BagError(str(error)) from None
-    processor = FrameProcessor(predictor, output_size=args.output_size,
-                               max_output_pixels=args.max_output_pixels)
+    try:
+        processor = FrameProcessor(predictor, output_size=args.output_size,
+                                   max_output_pixels=args.max_output_pixels)
+    except ValueError as error:  # an output size below the model's scale
+        raise BagError(f'--output-size: {error}') from None
     settings = Settings(publish_points=args.points)
     storage = args.storage or input_storage(args.input)
     wanted = {depth_topic: DEPTH, color_topic: COLOR}
@@ -351,7 +354,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if not args.list and not args.output:
         parser.error('--output is required (or --list)')
-    for name in ('slop', 'max_output_pixels'):  # the node's rules for the same values
+    for name in ('slop', 'max_output_pixels', 'output_size'):  # the node's rules for them
         problem = check_value(name, getattr(args, name))
         if problem:
             parser.error(f"--{name.replace('_', '-')}: {problem}")

@@ -9,6 +9,7 @@ pair to one inference thread, so a slow model drops stale pairs (counted) instea
 Everything done to a pair lives in pipeline.py.
 """
 
+import array
 import sys
 import threading
 import time
@@ -103,6 +104,11 @@ def validate_settings(settings):
     return ''
 
 
+def _plain(value):
+    """Return a parameter's value, an array as a list (the parameter service gives array.array)."""
+    return list(value) if isinstance(value, array.array) else value
+
+
 class DepthSrNode(Node):
     """Guided depth super-resolution of a registered depth/colour camera pair."""
 
@@ -127,6 +133,12 @@ class DepthSrNode(Node):
                 f"ignoring parameters this node does not have: {', '.join(unknown)} (its "
                 f"parameters: {', '.join(PARAMETERS)}; the scale comes from the model file)")
             for name in unknown:  # so that setting them later fails instead of passing
+                self.undeclare_parameter(name)
+        # QoS overrides given at start: rclpy declares each read-only when the subscription
+        # that reads it is made; declared here already, they would stay writable, and a change
+        # at run time would be accepted and never applied.
+        for name in given:
+            if name.startswith('qos_overrides.'):
                 self.undeclare_parameter(name)
         for name, param in PARAMETERS.items():  # the live ones: validate_settings below
             if name not in SETTING_NAMES and (param.choices or param.low is not None
@@ -194,7 +206,7 @@ class DepthSrNode(Node):
         self.create_timer(PAIRING_CHECK_PERIOD, self._check_pairing)
 
     def _value(self, name):
-        return self.get_parameter(name).value
+        return _plain(self.get_parameter(name).value)
 
     def _processor(self, upsampler):
         return FrameProcessor(upsampler, tuple(self._value('output_size')),
@@ -336,7 +348,7 @@ class DepthSrNode(Node):
         self.slot.put((depth_msg, color_msg))
 
     def _on_set_parameters(self, params):
-        changes = {p.name: p.value for p in params}
+        changes = {p.name: _plain(p.value) for p in params}
         candidate = Settings(**{name: changes.get(name, getattr(self.settings, name))
                                 for name in SETTING_NAMES})
         reason = validate_settings(candidate)
@@ -347,7 +359,7 @@ class DepthSrNode(Node):
             path = resolve_model_path(changes['model_path'])
             try:  # load before accepting, so that a bad file leaves the old model serving
                 processor = self._processor(self._load(path))
-            except (CheckpointError, RuntimeError, ValueError, OSError) as error:
+            except Exception as error:  # whatever the file does, the old model keeps serving
                 reason = f'{error}; still serving {self.model_path}'
                 self.get_logger().warning(f'model switch refused: {reason}')
                 return SetParametersResult(successful=False, reason=reason)

@@ -105,6 +105,8 @@ def check_value(name, value):
     if param.low is not None and not all(param.low <= v <= param.high for v in values
                                          if isinstance(v, (int, float))):
         return f'{name} must be within [{param.low}, {param.high}], not {value}'
+    if name == 'output_size' and 0 in values and any(values):
+        return f'output_size must be [0, 0] (the colour size) or two sizes above 0, not {value}'
     return ''
 
 

@@ -197,6 +197,9 @@ class FrameProcessor:
         :param max_output_pixels: frames whose (padded) output grid is larger are refused.
         :param max_shift: the largest offset alignment searches and applies, output pixels.
         """
+        if output_size and any(output_size) and min(output_size) < upsampler.scale:
+            raise ValueError(f'output_size {output_size[0]}x{output_size[1]}: each side at '
+                             f'least the scale ({upsampler.scale}), or 0x0 for the colour size')
         self.aligner = Aligner(lr_max_shift(max_shift, upsampler.scale))
         self.upsampler = upsampler
         self.output_size = tuple(output_size) if output_size and all(output_size) else None
@@ -360,6 +363,16 @@ class FrameProcessor:
             f'depth {depth.shape[1]}x{depth.shape[0]} reaches the {grids.lr.width}x'
             f'{grids.lr.height} LR grid by the {route} route ({ROUTE_TEXT[route]}); output '
             f'{grids.output.width}x{grids.output.height} on the colour camera grid')
+        if depth_info is not None and route != 'lr_grid':
+            try:
+                camera_from_info(depth_info, depth.shape)
+            except ImageFormatError as error:
+                if route != 'registered' or depth.shape != camera.shape:
+                    raise ImageFormatError(f'depth {error}') from None
+                # registered at the colour's own size: the colour camera is the depth's
+                result.warnings.append(f"depth {error}; using the colour camera's, whose size "
+                                       'the registered depth has')
+                depth_info = None
         offset = self.offset(settings, grids)
         low = self.lr_depth(depth, route, depth_info, grids, depth_to_color, camera, offset)
         shown = resize_color(color, grids)  # on the padded output grid, as the network sees it

@@ -12,7 +12,7 @@ from depth_sr_ros.baselines import BicubicUpsampler, GuidedFilterUpsampler
 from depth_sr_ros.data.degradations import (
     add_gaussian_noise, antialiased_bicubic_downsample, bicubic_downsample, crop_to_multiple,
     nearest_downsample, sensor_degrade)
-from depth_sr_ros.metrics import between_surfaces, mae, rmse, shifted_rmse
+from depth_sr_ros.metrics import between_surfaces, error_mask, mae, rmse, shifted_rmse
 from depth_sr_ros.preprocessing import (
     denormalize_depth, depth_range, fill_missing, normalize_depth, valid_depth_mask)
 import numpy as np
@@ -97,13 +97,16 @@ def evaluate(methods, pairs, scale, protocol='middlebury', noise='', keep=None, 
         'shifted_rmse', metrics.shifted_rmse at each, which shows whether outputs are aligned.
 
     With noise 'rig_aligned' each image also gets 'moved': whether the alignment moved its
-    rig's depth (its LR input differs from the same rig's under 'rig_offset').
+    rig's depth (its LR input differs from the same rig's under 'rig_offset'). A pair whose
+    ground truth has no valid pixel is a ValueError.
     """
     images = []
     for pair in pairs:
         # Each image's noise from its own name: a subset of the images reproduces their rows.
         rng = noise_rng(pair['name']) if noise else None
         truth, rgb, low = prepare(pair, scale, protocol, rng, noise)
+        if not error_mask(truth, truth).any():  # it would drop out of every average unsaid
+            raise ValueError(f"pair '{pair['name']}': its ground truth has no valid pixel")
         row = {'name': pair['name']}
         if noise == 'rig_aligned':  # the same rig unaligned: did the alignment move it?
             unaligned = prepare(pair, scale, protocol, noise_rng(pair['name']), 'rig_offset')[2]

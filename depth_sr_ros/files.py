@@ -111,18 +111,36 @@ def staged_folder(path, overwrite=False):
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def unwritable(args, names):
+def check_output_file(path, what='output', inputs=()):
     """
-    Return why one of the output options ``names`` of ``args`` cannot be written, or ''.
+    Raise ValueError unless a file can be written at ``path`` without harm.
 
-    For a command to say in one line, before any work, that its output would fail at the end.
-    Options left empty are not checked.
+    Its folder must exist and be writable, ``path`` must not be a folder, and it must not be,
+    contain or lie inside one of ``inputs`` (refuse_overlap).
+    """
+    check_writable_folder(path, what)
+    if os.path.isdir(path):
+        raise ValueError(f"{what} '{path}' is a folder, not a file")
+    try:
+        refuse_overlap(path, [given for given in inputs if given])
+    except ValueError as error:
+        raise ValueError(f'{what}: {error}') from None
+
+
+def unwritable(args, names, inputs=()):
+    """
+    Return why one of the output file options ``names`` of ``args`` cannot be written, or ''.
+
+    For a command to say in one line, before any work, that its output would fail at the end
+    or overwrite what it reads: each output is checked (check_output_file) against the paths
+    of the options ``inputs`` and the other outputs. Options left empty are not checked.
     """
     for name in names:
         path = getattr(args, name)
         if path:
+            others = [getattr(args, other) for other in (*inputs, *names) if other != name]
             try:
-                check_writable_folder(path, '--' + name.replace('_', '-'))
+                check_output_file(path, '--' + name.replace('_', '-'), others)
             except ValueError as error:
                 return str(error)
     return ''

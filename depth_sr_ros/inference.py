@@ -7,7 +7,9 @@ load_predictor picks the PyTorch Predictor or, for .onnx files, onnx_predictor's
 (onnxruntime, or OpenVINO for a mixed-precision export).
 """
 
+import argparse
 import dataclasses
+import re
 import time
 
 from depth_sr_ros.checkpoint import check_preprocessing, CheckpointError, load_checkpoint
@@ -16,6 +18,21 @@ from depth_sr_ros.preprocessing import color_to_unit_torch, finish_depth_torch
 from depth_sr_ros.upsampler import DepthUpsampler
 import numpy as np
 import torch
+
+
+def device_problem(requested):
+    """Return why ``requested`` names no device ('auto', 'cpu', 'cuda', 'cuda:N'), or ''."""
+    if re.fullmatch(r'auto|cpu|cuda(:\d+)?', str(requested)):
+        return ''
+    return f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', not '{requested}'"
+
+
+def device_option(text):
+    """Return ``text``: an argparse ``type`` for a --device option (device_problem's names)."""
+    problem = device_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
 
 
 def select_device(requested='auto', fallback=False, warn=None):
@@ -29,8 +46,8 @@ def select_device(requested='auto', fallback=False, warn=None):
     requested = str(requested)
     if requested == 'auto':
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    if requested != 'cpu' and not requested.startswith('cuda'):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', not '{requested}'")
+    if device_problem(requested):
+        raise ValueError(device_problem(requested))
     device = torch.device(requested)
     if device.type == 'cuda' and not torch.cuda.is_available():
         reason = (f"device '{requested}' was requested but CUDA is not available "

@@ -37,6 +37,9 @@ def shifted_rmse(prediction, target, shifts):
         raise ValueError('shifted_rmse needs at least one shift')
     margin = int(np.ceil(max(abs(float(d)) for d in shifts))) + 1
     h, w = target.shape
+    if 2 * margin >= min(h, w):
+        raise ValueError(f'shifts up to {margin - 1} px leave no pixel of a {w}x{h} image '
+                         f'inside their border of {margin}')
     common = np.zeros((h, w), bool)
     common[margin:h - margin, margin:w - margin] = True
     prediction = np.asarray(prediction, np.float32)

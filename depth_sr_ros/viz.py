@@ -82,6 +82,14 @@ def side_by_side(tiles):
     return np.hstack([np.pad(t, ((0, height - t.shape[0]), (0, 0), (0, 0))) for t in tiles])
 
 
+def image_format_problem(path, what='--output'):
+    """Return why no picture can be written in the format of ``path``'s extension, or ''."""
+    if not path or cv2.haveImageWriter(path):
+        return ''
+    return (f"{what} '{path}': no image format for the extension "
+            f"'{os.path.splitext(path)[1]}' (e.g. .png or .jpg)")
+
+
 def write_image(path, image):
     """
     Write ``image`` to ``path`` in the format its extension names, as cv2.imwrite does.
@@ -90,7 +98,10 @@ def write_image(path, image):
     so that a failure or Ctrl-C never leaves half a picture. Returns False, as cv2.imwrite
     does, when the image cannot be encoded or the file cannot be written.
     """
-    encoded, data = cv2.imencode(os.path.splitext(path)[1], image)
+    try:
+        encoded, data = cv2.imencode(os.path.splitext(path)[1], image)
+    except cv2.error:  # no encoder for the extension
+        return False
     if not encoded:
         return False
     try:

@@ -327,6 +327,12 @@ def test_unwritable_paths_and_bad_numbers_are_one_line_before_any_work(
         (['--output', str(tmp_path / 'missing' / 'out')], 'does not exist'),
         (['--output', str(tmp_path / 'out'), '--json', str(tmp_path / 'missing' / 's.json')],
          "--json '"),
+        # each used to fail with a traceback after every pair was processed
+        (['--output', str(tmp_path / 'out'), '--json', str(tmp_path / 'out')],
+         'would be written into the output bag'),
+        (['--output', str(tmp_path / 'out'), '--json', str(locked)], 'is a folder, not a file'),
+        (['--output', str(tmp_path / 'out'), '--json', str(tmp_path / 'in' / 's.json')],
+         'lies inside the input'),
     ]
     if os.geteuid() != 0:  # root writes anywhere
         cases.append((['--output', str(locked / 'out')], 'cannot be written'))

@@ -59,3 +59,66 @@ def test_an_output_in_a_missing_folder_is_one_line_and_exit_2_before_any_work(
     assert main(needed + [option, target]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"{option} '{target}'" in err[0] and 'does not exist' in err[0]
+
+
+# Outputs that would overwrite what the command reads: (module, arguments with the input as
+# {input}, output option, the output given as the input itself or a file inside it).
+OVERWRITES = [
+    ('depth_sr_ros.cli.blend', ['--model', '{input}', '--toward', 'T', '--weights', '0'],
+     '--out', '{input}'),
+    ('depth_sr_ros.cli.choose', ['--model', '{input}', '--data', 'D'], '--json', '{input}'),
+    ('depth_sr_ros.cli.choose', ['--model', 'M', '--data', 'D', '--shipped', '{input}',
+                                 '--install'], '--json', '{input}'),
+    ('depth_sr_ros.cli.evaluate', ['--model', '{input}', '--data', 'D'], '--json', '{input}'),
+    ('depth_sr_ros.cli.evaluate', ['--model', 'M', '--data', '{folder}'], '--figure',
+     '{input}'),
+]
+
+
+@pytest.mark.parametrize('module,needed,option,output', OVERWRITES)
+def test_an_output_that_is_an_input_is_refused_before_any_work(
+        module, needed, option, output, tmp_path, capsys):
+    # Each used to write over its input (a model file, a depth image) at the end, exit 0.
+    folder = tmp_path / 'data'
+    folder.mkdir()
+    given = folder / 'input.file'
+    given.write_text('kept')
+    names = {'input': str(given), 'folder': str(folder)}
+    argv = [a.format(**names) for a in needed] + [option, output.format(**names)]
+    assert importlib.import_module(module).main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and option in err[0], err
+    assert 'is the input' in err[0] or 'lies inside the input' in err[0], err
+    assert given.read_text() == 'kept'
+
+
+def test_an_output_file_that_is_a_folder_is_refused_before_any_work(tmp_path, capsys):
+    main = importlib.import_module('depth_sr_ros.cli.evaluate').main
+    assert main(['--model', 'M', '--data', 'D', '--json', str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--json '{tmp_path}' is a folder, not a file" in err[0]
+
+
+# Picture outputs: a format with no encoder used to end in a cv2.error traceback after the work.
+PICTURES = [
+    ('depth_sr_ros.cli.evaluate', ['--model', 'M', '--data', 'D'], '--figure'),
+    ('depth_sr_ros.tools.demo', [], '--output'),
+    ('depth_sr_ros.tools.live_demo', [], '--output'),
+]
+
+
+@pytest.mark.parametrize('module,needed,option', PICTURES)
+def test_a_picture_format_without_encoder_is_refused_before_any_work(
+        module, needed, option, tmp_path, capsys):
+    target = str(tmp_path / 'result.jpgx')
+    assert importlib.import_module(module).main(needed + [option, target]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{option} '{target}': no image format" in err[0], err
+
+
+def test_select_install_checks_the_shipped_folder_before_any_work(tmp_path, capsys):
+    main = importlib.import_module('depth_sr_ros.cli.choose').main
+    shipped = str(tmp_path / 'missing' / 'x.pt')
+    assert main(['--model', 'M', '--data', 'D', '--shipped', shipped, '--install']) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--shipped '{shipped}'" in err[0] and 'does not exist' in err[0]

@@ -1,6 +1,7 @@
 """The evaluation protocol: degradations, and a report with the baselines as rows."""
 
 import json
+import shutil
 
 import cv2
 from depth_sr_ros.baselines import BicubicUpsampler, GuidedFilterUpsampler
@@ -145,6 +146,31 @@ def test_command_line_writes_json(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(['--model', default_model_path(), '--data', FIXTURES, '--shifts', 'left'])
     assert main(['--model', str(tmp_path / 'none.pt'), '--data', FIXTURES]) == 1
+
+
+def test_data_it_cannot_measure_is_one_line_and_exit_1(tmp_path, capsys):
+    from depth_sr_ros.paths import default_model_path
+    for sub in ('depth', 'rgb'):
+        (tmp_path / sub).mkdir()
+        shutil.copy(f'{FIXTURES}/{sub}/cones.png', tmp_path / sub)
+    cv2.imwrite(str(tmp_path / 'depth' / 'blank.png'), np.zeros((40, 48), np.uint8))
+    cv2.imwrite(str(tmp_path / 'rgb' / 'blank.png'), np.zeros((40, 48, 3), np.uint8))
+    base = ['--model', default_model_path(), '--data', str(tmp_path), '--device', 'cpu',
+            '--figure', '']
+    # Each used to end in a traceback, or (no ground truth) in NaN rows and an average of the
+    # other images alone, exit 0.
+    for extra, said in ((['--names', 'nosuch'], "no depth file for 'nosuch'"),
+                        ([], "pair 'blank': its ground truth has no valid pixel"),
+                        (['--names', 'cones', '--shifts', '0,200'],
+                         'shifts up to 200 px leave no pixel')):
+        assert main(base + extra) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and said in err[0], err
+    with pytest.raises(SystemExit) as stop:
+        main(base + ['--device', 'bogus'])
+    assert stop.value.code == 2
+    assert "device must be 'auto', 'cpu', 'cuda' or 'cuda:N', not 'bogus'" in (
+        capsys.readouterr().err)
 
 
 def test_floating_edge_pixels_count_outputs_between_two_surfaces_and_not_slopes():

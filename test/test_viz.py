@@ -2,7 +2,8 @@
 
 import cv2
 from depth_sr_ros.viz import (
-    colorbar, colorize, edge_window, label_scale, stack_rows, tile, TILE_WIDTH)
+    colorbar, colorize, edge_window, image_format_problem, label_scale, stack_rows, tile,
+    TILE_WIDTH, write_image)
 import numpy as np
 
 
@@ -28,3 +29,13 @@ def test_the_crop_window_lies_on_the_strongest_depth_edge():
     top, left = edge_window(depth, (100, 100))
     assert 140 <= top <= 200 and 340 <= left <= 400  # the window holds the corner at (200, 400)
     assert stack_rows([np.zeros((10, 30, 3)), np.zeros((5, 20, 3))]).shape == (15, 30, 3)
+
+
+def test_a_picture_in_a_format_with_no_encoder_is_refused_not_raised(tmp_path):
+    # cv2.imencode raises for an unknown extension; write_image says False, as imwrite does.
+    assert not write_image(str(tmp_path / 'x.jpgx'), np.zeros((4, 4, 3), np.uint8))
+    assert not list(tmp_path.iterdir())
+    assert write_image(str(tmp_path / 'x.png'), np.zeros((4, 4, 3), np.uint8))
+    assert image_format_problem(str(tmp_path / 'x.jpg')) == ''
+    assert "--figure 'a.jpgx': no image format for the extension '.jpgx'" in (
+        image_format_problem('a.jpgx', '--figure'))

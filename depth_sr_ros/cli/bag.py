@@ -29,10 +29,11 @@ from depth_sr_ros.bags import (
 from depth_sr_ros.checkpoint import CheckpointError
 from depth_sr_ros.console import image_size, interruptible
 from depth_sr_ros.files import (
-    check_writable_folder, refuse_overlap, staged_folder, write_text_atomically)
+    check_output_file, check_writable_folder, refuse_overlap, staged_folder,
+    write_text_atomically)
 from depth_sr_ros.geometry.camera import GeometryError
 from depth_sr_ros.geometry.transform import Transform
-from depth_sr_ros.inference import load_predictor
+from depth_sr_ros.inference import device_option, load_predictor
 from depth_sr_ros.paths import MODEL_HELP, resolve_model_path
 from depth_sr_ros.ros.conversions import camera_info_from_yaml, ImageFormatError, stamp_ns
 from depth_sr_ros.ros.extrinsics import StaticExtrinsics
@@ -124,8 +125,12 @@ def check_paths(args):
             raise ValueError(f"output '{args.output}' exists (use --overwrite to replace it)")
         check_writable_folder(args.output)
         if args.json:
-            refuse_overlap(args.json, [args.input])
-            check_writable_folder(args.json, '--json')
+            check_output_file(args.json, '--json', [args.input])
+            try:
+                refuse_overlap(args.json, [args.output])
+            except ValueError:
+                raise ValueError(f"--json '{args.json}' would be written into the output bag "
+                                 f"'{args.output}'") from None
     except ValueError as error:
         raise BagError(str(error)) from None
 
@@ -317,7 +322,8 @@ def parse_args(argv=None):
     parser.add_argument('--input', required=True, help='input bag folder (or .mcap / .db3)')
     parser.add_argument('--output', help='output bag folder (required unless --list)')
     parser.add_argument('--model', default='', help=MODEL_HELP)
-    parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    parser.add_argument('--device', default='auto', type=device_option,
+                        help='auto, cpu, cuda or cuda:N')
     parser.add_argument('--depth', default='', help='depth Image topic')
     parser.add_argument('--color', default='', help='colour Image topic')
     parser.add_argument('--depth-info', default='', help='depth CameraInfo topic')

@@ -59,7 +59,7 @@ def main(argv=None):
     parser.add_argument('--storage-dtype', default='float16', choices=('float16', 'float32'),
                         help="weights' storage in the written file (default float16)")
     args = parser.parse_args(argv)
-    problem = unwritable(args, ('out',))
+    problem = unwritable(args, ('out',), inputs=('model', 'toward', 'data'))
     if problem:
         print(f'depth_sr_blend: {problem}', file=sys.stderr)
         return 2
@@ -87,7 +87,7 @@ def main(argv=None):
             blends[chosen][1]['training']['blend']['chosen_on'] = {
                 'data': args.data, 'names': args.names, 'protocol': args.protocol,
                 'noise': args.noise, 'metric': args.metric, 'mae': mae, 'rmse': rmse}
-    except (CheckpointError, FileNotFoundError) as error:
+    except (CheckpointError, FileNotFoundError, ValueError) as error:
         print(f'depth_sr_blend: {error}', file=sys.stderr)
         return 1
     model, info = blends[chosen]

@@ -59,12 +59,16 @@ def main(argv=None):
                         help='copy the candidate over --shipped when it passes')
     parser.add_argument('--json', default='', help='also write both reports here')
     args = parser.parse_args(argv)
-    problem = unwritable(args, ('json',))
+    if args.install and not args.shipped:
+        parser.error('--install needs --shipped, the file to write')
+    # --install writes --shipped: its folder is checked now, not after the evaluation
+    if args.install:
+        problem = unwritable(args, ('json', 'shipped'), inputs=('model', 'data'))
+    else:
+        problem = unwritable(args, ('json',), inputs=('model', 'data', 'shipped'))
     if problem:
         print(f'depth_sr_select: {problem}', file=sys.stderr)
         return 2
-    if args.install and not args.shipped:
-        parser.error('--install needs --shipped, the file to write')
     try:
         pairs = [load_pair(args.data, name) for name in VALIDATION_NAMES]
         scale, candidate = report_of(args.model, pairs)

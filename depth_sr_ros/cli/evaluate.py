@@ -29,9 +29,9 @@ from depth_sr_ros.data.middlebury import list_pairs, load_pair
 from depth_sr_ros.evaluation import (
     add_protocol_options, compared_methods, evaluate, markdown, shift_table)
 from depth_sr_ros.files import unwritable, write_text_atomically
-from depth_sr_ros.inference import Acceleration, PRECISION_CHOICES, Predictor
+from depth_sr_ros.inference import Acceleration, device_option, PRECISION_CHOICES, Predictor
 from depth_sr_ros.metrics import mae
-from depth_sr_ros.viz import colorize, tile, write_image
+from depth_sr_ros.viz import colorize, image_format_problem, tile, write_image
 import numpy as np
 
 
@@ -61,7 +61,7 @@ def main(argv=None):
     parser.add_argument('--data', required=True, help='folder with depth/ and rgb/')
     parser.add_argument('--names', default='', help='comma-separated pairs (default: all)')
     add_protocol_options(parser)
-    parser.add_argument('--device', default='auto',
+    parser.add_argument('--device', default='auto', type=device_option,
                         help="'auto' (cuda when available), 'cuda', 'cuda:N' or 'cpu' "
                              '(default auto)')
     parser.add_argument('--precision', default='float32',
@@ -76,7 +76,8 @@ def main(argv=None):
     parser.add_argument('--figure', default='eval_figure.png',
                         help="figure of the first image ('' for none)")
     args = parser.parse_args(argv)
-    problem = unwritable(args, ('json', 'figure'))
+    problem = (unwritable(args, ('json', 'figure'), inputs=('model', 'data'))
+               or image_format_problem(args.figure, '--figure'))
     if problem:
         print(f'depth_sr_eval: {problem}', file=sys.stderr)
         return 2
@@ -86,14 +87,15 @@ def main(argv=None):
             args.model, device=args.device, acceleration=Acceleration(args.precision),
             warn=lambda message: print(f'depth_sr_eval: {message}', file=sys.stderr))
         names = args.names.split(',') if args.names else list_pairs(args.data)
-    except (CheckpointError, FileNotFoundError) as error:
+        pairs = [load_pair(args.data, name) for name in names]
+        s = predictor.scale
+        methods = compared_methods(predictor)
+        kept = {}
+        report = evaluate(methods, pairs, s, args.protocol, args.noise, keep=kept,
+                          shifts=shifts)
+    except (CheckpointError, FileNotFoundError, ValueError) as error:
         print(f'depth_sr_eval: {error}', file=sys.stderr)
         return 1
-    s = predictor.scale
-    methods = compared_methods(predictor)
-    pairs = [load_pair(args.data, name) for name in names]
-    kept = {}
-    report = evaluate(methods, pairs, s, args.protocol, args.noise, keep=kept, shifts=shifts)
     report.update(model=args.model, scale=s, protocol=args.protocol, noise=args.noise,
                   data=args.data, shifts=shifts)
     print(f'MAE ({args.protocol} protocol, {s}x{", " + args.noise if args.noise else ""}, '

@@ -18,10 +18,10 @@ from depth_sr_ros.console import interruptible
 from depth_sr_ros.data.degradations import bicubic_downsample, crop_to_multiple, kinect_holes
 from depth_sr_ros.data.middlebury import disparity_to_metres, load_pair, SAMPLE_DIR
 from depth_sr_ros.files import unwritable
-from depth_sr_ros.inference import Predictor
+from depth_sr_ros.inference import device_option, Predictor
 from depth_sr_ros.metrics import mae, rmse
 from depth_sr_ros.paths import MODEL_HELP, resolve_model_path
-from depth_sr_ros.viz import colorize, tile, write_image
+from depth_sr_ros.viz import colorize, image_format_problem, tile, write_image
 import numpy as np
 
 ERROR_RANGE_M = 0.2  # error maps saturate at 20 cm
@@ -65,10 +65,11 @@ def main(argv=None):
     """Entry point of depth_sr_demo."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--model', default='', help=MODEL_HELP)
-    parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    parser.add_argument('--device', default='auto', type=device_option,
+                        help='auto, cpu, cuda or cuda:N')
     parser.add_argument('--output', default='demo_output.png', help='picture to write')
     args = parser.parse_args(argv)
-    problem = unwritable(args, ('output',))
+    problem = unwritable(args, ('output',)) or image_format_problem(args.output)
     if problem:
         print(f'depth_sr_demo: {problem}', file=sys.stderr)
         return 2

@@ -23,7 +23,8 @@ from depth_sr_ros.ros import DOMAIN_ID, domain_id
 from depth_sr_ros.ros.conversions import color_to_array, depth_to_metres, stamp_ns
 from depth_sr_ros.ros.watch import watch_player_and_node
 from depth_sr_ros.viz import (
-    colorbar, colorize, edge_window, side_by_side, stack_rows, tile, write_image)
+    colorbar, colorize, edge_window, image_format_problem, side_by_side, stack_rows, tile,
+    write_image)
 import numpy as np
 import rclpy
 
@@ -156,7 +157,7 @@ def main(argv=None):
                         help='ROS domain of the three processes (default: ROS_DOMAIN_ID when '
                              'set, else one of 50-99)')
     args = parser.parse_args(argv)
-    problem = unwritable(args, ('output',))
+    problem = unwritable(args, ('output',)) or image_format_problem(args.output)
     if problem:
         print(f'depth_sr_live_demo: {problem}', file=sys.stderr)
         return 2

@@ -207,6 +207,9 @@ def test_health_warns_without_pairs_then_goes_stale_and_warns_on_lost_coverage()
     level, message = health(_period(valid=0.63, expected=0.76), 0.1, 15.0)
     assert level == 'WARN' and message.startswith('output 63% valid where the depth camera '
                                                   'covers 76%')
+    # Nothing valid at all (millimetres as 32FC1: all beyond max_depth) used to be 'OK'.
+    level, message = health(_period(valid=0.0, expected=0.0), 0.1, 15.0)
+    assert level == 'WARN' and message.startswith('every output pixel is invalid')
 
 
 def test_expected_coverage_counts_gaps_narrower_than_the_sample_spacing_as_covered():

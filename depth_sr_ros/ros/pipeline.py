@@ -171,6 +171,9 @@ def health(period, seconds_without_pair, stale_after):
     if period['outputs'] == 0:
         return 'WARN', 'pairs arrive, none published'
     valid, expected = period['valid_share'], period['expected_share']
+    if not valid > 0:  # e.g. millimetres sent as 32FC1: beyond max_depth, all of it
+        return 'WARN', ('every output pixel is invalid: no input depth within [min_depth, '
+                        'max_depth] (a unit mistake? see the log)')
     if valid < COVERAGE_WARN_SHARE * expected:
         return 'WARN', (f'output {valid:.0%} valid where the depth camera covers {expected:.0%}: '
                         'depth is lost in registration (see the scale advice in the log)')

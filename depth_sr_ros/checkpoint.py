@@ -117,7 +117,7 @@ def read_checkpoint(path):
     if payload['format_version'] != FORMAT_VERSION:
         raise CheckpointError(path, f"format version {payload['format_version']!r} is not "
                                     f'supported (this package reads {FORMAT_VERSION})')
-    if payload['arch'] not in MODELS:
+    if not isinstance(payload['arch'], str) or payload['arch'] not in MODELS:
         raise CheckpointError(path, f"unknown architecture {payload['arch']!r} "
                                     f"(known: {', '.join(sorted(MODELS))})")
     # Each field of the right type: a file edited or written by other code is refused here with

@@ -55,6 +55,8 @@ def bad_model_file(tmp_path, kind):
         rewrite(path, state_dict=state_of('pag_net', 4))
     elif kind == 'preprocessing_text':  # a field of the wrong type: no AttributeError deep down
         rewrite(path, preprocessing='x')
+    elif kind == 'arch_list':
+        rewrite(path, arch=['pag_net'])
     elif kind == 'state_list':
         rewrite(path, state_dict=[1, 2])
     elif kind == 'nan':

@@ -70,6 +70,7 @@ def test_non_plain_training_facts_are_refused_atsave_model_file(tmp_path):
     ('nan', 'non-finite weights in tail.bias'),
     ('preprocessing_text', 'preprocessing is a str, not a dict'),
     ('state_list', 'state_dict is a list, not a dict'),
+    ('arch_list', "unknown architecture ['pag_net']"),
 ])
 def test_each_load_error_is_one_line_naming_file_and_problem(tmp_path, kind, problem):
     path = bad_model_file(tmp_path, kind)

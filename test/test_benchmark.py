@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from depth_sr_ros.networks import build_model
+from depth_sr_ros.tools import benchmark
 from depth_sr_ros.tools.benchmark import count_flops, main
 import pytest
 import torch
@@ -49,6 +50,24 @@ def test_benchmark_writes_json_and_markdown(tmp_path):
     ahmf = build_model('ahmf', scale=4)
     assert report['models'][1]['gflop'] == count_flops(
         ahmf.eval(), torch.rand(1, 1, 12, 16), torch.rand(1, 3, 48, 64)) / 1e9
+
+
+@pytest.mark.parametrize('option,value,said', [
+    ('--model', '/nonexistent/m.pt', "--model: model file '/nonexistent/m.pt': not found"),
+    ('--variants', 'device_io,bogus', "'openvino_f32', 'openvino_bf16', 'openvino_mixed', not "
+                                      "'device_io,bogus'"),
+    ('--registration', 'aligned,bogus', "of 'aligned', 'd435', 'azure_nfov', 'tof', not"),
+    ('--device', 'bogus', "--device: device must be 'auto', 'cpu', 'cuda' or 'cuda:N'")])
+def test_bad_input_is_one_error_line_and_exit_2_before_any_timing(
+        option, value, said, monkeypatch, capsys):
+    def timed(*args):
+        raise AssertionError('timed before the command line was checked')
+    monkeypatch.setattr(benchmark, 'time_call', timed)
+    with pytest.raises(SystemExit) as stopped:
+        main(['--size', '64x48', '--models', 'pag_net:2', '--runs', '1', option, value])
+    assert stopped.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert ': error: ' in last and said in last, last
 
 
 # Runs the benchmark in a Python where ROS 2's packages cannot be imported, as on a GPU

@@ -64,6 +64,40 @@ def test_onnx_errors_are_one_line(tmp_path, exported):
     assert main(['--model', str(tmp_path / 'none.pt'), '--output', str(tmp_path / 'x.onnx')]) == 1
 
 
+def _refused(argv, capsys):
+    """Return the last line main(argv) writes, after checking that it exits with status 2."""
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize('opset', ['5', '10', '24', '99'])
+def test_an_opset_the_exporter_cannot_write_is_refused(opset, exported, tmp_path, capsys):
+    out = tmp_path / 'x.onnx'
+    last = _refused(['--model', exported[0], '--output', str(out), '--opset', opset], capsys)
+    assert last.endswith(f"error: argument --opset: an integer within [11, 23], not '{opset}'")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize('opset', ['11', '23'])
+def test_the_first_and_the_last_opset_export(opset, exported, tmp_path):
+    assert main(['--model', exported[0], '--output', str(tmp_path / 'x.onnx'),
+                 '--opset', opset]) == 0
+
+
+def test_an_output_that_is_the_model_is_refused_before_it_is_touched(
+        exported, tmp_path, capsys):
+    pt = tmp_path / 'm.pt'
+    pt.write_bytes(open(exported[0], 'rb').read())
+    before = pt.read_bytes()
+    again = str(tmp_path / '.' / 'm.pt')  # another spelling of the same file
+    assert main(['--model', str(pt), '--output', again]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"depth_sr_export: --output: output '{again}' is the input '{pt}'"]
+    assert pt.read_bytes() == before
+
+
 def test_the_node_runs_an_onnx_model(exported):
     from depth_sr_ros.ros.node import DepthSrNode
     context = rclpy.Context()
@@ -172,3 +206,14 @@ def test_a_mixed_export_without_openvino_says_what_to_install(tmp_path, monkeypa
     monkeypatch.setitem(__import__('sys').modules, 'openvino', None)  # import fails
     with pytest.raises(CheckpointError, match='pip install openvino'):
         load_predictor(onnx_path, device='cpu')
+
+
+def test_a_mixed_export_below_opset_13_is_refused(tmp_path, capsys):
+    # AHMF's ReduceMean in bfloat16 is ONNX's from opset 13: OpenVINO cannot read it before.
+    pt, out = str(tmp_path / 'tiny.pt'), tmp_path / 'tiny_mixed.onnx'
+    save_checkpoint(pt, untrained('ahmf', **AHMF_TINY), 'ahmf', AHMF_TINY, PREPROCESSING,
+                    {'data': 'untrained, for tests'})
+    last = _refused(['--model', pt, '--output', str(out), '--precision', 'mixed', '--opset',
+                     '12'], capsys)
+    assert last.endswith('error: --opset: --precision mixed needs at least 13, not 12')
+    assert not out.exists()

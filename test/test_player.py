@@ -8,6 +8,7 @@ from depth_sr_ros.data.sequences import make_sequence
 from depth_sr_ros.ros.conversions import depth_to_metres
 from depth_sr_ros.tools.player import Player
 import numpy as np
+import pytest
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -62,6 +63,20 @@ def test_player_publishes_like_a_camera_driver():
     assert (info.width, info.height) == (160, 120) and info.k[0] > 0
     stamps = [(m.header.stamp.sec, m.header.stamp.nanosec) for m in got['depth/image_raw']]
     assert len(set(stamps)) == len(stamps)
+
+
+@pytest.mark.parametrize('name,value', [('scale', 0), ('scale', -4), ('rate', 0.0),
+                                        ('frames', 0)])
+def test_a_bad_parameter_is_refused_at_start_up(name, value):
+    # A ValueError: depth_sr_player's one start-up error line and exit status 1 (run_node).
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=DOMAIN_ID)
+    try:
+        with pytest.raises(ValueError, match='rate must be positive, and frames and scale at '
+                                             'least 1'):
+            Player(context=context, parameter_overrides=[Parameter(name, value=value)])
+    finally:
+        rclpy.try_shutdown(context=context)
 
 
 def test_restamp_replaces_only_the_stamp_of_a_serialized_message():

@@ -8,6 +8,7 @@ import sys
 from depth_sr_ros.checkpoint import save_checkpoint
 from depth_sr_ros.networks import build_model
 from depth_sr_ros.preprocessing import PREPROCESSING
+from depth_sr_ros.tools import soak
 from depth_sr_ros.tools.soak import memory_floors, resident_mib, verdict
 import pytest
 import torch
@@ -37,6 +38,19 @@ def test_memory_floors_ignore_per_frame_peaks_but_see_a_leak():
     leaking = [(t, rss + 0.5 * t) for t, rss in steady]
     start, end = memory_floors(leaking, 10, 300)
     assert end - start > 100
+
+
+@pytest.mark.parametrize('seconds', ['5', '10'])
+def test_a_warmup_as_long_as_the_run_is_refused(seconds, monkeypatch, capsys):
+    # Nothing after the warm-up would be measured, so no leak could fail the run.
+    def watched(*args, **kwargs):
+        raise AssertionError('the player and the node were started')
+    monkeypatch.setattr(soak, 'watch_player_and_node', watched)
+    with pytest.raises(SystemExit) as stopped:
+        soak.main(['--seconds', seconds])  # the default warm-up, 10 s
+    assert stopped.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.endswith(f': error: --warmup 10 s must be shorter than --seconds {seconds} s')
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ import re
 import shutil
 
 from depth_sr_ros.selection import VALIDATION_NAMES
+from depth_sr_ros.tools import zoo
 from depth_sr_ros.tools.zoo import (
     BENCHMARKS, file_digest, main, replace_block, summary_row, TEST_IMAGES)
 import pytest
@@ -116,6 +117,50 @@ def test_missing_benchmark_data_is_one_line_and_exit_2_before_any_evaluation(tmp
     assert err == [f"depth_sr_zoo: {tmp_path / 'data' / 'middlebury30'}: no 14"]
     assert main(['--data', str(tmp_path / 'nowhere'), '--models', MODELS]) == 2
     assert 'nowhere/middlebury30: no depth/ and rgb/ pairs' in capsys.readouterr().err
+
+
+def _models(root, model_path, *broken):
+    """Make a models folder: tiny_x4.pt and pag_x2.pt (model_path), and ``broken`` files."""
+    os.makedirs(root)
+    for name in ('tiny_x4.pt', 'pag_x2.pt'):
+        shutil.copy(model_path, root / name)
+    for name in broken:
+        (root / name).write_bytes(b'not a model')
+    return str(root)
+
+
+def test_an_unknown_only_name_is_refused_naming_the_files_there(tmp_path, model_path, capsys):
+    models = _models(tmp_path / 'models', model_path)
+    with pytest.raises(SystemExit) as stopped:
+        main(['--data', str(tmp_path), '--models', models, '--only', 'tiny_x4.pt,typo.pt'])
+    assert stopped.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.endswith(f': error: --only: no typo.pt in {models} (there: pag_x2.pt, '
+                         'tiny_x4.pt)'), last
+
+
+def test_an_only_name_without_pt_is_the_file(tmp_path, model_path, capsys):
+    _data_tree(tmp_path / 'data')
+    os.remove(tmp_path / 'data' / 'middlebury30' / 'rgb' / '14.png')
+    # Past the choice of files: refused for the data, the next check.
+    assert main(['--data', str(tmp_path / 'data'), '--only', 'tiny_x4',
+                 '--models', _models(tmp_path / 'models', model_path)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"depth_sr_zoo: {tmp_path / 'data' / 'middlebury30'}: no 14"]
+
+
+def test_a_model_file_that_does_not_load_is_one_line_and_exit_2_before_any_evaluation(
+        tmp_path, model_path, monkeypatch, capsys):
+    _data_tree(tmp_path / 'data')
+    models = _models(tmp_path / 'models', model_path, 'zz_x4.pt')
+
+    def evaluated(*args):
+        raise AssertionError('evaluated before every model file was read')
+    monkeypatch.setattr(zoo, 'evaluate_model', evaluated)
+    assert main(['--data', str(tmp_path / 'data'), '--models', models]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        f"depth_sr_zoo: model file '{models}/zz_x4.pt': not a readable checkpoint"), err
 
 
 def _pairs(cell):

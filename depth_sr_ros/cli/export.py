@@ -26,6 +26,12 @@ from depth_sr_ros.console import interruptible, number
 from depth_sr_ros.files import unwritable
 from depth_sr_ros.onnx_export import export_onnx, EXPORT_PRECISIONS, parity
 
+# The opsets torch 2.13's exporter writes the networks in (measured for AHMF and PAG-Net at
+# every scale): before 11 ONNX has no bicubic Resize, after 23 torch refuses. A mixed export
+# needs 13, the first with ReduceMean in bfloat16 (AHMF's), else OpenVINO cannot read it.
+OPSETS = (11, 23)
+MIXED_OPSET = 13
+
 
 @interruptible('depth_sr_export')
 def main(argv=None):
@@ -33,12 +39,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
     parser.add_argument('--model', required=True, help='model file (.pt)')
     parser.add_argument('--output', required=True, help='ONNX file to write')
-    parser.add_argument('--opset', type=number(int, low=1), default=18,
-                        help='ONNX opset (default 18)')
+    parser.add_argument('--opset', type=number(int, low=OPSETS[0], high=OPSETS[1]), default=18,
+                        help=f'ONNX opset, {OPSETS[0]} to {OPSETS[1]}, at least {MIXED_OPSET} '
+                             'for --precision mixed (default 18)')
     parser.add_argument('--precision', choices=EXPORT_PRECISIONS, default='float32',
                         help='float32 (onnxruntime) or mixed (bfloat16 body, OpenVINO)')
     args = parser.parse_args(argv)
-    problem = unwritable(args, ('output',))
+    if args.precision == 'mixed' and args.opset < MIXED_OPSET:
+        parser.error(f'--opset: --precision mixed needs at least {MIXED_OPSET}, not {args.opset}')
+    problem = unwritable(args, ('output',), inputs=('model',))
     if problem:
         print(f'depth_sr_export: {problem}', file=sys.stderr)
         return 2

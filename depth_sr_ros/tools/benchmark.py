@@ -30,9 +30,10 @@ import sys
 import time
 
 import cv2
-from depth_sr_ros.checkpoint import load_checkpoint
-from depth_sr_ros.console import image_size, interruptible, number, numbers
+from depth_sr_ros.checkpoint import CheckpointError, load_checkpoint
+from depth_sr_ros.console import image_size, interruptible, number, numbers, one_of
 from depth_sr_ros.data.degradations import bicubic_downsample
+from depth_sr_ros.data.scene import RIGS
 from depth_sr_ros.data.sequences import COLOR_SIZE, FOCAL, make_sequence
 from depth_sr_ros.files import unwritable, write_text_atomically
 from depth_sr_ros.geometry.camera import pinhole_camera
@@ -286,7 +287,7 @@ def bench_registration(rigs, scale, runs):
     rigs are also timed on one thread (register_raw's default splits the work over the CPU's
     cores).
     """
-    from depth_sr_ros.data.scene import make_scene, render_rig, RIGS
+    from depth_sr_ros.data.scene import make_scene, render_rig
     from depth_sr_ros.alignment import (
         Aligner, EVERY as ALIGN_EVERY, finer_grid, lr_max_shift, matching_grid, MAX_SHIFT)
     from depth_sr_ros.geometry.grids import plan_grids, resize_color
@@ -467,6 +468,20 @@ def network_scales(text):
     return cases
 
 
+def names_or(choices, *words):
+    """
+    Return an argparse type for comma-separated names of ``choices`` (console.one_of).
+
+    '' (none) and each of ``words`` ('auto') pass as they are.
+    """
+    names = one_of(choices, many=True)
+
+    def parse(text):
+        return text if text in ('',) + words else names(text)
+    parse.__name__ = names.__name__
+    return parse
+
+
 @interruptible('depth_sr_benchmark')
 def main(argv=None):
     """Entry point of depth_sr_benchmark."""
@@ -484,7 +499,9 @@ def main(argv=None):
     parser.add_argument('--threads', type=number(int, low=0), default=0,
                         help='CPU threads; 0 = default')
     parser.add_argument('--variants', default='auto',
-                        help=f"comma-separated from {', '.join(VARIANTS)}; 'auto': "
+                        type=names_or([*VARIANTS, *OPENVINO_VARIANTS], 'auto'),
+                        help=f"comma-separated from {', '.join(VARIANTS)}, "
+                             f"{', '.join(OPENVINO_VARIANTS)}; 'auto': "
                              f'{CPU_VARIANTS} on a CPU, {GPU_VARIANTS} on CUDA; '
                              "'' for none")
     parser.add_argument('--threads-sweep', default='', type=numbers(int, low=1),
@@ -496,8 +513,8 @@ def main(argv=None):
                              'e.g. a --precision mixed .onnx export, which runs on OpenVINO)')
     parser.add_argument('--dds-seconds', type=number(float, above=0), default=20.0,
                         help='how long the node runs under DDS at each rate')
-    parser.add_argument('--registration', default='',
-                        help='comma-separated scene rigs (aligned, d435, azure_nfov, tof) whose '
+    parser.add_argument('--registration', default='', type=names_or(RIGS),
+                        help=f"comma-separated scene rigs ({', '.join(RIGS)}) whose "
                              "registration onto the LR grid to time at the model's scale")
     parser.add_argument('--domain-id', type=DOMAIN_ID, default=domain_id(60, 40),
                         help='ROS domain of the node-under-DDS run (default: ROS_DOMAIN_ID when '
@@ -514,21 +531,27 @@ def main(argv=None):
             import depth_sr_ros.ros.watch  # noqa: F401 (rclpy and the messages the run needs)
         except ImportError as error:
             parser.error(f'--dds-rates runs the node, which needs ROS 2 ({error})')
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = select_device(args.device)
-    pin_cuda_float32(device)
-    size = args.size
+    try:
+        device = select_device(args.device)
+    except (ValueError, RuntimeError) as error:
+        parser.error(f'--device: {error}')
     if args.model:
-        model, info = load_checkpoint(args.model, device)
+        try:
+            model, info = load_checkpoint(args.model, device)
+        except CheckpointError as error:
+            parser.error(f'--model: {error}')
         cases = [(info['arch'], info['arch_kwargs']['scale'], model)]
         arch_kwargs = info['arch_kwargs']
     else:
         cases = [(name, scale, None) for name, scale in args.models]
         arch_kwargs = {'scale': cases[0][1]}
+    size = args.size
     for _, scale, _ in cases:
         if size[0] % scale or size[1] % scale:
             parser.error(f'--size: {size[0]}x{size[1]} is not a multiple of the scale {scale}')
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    pin_cuda_float32(device)
     device_name = (torch.cuda.get_device_name(device) if device.type == 'cuda'
                    else f'CPU, {torch.get_num_threads()} threads')
     rate = matmul_rate(device)
@@ -547,10 +570,6 @@ def main(argv=None):
     names = args.variants
     if names == 'auto':
         names = GPU_VARIANTS if device.type == 'cuda' else CPU_VARIANTS
-    unknown = [n for n in names.split(',') if n and n not in VARIANTS
-               and n not in OPENVINO_VARIANTS]
-    if unknown:
-        parser.error(f'unknown variants {unknown}; choose from {list(VARIANTS)}')
     model = predictor.model.float()
     variants = bench_variants(model, scale, size, device, args.runs, args.warmup,
                               [n for n in names.split(',') if n], name,

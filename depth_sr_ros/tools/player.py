@@ -78,8 +78,8 @@ class Player(Node):
                                'topics) in a loop instead of a rig')
         self.bag_stamps = param('bag_stamps', 'fresh', "'fresh' (now, keeping the bag's "
                                                        "offsets) or 'original' stamps")
-        if rate <= 0 or frames < 1:
-            raise ValueError('rate must be positive and frames at least 1')
+        if rate <= 0 or frames < 1 or self.scale < 1:
+            raise ValueError('rate must be positive, and frames and scale at least 1')
         qos = (QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE) if reliable
                else qos_profile_sensor_data)
         if bag:

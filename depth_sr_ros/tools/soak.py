@@ -78,7 +78,8 @@ def main(argv=None):
     parser.add_argument('--device', default='auto',
                         help="'auto', 'cuda', 'cuda:N' or 'cpu' (default auto)")
     parser.add_argument('--warmup', type=number(float, low=0), default=10.0,
-                        help='seconds before the reference memory sample')
+                        help='seconds before the reference memory sample, shorter than '
+                             '--seconds (default 10)')
     parser.add_argument('--max-growth-mib', type=number(float, low=0), default=50.0,
                         help='largest growth of resident memory after the warm-up that passes, '
                              'MiB (default 50)')
@@ -89,6 +90,9 @@ def main(argv=None):
                              'when set, else one of 30-49)')
     parser.add_argument('--json', default='', help='also write the results here as JSON')
     args = parser.parse_args(argv)
+    if args.warmup >= args.seconds:  # else the memory check would measure nothing
+        parser.error(f'--warmup {args.warmup:g} s must be shorter than --seconds '
+                     f'{args.seconds:g} s')
     problem = unwritable(args, ('json',))
     if problem:
         print(f'depth_sr_soak: {problem}', file=sys.stderr)

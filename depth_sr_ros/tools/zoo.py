@@ -30,11 +30,12 @@ import os
 import re
 import sys
 
+from depth_sr_ros.checkpoint import CheckpointError, load_checkpoint
 from depth_sr_ros.console import interruptible
 from depth_sr_ros.data.middlebury import list_pairs, load_pair
 from depth_sr_ros.evaluation import compared_methods, evaluate, markdown, table
 from depth_sr_ros.files import write_text_atomically
-from depth_sr_ros.inference import Acceleration, Predictor
+from depth_sr_ros.inference import Acceleration, device_option, Predictor
 from depth_sr_ros.selection import (
     losses_to_bicubic, VALIDATION_NAMES, VALIDATION_PROTOCOLS, validation_report)
 
@@ -289,9 +290,10 @@ def main(argv=None):
     parser.add_argument('--readme', default='README.md', help='the README with the summary')
     parser.add_argument('--accuracy', default='docs/accuracy.md',
                         help="the per-image tables of every model's benchmarks")
-    parser.add_argument('--only', default='', help='comma-separated file names to evaluate '
-                                                   '(the others keep their blocks)')
-    parser.add_argument('--device', default='cpu',
+    parser.add_argument('--only', default='', help='comma-separated file names to evaluate, '
+                                                   "'.pt' optional (the others keep their "
+                                                   'blocks)')
+    parser.add_argument('--device', default='cpu', type=device_option,
                         help="'cpu', 'cuda' or 'cuda:N' (default cpu)")
     parser.add_argument('--write', action='store_true',
                         help='rewrite the blocks in --card, --readme and --accuracy (else '
@@ -299,7 +301,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     paths = sorted(glob.glob(os.path.join(args.models, '*.pt')), key=_network_and_scale)
     if args.only:
-        paths = [p for p in paths if os.path.basename(p) in args.only.split(',')]
+        names = [os.path.basename(p) for p in paths]
+        only = [n if n.endswith('.pt') else n + '.pt' for n in args.only.split(',') if n]
+        unknown = [n for n in only if n not in names]
+        if unknown:
+            parser.error(f"--only: no {', '.join(unknown)} in {args.models} (there: "
+                         f"{', '.join(names) or 'none'})")
+        paths = [p for p in paths if os.path.basename(p) in only]
     if not paths:
         print(f'depth_sr_zoo: no model files in {args.models}', file=sys.stderr)
         return 1
@@ -325,6 +333,12 @@ def main(argv=None):
     if problem:
         print(f'depth_sr_zoo: {problem}', file=sys.stderr)
         return 2
+    for path in paths:  # each model file loads, before hours of evaluation
+        try:
+            load_checkpoint(path)
+        except CheckpointError as error:
+            print(f'depth_sr_zoo: {error}', file=sys.stderr)
+            return 2
     results = []
     for path, key in zip(paths, keys):
         name = os.path.basename(path)

@@ -7,7 +7,8 @@ from depth_sr_ros.alignment import finer_grid
 from depth_sr_ros.baselines import BicubicUpsampler
 from depth_sr_ros.data.datasets import CropDataset
 from depth_sr_ros.data.rig import (
-    draw_rig, from_metres, OFFSET_DEPTH_PIXELS, rotation, simulate_rig, to_metres)
+    draw_rig, from_metres, OFFSET_DEPTH_PIXELS, rotation, sensor_faults, simulate_rig,
+    to_metres)
 from depth_sr_ros.data.synthetic import synthetic_pair
 from depth_sr_ros.geometry.grids import plan_grids
 from depth_sr_ros.geometry.registration import mesh_depth
@@ -197,3 +198,33 @@ def test_rig_samples_can_come_off_and_be_aligned_as_the_node_aligns(cones, monke
     # About half drawn off and given the crop's colour to align to; the rest as before.
     assert 2 <= sum(offset for offset, _ in calls) <= 10
     assert all((shape == (128, 128, 3)) == offset for offset, shape in calls)
+
+
+def _ramp_with_a_margin():
+    """A plane tilting from 1 to 2 m, with a margin outside the depth camera's view (NaN)."""
+    depth = np.tile(np.linspace(1.0, 2.0, 64, dtype=np.float32), (64, 1))
+    depth[:, :12] = np.nan
+    return depth
+
+
+def test_the_sensor_blur_never_pulls_valid_depth_toward_the_holes_fill():
+    # Holes used to be filled with the frame's farthest depth before the blur: valid pixels
+    # beside the view's margin were pulled toward it (up to twice their depth).
+    depth = _ramp_with_a_margin()
+    depth[40:50, 30:40] = 4.0  # something far, so that the farthest depth is far off
+    for seed in range(20):
+        out = sensor_faults(depth, np.random.default_rng(seed))
+        border = np.isfinite(out[:, 12:16])
+        assert border.any()
+        relative = np.abs(out[:, 12:16][border] / depth[:, 12:16][border] - 1)
+        assert relative.max() < 0.1, (seed, relative.max())
+
+
+def test_the_sensor_loses_returns_at_its_far_end_in_some_draws():
+    # The far-end rule took its quantile over the hole-filled image, which the fill decided:
+    # it never lost a pixel.
+    depth = _ramp_with_a_margin()
+    far = depth >= np.nanquantile(depth, 0.99)
+    lost_far = [np.isnan(sensor_faults(depth, np.random.default_rng(seed))[far]).all()
+                for seed in range(40)]
+    assert 4 <= sum(lost_far) <= 24  # about 30 % of the draws

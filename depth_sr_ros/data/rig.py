@@ -39,7 +39,8 @@ from depth_sr_ros.geometry.camera import Camera, pinhole_camera
 from depth_sr_ros.geometry.grids import plan_grids
 from depth_sr_ros.geometry.registration import register_raw
 from depth_sr_ros.geometry.transform import Transform
-from depth_sr_ros.preprocessing import depth_range, normalize_depth, valid_depth_mask
+from depth_sr_ros.preprocessing import (
+    depth_range, fill_missing, normalize_depth, valid_depth_mask)
 import numpy as np
 
 # The ranges each rig is drawn from (the issue of real sensors: 0.5 to 8 samples per LR
@@ -153,7 +154,9 @@ def sensor_faults(depth, rng):
     returns on grazing surfaces, at the far end and in blobs, and millimetre quantisation.
     """
     seen = np.isfinite(depth)
-    filled = np.where(seen, depth, np.nanmax(depth) if seen.any() else 1.0).astype(np.float32)
+    # Holes take their nearest value, so that neither the blur nor the edge test below mixes a
+    # valid pixel with an invented depth (they are holes again at the end).
+    filled = fill_missing(depth, seen) if seen.any() else np.ones(depth.shape, np.float32)
     sigma = rng.uniform(0, 1.0)
     if sigma > 0.2:
         filled = cv2.GaussianBlur(filled, (0, 0), sigma)
@@ -172,8 +175,8 @@ def sensor_faults(depth, rng):
     slope = np.hypot(cv2.Sobel(filled, cv2.CV_32F, 1, 0), cv2.Sobel(filled, cv2.CV_32F, 0, 1))
     lost = (slope > 0.4 * filled) & ~edge & (rng.random(depth.shape) < rng.uniform(0, 0.8))
     lost |= edge & (rng.random(depth.shape) < rng.uniform(0, 0.3))
-    if rng.random() < 0.3:
-        lost |= filled > np.quantile(filled, rng.uniform(0.9, 1.0))
+    if rng.random() < 0.3 and seen.any():
+        lost |= seen & (filled > np.quantile(filled[seen], rng.uniform(0.9, 1.0)))
     blobs = np.zeros(depth.shape, np.uint8)
     for _ in range(int(rng.integers(0, 4))):
         centre = (int(rng.integers(depth.shape[1])), int(rng.integers(depth.shape[0])))

@@ -199,3 +199,21 @@ def test_sensor_crops_keep_their_target_and_give_the_network_filled_depth():
     kept_clean = [np.array_equal(s['depth_lr'][0], bicubic_downsample(s['depth_hr'][0], 4))
                   for s in (half.sample(np.random.default_rng(seed)) for seed in range(40))]
     assert 5 < sum(kept_clean) < 35
+
+
+def test_holes_in_the_ground_truth_stay_out_of_inputs_and_are_nan_in_targets():
+    # A hole (0) used to be normalised like depth: far below the valid range, in the target
+    # and, through the downsampling, in the LR input.
+    depth = np.full((64, 64), 150, np.float32)
+    depth[:, 32:] = 100
+    depth[20:28, 8:16] = 0
+    pair = {'name': 'x', 'depth': depth, 'rgb': np.zeros((64, 64, 3), np.uint8)}
+    for kernels, rig in ((('bicubic',), 0.0), (('area', 'point'), 0.0), (('bicubic',), 1.0)):
+        dataset = CropDataset([pair], 4, 64, augment_samples=False, downsamplers=kernels,
+                              rig=rig)
+        sample = dataset.sample(np.random.default_rng(0))
+        target, low = sample['depth_hr'][0], sample['depth_lr'][0]
+        assert np.isnan(target[20:28, 8:16]).all()
+        assert np.isfinite(target[~np.isnan(target)]).all()
+        assert (target[np.isfinite(target)] >= 0).all() and np.nanmax(target) <= 1
+        assert np.isfinite(low).all() and low.min() > -0.05 and low.max() < 1.05  # was -2

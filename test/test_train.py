@@ -296,6 +296,13 @@ def test_the_losses():
         assert train_module.loss_fn(name, prediction, target).item() == pytest.approx(expected)
     with pytest.raises(ValueError, match="unknown loss 'l3'"):
         train_module.loss_fn('l3', prediction, target)
+    # Target pixels without ground truth (NaN) are left out, of every loss.
+    holed = torch.tensor([0.1, float('nan'), 0.5])
+    for name, expected in (('l1', 0.3), ('l2', 0.13), ('l1+l2', 0.43)):
+        assert train_module.loss_fn(name, torch.zeros(3), holed).item() == pytest.approx(
+            expected)
+    grid = torch.zeros(1, 1, 4, 4)
+    assert train_module.loss_fn('l1+edges', grid, torch.full((1, 1, 4, 4), float('nan'))) == 0
     for name in train_module.LOSSES:  # each one the command accepts is one loss_fn knows
         assert torch.isfinite(train_module.loss_fn(name, prediction.view(1, 1, 1, 2),
                                                    target.view(1, 1, 1, 2)))

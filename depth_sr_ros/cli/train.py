@@ -193,19 +193,24 @@ def loss_fn(name, prediction, target):
     'l1+l2' is their sum (PAG-Net). L2 weighs large errors more: what RMSE measures, and where
     an L1-trained network's errors sit at 16x (a depth edge put where the colour has one).
     'l1+edges' weighs the pixels near depth edges EDGE_LOSS_WEIGHT times more, where outputs
-    float between two surfaces.
+    float between two surfaces. Target pixels without ground truth (NaN) are left out.
     """
-    if name == 'l2':
-        return torch.nn.functional.mse_loss(prediction, target)
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; use one of {', '.join(LOSSES)}")
+    valid = torch.isfinite(target)
+    weight = None
     if name == 'l1+edges':
-        weight = 1.0 + EDGE_LOSS_WEIGHT * edge_band(target)
-        return (weight * (prediction - target).abs()).mean()
-    l1 = torch.nn.functional.l1_loss(prediction, target)
-    if name == 'l1':
-        return l1
-    if name == 'l1+l2':
-        return l1 + torch.nn.functional.mse_loss(prediction, target)
-    raise ValueError(f"unknown loss {name!r}; use one of {', '.join(LOSSES)}")
+        weight = 1.0 + EDGE_LOSS_WEIGHT * edge_band(torch.nan_to_num(target))
+    if not valid.any():  # a batch of holes only: nothing to learn, no NaN gradient
+        return (prediction * 0).sum()
+    if not valid.all():  # holes in the ground truth: the pixels with a value only
+        prediction, target = prediction[valid], target[valid]
+        weight = None if weight is None else weight[valid]
+    error = prediction - target
+    if name == 'l1+edges':
+        return (weight * error.abs()).mean()
+    l1, l2 = error.abs().mean(), error.square().mean()
+    return {'l1': l1, 'l2': l2, 'l1+l2': l1 + l2}[name]
 
 
 def validate(model, pairs, scale, device, noise=''):

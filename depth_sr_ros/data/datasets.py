@@ -50,7 +50,8 @@ class CropDataset:
             with one of them, drawn uniformly.
         :param sensor: share of samples whose LR depth is degraded further as a depth camera's
             (degradations.sensor_degrade), its holes then filled with the nearest valid value
-            as the predictor does before the network. The target stays clean and complete.
+            as the predictor does before the network. The target stays clean (NaN only where the
+            ground truth has no value, which the loss leaves out).
         :param rig: share of samples whose LR depth is made instead as the node makes it from
             a simulated depth camera beside the colour camera (data.rig.simulate_rig), holes
             filled in the same way; the rest take the kernels and ``sensor``.
@@ -67,7 +68,7 @@ class CropDataset:
             raise ValueError('no training pairs')
         self.scale = scale
         self.pairs = [self._prepare(pair) for pair in pairs]
-        smallest = min(min(d.shape) for d, _ in self.pairs)
+        smallest = min(min(d.shape) for d, _, _ in self.pairs)
         self.crop = min(crop_size, smallest) // scale * scale
         self.scale = scale
         self.augment = augment_samples
@@ -77,45 +78,54 @@ class CropDataset:
         self.rig_offset = rig_offset
 
     def _prepare(self, pair):
-        """Crop a pair to the scale, normalise its depth over the whole image."""
+        """
+        Return (depth, colour, truth) of a pair cropped to the scale; depth normalised over it.
+
+        ``depth`` has its holes (0 or NaN: no ground truth) filled with the nearest value, as
+        the node fills the camera's before the network: the inputs are made from it. ``truth``
+        is NaN there: the target, whose holes the loss leaves out.
+        """
         depth = crop_to_multiple(pair['depth'], self.scale)
-        low, high = depth_range(depth, valid_depth_mask(depth))
-        return (normalize_depth(depth, low, high),
-                color_to_unit(crop_to_multiple(pair['rgb'], self.scale)))
+        valid = valid_depth_mask(depth)
+        low, high = depth_range(depth, valid)
+        truth = np.where(valid, normalize_depth(depth, low, high), np.nan).astype(np.float32)
+        return (fill_missing(truth, valid), color_to_unit(crop_to_multiple(pair['rgb'],
+                                                                           self.scale)), truth)
 
     def sample(self, rng):
         """Return one random crop (or synthetic scene) as a dict of arrays."""
         c = self.crop
         if self.synthetic_fraction and rng.random() < self.synthetic_fraction:
-            depth, rgb = self._prepare(synthetic_pair(rng, c, c))
+            depth, rgb, truth = self._prepare(synthetic_pair(rng, c, c))
         else:
-            depth, rgb = self.pairs[int(rng.integers(len(self.pairs)))]
+            depth, rgb, truth = self.pairs[int(rng.integers(len(self.pairs)))]
         top = int(rng.integers(depth.shape[0] - c + 1))
         left = int(rng.integers(depth.shape[1] - c + 1))
-        depth = depth[top:top + c, left:left + c]
-        rgb = rgb[top:top + c, left:left + c]
+        window = (slice(top, top + c), slice(left, left + c))
+        depth, rgb, truth = depth[window], rgb[window], truth[window]
         if self.augment:
-            depth, rgb = augment([depth, rgb], rng)
+            depth, rgb, truth = augment([depth, rgb, truth], rng)
         if self.rig and rng.random() < self.rig:  # no draw without it: earlier samples stay
             offset = bool(self.rig_offset) and rng.random() < self.rig_offset
-            depth_lr = simulate_rig(depth, self.scale, rng, offset=offset,
+            # the rig renders the truth, holes and all: no depth where there is none
+            depth_lr = simulate_rig(truth, self.scale, rng, offset=offset,
                                     color=rgb if offset else None)
-            return self._sample(fill_missing(depth_lr, np.isfinite(depth_lr)), rgb, depth)
+            return self._sample(fill_missing(depth_lr, np.isfinite(depth_lr)), rgb, truth)
         # One kernel: no draw, so that the samples stay those of earlier versions.
         pick = int(rng.integers(len(self.downsamplers))) if len(self.downsamplers) > 1 else 0
         depth_lr = DOWNSAMPLERS[self.downsamplers[pick]](depth, self.scale)
         if self.sensor and rng.random() < self.sensor:
             depth_lr = sensor_degrade(depth_lr, rng)
             depth_lr = fill_missing(depth_lr, np.isfinite(depth_lr))
-        return self._sample(depth_lr, rgb, depth)
+        return self._sample(depth_lr, rgb, truth)
 
     @staticmethod
-    def _sample(depth_lr, rgb, depth):
-        """Return one sample's dict of channel-first arrays."""
+    def _sample(depth_lr, rgb, truth):
+        """Return one sample's dict of channel-first arrays ('depth_hr' NaN: no truth)."""
         return {
             'depth_lr': depth_lr[None],
             'rgb': np.ascontiguousarray(rgb.transpose(2, 0, 1)),
-            'depth_hr': depth[None].copy(),
+            'depth_hr': truth[None].copy(),
         }
 
     def batch(self, rng, size):

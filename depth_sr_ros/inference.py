@@ -77,9 +77,9 @@ def native_bfloat16(device):
     float32. CUDA: compute capability 8.0 (Ampere) or newer.
     """
     device = torch.device(device)
-    if device.type == 'cuda':
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported(
-            including_emulation=False)
+    if device.type == 'cuda':  # this device's capability, not the current one's
+        return (torch.cuda.is_available()
+                and torch.cuda.get_device_capability(device) >= (8, 0))
     if device.type != 'cpu':
         return False
     return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
@@ -203,10 +203,12 @@ class Predictor(DepthUpsampler):
         Wrap a network.
 
         :param model: nn.Module mapping (B,1,h,w) depth and (B,3,s*h,s*w) RGB, both normalised as
-            in preprocessing.py, to (B,1,s*h,s*w) depth; its ``scale`` attribute is s.
+            in preprocessing.py, to (B,1,s*h,s*w) depth; its ``scale`` attribute is s. The
+            Predictor takes it over: it is moved to the device and precision in place.
         :param device: 'auto' (cuda when available), 'cpu', 'cuda' or 'cuda:N'.
         :param color_order: channel order of 3-channel colour input, 'rgb' or 'bgr'.
-        :param acceleration: an Acceleration (default: float32, channels-last, device I/O, nothing
+        :param acceleration: an Acceleration (default: Acceleration(), precision 'auto':
+            mixed on CPUs with bfloat16 units, else float32; channels-last, device I/O, nothing
             compiled).
         :param warn: a callable taking one message: how a failed compile or capture is said.
         """
@@ -318,6 +320,8 @@ class Predictor(DepthUpsampler):
 
     def _upload(self, array):
         """Copy a numpy array to the device (through a reused pinned buffer on CUDA)."""
+        if any(stride < 0 for stride in array.strides):  # a flipped view, e.g. BGR as [..., ::-1]
+            array = np.ascontiguousarray(array)
         tensor = torch.from_numpy(array)
         if self.device.type != 'cuda':
             return tensor
@@ -335,7 +339,8 @@ class Predictor(DepthUpsampler):
         return on_device
 
     def _run(self, depth, color, order, low, high, valid):
-        plain = color.dtype == np.uint8 and (color.ndim == 2 or color.shape[2] == 3)
+        plain = color.dtype == np.uint8 and (color.ndim == 2 or color.ndim == 3
+                                             and color.shape[2] == 3)
         if not (self.acceleration.device_io and plain and order in ('rgb', 'bgr')):
             return super()._run(depth, color, order, low, high, valid)  # numpy, its checks
         depth_t = self._upload(np.ascontiguousarray(depth))[None, None]

@@ -93,6 +93,17 @@ def finish_depth_torch(out, low, high, invalid, scale):
     return out.masked_fill(invalid | ~(out > 0), float('nan'))
 
 
+def check_color(color, order='rgb'):
+    """Raise ValueError unless ``color`` and ``order`` are what color_to_unit takes."""
+    color = np.asarray(color)
+    if order not in ('rgb', 'bgr'):
+        raise ValueError(f"colour order must be 'rgb' or 'bgr', got {order!r}")
+    if color.ndim != 2 and (color.ndim != 3 or color.shape[2] != 3):
+        raise ValueError(f'colour must be (H, W, 3) or (H, W), got shape {color.shape}')
+    if color.dtype != np.uint8 and not np.issubdtype(color.dtype, np.floating):
+        raise ValueError(f'colour must be uint8 or float in [0, 1], got dtype {color.dtype}')
+
+
 def color_to_unit(color, order='rgb'):
     """
     Return the colour image as float32 (H, W, 3) RGB in [0, 1].
@@ -101,20 +112,15 @@ def color_to_unit(color, order='rgb'):
         repeated over the three channels.
     :param order: channel order of a 3-channel ``color``, 'rgb' or 'bgr'.
     """
+    check_color(color, order)
     color = np.asarray(color)
-    if order not in ('rgb', 'bgr'):
-        raise ValueError(f"colour order must be 'rgb' or 'bgr', got {order!r}")
     if color.ndim == 2:
         color = np.repeat(color[:, :, None], 3, axis=2)
-    elif color.ndim != 3 or color.shape[2] != 3:
-        raise ValueError(f'colour must be (H, W, 3) or (H, W), got shape {color.shape}')
     elif order == 'bgr':
         color = color[:, :, ::-1]
     if color.dtype == np.uint8:
         return color.astype(np.float32) * np.float32(PREPROCESSING['rgb_scale'])
-    if np.issubdtype(color.dtype, np.floating):
-        return color.astype(np.float32)
-    raise ValueError(f'colour must be uint8 or float in [0, 1], got dtype {color.dtype}')
+    return color.astype(np.float32)
 
 
 def color_to_unit_torch(color, order='rgb'):

@@ -10,14 +10,15 @@ baselines in baselines.py) is called the same way::
 the (s*h, s*w, 3) colour image (uint8, RGB unless the upsampler was built with 'bgr'), or a grey
 (s*h, s*w) image. The result is float32 (s*h, s*w) depth in metres with NaN where there is no
 estimate: under every invalid input pixel, and wherever the estimate is not positive.
-DepthUpsampler does the shared work (checks, hole filling, normalisation, padding, marking);
+DepthUpsampler does the shared work (checks, hole filling, normalisation, marking);
 subclasses only map normalised depth and guidance to normalised HR depth.
 """
 
 import time
 
 from depth_sr_ros.preprocessing import (
-    color_to_unit, depth_range, fill_missing, finish_depth, normalize_depth, valid_depth_mask)
+    check_color, color_to_unit, depth_range, fill_missing, finish_depth, normalize_depth,
+    valid_depth_mask)
 import numpy as np
 
 
@@ -88,6 +89,7 @@ class DepthUpsampler:
         if depth_lr.ndim != 2:
             raise ValueError(f'depth must be a 2-D array, got shape {depth_lr.shape}')
         check_geometry(depth_lr.shape, np.shape(color), self.scale)
+        check_color(color, color_order or self.color_order)  # also when no depth is valid
         h, w = depth_lr.shape
         s = self.scale
         valid = valid_depth_mask(depth_lr)

@@ -8,7 +8,7 @@ is refused or said, a missing cuda:N is one line.
 
 from depth_sr_ros.checkpoint import CheckpointError, save_checkpoint
 from depth_sr_ros.inference import (
-    Acceleration, load_predictor, Predictor, select_device)
+    Acceleration, load_predictor, native_bfloat16, Predictor, select_device)
 from depth_sr_ros.onnx_export import export_onnx
 from depth_sr_ros.onnx_predictor import onnx_providers, OnnxPredictor, trt_cache_dir
 from depth_sr_ros.preprocessing import PREPROCESSING
@@ -99,11 +99,13 @@ def test_a_missing_gpu_index_is_one_line_naming_the_gpus_present(monkeypatch):
 
 def test_bfloat16_is_refused_on_a_gpu_without_fast_bfloat16(monkeypatch):
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
-    monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda including_emulation=True:
-                        including_emulation)
+    # GPU 0 an H100 (9.0), GPU 1 a Volta (7.0): each is asked about itself, not the current one.
+    monkeypatch.setattr(torch.cuda, 'get_device_capability',
+                        lambda device=None: (9, 0) if torch.device(device).index == 0 else (7, 0))
     monkeypatch.setattr(torch.cuda, 'get_device_name', lambda device=None: 'Xavier')
+    assert native_bfloat16('cuda:0') and not native_bfloat16('cuda:1')
     with pytest.raises(ValueError, match='Xavier has no fast bfloat16'):
-        Acceleration(precision='bfloat16').check(torch.device('cuda', 0))
+        Acceleration(precision='bfloat16').check(torch.device('cuda', 1))
 
 
 def test_cudnn_and_cublas_allocation_failures_count_as_out_of_memory():

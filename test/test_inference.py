@@ -304,3 +304,19 @@ def test_the_demo_says_why_when_the_network_loses_to_the_guided_filter(tmp_path,
     loses = any(a >= b for a, b in zip(rows[network], rows['guided filter']))
     assert ('is not below the guided filter' in out) == loses
     assert (tmp_path / 'demo.png').exists()
+
+
+def test_a_flipped_colour_view_and_bad_colour_without_valid_depth(model_path):
+    # device I/O took the colour with torch.from_numpy, which refuses negative strides: the
+    # usual BGR-to-RGB view color[..., ::-1] ended in a ValueError.
+    predictor = Predictor.from_checkpoint(model_path, device='cpu')
+    assert predictor.acceleration.device_io
+    depth = np.full((12, 16), 2.0, np.float32)
+    color = np.random.default_rng(0).integers(0, 256, (12 * predictor.scale,
+                                                       16 * predictor.scale, 3), np.uint8)
+    np.testing.assert_array_equal(predictor(depth, color[..., ::-1]),
+                                  predictor(depth, np.ascontiguousarray(color[..., ::-1])))
+    # Bad colour is refused whatever the depth holds (no valid depth used to return NaN).
+    for bad_depth in (depth, np.zeros_like(depth)):
+        with pytest.raises(ValueError, match='colour must be'):
+            predictor(bad_depth, color[..., :2])

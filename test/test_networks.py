@@ -115,3 +115,16 @@ def test_fused_space_to_depth_and_back_compute_what_the_layers_do(kernel):
         weight = next(layers.parameters())
         grads = [torch.autograd.grad(out.square().sum(), weight)[0] for out in (fused, plain)]
         torch.testing.assert_close(grads[0], grads[1], atol=1e-4, rtol=1e-4)
+
+
+def test_the_fused_depth_to_space_takes_fewer_channels_than_its_bias_block():
+    # Its bias comes in as BIAS_CHANNELS extra input channels; they were cut from the input,
+    # so an input of fewer channels (a narrow AHMF) failed.
+    from depth_sr_ros.networks.common import conv, run_fused
+    torch.manual_seed(0)
+    up = torch.nn.Sequential(conv(4, 4 * 8, 1), torch.nn.PixelShuffle(2))
+    inputs = torch.randn(2, 4, 6, 9)
+    torch.testing.assert_close(run_fused(up, inputs), up(inputs), atol=1e-5, rtol=1e-5)
+    assert build_model('ahmf', scale=4, channels=4)(torch.rand(1, 1, 6, 8),
+                                                    torch.rand(1, 3, 24, 32)).shape == (
+        1, 1, 24, 32)

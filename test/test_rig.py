@@ -201,7 +201,7 @@ def test_rig_samples_can_come_off_and_be_aligned_as_the_node_aligns(cones, monke
 
 
 def _ramp_with_a_margin():
-    """A plane tilting from 1 to 2 m, with a margin outside the depth camera's view (NaN)."""
+    """Return a plane tilting from 1 to 2 m beside a margin outside the depth camera (NaN)."""
     depth = np.tile(np.linspace(1.0, 2.0, 64, dtype=np.float32), (64, 1))
     depth[:, :12] = np.nan
     return depth

@@ -78,7 +78,10 @@ def conv_depth_to_space(x, layer):
         extra = torch.zeros(out4, BIAS_CHANNELS, dtype=weight.dtype, device=weight.device)
         extra[:, 0] = layer.bias
         weight = torch.cat([weight, extra], dim=1)
-        ones = torch.zeros_like(x[:, :BIAS_CHANNELS])
+        if x.shape[1] >= BIAS_CHANNELS:  # zeros_like keeps x's memory format
+            ones = torch.zeros_like(x[:, :BIAS_CHANNELS])
+        else:  # a network narrower than BIAS_CHANNELS (tests' tiny ones)
+            ones = x.new_zeros((x.shape[0], BIAS_CHANNELS, *x.shape[2:]))
         ones[:, 0] = 1
         x = torch.cat([x, ones], dim=1)
     weight = weight.reshape(out4 // 4, 2, 2, -1).permute(3, 0, 1, 2)

@@ -170,9 +170,18 @@ def _pairs(cell):
 
 
 # Where a shipped file is not below bicubic in a card's tables: each is an open failure, named
-# here so that the test fails on any new one and on one that is fixed (then remove it). None
-# is open.
-KNOWN_LOSSES = {}
+# here so that the test fails on any new one and on one that is fixed (then remove it).
+KNOWN_LOSSES = {
+    # Since the corrected rig simulation (commit dc18fd3): on rigs 1-2.5 depth pixels off with
+    # the node's alignment off, 15.039 against bicubic's 14.977 (+0.4 %); with the alignment
+    # (the node's default) it is below. No candidate has passed yet.
+    ('ahmf_x8_sensor.pt', 'validation', 'rig 1-2.5 px off', 'RMSE'):
+        'sharpens the misregistered edges that bicubic blurs',
+    # The same on the six held-out images: 7.658 against 7.641 (+0.2 %; the file it replaced,
+    # 7.669, was above bicubic on the validation pairs too).
+    ('pag_net_x2.pt', 'held-out', 'rig 1-2.5 px off', 'RMSE'):
+        'sharpens the misregistered edges that bicubic blurs',
+}
 
 
 def test_every_shipped_file_beats_bicubic_on_every_set_and_protocol_its_card_reports():

@@ -119,12 +119,12 @@ def test_at_8x_the_match_is_made_on_a_grid_twice_as_fine_and_half_an_lr_pixel_is
     depth = frames[0]['depth']
     low = reduce_registered(depth, RIG.color, grids.lr)
     assert fresh.aligner.due()
-    seen, finer = fresh.alignment_depth(low, depth, 'registered', None, grids, None,
-                                        RIG.color, (0.5, -0.5))
+    seen, finer = fresh.alignment_depth(low, depth, 'registered', RIG.color, grids, None,
+                                        (0.5, -0.5))
     fine = matching_grid(grids.lr, 2)
     assert finer == 2 and seen.shape == (fine.height, fine.width)
     np.testing.assert_array_equal(seen, reduce_registered(depth, RIG.color, fine.moved(-1, 1)))
-    assert fresh.alignment_depth(low, depth, 'lr_grid', None, grids, None, RIG.color,
+    assert fresh.alignment_depth(low, depth, 'lr_grid', None, grids, None,
                                  (0.0, 0.0)) == (low, 1)
     # A calibrated rig at 8x: no move.
     calibrated = FrameProcessor(BicubicUpsampler(8))

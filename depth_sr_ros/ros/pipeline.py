@@ -254,11 +254,36 @@ class FrameProcessor:
         raise ImageFormatError('; '.join(problems) + ': the output needs the colour camera '
                                'geometry, and depth_sr/image is never published without it')
 
-    def lr_depth(self, depth, route, depth_info, grids, depth_to_color, color_camera,
-                 offset=(0.0, 0.0)):
+    @staticmethod
+    def depth_camera(depth_shape, route, depth_info, color_camera, result):
+        """
+        Return the camera of depth that reaches the LR grid by ``route`` (None: 'lr_grid').
+
+        Its camera_info's; for depth registered at the colour's own size the colour camera
+        when that camera_info has not arrived or cannot be used (said in ``result``). Raises
+        ImageFormatError when there is none.
+        """
+        if route == 'lr_grid':
+            return None
+        same_size = route == 'registered' and depth_shape == color_camera.shape
+        if depth_info is not None:
+            try:
+                return camera_from_info(depth_info, depth_shape)
+            except ImageFormatError as error:
+                if not same_size:
+                    raise ImageFormatError(f'depth {error}') from None
+                result.warnings.append(f"depth {error}; using the colour camera's, whose size "
+                                       'the registered depth has')
+        if same_size:
+            return color_camera
+        raise ImageFormatError(f'{route} depth {depth_shape[1]}x{depth_shape[0]} needs the '
+                               'depth camera_info, which has not arrived')
+
+    def lr_depth(self, depth, route, depth_camera, grids, depth_to_color, offset=(0.0, 0.0)):
         """
         Return the depth on the LR grid by ``route`` (see plan_route).
 
+        :param depth_camera: the depth's camera (depth_camera; None on the 'lr_grid' route).
         :param offset: (right, down) LR pixels by which the depth sits off the colour image;
             the registration takes it off (the LR grid's principal point moved), so no depth
             value is resampled.
@@ -266,21 +291,13 @@ class FrameProcessor:
         lr = grids.lr.moved(-offset[0], -offset[1]) if any(offset) else grids.lr
         if route == 'lr_grid':
             return reduce_registered(depth, grids.lr, lr) if any(offset) else depth
-        if depth_info is not None:
-            depth_camera = camera_from_info(depth_info, depth.shape)
-        elif route == 'registered' and depth.shape == color_camera.shape:
-            depth_camera = color_camera  # registered at the colour's own size
-        else:
-            raise ImageFormatError(f'{route} depth {depth.shape[1]}x{depth.shape[0]} needs the '
-                                   'depth camera_info, which has not arrived')
         if route == 'registered':
             return reduce_registered(depth, depth_camera, lr)
         if depth_to_color is None:
             raise ImageFormatError("no depth-to-colour transform (see the node's warning)")
         return register_raw(depth, depth_camera, depth_to_color, lr)
 
-    def alignment_depth(self, low, depth, route, depth_info, grids, depth_to_color,
-                        color_camera, offset):
+    def alignment_depth(self, low, depth, route, depth_camera, grids, depth_to_color, offset):
         """
         Return (depth, finer): what the aligner matches with the colour image's edges.
 
@@ -292,7 +309,7 @@ class FrameProcessor:
         if route == 'lr_grid' or finer == 1 or not self.aligner.due():
             return low, 1
         fine = dataclasses.replace(grids, lr=matching_grid(grids.lr, finer))
-        return self.lr_depth(depth, route, depth_info, fine, depth_to_color, color_camera,
+        return self.lr_depth(depth, route, depth_camera, fine, depth_to_color,
                              tuple(v * finer for v in offset)), finer
 
     def offset(self, settings, grids):
@@ -366,22 +383,13 @@ class FrameProcessor:
             f'depth {depth.shape[1]}x{depth.shape[0]} reaches the {grids.lr.width}x'
             f'{grids.lr.height} LR grid by the {route} route ({ROUTE_TEXT[route]}); output '
             f'{grids.output.width}x{grids.output.height} on the colour camera grid')
-        if depth_info is not None and route != 'lr_grid':
-            try:
-                camera_from_info(depth_info, depth.shape)
-            except ImageFormatError as error:
-                if route != 'registered' or depth.shape != camera.shape:
-                    raise ImageFormatError(f'depth {error}') from None
-                # registered at the colour's own size: the colour camera is the depth's
-                result.warnings.append(f"depth {error}; using the colour camera's, whose size "
-                                       'the registered depth has')
-                depth_info = None
+        depth_camera = self.depth_camera(depth.shape, route, depth_info, camera, result)
         offset = self.offset(settings, grids)
-        low = self.lr_depth(depth, route, depth_info, grids, depth_to_color, camera, offset)
+        low = self.lr_depth(depth, route, depth_camera, grids, depth_to_color, offset)
         shown = resize_color(color, grids)  # on the padded output grid, as the network sees it
         if settings.alignment == 'auto':
-            seen, finer = self.alignment_depth(low, depth, route, depth_info, grids,
-                                               depth_to_color, camera, offset)
+            seen, finer = self.alignment_depth(low, depth, route, depth_camera, grids,
+                                               depth_to_color, offset)
             if self.aligner.observe(seen, shown, finer):
                 dx, dy = (v * grids.scale for v in self.aligner.estimate.correction)
                 result.advice.append(

@@ -46,8 +46,9 @@ def select_device(requested='auto', fallback=False, warn=None):
     requested = str(requested)
     if requested == 'auto':
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    if device_problem(requested):
-        raise ValueError(device_problem(requested))
+    problem = device_problem(requested)
+    if problem:
+        raise ValueError(problem)
     device = torch.device(requested)
     if device.type == 'cuda' and not torch.cuda.is_available():
         reason = (f"device '{requested}' was requested but CUDA is not available "

@@ -89,11 +89,11 @@ class DepthUpsampler:
         if depth_lr.ndim != 2:
             raise ValueError(f'depth must be a 2-D array, got shape {depth_lr.shape}')
         check_geometry(depth_lr.shape, np.shape(color), self.scale)
-        check_color(color, color_order or self.color_order)  # also when no depth is valid
         h, w = depth_lr.shape
         s = self.scale
         valid = valid_depth_mask(depth_lr)
-        if not valid.any():
+        if not valid.any():  # the colour is refused as _run's color_to_unit would refuse it
+            check_color(color, color_order or self.color_order)
             return np.full((h * s, w * s), np.nan, dtype=np.float32)
         low, high = depth_range(depth_lr, valid)
         depth = normalize_depth(fill_missing(depth_lr, valid), low, high)

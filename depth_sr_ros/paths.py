@@ -1,6 +1,7 @@
 """Where the installed package keeps its shipped files (models/, config/, launch/)."""
 
 import os
+import sysconfig
 
 PACKAGE_NAME = 'depth_sr_ros'
 # AHMF 4x trained for a depth camera's noise and holes; models/ahmf_x4.pt is the clean
@@ -15,8 +16,10 @@ def share_directory():
     """
     Return the folder holding models/, config/ and launch/.
 
-    In a ROS install (colcon) that is the package's share directory from the ament index; in a
-    source checkout (pip install -e .) it is the checkout itself.
+    In a ROS install (colcon) that is the package's share directory from the ament index.
+    Without one: a source checkout (pip install -e .) is the checkout itself; a pip install
+    (a wheel, pip install .) puts setup.py's data files under share/depth_sr_ros of the
+    environment's, or the user's, data folder. Each holds package.xml.
     """
     try:
         from ament_index_python.packages import get_package_share_directory
@@ -24,7 +27,15 @@ def share_directory():
     except (ImportError, LookupError, OSError):
         # LookupError: the package is not in the index (PackageNotFoundError);
         # OSError: no ament index at all (AMENT_PREFIX_PATH unset).
-        return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        pass
+    checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    installed = [os.path.join(data, 'share', PACKAGE_NAME)
+                 for data in (sysconfig.get_path('data'),
+                              sysconfig.get_path('data', f'{os.name}_user'))]
+    for folder in [checkout] + installed:
+        if os.path.isfile(os.path.join(folder, 'package.xml')):
+            return folder
+    return checkout  # nothing found: the paths under it name what is missing
 
 
 def default_model_path():

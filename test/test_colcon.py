@@ -1,4 +1,4 @@
-"""The package builds and installs with colcon, as in a ROS 2 workspace."""
+"""The package builds and installs with colcon, as in a ROS 2 workspace, and with pip."""
 
 import os
 import shutil
@@ -53,6 +53,33 @@ def test_installed_package_finds_its_model_through_the_ament_index(workspace):
     assert module_file.startswith(str(workspace / 'install'))
     assert model == str(workspace / 'install' / 'depth_sr_ros' / 'share' / 'depth_sr_ros' /
                         'models' / 'ahmf_x4_sensor.pt')
+
+
+def test_a_pip_install_finds_its_models_without_an_ament_index(tmp_path):
+    # A wheel (pip install ., pip install git+...) puts setup.py's data files under the
+    # environment's share/depth_sr_ros, not beside the package as a checkout has them.
+    source, wheels, env = tmp_path / 'src', tmp_path / 'wheels', tmp_path / 'env'
+    shutil.copytree(REPO, source, ignore=IGNORED)
+    pip = [sys.executable, '-m', 'pip', '--disable-pip-version-check']
+    for command in (pip + ['wheel', '-q', '--no-deps', '--no-build-isolation', '--no-index',
+                           '-w', str(wheels), str(source)],
+                    [sys.executable, '-m', 'venv', '--without-pip', str(env)]):
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+    python = env / 'bin' / 'python'
+    result = subprocess.run(pip + ['--python', str(python), 'install', '-q', '--no-deps',
+                                   '--no-index', *map(str, wheels.glob('*.whl'))],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    code = ('import depth_sr_ros.paths as p; '
+            'print(p.default_model_path()); print(p.resolve_model_path("ahmf_x8.pt"))')
+    environment = {k: v for k, v in os.environ.items() if k != 'AMENT_PREFIX_PATH'}
+    result = subprocess.run([str(python), '-c', code], cwd='/', env=environment,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    share = env / 'share' / 'depth_sr_ros' / 'models'
+    assert result.stdout.split() == [str(share / 'ahmf_x4_sensor.pt'), str(share / 'ahmf_x8.pt')]
+    assert (share / 'ahmf_x4_sensor.pt').is_file()
 
 
 @pytest.mark.slow

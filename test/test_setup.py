@@ -30,18 +30,27 @@ def test_package_xml_is_format_3_with_the_runtime_dependencies():
     assert {'rclpy', 'sensor_msgs', 'message_filters', 'cv_bridge', 'python3-numpy',
             'python3-opencv', 'python3-torch'} <= exec_depends
     assert {e.text for e in root.findall('test_depend')} >= {'ament_flake8', 'ament_pep257'}
-    # Every ROS package that the installed code imports is declared.
-    ros_packages = {'rclpy', 'rcl_interfaces', 'sensor_msgs', 'diagnostic_msgs', 'std_msgs',
-                    'geometry_msgs', 'message_filters', 'tf2_ros', 'cv_bridge', 'launch',
-                    'launch_ros', 'ament_index_python'}
-    imported = set()
-    for folder in ('depth_sr_ros', 'launch'):
-        for base, _, files in os.walk(os.path.join(REPO, folder)):
-            for name in files:
-                if name.endswith('.py'):
-                    text = open(os.path.join(base, name)).read()
-                    imported |= set(re.findall(r'^\s*(?:from|import) (\w+)', text, re.M))
-    assert imported & ros_packages <= exec_depends, imported & ros_packages - exec_depends
+    # Every ROS package (or pip module) that the installed code imports is declared, under the
+    # name rosdep knows: the Python module tf2_ros is the package tf2_ros_py.
+    declared_as = {'rclpy': 'rclpy', 'rcl_interfaces': 'rcl_interfaces',
+                   'sensor_msgs': 'sensor_msgs', 'diagnostic_msgs': 'diagnostic_msgs',
+                   'std_msgs': 'std_msgs', 'geometry_msgs': 'geometry_msgs',
+                   'builtin_interfaces': 'builtin_interfaces',
+                   'message_filters': 'message_filters', 'tf2_ros': 'tf2_ros_py',
+                   'cv_bridge': 'cv_bridge', 'launch': 'launch', 'launch_ros': 'launch_ros',
+                   'ament_index_python': 'ament_index_python', 'rosbags': 'python3-rosbags-pip'}
+    test_depends = {e.text for e in root.findall('test_depend')}
+    for folders, depends in ((('depth_sr_ros', 'launch'), exec_depends),
+                             (('test',), exec_depends | test_depends)):
+        imported = set()
+        for folder in folders:
+            for base, _, files in os.walk(os.path.join(REPO, folder)):
+                for name in files:
+                    if name.endswith('.py'):
+                        text = open(os.path.join(base, name)).read()
+                        imported |= set(re.findall(r'^\s*(?:from|import) (\w+)', text, re.M))
+        needed = {declared_as[module] for module in imported & set(declared_as)}
+        assert needed <= depends, (folders, needed - depends)
     assert root.find('export/build_type').text == 'ament_python'
 
 

@@ -1,5 +1,8 @@
 """Camera geometry and the registration of real rigs' depth into the colour camera's LR grid."""
 
+import math
+
+import cv2
 from depth_sr_ros.data.scene import (
     color_pose, depth_pose, make_scene, render_depth, render_rig, RIGS)
 from depth_sr_ros.geometry.camera import (
@@ -114,6 +117,44 @@ def test_no_registered_pixel_takes_a_depth_between_two_surfaces():
         assert np.isfinite(low).mean() > 0.95
         between = (values > 1.0 + 1e-4) & (values < 2.0 - 1e-4)
         assert not between.any(), f'{between.sum()} pixels between the surfaces'
+
+
+def _plate_before_wall(camera, x_of_camera):
+    """Depth on ``camera`` (at x_of_camera in the colour frame) of a 40x30 cm plate at 1 m."""
+    rays = camera.undistorted_rays()
+    x, y = x_of_camera + rays[..., 0], rays[..., 1]
+    plate = (np.abs(x) <= 0.2) & (np.abs(y) <= 0.15)
+    return np.where(plate, 1.0, 3.0).astype(np.float32)
+
+
+@pytest.mark.parametrize('samples', [(160, 120), (80, 60), (56, 42)])
+def test_a_sparse_depth_camera_never_shows_the_background_through_a_near_surface(samples):
+    # A depth camera 5 cm to the side sees wall beside the plate that the colour camera does
+    # not. With one, a quarter or an eighth of a sample per LR pixel the plate's samples miss
+    # LR pixels that such wall samples reach: the plate must still win there, except within
+    # about a sample's spacing of its border, where the edge falls between two samples.
+    lr = pinhole_camera(160, 120, 150.0)
+    width, height = samples
+    camera = pinhole_camera(width, height, 150.0 * width / 160)
+    low = register_raw(_plate_before_wall(camera, -0.05), camera,
+                       Transform(translation=(-0.05, 0, 0)), lr)
+    plate = _plate_before_wall(lr, 0.0) == 1.0
+    spacing = 160 / width
+    inside = cv2.erode(plate.astype(np.uint8), np.ones((3, 3), np.uint8),
+                       iterations=math.ceil(spacing)) > 0
+    assert not (low[inside] > 2.0).any(), f'{(low[inside] > 2.0).sum()} plate pixels show wall'
+    assert np.isfinite(low[inside]).all()
+
+
+def test_raw_registration_takes_inf_as_no_return_and_refuses_a_single_row():
+    camera, lr = pinhole_camera(32, 24, 30.0), pinhole_camera(16, 12, 15.0)
+    depth = np.full((24, 32), 2.0, np.float32)
+    depth[:, :3] = np.inf  # "too far" (REP 117) in a 32FC1 image
+    low = register_raw(depth, camera, Transform(translation=(0.02, 0, 0)), lr)
+    assert np.nanmax(low) < 2.1 and np.isfinite(low).mean() > 0.8
+    row = pinhole_camera(32, 1, 30.0)
+    with pytest.raises(GeometryError, match='at least 2 rows'):
+        register_raw(np.full((1, 32), 2.0, np.float32), row, Transform(), lr)
 
 
 def _plane_depth(camera, to_color=None):

@@ -46,6 +46,23 @@ def test_depth_on_the_lr_grid_is_served_on_the_colour_grid_with_its_camera_info(
     assert result.warnings == [] and result.points is None
 
 
+@pytest.mark.parametrize('given, moved', [(2.0, 1), (6.0, 2), (1.0, 0), (-2.0, 0), (-3.0, -1)])
+def test_depth_on_the_lr_grid_moves_by_whole_lr_pixels_and_says_so(given, moved):
+    # A fixed offset of `given` output pixels at 4x: the nearest whole LR pixel (halves go
+    # right), every value moved alike (no column left in place beside a moved one).
+    depth = np.tile(np.arange(40, dtype=np.float32) / 10 + 1.0, (30, 1))
+    depth_msg = metres_to_image(depth, '32FC1', Image().header)
+    depth_msg.header.frame_id = 'colour'
+    _, color_msg, (_, color_info) = _pair()
+    processor = FrameProcessor(BicubicUpsampler(4))
+    outputs = [processor.process(depth_msg, color_msg, None, color_info,
+                                 Settings(alignment='fixed', alignment_offset=[offset, 0.0]))
+               for offset in (0.0, given)]
+    assert outputs[1].offset == (4.0 * moved, 0.0)
+    still, shifted = (image_to_array(result.depth)[60] for result in outputs)
+    np.testing.assert_allclose(shifted[20:140], still[20 + 4 * moved:140 + 4 * moved], atol=1e-5)
+
+
 def test_depth_registered_at_the_colour_size_is_reduced_not_the_colour_enlarged():
     # RealSense align_depth: 1280x720 depth next to 1280x720 colour (was: a 5120x2880 output).
     depth_msg, color_msg, (depth_info, color_info) = _pair((1280, 720), (1280, 720))

@@ -36,7 +36,7 @@ import cv2
 from depth_sr_ros.alignment import (
     align_still, finer_grid, lr_max_shift, matching_grid, MAX_SHIFT)
 from depth_sr_ros.geometry.camera import Camera, pinhole_camera
-from depth_sr_ros.geometry.grids import plan_grids
+from depth_sr_ros.geometry.grids import plan_grids, resize_color
 from depth_sr_ros.geometry.registration import register_raw
 from depth_sr_ros.geometry.transform import Transform
 from depth_sr_ros.preprocessing import (
@@ -256,7 +256,8 @@ def simulate_rig(values, scale, rng, faults=True, calibration_error=True, rig=No
     rig, depth = rig_capture(values, scale, rng, faults, calibration_error, rig, offset)
     register = rig_registration(rig, depth)
     registered = register((0.0, 0.0))
-    if color is not None:
-        registered, _ = align_still(register, color, lr_max_shift(MAX_SHIFT, scale),
+    if color is not None:  # on the padded grid, as the node shows it (resize_color)
+        shown = resize_color(color, plan_grids(rig.color, scale))
+        registered, _ = align_still(register, shown, lr_max_shift(MAX_SHIFT, scale),
                                     finer_grid(scale), registered)
     return from_metres(registered, rig.near, rig.far)

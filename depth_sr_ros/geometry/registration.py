@@ -84,8 +84,10 @@ def reduce_registered(depth, depth_camera, lr, min_valid_share=MIN_VALID_SHARE):
                and abs(ox - (0.5 / block - 0.5)) < 1e-6 and abs(oy - (0.5 / block - 0.5)) < 1e-6)
     if aligned and depth.shape[0] >= lr.height * block and depth.shape[1] >= lr.width * block:
         return _reduce_blocks(depth, block, lr.shape, min_valid_share)
-    u = np.rint(sx * np.arange(depth.shape[1]) + ox).astype(np.int64)
-    v = np.rint(sy * np.arange(depth.shape[0]) + oy).astype(np.int64)
+    # The LR pixel whose centre is nearest; a centre halfway between two lands in the right or
+    # lower one, as in register_raw (_land), whatever the parity (np.rint would alternate).
+    u = np.floor(sx * np.arange(depth.shape[1]) + ox + 0.5).astype(np.int64)
+    v = np.floor(sy * np.arange(depth.shape[0]) + oy + 0.5).astype(np.int64)
     cols, rows = np.meshgrid(u, v)
     out, landed = _reduce_cells(depth.ravel(), rows.ravel(), cols.ravel(), lr.shape,
                                 min_valid_share)
@@ -102,7 +104,7 @@ def reduce_registered(depth, depth_camera, lr, min_valid_share=MIN_VALID_SHARE):
     return out
 
 
-def mesh_depth(values, u, v, max_jump=MESH_MAX_JUMP):
+def mesh_depth(values, u, v, max_jump=MESH_MAX_JUMP, across_edges=True):
     """
     Return the depth mesh's value at pixel coordinates (u, v) of an image; NaN where it has none.
 
@@ -116,6 +118,7 @@ def mesh_depth(values, u, v, max_jump=MESH_MAX_JUMP):
 
     :param values: (H, W) float32, NaN = invalid (depth, or any quantity that follows it).
     :param u, v: (N,) column and row coordinates; pixel centres are at integers.
+    :param across_edges: False: a point in a triangle that spans two surfaces gives NaN.
     :return: (N,) float32.
     """
     height, width = values.shape
@@ -143,7 +146,7 @@ def mesh_depth(values, u, v, max_jump=MESH_MAX_JUMP):
     with np.errstate(invalid='ignore'):
         measured = inside & np.isfinite(first) & np.isfinite(b) & np.isfinite(c)
         one_surface = far <= near * np.float32(1 + max_jump)
-    out = np.where(one_surface, interpolated, nearest_corner)
+    out = np.where(one_surface, interpolated, nearest_corner if across_edges else np.nan)
     return np.where(measured, out, np.float32(np.nan)).astype(np.float32)
 
 
@@ -291,12 +294,14 @@ def register_raw(depth, depth_camera, depth_to_color, lr, threads=REGISTRATION_T
     (beside holes and depth edges) need splat's choice among their samples, so the z-buffer
     runs first and the choice only there. The depth image's rows and columns whose rays
     cannot reach ``lr`` at any depth of the frame's range are skipped (``_reachable``). LR
-    pixels that no sample reaches are ray-cast into the depth mesh (``_ray_cast_gaps``). The
+    pixels that no sample reaches, or whose samples are all of a surface behind the one the
+    pixels around show (a depth camera coarser than the LR grid), are ray-cast into the depth
+    mesh (``_ray_cast_gaps``). The
     work is split by rows into ``threads`` parts, run on threads; the result does not
     depend on the split.
 
-    :param depth: (H, W) float32 metres (z along the depth camera's optical axis), NaN or 0 =
-        invalid, on ``depth_camera``'s grid (distortion honoured).
+    :param depth: (H, W) float32 metres (z along the depth camera's optical axis), NaN, inf or
+        0 = invalid, on ``depth_camera``'s grid (distortion honoured), at least 2x2.
     :param depth_to_color: Transform from the depth optical frame into the colour optical frame.
     :param lr: the LR grid (the colour camera resized, distortion kept).
     :return: (h, w) float32 depth along the colour camera's axis; NaN where neither a
@@ -305,9 +310,11 @@ def register_raw(depth, depth_camera, depth_to_color, lr, threads=REGISTRATION_T
     if depth.shape != depth_camera.shape:
         raise GeometryError(f'depth is {depth.shape[1]}x{depth.shape[0]} but its camera_info is '
                             f'for {depth_camera.width}x{depth_camera.height}')
+    if min(depth.shape) < 2:
+        raise GeometryError(f'a {depth.shape[1]}x{depth.shape[0]} depth image has no mesh to '
+                            'register: it needs at least 2 rows and 2 columns')
     depth = np.asarray(depth, np.float32)
-    with np.errstate(invalid='ignore'):
-        valid = depth > 0  # NaN is not
+    valid = np.isfinite(depth) & (depth > 0)  # NaN and inf are not
     if not valid.any():
         return np.full(lr.shape, np.nan, np.float32)
     near, far, _, _ = cv2.minMaxLoc(depth, valid.view(np.uint8))
@@ -349,45 +356,75 @@ def register_raw(depth, depth_camera, depth_to_color, lr, threads=REGISTRATION_T
 
 def _ray_cast_gaps(out, color_z, depth_camera, depth_to_color, lr):
     """
-    Give the LR pixels of ``out`` that no sample reached the depth of the mesh their ray meets.
+    Ray-cast into the depth mesh where the samples leave an LR pixel empty or hidden.
 
-    A pixel's ray is followed to a depth taken from the registered pixels around it (within
-    the spacing of the depth samples on the LR grid), projected into the depth image and
-    given the mesh's depth there (``color_z``: each depth pixel's z along the colour camera's
-    axis); repeated RAY_CAST_STEPS times, this finds where the ray meets the surface. A pixel
-    takes the depth only when the steps settle (RAY_CAST_TOLERANCE): a ray through a part of
-    the scene the depth camera does not see meets no consistent surface and stays NaN. The
-    nearest depth around is tried first, then the farthest, so the nearest surface wins as in
-    the z-buffer. ``out`` is filled in place.
+    Two kinds of LR pixel of ``out`` are ray-cast (``_ray_cast``) from the registered depths
+    around them, within the spacing of the depth samples on the LR grid:
+
+    - where there are fewer depth samples than LR pixels, a pixel whose value lies more than
+      FRONT_TOLERANCE behind the nearest depth around: the near surface's samples can miss it
+      while background that the depth camera sees beside the near surface lands there. It
+      takes the nearer surface when its ray meets the inside of one (not the mesh's edge
+      between the two, which would move the edge from where the z-buffer put it);
+    - a gap, that no sample reached: the nearest depth around is tried first, then the
+      farthest, so the nearest surface wins as in the z-buffer.
+
+    ``out`` is filled in place.
     """
     gaps = ~np.isfinite(out)
-    if not gaps.any() or gaps.all():
+    if gaps.all():
         return
     # Neighbouring depth samples lie about this many LR pixels apart.
     spacing = lr.matrix[0, 0] / depth_camera.matrix[0, 0]
     kernel = np.ones((2 * max(1, math.ceil(spacing)) + 1,) * 2, np.uint8)
     nearest = cv2.erode(np.where(gaps, np.float32(np.inf), out), kernel,
                         borderType=cv2.BORDER_REPLICATE)
+    cast = functools.partial(_ray_cast, color_z=color_z, depth_camera=depth_camera,
+                             depth_to_color=depth_to_color, lr=lr)
+    if spacing > 1:  # denser samples reach every pixel of a near surface themselves
+        with np.errstate(invalid='ignore'):
+            rows, columns = np.nonzero(~gaps & (nearest < out * np.float32(1 - FRONT_TOLERANCE)))
+        found = cast(rows, columns, [nearest[rows, columns]], across_edges=False)
+        with np.errstate(invalid='ignore'):
+            nearer = found < out[rows, columns] * np.float32(1 - FRONT_TOLERANCE)
+        out[rows[nearer], columns[nearer]] = found[nearer]
     farthest = cv2.dilate(np.where(gaps, np.float32(-np.inf), out), kernel,
                           borderType=cv2.BORDER_REPLICATE)
     rows, columns = np.nonzero(gaps & np.isfinite(nearest))
+    out[rows, columns] = cast(rows, columns, [nearest[rows, columns], farthest[rows, columns]])
+
+
+def _ray_cast(rows, columns, seeds, color_z, depth_camera, depth_to_color, lr,
+              across_edges=True):
+    """
+    Return the depth of the mesh that the rays of LR pixels (rows, columns) meet; NaN = none.
+
+    A pixel's ray is followed to a seed depth, projected into the depth image and given the
+    mesh's depth there (``color_z``: each depth pixel's depth along the colour camera's
+    axis); repeated RAY_CAST_STEPS times, this finds where the ray meets the surface. A pixel
+    takes the depth only when the steps settle (RAY_CAST_TOLERANCE): a ray through a part of
+    the scene the depth camera does not see meets no consistent surface. Each of ``seeds``
+    (arrays of depths, one per pixel) is tried in turn on the pixels still without one.
+    ``across_edges`` False: a ray must meet the inside of a surface, not the mesh between two
+    (mesh_depth's edge rule, which puts the edge halfway between the samples).
+    """
+    found = np.full(rows.size, np.nan, np.float32)
     if rows.size == 0:
-        return
+        return found
     flat = rows * lr.width + columns
     (ax, ay, az), t = _rays_moved(lr, depth_to_color.inverse(), depth_camera)
     ax, ay, az = ax[flat], ay[flat], az[flat]
-    found = np.full(rows.size, np.nan, np.float32)
-    for seeds in (nearest[rows, columns], farthest[rows, columns]):
+    for seed in seeds:
         todo = np.flatnonzero(np.isnan(found))
-        z = seeds[todo]
+        z = seed[todo]
         rays = ((ax[todo], ay[todo], az[todo]), t)
         for _ in range(RAY_CAST_STEPS):
             _, u, v = _follow_rays(z, rays, depth_camera)
-            z, before = mesh_depth(color_z, u, v), z
+            z, before = mesh_depth(color_z, u, v, across_edges=across_edges), z
         with np.errstate(invalid='ignore'):
             settled = np.abs(z - before) <= np.float32(RAY_CAST_TOLERANCE) * before
         found[todo] = np.where(settled, z, np.float32(np.nan))
-    out[rows, columns] = found
+    return found
 
 
 def _split(count, parts):

@@ -312,13 +312,22 @@ class FrameProcessor:
         return self.lr_depth(depth, route, depth_camera, fine, depth_to_color,
                              tuple(v * finer for v in offset)), finer
 
-    def offset(self, settings, grids):
-        """Return the (right, down) LR pixels to take off the depth under ``settings``."""
+    def offset(self, settings, grids, route):
+        """
+        Return the (right, down) LR pixels to take off the depth under ``settings``.
+
+        Depth that arrives on the LR grid ('lr_grid' route) is moved by whole LR pixels, the
+        nearest to the offset, since none of its values is resampled.
+        """
         if settings.alignment == 'fixed':
-            return tuple(float(v) / grids.scale for v in settings.alignment_offset)
-        if settings.alignment == 'auto':
-            return self.aligner.correction(grids.lr.shape)
-        return (0.0, 0.0)
+            offset = tuple(float(v) / grids.scale for v in settings.alignment_offset)
+        elif settings.alignment == 'auto':
+            offset = self.aligner.correction(grids.lr.shape)
+        else:
+            return (0.0, 0.0)
+        if route == 'lr_grid':
+            return tuple(float(math.floor(v + 0.5)) for v in offset)
+        return offset
 
     def process_pair(self, depth_msg, color_msg, depth_infos, color_infos, settings,
                      extrinsics):
@@ -384,7 +393,7 @@ class FrameProcessor:
             f'{grids.lr.height} LR grid by the {route} route ({ROUTE_TEXT[route]}); output '
             f'{grids.output.width}x{grids.output.height} on the colour camera grid')
         depth_camera = self.depth_camera(depth.shape, route, depth_info, camera, result)
-        offset = self.offset(settings, grids)
+        offset = self.offset(settings, grids, route)
         low = self.lr_depth(depth, route, depth_camera, grids, depth_to_color, offset)
         shown = resize_color(color, grids)  # on the padded output grid, as the network sees it
         if settings.alignment == 'auto':

@@ -29,21 +29,30 @@ ARGUMENTS = (
     ('color_image', 'color/image_raw', 'colour image (rgb8, bgr8, rgba8, bgra8 or mono8)'),
     ('color_info', 'color/camera_info', 'camera_info of the colour image'),
     ('model', '', MODEL_HELP + "; empty: the params_file's model_path, if it sets one"),
+    ('alignment', '', "'auto' (find and take off the depth's offset from the colour), 'off' "
+                      "or 'fixed' (the params_file's alignment_offset); empty: the "
+                      "params_file's, 'auto' in sr.yaml"),
     ('device', 'auto', "'auto' (cuda when available), 'cuda', 'cuda:N' or 'cpu'"),
     ('use_sim_time', 'false', 'use /clock (true when playing a bag with --clock)'),
     ('log_level', 'info', 'debug, info, warn, error or fatal'),
 )
 
 
+# Arguments that override a parameter of the parameter file only when given: argument ->
+# parameter (a camera config sets its own model, the alignment is the file's unless given).
+GIVEN_ONLY = {'model': 'model_path', 'alignment': 'alignment'}
+
+
 def _node(context):
-    """Return the node; model:= overrides the parameter file's model_path only when given."""
+    """Return the node; model:= and alignment:= override the parameter file only when given."""
     config = {name: LaunchConfiguration(name) for name, _, _ in ARGUMENTS}
     overrides = {
         'device': ParameterValue(config['device'], value_type=str),
         'use_sim_time': ParameterValue(config['use_sim_time'], value_type=bool)}
-    if config['model'].perform(context):
-        # value_type=str: model:=123 stays the text '123' instead of becoming an integer.
-        overrides['model_path'] = ParameterValue(config['model'], value_type=str)
+    for argument, parameter in GIVEN_ONLY.items():
+        if config[argument].perform(context):
+            # value_type=str: model:=123 stays the text '123' instead of becoming an integer.
+            overrides[parameter] = ParameterValue(config[argument], value_type=str)
     return [Node(
         package='depth_sr_ros', executable='depth_sr_node', name='depth_sr',
         namespace=config['namespace'], output='screen',

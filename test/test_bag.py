@@ -97,6 +97,34 @@ def test_a_bag_gives_the_frame_processors_result_for_every_pair(tmp_path, model_
     assert report['pairs'] == report['written'] == 5 and report['skipped'] == {}
     assert 'pairs found: 5, outputs written: 5' in capsys.readouterr().out
     assert bag_module.input_storage(tmp_path / 'out') == storage
+    with Reader(tmp_path / 'out') as reader:  # no empty points topic without --points
+        assert '/depth_sr/points' not in {c.topic for c in reader.connections}
+
+
+def test_list_names_the_topic_set_it_would_use_or_every_candidate(tmp_path, model_path,
+                                                                  capsys):
+    write_bag(tmp_path / 'in', fixture_frames(1))
+    assert main(['--input', str(tmp_path / 'in'), '--list']) == 0
+    assert f"would use: {' '.join(TOPICS)}" in capsys.readouterr().out
+    # An output with its inputs copied holds two sets: the camera's and /depth_sr's.
+    assert main(['--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out'),
+                 '--model', model_path, '--device', 'cpu', '--no-progress',
+                 '--copy-inputs']) == 0
+    capsys.readouterr()
+    assert main(['--input', str(tmp_path / 'out'), '--list']) == 0
+    lines = capsys.readouterr().out.splitlines()
+    at = lines.index('would use: none automatically (2 candidate sets):')
+    assert sorted(lines[at + 1:at + 3]) == sorted(
+        ['  ' + ' '.join(TOPICS), '  /depth_sr/image ' + TOPICS[1]
+         + ' /depth_sr/camera_info ' + TOPICS[3]])
+
+
+def test_points_are_written_with_the_points_option(tmp_path, model_path):
+    write_bag(tmp_path / 'in', fixture_frames(2))
+    assert main(['--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out'),
+                 '--model', model_path, '--device', 'cpu', '--no-progress', '--points']) == 0
+    out = read_bag(tmp_path / 'out')
+    assert len(out['/depth_sr/points']) == len(out['/depth_sr/image']) == 2
 
 
 def test_raw_depth_takes_its_extrinsic_from_the_bags_tf_static(tmp_path, model_path, capsys):
@@ -411,3 +439,15 @@ def test_a_bag_without_camera_info_takes_calibration_files(tmp_path, model_path,
                         str(tmp_path / 'broken.yaml'), '--color-info-file', files[1]]) == 2
     err = capsys.readouterr().err
     assert 'broken.yaml' in err and len(err.splitlines()) == 1
+
+
+def test_the_rig_bag_tool_replaces_its_output_only_with_overwrite(tmp_path, capsys):
+    from depth_sr_ros.tools import rig_bag
+    out = str(tmp_path / 'bag')
+    argv = ['--rig', 'tof', '--frames', '1', '--output', out]
+    assert rig_bag.main(argv) == 0
+    first = sorted(os.listdir(out))
+    assert rig_bag.main(argv) == 2
+    assert 'exists (use --overwrite to replace it)' in capsys.readouterr().err
+    assert rig_bag.main(argv + ['--overwrite']) == 0
+    assert sorted(os.listdir(out)) == first

@@ -70,7 +70,8 @@ def test_sr_launch_declares_described_arguments_and_runs_the_node(load_launch):
     entities = load_launch('sr.launch.py')
     arguments = {a.args[0]: a.kwargs for a in _by_type(entities, 'DeclareLaunchArgument')}
     assert {'params_file', 'namespace', 'depth_image', 'depth_info', 'color_image',
-            'color_info', 'model', 'device', 'use_sim_time', 'log_level'} <= set(arguments)
+            'color_info', 'model', 'alignment', 'device', 'use_sim_time',
+            'log_level'} <= set(arguments)
     assert all(kwargs['description'] for kwargs in arguments.values())
     default = arguments['params_file']['default_value']
     share, folder, filename = default.args[0]
@@ -78,19 +79,22 @@ def test_sr_launch_declares_described_arguments_and_runs_the_node(load_launch):
     assert os.path.isfile(os.path.join(REPO, folder, filename))
 
     opaque, = _by_type(entities, 'OpaqueFunction')
-    node, = opaque.kwargs['function']({'model': ''})
+    node, = opaque.kwargs['function']({'model': '', 'alignment': ''})
     assert node.kwargs['package'] == 'depth_sr_ros'
     assert node.kwargs['executable'] == 'depth_sr_node'
     params = node.kwargs['parameters']
     assert _config_name(params[0]) == 'params_file'
-    # Without model:=, the parameter file's model_path stands (a camera config sets its own).
+    # Without model:= and alignment:=, the parameter file's stand (a camera config sets its
+    # own model).
     assert {k: (_config_name(v.args[0]), v.kwargs['value_type'])
             for k, v in params[1].items()} == {
         'device': ('device', str), 'use_sim_time': ('use_sim_time', bool)}
     # Typed, so that model:=123 is the text '123' and not an integer.
-    node, = opaque.kwargs['function']({'model': '123'})
+    node, = opaque.kwargs['function']({'model': '123', 'alignment': 'off'})
     model = node.kwargs['parameters'][1]['model_path']
     assert (_config_name(model.args[0]), model.kwargs['value_type']) == ('model', str)
+    alignment = node.kwargs['parameters'][1]['alignment']
+    assert (_config_name(alignment.args[0]), alignment.kwargs['value_type']) == ('alignment', str)
     remaps = {k: _config_name(v) for k, v in node.kwargs['remappings']}
     assert remaps == {'depth/image_raw': 'depth_image', 'depth/camera_info': 'depth_info',
                       'color/image_raw': 'color_image', 'color/camera_info': 'color_info'}

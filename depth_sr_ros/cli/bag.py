@@ -88,14 +88,15 @@ class Summary:
         return out
 
 
-def _writer(path, storage, copy_from, notes):
+def _writer(path, storage, copy_from, notes, points):
     from rosbags.typesys import get_typestore, Stores
     writer = bag_writer(path, storage)
     writer.open()
     store = get_typestore(Stores.ROS2_HUMBLE)
     connections = {key: writer.add_connection(topic, kind.__module__.split('.')[0]
                                               + '/msg/' + kind.__name__, typestore=store)
-                   for key, (topic, kind) in OUTPUT_TOPICS.items()}
+                   for key, (topic, kind) in OUTPUT_TOPICS.items()
+                   if points or key != 'points'}  # no empty points topic without --points
     for c in copy_from:
         # The bag's own definition and hash: vendor types (realsense2_camera_msgs, ...) are in
         # no typestore.
@@ -199,7 +200,7 @@ def _process(reader, note, args, progress, staging):
     bar = _progress(total, progress)
     writer = None
     try:
-        writer, out = _writer(staging, storage, copied, summary.notes)
+        writer, out = _writer(staging, storage, copied, summary.notes, args.points)
         for connection, timestamp, raw in _readable(
                 reader.messages(connections=copied or inputs), summary):
             bar.update(1)
@@ -377,8 +378,13 @@ def main(argv=None):
                 for topic, kind, count in topic_table(reader):
                     print(f'{topic}  {kind}  {count}')
                 sets = candidate_sets(reader)
-                print('would use: ' + (' '.join(sets[0]) if len(sets) == 1 else
-                                       f'none automatically ({len(sets)} candidate sets)'))
+                if len(sets) == 1:
+                    print('would use: ' + ' '.join(sets[0]))
+                else:  # each set, to give as --depth, --color, --depth-info, --color-info
+                    print(f'would use: none automatically ({len(sets)} candidate sets'
+                          f'{")" if not sets else "):"}')
+                    for topics in sets:
+                        print('  ' + ' '.join(topics))
                 if note:
                     print(f'note: {note}')
             return 0

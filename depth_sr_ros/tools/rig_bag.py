@@ -73,9 +73,11 @@ def main(argv=None):
                         help='bag folder to create (written beside it, moved in when complete)')
     parser.add_argument('--storage', default='mcap', choices=('mcap', 'sqlite3'),
                         help='rosbag2 storage (default mcap)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace an existing output (once the new one is complete)')
     args = parser.parse_args(argv)
     try:
-        with staged_folder(args.output) as staging:
+        with staged_folder(args.output, args.overwrite) as staging:
             count = write_rig_bag(staging, args.rig, args.frames, args.storage)
     except (OSError, ValueError) as error:
         print(f'depth_sr_rig_bag: {error}', file=sys.stderr)

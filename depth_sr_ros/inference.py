@@ -371,8 +371,9 @@ def load_predictor(path, device='auto', acceleration=None, color_order='rgb', fa
     if str(path).endswith('.onnx'):
         # Acceleration() is also the node's default: its parameter table takes it from here.
         if acceleration is not None and acceleration != Acceleration():
-            raise ValueError('precision, channels_last, compile_mode and device_io are PyTorch '
-                             'options; for ONNX choose them at export or in onnxruntime')
+            raise ValueError(f'{path}: precision, channels_last, compile_mode and device_io '
+                             'are PyTorch options; for ONNX choose them at export or in '
+                             'onnxruntime')
         predictor = onnx_predictor(path, str(device), color_order, fallback, warn)
     else:
         predictor = Predictor.from_checkpoint(

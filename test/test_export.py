@@ -59,8 +59,9 @@ def test_onnx_errors_are_one_line(tmp_path, exported):
     (tmp_path / 'bad.onnx').write_bytes(b'not onnx')
     with pytest.raises(CheckpointError, match='not a readable ONNX model'):
         OnnxPredictor(str(tmp_path / 'bad.onnx'))
-    with pytest.raises(ValueError, match='PyTorch options'):
+    with pytest.raises(ValueError, match='PyTorch options') as refused:
         load_predictor(exported[1], acceleration=Acceleration(precision='float16'))
+    assert str(refused.value).startswith(f'{exported[1]}: ')  # names the file
     assert main(['--model', str(tmp_path / 'none.pt'), '--output', str(tmp_path / 'x.onnx')]) == 1
 
 

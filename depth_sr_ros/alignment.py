@@ -66,15 +66,21 @@ def finer_grid(scale):
     """
     Return how many times finer than the LR grid the node matches depth it registers itself.
 
-    At 8x and 16x an LR pixel is 8 or 16 output pixels and real offsets are often smaller,
-    so the depth is matched on a grid twice as fine. `depth_sr_eval --model models/ahmf_x8.pt
-    --data ../shared/data/middlebury30 --names` (the 22 training pairs) `--rig-aligned`, one
-    rig 1 to 2.5 depth pixels off per image: on the LR grid the alignment moved none (bicubic
-    RMSE 13.34, as --rig-offset), on the grid twice as fine 6 of 22 (bicubic RMSE 12.12;
-    AHMF 8x 13.16 -> 11.87). At 2x and 4x an LR pixel is at most 4 output pixels, and the
-    LR grid stays, as does depth that arrives on the LR grid.
+    At 8x and 16x an LR pixel is 8 or 16 output pixels and real offsets are often smaller, so
+    the depth is matched on a grid a quarter of the output's resolution: twice as fine as the
+    LR grid at 8x, four times at 16x. `depth_sr_eval --model models/ahmf_x8.pt --data
+    ../shared/data/middlebury30 --names` (the 22 training pairs) `--rig-aligned`, one rig 1
+    to 2.5 depth pixels off per image: on the LR grid the alignment moved none (bicubic RMSE
+    13.34, as --rig-offset), on the grid twice as fine 6 of 22 (bicubic RMSE 12.12; AHMF 8x
+    13.16 -> 11.87). At 16x `scripts/alignment_thresholds.py --data ../shared/data/middlebury30
+    --scale 16` (ten rigs per training pair; 2026-12-04, commit 0148617 with finer_grid
+    patched): on the grid twice as fine 9 of 220 offset rigs moved, four times as fine 44
+    (43 with a lower error; mean error 78.10 -> 73.29) while 2 of 220 calibrated rigs moved
+    (none before; error 4.66 -> 5.87, the trade the thresholds make at 4x), eight times as fine
+    fewer again (1 of 22 pairs moved against 5 of 22). At 2x and 4x an LR pixel is at most 4
+    output pixels, and the LR grid stays, as does depth that arrives on the LR grid.
     """
-    return 2 if scale >= 8 else 1
+    return max(1, scale // 4)
 
 
 def _edges(image):

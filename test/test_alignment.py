@@ -132,6 +132,19 @@ def test_at_8x_the_match_is_made_on_a_grid_twice_as_fine_and_half_an_lr_pixel_is
     assert calibrated.aligner.estimate.correction == (0.0, 0.0) and result.offset == (0.0, 0.0)
 
 
+def test_at_16x_the_match_is_made_on_a_grid_four_times_as_fine(frames):
+    # 4 output pixels right and up: a quarter of an LR pixel at 16x, under MIN_CORRECTION on
+    # a grid twice as fine (0.7 pixel), 1.4 pixels on the grid matched on (a quarter of the
+    # output's resolution); a calibrated rig is left as it is.
+    processor = FrameProcessor(BicubicUpsampler(16))
+    _, result = _serve(processor, frames, Settings(), 20, move=(4, -4))
+    assert processor.aligner.estimate.correction == pytest.approx((0.25, -0.25), abs=0.15)
+    assert result.offset == pytest.approx((4.0, -4.0), abs=2.4)  # output pixels
+    calibrated = FrameProcessor(BicubicUpsampler(16))
+    _, result = _serve(calibrated, frames, Settings(), 20)
+    assert calibrated.aligner.estimate.correction == (0.0, 0.0) and result.offset == (0.0, 0.0)
+
+
 def test_frames_pooled_on_another_grid_do_not_count():
     rows, columns = np.mgrid[0:360, 0:640]
     mask = ((columns + 0.37 * rows) % 120 < 50) | ((rows * 1.3 - 0.2 * columns) % 110 < 30)

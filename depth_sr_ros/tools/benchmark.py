@@ -432,7 +432,8 @@ def markdown(results, pipeline, device_name, rate, variants=(), threads=(), dds=
     if registration:
         lines += ['', "Registration of a rig's depth onto the LR grid, and the alignment's edge "
                   'correlation of the registered depth with the colour (at 8x and 16x after '
-                  'registering it onto a grid twice as fine; numpy and OpenCV, CPU):', '',
+                  "registering it onto a grid at a quarter of the output's resolution; numpy "
+                  'and OpenCV, CPU):', '',
                   '| rig | depth | LR grid | threads | median ms | on one thread | alignment '
                   'ms, a frame it looks at | alignment ms per frame (every 5th) |',
                   '|---|---|---|---|---|---|---|---|']

@@ -60,14 +60,34 @@ EDGE_MIN_JUMP = 0.05
 EDGE_MARGIN = 0.1
 
 
+def near_edges(target, span):
+    """
+    Return a mask of the pixels near depth edges of ``target`` (NaN = no value).
+
+    Near means within EDGE_WINDOW // 2 pixels of a step between two neighbouring valid pixels
+    of more than EDGE_MIN_JUMP * ``span`` (the image's whole range); a step into a pixel
+    without a value is none.
+    """
+    with np.errstate(invalid='ignore'):  # NaN steps are no steps
+        across = np.abs(np.diff(target, axis=1)) > EDGE_MIN_JUMP * span
+        down = np.abs(np.diff(target, axis=0)) > EDGE_MIN_JUMP * span
+    step = np.zeros(target.shape, bool)
+    step[:, :-1] |= across
+    step[:, 1:] |= across
+    step[:-1] |= down
+    step[1:] |= down
+    kernel = np.ones((EDGE_WINDOW, EDGE_WINDOW), np.uint8)
+    return cv2.dilate(step.astype(np.uint8), kernel) > 0
+
+
 def between_surfaces(prediction, target):
     """
     Return the share of output pixels near depth edges that float between the two surfaces.
 
-    Near an edge the target's window holds a near and a far surface (its minimum and maximum).
-    An output there that lies between them by more than EDGE_MARGIN of the jump belongs to
-    neither: a point cloud shows it floating in the air, and a costmap reads it as an
-    obstacle. Only pixels whose target is on one of the two surfaces count, so the target
+    Near an edge (near_edges) the target's window holds a near and a far surface (its minimum
+    and maximum). An output there that lies between them by more than EDGE_MARGIN of the jump
+    belongs to neither: a point cloud shows it floating in the air, and a costmap reads it as
+    an obstacle. Only pixels whose target is on one of the two surfaces count, so the target
     itself scores 0; NaN without edges. Pixels without target or output do not count.
     """
     target = np.asarray(target, np.float32)
@@ -75,17 +95,8 @@ def between_surfaces(prediction, target):
     if not valid.any():
         return float('nan')
     span = float(target[valid].max() - target[valid].min())
-    filled = np.where(valid, target, np.nan)
-    with np.errstate(invalid='ignore'):
-        step = np.zeros(target.shape, bool)
-        across = np.abs(np.diff(filled, axis=1)) > EDGE_MIN_JUMP * span
-        down = np.abs(np.diff(filled, axis=0)) > EDGE_MIN_JUMP * span
-    step[:, :-1] |= across
-    step[:, 1:] |= across
-    step[:-1] |= down
-    step[1:] |= down
+    edge = near_edges(np.where(valid, target, np.nan), span)
     kernel = np.ones((EDGE_WINDOW, EDGE_WINDOW), np.uint8)
-    edge = cv2.dilate(step.astype(np.uint8), kernel) > 0
     near = cv2.erode(np.where(valid, target, np.inf).astype(np.float32), kernel)
     far = cv2.dilate(np.where(valid, target, -np.inf).astype(np.float32), kernel)
     jump = far - near

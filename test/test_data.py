@@ -95,6 +95,16 @@ def test_split_leaves_out_the_papers_test_images(tmp_path):
         load_split(str(tmp_path), val_names=('27',))
 
 
+def test_split_leaves_out_the_test_scenes_by_name_too(tmp_path):
+    # middlebury_full names its pairs by scene: Art and Moebius are two of the test images.
+    for sub in ('depth', 'rgb'):
+        os.makedirs(tmp_path / sub)
+        for name in ('art', 'moebius', 'cones'):
+            shutil.copy(os.path.join(FIXTURES, sub, 'cones.png'), tmp_path / sub / f'{name}.png')
+    train, val = load_split(str(tmp_path))
+    assert [p['name'] for p in train] == ['cones'] and val == []
+
+
 def test_prefetched_batches_equal_serial_batches_in_order():
     pairs = [synthetic_pair(np.random.default_rng(i), 48, 64) for i in range(2)]
     dataset = CropDataset(pairs, 4, 32)

@@ -8,8 +8,10 @@ from depth_sr_ros.checkpoint import load_checkpoint
 from depth_sr_ros.cli import train as train_module
 from depth_sr_ros.cli.train import main, train, TrainConfig
 from depth_sr_ros.data.middlebury import load_pair
+from depth_sr_ros.metrics import near_edges
 from depth_sr_ros.networks import build_model
 from helpers import FIXTURES
+import numpy as np
 import pytest
 import torch
 
@@ -73,6 +75,27 @@ def test_resuming_gives_the_same_weights_as_one_run(tmp_path):
     straight, resumed = _weights(tmp_path / 'straight'), _weights(tmp_path / 'resumed')
     for key in straight:
         torch.testing.assert_close(resumed[key], straight[key], rtol=0, atol=0)
+
+
+def test_a_run_stopped_every_step_logs_what_one_run_logs(tmp_path):
+    # A time budget used up after each step: the log's losses average the same steps as one
+    # run's (the losses since the last row travel in state.pt).
+    def logged(folder):
+        with open(folder / 'log.csv', newline='') as f:
+            return [(r['step'], r['loss']) for r in csv.DictReader(f)]
+    train(_config(tmp_path / 'straight', 6, lr_halve_at=1.0))
+    out = tmp_path / 'stopped'
+    for _ in range(6):
+        train(_config(out, 6, lr_halve_at=1.0, time_budget=1e-6))
+    assert torch.load(out / 'state.pt', weights_only=False)['step'] == 6
+    assert logged(out) == logged(tmp_path / 'straight')
+    # A row written just before a stop that came before its state.pt was saved is dropped
+    # on resume, and written once by the resumed run.
+    with open(out / 'log.csv', 'a', newline='') as f:
+        csv.writer(f).writerow(['8', '0.5', '0.0001', '1.0', '2.0', '1.0'])
+    train(_config(out, 8, lr_halve_at=1.0))
+    assert [step for step, _ in logged(out)] == ['2', '4', '6', '8']
+    assert logged(out)[-1][1] != '0.5'
 
 
 def test_nan_loss_stops_without_overwriting_the_last_state(tmp_path, monkeypatch, capsys):
@@ -365,6 +388,15 @@ def test_the_edge_loss_weighs_the_band_of_the_floating_metric_five_times():
     # Slopes below 5 % of the range from pixel to pixel are not edges.
     ramp = torch.linspace(0, 1, 40).expand(1, 1, 8, 40).contiguous()
     assert not train_module.edge_band(ramp).any()
+    # The range is the image's (targets are normalised by it, to 0..1), not the crop's; a
+    # hole (no ground truth) is no edge. Both as metrics.between_surfaces has them.
+    flat = torch.full((1, 1, 8, 20), 0.5)
+    flat[..., 10:] = 0.52
+    flat[..., 2:4, 2:4] = float('nan')
+    assert not train_module.edge_band(flat).any()
+    image = np.where(np.isfinite(flat[0, 0].numpy()), flat[0, 0].numpy(), np.nan)
+    image[0, 0], image[7, 19] = 0.0, 1.0  # the image's range, far from the step
+    assert not near_edges(image, 1.0)[:, 8:12].any()
     near, far = target.clone(), target.clone()
     near[..., 10] = 0.5   # off by 0.5 on the edge
     far[..., 0] = 0.5     # off by 0.5 far from it

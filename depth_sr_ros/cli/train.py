@@ -28,7 +28,7 @@ from depth_sr_ros.data.datasets import CropDataset, load_split, prefetched_batch
 from depth_sr_ros.data.degradations import DOWNSAMPLERS
 from depth_sr_ros.evaluation import evaluate_network, NOISES
 from depth_sr_ros.inference import native_bfloat16, select_device
-from depth_sr_ros.metrics import EDGE_MIN_JUMP, EDGE_WINDOW
+from depth_sr_ros.metrics import near_edges
 from depth_sr_ros.networks import build_model, MODELS
 from depth_sr_ros.preprocessing import PREPROCESSING
 from depth_sr_ros.selection import VALIDATION_NAMES
@@ -125,7 +125,9 @@ class TrainConfig:
                                      'network learns from the residual the alignment leaves, '
                                      '0 to 1', SHARE)
     ema: float = _option(0.0, 'decay of a moving average of the weights, validated and written '
-                              'to model.pt (0: off; 0.999 averages over about 1000 steps)',
+                              'to model.pt (0: off); it ramps up as (1 + n) / (10 + n) over the '
+                              'first updates n, so until n reaches about 9 / (1 - decay) it '
+                              'averages the last n / 9 steps or so',
                          number(float, low=0, below=1))
 
     def check(self):
@@ -171,19 +173,12 @@ def edge_band(target):
     """
     Return a 0/1 mask of the pixels near depth edges of each (N, 1, H, W) target.
 
-    The band of metrics.between_surfaces: within EDGE_WINDOW // 2 pixels of a step between
-    neighbouring pixels of more than EDGE_MIN_JUMP of the sample's range.
+    The band of metrics.between_surfaces (metrics.near_edges): targets are normalised by their
+    whole image's range, so a step counts when it exceeds EDGE_MIN_JUMP; NaN (no ground
+    truth) makes no step.
     """
-    flat = target.flatten(1)
-    span = (flat.amax(1) - flat.amin(1)).view(-1, 1, 1, 1)
-    step = torch.zeros_like(target, dtype=torch.bool)
-    across = (target[..., :, 1:] - target[..., :, :-1]).abs() > EDGE_MIN_JUMP * span
-    down = (target[..., 1:, :] - target[..., :-1, :]).abs() > EDGE_MIN_JUMP * span
-    step[..., :, :-1] |= across
-    step[..., :, 1:] |= across
-    step[..., :-1, :] |= down
-    step[..., 1:, :] |= down
-    return torch.nn.functional.max_pool2d(step.float(), EDGE_WINDOW, 1, EDGE_WINDOW // 2)
+    bands = [near_edges(sample, 1.0) for sample in target[:, 0].detach().float().cpu().numpy()]
+    return torch.from_numpy(np.stack(bands)[:, None].astype(np.float32)).to(target.device)
 
 
 def loss_fn(name, prediction, target):
@@ -200,7 +195,7 @@ def loss_fn(name, prediction, target):
     valid = torch.isfinite(target)
     weight = None
     if name == 'l1+edges':
-        weight = 1.0 + EDGE_LOSS_WEIGHT * edge_band(torch.nan_to_num(target))
+        weight = 1.0 + EDGE_LOSS_WEIGHT * edge_band(target)
     if not valid.any():  # a batch of holes only: nothing to learn, no NaN gradient
         return (prediction * 0).sum()
     if not valid.all():  # holes in the ground truth: the pixels with a value only
@@ -233,18 +228,25 @@ def validate(model, pairs, scale, device, noise=''):
 LOG_COLUMNS = ['step', 'loss', 'lr', 'val_mae', 'val_rmse', 'elapsed_s']
 
 
-def open_log(path):
+def open_log(path, step=0):
     """
-    Open log.csv for appending; return (file, csv.DictWriter).
+    Open log.csv for appending at ``step``; return (file, csv.DictWriter).
 
     A resumed run keeps the columns its log began with (logs written before val_rmse existed
-    go on without it), so that every row of a file matches its header.
+    go on without it), so that every row of a file matches its header. Rows past ``step``
+    (written just before a stop that came before state.pt was saved) are dropped: the resumed
+    run writes them again.
     """
     new = not os.path.exists(path) or os.path.getsize(path) == 0
     columns = LOG_COLUMNS
     if not new:
         with open(path, newline='') as f:
-            columns = next(csv.reader(f))
+            rows = list(csv.reader(f))
+        columns = rows[0]
+        kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= step]
+        if len(kept) < len(rows):
+            with open(path, 'w', newline='') as f:
+                csv.writer(f).writerows(kept)
     log_file = open(path, 'a', newline='')
     log = csv.DictWriter(log_file, columns, extrasaction='ignore')
     if new:
@@ -426,15 +428,15 @@ def train(config):
         extra = {} if average is None else {'ema': average.state_dict(), 'ema_updates': averaged}
         atomic_save({'model': net.state_dict(), 'optimizer': optimizer.state_dict(),
                      'step': step, 'elapsed': elapsed, 'config': dataclasses.asdict(config),
-                     **extra}, state_path)
+                     'running': running, **extra}, state_path)
 
     log_path = os.path.join(config.out, 'log.csv')
     log_file = None
     if lead:
-        log_file, log = open_log(log_path)
+        log_file, log = open_log(log_path, step)
     started = time.monotonic()
     segment_start = elapsed
-    running = []
+    running = list(state.get('running', []))  # the losses since the last log row
     model.train()
     batches = prefetched_batches(
         dataset, ([config.seed, rank, s] for s in range(step, config.steps)),

@@ -19,6 +19,8 @@ import numpy as np
 
 # The six Middlebury images of AHMF's Table I (data README): never used for training.
 MIDDLEBURY_TEST = ('02', '06', '14', '18', '21', '24')
+# The same scenes by name, as the full-size set (middlebury_full) names its pairs.
+MIDDLEBURY_TEST_SCENES = ('art', 'books', 'dolls', 'laundry', 'moebius', 'reindeer')
 
 
 def augment(arrays, rng):
@@ -164,9 +166,12 @@ def prefetched_batches(dataset, seeds, size, workers=0):
                 future.cancel()
 
 
-def load_split(data_dir, val_names=(), exclude=MIDDLEBURY_TEST):
+def load_split(data_dir, val_names=(), exclude=MIDDLEBURY_TEST + MIDDLEBURY_TEST_SCENES):
     """
     Load the pairs of ``data_dir`` as (train, val) lists, leaving out ``exclude``.
+
+    By default the test scenes are left out under either naming (middlebury30's numbers,
+    middlebury_full's scene names).
 
     A validation name that is not a pair there, or that is excluded (the test images), is a
     ValueError: validation would otherwise run on fewer images than asked, or on none.

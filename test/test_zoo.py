@@ -172,13 +172,10 @@ def _pairs(cell):
 # Where a shipped file is not below bicubic in a card's tables: each is an open failure, named
 # here so that the test fails on any new one and on one that is fixed (then remove it).
 KNOWN_LOSSES = {
-    # Since the corrected rig simulation (commit dc18fd3): on rigs 1-2.5 depth pixels off with
-    # the node's alignment off, 15.039 against bicubic's 14.977 (+0.4 %); with the alignment
-    # (the node's default) it is below. No candidate has passed yet.
-    ('ahmf_x8_sensor.pt', 'validation', 'rig 1-2.5 px off', 'RMSE'):
-        'sharpens the misregistered edges that bicubic blurs',
-    # The same on the six held-out images: 7.658 against 7.641 (+0.2 %; the file it replaced,
-    # 7.669, was above bicubic on the validation pairs too).
+    # Since the corrected rig simulation (commit dc18fd3), on the six held-out images' rigs
+    # 1-2.5 depth pixels off with the node's alignment off: 7.660 against bicubic's 7.643
+    # (+0.2 %; the file it replaced, 7.669, was above bicubic on the validation pairs too).
+    # With the alignment (the node's default) it is below.
     ('pag_net_x2.pt', 'held-out', 'rig 1-2.5 px off', 'RMSE'):
         'sharpens the misregistered edges that bicubic blurs',
 }

@@ -228,12 +228,15 @@ class Aligner:
             self._pooled = None
         return self.estimate.correction
 
-    def observe(self, depth, color, finer=1):
+    def observe(self, depth, color, finer=1, whole=False):
         """
         Add a frame (depth registered with the current correction, and its colour image).
 
         :param depth: the depth on the LR grid, or on a grid ``finer`` times finer
             (finer_grid); only read on frames that are correlated (``due``).
+        :param whole: the correction is applied in whole LR pixels (depth that arrives on the
+            LR grid is moved, not resampled): it is kept rounded, so that the next residual,
+            measured on depth moved by the rounded correction, adds to what was applied.
         Return True when the correction changed.
         """
         self._seen += 1
@@ -271,6 +274,8 @@ class Aligner:
         cx, cy = self.estimate.correction
         new = (float(np.clip(cx + dx, -self.max_shift, self.max_shift)),
                float(np.clip(cy + dy, -self.max_shift, self.max_shift)))
+        if whole:  # the nearest whole pixels, halves right and down (FrameProcessor.offset)
+            new = tuple(float(math.floor(v + 0.5)) for v in new)
         if new == (cx, cy):  # at the bound already
             return False
         self.estimate = Estimate(correction=new, reason='pooling again after a correction')

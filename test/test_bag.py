@@ -446,8 +446,10 @@ def test_the_rig_bag_tool_replaces_its_output_only_with_overwrite(tmp_path, caps
     out = str(tmp_path / 'bag')
     argv = ['--rig', 'tof', '--frames', '1', '--output', out]
     assert rig_bag.main(argv) == 0
-    first = sorted(os.listdir(out))
+    first = os.stat(out).st_ino, sorted(os.listdir(out))
     assert rig_bag.main(argv) == 2
     assert 'exists (use --overwrite to replace it)' in capsys.readouterr().err
+    assert (os.stat(out).st_ino, sorted(os.listdir(out))) == first  # left as it was
     assert rig_bag.main(argv + ['--overwrite']) == 0
-    assert sorted(os.listdir(out)) == first
+    assert os.stat(out).st_ino != first[0]  # a new folder moved into place
+    assert sorted(os.listdir(out)) == first[1]

@@ -99,7 +99,7 @@ def test_split_leaves_out_the_test_scenes_by_name_too(tmp_path):
     # middlebury_full names its pairs by scene: Art and Moebius are two of the test images.
     for sub in ('depth', 'rgb'):
         os.makedirs(tmp_path / sub)
-        for name in ('art', 'moebius', 'cones'):
+        for name in ('art', 'Moebius', 'cones'):
             shutil.copy(os.path.join(FIXTURES, sub, 'cones.png'), tmp_path / sub / f'{name}.png')
     train, val = load_split(str(tmp_path))
     assert [p['name'] for p in train] == ['cones'] and val == []

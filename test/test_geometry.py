@@ -146,6 +146,20 @@ def test_a_sparse_depth_camera_never_shows_the_background_through_a_near_surface
     assert np.isfinite(low[inside]).all()
 
 
+def test_the_near_surface_wins_on_pixels_that_are_not_square():
+    # The LR grid of an output_size of another aspect (fx 75, fy 150) under an 80x60 depth
+    # camera 5 cm above the colour camera: samples are two LR pixels apart down the columns.
+    lr = pinhole_camera(160, 120, 150.0).resized(80, 120)
+    camera = pinhole_camera(80, 60, 75.0)
+    rays = camera.undistorted_rays()
+    x, y = rays[..., 0], rays[..., 1] - 0.05
+    depth = np.where((np.abs(x) <= 0.2) & (np.abs(y) <= 0.15), 1.0, 3.0).astype(np.float32)
+    low = register_raw(depth, camera, Transform(translation=(0, -0.05, 0)), lr)
+    plate = _plate_before_wall(lr, 0.0) == 1.0
+    inside = cv2.erode(plate.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=2) > 0
+    assert not (low[inside] > 2.0).any(), f'{(low[inside] > 2.0).sum()} plate pixels show wall'
+
+
 def test_raw_registration_takes_inf_as_no_return_and_refuses_a_single_row():
     camera, lr = pinhole_camera(32, 24, 30.0), pinhole_camera(16, 12, 15.0)
     depth = np.full((24, 32), 2.0, np.float32)

@@ -96,6 +96,11 @@ def test_a_run_stopped_every_step_logs_what_one_run_logs(tmp_path):
     train(_config(out, 8, lr_halve_at=1.0))
     assert [step for step, _ in logged(out)] == ['2', '4', '6', '8']
     assert logged(out)[-1][1] != '0.5'
+    # A last line cut off while it was written goes too, and the next row starts a line.
+    with open(out / 'log.csv', 'a', newline='') as f:
+        f.write('1')
+    train(_config(out, 10, lr_halve_at=1.0))
+    assert [step for step, _ in logged(out)] == ['2', '4', '6', '8', '10']
 
 
 def test_nan_loss_stops_without_overwriting_the_last_state(tmp_path, monkeypatch, capsys):
@@ -389,14 +394,20 @@ def test_the_edge_loss_weighs_the_band_of_the_floating_metric_five_times():
     ramp = torch.linspace(0, 1, 40).expand(1, 1, 8, 40).contiguous()
     assert not train_module.edge_band(ramp).any()
     # The range is the image's (targets are normalised by it, to 0..1), not the crop's; a
-    # hole (no ground truth) is no edge. Both as metrics.between_surfaces has them.
-    flat = torch.full((1, 1, 8, 20), 0.5)
-    flat[..., 10:] = 0.52
-    flat[..., 2:4, 2:4] = float('nan')
-    assert not train_module.edge_band(flat).any()
-    image = np.where(np.isfinite(flat[0, 0].numpy()), flat[0, 0].numpy(), np.nan)
-    image[0, 0], image[7, 19] = 0.0, 1.0  # the image's range, far from the step
-    assert not near_edges(image, 1.0)[:, 8:12].any()
+    # hole (no ground truth) is no edge: the band of a crop is the band that
+    # metrics.between_surfaces finds in the whole image there.
+    image = np.full((40, 60), 0.5, np.float32)
+    image[:, 30:] = 0.52  # 2 % of the image's range: no edge
+    image[10:12, 10:12] = np.nan  # a hole
+    image[20:, 45:] = 1.0  # an edge
+    image[0, 0] = 0.0  # the image's range is 0..1
+    crop = image[4:36, 4:56]
+    band = train_module.edge_band(torch.from_numpy(crop.copy())[None, None])[0, 0].numpy()
+    valid = np.isfinite(image)
+    span = float(image[valid].max() - image[valid].min())
+    whole = near_edges(image, span)[4:36, 4:56]
+    np.testing.assert_array_equal(band > 0, whole)
+    assert whole[:, 40:].any() and not whole[:, :30].any()
     near, far = target.clone(), target.clone()
     near[..., 10] = 0.5   # off by 0.5 on the edge
     far[..., 0] = 0.5     # off by 0.5 far from it

@@ -16,6 +16,7 @@ import argparse
 import copy
 import csv
 import dataclasses
+import io
 import os
 import sys
 import time
@@ -27,6 +28,7 @@ from depth_sr_ros.console import interruptible, number, one_of
 from depth_sr_ros.data.datasets import CropDataset, load_split, prefetched_batches
 from depth_sr_ros.data.degradations import DOWNSAMPLERS
 from depth_sr_ros.evaluation import evaluate_network, NOISES
+from depth_sr_ros.files import write_text_atomically
 from depth_sr_ros.inference import native_bfloat16, select_device
 from depth_sr_ros.metrics import near_edges
 from depth_sr_ros.networks import build_model, MODELS
@@ -241,12 +243,22 @@ def open_log(path, step=0):
     columns = LOG_COLUMNS
     if not new:
         with open(path, newline='') as f:
-            rows = list(csv.reader(f))
+            whole = f.read()
+        rows = list(csv.reader(io.StringIO(whole)))
         columns = rows[0]
-        kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= step]
-        if len(kept) < len(rows):
-            with open(path, 'w', newline='') as f:
-                csv.writer(f).writerows(kept)
+        if 'step' in columns:
+            at = columns.index('step')
+
+            def logged_by_now(row):  # a cut-off last line (no step) goes too
+                try:
+                    return int(row[at]) <= step and len(row) == len(columns)
+                except (IndexError, ValueError):
+                    return False
+            kept = [columns] + [row for row in rows[1:] if logged_by_now(row)]
+            if len(kept) < len(rows) or not whole.endswith('\n'):
+                text = io.StringIO()
+                csv.writer(text).writerows(kept)
+                write_text_atomically(path, text.getvalue())
     log_file = open(path, 'a', newline='')
     log = csv.DictWriter(log_file, columns, extrasaction='ignore')
     if new:

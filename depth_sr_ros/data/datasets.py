@@ -181,11 +181,11 @@ def load_split(data_dir, val_names=(), exclude=MIDDLEBURY_TEST + MIDDLEBURY_TEST
     if missing:
         raise ValueError(f"validation pairs {', '.join(missing)}: not in '{data_dir}', "
                          f"whose pairs are {', '.join(names)}")
-    excluded = [n for n in val_names if n in exclude]
+    excluded = [n for n in val_names if n.lower() in exclude]
     if excluded:
         raise ValueError(f"validation pairs {', '.join(excluded)}: held out of training and "
                          'validation (test images, for reporting only)')
-    names = [n for n in names if n not in exclude]
+    names = [n for n in names if n.lower() not in exclude]  # Art.png is art
     train = [load_pair(data_dir, n) for n in names if n not in val_names]
     val = [load_pair(data_dir, n) for n in names if n in val_names]
     return train, val

@@ -374,14 +374,16 @@ def _ray_cast_gaps(out, color_z, depth_camera, depth_to_color, lr):
     gaps = ~np.isfinite(out)
     if gaps.all():
         return
-    # Neighbouring depth samples lie about this many LR pixels apart.
-    spacing = lr.matrix[0, 0] / depth_camera.matrix[0, 0]
-    kernel = np.ones((2 * max(1, math.ceil(spacing)) + 1,) * 2, np.uint8)
+    # Neighbouring depth samples lie about this many LR pixels apart, across and down (pixels
+    # need not be square: an output_size of another aspect, a depth camera with fx != fy).
+    across, down = (lr.matrix[i, i] / depth_camera.matrix[i, i] for i in (0, 1))
+    kernel = np.ones((2 * max(1, math.ceil(down)) + 1, 2 * max(1, math.ceil(across)) + 1),
+                     np.uint8)
     nearest = cv2.erode(np.where(gaps, np.float32(np.inf), out), kernel,
                         borderType=cv2.BORDER_REPLICATE)
     cast = functools.partial(_ray_cast, color_z=color_z, depth_camera=depth_camera,
                              depth_to_color=depth_to_color, lr=lr)
-    if spacing > 1:  # denser samples reach every pixel of a near surface themselves
+    if max(across, down) > 1:  # denser samples reach every pixel of a near surface themselves
         with np.errstate(invalid='ignore'):
             rows, columns = np.nonzero(~gaps & (nearest < out * np.float32(1 - FRONT_TOLERANCE)))
         found = cast(rows, columns, [nearest[rows, columns]], across_edges=False)

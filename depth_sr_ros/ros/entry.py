@@ -80,6 +80,11 @@ def run_node(factory, program, startup_errors, args=None, usage=''):
         elif node is None and isinstance(error, startup_errors):
             print(f'{program}: {error}', file=sys.stderr)
             status = 1
+        elif node is not None and stop_signal.received:
+            # The interrupt landed in rclpy's C++ while it took a message, which reported it
+            # as another error with the interrupt lost ("RuntimeError: Unable to convert call
+            # argument '0' to Python object", seen in CI on Ctrl-C): a clean stop as well.
+            pass
         elif rclpy.ok():
             raise
         # Otherwise rclpy failed while something else shut the context down: still a clean

@@ -399,7 +399,7 @@ class FrameProcessor:
         if settings.alignment == 'auto':
             seen, finer = self.alignment_depth(low, depth, route, depth_camera, grids,
                                                depth_to_color, offset)
-            if self.aligner.observe(seen, shown, finer):
+            if self.aligner.observe(seen, shown, finer, whole=route == 'lr_grid'):
                 dx, dy = (v * grids.scale for v in self.aligner.estimate.correction)
                 result.advice.append(
                     f'depth sits {abs(dx):.1f} px {"right of" if dx >= 0 else "left of"} and '

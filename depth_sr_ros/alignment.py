@@ -83,6 +83,16 @@ def finer_grid(scale):
     return max(1, scale // 4)
 
 
+def whole_pixels(offset):
+    """
+    Return an offset (dx, dy) moved to the nearest whole pixels, halves right and down.
+
+    Depth that arrives on the LR grid is moved by whole LR pixels, never resampled; halves go
+    the way the registration lands a point halfway between two pixel centres.
+    """
+    return tuple(float(math.floor(v + 0.5)) for v in offset)
+
+
 def _edges(image):
     """Return the gradient magnitude of ``image``, standardised (zero mean, unit deviation)."""
     gx = cv2.Sobel(image, cv2.CV_32F, 1, 0, ksize=3)
@@ -274,8 +284,8 @@ class Aligner:
         cx, cy = self.estimate.correction
         new = (float(np.clip(cx + dx, -self.max_shift, self.max_shift)),
                float(np.clip(cy + dy, -self.max_shift, self.max_shift)))
-        if whole:  # the nearest whole pixels, halves right and down (FrameProcessor.offset)
-            new = tuple(float(math.floor(v + 0.5)) for v in new)
+        if whole:
+            new = whole_pixels(new)
         if new == (cx, cy):  # at the bound already
             return False
         self.estimate = Estimate(correction=new, reason='pooling again after a correction')

@@ -296,9 +296,8 @@ def register_raw(depth, depth_camera, depth_to_color, lr, threads=REGISTRATION_T
     cannot reach ``lr`` at any depth of the frame's range are skipped (``_reachable``). LR
     pixels that no sample reaches, or whose samples are all of a surface behind the one the
     pixels around show (a depth camera coarser than the LR grid), are ray-cast into the depth
-    mesh (``_ray_cast_gaps``). The
-    work is split by rows into ``threads`` parts, run on threads; the result does not
-    depend on the split.
+    mesh (``_ray_cast_gaps``). The work is split by rows into ``threads`` parts, run on
+    threads; the result does not depend on the split.
 
     :param depth: (H, W) float32 metres (z along the depth camera's optical axis), NaN, inf or
         0 = invalid, on ``depth_camera``'s grid (distortion honoured), at least 2x2.

@@ -14,7 +14,8 @@ import math
 import threading
 
 import cv2
-from depth_sr_ros.alignment import Aligner, finer_grid, lr_max_shift, matching_grid
+from depth_sr_ros.alignment import (
+    Aligner, finer_grid, lr_max_shift, matching_grid, whole_pixels)
 from depth_sr_ros.geometry.grids import crop_to_output, plan_grids, resize_color
 from depth_sr_ros.geometry.registration import reduce_registered, register_raw
 from depth_sr_ros.ros.conversions import (
@@ -326,7 +327,7 @@ class FrameProcessor:
         else:
             return (0.0, 0.0)
         if route == 'lr_grid':
-            return tuple(float(math.floor(v + 0.5)) for v in offset)
+            return whole_pixels(offset)
         return offset
 
     def process_pair(self, depth_msg, color_msg, depth_infos, color_infos, settings,

@@ -8,13 +8,14 @@ the colour image has edges too, so the offset is where the two edge maps correla
 ``edge_correlation`` correlates one frame's edge maps (by FFT, within a bounded search range)
 on the LR grid, or on a finer grid (``finer_grid``) where the node registers the depth itself.
 ``Aligner`` pools the correlation over frames, since the offset belongs to the rig, not to a
-frame: every ``every``-th frame adds its correlation, and once the pooled peak is clear
-(MIN_PEAK_SIGMA, MIN_PEAK_RATIO), at least MIN_CORRECTION away and clearly better than the
-current registration (MIN_PEAK_GAIN), the residual offset is taken into the correction that
-the registration applies (the LR grid's principal point moved by it, so no depth is
-resampled or mixed). It then starts pooling again on the corrected frames, which on a rig
-that is right finds about zero and changes nothing. A scene without depth edges gives no
-clear peak and no change.
+frame: every ``every``-th frame adds its correlation to a moving average over about MEMORY
+correlated frames (so a rig bumped after hours is found about as fast as one bumped after a
+minute), and once the pooled peak is clear (MIN_PEAK_SIGMA, MIN_PEAK_RATIO), at least
+MIN_CORRECTION away and clearly better than the current registration (MIN_PEAK_GAIN), the
+residual offset is taken into the correction that the registration applies (the LR grid's
+principal point moved by it, so no depth is resampled or mixed). It then starts pooling again
+on the corrected frames, which on a rig that is right finds about zero and changes nothing. A
+scene without depth edges gives no clear peak and no change.
 """
 
 import dataclasses
@@ -48,6 +49,11 @@ MIN_PEAK_GAIN = 0.8
 MIN_CORRECTION = 1.0
 # The aligner correlates every so many frames (its cost is then spread over them).
 EVERY = 5
+# The pooled correlation is a moving average over about this many correlated frames (at 30
+# frames/s and EVERY, 5 s): a frame's weight halves after 0.7 MEMORY later ones. A rig
+# bumped after a long calibrated run is then corrected within about MEMORY frames; a sum
+# over every frame would need as many new frames as it had pooled before.
+MEMORY = 30
 # The largest offset searched and applied, output pixels (the node's alignment_max_shift).
 MAX_SHIFT = 32.0
 
@@ -211,17 +217,19 @@ class Estimate:
 class Aligner:
     """Pool the depth/colour edge correlation over frames and keep the rig's correction."""
 
-    def __init__(self, max_shift, every=EVERY, min_frames=3):
+    def __init__(self, max_shift, every=EVERY, min_frames=3, memory=MEMORY):
         """
         Build an aligner.
 
         :param max_shift: largest offset searched and applied, LR pixels (an integer).
         :param every: correlate every so many frames (the cost is then amortised).
         :param min_frames: pooled frames before a correction is taken.
+        :param memory: the pooled correlation forgets over about this many correlated frames.
         """
         self.max_shift = int(max_shift)
         self.every = max(1, int(every))
         self.min_frames = max(1, int(min_frames))
+        self.keep = 1.0 - 1.0 / max(1.0, float(memory))  # an old frame's weight per new one
         self.estimate = Estimate()
         self._pooled = None
         self._matched = None  # (finer, shape) of the grid the pooled correlation is on
@@ -261,8 +269,8 @@ class Aligner:
         if self._pooled is None or self._matched != (finer, depth.shape):
             self._pooled, self._matched = correlation, (finer, depth.shape)
             self.estimate.frames = 0  # frames on another grid (route, scale) do not count
-        else:
-            self._pooled = self._pooled + correlation
+        else:  # a moving average over about MEMORY frames
+            self._pooled = self.keep * self._pooled + correlation
         self.estimate.frames += 1
         dx, dy, sigma, ratio, gain = peak(self._pooled)
         clear = sigma >= MIN_PEAK_SIGMA and ratio >= MIN_PEAK_RATIO

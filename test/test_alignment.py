@@ -173,6 +173,40 @@ def test_on_whole_pixels_the_correction_stays_whole_so_a_later_residual_adds_up(
     assert aligner.estimate.correction == (4.0, 0.0)
 
 
+def _bumped_after(calibrated_frames, memory):
+    """Return after how many frames a rig bumped 2 LR px right, after a calibrated run, moves."""
+    rows, columns = np.mgrid[0:720, 0:1280]
+    camera = pinhole_camera(1280, 720, 900.0)
+    lr = plan_grids(camera, 4).lr
+
+    def mask(shift):
+        c = columns - shift
+        return ((c + 0.37 * rows) % 200 < 90) | ((rows * 1.3 - 0.2 * c) % 170 < 40)
+    color = np.where(mask(0), 200, 50).astype(np.uint8)
+    calibrated, bumped = (reduce_registered(np.where(mask(s), 1.0, 2.0).astype(np.float32),
+                                            camera, lr) for s in (0, 8))
+    aligner = Aligner(8, every=1, memory=memory)
+    for _ in range(calibrated_frames):
+        assert not aligner.observe(calibrated, color)
+    for frame in range(1, 400):
+        if aligner.observe(bumped, color):
+            # Taken while the old match still fades: pulled towards it by up to a third of
+            # an LR pixel, which the next pool finds under MIN_CORRECTION and leaves.
+            assert aligner.estimate.correction == pytest.approx((2.0, 0.0), abs=0.4)
+            return frame
+    return math.inf
+
+
+def test_a_rig_bumped_after_a_long_calibrated_run_is_moved_back_within_about_memory_frames():
+    # The pool is a moving average over about alignment.MEMORY correlated frames: however
+    # long the calibrated run before the bump (100 or 300 frames), it is taken within about
+    # MEMORY bumped frames (30 and 31 measured). A plain sum over every frame needs about as
+    # many bumped frames as it had pooled: after 300, none of 400 is enough.
+    after_100, after_300 = (_bumped_after(n, alignment.MEMORY) for n in (100, 300))
+    assert after_300 <= 1.2 * alignment.MEMORY and after_300 <= after_100 + 2
+    assert _bumped_after(300, math.inf) == math.inf
+
+
 def test_frames_pooled_on_another_grid_do_not_count():
     rows, columns = np.mgrid[0:360, 0:640]
     mask = ((columns + 0.37 * rows) % 120 < 50) | ((rows * 1.3 - 0.2 * columns) % 110 < 30)

@@ -489,10 +489,48 @@ def test_diagnostics_report_rates_latency_drops_and_device(graph):
     status = next(a.status[0] for a in arrays
                   if float({kv.key: kv.value for kv in a.status[0].values}['output (Hz)']) > 0)
     values = {kv.key: kv.value for kv in status.values}
-    assert status.name.startswith('depth_sr')
+    # The full name (two nodes in two namespaces are two items) and the colour camera's frame.
+    assert status.name == '/depth_sr: depth super-resolution'
+    assert status.hardware_id == 'colour_optical'
     assert set(values) >= {'input pairs (Hz)', 'output (Hz)', 'latency p50 (ms)',
                            'latency p95 (ms)', 'dropped pairs', 'bad frames', 'device'}
     assert values['device'] == 'cpu' and int(values['bad frames']) == 0
+    assert values['last frame not published'] == 'none'
+
+
+def test_diagnostics_come_on_sim_time_without_a_clock(graph):
+    # use_sim_time with nothing on /clock (a bag played without --clock): ROS time stands
+    # still, and the reports that say no pairs arrive must still come.
+    from diagnostic_msgs.msg import DiagnosticStatus
+    g = graph(Parameter('diagnostics_period', value=0.5), Parameter('use_sim_time', value=True))
+    warn = _status_at(_diagnostics(g), DiagnosticStatus.WARN)
+    assert warn.message.startswith('no depth/colour pair for ')
+
+
+def test_diagnostics_say_why_pairs_that_arrive_are_not_published(graph):
+    # No camera_info at all: every pair is skipped, and the status says why, not only the log.
+    from diagnostic_msgs.msg import DiagnosticStatus
+    g = graph(Parameter('diagnostics_period', value=0.5))
+    arrays = _diagnostics(g)
+    pubs = g.connect(qos_profile_sensor_data)
+    stamps = iter(range(9_000_000_000, 10**12, 33_000_000))
+
+    def send_without_infos():
+        depth_msg, color_msg, *_ = make_pair(next(stamps))
+        pubs['color'].publish(color_msg)
+        pubs['depth'].publish(depth_msg)
+    end = time.monotonic() + 60
+    warn = None
+    while warn is None and time.monotonic() < end:
+        send_without_infos()
+        time.sleep(0.1)
+        warn = next((a.status[0] for a in list(arrays)
+                     if a.status[0].message.startswith('pairs arrive, none published: ')), None)
+    assert warn is not None, [a.status[0].message for a in arrays]
+    assert warn.level == DiagnosticStatus.WARN and 'camera_info' in warn.message
+    values = {kv.key: kv.value for kv in warn.values}
+    assert values['last frame not published'] in warn.message
+    assert int(values['bad frames']) > 0
 
 
 def _diagnostics(g):

@@ -110,9 +110,28 @@ def test_output_size_shrinks_the_colour_grid_and_scales_its_intrinsics():
     assert (result.camera_info.width, result.camera_info.height) == (160, 120)
     k = np.reshape(result.camera_info.k, (3, 3))
     np.testing.assert_allclose([k[0, 0], k[0, 2], k[1, 2]], [200.0, 79.5, 59.5])
+    np.testing.assert_allclose(np.reshape(result.camera_info.p, (3, 4))[:, :3], k)
     # A side below the scale is refused when the model is known, not on every frame.
     with pytest.raises(ValueError, match='output_size 3x120: each side at least the scale'):
         FrameProcessor(BicubicUpsampler(4), output_size=(3, 120))
+
+
+def test_the_output_camera_info_keeps_the_colour_cameras_rectification():
+    # A calibrated colour camera: P is not [K | 0] and R not the identity (camera_calibration
+    # writes them). The output is on that camera's grid, so image_proc must rectify it with
+    # the same R and P; shrunk by output_size, P is scaled as K is.
+    depth_msg, color_msg, (depth_info, color_info) = _pair((320, 240), (80, 60))
+    color_info.p = [190.0, 0.0, 161.0, 0.0, 0.0, 191.0, 118.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    color_info.r = [0.999, -0.03, 0.0, 0.03, 0.999, 0.0, 0.0, 0.0, 1.0]
+    same = FrameProcessor(BicubicUpsampler(4)).process(
+        depth_msg, color_msg, depth_info, color_info, Settings()).camera_info
+    np.testing.assert_allclose(same.p, color_info.p)
+    np.testing.assert_allclose(same.r, color_info.r)
+    half = FrameProcessor(BicubicUpsampler(4), output_size=(160, 120)).process(
+        depth_msg, color_msg, depth_info, color_info, Settings()).camera_info
+    np.testing.assert_allclose(half.r, color_info.r)
+    np.testing.assert_allclose(np.reshape(half.p, (3, 4))[:2, :3],
+                               [[95.0, 0.0, 80.25], [0.0, 95.5, 58.75]])
 
 
 def test_raw_depth_needs_a_transform_and_is_registered_with_one():

@@ -158,11 +158,16 @@ def camera_from_info(info, image_shape=None):
         raise ImageFormatError(f'camera_info {str(error).replace("camera ", "", 1)}') from None
 
 
-def camera_info_message(camera, frame_id='', header=None):
+def camera_info_message(camera, frame_id='', header=None, like=None):
     """
-    Return a CameraInfo for ``camera``: K, D and its model, R = identity, P = [K | 0].
+    Return a CameraInfo for ``camera``: K, D and its model, R and P.
 
     :param header: a std_msgs/Header to use (its frame_id wins over ``frame_id``).
+    :param like: the CameraInfo ``camera`` was made from (camera_from_info), perhaps at another
+        size: its R and its P (scaled to ``camera``'s size as K is, Camera.resized) are kept,
+        so that image_proc rectifies an image on ``camera``'s grid as it rectifies that
+        camera's own. Without it, or where its P is all zero (not calibrated for
+        rectification): R = identity, P = [K | 0].
     """
     info = CameraInfo()
     if header is not None:
@@ -173,9 +178,22 @@ def camera_info_message(camera, frame_id='', header=None):
     info.distortion_model = camera.model
     info.d = [float(v) for v in camera.d]
     info.k = [float(v) for v in camera.k]
-    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
     k = camera.matrix
-    info.p = [k[0, 0], k[0, 1], k[0, 2], 0.0, 0.0, k[1, 1], k[1, 2], 0.0, 0.0, 0.0, 1.0, 0.0]
+    r, p = np.eye(3), np.hstack([k, np.zeros((3, 1))])
+    if like is not None and np.any(np.asarray(like.p, np.float64)):
+        r = np.asarray(like.r, np.float64).reshape(3, 3)
+        if not np.any(r):
+            r = np.eye(3)
+        p = np.asarray(like.p, np.float64).reshape(3, 4).copy()
+        sx, sy = camera.width / like.width, camera.height / like.height
+        p[0, :2] *= sx
+        p[0, 3] *= sx
+        p[0, 2] = (p[0, 2] + 0.5) * sx - 0.5
+        p[1, 1] *= sy
+        p[1, 3] *= sy
+        p[1, 2] = (p[1, 2] + 0.5) * sy - 0.5
+    info.r = [float(v) for v in r.ravel()]
+    info.p = [float(v) for v in p.ravel()]
     return info
 
 

@@ -29,6 +29,7 @@ from depth_sr_ros.ros.sync import (
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (
     FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult)
+from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import ParameterException, ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -197,13 +198,17 @@ class DepthSrNode(Node):
         self._offset = (0.0, 0.0)  # the last frame's alignment, output pixels
         self._notices = set()
         self._warned = {}  # warning message -> when it was last logged
+        self._problem = ''  # why the last frame that was not published was not
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name='depth_sr_inference',
                                         daemon=True)
         self._worker.start()
         self._period = value('diagnostics_period')
-        self.create_timer(self._period, self._report)
-        self.create_timer(PAIRING_CHECK_PERIOD, self._check_pairing)
+        # On the steady clock: with use_sim_time and no /clock (a bag played without --clock,
+        # or paused) ROS time stands still, and the reports that would say so never came.
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.create_timer(self._period, self._report, clock=steady)
+        self.create_timer(PAIRING_CHECK_PERIOD, self._check_pairing, clock=steady)
 
     def _value(self, name):
         return _plain(self.get_parameter(name).value)
@@ -382,7 +387,9 @@ class DepthSrNode(Node):
             except (ImageFormatError, ValueError) as error:
                 self.counts['bad_frames'] += 1
                 text = str(error)
-                self._warn(text if text.startswith('frame skipped') else f'frame skipped: {text}')
+                self._problem = text if text.startswith('frame skipped') else (
+                    f'frame skipped: {text}')
+                self._warn(self._problem)
                 continue
             except Exception as error:  # never let one frame end the inference thread
                 if not self.context.ok():
@@ -395,13 +402,14 @@ class DepthSrNode(Node):
             if failure is not None:  # handled here, where the traceback's tensors are free
                 out_of_memory, kind, first_line = failure
                 if out_of_memory:
-                    self._warn(f'frame dropped: out of GPU memory ({first_line}); the node goes '
-                               'on with the next pair (a smaller input, precision:=float16 or '
-                               'another model needs less)')
+                    self._problem = (f'frame dropped: out of GPU memory ({first_line}); the '
+                                     'node goes on with the next pair (a smaller input, '
+                                     'precision:=float16 or another model needs less)')
                     if torch.cuda.is_available():
                         torch.cuda.empty_cache()
                 else:
-                    self._warn(f'frame dropped: inference failed: {kind}: {first_line}')
+                    self._problem = f'frame dropped: inference failed: {kind}: {first_line}'
+                self._warn(self._problem)
                 continue
             # rclpy refuses one logging call site with two severities: one call each.
             for notice in self._first_time(result.notices):
@@ -416,7 +424,8 @@ class DepthSrNode(Node):
                 if not self.context.ok():
                     return  # shut down (Ctrl-C) while this frame was computed
                 self.counts['failed_frames'] += 1
-                self._warn(f'publishing failed: {type(error).__name__}: {error}')
+                self._problem = f'publishing failed: {type(error).__name__}: {error}'
+                self._warn(self._problem)
                 continue
             self.counts['published'] += 1
             now = self.get_clock().now().nanoseconds
@@ -483,11 +492,18 @@ class DepthSrNode(Node):
             'dropped pairs': str(self.dropped_pairs()),
             'bad frames': str(self.counts['bad_frames']),
             'failed frames': str(self.counts['failed_frames']),
+            'last frame not published': self._problem or 'none',
             'device': str(self.processor.upsampler.device),
         }
-        status = DiagnosticStatus(name=f'{self.get_name()}: depth super-resolution',
-                                  hardware_id=values['device'],
-                                  level=getattr(DiagnosticStatus, level), message=message)
+        if period['pairs'] and not period['outputs'] and self._problem:
+            message = f'{message}: {self._problem}'
+        # The node's full name: two cameras' nodes in two namespaces are two items in an
+        # aggregator; the colour camera's frame says which camera.
+        status = DiagnosticStatus(
+            name=f'{self.get_fully_qualified_name()}: depth super-resolution',
+            hardware_id=self.infos[COLOR].newest.header.frame_id if self.infos[COLOR].newest
+            else '',
+            level=getattr(DiagnosticStatus, level), message=message)
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()

@@ -227,7 +227,7 @@ class FrameProcessor:
 
     def color_camera(self, color_shape, color_info, depth_info, depth_shape, same, result):
         """
-        Return the colour camera from its camera_info, else from the depth's.
+        Return (camera, the camera_info it came from): the colour's, else the depth's.
 
         The depth's serves when the frames are the same and the colour is exactly scale x the
         depth. Raises ImageFormatError when neither is usable, so that no depth goes out
@@ -236,7 +236,7 @@ class FrameProcessor:
         problems = []
         if color_info is not None:
             try:
-                return camera_from_info(color_info, color_shape)
+                return camera_from_info(color_info, color_shape), color_info
             except ImageFormatError as error:
                 problems.append(f'colour {error}')
         else:
@@ -251,7 +251,7 @@ class FrameProcessor:
             else:
                 result.warnings.append(f"{problems[0]}; using the depth's camera_info scaled "
                                        f'{self.scale}x')
-                return camera.resized(color_shape[1], color_shape[0])
+                return camera.resized(color_shape[1], color_shape[0]), depth_info
         raise ImageFormatError('; '.join(problems) + ': the output needs the colour camera '
                                'geometry, and depth_sr/image is never published without it')
 
@@ -378,8 +378,9 @@ class FrameProcessor:
                                    'invalid (a unit mistake, or a range set too tight?)')
         color, order = color_to_array(color_msg)
         depth_frame, color_frame = depth_msg.header.frame_id, color_msg.header.frame_id
-        camera = self.color_camera(color.shape, color_info, depth_info, depth.shape,
-                                   same_frame(depth_frame, color_frame), result)
+        camera, camera_info = self.color_camera(color.shape, color_info, depth_info,
+                                                depth.shape, same_frame(depth_frame, color_frame),
+                                                result)
         grids = self.grids(camera)
         pixels = grids.padded.width * grids.padded.height
         if pixels > self.max_output_pixels:
@@ -419,7 +420,7 @@ class FrameProcessor:
         header = type(depth_msg.header)()
         header.stamp = depth_msg.header.stamp
         header.frame_id = color_frame or depth_frame
-        result.camera_info = camera_info_message(grids.output, header=header)
+        result.camera_info = camera_info_message(grids.output, header=header, like=camera_info)
         if settings.publish_points:
             rgb = None
             if settings.points_rgb and color.ndim == 3:

@@ -379,10 +379,20 @@ def load_predictor(path, device='auto', acceleration=None, color_order='rgb', fa
         predictor = Predictor.from_checkpoint(
             path, select_device(device, fallback, warn), color_order, acceleration, warn)
     if warm_up:
-        try:
-            predictor.warm_seconds = predictor.warm_up()
-        except Exception as error:  # an eager forward pass that fails: the model cannot run
-            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            raise CheckpointError(path, f'the warm-up forward pass failed: '
-                                        f'{type(error).__name__}: {first}') from None
+        warm(predictor, path)
     return predictor
+
+
+def warm(predictor, path):
+    """
+    Run ``predictor``'s warm-up forward pass; keep and return its seconds (``warm_seconds``).
+
+    Raises CheckpointError naming ``path`` when the pass fails: the model cannot run.
+    """
+    try:
+        predictor.warm_seconds = predictor.warm_up()
+    except Exception as error:  # an eager forward pass that fails: the model cannot run
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise CheckpointError(path, f'the warm-up forward pass failed: '
+                                    f'{type(error).__name__}: {first}') from None
+    return predictor.warm_seconds

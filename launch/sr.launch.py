@@ -32,23 +32,23 @@ ARGUMENTS = (
     ('alignment', '', "'auto' (find and take off the depth's offset from the colour), 'off' "
                       "or 'fixed' (the params_file's alignment_offset); empty: the "
                       "params_file's, 'auto' in sr.yaml"),
-    ('device', 'auto', "'auto' (cuda when available), 'cuda', 'cuda:N' or 'cpu'"),
+    ('device', '', "'auto' (cuda when available), 'cuda', 'cuda:N' or 'cpu'; empty: the "
+                   "params_file's, else 'auto'"),
     ('use_sim_time', 'false', 'use /clock (true when playing a bag with --clock)'),
     ('log_level', 'info', 'debug, info, warn, error or fatal'),
 )
 
 
 # Arguments that override a parameter of the parameter file only when given: argument ->
-# parameter (a camera config sets its own model, the alignment is the file's unless given).
-GIVEN_ONLY = {'model': 'model_path', 'alignment': 'alignment'}
+# parameter (a camera config sets its own model; the alignment and the device are a user's
+# parameter file's unless given).
+GIVEN_ONLY = {'model': 'model_path', 'alignment': 'alignment', 'device': 'device'}
 
 
 def _node(context):
-    """Return the node; model:= and alignment:= override the parameter file only when given."""
+    """Return the node; model:=, alignment:= and device:= override the file only when given."""
     config = {name: LaunchConfiguration(name) for name, _, _ in ARGUMENTS}
-    overrides = {
-        'device': ParameterValue(config['device'], value_type=str),
-        'use_sim_time': ParameterValue(config['use_sim_time'], value_type=bool)}
+    overrides = {'use_sim_time': ParameterValue(config['use_sim_time'], value_type=bool)}
     for argument, parameter in GIVEN_ONLY.items():
         if config[argument].perform(context):
             # value_type=str: model:=123 stays the text '123' instead of becoming an integer.

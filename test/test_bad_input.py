@@ -308,12 +308,84 @@ def test_a_model_switch_to_a_bad_file_keeps_the_old_model(graph, tmp_path):
     save_checkpoint(new_path, untrained('pag_net', seed=1, **TINY), 'pag_net', TINY,
                     PREPROCESSING, {'data': 'untrained, other seed'})
     assert node.set_parameters([Parameter('model_path', value=str(new_path))])[0].successful
+    end = time.monotonic() + 30  # it serves once warmed up, on its own thread
+    while node.model_path != str(new_path) and time.monotonic() < end:
+        time.sleep(0.02)
     assert node.model_path == str(new_path)
     out, depth, color = good_pair_is_served(g, pubs, 110 * SECOND)
     expected = float32_predictor(str(new_path))(depth, color)
     valid = np.isfinite(expected)
     np.testing.assert_allclose(image_to_array(out)[valid], np.rint(expected[valid] * 1000),
                                atol=1)
+
+
+def _other_model(tmp_path):
+    path = tmp_path / 'other.pt'
+    save_checkpoint(path, untrained('pag_net', seed=1, **TINY), 'pag_net', TINY, PREPROCESSING,
+                    {'data': 'untrained, other seed'})
+    return str(path)
+
+
+def test_a_model_switch_over_the_parameter_service_does_not_hold_the_executor(
+        graph, tmp_path, monkeypatch):
+    # A warm-up of 3 s (a big model on a CPU; torch.compile takes longer): while it runs, the
+    # node goes on taking pairs and serving them with the old model. Warmed up inside the
+    # parameter callback, on the executor's thread, no image was taken for those 3 s, and
+    # what the subscriptions' queues could not hold was lost without a count.
+    from rclpy.parameter_client import AsyncParameterClient
+    g = graph()
+    node = g.node
+    old_path = node.model_path
+    pubs = g.connect(qos_profile_sensor_data)
+    good_pair_is_served(g, pubs, 120 * SECOND)
+    warm_up = type(node.processor.upsampler).warm_up
+
+    def slow_warm_up(self, *args):
+        time.sleep(3.0)
+        return warm_up(self, *args)
+    monkeypatch.setattr(type(node.processor.upsampler), 'warm_up', slow_warm_up)
+    client = AsyncParameterClient(g.probe, 'depth_sr')
+    assert client.wait_for_services(timeout_sec=10.0)
+    new_path = _other_model(tmp_path)
+    future = client.set_parameters([Parameter('model_path', value=new_path)])
+    started = time.monotonic()
+    served = len(g.received['image'])
+    stamp = 130 * SECOND
+    while time.monotonic() - started < 2.5:
+        send(pubs, stamp)
+        stamp += PERIOD
+        time.sleep(0.1)
+    assert future.done() and future.result().results[0].successful
+    assert node.model_path == old_path  # still warming the new one up
+    assert len(g.received['image']) - served >= 5  # about 25 sent; the old model served
+    end = time.monotonic() + 30
+    while node.model_path != new_path and time.monotonic() < end:
+        time.sleep(0.02)
+    assert node.model_path == new_path
+
+
+def test_a_model_that_fails_its_warm_up_on_a_switch_is_dropped_and_the_parameter_set_back(
+        graph, tmp_path, monkeypatch, capfd):
+    g = graph()
+    node = g.node
+    old_path, old_processor = node.model_path, node.processor
+
+    def failing_warm_up(self, *args):
+        raise RuntimeError('no kernel image is available for execution on the device')
+    monkeypatch.setattr(type(node.processor.upsampler), 'warm_up', failing_warm_up)
+    new_path = _other_model(tmp_path)
+    assert node.set_parameters([Parameter('model_path', value=new_path)])[0].successful
+    end = time.monotonic() + 30
+    while node.get_parameter('model_path').value != old_path and time.monotonic() < end:
+        time.sleep(0.02)
+    assert node.get_parameter('model_path').value == old_path
+    assert node.processor is old_processor and node.model_path == old_path
+    err = capfd.readouterr().err
+    assert (f"model switch failed: model file '{new_path}': the warm-up forward pass failed: "
+            'RuntimeError: no kernel image') in err and f'still serving {old_path}' in err
+    monkeypatch.undo()
+    pubs = g.connect(qos_profile_sensor_data)
+    good_pair_is_served(g, pubs, 140 * SECOND)
 
 
 class MessageFiltersStandIn:

@@ -79,18 +79,19 @@ def test_sr_launch_declares_described_arguments_and_runs_the_node(load_launch):
     assert os.path.isfile(os.path.join(REPO, folder, filename))
 
     opaque, = _by_type(entities, 'OpaqueFunction')
-    node, = opaque.kwargs['function']({'model': '', 'alignment': ''})
+    node, = opaque.kwargs['function']({'model': '', 'alignment': '', 'device': ''})
     assert node.kwargs['package'] == 'depth_sr_ros'
     assert node.kwargs['executable'] == 'depth_sr_node'
     params = node.kwargs['parameters']
     assert _config_name(params[0]) == 'params_file'
-    # Without model:= and alignment:=, the parameter file's stand (a camera config sets its
-    # own model).
+    # Without model:=, alignment:= and device:=, the parameter file's stand (a camera config
+    # sets its own model, a user's file may set the device).
     assert {k: (_config_name(v.args[0]), v.kwargs['value_type'])
-            for k, v in params[1].items()} == {
-        'device': ('device', str), 'use_sim_time': ('use_sim_time', bool)}
+            for k, v in params[1].items()} == {'use_sim_time': ('use_sim_time', bool)}
     # Typed, so that model:=123 is the text '123' and not an integer.
-    node, = opaque.kwargs['function']({'model': '123', 'alignment': 'off'})
+    node, = opaque.kwargs['function']({'model': '123', 'alignment': 'off', 'device': 'cpu'})
+    device = node.kwargs['parameters'][1]['device']
+    assert (_config_name(device.args[0]), device.kwargs['value_type']) == ('device', str)
     model = node.kwargs['parameters'][1]['model_path']
     assert (_config_name(model.args[0]), model.kwargs['value_type']) == ('model', str)
     alignment = node.kwargs['parameters'][1]['alignment']

@@ -17,6 +17,7 @@ import pytest
 import rclpy
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo
 import torch
 
 
@@ -121,6 +122,25 @@ def test_subscription_qos_is_sensor_data_and_can_be_overridden(graph):
         name = f'qos_overrides./{given}/image_raw.subscription.reliability'
         assert g.node.describe_parameter(name).read_only
         assert not g.node.set_parameters([Parameter(name, value='best_effort')])[0].successful
+
+
+def test_a_camera_info_published_once_latched_is_received_with_a_durability_override(graph):
+    # Some drivers publish camera_info once, transient local: a volatile subscription that
+    # joins later never gets it. The override is accepted for the two camera_info inputs.
+    from rclpy.qos import DurabilityPolicy
+    g = graph(Parameter('qos_overrides./color/camera_info.subscription.durability',
+                        value='transient_local'))
+    info, = [i for i in g.node.get_subscriptions_info_by_topic('/color/camera_info')
+             if i.node_name == 'depth_sr']
+    assert info.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    publisher = g.probe.create_publisher(CameraInfo, 'color/camera_info', latched)
+    publisher.publish(make_pair(1)[4][1])  # once, at once: before the node has matched it
+    end = time.monotonic() + 20
+    while g.node.infos[1].newest is None and time.monotonic() < end:
+        time.sleep(0.05)
+    assert g.node.infos[1].newest is not None
 
 
 def _process_env(**extra):

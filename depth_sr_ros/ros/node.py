@@ -15,7 +15,7 @@ import threading
 import time
 
 from depth_sr_ros.checkpoint import CheckpointError
-from depth_sr_ros.inference import Acceleration, load_predictor, select_device
+from depth_sr_ros.inference import Acceleration, load_predictor, select_device, warm
 from depth_sr_ros.paths import resolve_model_path
 from depth_sr_ros.ros.conversions import ImageFormatError, stamp_ns
 from depth_sr_ros.ros.entry import run_node
@@ -33,7 +33,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import ParameterException, ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+from rclpy.qos import qos_profile_sensor_data, QoSPolicyKind, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 import torch
@@ -157,6 +157,9 @@ class DepthSrNode(Node):
         reason = validate_settings(self.settings)
         if reason:
             raise ValueError(reason)
+        self._switches = 0  # runtime model switches asked for (_switch_to)
+        self._switcher = None  # the thread warming the newest one up
+        self._restoring = None  # the model_path a failed switch sets back
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         if value('threads') > 0:
@@ -176,10 +179,14 @@ class DepthSrNode(Node):
 
         self.infos = (CameraInfoStore(), CameraInfoStore())
         overrides = QoSOverridingOptions.with_default_policies()
+        # A driver that publishes its camera_info once, latched (transient local), reaches
+        # only a subscription that asks for it: the durability of these two may be overridden.
+        info_overrides = QoSOverridingOptions(
+            [*overrides.policy_kinds, QoSPolicyKind.DURABILITY])
         for index, topic in ((DEPTH, 'depth/camera_info'), (COLOR, 'color/camera_info')):
             self.create_subscription(CameraInfo, topic, self._info_callback(index),
                                      qos_profile_sensor_data,
-                                     qos_overriding_options=overrides)
+                                     qos_overriding_options=info_overrides)
         self.monitor = PairingMonitor(value('slop'), value('exact_sync'))
         self.pairer = None
         self._sync = None  # the message_filters synchronizer, when that is the backend
@@ -233,17 +240,60 @@ class DepthSrNode(Node):
         acceleration.check(self.device)  # ValueError for unknown values: start-up fails
         return acceleration
 
-    def _load(self, path):
+    def _load(self, path, warm_up=True):
         # An ONNX model with non-default precision/channels_last/compile_mode/device_io is
         # refused with load_predictor's reason rather than run without them.
-        # The warm-up forward pass runs here: a model that cannot run is refused, and a failing
-        # compile or capture has fallen back to eager (said once) before the model serves.
+        # The warm-up forward pass runs here at start-up (in _switch_to on a switch): a model
+        # that cannot run is refused, and a failing compile or capture has fallen back to
+        # eager (said once) before the model serves.
         predictor = load_predictor(path, device=str(self.device),
                                    acceleration=self.acceleration,
                                    fallback=self._value('device_fallback'),
-                                   warn=self.get_logger().warning)
-        self.get_logger().info(f'{path}: warm-up forward pass {predictor.warm_seconds:.2f} s')
+                                   warn=self.get_logger().warning, warm_up=warm_up)
+        if warm_up:
+            self.get_logger().info(
+                f'{path}: warm-up forward pass {predictor.warm_seconds:.2f} s')
         return predictor
+
+    def _switch_to(self, asked, path, predictor):
+        """
+        Warm a new model up on its own thread, then let it serve (a runtime model switch).
+
+        The warm-up (seconds on a CPU, longer with torch.compile) would otherwise hold the
+        executor: images and camera_infos beyond the subscriptions' queues would be lost
+        without a count. The old model serves until the new one has run once. If the new one
+        cannot run, the old one keeps serving and model_path is set back to it. Of switches
+        asked for in quick succession, the last one wins.
+
+        :param asked: the model_path value set (``path``: the file it names).
+        """
+        self._switches += 1
+        number = self._switches
+
+        def run():
+            # rclpy stores the value after the callback that started this thread returns:
+            # set back before that, model_path would end at the failed model's.
+            end = time.monotonic() + 5.0
+            while self.get_parameter('model_path').value != asked and time.monotonic() < end:
+                time.sleep(0.01)
+            try:
+                seconds = warm(predictor, path)
+            except CheckpointError as error:
+                if number == self._switches:
+                    self.get_logger().warning(
+                        f'model switch failed: {error}; still serving {self.model_path}')
+                    self._restoring = self.model_path
+                    self.set_parameters([Parameter('model_path', value=self.model_path)])
+                    self._restoring = None
+                return
+            if number != self._switches or self._stop.is_set():
+                return  # a later switch was asked for, or the node stops
+            self.get_logger().info(f'{path}: warm-up forward pass {seconds:.2f} s')
+            self.processor, self.model_path = self._processor(predictor), path
+            self._log_model()
+        self._switcher = threading.Thread(target=run, name='depth_sr_model_switch',
+                                          daemon=True)
+        self._switcher.start()
 
     def _log_model(self):
         upsampler = self.processor.upsampler
@@ -359,19 +409,18 @@ class DepthSrNode(Node):
         reason = validate_settings(candidate)
         if reason:
             return SetParametersResult(successful=False, reason=reason)
-        processor = None
-        if 'model_path' in changes:
+        predictor = None
+        if 'model_path' in changes and changes['model_path'] != self._restoring:
             path = resolve_model_path(changes['model_path'])
-            try:  # load before accepting, so that a bad file leaves the old model serving
-                processor = self._processor(self._load(path))
+            try:  # read it before accepting, so that a bad file leaves the old model serving
+                predictor = self._load(path, warm_up=False)
             except Exception as error:  # whatever the file does, the old model keeps serving
                 reason = f'{error}; still serving {self.model_path}'
                 self.get_logger().warning(f'model switch refused: {reason}')
                 return SetParametersResult(successful=False, reason=reason)
         self.settings = candidate
-        if processor is not None:
-            self.processor, self.model_path = processor, path
-            self._log_model()
+        if predictor is not None:
+            self._switch_to(changes['model_path'], path, predictor)
         return SetParametersResult(successful=True)
 
     # The inference thread.
@@ -516,10 +565,13 @@ class DepthSrNode(Node):
             self.get_logger().info(', '.join(f'{k} {v}' for k, v in values.items()))
 
     def stop(self):
-        """Stop the inference thread (waits for the frame in progress)."""
+        """Stop the inference thread (waits for the frame in progress and a model's warm-up)."""
         self._stop.set()
         self.slot.close()
+        until = time.monotonic() + 10.0
         self._worker.join(timeout=10.0)
+        if self._switcher is not None:
+            self._switcher.join(timeout=max(0.0, until - time.monotonic()))
 
 
 def usage():

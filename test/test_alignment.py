@@ -147,20 +147,24 @@ def test_at_16x_the_match_is_made_on_a_grid_four_times_as_fine(frames):
     assert calibrated.aligner.estimate.correction == (0.0, 0.0) and result.offset == (0.0, 0.0)
 
 
+def _stripes():
+    """Return a 1280x720 camera, its 4x LR grid, mask(shift) of a striped scene, its colour."""
+    rows, columns = np.mgrid[0:720, 0:1280]
+    camera = pinhole_camera(1280, 720, 900.0)
+
+    def mask(shift):  # the scene moved ``shift`` pixels right
+        c = columns - shift
+        return ((c + 0.37 * rows) % 200 < 90) | ((rows * 1.3 - 0.2 * c) % 170 < 40)
+    return camera, plan_grids(camera, 4).lr, mask, np.where(mask(0), 200, 50).astype(np.uint8)
+
+
 def test_on_whole_pixels_the_correction_stays_whole_so_a_later_residual_adds_up():
     # Depth that arrives on the LR grid moves by whole LR pixels (FrameProcessor.offset): the
     # residual measured after a move of round(c) must add to round(c), not to c. A rig 1.5 LR
     # pixels off, then bumped to 3.75: the correction ends at the nearest whole pixel, 4 (kept
     # fractional, it ended at 3.08, applied as 3, and the 0.75 left stayed under
     # MIN_CORRECTION).
-    rows, columns = np.mgrid[0:720, 0:1280]
-    camera = pinhole_camera(1280, 720, 900.0)
-    lr = plan_grids(camera, 4).lr
-
-    def mask(shift):
-        c = columns - shift
-        return ((c + 0.37 * rows) % 200 < 90) | ((rows * 1.3 - 0.2 * c) % 170 < 40)
-    color = np.where(mask(0), 200, 50).astype(np.uint8)
+    camera, lr, mask, color = _stripes()
     aligner = Aligner(8, every=1, min_frames=3)
     for lr_pixels, frames in ((1.5, 6), (3.75, 30)):
         arrived = reduce_registered(np.where(mask(round(lr_pixels * 4)), 1.0, 2.0).astype(
@@ -175,14 +179,7 @@ def test_on_whole_pixels_the_correction_stays_whole_so_a_later_residual_adds_up(
 
 def _bumped_after(calibrated_frames, memory):
     """Return after how many frames a rig bumped 2 LR px right, after a calibrated run, moves."""
-    rows, columns = np.mgrid[0:720, 0:1280]
-    camera = pinhole_camera(1280, 720, 900.0)
-    lr = plan_grids(camera, 4).lr
-
-    def mask(shift):
-        c = columns - shift
-        return ((c + 0.37 * rows) % 200 < 90) | ((rows * 1.3 - 0.2 * c) % 170 < 40)
-    color = np.where(mask(0), 200, 50).astype(np.uint8)
+    camera, lr, mask, color = _stripes()
     calibrated, bumped = (reduce_registered(np.where(mask(s), 1.0, 2.0).astype(np.float32),
                                             camera, lr) for s in (0, 8))
     aligner = Aligner(8, every=1, memory=memory)

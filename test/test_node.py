@@ -539,15 +539,9 @@ def test_diagnostics_say_why_pairs_that_arrive_are_not_published(graph):
         depth_msg, color_msg, *_ = make_pair(next(stamps))
         pubs['color'].publish(color_msg)
         pubs['depth'].publish(depth_msg)
-    end = time.monotonic() + 60
-    warn = None
-    while warn is None and time.monotonic() < end:
-        send_without_infos()
-        time.sleep(0.1)
-        warn = next((a.status[0] for a in list(arrays)
-                     if a.status[0].message.startswith('pairs arrive, none published: ')), None)
-    assert warn is not None, [a.status[0].message for a in arrays]
-    assert warn.level == DiagnosticStatus.WARN and 'camera_info' in warn.message
+    warn = _status_at(arrays, DiagnosticStatus.WARN, 60, send_without_infos,
+                      'pairs arrive, none published: ')
+    assert 'camera_info' in warn.message
     values = {kv.key: kv.value for kv in warn.values}
     assert values['last frame not published'] in warn.message
     assert int(values['bad frames']) > 0
@@ -560,11 +554,12 @@ def _diagnostics(g):
     return arrays
 
 
-def _status_at(arrays, level, timeout=30.0, action=None):
-    """Return the first status of ``level`` to arrive, calling ``action`` while waiting."""
+def _status_at(arrays, level, timeout=30.0, action=None, prefix=''):
+    """Return the first status of ``level`` (message starting ``prefix``), calling ``action``."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        found = [a.status[0] for a in list(arrays) if a.status[0].level == level]
+        found = [a.status[0] for a in list(arrays) if a.status[0].level == level
+                 and a.status[0].message.startswith(prefix)]
         if found:
             return found[0]
         if action is not None:
@@ -614,15 +609,7 @@ def test_diagnostics_warn_when_output_the_depth_camera_covers_comes_out_invalid(
                          ('color', color_msg), ('depth', gridded)):
             pubs[pub].publish(msg)
 
-    warn = None
-    end = time.monotonic() + 60
-    while warn is None and time.monotonic() < end:
-        send_gridded()
-        time.sleep(0.1)
-        warn = next((a.status[0] for a in list(arrays)
-                     if a.status[0].message.startswith('output ')), None)
-    assert warn is not None, [a.status[0].message for a in arrays]
-    assert warn.level == DiagnosticStatus.WARN
+    warn = _status_at(arrays, DiagnosticStatus.WARN, 60, send_gridded, 'output ')
     assert 'valid where the depth camera covers' in warn.message
     values = {kv.key: kv.value for kv in warn.values}
     assert 45 < float(values['output valid (%)']) < 55

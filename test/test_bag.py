@@ -405,6 +405,54 @@ def test_a_camera_info_written_just_after_its_image_is_matched_by_stamp(
     assert len(read_bag(tmp_path / 'out')['/depth_sr/image']) == 3
 
 
+def _stamped(msg, stamp_ns):
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 10**9)
+    return msg
+
+
+def test_colour_recorded_late_beside_faster_depth_still_finds_its_depth(
+        tmp_path, model_path, capsys):
+    # Depth at 90 Hz, colour at 30 Hz recorded 130 ms after its stamp (a driver's latency),
+    # each colour stamped within a millisecond of a depth. The node's queue of 10 held 111 ms
+    # of depth: 3 of 30 pairs were written, the rest blamed on the slop.
+    step = 11_111_111
+    messages = []  # (receive time, topic index, message)
+    for k in range(90):
+        depth, color, _, _, (depth_info, color_info) = make_pair(1_000_000_000 + k * step)
+        depth_stamp = 1_000_000_000 + k * step
+        messages += [(depth_stamp + 3_000_000, 0, depth),
+                     (depth_stamp + 3_000_001, 2, _stamped(depth_info, depth_stamp))]
+        if k % 3 == 0:
+            color_stamp = depth_stamp + 500_000
+            messages += [(color_stamp + 130_000_000, 1, _stamped(color, color_stamp)),
+                         (color_stamp + 130_000_001, 3, _stamped(color_info, color_stamp))]
+    with Writer(tmp_path / 'rates', version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        connections = [writer.add_connection(t, k, typestore=STORE)
+                       for t, k in zip(TOPICS, KINDS)]
+        for received, index, msg in sorted(messages, key=lambda m: m[0]):
+            writer.write(connections[index], received, serialize_message(msg))
+    assert main(['--input', str(tmp_path / 'rates'), '--output', str(tmp_path / 'out'),
+                 '--model', model_path, '--device', 'cpu', '--no-progress']) == 0
+    assert 'outputs written: 30' in capsys.readouterr().out
+
+
+def test_each_image_takes_the_camera_info_of_its_time_when_the_calibration_changes(
+        tmp_path, model_path):
+    # Camera_infos stamped a millisecond after their images, the colour's focal length
+    # changed from frame 3 on: frames 0-2 keep the old one (they took the bag's last one).
+    frames = fixture_frames(6)
+    for i, (_, _, depth_info, color_info) in enumerate(frames):
+        for info in (depth_info, color_info):
+            _stamped(info, 1_000_000_000 + i * PERIOD + 1_000_000)
+        if i >= 3:
+            color_info.k[0] = color_info.k[4] = 150.0
+    write_bag(tmp_path / 'change', frames)
+    assert main(['--input', str(tmp_path / 'change'), '--output', str(tmp_path / 'out'),
+                 '--model', model_path, '--device', 'cpu', '--no-progress']) == 0
+    infos = [msg for _, msg in read_bag(tmp_path / 'out')['/depth_sr/camera_info']]
+    assert [info.k[0] for info in infos] == [200.0] * 3 + [150.0] * 3
+
+
 def test_a_bag_without_camera_info_takes_calibration_files(tmp_path, model_path, capsys):
     # Only the images are recorded; the two cameras' calibration files (camera_calibration's
     # YAML) stand in for the camera_info topics.

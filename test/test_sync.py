@@ -1,7 +1,8 @@
-"""Stamp pairing (message_filters semantics) and the stall explanation, without DDS."""
+"""Stamp pairing (message_filters semantics), the stall explanation and camera_info by stamp."""
 
 from depth_sr_ros.ros.sync import (
-    COLOR, DEPTH, INPUT_NAMES, JumpDetector, PairingMonitor, QueueLedger, StampPairer)
+    CameraInfoStore, COLOR, DEPTH, INPUT_NAMES, JumpDetector, PairingMonitor, QueueLedger,
+    StampPairer)
 import pytest
 
 MS = 1_000_000
@@ -129,3 +130,16 @@ def test_the_ledger_counts_what_a_message_filters_queue_drops():
     ledger.add(COLOR, 5)
     assert ledger.clear() == 3 and ledger.dropped == 5  # a replaced synchronizer held three
     assert ledger.held == (set(), set())
+
+
+def test_a_camera_info_store_matches_the_nearest_stamp_and_forgets_the_oldest_arrival():
+    store = CameraInfoStore(keep=3)
+    assert store.match(5) is None
+    for stamp in (30, 10, 20):  # arrival order differs from stamp order
+        store.add(f'info {stamp}', stamp)
+    assert [store.match(s) for s in (0, 10, 14, 15, 16, 99)] == [
+        'info 10', 'info 10', 'info 10', 'info 10', 'info 20', 'info 30']  # a tie: the earlier
+    store.add('info 40', 40)  # the first to arrive (30) leaves
+    assert [store.match(s) for s in (29, 31, 36)] == ['info 20', 'info 40', 'info 40']
+    store.add('info 20 again', 20)  # the same stamp replaces it
+    assert store.match(20) == 'info 20 again' and store.newest == 'info 20 again'

@@ -31,6 +31,7 @@ Nothing smaller counts every drop with message_filters; StampPairer alone would 
 but leave message_filters out.
 """
 
+import bisect
 import dataclasses
 
 from depth_sr_ros.ros.parameters import PARAMETERS
@@ -254,24 +255,32 @@ class CameraInfoStore:
     """
     The recent camera_info messages of one input, to match an image by its stamp.
 
-    ``match(stamp_ns)`` returns the camera_info with exactly that stamp when one has arrived,
-    else the newest (drivers publish them together, but they may arrive in any order).
+    ``match(stamp_ns)`` returns the camera_info stamped nearest to the image (the one with
+    its stamp when that has arrived): drivers publish them together, but they may arrive in
+    any order, stamped a little apart, and a calibration may change.
     """
 
     def __init__(self, keep=30):
         """Remember at most ``keep`` camera_infos by stamp."""
         self.keep = keep
-        self._by_stamp = {}
+        self._by_stamp = {}  # in arrival order: the oldest arrival leaves first
+        self._stamps = []  # the same stamps, sorted
         self.newest = None
 
     def add(self, msg, stamp_ns):
         """Store a camera_info with its stamp in nanoseconds (the oldest arrival leaves)."""
-        self._by_stamp.pop(stamp_ns, None)
+        if self._by_stamp.pop(stamp_ns, None) is not None:
+            self._stamps.remove(stamp_ns)
         if len(self._by_stamp) >= self.keep:
-            del self._by_stamp[next(iter(self._by_stamp))]  # dicts keep arrival order
+            oldest = next(iter(self._by_stamp))
+            del self._by_stamp[oldest]
+            self._stamps.remove(oldest)
         self._by_stamp[stamp_ns] = msg
+        bisect.insort(self._stamps, stamp_ns)
         self.newest = msg
 
     def match(self, stamp_ns):
-        """Return the camera_info stamped ``stamp_ns``, else the newest, else None."""
-        return self._by_stamp.get(stamp_ns, self.newest)
+        """Return the camera_info stamped nearest ``stamp_ns`` (the earlier of two), or None."""
+        at = bisect.bisect_left(self._stamps, stamp_ns)
+        near = self._stamps[max(0, at - 1):at + 1]
+        return self._by_stamp[min(near, key=lambda s: abs(s - stamp_ns))] if near else None

@@ -16,6 +16,9 @@ from depth_sr_ros.geometry.transform import Transform
 
 
 IMAGE, INFO = 'sensor_msgs/msg/Image', 'sensor_msgs/msg/CameraInfo'
+COMPRESSED = 'sensor_msgs/msg/CompressedImage'  # decoded by ros.conversions.decompress
+# image_transport publishes a compressed stream under the raw topic's name plus these.
+TRANSPORTS = ('/compressed', '/compressedDepth')
 TF_STATIC = '/tf_static'
 
 
@@ -69,7 +72,11 @@ def _open_reader(path):
         reader = Reader(path)
         reader.open()
     except (ReaderError, FileNotFoundError, ValueError, OSError) as error:
-        raise BagError(f"input '{path}' is not a readable rosbag2 bag: "
+        hint = ''
+        if os.path.isdir(path) and not os.path.exists(os.path.join(path, 'metadata.yaml')):
+            # A recorder killed mid-recording writes none (Humble: only on close).
+            hint = ' (it has no metadata.yaml: `ros2 bag reindex` writes one)'
+        raise BagError(f"input '{path}' is not a readable rosbag2 bag{hint}: "
                        f'{str(error).splitlines()[0] if str(error) else type(error).__name__}')
     return reader
 
@@ -147,7 +154,7 @@ def _repair_cut_mcap(path, scratch):
 def input_storage(path):
     """Return 'mcap' or 'sqlite3': the storage of a bag folder or file."""
     names = os.listdir(path) if os.path.isdir(path) else [path]
-    return 'mcap' if any(n.endswith('.mcap') for n in names) else 'sqlite3'
+    return 'mcap' if any(n.endswith('.mcap') or '.mcap.' in n for n in names) else 'sqlite3'
 
 
 def topic_table(reader):
@@ -155,8 +162,16 @@ def topic_table(reader):
     return [(c.topic, c.msgtype, c.msgcount) for c in reader.connections]
 
 
+def _raw_topic(image_topic):
+    """Return the raw image topic a compressed one was published beside (else the topic)."""
+    for suffix in TRANSPORTS:
+        if image_topic.endswith(suffix):
+            return image_topic[:-len(suffix)]
+    return image_topic
+
+
 def _info_topic(image_topic):
-    return image_topic.rsplit('/', 1)[0] + '/camera_info'
+    return _raw_topic(image_topic).rsplit('/', 1)[0] + '/camera_info'
 
 
 def candidate_sets(reader, needs_info=(True, True)):
@@ -166,9 +181,12 @@ def candidate_sets(reader, needs_info=(True, True)):
     A depth topic is an Image topic with 'depth' in its name, a colour topic an Image topic
     with 'color', 'colour' or 'rgb' in it; each needs the CameraInfo topic beside it, unless
     ``needs_info`` says not (its camera_info comes from elsewhere; its info topic is then '').
+    A CompressedImage topic (image_transport's .../compressed, .../compressedDepth) counts
+    where the bag does not hold its raw Image topic too.
     """
     types = {c.topic: c.msgtype for c in reader.connections}
-    images = [t for t, kind in types.items() if kind == IMAGE]
+    images = [t for t, kind in types.items() if kind == IMAGE or (
+        kind == COMPRESSED and types.get(_raw_topic(t)) != IMAGE)]
 
     def info(topic, needed):
         return _info_topic(topic) if needed else ''
@@ -196,13 +214,14 @@ def choose_topics(reader, depth='', color='', depth_info='', color_info='',
         if not all(g or not need for g, need in zip(given, needed)):
             raise BagError('give all four of --depth, --color, --depth-info and --color-info '
                            '(the info topics not when their file is given), or none of them')
-        for topic, kind, need in zip(given, (IMAGE, IMAGE, INFO, INFO), needed):
+        for topic, kinds, need in zip(given, ((IMAGE, COMPRESSED),) * 2 + ((INFO,),) * 2,
+                                      needed):
             if not need:
                 continue
             if topic not in types:
                 raise BagError(f"topic '{topic}' is not in the bag (see --list)")
-            if types[topic] != kind:
-                raise BagError(f"topic '{topic}' is {types[topic]}, not {kind}")
+            if types[topic] not in kinds:
+                raise BagError(f"topic '{topic}' is {types[topic]}, not {' or '.join(kinds)}")
         return given
     sets = candidate_sets(reader, needs_info)
     if len(sets) == 1:
@@ -233,6 +252,20 @@ def bag_writer(path, storage):
     from rosbags.rosbag2 import StoragePlugin, Writer
     plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
     return Writer(path, version=9 if storage == 'mcap' else 8, storage_plugin=plugin)
+
+
+def latched_qos():
+    """
+    Return the QoS that tf2 gives /tf_static: reliable, transient local, the last message.
+
+    A bag's /tf_static recorded without it is replayed volatile by `ros2 bag play`, and tf2's
+    static listener (transient local) does not take it.
+    """
+    from rosbags.interfaces import (
+        Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime)
+    default = QosTime(0, 0)
+    return Qos(QosHistory.KEEP_LAST, 1, QosReliability.RELIABLE, QosDurability.TRANSIENT_LOCAL,
+               default, default, QosLiveliness.AUTOMATIC, default, False)
 
 
 def tf_static_message(store, transforms):

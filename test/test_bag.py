@@ -204,6 +204,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, model_path, capsys):
     (tmp_path / 'notabag' / 'x.txt').write_text('hello')
     status, err = run('--input', str(tmp_path / 'notabag'), '--output', str(tmp_path / 'o'))
     assert status == 2 and 'is not a readable rosbag2 bag' in err
+    assert len(err.strip().splitlines()) == 1 and 'ros2 bag reindex' in err  # no metadata.yaml
     write_bag(tmp_path / 'in', fixture_frames(2))
     status, err = run('--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'o'),
                       '--depth', '/nope', '--color', TOPICS[1], '--depth-info', TOPICS[2],
@@ -212,7 +213,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, model_path, capsys):
     status, err = run('--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'o'),
                       '--depth', TOPICS[2], '--color', TOPICS[1], '--depth-info', TOPICS[2],
                       '--color-info', TOPICS[3])
-    assert status == 2 and 'is sensor_msgs/msg/CameraInfo, not sensor_msgs/msg/Image' in err
+    assert status == 2 and ('is sensor_msgs/msg/CameraInfo, not sensor_msgs/msg/Image or '
+                            'sensor_msgs/msg/CompressedImage') in err
     assert run('--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'o'))[0] == 0
     status, err = run('--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'o'))
     assert status == 2 and 'exists (use --overwrite' in err
@@ -453,6 +455,44 @@ def test_each_image_takes_the_camera_info_of_its_time_when_the_calibration_chang
     assert [info.k[0] for info in infos] == [200.0] * 3 + [150.0] * 3
 
 
+def test_compressed_colour_and_compressed_depth_give_what_the_raw_images_give(
+        tmp_path, model_path, capsys):
+    # As drivers are often recorded: colour through image_transport's compressed (png here,
+    # lossless), depth through compressedDepth, each beside its raw topic's camera_info.
+    import cv2
+    from depth_sr_ros.ros.conversions import COMPRESSED_DEPTH_HEADER, image_to_array
+    from sensor_msgs.msg import CompressedImage
+    frames = fixture_frames(3)
+    write_bag(tmp_path / 'raw', frames)
+    topics = (TOPICS[0] + '/compressedDepth', TOPICS[1] + '/compressed', *TOPICS[2:])
+    kinds = ('sensor_msgs/msg/CompressedImage',) * 2 + KINDS[2:]
+    with Writer(tmp_path / 'packed', version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        connections = [writer.add_connection(t, k, typestore=STORE)
+                       for t, k in zip(topics, kinds)]
+        for i, (depth, color, depth_info, color_info) in enumerate(frames):
+            rgb = image_to_array(color)
+            packed_color = CompressedImage(header=color.header, format='rgb8; png compressed bgr8',
+                                           data=cv2.imencode('.png', rgb[..., ::-1])[1].tobytes())
+            packed_depth = CompressedImage(
+                header=depth.header, format='16UC1; compressedDepth png',
+                data=COMPRESSED_DEPTH_HEADER.pack(0, 0.0, 0.0) + cv2.imencode(
+                    '.png', image_to_array(depth))[1].tobytes())
+            for j, (index, msg) in enumerate(((3, color_info), (1, packed_color),
+                                              (2, depth_info), (0, packed_depth))):
+                writer.write(connections[index], 1_000_000_000 + i * PERIOD + j * 1000,
+                             serialize_message(msg))
+    assert main(['--input', str(tmp_path / 'packed'), '--list']) == 0
+    assert 'would use: ' + ' '.join(topics) in capsys.readouterr().out
+    for name in ('raw', 'packed'):
+        assert main(['--input', str(tmp_path / name), '--output', str(tmp_path / f'{name}_sr'),
+                     '--model', model_path, '--device', 'cpu', '--no-progress']) == 0
+    raw, packed = (read_bag(tmp_path / f'{name}_sr')['/depth_sr/image']
+                   for name in ('raw', 'packed'))
+    assert len(raw) == len(packed) == 3
+    for (_, a), (_, b) in zip(raw, packed):
+        np.testing.assert_array_equal(image_to_array(a), image_to_array(b))
+
+
 def test_a_bag_without_camera_info_takes_calibration_files(tmp_path, model_path, capsys):
     # Only the images are recorded; the two cameras' calibration files (camera_calibration's
     # YAML) stand in for the camera_info topics.
@@ -495,6 +535,12 @@ def test_the_rig_bag_tool_replaces_its_output_only_with_overwrite(tmp_path, caps
     argv = ['--rig', 'tof', '--frames', '1', '--output', out]
     assert rig_bag.main(argv) == 0
     first = os.stat(out).st_ino, sorted(os.listdir(out))
+    # /tf_static as tf2 offers it, so that `ros2 bag play` replays it latched.
+    from rosbags.interfaces import QosDurability
+    with Reader(out) as reader:
+        tf, = [c for c in reader.connections if c.topic == '/tf_static']
+        qos, = tf.ext.offered_qos_profiles
+    assert qos.durability == QosDurability.TRANSIENT_LOCAL and qos.depth == 1
     assert rig_bag.main(argv) == 2
     assert 'exists (use --overwrite to replace it)' in capsys.readouterr().err
     assert (os.stat(out).st_ino, sorted(os.listdir(out))) == first  # left as it was

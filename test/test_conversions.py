@@ -1,12 +1,13 @@
 """Image / CameraInfo <-> numpy conversions, built on real sensor_msgs messages."""
 
+import cv2
 from depth_sr_ros.geometry.camera import Camera, pinhole_camera
 from depth_sr_ros.ros.conversions import (
-    camera_from_info, camera_info_message, color_to_array, depth_to_metres, depth_to_pointcloud,
-    image_to_array, ImageFormatError, metres_to_image)
+    camera_from_info, camera_info_message, color_to_array, COMPRESSED_DEPTH_HEADER, decompress,
+    depth_to_metres, depth_to_pointcloud, image_to_array, ImageFormatError, metres_to_image)
 import numpy as np
 import pytest
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 
 def make_image(array, encoding, pad=0, bigendian=False):
@@ -159,3 +160,42 @@ def test_other_colour_encodings_go_through_cv_bridge_where_it_is_installed(monke
     msg.encoding = 'bayer_rggb8'
     with pytest.raises(ImageFormatError, match="cv_bridge cannot convert 'bayer_rggb8'"):
         color_to_array(msg)
+
+
+def _compressed(form, data, frame='cam'):
+    msg = CompressedImage(format=form, data=bytes(data))
+    msg.header.frame_id = frame
+    return msg
+
+
+def test_compressed_images_of_image_transport_decode_to_the_images_they_were():
+    rng = np.random.default_rng(0)
+    bgr = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    out = decompress(_compressed('rgb8; png compressed bgr8', cv2.imencode('.png', bgr)[1]))
+    assert out.encoding == 'bgr8' and out.header.frame_id == 'cam'
+    np.testing.assert_array_equal(image_to_array(out), bgr)
+    smooth = np.tile(np.arange(0, 240, 30, dtype=np.uint8), (6, 1))[..., None].repeat(3, 2)
+    out = decompress(_compressed('jpeg', cv2.imencode('.jpg', smooth)[1]))  # older recorders
+    assert out.encoding == 'bgr8' and np.abs(image_to_array(out) - smooth.astype(int)).max() < 8
+    mm = rng.integers(1, 5000, (6, 8), dtype=np.uint16)
+    header = COMPRESSED_DEPTH_HEADER.pack(0, 0.0, 0.0)
+    out = decompress(_compressed('16UC1; compressedDepth png',
+                                 header + cv2.imencode('.png', mm)[1].tobytes()))
+    assert out.encoding == '16UC1'
+    np.testing.assert_array_equal(image_to_array(out), mm)
+    # 32FC1: inverse depth quantised as compressed_depth_image_transport does (quantisation
+    # 100, depth_max 10 m): q = a / depth + b, 0 = no depth.
+    metres = np.array([[0.5, 2.0, 7.25, np.nan]], np.float32)
+    a, b = 100.0 * 101.0, 1.0 - 100.0 * 101.0 / 10.0
+    q = np.where(np.isfinite(metres), np.rint(a / metres + b), 0).astype(np.uint16)
+    out = decompress(_compressed('32FC1; compressedDepth png', COMPRESSED_DEPTH_HEADER.pack(
+        0, a, b) + cv2.imencode('.png', q)[1].tobytes()))
+    decoded = depth_to_metres(out)
+    np.testing.assert_allclose(decoded[0, :3], metres[0, :3], rtol=2e-3)
+    assert np.isnan(decoded[0, 3])
+    for form, data, problem in (
+            ('16UC1; compressedDepth rvl', header + b'\x00' * 20, 'is not supported'),
+            ('16UC1; compressedDepth png', header + b'no png', 'does not decode'),
+            ('bgr8; jpeg compressed bgr8', b'', 'does not decode')):
+        with pytest.raises(ImageFormatError, match=problem):
+            decompress(_compressed(form, data))

@@ -26,7 +26,7 @@ import sys
 import time
 
 from depth_sr_ros.bags import (
-    bag_writer, BagError, candidate_sets, choose_topics, input_storage, open_bag,
+    bag_writer, BagError, candidate_sets, choose_topics, COMPRESSED, input_storage, open_bag,
     read_static_transforms, topic_table)
 from depth_sr_ros.checkpoint import CheckpointError
 from depth_sr_ros.console import image_size, interruptible
@@ -37,13 +37,14 @@ from depth_sr_ros.geometry.camera import GeometryError
 from depth_sr_ros.geometry.transform import Transform
 from depth_sr_ros.inference import device_option, load_predictor
 from depth_sr_ros.paths import MODEL_HELP, resolve_model_path
-from depth_sr_ros.ros.conversions import camera_info_from_yaml, ImageFormatError, stamp_ns
+from depth_sr_ros.ros.conversions import (
+    camera_info_from_yaml, decompress, ImageFormatError, stamp_ns)
 from depth_sr_ros.ros.extrinsics import StaticExtrinsics
 from depth_sr_ros.ros.parameters import check_value, PARAMETERS
 from depth_sr_ros.ros.pipeline import FrameProcessor, Settings
 from depth_sr_ros.ros.sync import CameraInfoStore, COLOR, DEPTH, StampPairer
 from rclpy.serialization import deserialize_message, serialize_message
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 # The pairing queues hold this many seconds of the faster image topic (at least the node's
 # queue_size): a colour image recorded up to that long after its depth (a driver's latency at
@@ -115,8 +116,8 @@ def _writer(path, storage, copy_from, notes, points):
                 c.topic, c.msgtype, serialization_format=c.ext.serialization_format,
                 offered_qos_profiles=c.ext.offered_qos_profiles, **options)
         except Exception as error:  # rosbags' TypesysError / WriterError for unknown types
-            notes.append(f'{c.topic} not copied: {type(error).__name__}: '
-                         f'{(str(error).splitlines() or [""])[0]}')
+            notes.append(f'{c.topic} not copied ({c.msgcount} messages): '
+                         f'{type(error).__name__}: {(str(error).splitlines() or [""])[0]}')
     return writer, connections
 
 
@@ -214,7 +215,11 @@ def _process(reader, note, args, progress, staging):
             if ('copy', connection.topic) in out:
                 writer.write(out[('copy', connection.topic)], timestamp, raw)
             if connection.topic in wanted:
-                msg = deserialize_message(bytes(raw), Image)
+                try:
+                    msg = _image(connection.msgtype, raw)
+                except ImageFormatError as error:
+                    summary.skipped[f'{connection.topic}: {error}'] += 1
+                    continue
                 # Each message travels with its receive time: the output is written at
                 # the depth message's.
                 pair = pairer.add(wanted[connection.topic], stamp_ns(msg.header.stamp),
@@ -303,6 +308,13 @@ def _readable(messages, summary):
         yield item
 
 
+def _image(msgtype, raw):
+    """Return an Image of a serialised Image or CompressedImage (decoded: decompress)."""
+    if msgtype == COMPRESSED:
+        return decompress(deserialize_message(bytes(raw), CompressedImage))
+    return deserialize_message(bytes(raw), Image)
+
+
 def _progress(total, enabled):
     from tqdm import tqdm
     return tqdm(total=total, unit='msg', disable=not enabled, file=sys.stderr,
@@ -340,8 +352,8 @@ def parse_args(argv=None):
     parser.add_argument('--model', default='', help=MODEL_HELP)
     parser.add_argument('--device', default='auto', type=device_option,
                         help='auto, cpu, cuda or cuda:N')
-    parser.add_argument('--depth', default='', help='depth Image topic')
-    parser.add_argument('--color', default='', help='colour Image topic')
+    parser.add_argument('--depth', default='', help='depth Image (or CompressedImage) topic')
+    parser.add_argument('--color', default='', help='colour Image (or CompressedImage) topic')
     parser.add_argument('--depth-info', default='', help='depth CameraInfo topic')
     parser.add_argument('--color-info', default='', help='colour CameraInfo topic')
     parser.add_argument('--depth-info-file', default='',

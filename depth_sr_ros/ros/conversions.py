@@ -7,11 +7,17 @@ sensor_msgs Image / CameraInfo <-> numpy, with the depth conventions of depth_im
   big-endian data are handled; every malformed message raises ImageFormatError with a message
   that names the problem.
 
+- CompressedImage (image_transport's 'compressed' jpeg/png and 'compressedDepth' png, as
+  recorded bags hold them) is decoded into an Image (``decompress``).
+
 This module works on message objects only: it creates no ROS node or publisher, so it is
 tested without DDS. It needs no cv_bridge (not on PyPI) for these encodings, and hands other
 colour encodings to cv_bridge where it is installed.
 """
 
+import struct
+
+import cv2
 from depth_sr_ros.geometry.camera import Camera, GeometryError, PLUMB_BOB
 import numpy as np
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
@@ -31,6 +37,9 @@ DEPTH_ENCODINGS = ('16UC1', 'mono16', '32FC1')
 COLOR_ENCODINGS = ('rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8')
 OUTPUT_DEPTH_ENCODINGS = ('16UC1', '32FC1')
 MAX_MM = np.iinfo(np.uint16).max
+# image_transport's compressedDepth puts a header before the PNG: the format (an int32 enum)
+# and the two parameters of the quantised inverse depth of 32FC1 (float32).
+COMPRESSED_DEPTH_HEADER = struct.Struct('<iff')
 
 
 def stamp_ns(stamp):
@@ -40,6 +49,51 @@ def stamp_ns(stamp):
 
 class ImageFormatError(ValueError):
     """An Image or CameraInfo message that cannot be used, with the reason."""
+
+
+def decompress(msg):
+    """
+    Return the sensor_msgs/Image of a sensor_msgs/CompressedImage, header kept.
+
+    Its ``format`` is image_transport's: '<encoding>; jpeg compressed bgr8' (or png, or a bare
+    'jpeg' of older recorders) decodes with OpenCV to bgr8, bgra8, mono8 or, for a 16-bit PNG,
+    16UC1; '16UC1; compressedDepth png' to the millimetres it holds; '32FC1; compressedDepth
+    png' to metres from its quantised inverse depth (depth = a / (q - b), q = 0: none).
+    ImageFormatError for other formats (compressedDepth rvl) and bytes that do not decode.
+    """
+    form = msg.format or ''
+    encoding, _, transport = (part.strip() for part in form.partition(';'))
+    data = np.frombuffer(bytes(msg.data), np.uint8)
+    if 'compressedDepth' in transport:
+        if 'png' not in transport or encoding not in DEPTH_ENCODINGS:
+            raise ImageFormatError(f"compressedDepth format '{form}' is not supported (16UC1 or "
+                                   '32FC1 in png)')
+        pixels = None
+        if data.size > COMPRESSED_DEPTH_HEADER.size:
+            _, a, b = COMPRESSED_DEPTH_HEADER.unpack_from(data)
+            pixels = cv2.imdecode(data[COMPRESSED_DEPTH_HEADER.size:], cv2.IMREAD_UNCHANGED)
+        if pixels is None or pixels.dtype != np.uint16 or pixels.ndim != 2:
+            raise ImageFormatError(f"compressedDepth image ('{form}') does not decode to 16-bit "
+                                   'depth')
+        if encoding == '32FC1':
+            with np.errstate(divide='ignore', invalid='ignore'):
+                pixels = np.where(pixels > 0, a / (pixels.astype(np.float32) - b),
+                                  np.nan).astype(np.float32)
+        else:
+            encoding = '16UC1'
+    else:
+        pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+        if pixels is None or pixels.dtype not in (np.uint8, np.uint16) or (
+                pixels.ndim == 3 and (pixels.shape[2] not in (3, 4) or pixels.dtype != np.uint8)):
+            raise ImageFormatError(f"compressed image ('{form}') does not decode to an image")
+        if pixels.ndim == 2:
+            encoding = 'mono8' if pixels.dtype == np.uint8 else '16UC1'
+        else:
+            encoding = 'bgr8' if pixels.shape[2] == 3 else 'bgra8'
+    pixels = np.ascontiguousarray(pixels)
+    return Image(header=msg.header, height=pixels.shape[0], width=pixels.shape[1],
+                 encoding=encoding, is_bigendian=0, step=pixels.strides[0],
+                 data=pixels.tobytes())
 
 
 def image_to_array(msg, allowed=None):

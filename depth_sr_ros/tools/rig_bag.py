@@ -12,7 +12,7 @@ publish it. A bag to try depth_sr_bag on without a camera.
 import argparse
 import sys
 
-from depth_sr_ros.bags import bag_writer, tf_static_message
+from depth_sr_ros.bags import bag_writer, latched_qos, tf_static_message
 from depth_sr_ros.console import interruptible, number
 from depth_sr_ros.data.scene import (
     COLOR_FRAME, DEPTH_FRAME, rig_extrinsic, rig_frames, RIG_NAMES)
@@ -38,7 +38,8 @@ def write_rig_bag(path, rig, frames, storage='mcap'):
         start = 1_700_000_000 * 10**9
         extrinsic = rig_extrinsic(rig)
         if extrinsic:
-            tf = writer.add_connection('/tf_static', 'tf2_msgs/msg/TFMessage', typestore=store)
+            tf = writer.add_connection('/tf_static', 'tf2_msgs/msg/TFMessage', typestore=store,
+                                       offered_qos_profiles=[latched_qos()])
             identity = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]
             writer.write(tf, start, tf_static_message(store, [
                 ('camera_link', COLOR_FRAME, identity),

@@ -527,6 +527,34 @@ def test_diagnostics_come_on_sim_time_without_a_clock(graph):
     assert warn.message.startswith('no depth/colour pair for ')
 
 
+def test_without_pairs_the_log_names_inputs_nobody_publishes_or_of_another_type(graph, capfd):
+    # The usual mistakes with a real driver: a remap to a topic that does not exist, and a
+    # compressed stream where the node takes raw images.
+    from rclpy.node import Node
+    from sensor_msgs.msg import CompressedImage
+    graph(Parameter('diagnostics_period', value=0.5))
+    # Another participant (DDS refuses two types on one topic within one).
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=DOMAIN_ID)
+    driver = Node('driver', context=context)
+    try:
+        driver.create_publisher(CompressedImage, 'color/image_raw', qos_profile_sensor_data)
+        end = time.monotonic() + 30
+        err = ''
+        while time.monotonic() < end and 'is published as' not in err:
+            time.sleep(0.5)
+            err += capfd.readouterr().err
+        time.sleep(1.0)  # two more reports
+        err += capfd.readouterr().err
+    finally:
+        driver.destroy_node()
+        rclpy.try_shutdown(context=context)
+    assert 'nothing publishes /depth/image_raw' in err
+    assert ('/color/image_raw is published as sensor_msgs/msg/CompressedImage, not '
+            'sensor_msgs/msg/Image: republish it raw') in err
+    assert err.count('nothing publishes /depth/image_raw') == 1  # once, not every period
+
+
 def test_diagnostics_say_why_pairs_that_arrive_are_not_published(graph):
     # No camera_info at all: every pair is skipped, and the status says why, not only the log.
     from diagnostic_msgs.msg import DiagnosticStatus

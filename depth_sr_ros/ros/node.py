@@ -509,6 +509,25 @@ class DepthSrNode(Node):
         if result.points is not None:
             self.pub_points.publish(result.points)
 
+    def _input_hints(self):
+        """Return what the ROS graph says of inputs: a topic nobody publishes, or another type."""
+        hints = []
+        for sub in self.subscriptions:
+            if sub.msg_type not in (Image, CameraInfo):
+                continue
+            expected = f'sensor_msgs/msg/{sub.msg_type.__name__}'
+            types = sorted({i.topic_type for i in
+                            self.get_publishers_info_by_topic(sub.topic_name)})
+            if not types:
+                hints.append(f'nothing publishes {sub.topic_name} (remap the input to the '
+                             "camera driver's topic)")
+            elif expected not in types:
+                hints.append(
+                    f"{sub.topic_name} is published as {', '.join(types)}, not {expected}" + (
+                        ': republish it raw (ros2 run image_transport republish compressed raw)'
+                        if 'sensor_msgs/msg/CompressedImage' in types else ''))
+        return hints
+
     def _check_pairing(self):
         message = self.monitor.check(time.monotonic())
         if message:
@@ -559,6 +578,8 @@ class DepthSrNode(Node):
         self.pub_diag.publish(array)
         if self.counts['pairs'] == 0:
             self.get_logger().info(f'no pairs yet ({idle:.0f} s since the start)')
+            for hint in self._first_time(self._input_hints()):
+                self.get_logger().warning(hint)
         elif period['pairs'] == 0:
             self.get_logger().info(message)
         else:

@@ -73,7 +73,8 @@ def _open_reader(path):
         reader.open()
     except (ReaderError, FileNotFoundError, ValueError, OSError) as error:
         hint = ''
-        if os.path.isdir(path) and not os.path.exists(os.path.join(path, 'metadata.yaml')):
+        if os.path.isdir(path) and 'metadata.yaml' not in os.listdir(path) and any(
+                n.endswith(('.mcap', '.db3')) for n in os.listdir(path)):
             # A recorder killed mid-recording writes none (Humble: only on close).
             hint = ' (it has no metadata.yaml: `ros2 bag reindex` writes one)'
         raise BagError(f"input '{path}' is not a readable rosbag2 bag{hint}: "
@@ -153,7 +154,7 @@ def _repair_cut_mcap(path, scratch):
 
 def input_storage(path):
     """Return 'mcap' or 'sqlite3': the storage of a bag folder or file."""
-    names = os.listdir(path) if os.path.isdir(path) else [path]
+    names = os.listdir(path) if os.path.isdir(path) else [os.path.basename(path)]
     return 'mcap' if any(n.endswith('.mcap') or '.mcap.' in n for n in names) else 'sqlite3'
 
 

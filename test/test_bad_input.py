@@ -328,10 +328,11 @@ def _other_model(tmp_path):
 
 def test_a_model_switch_over_the_parameter_service_does_not_hold_the_executor(
         graph, tmp_path, monkeypatch):
-    # A warm-up of 3 s (a big model on a CPU; torch.compile takes longer): while it runs, the
-    # node goes on taking pairs and serving them with the old model. Warmed up inside the
-    # parameter callback, on the executor's thread, no image was taken for those 3 s, and
-    # what the subscriptions' queues could not hold was lost without a count.
+    # A warm-up held until the test lets it go (a big model on a CPU, or torch.compile, takes
+    # seconds): meanwhile the parameter service answers and the node goes on taking pairs and
+    # serving them with the old model. Warmed up inside the parameter callback, on the
+    # executor's thread, no image was taken, and what the subscriptions' queues could not hold
+    # was lost without a count.
     from rclpy.parameter_client import AsyncParameterClient
     g = graph()
     node = g.node
@@ -339,25 +340,32 @@ def test_a_model_switch_over_the_parameter_service_does_not_hold_the_executor(
     pubs = g.connect(qos_profile_sensor_data)
     good_pair_is_served(g, pubs, 120 * SECOND)
     warm_up = type(node.processor.upsampler).warm_up
+    release = threading.Event()
 
-    def slow_warm_up(self, *args):
-        time.sleep(3.0)
+    def held_warm_up(self, *args):
+        release.wait(60)
         return warm_up(self, *args)
-    monkeypatch.setattr(type(node.processor.upsampler), 'warm_up', slow_warm_up)
+    monkeypatch.setattr(type(node.processor.upsampler), 'warm_up', held_warm_up)
     client = AsyncParameterClient(g.probe, 'depth_sr')
     assert client.wait_for_services(timeout_sec=10.0)
     new_path = _other_model(tmp_path)
-    future = client.set_parameters([Parameter('model_path', value=new_path)])
-    started = time.monotonic()
-    served = len(g.received['image'])
-    stamp = 130 * SECOND
-    while time.monotonic() - started < 2.5:
-        send(pubs, stamp)
-        stamp += PERIOD
-        time.sleep(0.1)
-    assert future.done() and future.result().results[0].successful
-    assert node.model_path == old_path  # still warming the new one up
-    assert len(g.received['image']) - served >= 5  # about 25 sent; the old model served
+    try:
+        future = client.set_parameters([Parameter('model_path', value=new_path)])
+        end = time.monotonic() + 30
+        while not future.done() and time.monotonic() < end:
+            time.sleep(0.05)
+        assert future.done() and future.result().results[0].successful
+        served = len(g.received['image'])
+        stamp = 130 * SECOND
+        end = time.monotonic() + 60
+        while len(g.received['image']) < served + 5 and time.monotonic() < end:
+            send(pubs, stamp)
+            stamp += PERIOD
+            time.sleep(0.1)
+        assert len(g.received['image']) >= served + 5  # served by the old model
+        assert node.model_path == old_path  # the new one still warming up
+    finally:
+        release.set()
     end = time.monotonic() + 30
     while node.model_path != new_path and time.monotonic() < end:
         time.sleep(0.02)

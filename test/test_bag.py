@@ -203,8 +203,11 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, model_path, capsys):
     (tmp_path / 'notabag').mkdir()
     (tmp_path / 'notabag' / 'x.txt').write_text('hello')
     status, err = run('--input', str(tmp_path / 'notabag'), '--output', str(tmp_path / 'o'))
-    assert status == 2 and 'is not a readable rosbag2 bag' in err
-    assert len(err.strip().splitlines()) == 1 and 'ros2 bag reindex' in err  # no metadata.yaml
+    assert status == 2 and 'is not a readable rosbag2 bag' in err and 'reindex' not in err
+    (tmp_path / 'notabag' / 'x_0.mcap').write_bytes(b'not mcap')  # a recording without its
+    (tmp_path / 'notabag' / 'x_1.mcap').write_bytes(b'not mcap')  # metadata.yaml
+    status, err = run('--input', str(tmp_path / 'notabag'), '--output', str(tmp_path / 'o'))
+    assert status == 2 and len(err.strip().splitlines()) == 1 and 'ros2 bag reindex' in err
     write_bag(tmp_path / 'in', fixture_frames(2))
     status, err = run('--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'o'),
                       '--depth', '/nope', '--color', TOPICS[1], '--depth-info', TOPICS[2],

@@ -179,10 +179,10 @@ def test_compressed_images_of_image_transport_decode_to_the_images_they_were():
     assert out.encoding == 'bgr8' and np.abs(image_to_array(out) - smooth.astype(int)).max() < 8
     mm = rng.integers(1, 5000, (6, 8), dtype=np.uint16)
     header = COMPRESSED_DEPTH_HEADER.pack(0, 0.0, 0.0)
-    out = decompress(_compressed('16UC1; compressedDepth png',
-                                 header + cv2.imencode('.png', mm)[1].tobytes()))
-    assert out.encoding == '16UC1'
-    np.testing.assert_array_equal(image_to_array(out), mm)
+    for form in ('16UC1; compressedDepth png', '16UC1; compressedDepth'):  # older: no codec
+        out = decompress(_compressed(form, header + cv2.imencode('.png', mm)[1].tobytes()))
+        assert out.encoding == '16UC1'
+        np.testing.assert_array_equal(image_to_array(out), mm)
     # 32FC1: inverse depth quantised as compressed_depth_image_transport does (quantisation
     # 100, depth_max 10 m): q = a / depth + b, 0 = no depth.
     metres = np.array([[0.5, 2.0, 7.25, np.nan]], np.float32)

@@ -143,3 +143,20 @@ def test_a_camera_info_store_matches_the_nearest_stamp_and_forgets_the_oldest_ar
     assert [store.match(s) for s in (29, 31, 36)] == ['info 20', 'info 40', 'info 40']
     store.add('info 20 again', 20)  # the same stamp replaces it
     assert store.match(20) == 'info 20 again' and store.newest == 'info 20 again'
+
+
+def test_with_a_max_age_the_queues_hold_a_time_span_whatever_the_rates():
+    # depth_sr_bag: depth at 90 Hz, its colour 130 ms late in arrival, a queue far longer
+    # than needed; what is older than max_age behind the newest stamp leaves, counted.
+    pairer = StampPairer(queue_size=10_000, slop=0.005, max_age=0.2)
+    step = 11_111_111
+    pairs = 0
+    for k in range(90):
+        pairs += pairer.add(DEPTH, k * step, f'depth {k}') is not None
+        late = k - 12  # the colour of depth k - 12 (133 ms ago) arrives now, every third
+        if late >= 0 and late % 3 == 0:
+            pairs += pairer.add(COLOR, late * step, f'colour {late}') is not None
+    assert pairs == 26 and pairer.counts.paired == 26  # each colour that arrived found its depth
+    # Left: what is younger than 0.2 s; gone and counted: every older unpaired depth.
+    assert all(s >= 89 * step - 200_000_000 for s in pairer.queues[DEPTH])
+    assert pairer.counts.unpaired[DEPTH] + len(pairer.queues[DEPTH]) == 90 - 26

@@ -4,7 +4,7 @@ depth_sr_bag: super-resolve a rosbag2 recording offline, bag in and bag out.
     depth_sr_bag --input IN_BAG --output OUT_BAG [--model FILE] [--points] [--copy-inputs]
 
 Reads the bag with rosbags (sqlite3 or mcap, no ROS install needed), pairs depth and colour
-with the node's own rules (ros/sync.py: slop; the queues hold LATE_SECONDS of messages), runs
+with the node's own rules (ros/sync.py: slop; the queues hold LATE_SECONDS of stamps), runs
 every pair through the node's
 FrameProcessor (registration, model, output messages) and writes /depth_sr/image,
 /depth_sr/camera_info and, with --points, /depth_sr/points, stamped as the node stamps them
@@ -19,7 +19,6 @@ with the pairs done so far (exit status 130).
 import argparse
 import collections
 import json
-import math
 import os
 import struct
 import sys
@@ -46,10 +45,10 @@ from depth_sr_ros.ros.sync import CameraInfoStore, COLOR, DEPTH, StampPairer
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
-# The pairing queues hold this many seconds of the faster image topic (at least the node's
-# queue_size): a colour image recorded up to that long after its depth (a driver's latency at
+# The pairing queues hold the messages of the last this many seconds (of stamps), whatever
+# the rates: a colour image recorded up to that long after its depth (a driver's latency at
 # 90 Hz depth beside 30 Hz colour) still finds it.
-LATE_SECONDS = 2.0
+LATE_SECONDS = 1.0
 
 OUTPUT_TOPICS = {
     'image': ('/depth_sr/image', Image),
@@ -203,7 +202,8 @@ def _process(reader, note, args, progress, staging):
     if note:
         summary.notes.append(note)
     infos = read_camera_infos(reader, (depth_info_topic, color_info_topic), summary, from_files)
-    pairer = StampPairer(queue_size(reader, wanted), args.slop)
+    pairer = StampPairer(max(1, sum(c.msgcount for c in inputs)), args.slop,
+                         max_age=LATE_SECONDS)
     total = sum(c.msgcount for c in (copied or inputs))
     bar = _progress(total, progress)
     writer = None
@@ -254,20 +254,12 @@ def _process(reader, note, args, progress, staging):
     return summary
 
 
-def queue_size(reader, topics):
-    """Return the pairing queues' size: LATE_SECONDS of the fastest of the image ``topics``."""
-    seconds = max(reader.duration, 1) * 1e-9
-    fastest = max((c.msgcount for c in reader.connections if c.topic in topics), default=0)
-    return max(PARAMETERS['queue_size'].default,
-               min(fastest, math.ceil(LATE_SECONDS * fastest / seconds)))
-
-
 def read_camera_infos(reader, topics, summary, from_files=(None, None)):
     """
     Return the depth's and the colour's CameraInfoStore: every camera_info of ``topics``.
 
     Offline the tool can look ahead: an image then finds the camera_info of its own stamp even
-    when the driver wrote that just after the image (else the one stamped just before it). An
+    when the driver wrote that just after the image (else the one stamped nearest it). An
     input with a message in ``from_files`` (a calibration file) takes that one for every
     image; its topic is ''.
     """

@@ -57,15 +57,17 @@ def decompress(msg):
 
     Its ``format`` is image_transport's: '<encoding>; jpeg compressed bgr8' (or png, or a bare
     'jpeg' of older recorders) decodes with OpenCV to bgr8, bgra8, mono8 or, for a 16-bit PNG,
-    16UC1; '16UC1; compressedDepth png' to the millimetres it holds; '32FC1; compressedDepth
-    png' to metres from its quantised inverse depth (depth = a / (q - b), q = 0: none).
-    ImageFormatError for other formats (compressedDepth rvl) and bytes that do not decode.
+    16UC1; '16UC1; compressedDepth png' (or no codec, as older releases wrote) to the
+    millimetres it holds; '32FC1; compressedDepth png' to metres from its quantised inverse
+    depth (depth = a / (q - b), q = 0: none). ImageFormatError for other formats
+    (compressedDepth rvl) and bytes that do not decode.
     """
     form = msg.format or ''
     encoding, _, transport = (part.strip() for part in form.partition(';'))
     data = np.frombuffer(bytes(msg.data), np.uint8)
     if 'compressedDepth' in transport:
-        if 'png' not in transport or encoding not in DEPTH_ENCODINGS:
+        # Releases before RVL wrote no codec ('16UC1; compressedDepth'): png.
+        if transport.split()[1:] not in ([], ['png']) or encoding not in DEPTH_ENCODINGS:
             raise ImageFormatError(f"compressedDepth format '{form}' is not supported (16UC1 or "
                                    '32FC1 in png)')
         pixels = None

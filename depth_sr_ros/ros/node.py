@@ -158,8 +158,11 @@ class DepthSrNode(Node):
         if reason:
             raise ValueError(reason)
         self._switches = 0  # runtime model switches asked for (_switch_to)
-        self._switcher = None  # the thread warming the newest one up
+        self._switchers = []  # their threads
         self._restoring = None  # the model_path a failed switch sets back
+        # Parameter changes, on the executor, and a switch's outcome, on its own thread, one
+        # at a time (reentrant: setting model_path back runs the callback in that thread).
+        self._switch_lock = threading.RLock()
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         if value('threads') > 0:
@@ -167,7 +170,8 @@ class DepthSrNode(Node):
         self.device = select_device(value('device'), value('device_fallback'),
                                     self.get_logger().warning)
         self.acceleration = self._choose_acceleration()
-        self.model_path = resolve_model_path(value('model_path'))
+        self._model_value = value('model_path')  # as given: a failed switch sets it back
+        self.model_path = resolve_model_path(self._model_value)
         self.processor = self._processor(self._load(self.model_path))
         self._log_model()
 
@@ -206,6 +210,7 @@ class DepthSrNode(Node):
         self._notices = set()
         self._warned = {}  # warning message -> when it was last logged
         self._problem = ''  # why the last frame that was not published was not
+        self._problem_new = False  # set since the last report
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name='depth_sr_inference',
                                         daemon=True)
@@ -279,21 +284,28 @@ class DepthSrNode(Node):
             try:
                 seconds = warm(predictor, path)
             except CheckpointError as error:
-                if number == self._switches:
+                with self._switch_lock:
+                    if number != self._switches or self._stop.is_set():
+                        return  # a later switch was asked for, or the node stops
                     self.get_logger().warning(
                         f'model switch failed: {error}; still serving {self.model_path}')
-                    self._restoring = self.model_path
-                    self.set_parameters([Parameter('model_path', value=self.model_path)])
-                    self._restoring = None
+                    self._restoring = self._model_value
+                    try:
+                        self.set_parameters([Parameter('model_path', value=self._model_value)])
+                    finally:
+                        self._restoring = None
                 return
-            if number != self._switches or self._stop.is_set():
-                return  # a later switch was asked for, or the node stops
-            self.get_logger().info(f'{path}: warm-up forward pass {seconds:.2f} s')
-            self.processor, self.model_path = self._processor(predictor), path
-            self._log_model()
-        self._switcher = threading.Thread(target=run, name='depth_sr_model_switch',
-                                          daemon=True)
-        self._switcher.start()
+            with self._switch_lock:
+                if number != self._switches or self._stop.is_set():
+                    return
+                self.get_logger().info(f'{path}: warm-up forward pass {seconds:.2f} s')
+                self.processor, self.model_path = self._processor(predictor), path
+                self._model_value = asked
+                self._log_model()
+        self._switchers = [t for t in self._switchers if t.is_alive()]
+        self._switchers.append(threading.Thread(target=run, name='depth_sr_model_switch',
+                                                daemon=True))
+        self._switchers[-1].start()
 
     def _log_model(self):
         upsampler = self.processor.upsampler
@@ -403,6 +415,10 @@ class DepthSrNode(Node):
         self.slot.put((depth_msg, color_msg))
 
     def _on_set_parameters(self, params):
+        with self._switch_lock:
+            return self._set_parameters(params)
+
+    def _set_parameters(self, params):
         changes = {p.name: _plain(p.value) for p in params}
         candidate = Settings(**{name: changes.get(name, getattr(self.settings, name))
                                 for name in SETTING_NAMES})
@@ -412,7 +428,9 @@ class DepthSrNode(Node):
         predictor = None
         if 'model_path' in changes and changes['model_path'] != self._restoring:
             path = resolve_model_path(changes['model_path'])
-            try:  # read it before accepting, so that a bad file leaves the old model serving
+            # Read it (an ONNX model's session is built here) before accepting, so that a bad
+            # file leaves the old model serving; the warm-up runs on _switch_to's thread.
+            try:
                 predictor = self._load(path, warm_up=False)
             except Exception as error:  # whatever the file does, the old model keeps serving
                 reason = f'{error}; still serving {self.model_path}'
@@ -436,9 +454,8 @@ class DepthSrNode(Node):
             except (ImageFormatError, ValueError) as error:
                 self.counts['bad_frames'] += 1
                 text = str(error)
-                self._problem = text if text.startswith('frame skipped') else (
-                    f'frame skipped: {text}')
-                self._warn(self._problem)
+                self._not_published(text if text.startswith('frame skipped') else
+                                    f'frame skipped: {text}')
                 continue
             except Exception as error:  # never let one frame end the inference thread
                 if not self.context.ok():
@@ -451,14 +468,14 @@ class DepthSrNode(Node):
             if failure is not None:  # handled here, where the traceback's tensors are free
                 out_of_memory, kind, first_line = failure
                 if out_of_memory:
-                    self._problem = (f'frame dropped: out of GPU memory ({first_line}); the '
-                                     'node goes on with the next pair (a smaller input, '
-                                     'precision:=float16 or another model needs less)')
+                    self._not_published(
+                        f'frame dropped: out of GPU memory ({first_line}); the node goes on with '
+                        'the next pair (a smaller input, precision:=float16 or another model '
+                        'needs less)')
                     if torch.cuda.is_available():
                         torch.cuda.empty_cache()
                 else:
-                    self._problem = f'frame dropped: inference failed: {kind}: {first_line}'
-                self._warn(self._problem)
+                    self._not_published(f'frame dropped: inference failed: {kind}: {first_line}')
                 continue
             # rclpy refuses one logging call site with two severities: one call each.
             for notice in self._first_time(result.notices):
@@ -473,14 +490,18 @@ class DepthSrNode(Node):
                 if not self.context.ok():
                     return  # shut down (Ctrl-C) while this frame was computed
                 self.counts['failed_frames'] += 1
-                self._problem = f'publishing failed: {type(error).__name__}: {error}'
-                self._warn(self._problem)
+                self._not_published(f'publishing failed: {type(error).__name__}: {error}')
                 continue
             self.counts['published'] += 1
             now = self.get_clock().now().nanoseconds
             self.stats.add_output((now - stamp_ns(depth_msg.header.stamp)) * 1e-9,
                                   result.coverage)
             self._offset = result.offset
+
+    def _not_published(self, reason):
+        """Warn why a frame was not published; /diagnostics keeps it (the period's, the last)."""
+        self._problem, self._problem_new = reason, True
+        self._warn(reason)
 
     def _first_time(self, notices):
         """Return the notices not said before, and remember them."""
@@ -563,8 +584,9 @@ class DepthSrNode(Node):
             'last frame not published': self._problem or 'none',
             'device': str(self.processor.upsampler.device),
         }
-        if period['pairs'] and not period['outputs'] and self._problem:
+        if period['pairs'] and not period['outputs'] and self._problem_new:
             message = f'{message}: {self._problem}'
+        self._problem_new = False
         # The node's full name: two cameras' nodes in two namespaces are two items in an
         # aggregator; the colour camera's frame says which camera.
         status = DiagnosticStatus(
@@ -591,8 +613,8 @@ class DepthSrNode(Node):
         self.slot.close()
         until = time.monotonic() + 10.0
         self._worker.join(timeout=10.0)
-        if self._switcher is not None:
-            self._switcher.join(timeout=max(0.0, until - time.monotonic()))
+        for switcher in self._switchers:
+            switcher.join(timeout=max(0.0, until - time.monotonic()))
 
 
 def usage():

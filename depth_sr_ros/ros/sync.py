@@ -33,6 +33,7 @@ but leave message_filters out.
 
 import bisect
 import dataclasses
+import threading
 
 from depth_sr_ros.ros.parameters import PARAMETERS
 
@@ -133,7 +134,8 @@ class StampPairer:
     """Pair messages from two inputs by stamp (stamps in integer nanoseconds)."""
 
     def __init__(self, queue_size=PARAMETERS['queue_size'].default,
-                 slop=PARAMETERS['slop'].default, exact=False, reset_after_jump=JUMP_BACK):
+                 slop=PARAMETERS['slop'].default, exact=False, reset_after_jump=JUMP_BACK,
+                 max_age=None):
         """
         Build the pairer.
 
@@ -142,6 +144,9 @@ class StampPairer:
         :param exact: pair only identical stamps (message_filters' TimeSynchronizer).
         :param reset_after_jump: a stamp this many seconds older than the newest one seen on
             its input drops the queued messages from before the jump.
+        :param max_age: if given, a queued message whose stamp is this many seconds older
+            than the newest stamp seen leaves too (depth_sr_bag: queues that hold a time
+            span, whatever the rates).
         """
         if queue_size < 1:
             raise ValueError(f'queue_size must be at least 1, got {queue_size}')
@@ -150,6 +155,7 @@ class StampPairer:
         self.queue_size = int(queue_size)
         self.slop_ns = int(round(slop * 1e9))
         self.exact = bool(exact)
+        self.max_age_ns = None if max_age is None else int(round(max_age * 1e9))
         self.jumps = JumpDetector(reset_after_jump)
         self.queues = ({}, {})
         self.counts = PairingCounts()
@@ -178,6 +184,12 @@ class StampPairer:
         while len(queue) > self.queue_size:
             del queue[min(queue)]
             self.counts.unpaired[index] += 1
+        if self.max_age_ns is not None:
+            cutoff = max(n for n in self.jumps.newest if n is not None) - self.max_age_ns
+            for which, waiting in enumerate(self.queues):
+                for old in [s for s in waiting if s < cutoff]:
+                    del waiting[old]
+                    self.counts.unpaired[which] += 1
         if stamp_ns not in queue:
             return None  # older than every message of a full queue: it went first
         other = self.queues[1 - index]
@@ -265,22 +277,25 @@ class CameraInfoStore:
         self.keep = keep
         self._by_stamp = {}  # in arrival order: the oldest arrival leaves first
         self._stamps = []  # the same stamps, sorted
+        self._lock = threading.Lock()  # the node adds on its executor, matches on inference
         self.newest = None
 
     def add(self, msg, stamp_ns):
         """Store a camera_info with its stamp in nanoseconds (the oldest arrival leaves)."""
-        if self._by_stamp.pop(stamp_ns, None) is not None:
-            self._stamps.remove(stamp_ns)
-        if len(self._by_stamp) >= self.keep:
-            oldest = next(iter(self._by_stamp))
-            del self._by_stamp[oldest]
-            self._stamps.remove(oldest)
-        self._by_stamp[stamp_ns] = msg
-        bisect.insort(self._stamps, stamp_ns)
-        self.newest = msg
+        with self._lock:
+            if self._by_stamp.pop(stamp_ns, None) is not None:
+                self._stamps.remove(stamp_ns)
+            if len(self._by_stamp) >= self.keep:
+                oldest = next(iter(self._by_stamp))
+                del self._by_stamp[oldest]
+                self._stamps.remove(oldest)
+            self._by_stamp[stamp_ns] = msg
+            bisect.insort(self._stamps, stamp_ns)
+            self.newest = msg
 
     def match(self, stamp_ns):
         """Return the camera_info stamped nearest ``stamp_ns`` (the earlier of two), or None."""
-        at = bisect.bisect_left(self._stamps, stamp_ns)
-        near = self._stamps[max(0, at - 1):at + 1]
-        return self._by_stamp[min(near, key=lambda s: abs(s - stamp_ns))] if near else None
+        with self._lock:
+            at = bisect.bisect_left(self._stamps, stamp_ns)
+            near = self._stamps[max(0, at - 1):at + 1]
+            return self._by_stamp[min(near, key=lambda s: abs(s - stamp_ns))] if near else None

@@ -199,3 +199,25 @@ def test_compressed_images_of_image_transport_decode_to_the_images_they_were():
             ('bgr8; jpeg compressed bgr8', b'', 'does not decode')):
         with pytest.raises(ImageFormatError, match=problem):
             decompress(_compressed(form, data))
+
+
+def test_a_camera_info_with_binning_or_a_region_of_interest_describes_the_smaller_image():
+    # K and P are the full resolution's (CameraInfo.msg): binned 2x2 the 640x480 camera makes
+    # 320x240 images, cut to a region of interest the region's size; centres keep their place.
+    full = camera_info_message(Camera(640, 480, (500.0, 0.0, 319.5, 0.0, 502.0, 239.5, 0.0, 0.0,
+                                                 1.0), (0.1, -0.2, 0.0, 0.0, 0.0)), 'cam')
+    full.p[3] = -25.0  # a right camera's Tx
+    full.binning_x = full.binning_y = 2
+    binned = camera_from_info(full, (240, 320))
+    np.testing.assert_allclose(binned.matrix, [[250.0, 0.0, 159.5], [0.0, 251.0, 119.5],
+                                               [0.0, 0.0, 1.0]])
+    assert binned.d == tuple(full.d)  # distortion acts on normalised coordinates
+    out = np.reshape(camera_info_message(binned, 'cam', like=full).p, (3, 4))
+    np.testing.assert_allclose(out[:2], [[250.0, 0.0, 159.5, -12.5], [0.0, 251.0, 119.5, 0.0]])
+    message = r'camera_info is for 320x240 \(its 640x480 under binning and ROI\)'
+    with pytest.raises(ImageFormatError, match=message + ' but the image is 640x480'):
+        camera_from_info(full, (480, 640))
+    full.binning_x = full.binning_y = 0
+    full.roi.x_offset, full.roi.y_offset, full.roi.width, full.roi.height = 100, 50, 200, 100
+    cut = camera_from_info(full, (100, 200))
+    np.testing.assert_allclose(cut.matrix[:2, 2], [219.5, 189.5])

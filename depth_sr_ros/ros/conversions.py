@@ -196,21 +196,53 @@ def metres_to_image(depth, encoding, header):
     return msg
 
 
+def _pixel_map(sx, sy, ox=0.0, oy=0.0):
+    """
+    Return the 3x3 map of pixel coordinates for a grid cut at (ox, oy) and resampled by sx, sy.
+
+    Pixel centres keep their place: x' = (x - ox + 0.5) * sx - 0.5 (as Camera.resized).
+    """
+    return np.array([[sx, 0.0, (0.5 - ox) * sx - 0.5], [0.0, sy, (0.5 - oy) * sy - 0.5],
+                     [0.0, 0.0, 1.0]])
+
+
+def _image_grid(info):
+    """
+    Return (width, height, map) of the images a CameraInfo describes under its ROI and binning.
+
+    K, D, R and P are the full resolution's (CameraInfo.msg); ``map`` (_pixel_map) takes its
+    pixels to the image's: cut to the ROI, then binned.
+    """
+    bx, by = max(1, int(info.binning_x)), max(1, int(info.binning_y))
+    roi = info.roi
+    if roi.width and roi.height:
+        ox, oy, width, height = roi.x_offset, roi.y_offset, roi.width, roi.height
+    else:
+        ox, oy, width, height = 0, 0, info.width, info.height
+    return int(width) // bx, int(height) // by, _pixel_map(1.0 / bx, 1.0 / by, ox, oy)
+
+
 def camera_from_info(info, image_shape=None):
     """
     Return the geometry.camera.Camera of a CameraInfo; raise ImageFormatError if it is unusable.
 
+    A camera_info with binning or a region of interest gives the camera of the binned or cut
+    images (image_geometry's rule).
+
     :param image_shape: (H, W) of the image it describes; a camera_info for another size is
         refused (it belongs to another stream or resolution).
     """
-    if image_shape is not None and (info.height, info.width) != tuple(image_shape[:2]):
-        raise ImageFormatError(f'camera_info is for {info.width}x{info.height} but the image '
+    width, height, to_image = _image_grid(info)
+    if image_shape is not None and (height, width) != tuple(image_shape[:2]):
+        full = '' if (width, height) == (info.width, info.height) else (
+            f' (its {info.width}x{info.height} under binning and ROI)')
+        raise ImageFormatError(f'camera_info is for {width}x{height}{full} but the image '
                                f'is {image_shape[1]}x{image_shape[0]}')
     try:
-        return Camera(int(info.width), int(info.height),
-                      tuple(float(v) for v in np.asarray(info.k, np.float64).ravel()),
+        k = to_image @ np.asarray(info.k, np.float64).reshape(3, 3)
+        return Camera(width, height, tuple(float(v) for v in k.ravel()),
                       tuple(float(v) for v in info.d), info.distortion_model or PLUMB_BOB)
-    except GeometryError as error:
+    except (GeometryError, ValueError) as error:
         raise ImageFormatError(f'camera_info {str(error).replace("camera ", "", 1)}') from None
 
 
@@ -220,9 +252,9 @@ def camera_info_message(camera, frame_id='', header=None, like=None):
 
     :param header: a std_msgs/Header to use (its frame_id wins over ``frame_id``).
     :param like: the CameraInfo ``camera`` was made from (camera_from_info), perhaps at another
-        size: its R and its P (scaled to ``camera``'s size as K is, Camera.resized) are kept,
-        so that image_proc rectifies an image on ``camera``'s grid as it rectifies that
-        camera's own. Without it, or where its P is all zero (not calibrated for
+        size: its R and its P (taken to ``camera``'s grid as K was: ROI, binning, resizing)
+        are kept, so that image_proc rectifies an image on ``camera``'s grid as it rectifies
+        that camera's own. Without it, or where its P is all zero (not calibrated for
         rectification): R = identity, P = [K | 0].
     """
     info = CameraInfo()
@@ -240,14 +272,9 @@ def camera_info_message(camera, frame_id='', header=None, like=None):
         r = np.asarray(like.r, np.float64).reshape(3, 3)
         if not np.any(r):
             r = np.eye(3)
-        p = np.asarray(like.p, np.float64).reshape(3, 4).copy()
-        sx, sy = camera.width / like.width, camera.height / like.height
-        p[0, :2] *= sx
-        p[0, 3] *= sx
-        p[0, 2] = (p[0, 2] + 0.5) * sx - 0.5
-        p[1, 1] *= sy
-        p[1, 3] *= sy
-        p[1, 2] = (p[1, 2] + 0.5) * sy - 0.5
+        width, height, to_image = _image_grid(like)
+        resize = _pixel_map(camera.width / width, camera.height / height)
+        p = resize @ to_image @ np.asarray(like.p, np.float64).reshape(3, 4)
     info.r = [float(v) for v in r.ravel()]
     info.p = [float(v) for v in p.ravel()]
     return info

@@ -51,6 +51,48 @@ def test_a_pair_gives_the_predictors_output_in_the_colour_frame(graph, model_pat
     np.testing.assert_allclose(mm[~hole], np.rint(expected[~hole] * 1000), atol=1)
 
 
+def test_compressed_transports_are_decoded_into_the_same_output(graph, model_path):
+    # image_transport's compressed colour (png here, lossless) and compressedDepth on
+    # <topic>/compressed and <topic>/compressedDepth: the output is the raw pair's.
+    import cv2
+    from depth_sr_ros.ros.conversions import COMPRESSED_DEPTH_HEADER
+    from sensor_msgs.msg import CompressedImage
+    g = graph(Parameter('depth_transport', value='compressedDepth'),
+              Parameter('color_transport', value='compressed'))
+    qos = qos_profile_sensor_data
+    pubs = {'depth': g.probe.create_publisher(
+                CompressedImage, 'depth/image_raw/compressedDepth', qos),
+            'color': g.probe.create_publisher(CompressedImage, 'color/image_raw/compressed', qos),
+            'depth_info': g.probe.create_publisher(CameraInfo, 'depth/camera_info', qos),
+            'color_info': g.probe.create_publisher(CameraInfo, 'color/camera_info', qos)}
+    end = time.monotonic() + 10
+    while time.monotonic() < end and any(p.get_subscription_count() == 0 for p in pubs.values()):
+        time.sleep(0.05)
+    sent = {}
+    for i in range(20):
+        stamp = 3_000_000_000 + i * 33_000_000
+        depth_msg, color_msg, depth, color, (depth_info, color_info) = make_pair(stamp)
+        sent[stamp] = depth, color
+        png = cv2.imencode('.png', image_to_array(depth_msg))[1].tobytes()
+        pubs['depth_info'].publish(depth_info)
+        pubs['color_info'].publish(color_info)
+        pubs['color'].publish(CompressedImage(header=color_msg.header,
+                                              format='rgb8; png compressed bgr8',
+                                              data=cv2.imencode('.png', color[..., ::-1])[1]
+                                              .tobytes()))
+        pubs['depth'].publish(CompressedImage(
+            header=depth_msg.header, format='16UC1; compressedDepth png',
+            data=COMPRESSED_DEPTH_HEADER.pack(0, 0.0, 0.0) + png))
+        if g.wait_for('image', 1, timeout=1.0):
+            break
+    out = g.received['image'][0]
+    depth, color = sent[out.header.stamp.sec * 10**9 + out.header.stamp.nanosec]
+    expected = float32_predictor(model_path)(depth, color)
+    valid = np.isfinite(expected)
+    np.testing.assert_allclose(image_to_array(out).astype(np.float64)[valid],
+                               np.rint(expected[valid] * 1000), atol=1)
+
+
 def test_unpaired_stamps_give_no_output_and_a_warning(graph, capfd):
     g = graph(Parameter('slop', value=0.02))
     pubs = g.connect(qos_profile_sensor_data)
@@ -551,7 +593,8 @@ def test_without_pairs_the_log_names_inputs_nobody_publishes_or_of_another_type(
         rclpy.try_shutdown(context=context)
     assert 'nothing publishes /depth/image_raw' in err
     assert ('/color/image_raw is published as sensor_msgs/msg/CompressedImage, not '
-            'sensor_msgs/msg/Image: republish it raw') in err
+            'sensor_msgs/msg/Image: name the raw topic and set depth_transport or '
+            'color_transport') in err
     assert err.count('nothing publishes /depth/image_raw') == 1  # once, not every period
 
 

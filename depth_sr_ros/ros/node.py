@@ -17,7 +17,7 @@ import time
 from depth_sr_ros.checkpoint import CheckpointError
 from depth_sr_ros.inference import Acceleration, load_predictor, select_device, warm
 from depth_sr_ros.paths import resolve_model_path
-from depth_sr_ros.ros.conversions import ImageFormatError, stamp_ns
+from depth_sr_ros.ros.conversions import decompress, ImageFormatError, stamp_ns
 from depth_sr_ros.ros.entry import run_node
 from depth_sr_ros.ros.extrinsics import ExtrinsicSource
 from depth_sr_ros.ros.parameters import check_value, PARAMETERS
@@ -35,7 +35,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data, QoSPolicyKind, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 import torch
 
 try:  # a real ROS install has message_filters; pip does not
@@ -201,7 +201,8 @@ class DepthSrNode(Node):
         # synchronizer held when a time jump replaced it (already part of dropped_pairs()).
         self.counts = {'received': 0, 'pairs': 0, 'published': 0, 'bad_frames': 0,
                        'failed_frames': 0, 'cleared_after_jump': 0}
-        self._connect_images(value('queue_size'), value('slop'), value('exact_sync'), overrides)
+        self._connect_images(value('queue_size'), value('slop'), value('exact_sync'), overrides,
+                             (value('depth_transport'), value('color_transport')))
 
         self.slot = LatestSlot()
         self.stats = LatencyStats()
@@ -315,8 +316,14 @@ class DepthSrNode(Node):
             f'{upsampler.device} ({options}); depth in: 16UC1 mm or 32FC1 m; output encoding '
             f"'{self.settings.output_encoding}'")
 
-    def _connect_images(self, queue_size, slop, exact, overrides):
-        topics = ((DEPTH, 'depth/image_raw'), (COLOR, 'color/image_raw'))
+    def _connect_images(self, queue_size, slop, exact, overrides, transports):
+        # A compressed stream is image_transport's: on the image topic (remapped as given)
+        # plus /<transport>, a CompressedImage that _process decodes.
+        topics = [(index, topic if transport == 'raw' else
+                   f'{self.resolve_topic_name(topic)}/{transport}',
+                   Image if transport == 'raw' else CompressedImage)
+                  for (index, topic), transport in zip(
+                      ((DEPTH, 'depth/image_raw'), (COLOR, 'color/image_raw')), transports)]
         if message_filters is not None:
             # Subscriber -> the node's arrival bookkeeping -> a relay filter -> the synchronizer.
             # The relays let the node replace the synchronizer (after a time jump) while the
@@ -326,8 +333,8 @@ class DepthSrNode(Node):
             self._ledger = QueueLedger(queue_size)
             self._build_synchronizer()
             self._subscribers = []
-            for index, topic in topics:
-                sub = message_filters.Subscriber(self, Image, topic,
+            for index, topic, kind in topics:
+                sub = message_filters.Subscriber(self, kind, topic,
                                                  qos_profile=qos_profile_sensor_data,
                                                  qos_overriding_options=overrides)
                 sub.registerCallback(self._filter_callback(index))
@@ -335,8 +342,8 @@ class DepthSrNode(Node):
             self.pairing_backend = 'message_filters'
         else:
             self.pairer = StampPairer(queue_size, slop, exact)
-            for index, topic in topics:
-                self.create_subscription(Image, topic, self._image_callback(index),
+            for index, topic, kind in topics:
+                self.create_subscription(kind, topic, self._image_callback(index),
                                          qos_profile_sensor_data,
                                          qos_overriding_options=overrides)
             self.pairing_backend = 'depth_sr_ros.ros.sync'
@@ -511,6 +518,8 @@ class DepthSrNode(Node):
 
     def _process(self, depth_msg, color_msg):
         """Run the pipeline on one pair with its camera_infos and, for raw depth, extrinsic."""
+        depth_msg, color_msg = (decompress(msg) if isinstance(msg, CompressedImage) else msg
+                                for msg in (depth_msg, color_msg))
         return self.processor.process_pair(depth_msg, color_msg, self.infos[DEPTH],
                                            self.infos[COLOR], self.settings, self.extrinsics)
 
@@ -534,7 +543,7 @@ class DepthSrNode(Node):
         """Return what the ROS graph says of inputs: a topic nobody publishes, or another type."""
         hints = []
         for sub in self.subscriptions:
-            if sub.msg_type not in (Image, CameraInfo):
+            if sub.msg_type not in (Image, CameraInfo, CompressedImage):
                 continue
             expected = f'sensor_msgs/msg/{sub.msg_type.__name__}'
             types = sorted({i.topic_type for i in
@@ -545,7 +554,8 @@ class DepthSrNode(Node):
             elif expected not in types:
                 hints.append(
                     f"{sub.topic_name} is published as {', '.join(types)}, not {expected}" + (
-                        ': republish it raw (ros2 run image_transport republish compressed raw)'
+                        ': name the raw topic and set depth_transport or color_transport '
+                        "(image_transport's name for it), or republish it raw"
                         if 'sensor_msgs/msg/CompressedImage' in types else ''))
         return hints
 

@@ -31,6 +31,8 @@ class Param:
 
 
 _ACCELERATION = Acceleration()  # the defaults of the acceleration parameters
+# image_transport's names: a compressed stream is published on <image topic>/<transport>.
+TRANSPORTS = ('raw', 'compressed', 'compressedDepth')
 
 PARAMETERS = {
     'model_path': Param('', 'model file, .pt (PyTorch) or .onnx (onnxruntime; OpenVINO for a '
@@ -62,6 +64,14 @@ PARAMETERS = {
                          'must be above 0: approximate pairing never pairs with 0, use '
                          'exact_sync for identical stamps)', 1e-6, 10.0),
     'exact_sync': Param(False, 'pair only identical stamps'),
+    'depth_transport': Param('raw', "how depth arrives: 'raw' (an Image on depth/image_raw), "
+                                    "image_transport's 'compressedDepth' (png) or 'compressed' "
+                                    '(16-bit png) on depth/image_raw/<transport>, decoded here',
+                             choices=TRANSPORTS),
+    'color_transport': Param('raw', "how colour arrives: 'raw' (an Image on color/image_raw) or "
+                                    "image_transport's 'compressed' (jpeg, png) on "
+                                    'color/image_raw/compressed, decoded here',
+                             choices=('raw', 'compressed')),
     'output_size': Param([0, 0], 'output [width, height]: the colour image shrunk to it and '
                                  'its intrinsics scaled; [0, 0] = the colour size', 0, 100_000,
                          length=2),

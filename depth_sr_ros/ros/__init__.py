@@ -14,6 +14,10 @@ from depth_sr_ros import console
 # the options.
 ONE_COMPUTER_TRANSPORTS = 'SHM?max_msg_size=4MB&sockets_size=8MB'
 
+# The end of the node's /diagnostics status name ('<node's full name>: depth super-resolution'):
+# how the tools that watch a node find its status.
+DIAGNOSTICS_NAME = ': depth super-resolution'
+
 # The argparse type of a tool's --domain-id: the ROS domains that DDS can serve (0-232).
 DOMAIN_ID = console.number(int, low=0, high=232)
 

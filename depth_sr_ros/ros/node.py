@@ -17,6 +17,7 @@ import time
 from depth_sr_ros.checkpoint import CheckpointError
 from depth_sr_ros.inference import Acceleration, load_predictor, select_device, warm
 from depth_sr_ros.paths import resolve_model_path
+from depth_sr_ros.ros import DIAGNOSTICS_NAME
 from depth_sr_ros.ros.conversions import decompress, ImageFormatError, stamp_ns
 from depth_sr_ros.ros.entry import run_node
 from depth_sr_ros.ros.extrinsics import ExtrinsicSource
@@ -600,7 +601,7 @@ class DepthSrNode(Node):
         # The node's full name: two cameras' nodes in two namespaces are two items in an
         # aggregator; the colour camera's frame says which camera.
         status = DiagnosticStatus(
-            name=f'{self.get_fully_qualified_name()}: depth super-resolution',
+            name=f'{self.get_fully_qualified_name()}{DIAGNOSTICS_NAME}',
             hardware_id=self.infos[COLOR].newest.header.frame_id if self.infos[COLOR].newest
             else '',
             level=getattr(DiagnosticStatus, level), message=message)

@@ -11,7 +11,7 @@ import time
 
 from depth_sr_ros.console import stop_processes
 from depth_sr_ros.data.scene import rig_extrinsic
-from depth_sr_ros.ros import ONE_COMPUTER_TRANSPORTS
+from depth_sr_ros.ros import DIAGNOSTICS_NAME, ONE_COMPUTER_TRANSPORTS
 from depth_sr_ros.ros.conversions import stamp_ns
 from depth_sr_ros.ros.recording import read_recording
 from diagnostic_msgs.msg import DiagnosticArray
@@ -71,7 +71,7 @@ class Watcher(Node):
     def _on_diagnostics(self, msg):
         self.heard = True
         for status in msg.status:
-            if status.name.startswith('depth_sr'):
+            if status.name.endswith(DIAGNOSTICS_NAME):
                 self.diagnostics.append({kv.key: kv.value for kv in status.values})
 
 

@@ -102,7 +102,7 @@ def read_checkpoint(path):
         payload = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as error:  # torch raises many types for damaged files
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        if 'weights_only' in first_line:
+        if 'weights_only' in first_line or 'weights only' in first_line.lower():
             # torch's advice to load with weights_only=False (running code from the file) is
             # wrong for a file that is not a model: say what it is not, nothing more.
             first_line = 'no model data in it'

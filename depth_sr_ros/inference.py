@@ -383,14 +383,16 @@ def load_predictor(path, device='auto', acceleration=None, color_order='rgb', fa
     return predictor
 
 
-def warm(predictor, path):
+def warm(predictor, path, shape=None):
     """
     Run ``predictor``'s warm-up forward pass; keep and return its seconds (``warm_seconds``).
 
+    :param shape: the LR (h, w) to warm up at: the camera's, where it is known, since a compile,
+        a CUDA graph or a TensorRT engine is made for one size (default: the predictor's).
     Raises CheckpointError naming ``path`` when the pass fails: the model cannot run.
     """
     try:
-        predictor.warm_seconds = predictor.warm_up()
+        predictor.warm_seconds = predictor.warm_up(*([tuple(shape)] if shape else []))
     except Exception as error:  # an eager forward pass that fails: the model cannot run
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise CheckpointError(path, f'the warm-up forward pass failed: '

@@ -20,8 +20,15 @@ def model_facts(path, metadata):
     if METADATA_KEY not in metadata:
         raise CheckpointError(path, f"no '{METADATA_KEY}' metadata; export it with "
                                     'depth_sr_export')
-    info = json.loads(metadata[METADATA_KEY])
-    check_preprocessing(path, info['preprocessing'])
+    try:
+        info = json.loads(metadata[METADATA_KEY])
+        check_preprocessing(path, info['preprocessing'])
+        int(info['arch_kwargs']['scale'])
+    except (ValueError, KeyError, TypeError) as error:  # damaged or hand-edited metadata
+        if isinstance(error, CheckpointError):
+            raise
+        raise CheckpointError(path, f"its '{METADATA_KEY}' metadata is damaged: "
+                                    f'{type(error).__name__}: {error}') from None
     return info
 
 

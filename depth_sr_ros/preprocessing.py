@@ -102,6 +102,10 @@ def check_color(color, order='rgb'):
         raise ValueError(f'colour must be (H, W, 3) or (H, W), got shape {color.shape}')
     if color.dtype != np.uint8 and not np.issubdtype(color.dtype, np.floating):
         raise ValueError(f'colour must be uint8 or float in [0, 1], got dtype {color.dtype}')
+    if color.dtype != np.uint8 and color.size and float(np.nanmax(color)) > 1.0 + 1e-3:
+        # uint8 values as floats: the network would see a colour image 255 times too bright
+        raise ValueError(f'float colour must be in [0, 1], this one reaches '
+                         f'{float(np.nanmax(color)):g} (pass uint8, or divide by 255)')
 
 
 def color_to_unit(color, order='rgb'):

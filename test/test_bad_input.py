@@ -341,8 +341,10 @@ def test_a_model_switch_over_the_parameter_service_does_not_hold_the_executor(
     good_pair_is_served(g, pubs, 120 * SECOND)
     warm_up = type(node.processor.upsampler).warm_up
     release = threading.Event()
+    shapes = []
 
     def held_warm_up(self, *args):
+        shapes.append(args)
         release.wait(60)
         return warm_up(self, *args)
     monkeypatch.setattr(type(node.processor.upsampler), 'warm_up', held_warm_up)
@@ -370,6 +372,7 @@ def test_a_model_switch_over_the_parameter_service_does_not_hold_the_executor(
     while node.model_path != new_path and time.monotonic() < end:
         time.sleep(0.02)
     assert node.model_path == new_path
+    assert shapes == [((30, 40),)]  # at the camera's LR size (a compile is made for one size)
 
 
 def test_a_model_that_fails_its_warm_up_on_a_switch_is_dropped_and_the_parameter_set_back(

@@ -104,3 +104,14 @@ def test_a_pickle_that_is_not_a_model_gets_no_advice_to_run_its_code(tmp_path):
         read_checkpoint(path)
     assert 'weights_only' not in str(raised.value)
     assert 'not a readable checkpoint' in str(raised.value)
+
+
+def test_a_whole_pickled_network_gets_no_advice_to_run_its_code_either(tmp_path):
+    # torch.save(model): torch's first line here says 'Weights only load failed' (with ANSI
+    # colours and the advice to load with weights_only=False), not 'weights_only'.
+    path = tmp_path / 'whole.pt'
+    torch.save(torch.nn.Conv2d(1, 1, 1), path)
+    with pytest.raises(CheckpointError) as raised:
+        read_checkpoint(path)
+    message = str(raised.value)
+    assert message.endswith('no model data in it') and 'can still be loaded' not in message

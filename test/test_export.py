@@ -2,7 +2,7 @@
 
 import os
 
-from depth_sr_ros.checkpoint import CheckpointError, save_checkpoint
+from depth_sr_ros.checkpoint import CheckpointError, METADATA_KEY, save_checkpoint
 from depth_sr_ros.cli.export import main
 from depth_sr_ros.data.degradations import bicubic_downsample, crop_to_multiple
 from depth_sr_ros.data.middlebury import disparity_to_metres, load_pair
@@ -59,6 +59,14 @@ def test_onnx_errors_are_one_line(tmp_path, exported):
     (tmp_path / 'bad.onnx').write_bytes(b'not onnx')
     with pytest.raises(CheckpointError, match='not a readable ONNX model'):
         OnnxPredictor(str(tmp_path / 'bad.onnx'))
+    import onnx
+    damaged = onnx.load(exported[1])
+    for prop in damaged.metadata_props:
+        prop.value = '{}' if prop.key == METADATA_KEY else prop.value
+    onnx.save(damaged, str(tmp_path / 'damaged.onnx'))
+    with pytest.raises(CheckpointError, match='metadata is damaged') as damaged_error:
+        OnnxPredictor(str(tmp_path / 'damaged.onnx'))
+    assert str(damaged_error.value).startswith(f"model file '{tmp_path / 'damaged.onnx'}': ")
     with pytest.raises(ValueError, match='PyTorch options') as refused:
         load_predictor(exported[1], acceleration=Acceleration(precision='float16'))
     assert str(refused.value).startswith(f'{exported[1]}: ')  # names the file

@@ -43,3 +43,8 @@ def test_colour_conversion():
         color_to_unit(rgb, 'rgba')
     with pytest.raises(ValueError, match='dtype'):
         color_to_unit(rgb.astype(np.int32))
+    # uint8 values passed as floats: 255 times too bright for the network, refused.
+    with pytest.raises(ValueError, match=r'float colour must be in \[0, 1\], this one reaches '
+                                         '255 .pass uint8, or divide by 255.'):
+        color_to_unit(rgb.astype(np.float32))
+    np.testing.assert_allclose(color_to_unit(rgb / 255.0)[0, 0], [1, 0, 0])

@@ -283,8 +283,8 @@ class DepthSrNode(Node):
             end = time.monotonic() + 5.0
             while self.get_parameter('model_path').value != asked and time.monotonic() < end:
                 time.sleep(0.01)
-            try:
-                seconds = warm(predictor, path)
+            try:  # at the size the camera gives (a compile is for one size), else a default
+                seconds = warm(predictor, path, self.processor.lr_shape)
             except CheckpointError as error:
                 with self._switch_lock:
                     if number != self._switches or self._stop.is_set():

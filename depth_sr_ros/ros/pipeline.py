@@ -209,6 +209,7 @@ class FrameProcessor:
         self.output_size = tuple(output_size) if output_size and all(output_size) else None
         self.max_output_pixels = int(max_output_pixels)
         self._grids = {}  # (colour camera) -> Grids
+        self.lr_shape = None  # the network's input size on the last frame: a new model's warm-up
 
     @property
     def scale(self):
@@ -413,6 +414,7 @@ class FrameProcessor:
         advice, problem = scale_advice(depth.shape, grids, low, route)
         if advice:
             (result.advice if problem else result.notices).append(advice)
+        self.lr_shape = low.shape
         upsampled = crop_to_output(self.upsampler(low, shown, order), grids)
         per_pixel = 1.0 if route == 'lr_grid' else samples_per_lr_pixel(depth.shape, grids)
         result.coverage = (float(np.isfinite(upsampled).mean()),

@@ -96,7 +96,7 @@ class Summary:
 
 
 def _writer(path, storage, copy_from, notes, points):
-    from rosbags.typesys import get_typestore, Stores
+    from rosbags.typesys import get_types_from_msg, get_typestore, Stores
     writer = bag_writer(path, storage)
     writer.open()
     store = get_typestore(Stores.ROS2_HUMBLE)
@@ -106,11 +106,14 @@ def _writer(path, storage, copy_from, notes, points):
                    if points or key != 'points'}  # no empty points topic without --points
     for c in copy_from:
         # The bag's own definition and hash: vendor types (realsense2_camera_msgs, ...) are in
-        # no typestore.
+        # no typestore. A bag from before Jazzy has no hash: its definition is registered, and
+        # the typestore computes the hash from it.
         own = c.msgdef.data if c.msgdef else None
         options = {'msgdef': own, 'rihs01': c.digest} if own and c.digest else {
             'typestore': store}
         try:
+            if own and not c.digest and c.msgtype not in store.types:
+                store.register(get_types_from_msg(own, c.msgtype))
             connections[('copy', c.topic)] = writer.add_connection(
                 c.topic, c.msgtype, serialization_format=c.ext.serialization_format,
                 offered_qos_profiles=c.ext.offered_qos_profiles, **options)

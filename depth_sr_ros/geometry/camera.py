@@ -66,13 +66,7 @@ class Camera:
 
         Distortion coefficients act on normalised coordinates, so they stay as they are.
         """
-        sx, sy = width / self.width, height / self.height
-        k = self.matrix.copy()
-        k[0, 0] *= sx
-        k[0, 1] *= sx
-        k[0, 2] = (k[0, 2] + 0.5) * sx - 0.5
-        k[1, 1] *= sy
-        k[1, 2] = (k[1, 2] + 0.5) * sy - 0.5
+        k = to_grid(self.matrix, width / self.width, height / self.height)
         return dataclasses.replace(self, width=int(width), height=int(height),
                                    k=tuple(k.ravel()))
 
@@ -128,6 +122,22 @@ class Camera:
             x, y = _distort(x, y, self.d, self.model)
         k = self.matrix.astype(x.dtype)
         return k[0, 0] * x + k[0, 1] * y + k[0, 2], k[1, 1] * y + k[1, 2]
+
+
+def to_grid(matrix, sx, sy, ox=0.0, oy=0.0):
+    """
+    Return a K (3x3) or P (3x4) taken to a grid cut at (ox, oy) and resampled by (sx, sy).
+
+    Pixel centres keep their place: x' = (x - ox + 0.5) * sx - 0.5, y' likewise. The map
+    that changes nothing returns the matrix unchanged.
+    """
+    m = np.array(matrix, np.float64)
+    if (sx, sy, ox, oy) == (1, 1, 0, 0):
+        return m
+    w = m[2].copy()  # the third row: the 1 of a pixel's homogeneous coordinates
+    m[0] = (m[0] - (ox - 0.5) * w) * sx - 0.5 * w
+    m[1] = (m[1] - (oy - 0.5) * w) * sy - 0.5 * w
+    return m
 
 
 def pinhole_camera(width, height, focal):

@@ -18,7 +18,7 @@ colour encodings to cv_bridge where it is installed.
 import struct
 
 import cv2
-from depth_sr_ros.geometry.camera import Camera, GeometryError, PLUMB_BOB
+from depth_sr_ros.geometry.camera import Camera, GeometryError, PLUMB_BOB, to_grid
 import numpy as np
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 
@@ -196,22 +196,12 @@ def metres_to_image(depth, encoding, header):
     return msg
 
 
-def _pixel_map(sx, sy, ox=0.0, oy=0.0):
-    """
-    Return the 3x3 map of pixel coordinates for a grid cut at (ox, oy) and resampled by sx, sy.
-
-    Pixel centres keep their place: x' = (x - ox + 0.5) * sx - 0.5 (as Camera.resized).
-    """
-    return np.array([[sx, 0.0, (0.5 - ox) * sx - 0.5], [0.0, sy, (0.5 - oy) * sy - 0.5],
-                     [0.0, 0.0, 1.0]])
-
-
 def _image_grid(info):
     """
     Return (width, height, map) of the images a CameraInfo describes under its ROI and binning.
 
-    K, D, R and P are the full resolution's (CameraInfo.msg); ``map`` (_pixel_map) takes its
-    pixels to the image's: cut to the ROI, then binned.
+    K, D, R and P are the full resolution's (CameraInfo.msg); ``map(matrix)`` takes a K or P
+    to the image's pixels: cut to the ROI, then binned (geometry.camera.to_grid).
     """
     bx, by = max(1, int(info.binning_x)), max(1, int(info.binning_y))
     roi = info.roi
@@ -219,7 +209,8 @@ def _image_grid(info):
         ox, oy, width, height = roi.x_offset, roi.y_offset, roi.width, roi.height
     else:
         ox, oy, width, height = 0, 0, info.width, info.height
-    return int(width) // bx, int(height) // by, _pixel_map(1.0 / bx, 1.0 / by, ox, oy)
+    return int(width) // bx, int(height) // by, lambda matrix: to_grid(
+        matrix, 1.0 / bx, 1.0 / by, ox, oy)
 
 
 def camera_from_info(info, image_shape=None):
@@ -239,7 +230,7 @@ def camera_from_info(info, image_shape=None):
         raise ImageFormatError(f'camera_info is for {width}x{height}{full} but the image '
                                f'is {image_shape[1]}x{image_shape[0]}')
     try:
-        k = to_image @ np.asarray(info.k, np.float64).reshape(3, 3)
+        k = to_image(np.asarray(info.k, np.float64).reshape(3, 3))
         return Camera(width, height, tuple(float(v) for v in k.ravel()),
                       tuple(float(v) for v in info.d), info.distortion_model or PLUMB_BOB)
     except (GeometryError, ValueError) as error:
@@ -273,8 +264,8 @@ def camera_info_message(camera, frame_id='', header=None, like=None):
         if not np.any(r):
             r = np.eye(3)
         width, height, to_image = _image_grid(like)
-        resize = _pixel_map(camera.width / width, camera.height / height)
-        p = resize @ to_image @ np.asarray(like.p, np.float64).reshape(3, 4)
+        p = to_grid(to_image(np.asarray(like.p, np.float64).reshape(3, 4)),
+                    camera.width / width, camera.height / height)
     info.r = [float(v) for v in r.ravel()]
     info.p = [float(v) for v in p.ravel()]
     return info

@@ -73,8 +73,8 @@ def _open_reader(path):
         reader.open()
     except (ReaderError, FileNotFoundError, ValueError, OSError) as error:
         hint = ''
-        if os.path.isdir(path) and 'metadata.yaml' not in os.listdir(path) and any(
-                n.endswith(('.mcap', '.db3')) for n in os.listdir(path)):
+        names = os.listdir(path) if os.path.isdir(path) else []
+        if 'metadata.yaml' not in names and any(n.endswith(('.mcap', '.db3')) for n in names):
             # A recorder killed mid-recording writes none (Humble: only on close).
             hint = ' (it has no metadata.yaml: `ros2 bag reindex` writes one)'
         raise BagError(f"input '{path}' is not a readable rosbag2 bag{hint}: "

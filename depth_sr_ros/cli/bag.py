@@ -5,12 +5,12 @@ depth_sr_bag: super-resolve a rosbag2 recording offline, bag in and bag out.
 
 Reads the bag with rosbags (sqlite3 or mcap, no ROS install needed), pairs depth and colour
 with the node's own rules (ros/sync.py: slop; the queues hold LATE_SECONDS of stamps), runs
-every pair through the node's
-FrameProcessor (registration, model, output messages) and writes /depth_sr/image,
-/depth_sr/camera_info and, with --points, /depth_sr/points, stamped as the node stamps them
-and written at the depth message's receive time. Raw depth (its frame differs from the
-colour's) takes its extrinsic from the bag's /tf_static, or from --depth-to-color. Unlike a
-live node replaying the bag, no pair is dropped for being late: every pair is processed.
+every pair through the node's FrameProcessor (registration, model, output messages) and writes
+/depth_sr/image, /depth_sr/camera_info and, with --points, /depth_sr/points, stamped as the
+node stamps them and written at the depth message's receive time. Raw depth (its frame differs
+from the colour's) takes its extrinsic from the bag's /tf_static, or from --depth-to-color.
+Unlike a live node replaying the bag, no pair is dropped for being late: every pair is
+processed.
 
 Bad input is one line on stderr and exit status 2; Ctrl-C closes the output as a valid bag
 with the pairs done so far (exit status 130).
@@ -37,7 +37,7 @@ from depth_sr_ros.geometry.transform import Transform
 from depth_sr_ros.inference import device_option, load_predictor
 from depth_sr_ros.paths import MODEL_HELP, resolve_model_path
 from depth_sr_ros.ros.conversions import (
-    camera_info_from_yaml, decompress, ImageFormatError, stamp_ns)
+    camera_info_from_yaml, decompress, ImageFormatError, message_type, stamp_ns)
 from depth_sr_ros.ros.extrinsics import StaticExtrinsics
 from depth_sr_ros.ros.parameters import check_value, PARAMETERS
 from depth_sr_ros.ros.pipeline import FrameProcessor, Settings
@@ -100,8 +100,7 @@ def _writer(path, storage, copy_from, notes, points):
     writer = bag_writer(path, storage)
     writer.open()
     store = get_typestore(Stores.ROS2_HUMBLE)
-    connections = {key: writer.add_connection(topic, kind.__module__.split('.')[0]
-                                              + '/msg/' + kind.__name__, typestore=store)
+    connections = {key: writer.add_connection(topic, message_type(kind), typestore=store)
                    for key, (topic, kind) in OUTPUT_TOPICS.items()
                    if points or key != 'points'}  # no empty points topic without --points
     for c in copy_from:

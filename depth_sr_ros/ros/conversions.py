@@ -42,6 +42,11 @@ MAX_MM = np.iinfo(np.uint16).max
 COMPRESSED_DEPTH_HEADER = struct.Struct('<iff')
 
 
+def message_type(kind):
+    """Return a message class's ROS type name: sensor_msgs.msg.Image -> 'sensor_msgs/msg/Image'."""
+    return f"{kind.__module__.split('.')[0]}/msg/{kind.__name__}"
+
+
 def stamp_ns(stamp):
     """Return a builtin_interfaces/Time (a header's stamp) as integer nanoseconds."""
     return stamp.sec * 1_000_000_000 + stamp.nanosec

@@ -18,7 +18,7 @@ from depth_sr_ros.checkpoint import CheckpointError
 from depth_sr_ros.inference import Acceleration, load_predictor, select_device, warm
 from depth_sr_ros.paths import resolve_model_path
 from depth_sr_ros.ros import DIAGNOSTICS_NAME
-from depth_sr_ros.ros.conversions import decompress, ImageFormatError, stamp_ns
+from depth_sr_ros.ros.conversions import decompress, ImageFormatError, message_type, stamp_ns
 from depth_sr_ros.ros.entry import run_node
 from depth_sr_ros.ros.extrinsics import ExtrinsicSource
 from depth_sr_ros.ros.parameters import check_value, PARAMETERS
@@ -256,11 +256,15 @@ class DepthSrNode(Node):
         predictor = load_predictor(path, device=str(self.device),
                                    acceleration=self.acceleration,
                                    fallback=self._value('device_fallback'),
-                                   warn=self.get_logger().warning, warm_up=warm_up)
+                                   warn=self.get_logger().warning, warm_up=False)
         if warm_up:
-            self.get_logger().info(
-                f'{path}: warm-up forward pass {predictor.warm_seconds:.2f} s')
+            self._warm(predictor, path)
         return predictor
+
+    def _warm(self, predictor, path, shape=None):
+        """Run a model's warm-up forward pass (inference.warm) and log how long it took."""
+        seconds = warm(predictor, path, shape)
+        self.get_logger().info(f'{path}: warm-up forward pass {seconds:.2f} s')
 
     def _switch_to(self, asked, path, predictor):
         """
@@ -284,7 +288,7 @@ class DepthSrNode(Node):
             while self.get_parameter('model_path').value != asked and time.monotonic() < end:
                 time.sleep(0.01)
             try:  # at the size the camera gives (a compile is for one size), else a default
-                seconds = warm(predictor, path, self.processor.lr_shape)
+                self._warm(predictor, path, self.processor.lr_shape)
             except CheckpointError as error:
                 with self._switch_lock:
                     if number != self._switches or self._stop.is_set():
@@ -300,7 +304,6 @@ class DepthSrNode(Node):
             with self._switch_lock:
                 if number != self._switches or self._stop.is_set():
                     return
-                self.get_logger().info(f'{path}: warm-up forward pass {seconds:.2f} s')
                 self.processor, self.model_path = self._processor(predictor), path
                 self._model_value = asked
                 self._log_model()
@@ -546,7 +549,7 @@ class DepthSrNode(Node):
         for sub in self.subscriptions:
             if sub.msg_type not in (Image, CameraInfo, CompressedImage):
                 continue
-            expected = f'sensor_msgs/msg/{sub.msg_type.__name__}'
+            expected = message_type(sub.msg_type)
             types = sorted({i.topic_type for i in
                             self.get_publishers_info_by_topic(sub.topic_name)})
             if not types:
@@ -557,7 +560,7 @@ class DepthSrNode(Node):
                     f"{sub.topic_name} is published as {', '.join(types)}, not {expected}" + (
                         ': name the raw topic and set depth_transport or color_transport '
                         "(image_transport's name for it), or republish it raw"
-                        if 'sensor_msgs/msg/CompressedImage' in types else ''))
+                        if message_type(CompressedImage) in types else ''))
         return hints
 
     def _check_pairing(self):

@@ -357,49 +357,47 @@ def test_a_stop_signal_that_python_turns_into_another_error_is_still_a_clean_sto
     assert capsys.readouterr().err == 'fails: no such device\n'
 
 
+def _ticking(name, tick):
+    """Return a factory of a node named ``name`` that calls ``tick()`` every 10 ms."""
+    from rclpy.node import Node
+
+    def factory():
+        node = Node(name)
+        node.create_timer(0.01, tick)
+        return node
+    return factory
+
+
 def test_a_stop_signal_that_rclpy_reports_as_another_error_while_spinning_is_a_clean_stop(
         monkeypatch):
     # The interrupt lands inside rclpy's C++ taking a message, which raises a RuntimeError of
     # its own with the interrupt gone (CI saw it on Ctrl-C of depth_sr_live_demo); the timer
     # plays that in the spinning thread.
     from depth_sr_ros.ros.entry import run_node
-    from rclpy.node import Node
     monkeypatch.setenv('ROS_DOMAIN_ID', str(DOMAIN_ID))
 
-    class TakeFails(Node):
+    def tick():
+        try:
+            signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
+        except KeyboardInterrupt:
+            pass
+        raise RuntimeError("Unable to convert call argument '0' to Python object")
 
-        def __init__(self):
-            super().__init__('take_fails')
-            self.create_timer(0.01, self.tick)
-
-        def tick(self):
-            try:
-                signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
-            except KeyboardInterrupt:
-                pass
-            raise RuntimeError("Unable to convert call argument '0' to Python object")
-
-    assert run_node(TakeFails, 'take_fails', (), ['take_fails']) == 0
+    assert run_node(_ticking('take_fails', tick), 'take_fails', (), ['take_fails']) == 0
 
 
 def test_a_stop_signal_whose_interrupt_a_library_swallows_still_stops_the_node(monkeypatch):
     from depth_sr_ros.ros.entry import run_node
-    from rclpy.node import Node
     monkeypatch.setenv('ROS_DOMAIN_ID', str(DOMAIN_ID))
 
-    class Swallows(Node):
-
-        def __init__(self):
-            super().__init__('swallows')
-            self.create_timer(0.01, self.tick)
-
-        def tick(self):
-            handler = signal.getsignal(signal.SIGINT)
-            if callable(handler):  # once: the handler then ignores further signals
-                try:
-                    handler(signal.SIGINT, None)
-                except KeyboardInterrupt:
-                    pass  # a callback that catches everything
+    def tick():
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler):  # once: the handler then ignores further signals
+            try:
+                handler(signal.SIGINT, None)
+            except KeyboardInterrupt:
+                pass  # a callback that catches everything
+    swallows = _ticking('swallows', tick)
 
     class Hung(Exception):
         pass
@@ -412,7 +410,7 @@ def test_a_stop_signal_whose_interrupt_a_library_swallows_still_stops_the_node(m
     previous = signal.signal(signal.SIGALRM, hung)
     signal.alarm(20)
     try:
-        assert run_node(Swallows, 'swallows', (), ['swallows']) == 0
+        assert run_node(swallows, 'swallows', (), ['swallows']) == 0
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)

@@ -13,7 +13,7 @@ import re
 import time
 
 from depth_sr_ros.checkpoint import check_preprocessing, CheckpointError, load_checkpoint
-from depth_sr_ros.onnx_predictor import onnx_predictor
+from depth_sr_ros.onnx_predictor import export_facts, onnx_predictor
 from depth_sr_ros.preprocessing import color_to_unit_torch, finish_depth_torch
 from depth_sr_ros.upsampler import DepthUpsampler
 import numpy as np
@@ -369,11 +369,7 @@ def load_predictor(path, device='auto', acceleration=None, color_order='rgb', fa
     TensorRT has built or loaded its engine. ``fallback`` and ``warn`` as select_device.
     """
     if str(path).endswith('.onnx'):
-        # Acceleration() is also the node's default: its parameter table takes it from here.
-        if acceleration is not None and acceleration != Acceleration():
-            raise ValueError(f'{path}: precision, channels_last, compile_mode and device_io '
-                             'are PyTorch options; for ONNX choose them at export or in '
-                             'onnxruntime')
+        check_onnx(path, acceleration)
         predictor = onnx_predictor(path, str(device), color_order, fallback, warn)
     else:
         predictor = Predictor.from_checkpoint(
@@ -381,6 +377,20 @@ def load_predictor(path, device='auto', acceleration=None, color_order='rgb', fa
     if warm_up:
         warm(predictor, path)
     return predictor
+
+
+def check_onnx(path, acceleration=None):
+    """
+    Refuse an ONNX file that cannot be read, or PyTorch options for one, without running it.
+
+    Raises CheckpointError (the file) or ValueError (the options). Building the runtime's
+    session, which can take seconds on a GPU, is left to onnx_predictor.
+    """
+    # Acceleration() is also the node's default: its parameter table takes it from here.
+    if acceleration is not None and acceleration != Acceleration():
+        raise ValueError(f'{path}: precision, channels_last, compile_mode and device_io are '
+                         'PyTorch options; for ONNX choose them at export or in onnxruntime')
+    export_facts(path)
 
 
 def warm(predictor, path, shape=None):

@@ -10,6 +10,8 @@ import threading
 import time
 
 from depth_sr_ros.checkpoint import save_checkpoint
+from depth_sr_ros.onnx_export import export_onnx
+from depth_sr_ros.onnx_predictor import OnnxPredictor
 from depth_sr_ros.preprocessing import PREPROCESSING
 from depth_sr_ros.ros.conversions import image_to_array, stamp_ns
 from helpers import untrained
@@ -397,6 +399,40 @@ def test_a_model_that_fails_its_warm_up_on_a_switch_is_dropped_and_the_parameter
     monkeypatch.undo()
     pubs = g.connect(qos_profile_sensor_data)
     good_pair_is_served(g, pubs, 140 * SECOND)
+
+
+def test_an_onnx_switch_builds_its_session_off_the_executor(
+        graph, model_path, tmp_path, monkeypatch):
+    # onnxruntime builds a session in seconds on a GPU (CUDA's context, TensorRT): built in the
+    # parameter callback, it held the executor as a warm-up did. A damaged file is still
+    # refused in the callback, from its metadata.
+    g = graph(Parameter('precision', value='auto'))  # the default: an ONNX file's only one
+    node = g.node
+    old_path = node.model_path
+    damaged = tmp_path / 'damaged.onnx'
+    damaged.write_bytes(b'not an onnx model')
+    result = node.set_parameters([Parameter('model_path', value=str(damaged))])[0]
+    assert not result.successful and 'not a readable ONNX model' in result.reason
+    onnx_path = str(tmp_path / 'tiny.onnx')
+    export_onnx(model_path, onnx_path)
+    release, held_out = threading.Event(), []
+    build = OnnxPredictor.__init__
+
+    def held_build(self, *args, **kwargs):
+        held_out.append(not release.wait(20))  # True: nobody let it go
+        build(self, *args, **kwargs)
+    monkeypatch.setattr(OnnxPredictor, '__init__', held_build)
+    try:
+        assert node.set_parameters([Parameter('model_path', value=onnx_path)])[0].successful
+        assert held_out == []  # the callback returned while the session was being built
+        assert node.model_path == old_path
+    finally:
+        release.set()
+    end = time.monotonic() + 30
+    while node.model_path != onnx_path and time.monotonic() < end:
+        time.sleep(0.02)
+    assert node.model_path == onnx_path and held_out == [False]
+    assert isinstance(node.processor.upsampler, OnnxPredictor)
 
 
 class MessageFiltersStandIn:

@@ -15,7 +15,8 @@ import threading
 import time
 
 from depth_sr_ros.checkpoint import CheckpointError
-from depth_sr_ros.inference import Acceleration, load_predictor, select_device, warm
+from depth_sr_ros.inference import (
+    Acceleration, check_onnx, load_predictor, select_device, warm)
 from depth_sr_ros.paths import resolve_model_path
 from depth_sr_ros.ros import DIAGNOSTICS_NAME
 from depth_sr_ros.ros.conversions import decompress, ImageFormatError, message_type, stamp_ns
@@ -266,7 +267,7 @@ class DepthSrNode(Node):
         seconds = warm(predictor, path, shape)
         self.get_logger().info(f'{path}: warm-up forward pass {seconds:.2f} s')
 
-    def _switch_to(self, asked, path, predictor):
+    def _switch_to(self, asked, path, predictor=None):
         """
         Warm a new model up on its own thread, then let it serve (a runtime model switch).
 
@@ -277,6 +278,7 @@ class DepthSrNode(Node):
         asked for in quick succession, the last one wins.
 
         :param asked: the model_path value set (``path``: the file it names).
+        :param predictor: the file's predictor; None: built here (an ONNX file's session).
         """
         self._switches += 1
         number = self._switches
@@ -288,8 +290,9 @@ class DepthSrNode(Node):
             while self.get_parameter('model_path').value != asked and time.monotonic() < end:
                 time.sleep(0.01)
             try:  # at the size the camera gives (a compile is for one size), else a default
-                self._warm(predictor, path, self.processor.lr_shape)
-            except CheckpointError as error:
+                model = predictor or self._load(path, warm_up=False)
+                self._warm(model, path, self.processor.lr_shape)
+            except Exception as error:  # as in the callback: the old model keeps serving
                 with self._switch_lock:
                     if number != self._switches or self._stop.is_set():
                         return  # a later switch was asked for, or the node stops
@@ -304,7 +307,7 @@ class DepthSrNode(Node):
             with self._switch_lock:
                 if number != self._switches or self._stop.is_set():
                     return
-                self.processor, self.model_path = self._processor(predictor), path
+                self.processor, self.model_path = self._processor(model), path
                 self._model_value = asked
                 self._log_model()
         self._switchers = [t for t in self._switchers if t.is_alive()]
@@ -437,18 +440,23 @@ class DepthSrNode(Node):
         if reason:
             return SetParametersResult(successful=False, reason=reason)
         predictor = None
-        if 'model_path' in changes and changes['model_path'] != self._restoring:
+        switch = 'model_path' in changes and changes['model_path'] != self._restoring
+        if switch:
             path = resolve_model_path(changes['model_path'])
-            # Read it (an ONNX model's session is built here) before accepting, so that a bad
-            # file leaves the old model serving; the warm-up runs on _switch_to's thread.
+            # Read it before accepting, so that a bad file leaves the old model serving. An
+            # ONNX file is only checked here: its runtime session (seconds on a GPU) is built,
+            # and every model warmed up, on _switch_to's thread.
             try:
-                predictor = self._load(path, warm_up=False)
+                if str(path).endswith('.onnx'):
+                    check_onnx(path, self.acceleration)
+                else:
+                    predictor = self._load(path, warm_up=False)
             except Exception as error:  # whatever the file does, the old model keeps serving
                 reason = f'{error}; still serving {self.model_path}'
                 self.get_logger().warning(f'model switch refused: {reason}')
                 return SetParametersResult(successful=False, reason=reason)
         self.settings = candidate
-        if predictor is not None:
+        if switch:
             self._switch_to(changes['model_path'], path, predictor)
         return SetParametersResult(successful=True)
 

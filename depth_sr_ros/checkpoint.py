@@ -15,6 +15,7 @@ Every problem found while loading raises CheckpointError with one line that name
 """
 
 import os
+import re
 
 from depth_sr_ros.files import replacing
 from depth_sr_ros.networks import build_model, MODELS
@@ -27,6 +28,17 @@ REQUIRED_FIELDS = ('format_version', 'arch', 'arch_kwargs', 'state_dict', 'prepr
 # Key of the checkpoint facts (JSON) in an exported ONNX file's metadata.
 METADATA_KEY = 'depth_sr_ros'
 STORAGE_DTYPES = {'float32': torch.float32, 'float16': torch.float16}
+# The torch the model files are made and tested with (requirements.txt pins it, package.xml
+# asks for its minor version at least). An older one, as a distribution's python3-torch, may
+# not read them: torch 1.13's weights-only loader refuses a float.
+TESTED_TORCH = '2.13.0'
+
+
+def older_torch(version=None):
+    """Return whether a torch version (default: the installed one) is older than TESTED_TORCH."""
+    def release(text):
+        return tuple(int(part) for part in re.findall(r'\d+', text.split('+')[0])[:2])
+    return release(version or torch.__version__) < release(TESTED_TORCH)
 
 
 class CheckpointError(ValueError):
@@ -106,6 +118,9 @@ def read_checkpoint(path):
             # torch's advice to load with weights_only=False (running code from the file) is
             # wrong for a file that is not a model: say what it is not, nothing more.
             first_line = 'no model data in it'
+        if older_torch():
+            first_line += (f' (torch {torch.__version__} is installed; the model files are '
+                           f'made and tested with torch {TESTED_TORCH}: pip install it)')
         raise CheckpointError(
             path, f'not a readable checkpoint (corrupt or truncated?): {first_line}') from None
     if not isinstance(payload, dict):

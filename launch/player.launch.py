@@ -16,7 +16,7 @@ LARGE_DATA serves a viewer on another computer.
 from depth_sr_ros.paths import MODEL_HELP
 from depth_sr_ros.ros import ONE_COMPUTER_TRANSPORTS
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
@@ -28,17 +28,20 @@ def _nodes(context):
     from depth_sr_ros.data.scene import recommended_model, rig_extrinsic
     rig = LaunchConfiguration('rig').perform(context)
     model = LaunchConfiguration('model').perform(context) or recommended_model(rig)
-    node_params = {'model_path': model,
+    node_params = {'model_path': ParameterValue(model, value_type=str),  # model:=1 is text
                    'device': ParameterValue(LaunchConfiguration('device'), value_type=str)}
     extrinsic = rig_extrinsic(rig)
     if extrinsic:
         node_params['depth_to_color'] = extrinsic
+    # The two processes' own environment: set for the whole launch, it would reach every
+    # process a bringup starts after including this file.
+    env = {'FASTDDS_BUILTIN_TRANSPORTS': LaunchConfiguration('fastdds_builtin_transports')}
     player = Node(package='depth_sr_ros', executable='depth_sr_player',
-                  name='depth_sr_player', output='screen',
+                  name='depth_sr_player', output='screen', additional_env=env,
                   parameters=[{'rate': ParameterValue(LaunchConfiguration('rate'),
                                                       value_type=float), 'rig': rig}])
     node = Node(package='depth_sr_ros', executable='depth_sr_node', name='depth_sr',
-                output='screen',
+                output='screen', additional_env=env,
                 parameters=[LaunchConfiguration('params_file'), node_params])
     return [player, node]
 
@@ -64,7 +67,4 @@ def generate_launch_description():
                                           'alone: only this computer sees them; LARGE_DATA for '
                                           'a viewer elsewhere; docs/dds.md)'),
     ]
-    return LaunchDescription(declared + [
-        SetEnvironmentVariable('FASTDDS_BUILTIN_TRANSPORTS',
-                               LaunchConfiguration('fastdds_builtin_transports')),
-        OpaqueFunction(function=_nodes)])
+    return LaunchDescription(declared + [OpaqueFunction(function=_nodes)])

@@ -14,7 +14,7 @@ Humble's Fast DDS has no such variable; docs/dds.md).
 
 from depth_sr_ros.paths import MODEL_HELP
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
@@ -34,25 +34,25 @@ ARGUMENTS = (
                       "params_file's, 'auto' in sr.yaml"),
     ('device', '', "'auto' (cuda when available), 'cuda', 'cuda:N' or 'cpu'; empty: the "
                    "params_file's, else 'auto'"),
-    ('use_sim_time', 'false', 'use /clock (true when playing a bag with --clock)'),
+    ('use_sim_time', '', "'true': use /clock (when playing a bag with --clock); empty: the "
+                         "params_file's, else false"),
     ('log_level', 'info', 'debug, info, warn, error or fatal'),
 )
 
 
 # Arguments that override a parameter of the parameter file only when given: argument ->
-# parameter (a camera config sets its own model; the alignment and the device are a user's
-# parameter file's unless given).
-GIVEN_ONLY = {'model': 'model_path', 'alignment': 'alignment', 'device': 'device'}
+# (parameter, type) (a camera config sets its own model; the alignment, the device and the
+# clock are a user's parameter file's unless given). Typed: model:=123 stays the text '123'.
+GIVEN_ONLY = {'model': ('model_path', str), 'alignment': ('alignment', str),
+              'device': ('device', str), 'use_sim_time': ('use_sim_time', bool)}
 
 
 def _node(context):
-    """Return the node; model:=, alignment:= and device:= override the file only when given."""
+    """Return the node; GIVEN_ONLY's arguments override the file only when given."""
     config = {name: LaunchConfiguration(name) for name, _, _ in ARGUMENTS}
-    overrides = {'use_sim_time': ParameterValue(config['use_sim_time'], value_type=bool)}
-    for argument, parameter in GIVEN_ONLY.items():
-        if config[argument].perform(context):
-            # value_type=str: model:=123 stays the text '123' instead of becoming an integer.
-            overrides[parameter] = ParameterValue(config[argument], value_type=str)
+    overrides = {parameter: ParameterValue(config[argument], value_type=value_type)
+                 for argument, (parameter, value_type) in GIVEN_ONLY.items()
+                 if config[argument].perform(context)}
     return [Node(
         package='depth_sr_ros', executable='depth_sr_node', name='depth_sr',
         namespace=config['namespace'], output='screen',
@@ -61,13 +61,16 @@ def _node(context):
                     ('depth/camera_info', config['depth_info']),
                     ('color/image_raw', config['color_image']),
                     ('color/camera_info', config['color_info'])],
-        ros_arguments=['--log-level', config['log_level']])]
+        ros_arguments=['--log-level', config['log_level']],
+        # The node's own environment: set for the whole launch, it would reach every process
+        # a bringup starts after this file (and make them shared-memory only).
+        additional_env={'FASTDDS_BUILTIN_TRANSPORTS':
+                        LaunchConfiguration('fastdds_builtin_transports')})]
 
 
 def generate_launch_description():
     """Declare the arguments and the node."""
     share = FindPackageShare('depth_sr_ros')
-    transports = LaunchConfiguration('fastdds_builtin_transports')
     declared = [DeclareLaunchArgument(
         'params_file', default_value=PathJoinSubstitution([share, 'config', 'sr.yaml']),
         description='parameter file of the node (units and ranges are in its comments)')]
@@ -79,6 +82,4 @@ def generate_launch_description():
         description="Fast DDS transports, the same as the camera driver's: "
                     "'SHM?max_msg_size=4MB&sockets_size=8MB' on one computer, LARGE_DATA "
                     'across computers (docs/dds.md)'))
-    return LaunchDescription(
-        declared + [SetEnvironmentVariable('FASTDDS_BUILTIN_TRANSPORTS', transports),
-                    OpaqueFunction(function=_node)])
+    return LaunchDescription(declared + [OpaqueFunction(function=_node)])

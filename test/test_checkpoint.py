@@ -3,7 +3,8 @@
 import os
 
 from depth_sr_ros.checkpoint import (
-    CheckpointError, FORMAT_VERSION, load_checkpoint, read_checkpoint, save_checkpoint)
+    CheckpointError, FORMAT_VERSION, load_checkpoint, older_torch, read_checkpoint,
+    save_checkpoint)
 from depth_sr_ros.networks import build_model
 from depth_sr_ros.preprocessing import PREPROCESSING
 from model_files import bad_model_file, rewrite, save_model_file, state_of, TRAINING
@@ -104,6 +105,27 @@ def test_a_pickle_that_is_not_a_model_gets_no_advice_to_run_its_code(tmp_path):
         read_checkpoint(path)
     assert 'weights_only' not in str(raised.value)
     assert 'not a readable checkpoint' in str(raised.value)
+
+
+def test_an_older_torch_that_cannot_read_a_model_file_is_named(tmp_path, monkeypatch):
+    # Debian 12's python3-torch 1.13.1 (as rosdep installs it) refuses the shipped files with
+    # 'Unsupported operand 71' (a float); the message named only a corrupt file.
+    path = tmp_path / 'm.pt'
+    save_model_file(path)
+
+    def old_load(*args, **kwargs):
+        raise RuntimeError('Weights only load failed. Unpickler error: Unsupported operand 71')
+    monkeypatch.setattr(torch, 'load', old_load)
+    monkeypatch.setattr(torch, '__version__', '1.13.1')
+    with pytest.raises(CheckpointError, match=r'no model data in it \(torch 1.13.1 is installed; '
+                       r'the model files are made and tested with torch 2.13.0: pip install'):
+        read_checkpoint(path)
+    monkeypatch.setattr(torch, '__version__', '2.13.0+cpu')
+    with pytest.raises(CheckpointError) as raised:
+        read_checkpoint(path)
+    assert str(raised.value).endswith('no model data in it')  # a damaged file, as before
+    assert [older_torch(v) for v in ('1.8.1', '2.12.1+cu121', '2.13.0', '2.15.0', '10.0')] == [
+        True, True, False, False, False]
 
 
 def test_a_whole_pickled_network_gets_no_advice_to_run_its_code_either(tmp_path):

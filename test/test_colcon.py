@@ -1,6 +1,7 @@
 """The package builds and installs with colcon, as in a ROS 2 workspace, and with pip."""
 
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -8,9 +9,10 @@ import sys
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_PATH = pathlib.Path(REPO)
 COLCON = shutil.which('colcon', path=os.path.dirname(sys.executable)) or shutil.which('colcon')
 # What a clone holds besides the package: never copied into the workspace.
-IGNORED = shutil.ignore_patterns('.venv', '.git', 'build', 'install', 'log', 'runs',
+IGNORED = shutil.ignore_patterns('.venv*', '.git', 'build', 'install', 'log', 'runs',
                                  '__pycache__', '*.egg-info', '.pytest_cache')
 
 
@@ -32,6 +34,11 @@ def test_colcon_build_installs_package_files_models_and_scripts(workspace):
     assert (share / 'package.xml').is_file()
     for model in ('ahmf_x4.pt', 'ahmf_x4_sensor.pt'):
         assert (share / 'models' / model).is_file()
+    # What `ros2 launch depth_sr_ros ...` and the launch files' defaults look for.
+    for folder, pattern in (('launch', '*.launch.py'), ('config', '*.yaml'),
+                            ('config', '*.rviz')):
+        shipped = {p.name for p in (REPO_PATH / folder).glob(pattern)}
+        assert shipped and shipped <= {p.name for p in (share / folder).glob(pattern)}
     assert (prefix / 'share' / 'ament_index' / 'resource_index' / 'packages' /
             'depth_sr_ros').is_file()
     for script in ('depth_sr_demo', 'depth_sr_train'):

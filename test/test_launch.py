@@ -23,7 +23,7 @@ class Recorded:
 def _stand_ins():
     names = {
         'launch': ['LaunchDescription'],
-        'launch.actions': ['DeclareLaunchArgument', 'OpaqueFunction', 'SetEnvironmentVariable'],
+        'launch.actions': ['DeclareLaunchArgument', 'OpaqueFunction'],
         'launch.substitutions': ['EnvironmentVariable', 'LaunchConfiguration',
                                  'PathJoinSubstitution'],
         'launch_ros': [],
@@ -37,9 +37,16 @@ def _stand_ins():
         for cls in classes:
             setattr(module, cls, type(cls, (Recorded,), {}))
         modules[module_name] = module
-    # A launch configuration's value, from a context that is a plain dict here.
-    modules['launch.substitutions'].LaunchConfiguration.perform = (
-        lambda self, context: context[self.args[0]])
+    # A launch configuration's value, from a context that is a plain dict here; every name
+    # asked for is kept, to be checked against the declared arguments.
+    configuration = modules['launch.substitutions'].LaunchConfiguration
+    configuration.perform = lambda self, context: context[self.args[0]]
+    configuration.names = set()
+
+    def init(self, name, *args, **kwargs):
+        Recorded.__init__(self, name, *args, **kwargs)
+        configuration.names.add(name)
+    configuration.__init__ = init
     return modules
 
 
@@ -66,6 +73,26 @@ def _config_name(substitution):
     return substitution.args[0]
 
 
+def _check_declarations(entities):
+    # What the real launch refuses and the stand-ins would not: a default that is not text
+    # (launch iterates it: "'float' object is not iterable"), and a configuration that is
+    # used but never declared (an error at launch time, unless given on the command line).
+    declared = _by_type(entities, 'DeclareLaunchArgument')
+    for argument in declared:
+        default = argument.kwargs['default_value']
+        assert isinstance(default, (str, Recorded)), (argument.args[0], default)
+    used = sys.modules['launch.substitutions'].LaunchConfiguration.names
+    assert used and used <= {a.args[0] for a in declared}, used
+
+
+def _transports_of(node):
+    # FASTDDS_BUILTIN_TRANSPORTS is the process's own: a SetEnvironmentVariable would reach
+    # every process a bringup starts after including the launch file.
+    env = node.kwargs['additional_env']
+    assert list(env) == ['FASTDDS_BUILTIN_TRANSPORTS']
+    return _config_name(env['FASTDDS_BUILTIN_TRANSPORTS'])
+
+
 def test_sr_launch_declares_described_arguments_and_runs_the_node(load_launch):
     entities = load_launch('sr.launch.py')
     arguments = {a.args[0]: a.kwargs for a in _by_type(entities, 'DeclareLaunchArgument')}
@@ -79,17 +106,22 @@ def test_sr_launch_declares_described_arguments_and_runs_the_node(load_launch):
     assert os.path.isfile(os.path.join(REPO, folder, filename))
 
     opaque, = _by_type(entities, 'OpaqueFunction')
-    node, = opaque.kwargs['function']({'model': '', 'alignment': '', 'device': ''})
+    node, = opaque.kwargs['function']({'model': '', 'alignment': '', 'device': '',
+                                       'use_sim_time': ''})
+    _check_declarations(entities)
     assert node.kwargs['package'] == 'depth_sr_ros'
     assert node.kwargs['executable'] == 'depth_sr_node'
     params = node.kwargs['parameters']
     assert _config_name(params[0]) == 'params_file'
-    # Without model:=, alignment:= and device:=, the parameter file's stand (a camera config
-    # sets its own model, a user's file may set the device).
-    assert {k: (_config_name(v.args[0]), v.kwargs['value_type'])
-            for k, v in params[1].items()} == {'use_sim_time': ('use_sim_time', bool)}
+    # Without model:=, alignment:=, device:= and use_sim_time:=, the parameter file's stand
+    # (a camera config sets its own model, a user's file may set the device or sim time).
+    assert params[1] == {}
     # Typed, so that model:=123 is the text '123' and not an integer.
-    node, = opaque.kwargs['function']({'model': '123', 'alignment': 'off', 'device': 'cpu'})
+    node, = opaque.kwargs['function']({'model': '123', 'alignment': 'off', 'device': 'cpu',
+                                       'use_sim_time': 'true'})
+    sim_time = node.kwargs['parameters'][1]['use_sim_time']
+    assert (_config_name(sim_time.args[0]), sim_time.kwargs['value_type']) == (
+        'use_sim_time', bool)
     device = node.kwargs['parameters'][1]['device']
     assert (_config_name(device.args[0]), device.kwargs['value_type']) == ('device', str)
     model = node.kwargs['parameters'][1]['model_path']
@@ -102,23 +134,20 @@ def test_sr_launch_declares_described_arguments_and_runs_the_node(load_launch):
     assert _config_name(node.kwargs['namespace']) == 'namespace'
     assert node.kwargs['ros_arguments'][0] == '--log-level'
     assert _config_name(node.kwargs['ros_arguments'][1]) == 'log_level'
-    env, = _by_type(entities, 'SetEnvironmentVariable')
-    assert env.args[0] == 'FASTDDS_BUILTIN_TRANSPORTS'
+    assert _transports_of(node) == 'fastdds_builtin_transports'
 
 
 def test_player_launch_runs_player_and_node_on_shared_memory_and_the_rigs_extrinsic(
         load_launch):
     entities = load_launch('player.launch.py')
-    env, = _by_type(entities, 'SetEnvironmentVariable')
-    assert env.args[0] == 'FASTDDS_BUILTIN_TRANSPORTS'
-    assert _config_name(env.args[1]) == 'fastdds_builtin_transports'
     transports, = [a for a in _by_type(entities, 'DeclareLaunchArgument')
                    if a.args[0] == 'fastdds_builtin_transports']
     assert transports.kwargs['default_value'] == ONE_COMPUTER_TRANSPORTS
     opaque, = _by_type(entities, 'OpaqueFunction')
-    assert entities.index(env) < entities.index(opaque)
     for rig, extrinsic in (('registered', False), ('d435', True)):
         player, node = opaque.kwargs['function']({'rig': rig, 'model': ''})
+        _check_declarations(entities)
+        assert _transports_of(player) == _transports_of(node) == 'fastdds_builtin_transports'
         assert [player.kwargs['executable'], node.kwargs['executable']] == [
             'depth_sr_player', 'depth_sr_node']
         assert player.kwargs['parameters'][0]['rig'] == rig
@@ -126,12 +155,14 @@ def test_player_launch_runs_player_and_node_on_shared_memory_and_the_rigs_extrin
         assert ('depth_to_color' in params) == extrinsic
         if extrinsic:
             assert params['depth_to_color'] == [0.015, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]
-        assert params['model_path'] == 'ahmf_x4_sensor.pt'
+        # Typed, so that model:=1 is the text '1' and not an integer.
+        assert params['model_path'].args == ('ahmf_x4_sensor.pt',)
+        assert params['model_path'].kwargs == {'value_type': str}
     # The ToF camera is coarser than a 4x model's LR grid: its rig runs the 8x model.
     _, node = opaque.kwargs['function']({'rig': 'tof', 'model': ''})
-    assert node.kwargs['parameters'][1]['model_path'] == 'ahmf_x8_sensor.pt'
+    assert node.kwargs['parameters'][1]['model_path'].args == ('ahmf_x8_sensor.pt',)
     _, node = opaque.kwargs['function']({'rig': 'tof', 'model': 'mine.pt'})
-    assert node.kwargs['parameters'][1]['model_path'] == 'mine.pt'
+    assert node.kwargs['parameters'][1]['model_path'].args == ('mine.pt',)
 
 
 @pytest.mark.parametrize('filename', sorted(f for f in os.listdir(os.path.join(REPO, 'config'))

@@ -4,6 +4,8 @@ import os
 import re
 import xml.etree.ElementTree as ElementTree
 
+from depth_sr_ros.checkpoint import TESTED_TORCH
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -38,7 +40,7 @@ def test_package_xml_is_format_3_with_the_runtime_dependencies():
                    'builtin_interfaces': 'builtin_interfaces',
                    'message_filters': 'message_filters', 'tf2_ros': 'tf2_ros_py',
                    'cv_bridge': 'cv_bridge', 'launch': 'launch', 'launch_ros': 'launch_ros',
-                   'ament_index_python': 'ament_index_python', 'rosbags': 'python3-rosbags-pip'}
+                   'ament_index_python': 'ament_index_python'}
     test_depends = {e.text for e in root.findall('test_depend')}
     for folders, depends in ((('depth_sr_ros', 'launch'), exec_depends),
                              (('test',), exec_depends | test_depends)):
@@ -52,9 +54,16 @@ def test_package_xml_is_format_3_with_the_runtime_dependencies():
         needed = {declared_as[module] for module in imported & set(declared_as)}
         assert needed <= depends, (folders, needed - depends)
     assert root.find('export/build_type').text == 'ament_python'
+    # rosbags has only a pip rosdep key: rosdep's pip fails on an externally managed Python
+    # and bloom refuses it, so the bag tools' dependency is the README's `pip install rosbags`.
+    assert not any(depend.endswith('-pip') for depend in exec_depends)
+    assert 'pip install rosbags' in _read('README.md')
+    # A distribution's torch (1.13 in Debian 12) cannot read the model files.
+    torch, = root.findall("exec_depend[.='python3-torch']")
+    assert torch.get('version_gte') == '.'.join(TESTED_TORCH.split('.')[:2])
 
 
 def test_torch_is_pinned_for_the_virtual_environment():
     pins = [line for line in _read('requirements.txt').splitlines()
             if line.startswith('torch')]
-    assert pins == ['torch==2.13.0']
+    assert pins == [f'torch=={TESTED_TORCH}']

@@ -54,6 +54,9 @@ def test_package_xml_is_format_3_with_the_runtime_dependencies():
         needed = {declared_as[module] for module in imported & set(declared_as)}
         assert needed <= depends, (folders, needed - depends)
     assert root.find('export/build_type').text == 'ament_python'
+    # The licence declared is the licence text shipped (a release review asks for both).
+    assert root.findtext('license') == 'Apache-2.0' and "license='Apache-2.0'" in _read('setup.py')
+    assert _read('LICENSE').split()[:4] == ['Apache', 'License', 'Version', '2.0,']
     # rosbags has only a pip rosdep key: rosdep's pip fails on an externally managed Python
     # and bloom refuses it, so the bag tools' dependency is the README's `pip install rosbags`.
     assert not any(depend.endswith('-pip') for depend in exec_depends)

@@ -14,9 +14,13 @@ alignment. The rule (``verdict``):
 1. a shipped file beats bicubic upsampling in MAE and in RMSE under every protocol;
 2. a candidate replaces a shipped file only when it is no worse in MAE and in RMSE under
    every protocol, or when the shipped file breaks rule 1 and the candidate keeps it.
+
+depth_sr_select and depth_sr_blend refuse to judge on a test image, or on a pair that a file's
+training record (its starting and blended files' included: trained_on) says it learnt from.
 """
 
 from depth_sr_ros.baselines import BicubicUpsampler
+from depth_sr_ros.data.datasets import MIDDLEBURY_TEST, MIDDLEBURY_TEST_SCENES
 from depth_sr_ros.evaluation import evaluate
 
 # Middlebury 2003's Cones and Teddy: left out of every training run (depth_sr_train
@@ -82,3 +86,43 @@ def verdict(candidate, shipped=None):
         return True, ['the shipped file is not below bicubic (' + '; '.join(shipped_losses)
                       + '); the candidate is, though worse than it in: ' + '; '.join(worse)]
     return False, ['worse than the shipped file: ' + '; '.join(worse)]
+
+
+def trained_on(training):
+    """
+    Return the names of the pairs a model file's training record says it learnt from.
+
+    The record's own ``train_pairs``, and those of the files it started from (depth_sr_train
+    --init: ``init_training``) and was blended from (depth_sr_blend: ``blend``), all the way
+    back. Files made before their trainer kept the starting file's record say only their own.
+    """
+    names = set(training.get('train_pairs') or ())
+    blend = training.get('blend') or {}
+    for parent in (training.get('init_training'), blend.get('model_training'),
+                   blend.get('toward_training')):
+        if isinstance(parent, dict):
+            names |= trained_on(parent)
+    return names
+
+
+def judging_problem(names, records):
+    """
+    Return why ``names`` may not judge these model files, or '' when they may.
+
+    :param names: the pairs a choice is made on.
+    :param records: (label, training record) of each file judged.
+
+    The six test images (either naming) are for reporting only, and a file judged on a pair
+    it trained on is judged on what it has learnt by heart.
+    """
+    test = sorted(name for name in names
+                  if name.lower() in MIDDLEBURY_TEST + MIDDLEBURY_TEST_SCENES)
+    if test:
+        return (f"{', '.join(test)}: test images, for reporting only; choose on the "
+                f"validation pairs {', '.join(VALIDATION_NAMES)}")
+    for label, training in records:
+        seen = sorted(set(names) & trained_on(training))
+        if seen:
+            return (f"{label} was trained on {', '.join(seen)}: it can only be judged on pairs "
+                    'it did not learn from')
+    return ''

@@ -91,3 +91,23 @@ def test_the_command_says_what_is_wrong(two_files, tmp_path, capsys):
     assert main(['--model', str(a), '--toward', str(tmp_path / 'none.pt'), '--weights', '0.5',
                  '--out', out]) == 1
     assert "none.pt': not found" in capsys.readouterr().err
+
+
+def test_the_command_refuses_to_choose_on_test_images_or_on_what_a_file_learnt(
+        two_files, tmp_path, capsys):
+    a, b = two_files
+    out = tmp_path / 'out.pt'
+    for names in ('02,13', 'Moebius'):  # either naming of the six test scenes
+        assert main(['--model', str(a), '--toward', str(b), '--weights', '0,0.5', '--data',
+                     FIXTURES, '--names', names, '--out', str(out)]) == 2
+        assert 'test images, for reporting only' in capsys.readouterr().err
+    # A file fine-tuned from one that learnt from 'cones', then blended: the lineage says so.
+    learnt = tmp_path / 'learnt.pt'
+    save_checkpoint(learnt, untrained('pag_net', seed=2, scale=2), 'pag_net', {'scale': 2},
+                    PREPROCESSING, {'train_pairs': ['01'], 'init_training': {
+                        'blend': {'model_training': {'train_pairs': ['cones']},
+                                  'toward_training': {}}}}, storage_dtype='float32')
+    assert main(['--model', str(a), '--toward', str(learnt), '--weights', '0,0.5', '--data',
+                 FIXTURES, '--names', 'cones', '--out', str(out)]) == 2
+    assert f'{learnt} was trained on cones' in capsys.readouterr().err
+    assert not out.exists()

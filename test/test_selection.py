@@ -7,6 +7,7 @@ import shutil
 from depth_sr_ros.cli.choose import main
 from depth_sr_ros.selection import VALIDATION_NAMES, VALIDATION_PROTOCOLS, verdict
 from helpers import FIXTURES, REPO
+import torch
 
 
 def _report(model, worse=(), by=0.15, bicubic=(1.0, 2.0)):
@@ -64,3 +65,16 @@ def test_depth_sr_select_installs_a_passing_file_and_refuses_a_failing_one(
     # A missing validation folder is one line and exit 2.
     assert main(['--model', str(candidate), '--data', str(tmp_path / 'none')]) == 2
     assert capsys.readouterr().err.startswith('depth_sr_select: ')
+
+
+def test_depth_sr_select_refuses_a_file_that_learnt_from_a_validation_pair(tmp_path, capsys):
+    # depth_sr_train --val-names 01 trains on 13 and 27: judged on them, it would pass on
+    # what it knows by heart.
+    data = _validation_data(tmp_path / 'data')
+    payload = torch.load(os.path.join(REPO, 'models', 'pag_net_x4.pt'), weights_only=True)
+    payload['training'] = {'init_training': payload['training'], 'train_pairs': ['01', '13']}
+    candidate = tmp_path / 'leaked.pt'
+    torch.save(payload, candidate)
+    assert main(['--model', str(candidate), '--data', data]) == 2
+    assert capsys.readouterr().err == (f'depth_sr_select: {candidate} was trained on 13: it can '
+                                       'only be judged on pairs it did not learn from\n')

@@ -4,7 +4,7 @@ import csv
 import dataclasses
 import os
 
-from depth_sr_ros.checkpoint import load_checkpoint
+from depth_sr_ros.checkpoint import load_checkpoint, read_checkpoint
 from depth_sr_ros.cli import train as train_module
 from depth_sr_ros.cli.train import main, train, TrainConfig
 from depth_sr_ros.data.middlebury import load_pair
@@ -230,6 +230,15 @@ def test_init_starts_from_a_model_file_and_refuses_another_network(tmp_path):
     tuned = _weights(tmp_path / 'tuned')
     for key, value in model.state_dict().items():
         torch.testing.assert_close(tuned[key], value, rtol=0, atol=0)
+    # The file keeps its starting file's record: where the weights came from, on which pairs.
+    first = read_checkpoint(tmp_path / 'first' / 'model.pt')['training']
+    init = read_checkpoint(tmp_path / 'tuned' / 'model.pt')['training']['init_training']
+    assert set(init) == set(first) and init['config'] == first['config']
+    assert (init['steps'], init['train_pairs']) == (first['steps'], first['train_pairs'])
+    # A run folder of another network or scale: one line, not load_state_dict's traceback.
+    with pytest.raises(ValueError, match=r'state.pt is a run of pag_net 2x, not pag_net 4x: '
+                                         'give another --out'):
+        train(_config(tmp_path / 'first', 4, scale=4))
     with pytest.raises(ValueError, match='holds pag_net'):
         train(TrainConfig(arch='ahmf', scale=4, data=FIXTURES, out=str(tmp_path / 'x'),
                           steps=1, batch_size=2, crop=32, val_names='', device='cpu',

@@ -17,11 +17,13 @@ images the cards report.
 import argparse
 import sys
 
-from depth_sr_ros.checkpoint import blend_checkpoints, CheckpointError, save_checkpoint
+from depth_sr_ros.checkpoint import (
+    blend_checkpoints, CheckpointError, read_checkpoint, save_checkpoint)
 from depth_sr_ros.console import interruptible, numbers
 from depth_sr_ros.data.middlebury import load_pair
 from depth_sr_ros.evaluation import add_protocol_options, evaluate_network
 from depth_sr_ros.files import unwritable
+from depth_sr_ros.selection import judging_problem
 
 
 def choose_weight(blends, pairs, protocol, noise, metric):
@@ -72,10 +74,17 @@ def main(argv=None):
         print('depth_sr_blend: one weight, nothing to choose: --data and --names are not used',
               file=sys.stderr)
     try:
+        names = args.names.split(',')
+        if len(weights) > 1:  # the test images are for reporting, the training pairs known
+            problem = judging_problem(names, [(path, read_checkpoint(path)['training'])
+                                              for path in (args.model, args.toward)])
+            if problem:
+                print(f'depth_sr_blend: --names {problem}', file=sys.stderr)
+                return 2
         blends = {w: blend_checkpoints(args.model, args.toward, w) for w in weights}
         chosen = weights[0]
         if len(weights) > 1:
-            pairs = [load_pair(args.data, name) for name in args.names.split(',')]
+            pairs = [load_pair(args.data, name) for name in names]
             chosen, rows = choose_weight(blends, pairs, args.protocol, args.noise, args.metric)
             noise = f', noise {args.noise}' if args.noise else ''
             print(f'{args.names} of {args.data}, {args.protocol} protocol{noise}, float32:')

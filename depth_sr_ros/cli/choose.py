@@ -22,13 +22,19 @@ from depth_sr_ros.data.middlebury import load_pair
 from depth_sr_ros.evaluation import table
 from depth_sr_ros.files import copy_atomically, unwritable, write_text_atomically
 from depth_sr_ros.inference import Acceleration, Predictor
-from depth_sr_ros.selection import VALIDATION_NAMES, validation_report, verdict
+from depth_sr_ros.selection import (
+    judging_problem, VALIDATION_NAMES, validation_report, verdict)
 
 
 def report_of(path, pairs):
     """Return (scale, validation report) of a model file, in float32."""
     predictor = Predictor.from_checkpoint(path, device='cpu',
                                           acceleration=Acceleration('float32'))
+    # A file that learnt from a validation pair (depth_sr_train --val-names of others) would
+    # be judged on what it knows by heart.
+    problem = judging_problem([p['name'] for p in pairs], [(path, predictor.info['training'])])
+    if problem:
+        raise ValueError(problem)
     return predictor.scale, validation_report(predictor, pairs)
 
 

@@ -113,10 +113,10 @@ class TrainConfig:
     downsampling: str = _option('bicubic', 'comma-separated kernels, one drawn per sample: '
                                            + ', '.join(sorted(DOWNSAMPLERS)),
                                 one_of(sorted(DOWNSAMPLERS), many=True))
-    sensor: float = _option(0.0, 'share of samples whose LR depth is degraded as a depth '
-                                 "camera's (noise growing with depth, flying pixels, holes: "
-                                 'data.degradations.sensor_degrade), holes filled as at run '
-                                 'time, 0 to 1', SHARE)
+    sensor: float = _option(0.0, 'share of the samples not drawn for --rig whose LR depth is '
+                                 "degraded as a depth camera's (noise growing with depth, "
+                                 'flying pixels, holes: data.degradations.sensor_degrade), '
+                                 'holes filled as at run time, 0 to 1', SHARE)
     rig: float = _option(0.0, 'share of samples whose LR depth is made as the node makes it from '
                               'a simulated depth camera beside the colour camera (data.rig: its '
                               'own resolution, lens, baseline, faults, a calibration error), '
@@ -402,6 +402,11 @@ def train(config):
     state = {}
     if os.path.exists(state_path):
         state = torch.load(state_path, map_location=device, weights_only=False)
+        began = state.get('config', {})
+        if (began.get('arch', config.arch), began.get('scale', config.scale)) != (
+                config.arch, config.scale):
+            raise ValueError(f"{state_path} is a run of {began['arch']} {began['scale']}x, not "
+                             f'{config.arch} {config.scale}x: give another --out')
         net.load_state_dict(state['model'])
         optimizer.load_state_dict(state['optimizer'])
         step, elapsed = state['step'], state['elapsed']
@@ -517,7 +522,8 @@ def train(config):
         'degradation': (f'simulated rig on {config.rig:.0%} of samples' + (
             f' ({config.rig_offset:.0%} of them off, then aligned)' if config.rig_offset
             else '') + ', the rest ' if config.rig else '') + config.downsampling + (
-                            f' + sensor on {config.sensor:.0%} of samples' if config.sensor
+                            f' + sensor on {config.sensor:.0%} of ' + (
+                                'those' if config.rig else 'samples') if config.sensor
                             else ''),
         'precision': precision,
         'steps': step, 'elapsed_s': round(elapsed, 1), 'processes': world,
@@ -526,6 +532,8 @@ def train(config):
                         else 'cpu'),
         'config': dataclasses.asdict(config),
     }
+    if config.init:  # the starting file's own record: its steps, data and pairs (as a blend)
+        training['init_training'] = info['training']
     training.update({'val_' + key: value for key, value in check(kept).items()})
     save_checkpoint(os.path.join(config.out, 'model.pt'), kept, config.arch, arch_kwargs,
                     PREPROCESSING, training, storage_dtype=config.storage_dtype)

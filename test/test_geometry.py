@@ -354,6 +354,11 @@ def test_scale_advice_names_the_scale_that_suits_the_sensor():
     assert 'a 2x model would use more' in dense and 'get no depth' not in dense
     assert not problem  # finer than the grid: said, not a warning
     assert scale_advice((180, 320), grids, empty, 'lr_grid') == ('', False)
+    # At the scale it suggests, the advice rests: the tof rig at 8x (2.7 samples per LR pixel)
+    # was told 4x, where 0.7 samples asked for 8x again.
+    advice, problem = scale_advice((172, 224), plan_grids(color, 8),
+                                   np.ones(plan_grids(color, 8).lr.shape), 'raw')
+    assert advice.endswith('(raw route)') and not problem, advice
 
 
 def test_a_slanted_surface_with_holes_is_not_biased_towards_its_near_side():

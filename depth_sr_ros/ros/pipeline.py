@@ -127,7 +127,10 @@ def scale_advice(depth_shape, grids, lr_depth, route):
     closest = min(better, key=lambda s: abs(math.log(s / matching)))
     article = 'an' if closest == 8 else 'a'
     problem = False
-    if per_pixel >= 2.5 and closest < grids.scale:
+    # Half the scale gives each LR pixel a quarter of the samples: suggested only while that
+    # still leaves one, or the next frame's advice would be the way back (8x at 2.7 samples
+    # per LR pixel suggested 4x, where 0.7 asked for 8x).
+    if per_pixel >= 4 and closest < grids.scale:
         sentence += f": {article} {closest}x model would use more of the sensor's resolution"
     elif per_pixel < 1.0 and closest > grids.scale:
         problem = True

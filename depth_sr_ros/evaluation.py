@@ -12,6 +12,7 @@ from depth_sr_ros.baselines import BicubicUpsampler, GuidedFilterUpsampler
 from depth_sr_ros.data.degradations import (
     add_gaussian_noise, antialiased_bicubic_downsample, bicubic_downsample, crop_to_multiple,
     nearest_downsample, sensor_degrade)
+from depth_sr_ros.data.middlebury import disparity_to_metres
 from depth_sr_ros.metrics import between_surfaces, error_mask, mae, rmse, shifted_rmse
 from depth_sr_ros.preprocessing import (
     denormalize_depth, depth_range, fill_missing, normalize_depth, valid_depth_mask)
@@ -25,8 +26,11 @@ NOISE_SIGMA = 5.0  # in 0-255 units, the papers' ToF-like noisy case
 # the protocol's kernel is then not used). 'rig_offset': the same with the calibration error a
 # real rig has before the node's alignment (its depth 1 to 2.5 depth pixels off the colour),
 # registered as it is (the node with alignment:=off); 'rig_aligned': the same rigs (the same
-# draws) after the node's alignment, what the node gives by default.
-NOISES = ('', 'gaussian', 'sensor', 'rig', 'rig_offset', 'rig_aligned')
+# draws) after the node's alignment, what the node gives by default. 'metric': no noise, but
+# the ground truth as metric depth in millimetres (middlebury.disparity_to_metres), as a depth
+# camera gives it and the node normalises it (large = far), where the pairs hold disparity
+# (large = near); the errors are then in millimetres.
+NOISES = ('', 'gaussian', 'sensor', 'rig', 'rig_offset', 'rig_aligned', 'metric')
 
 
 # Protocol -> how the ground truth is downscaled: the AHMF/PAG-Net papers' plain bicubic
@@ -50,7 +54,7 @@ def degrade(depth, scale, protocol, rng=None, noise='gaussian', color=None):
     if noise not in NOISES:
         raise ValueError(f'noise must be one of {NOISES}, not {noise!r}')
     low = PROTOCOLS[protocol](depth, scale)
-    if rng is None or not noise:
+    if rng is None or noise in ('', 'metric'):  # prepare made the truth metric
         return low
     if noise == 'gaussian':
         return add_gaussian_noise(low, NOISE_SIGMA, rng)
@@ -78,6 +82,8 @@ def noise_rng(name):
 def prepare(pair, scale, protocol, rng=None, noise='gaussian'):
     """Return (ground truth, colour, LR input) of a pair under the protocol (see degrade)."""
     truth, rgb = crop_to_multiple(pair['depth'], scale), crop_to_multiple(pair['rgb'], scale)
+    if noise == 'metric':
+        truth = disparity_to_metres(truth) * 1000  # millimetres; its holes (0) stay holes
     return truth, rgb, degrade(truth, scale, protocol, rng, noise, rgb)
 
 
@@ -198,3 +204,6 @@ def add_protocol_options(parser):
     noisy.add_argument('--rig-aligned', action='store_const', const='rig_aligned',
                        dest='noise', help="the --rig-offset rigs after the node's alignment "
                                           "(the node's default)")
+    noisy.add_argument('--metric-depth', action='store_const', const='metric', dest='noise',
+                       help='the ground truth as metric depth, as a depth camera gives it '
+                            '(large = far; the pairs hold disparity), no noise; errors in mm')

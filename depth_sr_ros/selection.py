@@ -9,7 +9,8 @@ and simulated rigs (data.rig: the LR input made as the node makes it from a dept
 beside the colour camera, each image's rig drawn from a seed of its name, which training
 never draws): with the small calibration error left after alignment, and with the error a
 real rig has (depth 1 to 2.5 depth pixels off the colour image), before and after the node's
-alignment. The rule (``verdict``):
+alignment; and the ground truth as metric depth, as a depth camera gives it (the pairs hold
+disparity, its inverse). The rule (``verdict``):
 
 1. a shipped file beats bicubic upsampling in MAE and in RMSE under every protocol;
 2. a candidate replaces a shipped file only when it is no worse in MAE and in RMSE under
@@ -35,6 +36,7 @@ VALIDATION_PROTOCOLS = (
     ('simulated rig', 'middlebury', 'rig'),
     ('rig 1-2.5 px off', 'middlebury', 'rig_offset'),
     ('rig off, aligned', 'middlebury', 'rig_aligned'),
+    ('metric depth (mm)', 'middlebury', 'metric'),
 )
 METRICS = ('mae', 'rmse')
 

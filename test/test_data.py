@@ -10,6 +10,7 @@ from depth_sr_ros.data.degradations import (
     add_gaussian_noise, antialiased_bicubic_downsample, bicubic_downsample, DOWNSAMPLERS,
     flying_pixels, kinect_holes, nearest_downsample, point_downsample, sensor_degrade)
 from depth_sr_ros.data.middlebury import list_pairs, load_pair
+from depth_sr_ros.data.rig import metric_view
 from depth_sr_ros.data.synthetic import synthetic_pair
 from helpers import FIXTURES
 import numpy as np
@@ -223,6 +224,26 @@ def test_a_rig_sample_that_sees_no_depth_takes_a_kernel_instead(monkeypatch):
     sample = CropDataset(pairs, 4, 64, rig=1.0).sample(np.random.default_rng(3))
     np.testing.assert_array_equal(sample['depth_lr'][0],
                                   bicubic_downsample(sample['depth_hr'][0], 4))
+
+
+def test_a_metric_sample_shows_the_same_crop_as_a_depth_camera_gives_it():
+    # The pairs hold disparity (1 = near); the node normalises a camera's metres (1 = far).
+    pairs = [load_pair(FIXTURES, name) for name in list_pairs(FIXTURES)]
+    plain = CropDataset(pairs, 4, 64).sample(np.random.default_rng(5))['depth_hr'][0]
+    sample = CropDataset(pairs, 4, 64, metric=1.0).sample(np.random.default_rng(5))
+    metric = sample['depth_hr'][0]
+    np.testing.assert_array_equal(np.isnan(plain), np.isnan(metric))
+    order = np.argsort(plain[np.isfinite(plain)], kind='stable')
+    assert (np.diff(metric[np.isfinite(metric)][order]) <= 1e-6).all()  # near and far swapped
+    assert np.nanmin(metric) >= 0 and np.nanmax(metric) <= 1
+    assert np.isfinite(sample['depth_lr']).all()
+    # Inverse depth: the view is not a flip (1 - plain), but metres of a drawn scene.
+    assert not np.allclose(metric, 1 - plain, atol=0.01, equal_nan=True)
+    view = metric_view(np.random.default_rng(0))
+    ends = view(np.array([1.0, 0.5, 0.0, np.nan], np.float32))
+    # Half-way in disparity lies nearer than half-way in metres (depth is its inverse).
+    assert ends[0] == 0 and ends[2] == pytest.approx(1) and 0 < ends[1] < 0.5
+    assert np.isnan(ends[3])
 
 
 def test_holes_in_the_ground_truth_stay_out_of_inputs_and_are_nan_in_targets():

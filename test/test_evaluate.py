@@ -7,9 +7,9 @@ import cv2
 from depth_sr_ros.baselines import BicubicUpsampler, GuidedFilterUpsampler
 from depth_sr_ros.cli.evaluate import main
 from depth_sr_ros.data.degradations import antialiased_bicubic_downsample, crop_to_multiple
-from depth_sr_ros.data.middlebury import load_pair
+from depth_sr_ros.data.middlebury import disparity_to_metres, load_pair
 from depth_sr_ros.data.synthetic import synthetic_pair
-from depth_sr_ros.evaluation import degrade, evaluate, markdown, noise_rng
+from depth_sr_ros.evaluation import degrade, evaluate, markdown, noise_rng, prepare
 from depth_sr_ros.metrics import between_surfaces, mae, rmse, shifted_rmse
 from helpers import FIXTURES
 import numpy as np
@@ -72,6 +72,21 @@ def test_the_offset_rigs_are_the_rig_protocols_rigs_moved_and_aligned_back_with_
     assert [row['moved'] for row in rows['rig_aligned']] == [
         a != o for a, o in zip(errors['rig_aligned'], errors['rig_offset'])]
     assert 'moved' not in rows['rig_offset'][0]
+
+
+def test_the_metric_protocol_measures_metric_depth_as_a_camera_gives_it():
+    # The pairs hold disparity (large = near); a depth camera gives millimetres (large = far),
+    # which the node normalises the other way round.
+    pair = load_pair(FIXTURES, 'cones')
+    truth, _, low = prepare(pair, 4, 'middlebury', noise_rng('cones'), 'metric')
+    disparity = crop_to_multiple(pair['depth'], 4)
+    expected = disparity_to_metres(disparity) * 1000
+    np.testing.assert_array_equal(truth, expected)
+    np.testing.assert_array_equal(low, degrade(expected, 4, 'middlebury'))
+    valid = disparity > 0
+    assert np.corrcoef(truth[valid], disparity[valid])[0, 1] < -0.9  # far is large
+    report = evaluate({'bicubic': BicubicUpsampler(4)}, [pair], 4, noise='metric')
+    assert 1 < report['average']['bicubic']['mae'] < 1000  # millimetres
 
 
 def test_report_on_the_fixture_has_every_method_and_the_average():

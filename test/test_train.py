@@ -268,6 +268,8 @@ def test_the_sensor_mix_is_an_option_that_is_off_unless_asked_for():
     parse = train_module.parse_args
     assert parse(['--data', FIXTURES]).sensor == 0
     assert parse(['--data', FIXTURES, '--sensor', '0.75']).sensor == 0.75
+    assert parse(['--data', FIXTURES]).metric == 0
+    assert parse(['--data', FIXTURES, '--metric', '0.5', '--val-noise', 'metric']).metric == 0.5
 
 
 def test_a_resume_that_changes_the_data_settings_says_which():

@@ -86,8 +86,10 @@ class TrainConfig:
                              'comma-separated validation pairs, left out of training (the '
                              'pairs model selection judges on: selection.VALIDATION_NAMES)')
     val_noise: str = _option('', "what validation adds to the LR input: '' (clean), 'gaussian', "
-                                 "'sensor' or 'rig' (as depth_sr_eval --noise / --sensor / "
-                                 "--rig), e.g. 'rig' for a run that learns simulated rigs",
+                                 "'sensor', 'rig' or another of evaluation.NOISES (as "
+                                 'depth_sr_eval --noise / --sensor / --rig / ...), e.g. '
+                                 "'rig' for a run that learns simulated rigs, 'metric' for one "
+                                 'that learns metric depth',
                              one_of(NOISES))
     synthetic: float = _option(0.0, 'share of training samples from synthetic scenes '
                                     '(data/synthetic.py), 0 to 1', SHARE)
@@ -121,6 +123,10 @@ class TrainConfig:
                               'a simulated depth camera beside the colour camera (data.rig: its '
                               'own resolution, lens, baseline, faults, a calibration error), '
                               '0 to 1', SHARE)
+    metric: float = _option(0.0, 'share of samples shown in metres as a depth camera gives '
+                                 "them (large = far, the inverse of the pairs' disparity: "
+                                 'data.rig.metric_view), normalised as the node normalises '
+                                 'them, 0 to 1', SHARE)
     rig_offset: float = _option(0.0, 'share of the rig samples whose calibration is a real '
                                      "rig's before alignment (depth 1 to 2.5 depth pixels off), "
                                      "aligned to the crop's colour as the node aligns: the "
@@ -378,7 +384,8 @@ def train(config):
     dataset = CropDataset(train_pairs, config.scale, config.crop,
                           synthetic_fraction=config.synthetic,
                           downsamplers=tuple(config.downsampling.split(',')),
-                          sensor=config.sensor, rig=config.rig, rig_offset=config.rig_offset)
+                          sensor=config.sensor, rig=config.rig, rig_offset=config.rig_offset,
+                          metric=config.metric)
     arch_kwargs = {'scale': config.scale}
     torch.manual_seed(config.seed)  # the same initial weights on every rank
     net = build_model(config.arch, **arch_kwargs)
@@ -524,7 +531,8 @@ def train(config):
             else '') + ', the rest ' if config.rig else '') + config.downsampling + (
                             f' + sensor on {config.sensor:.0%} of ' + (
                                 'those' if config.rig else 'samples') if config.sensor
-                            else ''),
+                            else '') + (f'; {config.metric:.0%} of samples in metres'
+                                        if config.metric else ''),
         'precision': precision,
         'steps': step, 'elapsed_s': round(elapsed, 1), 'processes': world,
         'device': str(device),

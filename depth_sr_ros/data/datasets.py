@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from depth_sr_ros.data.degradations import crop_to_multiple, DOWNSAMPLERS, sensor_degrade
 from depth_sr_ros.data.middlebury import list_pairs, load_pair
-from depth_sr_ros.data.rig import simulate_rig
+from depth_sr_ros.data.rig import metric_view, simulate_rig
 from depth_sr_ros.data.synthetic import synthetic_pair
 from depth_sr_ros.preprocessing import (
     color_to_unit, depth_range, fill_missing, normalize_depth, valid_depth_mask)
@@ -38,7 +38,7 @@ class CropDataset:
     """Random crops of in-memory RGB-D pairs; index with an explicit numpy Generator."""
 
     def __init__(self, pairs, scale, crop_size, augment_samples=True, synthetic_fraction=0.0,
-                 downsamplers=('bicubic',), sensor=0.0, rig=0.0, rig_offset=0.0):
+                 downsamplers=('bicubic',), sensor=0.0, rig=0.0, rig_offset=0.0, metric=0.0):
         """
         Build the dataset.
 
@@ -60,6 +60,9 @@ class CropDataset:
         :param rig_offset: share of the rig samples drawn with a real rig's calibration
             error before alignment (data.rig.draw_rig's ``offset``) and aligned to the crop's
             colour as the node aligns, so that the network sees the residual it leaves.
+        :param metric: share of samples whose input and target are shown in metres as a depth
+            camera gives them (data.rig.metric_view: large = far, the inverse of the pairs'
+            disparity), before the kernel (or after the rig, which renders disparity).
         """
         unknown = [name for name in downsamplers if name not in DOWNSAMPLERS]
         if unknown or not downsamplers:
@@ -78,6 +81,7 @@ class CropDataset:
         self.sensor = sensor
         self.rig = rig
         self.rig_offset = rig_offset
+        self.metric = metric
 
     def _prepare(self, pair):
         """
@@ -107,6 +111,9 @@ class CropDataset:
         depth, rgb, truth = depth[window], rgb[window], truth[window]
         if self.augment:
             depth, rgb, truth = augment([depth, rgb, truth], rng)
+        view = None  # no draw without metric: the samples stay those of earlier versions
+        if self.metric and rng.random() < self.metric:
+            view = metric_view(rng)
         if self.rig and rng.random() < self.rig:  # no draw without it: earlier samples stay
             offset = bool(self.rig_offset) and rng.random() < self.rig_offset
             # the rig renders the truth, holes and all: no depth where there is none
@@ -114,10 +121,15 @@ class CropDataset:
                                     color=rgb if offset else None)
             seen = np.isfinite(depth_lr)
             if seen.any():
-                return self._sample(fill_missing(depth_lr, seen), rgb, truth)
+                depth_lr = fill_missing(depth_lr, seen)
+                if view:
+                    depth_lr, truth = view(depth_lr), view(truth)
+                return self._sample(depth_lr, rgb, truth)
             # A few LR pixels can see none of the rig's depth (about 1 in 1000 rig samples of
             # 4x4 LR crops): this sample takes a kernel instead of stopping the run, which a
             # resume would replay at the same step.
+        if view:
+            depth, truth = view(depth), view(truth)
         # One kernel: no draw, so that the samples stay those of earlier versions.
         pick = int(rng.integers(len(self.downsamplers))) if len(self.downsamplers) > 1 else 0
         depth_lr = DOWNSAMPLERS[self.downsamplers[pick]](depth, self.scale)

@@ -138,6 +138,22 @@ def to_metres(values, near, far):
     return np.where(np.isfinite(values), 1 / inverse, np.nan).astype(np.float32)
 
 
+def metric_view(rng):
+    """
+    Return a function that shows disparity-like values as the node sees a depth camera's.
+
+    Middlebury's ground truth is disparity (large = near, the inverse of depth); a depth camera
+    gives metres (large = far), which the node normalises to 0..1 over the image. The function
+    maps values in 0..1 (1 = near) to the metres of a scene drawn as the rigs draw theirs
+    (NEAR_M, FAR_M), normalised the node's way (0 = near, 1 = far); NaN stays NaN.
+    """
+    near, far = rng.uniform(*NEAR_M), rng.uniform(*FAR_M)
+
+    def view(values):
+        return ((to_metres(values, near, far) - near) / (far - near)).astype(np.float32)
+    return view
+
+
 def from_metres(depth, near, far):
     """Invert to_metres (NaN stays NaN)."""
     with np.errstate(divide='ignore', invalid='ignore'):

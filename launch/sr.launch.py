@@ -1,9 +1,10 @@
 """
 Launch depth_sr_node next to a camera driver.
 
-    ros2 launch depth_sr_ros sr.launch.py depth_image:=/camera/aligned_depth_to_color/image_raw \
-        depth_info:=/camera/aligned_depth_to_color/camera_info \
-        color_image:=/camera/color/image_raw color_info:=/camera/color/camera_info
+    ros2 launch depth_sr_ros sr.launch.py \
+        depth_image:=/camera/camera/aligned_depth_to_color/image_raw \
+        depth_info:=/camera/camera/aligned_depth_to_color/camera_info \
+        color_image:=/camera/camera/color/image_raw color_info:=/camera/camera/color/camera_info
 
 config/ has parameter files for common cameras, with the matching remappings in their header.
 Large images over Fast DDS (Jazzy and newer): set FASTDDS_BUILTIN_TRANSPORTS for the driver

@@ -435,6 +435,41 @@ def test_an_onnx_switch_builds_its_session_off_the_executor(
     assert isinstance(node.processor.upsampler, OnnxPredictor)
 
 
+def test_a_switch_replaced_while_its_session_builds_is_neither_warmed_nor_served(
+        graph, model_path, tmp_path, monkeypatch):
+    # Switches in quick succession: the replaced one's warm-up (a CUDA or TensorRT session
+    # beside the next one's on a GPU) is skipped once its session is built.
+    g = graph(Parameter('precision', value='auto'))
+    node = g.node
+    onnx_path = str(tmp_path / 'tiny.onnx')
+    export_onnx(model_path, onnx_path)
+    release, building, warmed = threading.Event(), threading.Event(), []
+    build, warm_up = OnnxPredictor.__init__, OnnxPredictor.warm_up
+
+    def held_build(self, *args, **kwargs):
+        building.set()
+        release.wait(30)
+        build(self, *args, **kwargs)
+
+    def counted_warm_up(self, *args):
+        warmed.append(args)
+        return warm_up(self, *args)
+    monkeypatch.setattr(OnnxPredictor, '__init__', held_build)
+    monkeypatch.setattr(OnnxPredictor, 'warm_up', counted_warm_up)
+    assert node.set_parameters([Parameter('model_path', value=onnx_path)])[0].successful
+    assert building.wait(30)
+    other = _other_model(tmp_path)
+    assert node.set_parameters([Parameter('model_path', value=other)])[0].successful
+    end = time.monotonic() + 30
+    while node.model_path != other and time.monotonic() < end:
+        time.sleep(0.02)
+    assert node.model_path == other
+    release.set()
+    for thread in node._switchers:
+        thread.join(30)
+    assert warmed == [] and node.model_path == other
+
+
 class MessageFiltersStandIn:
     """
     What the node uses of message_filters (not on PyPI), with the Python package's rules.

@@ -359,6 +359,12 @@ def test_scale_advice_names_the_scale_that_suits_the_sensor():
     advice, problem = scale_advice((172, 224), plan_grids(color, 8),
                                    np.ones(plan_grids(color, 8).lr.shape), 'raw')
     assert advice.endswith('(raw route)') and not problem, advice
+    # A dense sensor at 8x is told the finest scale that keeps a sample per LR pixel (4x,
+    # 2.5 there), not 2x (0.6, which would ask for 4x again); at 4x the advice rests.
+    for scale, told in ((8, ': a 4x model would use more'), (4, '(raw route)')):
+        grids = plan_grids(color, scale)
+        advice, problem = scale_advice((285, 500), grids, np.ones(grids.lr.shape), 'raw')
+        assert told in advice and not problem, advice
 
 
 def test_a_slanted_surface_with_holes_is_not_biased_towards_its_near_side():

@@ -235,6 +235,10 @@ def test_init_starts_from_a_model_file_and_refuses_another_network(tmp_path):
     init = read_checkpoint(tmp_path / 'tuned' / 'model.pt')['training']['init_training']
     assert set(init) == set(first) and init['config'] == first['config']
     assert (init['steps'], init['train_pairs']) == (first['steps'], first['train_pairs'])
+    # Resumed without --init, the run still names the file it began from.
+    train(_config(tmp_path / 'tuned', 2))
+    init = read_checkpoint(tmp_path / 'tuned' / 'model.pt')['training']['init_training']
+    assert init['config'] == first['config']
     # A run folder of another network or scale: one line, not load_state_dict's traceback.
     with pytest.raises(ValueError, match=r'state.pt is a run of pag_net 2x, not pag_net 4x: '
                                          'give another --out'):

@@ -88,7 +88,7 @@ def main(argv=None):
         return 2
     ships, reasons = verdict(candidate, shipped)
     print(f'Validation pairs {", ".join(VALIDATION_NAMES)} of {args.data}, {scale}x, float32; '
-          'MAE / RMSE in dataset units:\n')
+          'MAE / RMSE in dataset units (metric depth: mm):\n')
     print(comparison(candidate, shipped))
     print(f'\n{"ships" if ships else "does not ship"}: ' + ' '.join(reasons))
     if args.json:

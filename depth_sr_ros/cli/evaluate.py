@@ -98,8 +98,9 @@ def main(argv=None):
         return 1
     report.update(model=args.model, scale=s, protocol=args.protocol, noise=args.noise,
                   data=args.data, shifts=shifts)
+    units = 'mm' if args.noise == 'metric' else 'dataset units'
     print(f'MAE ({args.protocol} protocol, {s}x{", " + args.noise if args.noise else ""}, '
-          'dataset units)\n')
+          f'{units})\n')
     print(markdown(report, methods, 'mae'))
     print('\nRMSE\n')
     print(markdown(report, methods, 'rmse'))

@@ -389,8 +389,10 @@ def train(config):
     arch_kwargs = {'scale': config.scale}
     torch.manual_seed(config.seed)  # the same initial weights on every rank
     net = build_model(config.arch, **arch_kwargs)
+    init_training = None  # the starting file's record, kept in state.pt for the model file
     if config.init:
         start, info = load_checkpoint(config.init)
+        init_training = info['training']
         grows = (info['arch'] == config.arch and hasattr(net, 'grow_from')
                  and info['arch_kwargs'].get('scale', 0) < config.scale)
         if grows:
@@ -416,6 +418,9 @@ def train(config):
                              f'{config.arch} {config.scale}x: give another --out')
         net.load_state_dict(state['model'])
         optimizer.load_state_dict(state['optimizer'])
+        # A resume needs no --init (and its file may have changed since): the record the
+        # run began from stays the one it names.
+        init_training = state.get('init_training', init_training)
         step, elapsed = state['step'], state['elapsed']
         if lead:
             print(f'resumed from {state_path} at step {step}', flush=True)
@@ -452,7 +457,8 @@ def train(config):
         extra = {} if average is None else {'ema': average.state_dict(), 'ema_updates': averaged}
         atomic_save({'model': net.state_dict(), 'optimizer': optimizer.state_dict(),
                      'step': step, 'elapsed': elapsed, 'config': dataclasses.asdict(config),
-                     'running': running, **extra}, state_path)
+                     'running': running, 'init_training': init_training, **extra},
+                    state_path)
 
     log_path = os.path.join(config.out, 'log.csv')
     log_file = None
@@ -540,8 +546,8 @@ def train(config):
                         else 'cpu'),
         'config': dataclasses.asdict(config),
     }
-    if config.init:  # the starting file's own record: its steps, data and pairs (as a blend)
-        training['init_training'] = info['training']
+    if init_training is not None:  # the starting file's record: steps, data, pairs (as a blend)
+        training['init_training'] = init_training
     training.update({'val_' + key: value for key, value in check(kept).items()})
     save_checkpoint(os.path.join(config.out, 'model.pt'), kept, config.arch, arch_kwargs,
                     PREPROCESSING, training, storage_dtype=config.storage_dtype)

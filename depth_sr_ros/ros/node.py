@@ -283,19 +283,29 @@ class DepthSrNode(Node):
         self._switches += 1
         number = self._switches
 
+        def superseded():
+            # A later switch was asked for, or the node stops: building or warming this model
+            # would only hold the device (several CUDA or TensorRT sessions at once).
+            return number != self._switches or self._stop.is_set()
+
         def run():
             # rclpy stores the value after the callback that started this thread returns:
             # set back before that, model_path would end at the failed model's.
             end = time.monotonic() + 5.0
-            while self.get_parameter('model_path').value != asked and time.monotonic() < end:
+            while (self.get_parameter('model_path').value != asked and not superseded()
+                   and time.monotonic() < end):
                 time.sleep(0.01)
             try:  # at the size the camera gives (a compile is for one size), else a default
+                if superseded():
+                    return
                 model = predictor or self._load(path, warm_up=False)
+                if superseded():
+                    return
                 self._warm(model, path, self.processor.lr_shape)
             except Exception as error:  # as in the callback: the old model keeps serving
                 with self._switch_lock:
-                    if number != self._switches or self._stop.is_set():
-                        return  # a later switch was asked for, or the node stops
+                    if superseded():
+                        return
                     self.get_logger().warning(
                         f'model switch failed: {error}; still serving {self.model_path}')
                     self._restoring = self._model_value
@@ -305,7 +315,7 @@ class DepthSrNode(Node):
                         self._restoring = None
                 return
             with self._switch_lock:
-                if number != self._switches or self._stop.is_set():
+                if superseded():
                     return
                 self.processor, self.model_path = self._processor(model), path
                 self._model_value = asked

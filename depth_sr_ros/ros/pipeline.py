@@ -125,13 +125,15 @@ def scale_advice(depth_shape, grids, lr_depth, route):
     matching = grids.scale / math.sqrt(per_pixel) if per_pixel > 0 else grids.scale
     better = [s for s in (2, 4, 8, 16) if s != grids.scale]
     closest = min(better, key=lambda s: abs(math.log(s / matching)))
-    article = 'an' if closest == 8 else 'a'
+    # A finer scale s gives each LR pixel (s / scale)^2 of the samples: only one that still
+    # leaves at least one is suggested, or its own advice would point back (8x at 2.7 samples
+    # per LR pixel was told 4x, where 0.7 asked for 8x again).
+    finer = [s for s in better if s < grids.scale and per_pixel * (s / grids.scale) ** 2 >= 1]
     problem = False
-    # Half the scale gives each LR pixel a quarter of the samples: suggested only while that
-    # still leaves one, or the next frame's advice would be the way back (8x at 2.7 samples
-    # per LR pixel suggested 4x, where 0.7 asked for 8x).
-    if per_pixel >= 4 and closest < grids.scale:
-        sentence += f": {article} {closest}x model would use more of the sensor's resolution"
+    suggested = min(finer) if finer else closest
+    article = 'an' if suggested == 8 else 'a'
+    if finer:
+        sentence += f": {article} {suggested}x model would use more of the sensor's resolution"
     elif per_pixel < 1.0 and closest > grids.scale:
         problem = True
         sentence += (f': {article} {closest}x model would suit the sensor better (most LR '

@@ -75,6 +75,17 @@ def test_resuming_gives_the_same_weights_as_one_run(tmp_path):
     straight, resumed = _weights(tmp_path / 'straight'), _weights(tmp_path / 'resumed')
     for key in straight:
         torch.testing.assert_close(resumed[key], straight[key], rtol=0, atol=0)
+    # With the halving inside the run: stopped after every step (a time budget), the same
+    # rates at the same steps.
+    train(_config(tmp_path / 'halved', 6, lr_halve_at=0.5))
+    for _ in range(6):
+        train(_config(tmp_path / 'halved_stopped', 6, lr_halve_at=0.5, time_budget=1e-6))
+    straight, resumed = (_weights(tmp_path / run) for run in ('halved', 'halved_stopped'))
+    for key in straight:
+        torch.testing.assert_close(resumed[key], straight[key], rtol=0, atol=0)
+    rates = [float(row.split(',')[2]) for row in
+             (tmp_path / 'halved_stopped' / 'log.csv').read_text().splitlines()[1:]]
+    assert rates[0] == 2 * rates[-1]  # halved after step 3 of 6
 
 
 def test_a_run_stopped_every_step_logs_what_one_run_logs(tmp_path):

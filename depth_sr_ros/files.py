@@ -95,6 +95,8 @@ def staged_folder(path, overwrite=False):
     Raises ValueError for a ``path`` that exists without ``overwrite``, or whose folder is
     missing or read-only.
     """
+    if not os.fspath(path).strip():  # '' would stage beside the current folder's parent
+        raise ValueError('the output path is empty')
     if os.path.lexists(path) and not overwrite:
         raise ValueError(f"output '{path}' exists (use --overwrite to replace it)")
     check_writable_folder(path)

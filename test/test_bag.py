@@ -505,6 +505,18 @@ def test_compressed_colour_and_compressed_depth_give_what_the_raw_images_give(
     assert len(raw) == len(packed) == 3
     for (_, a), (_, b) in zip(raw, packed):
         np.testing.assert_array_equal(image_to_array(a), image_to_array(b))
+    # The player replays the same bag (it read each compressed image as a raw one and failed
+    # to deserialize it): decoded, the images are the raw bag's.
+    from depth_sr_ros.ros.recording import read_recording
+    recorded = {name: read_recording(str(tmp_path / name))[0] for name in ('raw', 'packed')}
+    for index in (0, 1):
+        a, b = ([m for _, i, m in recorded[name] if i == index] for name in ('raw', 'packed'))
+        assert len(a) == len(b) == 3
+        for raw_image, decoded in zip(a, b):
+            pixels = image_to_array(decoded)
+            if decoded.encoding == 'bgr8':
+                pixels = pixels[..., ::-1]
+            np.testing.assert_array_equal(pixels, image_to_array(raw_image))
 
 
 def test_a_bag_without_camera_info_takes_calibration_files(tmp_path, model_path, capsys):

@@ -129,3 +129,15 @@ def test_benchmark_variants_threads_and_the_node_under_dds(tmp_path, model_path)
     assert dds['dropped_pairs'] is not None
     text = md.read_text()
     assert '| bfloat16 |' in text and '| 15 | 8 |' in text
+
+
+def test_a_failed_dds_run_is_a_failed_row_not_a_measurement():
+    # A node that did not start printed '| 15 | 2 | 0.0 | 0.00 | - / - | - / - | None |' and
+    # the command exited 0.
+    from depth_sr_ros.tools.benchmark import markdown
+    failed = {'rate_hz': 15, 'seconds': 2.0, 'ok': False, 'model': 'm.pt', 'outputs': 0,
+              'output_hz': 0.0, 'pairs_in_hz': 0, 'node_p50_ms': None, 'node_p95_ms': None,
+              'receive_p50_ms': None, 'receive_p95_ms': None, 'dropped_pairs': None}
+    text = markdown([], {'label': 'x', 'skipped': 'not timed'}, 'CPU', 1e9, dds=[failed])
+    row, = [line for line in text.splitlines() if line.startswith('| 15 |')]
+    assert 'failed: the player or the node stopped early' in row and 'None' not in row

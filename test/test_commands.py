@@ -1,6 +1,7 @@
 """Every console script answers --help with its usage and exits 0, without starting anything."""
 
 import importlib
+import os
 import re
 
 from helpers import REPO
@@ -122,3 +123,26 @@ def test_select_install_checks_the_shipped_folder_before_any_work(tmp_path, caps
     assert main(['--model', 'M', '--data', 'D', '--shipped', shipped, '--install']) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"--shipped '{shipped}'" in err[0] and 'does not exist' in err[0]
+
+
+def test_the_live_demo_says_in_one_line_that_a_bag_cannot_be_read(tmp_path, capsys):
+    # It ended in a BagError traceback; and --rate with a bag did nothing.
+    main = importlib.import_module('depth_sr_ros.tools.live_demo').main
+    bag = str(tmp_path / 'nonexistent')
+    assert main(['--bag', bag, '--output', str(tmp_path / 'x.png')]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('depth_sr_live_demo: ') and bag in err[0], err
+    with pytest.raises(SystemExit):
+        main(['--bag', bag, '--rate', '5'])
+    assert '--rate is for a rig' in capsys.readouterr().err
+
+
+def test_an_empty_output_folder_is_one_line_before_any_work(tmp_path, capsys, monkeypatch):
+    # depth_sr_rig_bag --output '' staged its bag beside the current folder's parent, then
+    # ended in rosbags' WriterError traceback.
+    monkeypatch.chdir(tmp_path)
+    main = importlib.import_module('depth_sr_ros.tools.rig_bag').main
+    assert main(['--rig', 'd435', '--frames', '1', '--output', '']) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ['depth_sr_rig_bag: the output path is empty'], err
+    assert not any(name.endswith('.partial') for name in os.listdir(tmp_path.parent))

@@ -108,3 +108,27 @@ def test_a_missing_bag_is_one_line_and_exit_1(tmp_path):
     assert done.returncode == 1, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and 'does not exist' in lines[0], done.stderr
+
+
+def _player(*params):
+    import subprocess
+    import sys
+    from node_graph import DOMAIN_ID
+    command = [sys.executable, '-m', 'depth_sr_ros.tools.player', '--ros-args']
+    for param in params:
+        command += ['-p', param]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, ROS_DOMAIN_ID=str(DOMAIN_ID)))
+
+
+def test_max_frames_ends_the_player_and_a_bag_refuses_the_rig_options(tmp_path):
+    # max_frames said 'stop after this many frames' and the player ran on; a bag ignored rate
+    # and max_frames without a word.
+    done = _player('frames:=2', 'max_frames:=3', 'rate:=20.0')
+    assert done.returncode == 0, done.stderr
+    assert 'sent 3 frames (max_frames): stopping' in done.stderr
+    for param in ('max_frames:=3', 'rate:=5.0'):
+        done = _player(f'bag:={tmp_path}', param)
+        assert done.returncode == 1, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and 'rate and max_frames are for the rigs' in lines[0], lines

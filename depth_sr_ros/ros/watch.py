@@ -100,9 +100,10 @@ def watch_player_and_node(seconds, rate, model, device, domain_id, program, on_t
                FASTDDS_BUILTIN_TRANSPORTS=ONE_COMPUTER_TRANSPORTS)
     os.environ.update(env)  # the watcher in this process joins the same domain and transports
     commands = [
-        [sys.executable, '-m', 'depth_sr_ros.tools.player', '--ros-args', '-p', f'rate:={rate}',
-         '-p', f'rig:={rig}'] + (['-p', 'frames:=1'] if still else [])
-        + (['-p', f'bag:={bag}'] if bag else []),
+        # A bag plays at its recorded pace: the player refuses a rate with it.
+        [sys.executable, '-m', 'depth_sr_ros.tools.player', '--ros-args', '-p', f'rig:={rig}']
+        + (['-p', 'frames:=1'] if still else [])
+        + (['-p', f'bag:={bag}'] if bag else ['-p', f'rate:={rate}']),
         [sys.executable, '-m', 'depth_sr_ros.ros.node', '--ros-args', '-p', f'device:={device}',
          '-p', 'diagnostics_period:=2.0']
         + (['-p', f'model_path:={model}'] if model else [])

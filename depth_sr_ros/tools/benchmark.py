@@ -449,6 +449,10 @@ def markdown(results, pipeline, device_name, rate, variants=(), threads=(), dds=
                   'ms | stamp-to-receive p50 / p95 ms | dropped pairs |',
                   '|---|---|---|---|---|---|---|']
         for d in dds:
+            if not d.get('ok', True):  # a process stopped early: no measurement to show
+                lines.append(f"| {d['rate_hz']:g} | failed: the player or the node stopped "
+                             'early (its log is above) | | | | | |')
+                continue
             lines.append(f"| {d['rate_hz']:g} | {d['seconds']:.0f} | {d['pairs_in_hz']:.1f} | "
                          f"{d['output_hz']:.2f} | {_ms(d['node_p50_ms'])} / "
                          f"{_ms(d['node_p95_ms'])} | {_ms(d['receive_p50_ms'])} / "
@@ -590,6 +594,9 @@ def main(argv=None):
         write_text_atomically(args.json, json.dumps(report, indent=1))
     if args.markdown:
         write_text_atomically(args.markdown, text + '\n')
+    if not all(d.get('ok', True) for d in dds):
+        print('depth_sr_benchmark: a DDS run failed (see its row)', file=sys.stderr)
+        return 1
     return 0
 
 

@@ -215,8 +215,11 @@ def run_case(reliability, transports, args, domain_id):
     try:
         time.sleep(1.0)
         pub = subprocess.Popen(common + ['--role', 'pub'], env=env, start_new_session=True)
-        pub.wait(timeout=120)
-        out, _ = sub.communicate(timeout=120)
+        # The sending takes count / rate seconds; a minute more for the start and the end
+        # (a fixed 120 s ended longer runs in a TimeoutExpired traceback).
+        limit = args.count / args.rate + 60
+        pub.wait(timeout=limit)
+        out, _ = sub.communicate(timeout=limit)
     finally:
         for process in (pub, sub):
             if process is not None and process.poll() is None:

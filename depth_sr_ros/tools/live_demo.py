@@ -15,6 +15,7 @@ import argparse
 import sys
 
 import cv2
+from depth_sr_ros.bags import BagError
 from depth_sr_ros.console import INTERRUPTED, interruptible, number
 from depth_sr_ros.data.scene import recommended_model, RIG_NAMES
 from depth_sr_ros.files import unwritable
@@ -147,8 +148,9 @@ def main(argv=None):
                         help='camera the player imitates (see depth_sr_player)')
     parser.add_argument('--bag', default='',
                         help='play this recorded rosbag2 bag instead of a rig (no truth tile)')
-    parser.add_argument('--rate', type=number(float, above=0), default=30.0,
-                        help='player frame rate, Hz')
+    parser.add_argument('--rate', type=number(float, above=0), default=None,
+                        help='player frame rate of a rig, Hz (default 30; a bag plays at its '
+                             'recorded pace)')
     parser.add_argument('--model', default='',
                         help=MODEL_HELP + "; a rig's own where it needs another (tof: 8x)")
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
@@ -157,14 +159,20 @@ def main(argv=None):
                         help='ROS domain of the three processes (default: ROS_DOMAIN_ID when '
                              'set, else one of 50-99)')
     args = parser.parse_args(argv)
+    if args.bag and args.rate is not None:
+        parser.error('--rate is for a rig: a bag plays at its recorded pace')
     problem = unwritable(args, ('output',)) or image_format_problem(args.output)
     if problem:
         print(f'depth_sr_live_demo: {problem}', file=sys.stderr)
         return 2
     model = args.model or ('' if args.bag else recommended_model(args.rig))
-    watcher, ok = watch_player_and_node(args.seconds, args.rate, model, args.device,
-                                        args.domain_id, 'depth_sr_live_demo', rig=args.rig,
-                                        bag=args.bag)
+    try:
+        watcher, ok = watch_player_and_node(
+            args.seconds, args.rate or 30.0, model, args.device, args.domain_id,
+            'depth_sr_live_demo', rig=args.rig, bag=args.bag)
+    except (BagError, ValueError) as error:  # a bag that cannot be read: before any process
+        print(f'depth_sr_live_demo: {error}', file=sys.stderr)
+        return 2
     try:
         print('\n'.join(summary(watcher, watcher.watched)))
         wrote = picture(watcher, args.output)

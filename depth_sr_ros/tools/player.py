@@ -40,6 +40,8 @@ from rclpy.serialization import serialize_message
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image
 
+RIG_RATE = 30.0  # frames per second of a rig by default
+
 
 def restamp(raw, stamp):
     """
@@ -67,13 +69,14 @@ class Player(Node):
             return self.declare_parameter(
                 name, default, ParameterDescriptor(description=description,
                                                    read_only=True)).value
-        rate = param('rate', 30.0, 'frames per second')
+        rate = param('rate', RIG_RATE, 'frames per second (rigs; a bag plays at its own pace)')
         self.rig = param('rig', 'registered', f"camera to imitate: {', '.join(RIG_NAMES)}")
         self.scale = param('scale', 4, 'registered rig: colour size / depth size (640x480)')
         frames = param('frames', 60, 'frames in the loop (scene rigs render at most 8)')
         self.jitter = param('jitter', 0.003, 'depth stamp = colour stamp + uniform(+-jitter) s')
         reliable = param('reliable', False, 'publish reliable instead of best effort')
-        self.max_frames = param('max_frames', 0, 'stop after this many frames; 0 = forever')
+        self.max_frames = param('max_frames', 0, 'rigs: stop after this many frames (the '
+                                                 'process exits); 0 = forever')
         bag = param('bag', '', 'play this rosbag2 bag (its depth, colour and camera_info '
                                'topics) in a loop instead of a rig')
         self.bag_stamps = param('bag_stamps', 'fresh', "'fresh' (now, keeping the bag's "
@@ -83,6 +86,9 @@ class Player(Node):
         qos = (QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE) if reliable
                else qos_profile_sensor_data)
         if bag:
+            if self.max_frames or rate != RIG_RATE:
+                raise ValueError('rate and max_frames are for the rigs: a bag plays its '
+                                 'messages at their recorded pace, in a loop')
             self._play_bag(bag, qos)
             return
         self.sequence, color_cam, depth_cam, self.depth_frame = rig_frames(
@@ -146,6 +152,9 @@ class Player(Node):
 
     def _tick(self):
         if self.max_frames and self.index >= self.max_frames:
+            # One period after the last frame: the process ends (run_node's clean exit).
+            self.get_logger().info(f'sent {self.index} frames (max_frames): stopping')
+            self.context.try_shutdown()
             return
         index = self.index % len(self.sequence)
         frame = self.sequence[index]

@@ -53,6 +53,37 @@ def test_a_warmup_as_long_as_the_run_is_refused(seconds, monkeypatch, capsys):
     assert last.endswith(f': error: --warmup 10 s must be shorter than --seconds {seconds} s')
 
 
+def test_the_start_up_before_the_first_output_is_not_memory_growth(monkeypatch, tmp_path):
+    # The warm-up counted from the processes' launch: the torch import and the model load
+    # (65 -> 480 MiB with a tiny model and --warmup 0) read as a leak.
+    class Watched:
+        watched, diagnostics, outputs, started, interrupted = 40.0, [], [(39.5, None)], 0.0, False
+
+        def destroy_node(self):
+            pass
+    rss = {'now': 65.0}
+    monkeypatch.setattr(soak, 'resident_mib', lambda pid: rss['now'])
+
+    node = type('Process', (), {'pid': 1})()
+
+    def watched(*args, **kwargs):
+        assert kwargs['from_first_output']
+        on_tick = args[6]
+        for t in range(0, 20):  # start-up: the seconds since launch, memory rising
+            rss['now'] = 65.0 + 20 * t
+            on_tick(node, float(t))
+        rss['now'] = 480.0
+        for t in range(0, 41):  # from the first output: flat
+            on_tick(node, float(t))
+        return Watched(), True
+    monkeypatch.setattr(soak, 'watch_player_and_node', watched)
+    out = tmp_path / 'soak.json'
+    assert soak.main(['--seconds', '40', '--warmup', '5', '--json', str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report['rss_after_warmup_mib'] == report['rss_end_mib'] == 480.0
+    assert report['problems'] == []
+
+
 @pytest.mark.slow
 def test_a_30_second_soak_with_the_player(tmp_path):
     torch.manual_seed(0)

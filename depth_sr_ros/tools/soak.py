@@ -4,8 +4,9 @@ depth_sr_soak: drive the node with the player for a while and watch memory and l
     depth_sr_soak --seconds 600 --rate 30 --json soak.json
 
 Runs depth_sr_player and depth_sr_node as two processes (see live_demo.py), samples the node's
-resident memory every second from /proc, and reads its diagnostics. Reports the memory after
---warmup seconds and at the end (and the lowest samples around both, which is what a leak
+resident memory every second from /proc, and reads its diagnostics. The seconds count from
+the node's first output (its start-up is not growth). Reports the memory after --warmup
+seconds and at the end (and the lowest samples around both, which is what a leak
 raises), the node's latency per diagnostics period, the outputs and
 the dropped pairs. Exits 1 when memory grew by more than --max-growth-mib after the warm-up or
 when the node published nothing in the last --stall-seconds.
@@ -77,9 +78,9 @@ def main(argv=None):
     parser.add_argument('--model', default='', help=MODEL_HELP)
     parser.add_argument('--device', default='auto',
                         help="'auto', 'cuda', 'cuda:N' or 'cpu' (default auto)")
-    parser.add_argument('--warmup', type=number(float, low=0), default=10.0,
-                        help='seconds before the reference memory sample, shorter than '
-                             '--seconds (default 10)')
+    parser.add_argument('--warmup', type=number(float, above=0), default=10.0,
+                        help="seconds from the node's first output to the reference memory "
+                             'sample, shorter than --seconds (default 10)')
     parser.add_argument('--max-growth-mib', type=number(float, low=0), default=50.0,
                         help='largest growth of resident memory after the warm-up that passes, '
                              'MiB (default 50)')
@@ -100,13 +101,19 @@ def main(argv=None):
     samples = []  # (elapsed s, RSS MiB)
 
     def on_tick(node_process, elapsed):
+        # The seconds count from the node's first output (from_first_output): its start-up
+        # (imports, model load, first frame) is not memory growth. At the first output they
+        # start again at 0, and what was sampled before is dropped.
+        if samples and elapsed < samples[-1][0]:
+            samples.clear()
         if not samples or elapsed - samples[-1][0] >= 1.0:
             rss = resident_mib(node_process.pid)
             if rss is not None:
                 samples.append((elapsed, rss))
 
     watcher, ok = watch_player_and_node(args.seconds, args.rate, args.model, args.device,
-                                        args.domain_id, 'depth_sr_soak', on_tick, inputs=False)
+                                        args.domain_id, 'depth_sr_soak', on_tick, inputs=False,
+                                        from_first_output=True)
     try:
         if not ok or not samples:
             return 1

@@ -35,6 +35,7 @@ def interruptible(program, note=''):
     def decorate(main):
         @functools.wraps(main)
         def wrapped(argv=None):
+            _CTRL_C.clear()
             previous = _catch_first_ctrl_c()
             try:
                 return main(argv)
@@ -60,9 +61,24 @@ def _catch_first_ctrl_c():
     return previous
 
 
+_CTRL_C = threading.Event()  # set by _first_ctrl_c
+
+
+def ctrl_c_received():
+    """
+    Return whether a Ctrl-C reached an interruptible command's handler.
+
+    rclpy can turn the KeyboardInterrupt into another error when it lands in its C++ while a
+    message is converted ("RuntimeError: Unable to convert call argument '0' to Python
+    object"): a caller that sees such an error after a Ctrl-C stops as on Ctrl-C.
+    """
+    return _CTRL_C.is_set()
+
+
 def _first_ctrl_c(number, frame):
     """Ignore any further Ctrl-C, then raise KeyboardInterrupt as Python's own handler does."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _CTRL_C.set()
     raise KeyboardInterrupt
 
 

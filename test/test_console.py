@@ -315,3 +315,23 @@ def test_stop_processes_sends_ctrl_c_then_kills_what_ignores_it():
     assert stoppable.returncode != 0 and stoppable.returncode != -signal.SIGKILL  # Ctrl-C
     assert deaf.returncode == -signal.SIGKILL
     assert time.monotonic() - begun < 10
+
+
+def test_a_ctrl_c_that_rclpy_turned_into_another_error_is_still_known():
+    # rclpy can turn the KeyboardInterrupt into 'RuntimeError: Unable to convert call argument
+    # ...' when it lands in its C++: the live demo's watch then ended in status 1, not 130.
+    import signal
+    import time
+    from depth_sr_ros.console import ctrl_c_received, interruptible
+    seen = []
+
+    @interruptible('x')
+    def main(argv=None):
+        seen.append(ctrl_c_received())
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            seen.append(ctrl_c_received())
+        return 0
+    assert main() == 0 and seen == [False, True]

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from depth_sr_ros.console import stop_processes
+from depth_sr_ros.console import ctrl_c_received, stop_processes
 from depth_sr_ros.data.scene import rig_extrinsic
 from depth_sr_ros.ros import DIAGNOSTICS_NAME, ONE_COMPUTER_TRANSPORTS
 from depth_sr_ros.ros.conversions import stamp_ns
@@ -135,7 +135,11 @@ def watch_player_and_node(seconds, rate, model, device, domain_id, program, on_t
                 print(f'{program}: a process stopped early (see its output above)',
                       file=sys.stderr)
                 return watcher, False
-    except KeyboardInterrupt:  # Ctrl-C: stop watching, and say what was seen so far
+    except (KeyboardInterrupt, RuntimeError) as error:
+        # Ctrl-C: stop watching, and say what was seen so far (rclpy may have turned it into
+        # a RuntimeError: console.ctrl_c_received).
+        if isinstance(error, RuntimeError) and not ctrl_c_received():
+            raise
         watcher.interrupted = True
         print(f'{program}: stopped by Ctrl-C after {time.monotonic() - launched:.0f} s; what '
               'was seen until then follows', file=sys.stderr)

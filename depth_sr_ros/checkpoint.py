@@ -28,9 +28,9 @@ REQUIRED_FIELDS = ('format_version', 'arch', 'arch_kwargs', 'state_dict', 'prepr
 # Key of the checkpoint facts (JSON) in an exported ONNX file's metadata.
 METADATA_KEY = 'depth_sr_ros'
 STORAGE_DTYPES = {'float32': torch.float32, 'float16': torch.float16}
-# The torch the model files are made and tested with (requirements.txt pins it, package.xml
-# asks for its minor version at least). An older one, as a distribution's python3-torch, may
-# not read them: torch 1.13's weights-only loader refuses a float.
+# The torch the model files are made and tested with (requirements.txt pins it; the README
+# says to pip install it). An older one, as a distribution's python3-torch, may not read
+# them: torch 1.13's weights-only loader refuses a float.
 TESTED_TORCH = '2.13.0'
 
 

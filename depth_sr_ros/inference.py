@@ -369,7 +369,7 @@ def load_predictor(path, device='auto', acceleration=None, color_order='rgb', fa
     TensorRT has built or loaded its engine. ``fallback`` and ``warn`` as select_device.
     """
     if str(path).endswith('.onnx'):
-        check_onnx(path, acceleration)
+        _refuse_pytorch_options(path, acceleration)  # onnx_predictor reads the file's facts
         predictor = onnx_predictor(path, str(device), color_order, fallback, warn)
     else:
         predictor = Predictor.from_checkpoint(
@@ -379,6 +379,14 @@ def load_predictor(path, device='auto', acceleration=None, color_order='rgb', fa
     return predictor
 
 
+def _refuse_pytorch_options(path, acceleration):
+    """Raise ValueError when ``acceleration`` asks an ONNX file for PyTorch-only options."""
+    # Acceleration() is also the node's default: its parameter table takes it from here.
+    if acceleration is not None and acceleration != Acceleration():
+        raise ValueError(f'{path}: precision, channels_last, compile_mode and device_io are '
+                         'PyTorch options; for ONNX choose them at export or in onnxruntime')
+
+
 def check_onnx(path, acceleration=None):
     """
     Refuse an ONNX file that cannot be read, or PyTorch options for one, without running it.
@@ -386,10 +394,7 @@ def check_onnx(path, acceleration=None):
     Raises CheckpointError (the file) or ValueError (the options). Building the runtime's
     session, which can take seconds on a GPU, is left to onnx_predictor.
     """
-    # Acceleration() is also the node's default: its parameter table takes it from here.
-    if acceleration is not None and acceleration != Acceleration():
-        raise ValueError(f'{path}: precision, channels_last, compile_mode and device_io are '
-                         'PyTorch options; for ONNX choose them at export or in onnxruntime')
+    _refuse_pytorch_options(path, acceleration)
     export_facts(path)
 
 

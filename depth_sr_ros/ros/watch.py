@@ -82,7 +82,9 @@ def watch_player_and_node(seconds, rate, model, device, domain_id, program, on_t
 
     Both use ROS domain ``domain_id`` and Fast DDS's ONE_COMPUTER_TRANSPORTS, as does the
     Watcher in this process. ``on_tick(node_process, elapsed_s)`` is called about ten times a
-    second. ``rig`` is the player's camera (its extrinsic goes to the node's depth_to_color);
+    second. ``rate``: the player's frames per second (None: its default; a bag plays at its
+    recorded pace). ``rig`` is the player's camera (its extrinsic goes to the node's
+    depth_to_color);
     ``inputs``: the watcher also keeps the camera images (for a picture).
     ``from_first_output``: the ``seconds`` start at the node's first output (at most a minute
     of start-up is waited for), and what came before is forgotten: a measurement of the
@@ -103,7 +105,7 @@ def watch_player_and_node(seconds, rate, model, device, domain_id, program, on_t
         # A bag plays at its recorded pace: the player refuses a rate with it.
         [sys.executable, '-m', 'depth_sr_ros.tools.player', '--ros-args', '-p', f'rig:={rig}']
         + (['-p', 'frames:=1'] if still else [])
-        + (['-p', f'bag:={bag}'] if bag else ['-p', f'rate:={rate}']),
+        + (['-p', f'bag:={bag}'] if bag else ['-p', f'rate:={rate}'] if rate else []),
         [sys.executable, '-m', 'depth_sr_ros.ros.node', '--ros-args', '-p', f'device:={device}',
          '-p', 'diagnostics_period:=2.0']
         + (['-p', f'model_path:={model}'] if model else [])

@@ -149,8 +149,8 @@ def main(argv=None):
     parser.add_argument('--bag', default='',
                         help='play this recorded rosbag2 bag instead of a rig (no truth tile)')
     parser.add_argument('--rate', type=number(float, above=0), default=None,
-                        help='player frame rate of a rig, Hz (default 30; a bag plays at its '
-                             'recorded pace)')
+                        help="player frame rate of a rig, Hz (default: the player's, 30; a "
+                             'bag plays at its recorded pace)')
     parser.add_argument('--model', default='',
                         help=MODEL_HELP + "; a rig's own where it needs another (tof: 8x)")
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
@@ -168,7 +168,7 @@ def main(argv=None):
     model = args.model or ('' if args.bag else recommended_model(args.rig))
     try:
         watcher, ok = watch_player_and_node(
-            args.seconds, args.rate or 30.0, model, args.device, args.domain_id,
+            args.seconds, args.rate, model, args.device, args.domain_id,
             'depth_sr_live_demo', rig=args.rig, bag=args.bag)
     except (BagError, ValueError) as error:  # a bag that cannot be read: before any process
         print(f'depth_sr_live_demo: {error}', file=sys.stderr)

@@ -358,6 +358,11 @@ class Predictor(DepthUpsampler):
         return out
 
 
+def is_onnx(path):
+    """Return whether ``path`` names an ONNX export (served by onnxruntime, not PyTorch)."""
+    return str(path).endswith('.onnx')
+
+
 def load_predictor(path, device='auto', acceleration=None, color_order='rgb', fallback=True,
                    warn=None, warm_up=True):
     """
@@ -368,7 +373,7 @@ def load_predictor(path, device='auto', acceleration=None, color_order='rgb', fa
     keeps serving), a failing compile or capture has already fallen back to eager, and
     TensorRT has built or loaded its engine. ``fallback`` and ``warn`` as select_device.
     """
-    if str(path).endswith('.onnx'):
+    if is_onnx(path):
         _refuse_pytorch_options(path, acceleration)  # onnx_predictor reads the file's facts
         predictor = onnx_predictor(path, str(device), color_order, fallback, warn)
     else:

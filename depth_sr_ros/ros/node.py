@@ -16,7 +16,7 @@ import time
 
 from depth_sr_ros.checkpoint import CheckpointError
 from depth_sr_ros.inference import (
-    Acceleration, check_onnx, load_predictor, select_device, warm)
+    Acceleration, check_onnx, is_onnx, load_predictor, select_device, warm)
 from depth_sr_ros.paths import resolve_model_path
 from depth_sr_ros.ros import DIAGNOSTICS_NAME
 from depth_sr_ros.ros.conversions import decompress, ImageFormatError, message_type, stamp_ns
@@ -457,7 +457,7 @@ class DepthSrNode(Node):
             # ONNX file is only checked here: its runtime session (seconds on a GPU) is built,
             # and every model warmed up, on _switch_to's thread.
             try:
-                if str(path).endswith('.onnx'):
+                if is_onnx(path):
                     check_onnx(path, self.acceleration)
                 else:
                     predictor = self._load(path, warm_up=False)

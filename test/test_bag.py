@@ -555,6 +555,25 @@ def test_a_bag_without_camera_info_takes_calibration_files(tmp_path, model_path,
     assert 'broken.yaml' in err and len(err.splitlines()) == 1
 
 
+def test_the_rig_bags_transform_tree_follows_rep_103_and_gives_the_rigs_extrinsic(tmp_path):
+    # camera_link in body axes (x forward, z up), the optical frames below it: the colour
+    # camera's forward axis (optical z) is the link's x, its down (optical y) the link's -z.
+    from depth_sr_ros.bags import read_static_transforms
+    from depth_sr_ros.data.scene import rig_extrinsic
+    from depth_sr_ros.ros.extrinsics import static_transform
+    from depth_sr_ros.tools.rig_bag import write_rig_bag
+    write_rig_bag(str(tmp_path / 'bag'), 'tof', 1)
+    with Reader(tmp_path / 'bag') as reader:
+        edges = read_static_transforms(reader)
+    assert set(edges) == {('camera_link', COLOR_FRAME), ('camera_link', DEPTH_FRAME)}
+    color_in_link = edges[('camera_link', COLOR_FRAME)]
+    np.testing.assert_allclose(color_in_link.apply([[0, 0, 1], [0, 1, 0], [1, 0, 0]]),
+                               [[1, 0, 0], [0, 0, -1], [0, -1, 0]], atol=1e-12)
+    depth_to_color = static_transform(edges, COLOR_FRAME, DEPTH_FRAME)
+    np.testing.assert_allclose(depth_to_color.to_xyz_quaternion(), rig_extrinsic('tof'),
+                               atol=1e-9)
+
+
 def test_the_rig_bag_tool_replaces_its_output_only_with_overwrite(tmp_path, capsys):
     from depth_sr_ros.tools import rig_bag
     out = str(tmp_path / 'bag')

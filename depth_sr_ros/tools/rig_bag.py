@@ -6,7 +6,9 @@ depth_sr_rig_bag: record one of the player's rigs into a rosbag2 bag, as a camer
 Writes the rig's depth and colour images with their camera_info at 30 Hz (each with its own
 stamp, depth first in each frame, as drivers do), and for a raw rig its depth-to-colour
 transform on /tf_static through a camera_link, as the RealSense and Azure Kinect drivers
-publish it. A bag to try depth_sr_bag on without a camera.
+publish it: camera_link in REP 103's body axes (x forward, y left, z up), each optical frame
+below it in the camera axes (z forward, x right, y down), so that rviz with camera_link as its
+fixed frame shows the scene upright. A bag to try depth_sr_bag on without a camera.
 """
 
 import argparse
@@ -17,12 +19,17 @@ from depth_sr_ros.console import interruptible, number
 from depth_sr_ros.data.scene import (
     COLOR_FRAME, DEPTH_FRAME, rig_extrinsic, rig_frames, RIG_NAMES)
 from depth_sr_ros.files import staged_folder
+from depth_sr_ros.geometry.transform import Transform
 from depth_sr_ros.ros.conversions import camera_info_message, image_message
 from rclpy.serialization import serialize_message
 
 TOPICS = {'depth': '/camera/depth/image_raw', 'depth_info': '/camera/depth/camera_info',
           'color': '/camera/color/image_raw', 'color_info': '/camera/color/camera_info'}
 PERIOD_NS = 33_333_333
+
+# An optical frame's pose in camera_link (REP 103): its z (forward) is the link's x, its x
+# (right) the link's -y, its y (down) the link's -z.
+OPTICAL_IN_LINK = Transform((0.0, 0.0, 1.0, -1.0, 0.0, 0.0, 0.0, -1.0, 0.0))
 
 
 def write_rig_bag(path, rig, frames, storage='mcap'):
@@ -40,10 +47,10 @@ def write_rig_bag(path, rig, frames, storage='mcap'):
         if extrinsic:
             tf = writer.add_connection('/tf_static', 'tf2_msgs/msg/TFMessage', typestore=store,
                                        offered_qos_profiles=[latched_qos()])
-            identity = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]
+            depth_in_link = Transform.from_xyz_quaternion(extrinsic).then(OPTICAL_IN_LINK)
             writer.write(tf, start, tf_static_message(store, [
-                ('camera_link', COLOR_FRAME, identity),
-                ('camera_link', DEPTH_FRAME, extrinsic)]))
+                ('camera_link', COLOR_FRAME, OPTICAL_IN_LINK.to_xyz_quaternion()),
+                ('camera_link', DEPTH_FRAME, depth_in_link.to_xyz_quaternion())]))
         for i in range(frames):
             frame = sequence[i % len(sequence)]
             stamp_ns = start + (i + 1) * PERIOD_NS

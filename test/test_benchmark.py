@@ -24,6 +24,21 @@ def test_flop_count_matches_a_hand_count_for_one_conv():
     assert flops == 2 * 3 * 8 * 9 * 16 * 16
 
 
+@pytest.mark.skipif(not os.path.exists('/proc/self/clear_refs'), reason='Linux only')
+def test_each_rows_cpu_peak_memory_is_its_own():
+    # A 400 MiB array freed before the reset is not the next row's peak; one made after is.
+    cpu = torch.device('cpu')
+    big = torch.ones(100 * 2 ** 20)
+    before = benchmark.peak_memory(cpu)
+    del big
+    benchmark.reset_peak_memory(cpu)
+    after = benchmark.peak_memory(cpu)
+    assert after < before - 300
+    big = torch.ones(100 * 2 ** 20)
+    assert benchmark.peak_memory(cpu) > after + 300
+    del big
+
+
 def test_benchmark_writes_json_and_markdown(tmp_path):
     out = tmp_path / 'bench.json'
     md = tmp_path / 'bench.md'

@@ -116,10 +116,39 @@ def count_flops(model, depth, guide):
     return counter.get_total_flops()
 
 
+def reset_peak_memory(device):
+    """
+    Start a new peak for peak_memory, so that each row reports its own and not the largest so far.
+
+    On the CPU, Linux resets a process's peak RSS (VmHWM) when "5" is written to
+    /proc/self/clear_refs; elsewhere the peak stays the process's since its start.
+    """
+    if device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+    except OSError:
+        pass
+
+
 def peak_memory(device):
-    """Return peak memory in MiB: CUDA allocations on a GPU, process RSS on the CPU."""
+    """
+    Return peak memory in MiB since reset_peak_memory.
+
+    CUDA allocations on a GPU; on the CPU the process's resident set (the interpreter, torch
+    and the data included): /proc/self/status's VmHWM, else getrusage's peak since start.
+    """
     if device.type == 'cuda':
         return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('VmHWM:'):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -146,8 +175,7 @@ def bench_model(name, scale, size, device, runs, warmup, model=None):
     depth = torch.rand(1, 1, height // scale, width // scale, device=device)
     guide = torch.rand(1, 3, height, width, device=device)
     flops = count_flops(model, depth, guide)
-    if device.type == 'cuda':
-        torch.cuda.reset_peak_memory_stats(device)
+    reset_peak_memory(device)
 
     def forward():
         with torch.inference_mode():

@@ -84,6 +84,27 @@ def test_the_start_up_before_the_first_output_is_not_memory_growth(monkeypatch, 
     assert report['problems'] == []
 
 
+def test_a_raw_rig_soaks_with_its_own_model(monkeypatch):
+    # A raw rig runs the node's registration and alignment; the ToF rig needs an 8x model.
+    from depth_sr_ros.data.scene import recommended_model
+    seen = {}
+
+    class Watched:
+
+        def destroy_node(self):
+            pass
+
+    def watched(seconds, rate, model, *args, **kwargs):
+        seen.update(model=model, rig=kwargs['rig'])
+        return Watched(), False
+    monkeypatch.setattr(soak, 'watch_player_and_node', watched)
+    assert soak.main(['--seconds', '20', '--rig', 'tof']) == 1  # the stub's processes "died"
+    assert seen == {'model': recommended_model('tof'), 'rig': 'tof'}
+    assert recommended_model('tof') != recommended_model('registered')
+    assert soak.main(['--seconds', '20', '--rig', 'tof', '--model', 'x.pt']) == 1
+    assert seen['model'] == 'x.pt'
+
+
 @pytest.mark.slow
 def test_a_30_second_soak_with_the_player(tmp_path):
     torch.manual_seed(0)

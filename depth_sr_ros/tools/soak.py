@@ -2,6 +2,7 @@
 depth_sr_soak: drive the node with the player for a while and watch memory and latency.
 
     depth_sr_soak --seconds 600 --rate 30 --json soak.json
+    depth_sr_soak --rig d435 --seconds 600   # a raw rig: registration and alignment too
 
 Runs depth_sr_player and depth_sr_node as two processes (see live_demo.py), samples the node's
 resident memory every second from /proc, and reads its diagnostics. The seconds count from
@@ -17,6 +18,7 @@ import json
 import sys
 
 from depth_sr_ros.console import INTERRUPTED, interruptible, number
+from depth_sr_ros.data.scene import recommended_model, RIG_NAMES
 from depth_sr_ros.files import unwritable, write_text_atomically
 from depth_sr_ros.paths import MODEL_HELP
 from depth_sr_ros.ros import DOMAIN_ID, domain_id
@@ -75,7 +77,11 @@ def main(argv=None):
                         help='how long to run, s (default 600)')
     parser.add_argument('--rate', type=number(float, above=0), default=30.0,
                         help='player frame rate, Hz')
-    parser.add_argument('--model', default='', help=MODEL_HELP)
+    parser.add_argument('--rig', default='registered', choices=RIG_NAMES,
+                        help='camera the player imitates (see depth_sr_player); a raw rig '
+                             "runs the node's registration and alignment on every frame")
+    parser.add_argument('--model', default='',
+                        help=MODEL_HELP + "; a rig's own where it needs another (tof: 8x)")
     parser.add_argument('--device', default='auto',
                         help="'auto', 'cuda', 'cuda:N' or 'cpu' (default auto)")
     parser.add_argument('--warmup', type=number(float, above=0), default=10.0,
@@ -111,9 +117,10 @@ def main(argv=None):
             if rss is not None:
                 samples.append((elapsed, rss))
 
-    watcher, ok = watch_player_and_node(args.seconds, args.rate, args.model, args.device,
+    model = args.model or recommended_model(args.rig)
+    watcher, ok = watch_player_and_node(args.seconds, args.rate, model, args.device,
                                         args.domain_id, 'depth_sr_soak', on_tick, inputs=False,
-                                        from_first_output=True)
+                                        rig=args.rig, from_first_output=True)
     try:
         if not ok or not samples:
             return 1

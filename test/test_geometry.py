@@ -273,9 +273,9 @@ def test_grids_pad_odd_sizes_and_keep_the_colour_intrinsics():
         960, 540, 120, 68)
     np.testing.assert_allclose(grids.output.matrix[0], [700.0, 0.0, 479.5])
     # Routes.
-    assert plan_route('cam', 'cam', (68, 120), grids) == 'lr_grid'
-    assert plan_route('', 'cam', (540, 960), grids) == 'registered'
-    assert plan_route('depth', 'cam', (68, 120), grids) == 'raw'
+    assert plan_route(False, (68, 120), grids) == 'lr_grid'
+    assert plan_route(False, (540, 960), grids) == 'registered'
+    assert plan_route(True, (68, 120), grids) == 'raw'
 
 
 def test_rig_poses_are_consistent_with_their_extrinsic(scene):

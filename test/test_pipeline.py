@@ -316,3 +316,36 @@ def test_static_extrinsics_give_the_fixed_transform_or_the_tree_or_say_why_not()
     np.testing.assert_allclose(found.apply([[0.0, 0.0, 1.0]]), [[-0.03, 0.01, 1.0]])
     assert tree.lookup('depth', 'elsewhere') == (
         None, "no transform from depth frame 'depth' to colour frame 'elsewhere': add it")
+
+
+def test_frame_ids_without_a_name_or_with_a_ros1_slash_pick_the_route_the_user_meant():
+    from depth_sr_ros.ros.conversions import stamp_ns
+    from depth_sr_ros.ros.extrinsics import StaticExtrinsics
+    from depth_sr_ros.ros.sync import CameraInfoStore
+
+    def run(depth_frame, color_frame, extrinsics):
+        depth_msg, color_msg, (depth_info, color_info) = _pair(depth_frame=depth_frame)
+        color_msg.header.frame_id = color_frame
+        infos = []
+        for info, msg in ((depth_info, depth_msg), (color_info, color_msg)):
+            store = CameraInfoStore()
+            store.add(info, stamp_ns(msg.header.stamp))
+            infos.append(store)
+        return FrameProcessor(BicubicUpsampler(4)).process_pair(
+            depth_msg, color_msg, *infos, Settings(), extrinsics)
+    moved = Transform(translation=(0.05, 0.0, 0.0))
+    # An empty depth frame_id with depth_to_color given: the depth is raw, as the user said.
+    # (It used to count as the colour's frame, and the transform went unused without a word.)
+    result = run('', 'colour', StaticExtrinsics(moved))
+    assert 'raw route' in result.notices[0]
+    assert run('', 'colour', StaticExtrinsics()).notices[0].count('raw route') == 0
+    # One frame, and a depth_to_color: the driver registered the depth; the user hears so.
+    result = run('colour', 'colour', StaticExtrinsics(moved))
+    assert 'raw route' not in result.notices[0]
+    assert any('depth_to_color is not used' in n for n in result.notices)
+    # ROS 1 names: '/colour' is 'colour', and the output names it as ROS 2's tf2 does.
+    result = run('/colour', 'colour', StaticExtrinsics())
+    assert 'raw route' not in result.notices[0]
+    assert run('colour', '/colour', StaticExtrinsics()).depth.header.frame_id == 'colour'
+    tree = StaticExtrinsics(edges={('colour', 'depth'): moved})
+    assert 'raw route' in run('/depth', '/colour', tree).notices[0]

@@ -22,6 +22,11 @@ except ImportError:
 LOOKUP_TIMEOUT = 0.05  # s: the inference thread waits at most this long for tf2
 
 
+def frame_name(frame_id):
+    """Return ``frame_id`` as tf2 in ROS 2 names frames: without the leading '/' of ROS 1 bags."""
+    return frame_id[1:] if frame_id.startswith('/') else frame_id
+
+
 def static_transform(edges, target_frame, source_frame):
     """
     Return the Transform of points from ``source_frame`` into ``target_frame``, or None.

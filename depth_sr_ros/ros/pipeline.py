@@ -21,6 +21,7 @@ from depth_sr_ros.geometry.registration import reduce_registered, register_raw
 from depth_sr_ros.ros.conversions import (
     camera_from_info, camera_info_message, color_to_array, depth_to_metres, depth_to_pointcloud,
     ImageFormatError, metres_to_image, stamp_ns)
+from depth_sr_ros.ros.extrinsics import frame_name
 from depth_sr_ros.ros.parameters import PARAMETERS
 import numpy as np
 
@@ -84,18 +85,20 @@ def same_frame(depth_frame, color_frame):
     """
     Return True when depth and colour are in one optical frame.
 
-    An empty frame_id counts as the other's (the player and some bags leave it empty).
+    An empty frame_id counts as the other's (the player and some bags leave it empty); a
+    leading '/' (ROS 1 bags) does not count (frame_name).
     """
+    depth_frame, color_frame = frame_name(depth_frame), frame_name(color_frame)
     return not depth_frame or not color_frame or depth_frame == color_frame
 
 
-def plan_route(depth_frame, color_frame, depth_shape, grids):
+def plan_route(raw, depth_shape, grids):
     """
     Return the route ('lr_grid', 'registered' or 'raw') by which a depth image reaches the LR grid.
 
-    Frames are compared by ``same_frame``.
+    ``raw``: the depth is in its own camera's frame (see FrameProcessor.process).
     """
-    if not same_frame(depth_frame, color_frame):
+    if raw:
         return 'raw'
     if tuple(depth_shape[:2]) == grids.lr.shape:
         return 'lr_grid'
@@ -347,17 +350,26 @@ class FrameProcessor:
         ros.extrinsics.ExtrinsicSource or StaticExtrinsics). Raises ImageFormatError (a frame
         to skip, with the reason) or what ``process`` raises.
         """
-        depth_frame, color_frame = depth_msg.header.frame_id, color_msg.header.frame_id
+        depth_frame = frame_name(depth_msg.header.frame_id)
+        color_frame = frame_name(color_msg.header.frame_id)
         transform = None
+        fixed = getattr(extrinsics, 'fixed', None)  # the depth_to_color the user gave
         if not same_frame(depth_frame, color_frame):
             transform, reason = extrinsics.lookup(depth_frame, color_frame,
                                                   depth_msg.header.stamp)
             if transform is None:
                 raise ImageFormatError(f'frame skipped: {reason}')
-        return self.process(depth_msg, color_msg,
-                            depth_infos.match(stamp_ns(depth_msg.header.stamp)),
-                            color_infos.match(stamp_ns(color_msg.header.stamp)), settings,
-                            transform)
+        elif fixed is not None and not (depth_frame and color_frame):
+            # A frame_id left empty says nothing; a depth_to_color given says the depth is raw.
+            transform = fixed
+        result = self.process(depth_msg, color_msg,
+                              depth_infos.match(stamp_ns(depth_msg.header.stamp)),
+                              color_infos.match(stamp_ns(color_msg.header.stamp)), settings,
+                              transform)
+        if fixed is not None and transform is None:
+            result.notices.append(f'depth_to_color is not used: the depth is in the colour '
+                                  f'frame {color_frame!r} (registered by its driver)')
+        return result
 
     def process(self, depth_msg, color_msg, depth_info, color_info, settings,
                 depth_to_color=None):
@@ -366,7 +378,8 @@ class FrameProcessor:
 
         :param depth_info: the depth's CameraInfo (or None); needed off the LR-grid route.
         :param depth_to_color: geometry.transform.Transform from the depth's optical frame to the
-            colour's, for raw depth (frames differ); None otherwise.
+            colour's, for raw depth (frames differ, or a frame_id is empty and the transform was
+            given); None otherwise.
         """
         result = FrameResult(None, None)
         depth = depth_to_metres(depth_msg, result.warnings)
@@ -383,10 +396,11 @@ class FrameProcessor:
             result.warnings.append(f'most measured depth is outside {limits} and treated as '
                                    'invalid (a unit mistake, or a range set too tight?)')
         color, order = color_to_array(color_msg)
-        depth_frame, color_frame = depth_msg.header.frame_id, color_msg.header.frame_id
+        depth_frame = frame_name(depth_msg.header.frame_id)
+        color_frame = frame_name(color_msg.header.frame_id)
+        raw = depth_to_color is not None or not same_frame(depth_frame, color_frame)
         camera, camera_info = self.color_camera(color.shape, color_info, depth_info,
-                                                depth.shape, same_frame(depth_frame, color_frame),
-                                                result)
+                                                depth.shape, not raw, result)
         grids = self.grids(camera)
         pixels = grids.padded.width * grids.padded.height
         if pixels > self.max_output_pixels:
@@ -395,7 +409,7 @@ class FrameProcessor:
                 f'{grids.lr.width}x{grids.lr.height}) exceeds max_output_pixels '
                 f'{self.max_output_pixels}: set output_size (depth_sr_bag: --output-size) '
                 'smaller or raise the limit')
-        route = plan_route(depth_frame, color_frame, depth.shape, grids)
+        route = plan_route(raw, depth.shape, grids)
         result.notices.append(
             f'depth {depth.shape[1]}x{depth.shape[0]} reaches the {grids.lr.width}x'
             f'{grids.lr.height} LR grid by the {route} route ({ROUTE_TEXT[route]}); output '

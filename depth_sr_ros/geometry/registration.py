@@ -79,18 +79,18 @@ def reduce_registered(depth, depth_camera, lr, min_valid_share=MIN_VALID_SHARE):
     sx, sy = k_l[0, 0] / k_d[0, 0], k_l[1, 1] / k_d[1, 1]
     # LR coordinate of a depth pixel centre: x_l = sx * (u - cx_d) + cx_l (same camera).
     ox, oy = k_l[0, 2] - sx * k_d[0, 2], k_l[1, 2] - sy * k_d[1, 2]
-    block = round(1 / sx) if sx > 0 else 0
-    aligned = (block >= 1 and abs(1 / sx - block) < 1e-6 and abs(1 / sy - block) < 1e-6
-               and abs(ox - (0.5 / block - 0.5)) < 1e-6 and abs(oy - (0.5 / block - 0.5)) < 1e-6)
-    if aligned and depth.shape[0] >= lr.height * block and depth.shape[1] >= lr.width * block:
-        return _reduce_blocks(depth, block, lr.shape, min_valid_share)
     # The LR pixel whose centre is nearest; a centre halfway between two lands in the right or
     # lower one, as in register_raw (_land), whatever the parity (np.rint would alternate).
     u = np.floor(sx * np.arange(depth.shape[1]) + ox + 0.5).astype(np.int64)
     v = np.floor(sy * np.arange(depth.shape[0]) + oy + 0.5).astype(np.int64)
-    cols, rows = np.meshgrid(u, v)
-    out, landed = _reduce_cells(depth.ravel(), rows.ravel(), cols.ravel(), lr.shape,
-                                min_valid_share)
+    block = round(1 / sx) if sx > 0 else 0
+    shifts = (_block_shift(u, block), _block_shift(v, block)) if block >= 1 else (None, None)
+    if None not in shifts and abs(1 / sx - block) < 1e-6 and abs(1 / sy - block) < 1e-6:
+        out, landed = _reduce_blocks(depth, block, shifts, lr.shape, min_valid_share)
+    else:
+        cols, rows = np.meshgrid(u, v)
+        out, landed = _reduce_cells(depth.ravel(), rows.ravel(), cols.ravel(), lr.shape,
+                                    min_valid_share)
     mesh_first = sx * sy > 1  # fewer samples than LR pixels
     fill = np.ones(lr.shape, bool) if mesh_first else landed == 0
     if fill.any():
@@ -150,19 +150,54 @@ def mesh_depth(values, u, v, max_jump=MESH_MAX_JUMP, across_edges=True):
     return np.where(measured, out, np.float32(np.nan)).astype(np.float32)
 
 
-def _reduce_blocks(depth, block, shape, min_valid_share):
-    """reduce_registered for LR pixels that are exact block x block squares of depth pixels."""
+def _block_shift(cells, block):
+    """
+    Return d when depth pixel i lands in LR pixel (i + d) // block for every i, else None.
+
+    ``cells``: the LR pixel each depth column (or row) lands in. An integer ratio lands whole
+    blocks of ``block`` depth pixels in one LR pixel, at any phase: the grid's principal point,
+    which the alignment moves, only shifts the blocks by whole depth pixels.
+    """
+    first = int(cells[0])
+    in_first = int(np.count_nonzero(cells == first))
+    shift = first * block + (block - in_first) % block
+    if in_first > block or not np.array_equal(cells, (np.arange(cells.size) + shift) // block):
+        return None
+    return shift
+
+
+def _reduce_blocks(depth, block, shifts, shape, min_valid_share):
+    """
+    reduce_registered where LR pixels are block x block squares of depth pixels.
+
+    ``shifts`` (dx, dy): depth pixel (x, y) lands in LR pixel ((x + dx) // block, (y + dy) //
+    block) (_block_shift). Blocks at the image's borders may hold fewer depth pixels, or none.
+    Returns the lower median of each block's valid samples, and (h, w) how many samples landed
+    in each, as _reduce_cells.
+    """
     h, w = shape
-    blocks = depth[:h * block, :w * block].reshape(h, block, w, block).transpose(0, 2, 1, 3)
-    blocks = blocks.reshape(h, w, block * block)
-    valid = np.isfinite(blocks) & (blocks > 0)
+    dx, dy = shifts
+    padded = np.full((h * block, w * block), np.nan, np.float32)
+    present = np.zeros(padded.shape, bool)
+    # Depth pixel (x, y) goes to padded pixel (x + dx, y + dy), where that is on the grid.
+    x0, y0 = max(0, dx), max(0, dy)
+    x1, y1 = min(w * block, depth.shape[1] + dx), min(h * block, depth.shape[0] + dy)
+    if x1 > x0 and y1 > y0:
+        padded[y0:y1, x0:x1] = depth[y0 - dy:y1 - dy, x0 - dx:x1 - dx]
+        present[y0:y1, x0:x1] = True
+
+    def squares(image):
+        return image.reshape(h, block, w, block).transpose(0, 2, 1, 3).reshape(h, w, -1)
+    blocks = squares(padded)
+    total = squares(present).sum(axis=2)
+    with np.errstate(invalid='ignore'):
+        valid = np.isfinite(blocks) & (blocks > 0)
     count = valid.sum(axis=2)
     ordered = np.sort(np.where(valid, blocks, np.inf), axis=2)  # valid samples first
     median = np.take_along_axis(ordered, np.maximum(count - 1, 0)[:, :, None] // 2, 2)[:, :, 0]
     out = median.astype(np.float32)
-    out[count < min_valid_share * block * block] = np.nan
-    out[count == 0] = np.nan
-    return out
+    out[(count < min_valid_share * total) | (count == 0)] = np.nan
+    return out, total
 
 
 def _reduce_cells(values, rows, cols, shape, min_valid_share):

@@ -4,13 +4,13 @@ How the aligner's thresholds trade: offset rigs moved back against calibrated ri
 For each training pair of middlebury30 (neither the six test images nor the validation pairs)
 and each of --rigs simulated rigs (data.rig), drawn once with the offset a real rig has
 (``draw_rig(offset=True)``: its depth 1 to 2.5 depth pixels off the colour image) and once
-without (only the small calibration error; the same geometry, the sensor's faults drawn
-after it differ): the aligner's first look at one still frame, as
-``alignment.Aligner.observe`` makes it (the peak of the edge correlation, its sigma, ratio and
-gain, on the node's matching grid), and the registration's error with no correction and with
-the peak's (the mean absolute log-depth difference, on the LR grid, from the depth registered
-with the rig's true extrinsics). For each threshold set it prints how many rigs the set
-moves, on how many of them the move lowers the error, and the mean error left.
+without (only the small calibration error; the same geometry, the sensor's faults drawn after
+it differ): the aligner's first look at one still frame, as ``alignment.Aligner.observe`` makes
+it (the peak of the edge correlation, its sigma, ratio and gain, on the node's matching grid,
+and its length in output pixels), and the registration's error with no correction and with the
+peak's (the mean absolute log-depth difference, on the LR grid, from the depth registered with
+the rig's true extrinsics). For each threshold set it prints how many rigs the set moves, on
+how many of them the move lowers the error, and the mean error left.
 
     python scripts/alignment_thresholds.py --data ../shared/data/middlebury30 --scale 4
 """
@@ -28,13 +28,16 @@ from depth_sr_ros.data.middlebury import list_pairs, load_pair
 from depth_sr_ros.selection import VALIDATION_NAMES
 import numpy as np
 
-# (label, MIN_PEAK_SIGMA, MIN_PEAK_RATIO, MIN_PEAK_GAIN)
+# (label, MIN_PEAK_SIGMA, MIN_PEAK_RATIO, MIN_PEAK_GAIN, MIN_CORRECTION_OUTPUT)
+SHIPPED = (alignment.MIN_PEAK_SIGMA, alignment.MIN_PEAK_RATIO, alignment.MIN_PEAK_GAIN)
+FLOOR = alignment.MIN_CORRECTION_OUTPUT
 SETS = (
-    ('shipped', alignment.MIN_PEAK_SIGMA, alignment.MIN_PEAK_RATIO, alignment.MIN_PEAK_GAIN),
-    ('3.5, 1.3, no gain test', 3.5, 1.3, -math.inf),
-    ('3.0, 1.2, no gain test', 3.0, 1.2, -math.inf),
-    ('2.8, 1.2, 1.0', 2.8, 1.2, 1.0),
-    ('3.0, 1.2, 1.2', 3.0, 1.2, 1.2),
+    ('shipped', *SHIPPED, FLOOR),
+    ('shipped, no output-pixel floor', *SHIPPED, 0.0),
+    ('3.5, 1.3, no gain test', 3.5, 1.3, -math.inf, FLOOR),
+    ('3.0, 1.2, no gain test', 3.0, 1.2, -math.inf, FLOOR),
+    ('2.8, 1.2, 1.0', 2.8, 1.2, 1.0, FLOOR),
+    ('3.0, 1.2, 1.2', 3.0, 1.2, 1.2, FLOOR),
 )
 
 
@@ -62,6 +65,7 @@ def first_look(values, color, scale, rng, offset):
                                     register((dx / finer, dy / finer)))
     return {'sigma': sigma, 'ratio': ratio, 'gain': gain,
             'far_enough': math.hypot(dx, dy) >= alignment.MIN_CORRECTION,
+            'output_px': math.hypot(dx, dy) / finer * scale,
             'error': error, 'moved_error': moved_error}
 
 
@@ -97,11 +101,11 @@ def main(argv=None):
     print('| thresholds (sigma, ratio, gain) | offset rigs moved (error lower) | offset rigs '
           'error | calibrated rigs moved (error lower) | calibrated rigs error |')
     print('|---|---|---|---|---|')
-    for label, sigma, ratio, gain in SETS:
+    for label, sigma, ratio, gain, floor in SETS:
         cells = []
         for offset in (True, False):
-            moved = [lk['far_enough'] and lk['sigma'] >= sigma and lk['ratio'] >= ratio
-                     and lk['gain'] >= gain for lk in looks[offset]]
+            moved = [lk['far_enough'] and lk['output_px'] >= floor and lk['sigma'] >= sigma
+                     and lk['ratio'] >= ratio and lk['gain'] >= gain for lk in looks[offset]]
             better = sum(m and lk['moved_error'] < lk['error']
                          for m, lk in zip(moved, looks[offset]))
             left = np.mean([lk['moved_error'] if m else lk['error']

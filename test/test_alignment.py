@@ -262,3 +262,56 @@ def test_a_featureless_scene_changes_nothing_and_says_why():
         assert not aligner.observe(depth, noise)
     assert aligner.estimate.correction == (0.0, 0.0)
     assert aligner.estimate.reason.startswith('no clear edge match yet')
+
+
+@pytest.mark.parametrize('whole', [False, True])
+def test_an_offset_beyond_max_shift_is_held_at_the_bound_and_said(whole):
+    # A rig 5 LR px right and 0.5 down, searched within 4: the correction goes 4 LR px along
+    # the offset's direction and stays there, and the aligner says the match lies beyond the
+    # bound. Clipped per axis, the correction crept in y on every pool and read as a new one.
+    camera, lr, mask, color = _stripes()
+    depth = np.where(mask(20), 1.0, 2.0).astype(np.float32)
+    aligner = Aligner(4, every=1, min_frames=3)
+    corrections = 0
+    for _ in range(40):
+        dx, dy = aligner.correction(lr.shape)
+        moved = reduce_registered(depth, camera, lr.moved(-dx, -dy))
+        corrections += aligner.observe(moved, color, whole=whole)
+    assert corrections == 1
+    assert math.hypot(*aligner.estimate.correction) <= 4.0 + 1e-9
+    assert aligner.estimate.correction[0] > 3.5
+    assert 'beyond alignment_max_shift (4 LR px): held at the bound' in aligner.estimate.reason
+
+
+def test_max_shift_is_never_exceeded_and_below_one_lr_pixel_nothing_is_searched():
+    # alignment_max_shift output pixels become whole LR pixels rounded down: 3 px at 4x used
+    # to search and apply 4 px, 6 px 8 px.
+    assert [alignment.lr_max_shift(p, 4) for p in (0.0, 3.0, 4.0, 6.0, 32.0)] == [0, 0, 1, 1, 8]
+    camera, lr, mask, color = _stripes()
+    aligner = Aligner(alignment.lr_max_shift(3.0, 4), every=1, min_frames=1)
+    moved = reduce_registered(np.where(mask(8), 1.0, 2.0).astype(np.float32), camera, lr)
+    assert not any(aligner.observe(moved, color) for _ in range(5))
+    assert aligner.estimate.correction == (0.0, 0.0)
+    assert aligner.estimate.reason == ('alignment_max_shift is less than one LR pixel: no '
+                                       'offset is searched')
+
+
+@pytest.mark.parametrize('name', ['d435', 'tof'])
+def test_at_2x_calibrated_raw_rigs_are_left_unchanged(name):
+    # At 2x an LR pixel is 2 output pixels, and the pooled edge match on these calibrated rigs
+    # sits 1.2-1.4 LR px off (colour edges without depth edges): without the floor of
+    # MIN_CORRECTION_OUTPUT output pixels the aligner moved them and doubled their error.
+    rig = RIGS[name]
+    scene = make_scene()
+    frames = [render_rig(scene, rig, i, 8) for i in range(4)]
+    color_info = camera_info_message(rig.color, FRAME)
+    depth_info = camera_info_message(rig.depth, 'depth')
+    processor = FrameProcessor(BicubicUpsampler(2))
+    for i in range(20):
+        depth = metres_to_image(frames[i % 4]['depth'], '32FC1', Image().header)
+        depth.header.frame_id = 'depth'
+        color_msg = image_message(frames[i % 4]['color'], 'rgb8', FRAME)
+        result = processor.process(depth, color_msg, depth_info, color_info, Settings(),
+                                   rig.depth_to_color)
+    assert processor.aligner.estimate.correction == (0.0, 0.0)
+    assert result.offset == (0.0, 0.0)

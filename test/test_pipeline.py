@@ -349,3 +349,14 @@ def test_frame_ids_without_a_name_or_with_a_ros1_slash_pick_the_route_the_user_m
     assert run('colour', '/colour', StaticExtrinsics()).depth.header.frame_id == 'colour'
     tree = StaticExtrinsics(edges={('colour', 'depth'): moved})
     assert 'raw route' in run('/depth', '/colour', tree).notices[0]
+
+
+def test_a_new_model_warms_up_at_the_lr_size_the_camera_gives_its_own_scale():
+    # A switch from a 4x to an 8x model warmed up at the 4x LR size: four times the pixels,
+    # and a compile or CUDA graph built for a size no frame has.
+    depth_msg, color_msg, (depth_info, color_info) = _pair()
+    processor = FrameProcessor(BicubicUpsampler(4))
+    assert processor.lr_shape(8) is None  # no frame yet: the predictor's default size
+    processor.process(depth_msg, color_msg, depth_info, color_info, Settings())
+    assert processor.lr_shape(4) == (30, 40)
+    assert processor.lr_shape(8) == (15, 20) and processor.lr_shape(2) == (60, 80)

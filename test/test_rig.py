@@ -153,18 +153,20 @@ def test_the_simulation_aligns_on_the_grid_the_node_uses_at_its_scale(truth, mon
     calls = []
     real = rig_module.align_still
 
-    def spy(register, color, max_shift, finer, low):
-        calls.append((register((0.0, 0.0), finer).shape, max_shift, finer))
-        return real(register, color, max_shift, finer, low)
+    def spy(register, color, max_shift, finer, low, min_correction):
+        calls.append((register((0.0, 0.0), finer).shape, max_shift, finer, min_correction))
+        return real(register, color, max_shift, finer, low, min_correction=min_correction)
     monkeypatch.setattr(rig_module, 'align_still', spy)
-    for scale in (4, 8):
+    for scale in (2, 4, 8):
         rig = draw_rig(np.random.default_rng(1), truth.shape, scale, offset=True)
         low = simulate_rig(truth, scale, None, faults=False, rig=rig, color=_grey_of(truth))
         assert low.shape == (truth.shape[0] // scale, truth.shape[1] // scale)
-    # The node's search range and grid at each scale.
-    assert calls == [((48, 64), FrameProcessor(BicubicUpsampler(s)).aligner.max_shift,
-                      finer_grid(s)) for s in (4, 8)]
-    assert [finer for *_, finer in calls] == [1, 2]
+    # The node's search range, grid and smallest correction at each scale.
+    node = [FrameProcessor(BicubicUpsampler(s)).aligner for s in (2, 4, 8)]
+    assert calls == [((truth.shape[0] // s * f, truth.shape[1] // s * f), a.max_shift, f,
+                      a.min_correction) for s, f, a in zip((2, 4, 8), (1, 1, 2), node)]
+    assert [finer for _, _, finer, _ in calls] == [finer_grid(s) for s in (2, 4, 8)]
+    assert calls[0][3] == 1.5  # 3 output pixels at 2x
 
 
 def test_a_rig_drawn_for_another_scale_is_refused_not_half_used(truth):

@@ -34,7 +34,7 @@ import math
 
 import cv2
 from depth_sr_ros.alignment import (
-    align_still, finer_grid, lr_max_shift, matching_grid, MAX_SHIFT)
+    align_still, finer_grid, lr_max_shift, lr_min_correction, matching_grid, MAX_SHIFT)
 from depth_sr_ros.geometry.camera import Camera, pinhole_camera
 from depth_sr_ros.geometry.grids import plan_grids, resize_color
 from depth_sr_ros.geometry.registration import register_raw
@@ -275,5 +275,6 @@ def simulate_rig(values, scale, rng, faults=True, calibration_error=True, rig=No
     if color is not None:  # on the padded grid, as the node shows it (resize_color)
         shown = resize_color(color, plan_grids(rig.color, scale))
         registered, _ = align_still(register, shown, lr_max_shift(MAX_SHIFT, scale),
-                                    finer_grid(scale), registered)
+                                    finer_grid(scale), registered,
+                                    min_correction=lr_min_correction(scale))
     return from_metres(registered, rig.near, rig.far)

@@ -301,7 +301,7 @@ class DepthSrNode(Node):
                 model = predictor or self._load(path, warm_up=False)
                 if superseded():
                     return
-                self._warm(model, path, self.processor.lr_shape)
+                self._warm(model, path, self.processor.lr_shape(model.scale))
             except Exception as error:  # as in the callback: the old model keeps serving
                 with self._switch_lock:
                     if superseded():

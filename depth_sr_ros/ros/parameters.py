@@ -92,8 +92,9 @@ PARAMETERS = {
                                           'moved back by as much)', -1000.0, 1000.0, length=2,
                               live=True),
     'alignment_max_shift': Param(MAX_SHIFT, "largest offset the 'auto' alignment searches "
-                                            "and applies, output pixels ('fixed' applies "
-                                            'alignment_offset as given)', 0.0, 1000.0),
+                                            'and applies, output pixels, rounded down to whole '
+                                            "LR pixels ('fixed' applies alignment_offset as "
+                                            'given)', 0.0, 1000.0),
     'output_encoding': Param('input', "'input' (as the depth input), '16UC1' (mm) or '32FC1' "
                                       '(m)', choices=('input', '16UC1', '32FC1'), live=True),
     'min_depth': Param(0.1, 'depth below this is invalid, m', 0.0, 1000.0, live=True),

@@ -15,7 +15,7 @@ import threading
 
 import cv2
 from depth_sr_ros.alignment import (
-    Aligner, finer_grid, lr_max_shift, matching_grid, whole_pixels)
+    Aligner, finer_grid, lr_max_shift, lr_min_correction, matching_grid, whole_pixels)
 from depth_sr_ros.geometry.grids import crop_to_output, plan_grids, resize_color
 from depth_sr_ros.geometry.registration import reduce_registered, register_raw
 from depth_sr_ros.ros.conversions import (
@@ -212,17 +212,29 @@ class FrameProcessor:
         if output_size and any(output_size) and min(output_size) < upsampler.scale:
             raise ValueError(f'output_size {output_size[0]}x{output_size[1]}: each side at '
                              f'least the scale ({upsampler.scale}), or 0x0 for the colour size')
-        self.aligner = Aligner(lr_max_shift(max_shift, upsampler.scale))
+        self.aligner = Aligner(lr_max_shift(max_shift, upsampler.scale),
+                               min_correction=lr_min_correction(upsampler.scale))
         self.upsampler = upsampler
         self.output_size = tuple(output_size) if output_size and all(output_size) else None
         self.max_output_pixels = int(max_output_pixels)
         self._grids = {}  # (colour camera) -> Grids
-        self.lr_shape = None  # the network's input size on the last frame: a new model's warm-up
+        self.camera = None  # the colour camera of the last frame served (lr_shape)
 
     @property
     def scale(self):
         """Return the upsampler's (the model's) scale."""
         return self.upsampler.scale
+
+    def lr_shape(self, scale):
+        """
+        Return the network input's (h, w) at ``scale`` on the last frame's camera, else None.
+
+        A new model warms up at the size the camera gives it (a compile or a CUDA graph is for
+        one size), which a model of another scale sees on another LR grid.
+        """
+        if self.camera is None:
+            return None
+        return plan_grids(self.camera, scale, self.output_size).lr.shape
 
     def grids(self, color_camera):
         """Return the output and LR grids for a colour camera (cached)."""
@@ -433,7 +445,7 @@ class FrameProcessor:
         advice, problem = scale_advice(depth.shape, grids, low, route)
         if advice:
             (result.advice if problem else result.notices).append(advice)
-        self.lr_shape = low.shape
+        self.camera = camera
         upsampled = crop_to_output(self.upsampler(low, shown, order), grids)
         per_pixel = 1.0 if route == 'lr_grid' else samples_per_lr_pixel(depth.shape, grids)
         result.coverage = (float(np.isfinite(upsampled).mean()),

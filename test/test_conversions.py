@@ -152,14 +152,20 @@ def test_other_colour_encodings_go_through_cv_bridge_where_it_is_installed(monke
     from depth_sr_ros.ros import conversions
     yuv = np.full((2, 4, 2), 128, np.uint8)
     msg = Image(height=2, width=4, encoding='yuv422', step=8, data=yuv.tobytes())
+    monkeypatch.setattr(conversions, 'cv_bridge', None)  # the pip route, also on a ROS install
     with pytest.raises(ImageFormatError, match="unsupported encoding 'yuv422'"):
-        color_to_array(msg)  # the pip route: no cv_bridge
+        color_to_array(msg)
     monkeypatch.setattr(conversions, 'cv_bridge', CvBridgeStandIn)
     pixels, order = color_to_array(msg)
     assert pixels.shape == (2, 4, 3) and order == 'rgb'
     msg.encoding = 'bayer_rggb8'
     with pytest.raises(ImageFormatError, match="cv_bridge cannot convert 'bayer_rggb8'"):
         color_to_array(msg)
+    # A buffer shorter than its size fails inside numpy, before cv_bridge's own checks: still
+    # bad input, not a failed inference.
+    short = Image(height=2, width=4, encoding='yuv422', step=8, data=yuv.tobytes()[:-3])
+    with pytest.raises(ImageFormatError, match="cv_bridge cannot convert 'yuv422' 4x2"):
+        color_to_array(short)
 
 
 def _compressed(form, data, frame='cam'):

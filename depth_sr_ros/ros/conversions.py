@@ -166,9 +166,11 @@ def color_to_array(msg):
     if msg.encoding not in COLOR_ENCODINGS and cv_bridge is not None:
         try:
             return cv_bridge.CvBridge().imgmsg_to_cv2(msg, desired_encoding='rgb8'), 'rgb'
-        except cv_bridge.CvBridgeError as error:
-            raise ImageFormatError(f"cv_bridge cannot convert '{msg.encoding}' to rgb8: "
-                                   f'{error}') from None
+        # A short or malformed buffer fails in numpy (TypeError, ValueError) or OpenCV before
+        # cv_bridge's own checks: bad input all the same, not a failure of the model.
+        except (cv_bridge.CvBridgeError, TypeError, ValueError, cv2.error) as error:
+            raise ImageFormatError(f"cv_bridge cannot convert '{msg.encoding}' "
+                                   f'{msg.width}x{msg.height} to rgb8: {error}') from None
     pixels = image_to_array(msg, COLOR_ENCODINGS)
     if msg.encoding == 'mono8':
         return pixels, 'rgb'

@@ -249,6 +249,39 @@ def test_undistorted_rays_project_back_to_their_pixels(model, d):
     assert not np.allclose(np.abs(camera.undistorted_rays()[30, :, 0]), pinhole, atol=1e-3)
 
 
+RATIONAL_14 = (0.45, -0.09, 0.0004, -0.0002, 0.0, 0.78, -0.03, -0.01, 0.002, -0.001,
+               0.0015, 0.0005, 0.01, -0.008)
+
+
+@pytest.mark.parametrize('model,d', [
+    (PLUMB_BOB, (-0.28, 0.07, 0.001, -0.0005, 0.03)),
+    (RATIONAL, RATIONAL_14[:8]),
+    (RATIONAL, RATIONAL_14[:12]),  # thin prism
+    (RATIONAL, RATIONAL_14),  # and a tilted sensor (OAK-D's drivers publish 14)
+    (EQUIDISTANT, (-0.01, 0.002, -0.001, 0.0002)),
+])
+def test_the_lens_models_project_as_opencv_does(model, d):
+    # Against OpenCV itself, which the calibration that wrote D used: projecting undistorted
+    # rays back through the module's own model would pass with any model.
+    k = (300.0, 0.0, 159.2, 0.0, 305.0, 120.1, 0.0, 0.0, 1.0)
+    camera = Camera(320, 240, k, d, model)
+    rng = np.random.default_rng(0)
+    points = np.column_stack([rng.uniform(-0.5, 0.5, (200, 2)), np.ones(200)]) * 2.0
+    matrix = np.array(k).reshape(3, 3)
+    if model == EQUIDISTANT:
+        expected = cv2.fisheye.projectPoints(points[:, None], np.zeros(3), np.zeros(3),
+                                             matrix, np.array(d))[0]
+    else:
+        expected = cv2.projectPoints(points, np.zeros(3), np.zeros(3), matrix, np.array(d))[0]
+    np.testing.assert_allclose(camera.project(points), expected.reshape(-1, 2), atol=1e-6)
+
+
+def test_more_distortion_coefficients_than_opencv_has_are_refused():
+    with pytest.raises(GeometryError, match='camera D has 15 coefficients'):
+        Camera(320, 240, (300.0, 0.0, 159.5, 0.0, 300.0, 119.5, 0.0, 0.0, 1.0), (0.0,) * 15,
+               RATIONAL)
+
+
 def test_transforms_from_quaternions_and_their_inverse():
     quarter = Transform.from_xyz_quaternion([1, 2, 3, 0, 0, np.sin(np.pi / 4), np.cos(np.pi / 4)])
     np.testing.assert_allclose(quarter.apply([[1.0, 0.0, 0.0]]), [[1.0, 3.0, 3.0]], atol=1e-12)

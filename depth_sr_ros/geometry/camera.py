@@ -41,6 +41,9 @@ class Camera:
             raise GeometryError(f'camera K has non-positive focal length ({k[0]}, {k[4]})')
         if not np.isfinite(np.asarray(self.d, np.float64)).all():
             raise GeometryError('camera D has non-finite coefficients')
+        if len(self.d) > 14:
+            raise GeometryError(f'camera D has {len(self.d)} coefficients; the models of '
+                                'OpenCV have at most 14')
         if self.distorted and self.model not in DISTORTION_MODELS:
             raise GeometryError(f"distortion model '{self.model}' is not supported "
                                 f'(supported: {", ".join(DISTORTION_MODELS)})')
@@ -158,13 +161,34 @@ def _distort(x, y, d, model):
         with np.errstate(divide='ignore', invalid='ignore'):
             factor = np.where(r > 1e-12, theta_d / r, 1.0)
         return x * factor, y * factor
-    k1, k2, p1, p2, k3, k4, k5, k6 = (d + [0.0] * 8)[:8]
+    # OpenCV's order: radial k1 k2, tangential p1 p2, k3, the rational denominator's k4-k6, the
+    # thin prism s1-s4 and the sensor tilt tau_x, tau_y (OAK-D's drivers publish all 14).
+    k1, k2, p1, p2, k3, k4, k5, k6, s1, s2, s3, s4, tau_x, tau_y = (d + [0.0] * 14)[:14]
     r2 = x * x + y * y
     radial = ((1 + k1 * r2 + k2 * r2 ** 2 + k3 * r2 ** 3)
               / (1 + k4 * r2 + k5 * r2 ** 2 + k6 * r2 ** 3))
-    xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
-    yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
+    xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x) + s1 * r2 + s2 * r2 ** 2
+    yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y + s3 * r2 + s4 * r2 ** 2
+    if tau_x or tau_y:
+        tilt = _tilt(tau_x, tau_y)
+        w = tilt[2, 0] * xd + tilt[2, 1] * yd + tilt[2, 2]
+        xd, yd = ((tilt[0, 0] * xd + tilt[0, 1] * yd + tilt[0, 2]) / w,
+                  (tilt[1, 0] * xd + tilt[1, 1] * yd + tilt[1, 2]) / w)
     return xd, yd
+
+
+def _tilt(tau_x, tau_y):
+    """
+    Return OpenCV's 3x3 projection of a sensor tilted by tau_x, tau_y (radians).
+
+    The image plane turned about x, then y, and projected back along the turned optical axis
+    onto a plane at unit distance.
+    """
+    cx, sx, cy, sy = np.cos(tau_x), np.sin(tau_x), np.cos(tau_y), np.sin(tau_y)
+    turn = (np.array([[cy, 0, -sy], [0, 1, 0], [sy, 0, cy]])
+            @ np.array([[1, 0, 0], [0, cx, sx], [0, -sx, cx]]))
+    onto = np.array([[turn[2, 2], 0, -turn[0, 2]], [0, turn[2, 2], -turn[1, 2]], [0, 0, 1]])
+    return onto @ turn
 
 
 def _undistort(xd, yd, d, model, iterations=30):

@@ -238,7 +238,8 @@ class Estimate:
 class Aligner:
     """Pool the depth/colour edge correlation over frames and keep the rig's correction."""
 
-    def __init__(self, max_shift, every=EVERY, min_frames=3, memory=MEMORY, min_correction=0.0):
+    def __init__(self, max_shift, every=EVERY, min_frames=3, memory=MEMORY, min_correction=0.0,
+                 scale=1):
         """
         Build an aligner.
 
@@ -249,8 +250,10 @@ class Aligner:
         :param memory: the pooled correlation forgets over about this many correlated frames.
         :param min_correction: the smallest residual taken, LR pixels (lr_min_correction), besides
             MIN_CORRECTION pixels of the grid matched on.
+        :param scale: output pixels per LR pixel: what the reasons count in (the user's pixels).
         """
         self.max_shift = int(max_shift)
+        self.scale = scale
         self.min_correction = float(min_correction)
         self.every = max(1, int(every))
         self.min_frames = max(1, int(min_frames))
@@ -261,6 +264,11 @@ class Aligner:
         self._seen = 0
         self._grid = None
 
+    def reset(self):
+        """Forget the correction and the pooled frames (the alignment was off, or fixed)."""
+        self.estimate = Estimate()
+        self._pooled = None
+
     def due(self):
         """Return True when the next frame observed is one that is correlated."""
         return self._seen % self.every == 0
@@ -269,8 +277,7 @@ class Aligner:
         """Return the (dx, dy) LR pixels to take off the depth on a grid of ``grid_shape``."""
         if grid_shape != self._grid:  # another grid (scale, size): start again
             self._grid = grid_shape
-            self.estimate = Estimate()
-            self._pooled = None
+            self.reset()
         return self.estimate.correction
 
     def observe(self, depth, color, finer=1, whole=False):
@@ -309,16 +316,20 @@ class Aligner:
                                     f'{ratio:.2f} over {self.estimate.frames} frames)')
             return False
         self.estimate.residual = residual = (dx / finer, dy / finer)  # LR pixels
-        self.estimate.reason = ''
+        self.estimate.reason = ''  # the edges match where the depth is
+        away = math.hypot(*residual) * self.scale  # output pixels
         # MIN_CORRECTION is in pixels of the grid matched on: dx, dy before the division.
-        if (self.estimate.frames < self.min_frames or math.hypot(dx, dy) < MIN_CORRECTION
-                or math.hypot(*residual) < self.min_correction):
+        if math.hypot(dx, dy) < MIN_CORRECTION or math.hypot(*residual) < self.min_correction:
             return False
         if gain < MIN_PEAK_GAIN:
             self.estimate.reason = (
-                f'the edges match best {math.hypot(*residual):.1f} LR px away, but hardly '
-                f'better than as registered ({gain:.1f} sigma over {self.estimate.frames} '
-                'frames): left as it is')
+                f'the edges match best {away:.1f} px away, but hardly better than as '
+                f'registered ({gain:.1f} sigma over {self.estimate.frames} frames): left as it '
+                'is')
+            return False
+        if self.estimate.frames < self.min_frames:
+            self.estimate.reason = (f'the edges match best {away:.1f} px away: pooling '
+                                    f'({self.estimate.frames} of {self.min_frames} frames)')
             return False
         dx, dy = residual
         cx, cy = self.estimate.correction
@@ -332,8 +343,9 @@ class Aligner:
                    else tuple(float(math.trunc(v)) for v in new))
         if math.hypot(new[0] - cx, new[1] - cy) * finer < MIN_CORRECTION:  # held at the bound
             self.estimate.reason = (
-                f'the edges match best {math.hypot(cx + dx, cy + dy):.1f} LR px off, beyond '
-                f'alignment_max_shift ({self.max_shift} LR px): held at the bound')
+                f'the edges match best {math.hypot(cx + dx, cy + dy) * self.scale:.1f} px off, '
+                f'beyond alignment_max_shift ({self.max_shift * self.scale} px): held at the '
+                'bound')
             return False
         self.estimate = Estimate(correction=new, reason='pooling again after a correction')
         self._pooled = None

@@ -280,7 +280,7 @@ def test_an_offset_beyond_max_shift_is_held_at_the_bound_and_said(whole):
     assert corrections == 1
     assert math.hypot(*aligner.estimate.correction) <= 4.0 + 1e-9
     assert aligner.estimate.correction[0] > 3.5
-    assert 'beyond alignment_max_shift (4 LR px): held at the bound' in aligner.estimate.reason
+    assert 'beyond alignment_max_shift (4 px): held at the bound' in aligner.estimate.reason
 
 
 def test_max_shift_is_never_exceeded_and_below_one_lr_pixel_nothing_is_searched():
@@ -315,3 +315,27 @@ def test_at_2x_calibrated_raw_rigs_are_left_unchanged(name):
                                    rig.depth_to_color)
     assert processor.aligner.estimate.correction == (0.0, 0.0)
     assert result.offset == (0.0, 0.0)
+
+
+def test_a_clear_offset_still_pooling_says_so_in_output_pixels():
+    # Before min_frames the aligner left its reason empty, which /diagnostics shows as
+    # 'auto: edges match' while the depth sat 8 px off.
+    camera, lr, mask, color = _stripes()
+    moved = reduce_registered(np.where(mask(8), 1.0, 2.0).astype(np.float32), camera, lr)
+    aligner = Aligner(8, every=1, min_frames=3, scale=4)
+    assert not aligner.observe(moved, color)
+    assert aligner.estimate.reason.startswith('the edges match best 8.')
+    assert aligner.estimate.reason.endswith(' px away: pooling (1 of 3 frames)')
+
+
+def test_alignment_switched_off_and_back_on_starts_again(frames):
+    # The pool and correction from before 'off' or 'fixed' are stale when 'auto' comes back
+    # (the rig may have been recalibrated): one new frame among the old ones moved it.
+    processor = FrameProcessor(BicubicUpsampler(4))
+    _, result = _serve(processor, frames, Settings(), 20, move=(12, -8))
+    assert processor.aligner.estimate.correction != (0.0, 0.0)
+    assert any('check the camera' in a and 'calibration' in a for a in result.advice)
+    _serve(processor, frames, Settings(alignment='off'), 1)
+    assert processor.aligner.estimate.correction == (0.0, 0.0)
+    _, result = _serve(processor, frames, Settings(), 1)
+    assert result.offset == (0.0, 0.0) and processor.aligner.estimate.frames == 1

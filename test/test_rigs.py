@@ -32,6 +32,8 @@ OUTPUT = (640, 360)  # output_size: half the rigs' 1280x720 colour, to keep CPU 
 MODELS = {scale: os.path.join(REPO, 'models', f'ahmf_x{scale}.pt') for scale in (4, 8)}
 RIG_SCALES = {'aligned': 4, 'd435': 4, 'azure_nfov': 4, 'tof': 8}
 
+OFFSET_KEY = 'depth sat off the colour by (px right, down)'  # a /diagnostics key
+
 
 @pytest.fixture(scope='module')
 def scene():
@@ -191,7 +193,7 @@ def test_the_node_finds_depth_that_sits_off_the_colour_and_moves_it_back(scene):
                           Parameter('diagnostics_period', value=0.5)])
     arrays = []
     g.probe.create_subscription(DiagnosticArray, '/diagnostics', arrays.append, 10)
-    key = 'depth moved back by (px right, down)'
+    key = OFFSET_KEY
     try:
         pubs = g.connect(qos_profile_sensor_data)
         stamp, end, moved = 1_000_000_000, time.monotonic() + 120, None
@@ -259,7 +261,7 @@ def test_on_a_calibrated_rig_the_alignment_finds_nothing_and_changes_nothing(sce
     frames = [render_rig(scene, RIGS['aligned'], index=i, frames=8) for i in range(8)]
     auto, diagnostics = _serve_each(model_path, 'auto', frames)
     off, _ = _serve_each(model_path, 'off', frames)
-    assert {d['depth moved back by (px right, down)'] for d in diagnostics} == {'+0.0, +0.0'}
+    assert {d[OFFSET_KEY] for d in diagnostics} == {'+0.0, +0.0'}
     assert diagnostics[-1]['alignment'] == 'auto: edges match'  # it looked, and they do
     _same_outputs(auto, off)
 
@@ -272,6 +274,6 @@ def test_a_featureless_scene_gives_no_alignment_change_and_says_why(model_path):
             'color': np.full((rig.color.height, rig.color.width, 3), 128, np.uint8)}
     auto, diagnostics = _serve_each(model_path, 'auto', [flat])
     off, _ = _serve_each(model_path, 'off', [flat])
-    assert {d['depth moved back by (px right, down)'] for d in diagnostics} == {'+0.0, +0.0'}
+    assert {d[OFFSET_KEY] for d in diagnostics} == {'+0.0, +0.0'}
     assert 'too few depth edges or no colour contrast' in diagnostics[-1]['alignment']
     _same_outputs(auto, off)

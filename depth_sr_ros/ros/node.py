@@ -607,7 +607,8 @@ class DepthSrNode(Node):
             'output valid (%)': _percent(period['valid_share']),
             'covered by the depth camera (%)': _percent(period['expected_share']),
             'seconds without a pair': f'{idle:.1f}',
-            'depth moved back by (px right, down)': '{:+.1f}, {:+.1f}'.format(*self._offset),
+            'depth sat off the colour by (px right, down)': '{:+.1f}, {:+.1f}'.format(
+                *self._offset),
             'alignment': (self.settings.alignment if self.settings.alignment != 'auto' else
                           self.processor.aligner.estimate.reason or 'auto: edges match'),
             'dropped pairs': str(self.dropped_pairs()),

@@ -213,7 +213,8 @@ class FrameProcessor:
             raise ValueError(f'output_size {output_size[0]}x{output_size[1]}: each side at '
                              f'least the scale ({upsampler.scale}), or 0x0 for the colour size')
         self.aligner = Aligner(lr_max_shift(max_shift, upsampler.scale),
-                               min_correction=lr_min_correction(upsampler.scale))
+                               min_correction=lr_min_correction(upsampler.scale),
+                               scale=upsampler.scale)
         self.upsampler = upsampler
         self.output_size = tuple(output_size) if output_size and all(output_size) else None
         self.max_output_pixels = int(max_output_pixels)
@@ -341,6 +342,10 @@ class FrameProcessor:
         Depth that arrives on the LR grid ('lr_grid' route) is moved by whole LR pixels, the
         nearest to the offset, since none of its values is resampled.
         """
+        if settings.alignment != 'auto':
+            # Back to 'auto' later, the aligner starts again: the rig may have been
+            # recalibrated meanwhile, and frames pooled before are stale.
+            self.aligner.reset()
         if settings.alignment == 'fixed':
             offset = tuple(float(v) / grids.scale for v in settings.alignment_offset)
         elif settings.alignment == 'auto':
@@ -435,12 +440,14 @@ class FrameProcessor:
                                                depth_to_color, offset)
             if self.aligner.observe(seen, shown, finer, whole=route == 'lr_grid'):
                 dx, dy = (v * grids.scale for v in self.aligner.estimate.correction)
+                check = ('the depth_to_color extrinsic (or the transform on tf2)' if route == 'raw'
+                         else "the camera's depth-to-colour calibration (its driver registered "
+                         'the depth)')
                 result.advice.append(
                     f'depth sits {abs(dx):.1f} px {"right of" if dx >= 0 else "left of"} and '
                     f'{abs(dy):.1f} px {"below" if dy >= 0 else "above"} the colour image '
-                    '(output pixels, from their edges): moved into place; check the '
-                    'depth_to_color extrinsic or the camera calibration (alignment:=off to '
-                    'keep the depth as registered)')
+                    f'(output pixels, from their edges): moved into place; check {check} '
+                    '(alignment:=off to keep the depth as registered)')
         result.offset = tuple(v * grids.scale for v in offset)
         advice, problem = scale_advice(depth.shape, grids, low, route)
         if advice:

@@ -710,3 +710,15 @@ def test_the_readmes_parameter_client_snippet_sets_a_parameter(graph):
         time.sleep(0.05)
     assert offset.done() and offset.result().results[0].successful, offset.result()
     assert g.node.settings.alignment_offset == [3.0, 2.0]
+
+
+def test_warnings_that_differ_only_in_their_numbers_are_throttled_as_one():
+    # A time jump's size or an empty share changes every frame: keyed on the whole text, each
+    # was new and the 5 s throttle never held.
+    logged = []
+    stand_in = type('Node', (), {'_warned': {}})()
+    stand_in.get_logger = lambda: type('Logger', (), {'warning': staticmethod(logged.append)})
+    for seconds in (3.25, 4.5, 12.0):
+        DepthSrNode._warn(stand_in, f'stamps jumped back by {seconds} s: pairing starts again')
+    DepthSrNode._warn(stand_in, 'another warning')
+    assert logged == ['stamps jumped back by 3.25 s: pairing starts again', 'another warning']

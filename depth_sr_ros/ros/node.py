@@ -10,6 +10,7 @@ Everything done to a pair lives in pipeline.py.
 """
 
 import array
+import re
 import sys
 import threading
 import time
@@ -48,6 +49,7 @@ except ImportError:
 SETTING_NAMES = tuple(Settings.__dataclass_fields__)  # the parameters that may change live
 PAIRING_CHECK_PERIOD = 1.0  # s
 WARN_PERIOD = 5.0  # s between two logs of the same warning
+NUMBER = re.compile(r'\d+(\.\d+)?')  # what _warn leaves out of a warning's kind
 # /diagnostics says STALE after so many reporting periods without a pair (3 s at least).
 STALE_PERIODS = 3
 # Parameters that rclpy's Node declares itself (the node does not warn about them).
@@ -546,12 +548,18 @@ class DepthSrNode(Node):
                                            self.infos[COLOR], self.settings, self.extrinsics)
 
     def _warn(self, message):
-        """Log a warning, each distinct message at most once per WARN_PERIOD seconds."""
+        """
+        Log a warning, each kind at most once per WARN_PERIOD seconds.
+
+        A kind is the message without its numbers: a time jump's size, a share or the free
+        memory of an out-of-memory error change from frame to frame.
+        """
         now = time.monotonic()
-        if len(self._warned) > 200:  # messages with changing numbers: keep the dict bounded
+        kind = NUMBER.sub('#', message)
+        if len(self._warned) > 200:  # keep the dict bounded
             self._warned.clear()
-        if now - self._warned.get(message, -WARN_PERIOD) >= WARN_PERIOD:
-            self._warned[message] = now
+        if now - self._warned.get(kind, -WARN_PERIOD) >= WARN_PERIOD:
+            self._warned[kind] = now
             self.get_logger().warning(message)
 
     def _publish(self, result):

@@ -141,11 +141,12 @@ def scale_advice(depth_shape, grids, lr_depth, route):
         problem = True
         sentence += (f': {article} {closest}x model would suit the sensor better (most LR '
                      'pixels lie between depth samples and are interpolated, not measured)')
-    empty = float(np.mean(~np.isfinite(lr_depth)))
-    if empty > 0.5:
+    if float(np.mean(~np.isfinite(lr_depth))) > 0.5:
         problem = True
-        sentence += (f'; {empty:.0%} of the LR pixels get no depth (is the depth camera '
-                     'looking where the colour camera looks?)')
+        # No share in the text: the node says each advice once, and a share that moves with
+        # the scene would make every frame's advice a new one.
+        sentence += ('; most LR pixels get no depth (is the depth camera looking where the '
+                     'colour camera looks?)')
     return sentence, problem
 
 

@@ -360,3 +360,17 @@ def test_a_new_model_warms_up_at_the_lr_size_the_camera_gives_its_own_scale():
     processor.process(depth_msg, color_msg, depth_info, color_info, Settings())
     assert processor.lr_shape(4) == (30, 40)
     assert processor.lr_shape(8) == (15, 20) and processor.lr_shape(2) == (60, 80)
+
+
+def test_a_grey_colour_image_gives_grey_points_when_points_rgb_asks_for_colour():
+    # mono8 colour used to give an x, y, z cloud without a word under points_rgb.
+    depth_msg, _, (depth_info, color_info) = _pair()
+    grey = np.arange(160 * 120, dtype=np.uint32).reshape(120, 160).astype(np.uint8)
+    color_msg = Image(height=120, width=160, encoding='mono8', step=160, data=grey.tobytes())
+    color_msg.header.frame_id = 'colour'
+    result = FrameProcessor(BicubicUpsampler(4)).process(
+        depth_msg, color_msg, depth_info, color_info,
+        Settings(publish_points=True, points_rgb=True))
+    assert [f.name for f in result.points.fields] == ['x', 'y', 'z', 'rgb']
+    packed = np.frombuffer(bytes(result.points.data), np.uint32).reshape(120, 160, 4)[:, :, 3]
+    np.testing.assert_array_equal(packed, grey.astype(np.uint32) * 0x010101)

@@ -464,9 +464,11 @@ class FrameProcessor:
         result.camera_info = camera_info_message(grids.output, header=header, like=camera_info)
         if settings.publish_points:
             rgb = None
-            if settings.points_rgb and color.ndim == 3:
+            if settings.points_rgb:
                 shown = color if color.shape[:2] == grids.output.shape else resize_color(
                     color, grids)[:grids.output.height, :grids.output.width]
+                if shown.ndim == 2:  # mono8: grey points, in the layout points_rgb promises
+                    shown = np.repeat(shown[:, :, None], 3, axis=2)
                 rgb = shown if order == 'rgb' else shown[:, :, ::-1]
             result.points = depth_to_pointcloud(upsampled, grids.output, header, rgb)
         encoding = output_encoding(settings.output_encoding, depth_msg.encoding)

@@ -101,6 +101,30 @@ def test_a_bag_gives_the_frame_processors_result_for_every_pair(tmp_path, model_
         assert '/depth_sr/points' not in {c.topic for c in reader.connections}
 
 
+def test_the_alignment_options_are_the_nodes(tmp_path, model_path, capsys):
+    # The bag tool had the node's alignment on 'auto' with no way to fix or switch it off.
+    frames = fixture_frames(2)
+    write_bag(tmp_path / 'in', frames)
+    common = ['--input', str(tmp_path / 'in'), '--model', model_path, '--device', 'cpu',
+              '--no-progress']
+    assert main(common + ['--output', str(tmp_path / 'auto')]) == 0
+    assert 'alignment at the end: no move' in capsys.readouterr().out
+    assert main(common + ['--output', str(tmp_path / 'fixed'), '--alignment', 'fixed',
+                          '--alignment-offset', '8,-4']) == 0
+    fixed = read_bag(tmp_path / 'fixed')['/depth_sr/image']
+    processor = FrameProcessor(load_predictor(model_path, device='cpu'))
+    settings = Settings(alignment='fixed', alignment_offset=[8.0, -4.0])
+    for (_, image), (depth, color, depth_info, color_info) in zip(fixed, frames):
+        expected = processor.process(depth, color, depth_info, color_info, settings)
+        assert bytes(image.data) == bytes(expected.depth.data)
+    assert bytes(fixed[0][1].data) != bytes(read_bag(tmp_path / 'auto')['/depth_sr/image'][0][
+        1].data)
+    with pytest.raises(SystemExit) as refused:
+        main(common + ['--output', str(tmp_path / 'x'), '--alignment-offset', '8,-4'])
+    assert refused.value.code == 2
+    assert '--alignment-offset is for --alignment fixed' in capsys.readouterr().err
+
+
 def test_list_names_the_topic_set_it_would_use_or_every_candidate(tmp_path, model_path,
                                                                   capsys):
     write_bag(tmp_path / 'in', fixture_frames(1))

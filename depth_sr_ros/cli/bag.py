@@ -28,7 +28,7 @@ from depth_sr_ros.bags import (
     bag_writer, BagError, candidate_sets, choose_topics, COMPRESSED, input_storage, open_bag,
     read_static_transforms, topic_table)
 from depth_sr_ros.checkpoint import CheckpointError
-from depth_sr_ros.console import image_size, interruptible
+from depth_sr_ros.console import image_size, interruptible, number, numbers, one_of
 from depth_sr_ros.files import (
     check_output_file, check_writable_folder, refuse_overlap, staged_folder,
     write_text_atomically)
@@ -191,10 +191,12 @@ def _process(reader, note, args, progress, staging):
         raise BagError(str(error)) from None
     try:
         processor = FrameProcessor(predictor, output_size=args.output_size,
-                                   max_output_pixels=args.max_output_pixels)
+                                   max_output_pixels=args.max_output_pixels,
+                                   max_shift=args.alignment_max_shift)
     except ValueError as error:  # an output size below the model's scale
         raise BagError(f'--output-size: {error}') from None
-    settings = Settings(publish_points=args.points)
+    settings = Settings(publish_points=args.points, alignment=args.alignment,
+                        alignment_offset=list(args.alignment_offset))
     storage = args.storage or input_storage(args.input)
     wanted = {depth_topic: DEPTH, color_topic: COLOR}
     inputs = [c for c in reader.connections
@@ -238,6 +240,8 @@ def _process(reader, note, args, progress, staging):
         bar.close()
         if writer is not None:
             writer.close()
+    if args.alignment == 'auto' and summary.written:
+        summary.notes.append(alignment_note(processor))
     unpaired = sum(pairer.counts.unpaired) + sum(len(q) for q in pairer.queues)
     if unpaired:
         summary.skipped['messages that found no partner within the slop'] += unpaired
@@ -254,6 +258,24 @@ def _process(reader, note, args, progress, staging):
                        f'{args.slop} s of each other (see --slop); the output holds '
                        'no super-resolved depth')
     return summary
+
+
+def alignment_note(processor):
+    """
+    Return where the alignment left the depth at the end of the bag, for the summary.
+
+    The bag is read once, as a node would see it live: the frames before the first correction
+    (at the earliest the aligner's third correlated frame) are written as registered.
+    """
+    estimate = processor.aligner.estimate
+    dx, dy = (v * processor.scale for v in estimate.correction)
+    state = estimate.reason or 'the edges match'
+    if not (dx or dy):
+        return f'alignment at the end: no move ({state})'
+    return (f'alignment at the end: depth moved back from {dx:+.1f}, {dy:+.1f} px (right, '
+            f'down) off the colour image ({state}); the frames before the correction are '
+            'written as registered (--alignment fixed --alignment-offset '
+            f'{dx:.1f},{dy:.1f} moves every frame)')
 
 
 def read_camera_infos(reader, topics, summary, from_files=(None, None)):
@@ -369,6 +391,20 @@ def parse_args(argv=None):
                         help="refuse frames whose output grid has more pixels (the node's "
                              'max_output_pixels: default '
                              f"{PARAMETERS['max_output_pixels'].default})")
+    alignment = PARAMETERS['alignment']
+    parser.add_argument('--alignment', type=one_of(alignment.choices), default=alignment.default,
+                        help="the node's alignment: 'auto' (find where the depth sits against "
+                             "the colour from their edges and move it back), 'fixed' (move it "
+                             f"by --alignment-offset) or 'off' (default {alignment.default})")
+    parser.add_argument('--alignment-offset', type=numbers(float, low=-1000, high=1000),
+                        default=[0.0, 0.0],
+                        help='with --alignment fixed: RIGHT,DOWN output pixels by which the '
+                             "depth sits off the colour image (the node's alignment_offset)")
+    max_shift = PARAMETERS['alignment_max_shift'].default
+    parser.add_argument('--alignment-max-shift', type=number(float, low=0, high=1000),
+                        default=max_shift,
+                        help='largest offset --alignment auto searches and applies, output '
+                             f"pixels (the node's alignment_max_shift: default {max_shift:g})")
     parser.add_argument('--points', action='store_true', help='also write /depth_sr/points')
     parser.add_argument('--copy-inputs', action='store_true',
                         help='copy every input topic into the output')
@@ -382,6 +418,10 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if not args.list and not args.output:
         parser.error('--output is required (or --list)')
+    if len(args.alignment_offset) != 2:
+        parser.error(f'--alignment-offset: two numbers RIGHT,DOWN, not {args.alignment_offset}')
+    if args.alignment != 'fixed' and any(args.alignment_offset):
+        parser.error('--alignment-offset is for --alignment fixed')
     for name in ('slop', 'max_output_pixels', 'output_size'):  # the node's rules for them
         problem = check_value(name, getattr(args, name))
         if problem:

@@ -594,13 +594,15 @@ class DepthSrNode(Node):
         if message:
             self.get_logger().warning(message)
 
-    def dropped_pairs(self):
-        """Return pairs replaced before inference plus messages that never found a partner."""
+    def unpaired(self):
+        """Return the images that left the pairing queues without a partner."""
         if self.pairer is not None:
-            unpaired = sum(self.pairer.counts.unpaired)
-        else:  # message_filters counts nothing; the ledger follows its queues
-            unpaired = self._ledger.dropped
-        return self.slot.replaced + unpaired
+            return sum(self.pairer.counts.unpaired)
+        return self._ledger.dropped  # message_filters counts nothing; the ledger follows it
+
+    def dropped_pairs(self):
+        """Return pairs replaced before inference plus images that never found a partner."""
+        return self.slot.replaced + self.unpaired()
 
     def _report(self):
         period = self.stats.take(self._period)
@@ -620,6 +622,10 @@ class DepthSrNode(Node):
             'alignment': (self.settings.alignment if self.settings.alignment != 'auto' else
                           self.processor.aligner.estimate.reason or 'auto: edges match'),
             'dropped pairs': str(self.dropped_pairs()),
+            # Its two parts: a model slower than the camera replaces pairs; depth and colour
+            # at different rates (15 and 30 Hz) leave images without a partner, as they should.
+            'pairs replaced by newer ones': str(self.slot.replaced),
+            'images without a partner': str(self.unpaired()),
             'bad frames': str(self.counts['bad_frames']),
             'failed frames': str(self.counts['failed_frames']),
             'last frame not published': self._problem or 'none',

@@ -725,3 +725,37 @@ def test_warnings_that_differ_only_in_their_numbers_are_throttled_as_one():
         DepthSrNode._warn(stand_in, f'stamps jumped back by {seconds} s: pairing starts again')
     DepthSrNode._warn(stand_in, 'another warning')
     assert logged == ['stamps jumped back by 3.25 s: pairing starts again', 'another warning']
+
+
+def test_pairs_without_camera_info_get_the_graphs_hints(graph, capfd):
+    # The hints ran only while no pair had come: a camera_info topic nobody publishes, or one
+    # published once, latched, before the node's volatile subscription, went unexplained.
+    from rclpy.qos import DurabilityPolicy
+    from sensor_msgs.msg import Image
+    g = graph(Parameter('diagnostics_period', value=0.5))
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    color_info = g.probe.create_publisher(CameraInfo, 'color/camera_info', latched)
+    images = {name: g.probe.create_publisher(Image, f'{name}/image_raw',
+                                             qos_profile_sensor_data)
+              for name in ('depth', 'color')}
+    end = time.monotonic() + 10
+    while time.monotonic() < end and any(p.get_subscription_count() == 0
+                                         for p in (color_info, *images.values())):
+        time.sleep(0.05)
+    hint = ('/color/camera_info is published once, latched (transient local), and this '
+            'subscription is volatile: set qos_overrides./color/camera_info.subscription.'
+            'durability: transient_local')
+    err = ''
+    end = time.monotonic() + 30
+    stamp = 7_000_000_000
+    while time.monotonic() < end and hint not in err:
+        depth_msg, color_msg, _, _, _ = make_pair(stamp)
+        images['color'].publish(color_msg)
+        images['depth'].publish(depth_msg)
+        stamp += 33_000_000
+        time.sleep(0.1)
+        err += capfd.readouterr().err
+    assert g.node.counts['bad_frames'] > 0 and g.node.counts['published'] == 0
+    assert hint in err
+    assert 'nothing publishes /depth/camera_info' in err

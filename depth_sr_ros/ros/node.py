@@ -36,7 +36,8 @@ from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import ParameterException, ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import qos_profile_sensor_data, QoSPolicyKind, QoSProfile, ReliabilityPolicy
+from rclpy.qos import (
+    DurabilityPolicy, qos_profile_sensor_data, QoSPolicyKind, QoSProfile, ReliabilityPolicy)
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 import torch
@@ -581,6 +582,11 @@ class DepthSrNode(Node):
             if not types:
                 hints.append(f'nothing publishes {sub.topic_name} (remap the input to the '
                              "camera driver's topic)")
+            elif sub.msg_type is CameraInfo and self._latched_only(sub):
+                hints.append(
+                    f'{sub.topic_name} is published once, latched (transient local), and this '
+                    'subscription is volatile: set qos_overrides.'
+                    f'{sub.topic_name}.subscription.durability: transient_local')
             elif expected not in types:
                 hints.append(
                     f"{sub.topic_name} is published as {', '.join(types)}, not {expected}" + (
@@ -588,6 +594,16 @@ class DepthSrNode(Node):
                         "(image_transport's name for it), or republish it raw"
                         if message_type(CompressedImage) in types else ''))
         return hints
+
+    def _latched_only(self, sub):
+        """Return True when no camera_info arrived on ``sub`` and every publisher latches it."""
+        index = DEPTH if sub.topic_name.endswith('depth/camera_info') else COLOR
+        if self.infos[index].newest is not None or sub.qos_profile.durability == \
+                DurabilityPolicy.TRANSIENT_LOCAL:
+            return False
+        publishers = self.get_publishers_info_by_topic(sub.topic_name)
+        return bool(publishers) and all(
+            p.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for p in publishers)
 
     def _check_pairing(self):
         message = self.monitor.check(time.monotonic())
@@ -647,12 +663,15 @@ class DepthSrNode(Node):
         self.pub_diag.publish(array)
         if self.counts['pairs'] == 0:
             self.get_logger().info(f'no pairs yet ({idle:.0f} s since the start)')
-            for hint in self._first_time(self._input_hints()):
-                self.get_logger().warning(hint)
         elif period['pairs'] == 0:
             self.get_logger().info(message)
         else:
             self.get_logger().info(', '.join(f'{k} {v}' for k, v in values.items()))
+        # No pair, or pairs without a camera_info to serve them with: the graph may say why.
+        no_info = self.counts['bad_frames'] and any(store.newest is None for store in self.infos)
+        if self.counts['pairs'] == 0 or no_info:
+            for hint in self._first_time(self._input_hints()):
+                self.get_logger().warning(hint)
 
     def stop(self):
         """Stop the inference thread (waits for the frame in progress and a model's warm-up)."""

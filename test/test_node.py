@@ -183,6 +183,13 @@ def test_a_camera_info_published_once_latched_is_received_with_a_durability_over
     while g.node.infos[1].newest is None and time.monotonic() < end:
         time.sleep(0.05)
     assert g.node.infos[1].newest is not None
+    # Only there: rclpy wrote the override into the shared sensor-data profile it was given,
+    # so the images' subscriptions turned transient local and matched no camera.
+    for topic in ('/depth/camera_info', '/depth/image_raw', '/color/image_raw'):
+        info, = [i for i in g.node.get_subscriptions_info_by_topic(topic)
+                 if i.node_name == 'depth_sr']
+        assert info.qos_profile.durability == DurabilityPolicy.VOLATILE, topic
+    assert qos_profile_sensor_data.durability == DurabilityPolicy.VOLATILE
 
 
 def _process_env(**extra):

@@ -10,6 +10,7 @@ Everything done to a pair lives in pipeline.py.
 """
 
 import array
+import copy
 import re
 import sys
 import threading
@@ -115,6 +116,17 @@ def _plain(value):
     return list(value) if isinstance(value, array.array) else value
 
 
+def sensor_qos():
+    """
+    Return a new copy of rclpy's sensor-data QoS (best effort, volatile, a small queue).
+
+    rclpy writes a subscription's qos_overrides into the profile it is given: given the shared
+    qos_profile_sensor_data, a camera_info's durability override made every later
+    subscription of the process transient local, and the camera's images never matched.
+    """
+    return copy.copy(qos_profile_sensor_data)
+
+
 class DepthSrNode(Node):
     """Guided depth super-resolution of a registered depth/colour camera pair."""
 
@@ -194,8 +206,7 @@ class DepthSrNode(Node):
             [*overrides.policy_kinds, QoSPolicyKind.DURABILITY])
         for index, topic in ((DEPTH, 'depth/camera_info'), (COLOR, 'color/camera_info')):
             self.create_subscription(CameraInfo, topic, self._info_callback(index),
-                                     qos_profile_sensor_data,
-                                     qos_overriding_options=info_overrides)
+                                     sensor_qos(), qos_overriding_options=info_overrides)
         self.monitor = PairingMonitor(value('slop'), value('exact_sync'))
         self.pairer = None
         self._sync = None  # the message_filters synchronizer, when that is the backend
@@ -354,8 +365,7 @@ class DepthSrNode(Node):
             self._build_synchronizer()
             self._subscribers = []
             for index, topic, kind in topics:
-                sub = message_filters.Subscriber(self, kind, topic,
-                                                 qos_profile=qos_profile_sensor_data,
+                sub = message_filters.Subscriber(self, kind, topic, qos_profile=sensor_qos(),
                                                  qos_overriding_options=overrides)
                 sub.registerCallback(self._filter_callback(index))
                 self._subscribers.append(sub)
@@ -364,8 +374,7 @@ class DepthSrNode(Node):
             self.pairer = StampPairer(queue_size, slop, exact)
             for index, topic, kind in topics:
                 self.create_subscription(kind, topic, self._image_callback(index),
-                                         qos_profile_sensor_data,
-                                         qos_overriding_options=overrides)
+                                         sensor_qos(), qos_overriding_options=overrides)
             self.pairing_backend = 'depth_sr_ros.ros.sync'
         self.get_logger().info(f'pairing with {self.pairing_backend}: '
                                f"{'exact stamps' if exact else f'slop {slop} s'}, "

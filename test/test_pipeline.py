@@ -227,6 +227,12 @@ def test_latency_stats():
     idle = stats.take(period=1.0)
     assert (idle['pairs'], idle['outputs'], idle['output_hz']) == (0, 0, 0.0)
     assert np.isnan(idle['p50']) and np.isnan(idle['valid_share'])
+    # Stamps of 0 (1.8e9 s ago) or ahead of the node's clock are no latency: the outputs
+    # count, the percentiles do not take them (they reported 1796454530569.7 ms).
+    assert not stats.add_output(1.8e9) and not stats.add_output(-0.5)
+    assert stats.add_output(0.2)
+    odd = stats.take(period=1.0)
+    assert odd['outputs'] == 3 and odd['p50'] == odd['p95'] == 0.2
 
 
 def _period(pairs=10, outputs=10, valid=0.9, expected=0.92):

@@ -535,8 +535,11 @@ class DepthSrNode(Node):
                 continue
             self.counts['published'] += 1
             now = self.get_clock().now().nanoseconds
-            self.stats.add_output((now - stamp_ns(depth_msg.header.stamp)) * 1e-9,
-                                  result.coverage)
+            latency = (now - stamp_ns(depth_msg.header.stamp)) * 1e-9
+            if not self.stats.add_output(latency, result.coverage):
+                self._warn(f"the depth's stamp is {latency:.1f} s from the node's clock, so "
+                           'latency is not reported (stamps of 0, a camera clock not '
+                           'synchronised with this computer, or use_sim_time?)')
             self._offset = result.offset
 
     def _not_published(self, reason):

@@ -511,6 +511,9 @@ class LatestSlot:
             self._condition.notify_all()
 
 
+MAX_LATENCY = 60.0  # s: a stamp-to-publish time beyond this says the clocks differ
+
+
 class LatencyStats:
     """Counts, latencies and output coverage over a reporting period, with percentiles."""
 
@@ -528,11 +531,19 @@ class LatencyStats:
             self.inputs += 1
 
     def add_output(self, latency, coverage=(0.0, 0.0)):
-        """Count one published result: stamp-to-publish seconds and its FrameResult.coverage."""
+        """
+        Count one published result: stamp-to-publish seconds and its FrameResult.coverage.
+
+        Return False, and keep no latency, when it cannot be one: negative, or more than
+        MAX_LATENCY (stamps of 0, a camera clock not synchronised with the node's).
+        """
+        plausible = 0.0 <= latency <= MAX_LATENCY
         with self._lock:
             self.outputs += 1
-            self.latencies.append(latency)
+            if plausible:
+                self.latencies.append(latency)
             self.coverage = [a + b for a, b in zip(self.coverage, coverage)]
+        return plausible
 
     def take(self, period):
         """

@@ -11,7 +11,8 @@ on the LR grid, or on a finer grid (``finer_grid``) where the node registers the
 frame: every ``every``-th frame adds its correlation to a moving average over about MEMORY
 correlated frames (so a rig bumped after hours is found about as fast as one bumped after a
 minute), and once the pooled peak is clear (MIN_PEAK_SIGMA, MIN_PEAK_RATIO), at least
-MIN_CORRECTION away and clearly better than the current registration (MIN_PEAK_GAIN), the
+MIN_CORRECTION and MIN_CORRECTION_OUTPUT away and clearly better than the current registration
+(MIN_PEAK_GAIN), the
 residual offset is taken into the correction that the registration applies (the LR grid's
 principal point moved by it, so no depth is resampled or mixed). It then starts pooling again
 on the corrected frames, which on a rig that is right finds about zero and changes nothing. A
@@ -71,12 +72,14 @@ MAX_SHIFT = 32.0
 
 def lr_max_shift(max_shift, scale):
     """
-    Return the largest offset searched, whole LR pixels, of ``max_shift`` output pixels.
+    Return the largest offset searched, LR pixels, of ``max_shift`` output pixels.
 
-    Rounded down, so that no offset beyond ``max_shift`` is searched or applied; 0 (below one
-    LR pixel) searches nothing.
+    Rounded down to whole pixels of the grid the node matches on at ``scale`` (finer_grid), so
+    that no offset beyond ``max_shift`` is searched or applied; below one such pixel nothing is
+    searched.
     """
-    return int(math.floor(max_shift / scale + 1e-9))
+    finer = finer_grid(scale)
+    return math.floor(max_shift / scale * finer + 1e-9) / finer
 
 
 def lr_min_correction(scale):
@@ -193,7 +196,8 @@ def frame_correlation(depth, color, max_shift, finer=1):
     color_map = color_edges(color, depth.shape) if depth_map is not None else None
     if depth_map is None or color_map is None:
         return None
-    return edge_correlation(depth_map, color_map, min(max_shift * finer, min(depth.shape) // 4))
+    window = math.floor(max_shift * finer + 1e-9)  # pixels of the grid matched on
+    return edge_correlation(depth_map, color_map, min(window, min(depth.shape) // 4))
 
 
 def peak(correlation):
@@ -243,8 +247,8 @@ class Aligner:
         """
         Build an aligner.
 
-        :param max_shift: largest offset searched and applied, LR pixels (an integer,
-            lr_max_shift); the correction's length never exceeds it.
+        :param max_shift: largest offset searched and applied, LR pixels (lr_max_shift: whole
+            pixels of the grid matched on); the correction's length never exceeds it.
         :param every: correlate every so many frames (the cost is then amortised).
         :param min_frames: pooled frames before a correction is taken.
         :param memory: the pooled correlation forgets over about this many correlated frames.
@@ -252,7 +256,7 @@ class Aligner:
             MIN_CORRECTION pixels of the grid matched on.
         :param scale: output pixels per LR pixel: what the reasons count in (the user's pixels).
         """
-        self.max_shift = int(max_shift)
+        self.max_shift = float(max_shift)
         self.scale = scale
         self.min_correction = float(min_correction)
         self.every = max(1, int(every))
@@ -294,9 +298,9 @@ class Aligner:
         self._seen += 1
         if (self._seen - 1) % self.every:
             return False
-        if self.max_shift < 1:
-            self.estimate.reason = ('alignment_max_shift is less than one LR pixel: no offset '
-                                    'is searched')
+        if math.floor(self.max_shift * finer + 1e-9) < 1:
+            self.estimate.reason = ('alignment_max_shift is less than one pixel of the grid '
+                                    'the edges are matched on: no offset is searched')
             return False
         correlation = frame_correlation(depth, color, self.max_shift, finer)
         if correlation is None:
@@ -337,19 +341,32 @@ class Aligner:
         length = math.hypot(*new)
         if length > self.max_shift:  # as far as max_shift goes, in the same direction
             new = tuple(v * self.max_shift / length for v in new)
-        if whole:  # the nearest whole pixels, else those toward zero, within max_shift
-            rounded = whole_pixels(new)
-            new = (rounded if math.hypot(*rounded) <= self.max_shift
-                   else tuple(float(math.trunc(v)) for v in new))
-        if math.hypot(new[0] - cx, new[1] - cy) * finer < MIN_CORRECTION:  # held at the bound
+        if whole:  # the nearest whole pixels within max_shift
+            new = _nearest_whole_within(new, self.max_shift)
+        if math.hypot(new[0] - cx, new[1] - cy) * finer < MIN_CORRECTION:  # held where it is
+            away = math.hypot(cx + dx, cy + dy) * self.scale
+            bound = self.max_shift * self.scale
             self.estimate.reason = (
-                f'the edges match best {math.hypot(cx + dx, cy + dy) * self.scale:.1f} px off, '
-                f'beyond alignment_max_shift ({self.max_shift * self.scale} px): held at the '
-                'bound')
+                f'the edges match best {away:.1f} px off, beyond alignment_max_shift '
+                f'({bound:g} px): held at the bound' if away > bound else
+                f'the edges match best {away:.1f} px off: held at the nearest whole LR pixels')
             return False
         self.estimate = Estimate(correction=new, reason='pooling again after a correction')
         self._pooled = None
         return True
+
+
+def _nearest_whole_within(offset, bound):
+    """Return the whole-pixel (dx, dy) nearest to ``offset`` whose length is at most ``bound``."""
+    x, y = offset
+    rounded = whole_pixels(offset)
+    if math.hypot(*rounded) <= bound:
+        return rounded
+    corners = [(float(a), float(b)) for a in (math.floor(x), math.ceil(x))
+               for b in (math.floor(y), math.ceil(y)) if math.hypot(a, b) <= bound]
+    if not corners:  # a bound under one pixel along a diagonal
+        return (0.0, 0.0)
+    return min(corners, key=lambda c: math.hypot(c[0] - x, c[1] - y))
 
 
 def align_still(register, color, max_shift, finer=1, low=None, rounds=3, min_correction=0.0):
@@ -357,8 +374,8 @@ def align_still(register, color, max_shift, finer=1, low=None, rounds=3, min_cor
     Return (LR depth, correction): one still frame aligned as the node aligns its rig.
 
     The node pools the correlation over frames; on one still frame pooling adds nothing, so
-    each round looks once (a clear peak, at least MIN_CORRECTION away and MIN_PEAK_GAIN above
-    the current registration: the correction is taken),
+    each round looks once (a clear peak, at least MIN_CORRECTION and ``min_correction`` away and
+    MIN_PEAK_GAIN above the current registration: the correction is taken),
     and the next round looks again at the moved depth, as the node pools again after a
     correction.
 

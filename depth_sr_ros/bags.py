@@ -13,7 +13,6 @@ import struct
 import tempfile
 
 from depth_sr_ros.geometry.transform import Transform
-from depth_sr_ros.ros.extrinsics import frame_name
 
 
 IMAGE, INFO = 'sensor_msgs/msg/Image', 'sensor_msgs/msg/CameraInfo'
@@ -244,8 +243,7 @@ def read_static_transforms(reader):
     for connection, _, raw in reader.messages(connections=connections):
         for t in store.deserialize_cdr(raw, connection.msgtype).transforms:
             tr, q = t.transform.translation, t.transform.rotation
-            edges[(frame_name(t.header.frame_id), frame_name(t.child_frame_id))] = \
-                Transform.from_xyz_quaternion(
+            edges[(t.header.frame_id, t.child_frame_id)] = Transform.from_xyz_quaternion(
                 [tr.x, tr.y, tr.z, q.x, q.y, q.z, q.w])
     return edges
 

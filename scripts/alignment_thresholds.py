@@ -98,7 +98,8 @@ def main(argv=None):
                     looks[offset].append(look)
     print(f'{len(names)} training pairs, {args.rigs} rigs each, {args.scale}x, one still frame; '
           'error: mean |log depth| against the true extrinsics, x1000\n')
-    print('| thresholds (sigma, ratio, gain) | offset rigs moved (error lower) | offset rigs '
+    print('| thresholds (sigma, ratio, gain; output-pixel floor) | offset rigs moved (error '
+          'lower) | offset rigs '
           'error | calibrated rigs moved (error lower) | calibrated rigs error |')
     print('|---|---|---|---|---|')
     for label, sigma, ratio, gain, floor in SETS:

@@ -264,6 +264,14 @@ def test_a_featureless_scene_changes_nothing_and_says_why():
     assert aligner.estimate.reason.startswith('no clear edge match yet')
 
 
+def test_near_the_bound_whole_pixels_are_the_nearest_inside_it():
+    # (3.5, 0.9) within 4: rounding gives (4, 1), outside; truncating each axis gave (3, 0),
+    # 0.94 away, where (3, 1) is 0.51 away.
+    assert alignment._nearest_whole_within((3.5, 0.9), 4.0) == (3.0, 1.0)
+    assert alignment._nearest_whole_within((2.4, -1.6), 4.0) == (2.0, -2.0)
+    assert alignment._nearest_whole_within((0.6, 0.6), 0.9) == (0.0, 0.0)
+
+
 @pytest.mark.parametrize('whole', [False, True])
 def test_an_offset_beyond_max_shift_is_held_at_the_bound_and_said(whole):
     # A rig 5 LR px right and 0.5 down, searched within 4: the correction goes 4 LR px along
@@ -287,13 +295,15 @@ def test_max_shift_is_never_exceeded_and_below_one_lr_pixel_nothing_is_searched(
     # alignment_max_shift output pixels become whole LR pixels rounded down: 3 px at 4x used
     # to search and apply 4 px, 6 px 8 px.
     assert [alignment.lr_max_shift(p, 4) for p in (0.0, 3.0, 4.0, 6.0, 32.0)] == [0, 0, 1, 1, 8]
+    # At 8x and 16x in pixels of the finer grid matched on: 6 px at 8x is one of its pixels.
+    assert (alignment.lr_max_shift(6.0, 8), alignment.lr_max_shift(8.0, 16)) == (0.5, 0.5)
     camera, lr, mask, color = _stripes()
     aligner = Aligner(alignment.lr_max_shift(3.0, 4), every=1, min_frames=1)
     moved = reduce_registered(np.where(mask(8), 1.0, 2.0).astype(np.float32), camera, lr)
     assert not any(aligner.observe(moved, color) for _ in range(5))
     assert aligner.estimate.correction == (0.0, 0.0)
-    assert aligner.estimate.reason == ('alignment_max_shift is less than one LR pixel: no '
-                                       'offset is searched')
+    assert aligner.estimate.reason == ('alignment_max_shift is less than one pixel of the grid '
+                                       'the edges are matched on: no offset is searched')
 
 
 @pytest.mark.parametrize('name', ['d435', 'tof'])

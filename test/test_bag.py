@@ -579,6 +579,20 @@ def test_a_bag_without_camera_info_takes_calibration_files(tmp_path, model_path,
     assert 'broken.yaml' in err and len(err.splitlines()) == 1
 
 
+def test_a_ros1_bags_slashed_frames_still_give_the_player_its_extrinsic(tmp_path):
+    # ROS 1 bags keep a leading '/' in frame ids and /tf_static: the player's reader looked the
+    # tree up with the raw names and found no depth-to-colour transform.
+    from depth_sr_ros.ros.recording import read_recording
+    frames = fixture_frames(1)
+    for msg in frames[0]:
+        msg.header.frame_id = '/camera_depth_optical_frame'
+    frames[0][1].header.frame_id = frames[0][3].header.frame_id = '/camera_color_optical_frame'
+    moved = [0.015, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]
+    write_bag(tmp_path / 'in', frames, tf_static=[bytes(_tf_static(
+        moved, '/camera_color_optical_frame', '/camera_depth_optical_frame'))])
+    assert read_recording(str(tmp_path / 'in'))[2] == pytest.approx(moved)
+
+
 def test_the_rig_bags_transform_tree_follows_rep_103_and_gives_the_rigs_extrinsic(tmp_path):
     # camera_link in body axes (x forward, z up), the optical frames below it: the colour
     # camera's forward axis (optical z) is the link's x, its down (optical y) the link's -z.

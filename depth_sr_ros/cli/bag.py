@@ -274,7 +274,7 @@ def alignment_note(processor):
         return f'alignment at the end: no move ({state})'
     return (f'alignment at the end: depth moved back from {dx:+.1f}, {dy:+.1f} px (right, '
             f'down) off the colour image ({state}); the frames before the correction are '
-            'written as registered (--alignment fixed --alignment-offset '
+            'written as registered (--alignment fixed --alignment-offset='
             f'{dx:.1f},{dy:.1f} moves every frame)')
 
 
@@ -399,12 +399,14 @@ def parse_args(argv=None):
     parser.add_argument('--alignment-offset', type=numbers(float, low=-1000, high=1000),
                         default=[0.0, 0.0],
                         help='with --alignment fixed: RIGHT,DOWN output pixels by which the '
-                             "depth sits off the colour image (the node's alignment_offset)")
+                             "depth sits off the colour image (the node's alignment_offset; "
+                             'a negative first value as --alignment-offset=-8,4)')
     max_shift = PARAMETERS['alignment_max_shift'].default
     parser.add_argument('--alignment-max-shift', type=number(float, low=0, high=1000),
                         default=max_shift,
                         help='largest offset --alignment auto searches and applies, output '
-                             f"pixels (the node's alignment_max_shift: default {max_shift:g})")
+                             'pixels, rounded down to whole pixels of the grid matched on (the '
+                             f"node's alignment_max_shift: default {max_shift:g})")
     parser.add_argument('--points', action='store_true', help='also write /depth_sr/points')
     parser.add_argument('--copy-inputs', action='store_true',
                         help='copy every input topic into the output')

@@ -22,6 +22,11 @@ DIAGNOSTICS_NAME = ': depth super-resolution'
 DOMAIN_ID = console.number(int, low=0, high=232)
 
 
+def frame_name(frame_id):
+    """Return ``frame_id`` as tf2 in ROS 2 names frames: without the leading '/' of ROS 1 bags."""
+    return frame_id[1:] if frame_id.startswith('/') else frame_id
+
+
 def domain_id(low, count):
     """
     Return the ROS domain for the processes a tool starts: ROS_DOMAIN_ID when it is set.

@@ -11,6 +11,7 @@ camera does not change.
 
 from depth_sr_ros.geometry.camera import GeometryError
 from depth_sr_ros.geometry.transform import Transform
+from depth_sr_ros.ros import frame_name
 from rclpy.duration import Duration
 from rclpy.time import Time
 
@@ -22,11 +23,6 @@ except ImportError:
 LOOKUP_TIMEOUT = 0.05  # s: the inference thread waits at most this long for tf2
 
 
-def frame_name(frame_id):
-    """Return ``frame_id`` as tf2 in ROS 2 names frames: without the leading '/' of ROS 1 bags."""
-    return frame_id[1:] if frame_id.startswith('/') else frame_id
-
-
 def static_transform(edges, target_frame, source_frame):
     """
     Return the Transform of points from ``source_frame`` into ``target_frame``, or None.
@@ -36,7 +32,9 @@ def static_transform(edges, target_frame, source_frame):
         may be joined through others (camera_link -> depth and colour optical frames).
     """
     links = {}
+    target_frame, source_frame = frame_name(target_frame), frame_name(source_frame)
     for (parent, child), transform in edges.items():
+        parent, child = frame_name(parent), frame_name(child)
         links.setdefault(child, []).append((parent, transform))
         links.setdefault(parent, []).append((child, transform.inverse()))
     found = {source_frame: Transform()}

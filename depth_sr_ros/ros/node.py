@@ -204,9 +204,11 @@ class DepthSrNode(Node):
         # only a subscription that asks for it: the durability of these two may be overridden.
         info_overrides = QoSOverridingOptions(
             [*overrides.policy_kinds, QoSPolicyKind.DURABILITY])
+        self._info_inputs = {}  # id of each camera_info subscription -> DEPTH or COLOR
         for index, topic in ((DEPTH, 'depth/camera_info'), (COLOR, 'color/camera_info')):
-            self.create_subscription(CameraInfo, topic, self._info_callback(index),
-                                     sensor_qos(), qos_overriding_options=info_overrides)
+            sub = self.create_subscription(CameraInfo, topic, self._info_callback(index),
+                                           sensor_qos(), qos_overriding_options=info_overrides)
+            self._info_inputs[id(sub)] = index
         self.monitor = PairingMonitor(value('slop'), value('exact_sync'))
         self.pairer = None
         self._sync = None  # the message_filters synchronizer, when that is the backend
@@ -609,7 +611,7 @@ class DepthSrNode(Node):
 
     def _latched_only(self, sub):
         """Return True when no camera_info arrived on ``sub`` and every publisher latches it."""
-        index = DEPTH if sub.topic_name.endswith('depth/camera_info') else COLOR
+        index = self._info_inputs[id(sub)]  # the remapped name may say anything
         if self.infos[index].newest is not None or sub.qos_profile.durability == \
                 DurabilityPolicy.TRANSIENT_LOCAL:
             return False

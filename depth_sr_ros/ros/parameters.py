@@ -84,8 +84,9 @@ PARAMETERS = {
                                   'unset: looked up on tf2'),
     'alignment': Param('auto', "'auto': find where the registered depth sits against the "
                                'colour image from their edges, pooled over frames, and move it '
-                               'into place when the offset is clear and at least an LR pixel; '
-                               "'fixed': move it by alignment_offset; 'off'",
+                               'into place when the offset is clear and at least a pixel of the '
+                               "grid matched on and 3 output pixels; 'fixed': move it by "
+                               "alignment_offset; 'off'",
                        choices=('auto', 'fixed', 'off'), live=True),
     'alignment_offset': Param([0.0, 0.0], "'fixed' alignment: [right, down], output pixels, by "
                                           'which the depth sits off the colour image (it is '
@@ -93,8 +94,8 @@ PARAMETERS = {
                               live=True),
     'alignment_max_shift': Param(MAX_SHIFT, "largest offset the 'auto' alignment searches "
                                             'and applies, output pixels, rounded down to whole '
-                                            "LR pixels ('fixed' applies alignment_offset as "
-                                            'given)', 0.0, 1000.0),
+                                            "pixels of the grid matched on ('fixed' applies "
+                                            'alignment_offset as given)', 0.0, 1000.0),
     'output_encoding': Param('input', "'input' (as the depth input), '16UC1' (mm) or '32FC1' "
                                       '(m)', choices=('input', '16UC1', '32FC1'), live=True),
     'min_depth': Param(0.1, 'depth below this is invalid, m', 0.0, 1000.0, live=True),

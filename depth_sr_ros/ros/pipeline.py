@@ -18,10 +18,10 @@ from depth_sr_ros.alignment import (
     Aligner, finer_grid, lr_max_shift, lr_min_correction, matching_grid, whole_pixels)
 from depth_sr_ros.geometry.grids import crop_to_output, plan_grids, resize_color
 from depth_sr_ros.geometry.registration import reduce_registered, register_raw
+from depth_sr_ros.ros import frame_name
 from depth_sr_ros.ros.conversions import (
     camera_from_info, camera_info_message, color_to_array, depth_to_metres, depth_to_pointcloud,
     ImageFormatError, metres_to_image, stamp_ns)
-from depth_sr_ros.ros.extrinsics import frame_name
 from depth_sr_ros.ros.parameters import PARAMETERS
 import numpy as np
 
@@ -460,7 +460,13 @@ class FrameProcessor:
                            expected_coverage(low, per_pixel))
         header = type(depth_msg.header)()
         header.stamp = depth_msg.header.stamp
-        header.frame_id = color_frame or depth_frame
+        # On the colour camera's grid: its frame, or on the other routes (one frame) the
+        # depth's when the colour has none. Raw depth has left its own frame.
+        header.frame_id = color_frame if raw else (color_frame or depth_frame)
+        if raw and not color_frame:
+            result.warnings.append('the colour image has no frame_id, so the output, registered '
+                                   'to the colour camera, has none either: tf2 and rviz cannot '
+                                   'place it')
         result.camera_info = camera_info_message(grids.output, header=header, like=camera_info)
         if settings.publish_points:
             rgb = None
@@ -534,10 +540,11 @@ class LatencyStats:
         """
         Count one published result: stamp-to-publish seconds and its FrameResult.coverage.
 
-        Return False, and keep no latency, when it cannot be one: negative, or more than
-        MAX_LATENCY (stamps of 0, a camera clock not synchronised with the node's).
+        Return False, and keep no latency, when it cannot be one: under -1 s, or more than
+        MAX_LATENCY (stamps of 0, a camera clock not synchronised with the node's). A device
+        clock a little ahead (up to a second) gives small negative latencies, kept as they are.
         """
-        plausible = 0.0 <= latency <= MAX_LATENCY
+        plausible = -1.0 <= latency <= MAX_LATENCY
         with self._lock:
             self.outputs += 1
             if plausible:

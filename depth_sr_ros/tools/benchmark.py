@@ -137,8 +137,9 @@ def peak_memory(device):
     """
     Return peak memory in MiB since reset_peak_memory.
 
-    CUDA allocations on a GPU; on the CPU the process's resident set (the interpreter, torch
-    and the data included): /proc/self/status's VmHWM, else getrusage's peak since start.
+    CUDA allocations on a GPU; on the CPU the process's resident set (the interpreter, torch,
+    the data and what earlier rows left included): /proc/self/status's VmHWM, else getrusage's
+    peak since start.
     """
     if device.type == 'cuda':
         return torch.cuda.max_memory_allocated(device) / 2 ** 20

@@ -79,7 +79,7 @@ def main(argv=None):
                         help='player frame rate, Hz')
     parser.add_argument('--rig', default='registered', choices=RIG_NAMES,
                         help='camera the player imitates (see depth_sr_player); a raw rig '
-                             "runs the node's registration and alignment on every frame")
+                             "runs the node's registration on every frame, and its alignment")
     parser.add_argument('--model', default='',
                         help=MODEL_HELP + "; a rig's own where it needs another (tof: 8x)")
     parser.add_argument('--device', default='auto',

@@ -539,9 +539,12 @@ class DepthSrNode(Node):
             now = self.get_clock().now().nanoseconds
             latency = (now - stamp_ns(depth_msg.header.stamp)) * 1e-9
             if not self.stats.add_output(latency, result.coverage):
-                self._warn(f"the depth's stamp is {latency:.1f} s from the node's clock, so "
-                           'latency is not reported (stamps of 0, a camera clock not '
-                           'synchronised with this computer, or use_sim_time?)')
+                for notice in self._first_time([
+                        "depth stamps over a minute behind or a second ahead of the node's "
+                        'clock (stamps of 0, a bag replayed without use_sim_time, or a camera '
+                        'clock not synchronised with this computer): latency is not reported '
+                        'for them']):
+                    self.get_logger().info(notice)
             self._offset = result.offset
 
     def _not_published(self, reason):

@@ -27,6 +27,17 @@ def frame_name(frame_id):
     return frame_id[1:] if frame_id.startswith('/') else frame_id
 
 
+def same_frame(depth_frame, color_frame):
+    """
+    Return True when depth and colour are in one optical frame.
+
+    An empty frame_id counts as the other's (the player and some bags leave it empty); a
+    leading '/' (ROS 1 bags) does not count (frame_name).
+    """
+    depth_frame, color_frame = frame_name(depth_frame), frame_name(color_frame)
+    return not depth_frame or not color_frame or depth_frame == color_frame
+
+
 def domain_id(low, count):
     """
     Return the ROS domain for the processes a tool starts: ROS_DOMAIN_ID when it is set.

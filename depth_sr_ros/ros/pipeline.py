@@ -18,7 +18,7 @@ from depth_sr_ros.alignment import (
     Aligner, finer_grid, lr_max_shift, lr_min_correction, matching_grid, whole_pixels)
 from depth_sr_ros.geometry.grids import crop_to_output, plan_grids, resize_color
 from depth_sr_ros.geometry.registration import reduce_registered, register_raw
-from depth_sr_ros.ros import frame_name
+from depth_sr_ros.ros import frame_name, same_frame
 from depth_sr_ros.ros.conversions import (
     camera_from_info, camera_info_message, color_to_array, depth_to_metres, depth_to_pointcloud,
     ImageFormatError, metres_to_image, stamp_ns)
@@ -79,17 +79,6 @@ def output_encoding(setting, input_encoding):
     if setting == 'input':
         return '32FC1' if input_encoding == '32FC1' else '16UC1'
     return setting
-
-
-def same_frame(depth_frame, color_frame):
-    """
-    Return True when depth and colour are in one optical frame.
-
-    An empty frame_id counts as the other's (the player and some bags leave it empty); a
-    leading '/' (ROS 1 bags) does not count (frame_name).
-    """
-    depth_frame, color_frame = frame_name(depth_frame), frame_name(color_frame)
-    return not depth_frame or not color_frame or depth_frame == color_frame
 
 
 def plan_route(raw, depth_shape, grids):

@@ -1,7 +1,7 @@
 """A recorded bag's camera set as messages, for replaying it to a live node (the player)."""
 
 from depth_sr_ros.bags import choose_topics, COMPRESSED, open_bag, read_static_transforms
-from depth_sr_ros.ros import frame_name
+from depth_sr_ros.ros import same_frame
 from depth_sr_ros.ros.conversions import decompress, ImageFormatError
 from depth_sr_ros.ros.extrinsics import static_transform
 from rclpy.serialization import deserialize_message
@@ -41,9 +41,9 @@ def read_recording(path, warn=None):
         edges = read_static_transforms(reader)
     if not recording:
         raise ValueError(f"bag '{path}' has no messages on {', '.join(topics)}")
-    frames = {i: frame_name(m.header.frame_id) for _, i, m in recording if i < 2}
+    frames = {i: m.header.frame_id for _, i, m in recording if i < 2}
     extrinsic = []
-    if frames.get(0) and frames.get(1) and frames[0] != frames[1]:
+    if not same_frame(frames.get(0, ''), frames.get(1, '')):
         found = static_transform(edges, frames[1], frames[0])
         extrinsic = found.to_xyz_quaternion() if found is not None else []
     return recording, topics, extrinsic

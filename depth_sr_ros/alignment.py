@@ -79,7 +79,12 @@ def lr_max_shift(max_shift, scale):
     searched.
     """
     finer = finer_grid(scale)
-    return math.floor(max_shift / scale * finer + 1e-9) / finer
+    return search_window(max_shift / scale, finer) / finer
+
+
+def search_window(max_shift, finer):
+    """Return the whole pixels of the grid ``finer`` times finer than LR within ``max_shift``."""
+    return math.floor(max_shift * finer + 1e-9)  # 1e-9: 0.29 * 100 is 28.999999999999996
 
 
 def lr_min_correction(scale):
@@ -196,8 +201,8 @@ def frame_correlation(depth, color, max_shift, finer=1):
     color_map = color_edges(color, depth.shape) if depth_map is not None else None
     if depth_map is None or color_map is None:
         return None
-    window = math.floor(max_shift * finer + 1e-9)  # pixels of the grid matched on
-    return edge_correlation(depth_map, color_map, min(window, min(depth.shape) // 4))
+    window = min(search_window(max_shift, finer), min(depth.shape) // 4)
+    return edge_correlation(depth_map, color_map, window)
 
 
 def peak(correlation):
@@ -298,7 +303,7 @@ class Aligner:
         self._seen += 1
         if (self._seen - 1) % self.every:
             return False
-        if math.floor(self.max_shift * finer + 1e-9) < 1:
+        if search_window(self.max_shift, finer) < 1:
             self.estimate.reason = ('alignment_max_shift is less than one pixel of the grid '
                                     'the edges are matched on: no offset is searched')
             return False

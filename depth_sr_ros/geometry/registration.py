@@ -178,18 +178,14 @@ def _reduce_blocks(depth, block, shifts, shape, min_valid_share):
     h, w = shape
     dx, dy = shifts
     padded = np.full((h * block, w * block), np.nan, np.float32)
-    present = np.zeros(padded.shape, bool)
     # Depth pixel (x, y) goes to padded pixel (x + dx, y + dy), where that is on the grid.
     x0, y0 = max(0, dx), max(0, dy)
     x1, y1 = min(w * block, depth.shape[1] + dx), min(h * block, depth.shape[0] + dy)
     if x1 > x0 and y1 > y0:
         padded[y0:y1, x0:x1] = depth[y0 - dy:y1 - dy, x0 - dx:x1 - dx]
-        present[y0:y1, x0:x1] = True
-
-    def squares(image):
-        return image.reshape(h, block, w, block).transpose(0, 2, 1, 3).reshape(h, w, -1)
-    blocks = squares(padded)
-    total = squares(present).sum(axis=2)
+    # The depth pixels in each block: the overlap of its rows and of its columns with them.
+    total = np.outer(_overlaps(y0, y1, h, block), _overlaps(x0, x1, w, block))
+    blocks = padded.reshape(h, block, w, block).transpose(0, 2, 1, 3).reshape(h, w, -1)
     with np.errstate(invalid='ignore'):
         valid = np.isfinite(blocks) & (blocks > 0)
     count = valid.sum(axis=2)
@@ -198,6 +194,12 @@ def _reduce_blocks(depth, block, shifts, shape, min_valid_share):
     out = median.astype(np.float32)
     out[(count < min_valid_share * total) | (count == 0)] = np.nan
     return out, total
+
+
+def _overlaps(start, stop, count, block):
+    """Return how much of [start, stop) each of ``count`` runs of ``block`` pixels covers."""
+    first = np.arange(count) * block
+    return np.clip(np.minimum(first + block, stop) - np.maximum(first, start), 0, None)
 
 
 def _reduce_cells(values, rows, cols, shape, min_valid_share):

@@ -82,6 +82,22 @@ def _first_ctrl_c(number, frame):
     raise KeyboardInterrupt
 
 
+def process_memory_mib(pid='self', key='VmRSS'):
+    """
+    Return a memory figure of process ``pid`` from Linux's /proc/<pid>/status, MiB, or None.
+
+    ``key``: 'VmRSS' (resident now) or 'VmHWM' (its peak since the start or the last reset).
+    """
+    try:
+        with open(f'/proc/{pid}/status') as f:
+            for line in f:
+                if line.startswith(key + ':'):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
 def stop_processes(processes, timeout):
     """
     Stop the running ones of ``processes`` (subprocess.Popen): Ctrl-C, then kill.

@@ -31,7 +31,8 @@ import time
 
 import cv2
 from depth_sr_ros.checkpoint import CheckpointError, load_checkpoint
-from depth_sr_ros.console import image_size, interruptible, number, numbers, one_of
+from depth_sr_ros.console import (
+    image_size, interruptible, number, numbers, one_of, process_memory_mib)
 from depth_sr_ros.data.degradations import bicubic_downsample
 from depth_sr_ros.data.scene import RIGS
 from depth_sr_ros.data.sequences import COLOR_SIZE, FOCAL, make_sequence
@@ -143,14 +144,8 @@ def peak_memory(device):
     """
     if device.type == 'cuda':
         return torch.cuda.max_memory_allocated(device) / 2 ** 20
-    try:
-        with open('/proc/self/status') as f:
-            for line in f:
-                if line.startswith('VmHWM:'):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = process_memory_mib('self', 'VmHWM')
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def pin_cuda_float32(device):

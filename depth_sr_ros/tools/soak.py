@@ -17,7 +17,7 @@ import argparse
 import json
 import sys
 
-from depth_sr_ros.console import INTERRUPTED, interruptible, number
+from depth_sr_ros.console import INTERRUPTED, interruptible, number, process_memory_mib
 from depth_sr_ros.data.scene import recommended_model, RIG_NAMES
 from depth_sr_ros.files import unwritable, write_text_atomically
 from depth_sr_ros.paths import MODEL_HELP
@@ -29,14 +29,7 @@ import rclpy
 
 def resident_mib(pid):
     """Return the resident memory of process ``pid`` in MiB (Linux /proc), or None."""
-    try:
-        with open(f'/proc/{pid}/status') as f:
-            for line in f:
-                if line.startswith('VmRSS:'):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
+    return process_memory_mib(pid, 'VmRSS')
 
 
 def memory_floors(samples, warmup, seconds):

@@ -349,12 +349,12 @@ class Aligner:
         if whole:  # the nearest whole pixels within max_shift
             new = _nearest_whole_within(new, self.max_shift)
         if math.hypot(new[0] - cx, new[1] - cy) * finer < MIN_CORRECTION:  # held where it is
-            away = math.hypot(cx + dx, cy + dy) * self.scale
+            target = math.hypot(cx + dx, cy + dy) * self.scale  # the whole offset, output px
             bound = self.max_shift * self.scale
             self.estimate.reason = (
-                f'the edges match best {away:.1f} px off, beyond alignment_max_shift '
-                f'({bound:g} px): held at the bound' if away > bound else
-                f'the edges match best {away:.1f} px off: held at the nearest whole LR pixels')
+                f'the edges match best {target:.1f} px off, beyond alignment_max_shift '
+                f'({bound:g} px): held at the bound' if target > bound else
+                f'the edges match best {target:.1f} px off: held at the nearest whole LR pixels')
             return False
         self.estimate = Estimate(correction=new, reason='pooling again after a correction')
         self._pooled = None

@@ -11,7 +11,7 @@ from depth_sr_ros.ros import ONE_COMPUTER_TRANSPORTS
 from depth_sr_ros.ros.conversions import image_to_array
 from depth_sr_ros.ros.node import DepthSrNode
 from model_files import bad_model_file
-from node_graph import DOMAIN_ID, float32_predictor, make_pair, send
+from node_graph import DOMAIN_ID, float32_predictor, make_pair, send, wait_for_subscribers
 import numpy as np
 import pytest
 import rclpy
@@ -744,10 +744,7 @@ def test_pairs_without_camera_info_get_the_graphs_hints(graph, capfd):
     images = {name: g.probe.create_publisher(Image, f'{name}/image_raw',
                                              qos_profile_sensor_data)
               for name in ('depth', 'color')}
-    end = time.monotonic() + 10
-    while time.monotonic() < end and any(p.get_subscription_count() == 0
-                                         for p in (color_info, *images.values())):
-        time.sleep(0.05)
+    wait_for_subscribers(g, dict(images, color_info=color_info))
     hint = ('/color/camera_info is published once, latched (transient local), and this '
             'subscription is volatile: set qos_overrides./color/camera_info.subscription.'
             'durability: transient_local')

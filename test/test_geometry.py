@@ -1,5 +1,6 @@
 """Camera geometry and the registration of real rigs' depth into the colour camera's LR grid."""
 
+import dataclasses
 import math
 
 import cv2
@@ -309,6 +310,13 @@ def test_grids_pad_odd_sizes_and_keep_the_colour_intrinsics():
     assert plan_route(False, (68, 120), grids) == 'lr_grid'
     assert plan_route(False, (540, 960), grids) == 'registered'
     assert plan_route(True, (68, 120), grids) == 'raw'
+    # LR-sized depth whose own camera_info is the LR grid's, within a driver's rounding, or
+    # is cut elsewhere or has another lens.
+    lr = grids.lr
+    assert plan_route(False, (68, 120), grids, lr.moved(0.004, -0.004)) == 'lr_grid'
+    assert plan_route(False, (68, 120), grids, lr.moved(1.0, 0.0)) == 'registered'
+    lens = dataclasses.replace(lr, d=(0.1, 0.0, 0.0, 0.0, 0.0))
+    assert plan_route(False, (68, 120), grids, lens) == 'registered'
 
 
 def test_rig_poses_are_consistent_with_their_extrinsic(scene):

@@ -63,6 +63,23 @@ def test_depth_on_the_lr_grid_moves_by_whole_lr_pixels_and_says_so(given, moved)
     np.testing.assert_allclose(shifted[20:140], still[20 + 4 * moved:140 + 4 * moved], atol=1e-5)
 
 
+def test_depth_of_the_lr_size_with_other_intrinsics_is_registered_through_them():
+    # A driver's depth in the colour's frame at the LR grid's size, but cut two pixels further
+    # right (its principal point 2 px left of the LR grid's): its pixel u lies at LR x = u + 2.
+    depth = np.tile(np.arange(40, dtype=np.float32) / 10 + 1.0, (30, 1))
+    depth_msg = metres_to_image(depth, '32FC1', Image().header)
+    depth_msg.header.frame_id = 'colour'
+    _, color_msg, (depth_info, color_info) = _pair()
+    cut = camera_info_message(pinhole_camera(40, 30, 50.0).moved(-2.0, 0.0), 'colour')
+    processor = FrameProcessor(BicubicUpsampler(4))
+    settings = Settings(alignment='off')
+    same, moved = (processor.process(depth_msg, color_msg, info, color_info, settings)
+                   for info in (depth_info, cut))
+    assert 'lr_grid route' in same.notices[0] and 'registered route' in moved.notices[0]
+    still, shifted = (image_to_array(result.depth)[60] for result in (same, moved))
+    np.testing.assert_allclose(shifted[20:140], still[12:132], atol=1e-5)
+
+
 def test_depth_registered_at_the_colour_size_is_reduced_not_the_colour_enlarged():
     # RealSense align_depth: 1280x720 depth next to 1280x720 colour (was: a 5120x2880 output).
     depth_msg, color_msg, (depth_info, color_info) = _pair((1280, 720), (1280, 720))

@@ -143,6 +143,21 @@ def to_grid(matrix, sx, sy, ox=0.0, oy=0.0):
     return m
 
 
+def same_pixels(a, b, tolerance=0.01):
+    """
+    Return True when cameras ``a`` and ``b`` have the same pixels: size, lens and K.
+
+    K's entries may differ by ``tolerance`` pixels (a driver's rounding); the distortion
+    coefficients, trailing zeros aside, by 1e-6.
+    """
+    if a.shape != b.shape or (a.distorted or b.distorted) and a.model != b.model:
+        return False
+    count = max(len(a.d), len(b.d))
+    da, db = (np.pad(np.asarray(c.d, np.float64), (0, count - len(c.d))) for c in (a, b))
+    return (np.allclose(a.matrix, b.matrix, rtol=0.0, atol=tolerance)
+            and np.allclose(da, db, rtol=0.0, atol=1e-6))
+
+
 def pinhole_camera(width, height, focal):
     """Return an undistorted camera with the principal point at the image centre."""
     return Camera(width, height, (focal, 0.0, (width - 1) / 2.0, 0.0, focal,

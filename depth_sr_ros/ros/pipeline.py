@@ -16,6 +16,7 @@ import threading
 import cv2
 from depth_sr_ros.alignment import (
     Aligner, finer_grid, lr_max_shift, lr_min_correction, matching_grid, whole_pixels)
+from depth_sr_ros.geometry.camera import same_pixels
 from depth_sr_ros.geometry.grids import crop_to_output, plan_grids, resize_color
 from depth_sr_ros.geometry.registration import reduce_registered, register_raw
 from depth_sr_ros.ros import frame_name, same_frame
@@ -81,15 +82,19 @@ def output_encoding(setting, input_encoding):
     return setting
 
 
-def plan_route(raw, depth_shape, grids):
+def plan_route(raw, depth_shape, grids, depth_camera=None):
     """
     Return the route ('lr_grid', 'registered' or 'raw') by which a depth image reaches the LR grid.
 
     ``raw``: the depth is in its own camera's frame (see FrameProcessor.process).
+    ``depth_camera``: the depth's camera from its camera_info, when that has come. Depth of
+    the LR grid's size is taken as it is only when that camera is the LR grid's (or unknown);
+    with other intrinsics (a cut, a shifted principal point) it is registered through them.
     """
     if raw:
         return 'raw'
-    if tuple(depth_shape[:2]) == grids.lr.shape:
+    if tuple(depth_shape[:2]) == grids.lr.shape and (
+            depth_camera is None or same_pixels(depth_camera, grids.lr)):
         return 'lr_grid'
     return 'registered'
 
@@ -268,6 +273,21 @@ class FrameProcessor:
                                'geometry, and depth_sr/image is never published without it')
 
     @staticmethod
+    def own_camera(depth_info, depth_shape, raw, grids):
+        """
+        Return the camera of depth the size of the LR grid from its camera_info, else None.
+
+        None too when the camera_info is unusable: such depth is then taken as it is, as when
+        no camera_info has come (plan_route).
+        """
+        if raw or depth_info is None or tuple(depth_shape[:2]) != grids.lr.shape:
+            return None
+        try:
+            return camera_from_info(depth_info, depth_shape)
+        except ImageFormatError:
+            return None
+
+    @staticmethod
     def depth_camera(depth_shape, route, depth_info, color_camera, result):
         """
         Return the camera of depth that reaches the LR grid by ``route`` (None: 'lr_grid').
@@ -416,7 +436,8 @@ class FrameProcessor:
                 f'{grids.lr.width}x{grids.lr.height}) exceeds max_output_pixels '
                 f'{self.max_output_pixels}: set output_size (depth_sr_bag: --output-size) '
                 'smaller or raise the limit')
-        route = plan_route(raw, depth.shape, grids)
+        route = plan_route(raw, depth.shape, grids,
+                           self.own_camera(depth_info, depth.shape, raw, grids))
         result.notices.append(
             f'depth {depth.shape[1]}x{depth.shape[0]} reaches the {grids.lr.width}x'
             f'{grids.lr.height} LR grid by the {route} route ({ROUTE_TEXT[route]}); output '

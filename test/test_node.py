@@ -604,6 +604,29 @@ def test_without_pairs_the_log_names_inputs_nobody_publishes_or_of_another_type(
     assert err.count('nothing publishes /depth/image_raw') == 1  # once, not every period
 
 
+def test_a_first_pair_before_its_camera_info_is_counted_not_warned_of(graph, capfd):
+    # A driver's first image may overtake its camera_info: the pair is skipped and counted,
+    # with a notice, not a bad frame; the next pair, with its camera_info, is served.
+    g = graph()
+    pubs = g.connect(qos_profile_sensor_data)
+    stamps = iter(range(11_000_000_000, 10**12, 33_000_000))
+    end = time.monotonic() + 20
+    while not g.node.counts['before_camera_info'] and time.monotonic() < end:
+        depth_msg, color_msg, *_ = make_pair(next(stamps))
+        pubs['color'].publish(color_msg)
+        pubs['depth'].publish(depth_msg)
+        time.sleep(0.05)
+    assert g.node.counts['before_camera_info'] >= 1
+    for _ in range(20):
+        send(pubs, next(stamps))
+        if g.wait_for('image', 1, timeout=1.0):
+            break
+    assert g.received['image'], 'no output once the camera_info came'
+    assert g.node.counts['bad_frames'] == 0, g.node.counts
+    err = capfd.readouterr().err
+    assert 'a pair came before its camera_info, skipped' in err and 'frame skipped' not in err
+
+
 def test_diagnostics_say_why_pairs_that_arrive_are_not_published(graph):
     # No camera_info at all: every pair is skipped, and the status says why, not only the log.
     from diagnostic_msgs.msg import DiagnosticStatus

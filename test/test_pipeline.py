@@ -8,8 +8,8 @@ from depth_sr_ros.geometry.transform import Transform
 from depth_sr_ros.ros.conversions import (
     camera_info_message, image_to_array, ImageFormatError, metres_to_image)
 from depth_sr_ros.ros.pipeline import (
-    expected_coverage, FrameProcessor, health, LatencyStats, LatestSlot, output_encoding,
-    Settings)
+    CameraInfoNotYet, expected_coverage, FrameProcessor, health, LatencyStats, LatestSlot,
+    output_encoding, Settings)
 import numpy as np
 import pytest
 from sensor_msgs.msg import Image
@@ -167,7 +167,7 @@ def test_raw_depth_needs_a_transform_and_is_registered_with_one():
 def test_depth_is_never_published_without_its_camera_info():
     depth_msg, color_msg, (depth_info, color_info) = _pair()
     processor = FrameProcessor(BicubicUpsampler(4))
-    with pytest.raises(ImageFormatError, match='never published without'):
+    with pytest.raises(CameraInfoNotYet, match='never published without'):
         processor.process(depth_msg, color_msg, None, None, Settings())
     # Colour exactly 4x the depth in the same frame: the depth's camera_info, scaled, with a
     # warning that names the missing one.
@@ -177,8 +177,14 @@ def test_depth_is_never_published_without_its_camera_info():
     assert 'no colour camera_info has arrived' in result.warnings[0]
     # A colour camera_info for another resolution is not blamed on K.
     wrong = camera_info_message(pinhole_camera(320, 240, 400.0), 'colour')
-    with pytest.raises(ImageFormatError, match='camera_info is for 320x240 but the image is'):
+    with pytest.raises(ImageFormatError,
+                       match='camera_info is for 320x240 but the image is') as info:
         processor.process(depth_msg, color_msg, None, wrong, Settings())
+    assert not isinstance(info.value, CameraInfoNotYet)  # a fault, not a camera_info to wait for
+    # Depth of another size needs its own camera_info.
+    depth_msg, color_msg, (depth_info, color_info) = _pair(depth_size=(80, 60))
+    with pytest.raises(CameraInfoNotYet, match='needs the depth camera_info'):
+        processor.process(depth_msg, color_msg, None, color_info, Settings())
 
 
 def test_the_size_guard_refuses_large_grids():

@@ -26,7 +26,7 @@ from depth_sr_ros.ros.entry import run_node
 from depth_sr_ros.ros.extrinsics import ExtrinsicSource
 from depth_sr_ros.ros.parameters import check_value, PARAMETERS
 from depth_sr_ros.ros.pipeline import (
-    FrameProcessor, health, LatencyStats, LatestSlot, Settings)
+    CameraInfoNotYet, FrameProcessor, health, LatencyStats, LatestSlot, Settings)
 from depth_sr_ros.ros.sync import (
     CameraInfoStore, COLOR, DEPTH, INPUT_NAMES, JumpDetector, PairingMonitor, QueueLedger,
     StampPairer)
@@ -51,6 +51,8 @@ except ImportError:
 SETTING_NAMES = tuple(Settings.__dataclass_fields__)  # the parameters that may change live
 PAIRING_CHECK_PERIOD = 1.0  # s
 WARN_PERIOD = 5.0  # s between two logs of the same warning
+# Pairs this many seconds after the first that still lack a camera_info are bad frames.
+INFO_GRACE = 2.0  # s
 NUMBER = re.compile(r'\d+(\.\d+)?')  # what _warn leaves out of a warning's kind
 # /diagnostics says STALE after so many reporting periods without a pair (3 s at least).
 STALE_PERIODS = 3
@@ -214,11 +216,14 @@ class DepthSrNode(Node):
         self._sync = None  # the message_filters synchronizer, when that is the backend
         self._jumps = JumpDetector()
         # received: depth and colour images; pairs: handed to the inference thread; published:
-        # results sent; bad_frames: input that could not be used; failed_frames: inference
-        # errors (CUDA out of memory, ...); cleared_after_jump: messages that a message_filters
-        # synchronizer held when a time jump replaced it (already part of dropped_pairs()).
-        self.counts = {'received': 0, 'pairs': 0, 'published': 0, 'bad_frames': 0,
-                       'failed_frames': 0, 'cleared_after_jump': 0}
+        # results sent; before_camera_info: pairs of the first INFO_GRACE seconds that came
+        # before their camera_info; bad_frames: input that could not be used; failed_frames:
+        # inference errors (CUDA out of memory, ...); cleared_after_jump: messages that a
+        # message_filters synchronizer held when a time jump replaced it (already part of
+        # dropped_pairs()).
+        self.counts = {'received': 0, 'pairs': 0, 'published': 0, 'before_camera_info': 0,
+                       'bad_frames': 0, 'failed_frames': 0, 'cleared_after_jump': 0}
+        self._first_pair = None  # when the inference thread took its first pair (monotonic)
         self._connect_images(value('queue_size'), value('slop'), value('exact_sync'), overrides,
                              (value('depth_transport'), value('color_transport')))
 
@@ -492,9 +497,21 @@ class DepthSrNode(Node):
             if pair is None:
                 continue
             depth_msg, color_msg = pair
+            if self._first_pair is None:
+                self._first_pair = time.monotonic()
             try:
                 result = self._process(depth_msg, color_msg)
             except (ImageFormatError, ValueError) as error:
+                if (isinstance(error, CameraInfoNotYet)
+                        and time.monotonic() - self._first_pair < INFO_GRACE):
+                    # A driver publishes each image and its camera_info together, but the
+                    # first pair may arrive before the camera_info: no fault to warn of.
+                    self.counts['before_camera_info'] += 1
+                    for notice in self._first_time([
+                            f'a pair came before its camera_info, skipped ({error}); counted '
+                            "under 'pairs before a camera_info' in /diagnostics"]):
+                        self.get_logger().info(notice)
+                    continue
                 self.counts['bad_frames'] += 1
                 text = str(error)
                 self._not_published(text if text.startswith('frame skipped') else
@@ -659,6 +676,7 @@ class DepthSrNode(Node):
             # at different rates (15 and 30 Hz) leave images without a partner, as they should.
             'pairs replaced by newer ones': str(self.slot.replaced),
             'images without a partner': str(self.unpaired()),
+            'pairs before a camera_info': str(self.counts['before_camera_info']),
             'bad frames': str(self.counts['bad_frames']),
             'failed frames': str(self.counts['failed_frames']),
             'last frame not published': self._problem or 'none',

@@ -54,6 +54,10 @@ class Settings:
         default_factory=lambda: list(PARAMETERS['alignment_offset'].default))
 
 
+class CameraInfoNotYet(ImageFormatError):
+    """A pair that needs a camera_info none of which has arrived yet (a driver's first pair)."""
+
+
 @dataclasses.dataclass
 class FrameResult:
     """The messages made from one pair, and what the log should say about it."""
@@ -269,8 +273,9 @@ class FrameProcessor:
                 result.warnings.append(f"{problems[0]}; using the depth's camera_info scaled "
                                        f'{self.scale}x')
                 return camera.resized(color_shape[1], color_shape[0]), depth_info
-        raise ImageFormatError('; '.join(problems) + ': the output needs the colour camera '
-                               'geometry, and depth_sr/image is never published without it')
+        error = CameraInfoNotYet if color_info is None else ImageFormatError
+        raise error('; '.join(problems) + ': the output needs the colour camera geometry, and '
+                    'depth_sr/image is never published without it')
 
     @staticmethod
     def own_camera(depth_info, depth_shape, raw, grids):
@@ -309,7 +314,7 @@ class FrameProcessor:
                                        'the registered depth has')
         if same_size:
             return color_camera
-        raise ImageFormatError(f'{route} depth {depth_shape[1]}x{depth_shape[0]} needs the '
+        raise CameraInfoNotYet(f'{route} depth {depth_shape[1]}x{depth_shape[0]} needs the '
                                'depth camera_info, which has not arrived')
 
     def lr_depth(self, depth, route, depth_camera, grids, depth_to_color, offset=(0.0, 0.0)):

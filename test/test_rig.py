@@ -226,7 +226,7 @@ def test_the_sensor_blur_never_pulls_valid_depth_toward_the_holes_fill():
     depth = _ramp_with_a_margin()
     depth[40:50, 30:40] = 4.0  # something far, so that the farthest depth is far off
     for seed in range(20):
-        out = sensor_faults(depth, np.random.default_rng(seed))
+        out = sensor_faults(depth, 60.0, np.random.default_rng(seed))
         border = np.isfinite(out[:, 12:16])
         assert border.any()
         relative = np.abs(out[:, 12:16][border] / depth[:, 12:16][border] - 1)
@@ -238,9 +238,48 @@ def test_the_sensor_loses_returns_at_its_far_end_in_some_draws():
     # it never lost a pixel.
     depth = _ramp_with_a_margin()
     far = depth >= np.nanquantile(depth, 0.99)
-    lost_far = [np.isnan(sensor_faults(depth, np.random.default_rng(seed))[far]).all()
+    lost_far = [np.isnan(sensor_faults(depth, 60.0, np.random.default_rng(seed))[far]).all()
                 for seed in range(40)]
     assert 4 <= sum(lost_far) <= 24  # about 30 % of the draws
+
+
+def _plane(degrees, focal=20.0, size=64, z=2.0):
+    """Return a plane turned ``degrees`` about the vertical axis, seen by a pinhole camera."""
+    u = np.arange(size, dtype=np.float64) - (size - 1) / 2
+    return np.tile(z / (1 - u * math.tan(math.radians(degrees)) / focal),
+                   (size, 1)).astype(np.float32)
+
+
+def test_the_sensor_puts_flying_pixels_on_depth_edges_not_on_steep_planes():
+    # The edge test was a 3x3 depth range over 5 % of the depth: on the small depth images of
+    # training crops (a few degrees per pixel) most of a plane turned 45-60 degrees passed it,
+    # and took flying pixels and edge losses.
+    steep = _plane(60.0, focal=40.0, size=24, z=1.0)  # 1.4 degrees a pixel: 3-9 % a pixel
+    step = np.full((64, 64), 1.0, np.float32)
+    step[:, 32:] = 2.0
+    floating_on_steps = 0
+    for seed in range(20):
+        out = sensor_faults(steep, 40.0, np.random.default_rng(seed))
+        valid = np.isfinite(out)
+        relative = np.abs(out[valid] / steep[valid] - 1)
+        assert relative.max() < 0.07, (seed, relative.max())  # noise alone: 1 % sigma at most
+        out = sensor_faults(step, 20.0, np.random.default_rng(seed))
+        floating = (out > 1.1) & (out < 1.9)
+        assert not floating[:, :30].any() and not floating[:, 34:].any()
+        floating_on_steps += int(floating.sum())
+    assert floating_on_steps > 50
+
+
+def test_the_sensor_loses_returns_on_grazing_surfaces_in_some_draws():
+    # The grazing rule asked for a slope that the edge test always flagged first: it never
+    # lost a pixel.
+    def lost(degrees, seed):
+        plane = _plane(degrees, focal=200.0)
+        return np.isnan(sensor_faults(plane, 200.0, np.random.default_rng(seed))).mean()
+    grazing = [lost(80.0, seed) for seed in range(40)]
+    facing = [lost(60.0, seed) for seed in range(40)]
+    assert max(facing) < 0.2  # blobs and the far end only
+    assert sum(share > 0.45 for share in grazing) >= 5
 
 
 def test_a_calibrated_rig_at_a_size_off_the_scale_is_left_as_it_is_by_the_alignment():

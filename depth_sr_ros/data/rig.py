@@ -54,6 +54,12 @@ CALIBRATION_ROTATION_DEG = 0.3
 CALIBRATION_TRANSLATION_M = 0.003
 # The misregistration before the alignment, depth-camera pixels (``offset``).
 OFFSET_DEPTH_PIXELS = (1.0, 2.5)
+# sensor_faults: a depth edge is a step between neighbouring pixels of more than EDGE_STEP of
+# the depth where inverse depth bends (a plane's inverse depth is linear in the image, so a
+# steep plane, whose pixels step as much, is no edge); a surface seen more than GRAZING_DEG
+# from face-on returns little light.
+EDGE_STEP = 0.05
+GRAZING_DEG = 75.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,25 +166,49 @@ def from_metres(depth, near, far):
         return ((1 / depth - 1 / far) / (1 / near - 1 / far)).astype(np.float32)
 
 
-def sensor_faults(depth, rng):
+def depth_edges(depth):
+    """
+    Return the pixels within a pixel of a depth edge of ``depth`` (metres, no NaN).
+
+    An edge lies between neighbours where inverse depth bends by more than EDGE_STEP of
+    itself (a step of that share of the depth); on a plane, however steep, it does not bend.
+    """
+    inverse = 1 / depth
+    bend = np.zeros(depth.shape, np.uint8)
+    for axis in (0, 1):
+        middle = [slice(None), slice(None)]
+        middle[axis] = slice(1, -1)
+        second = np.abs(np.diff(inverse, 2, axis=axis))
+        bend[tuple(middle)] |= second > EDGE_STEP * inverse[tuple(middle)]
+    return cv2.dilate(bend, np.ones((3, 3), np.uint8)) > 0
+
+
+def sensor_faults(depth, focal, rng):
     """
     Return a depth camera's image of the true ``depth`` (metres, NaN = none) in its frame.
 
     Each fault's strength is drawn per call, down to none: optical blur (mixing the two sides
-    of an edge, as a real lens and a ToF pixel do), flying pixels on edges, noise of a
-    Time-of-Flight (growing with depth) or structured-light camera (with its square), lost
-    returns on grazing surfaces, at the far end and in blobs, and millimetre quantisation.
+    of an edge, as a real lens and a ToF pixel do), flying pixels on edges (depth_edges),
+    noise of a Time-of-Flight (growing with depth) or structured-light camera (with its
+    square), lost returns on edges, on surfaces seen more than GRAZING_DEG from face-on, at
+    the far end and in blobs, and millimetre quantisation.
+
+    :param focal: the depth camera's focal length, pixels (a depth step per pixel is a
+        surface's angle only through it).
     """
     seen = np.isfinite(depth)
     # Holes take their nearest value, so that neither the blur nor the edge test below mixes a
     # valid pixel with an invented depth (they are holes again at the end).
     filled = fill_missing(depth, seen) if seen.any() else np.ones(depth.shape, np.float32)
+    edge = depth_edges(filled)
+    # tan of the angle between a surface and the view: depth's change per pixel against the
+    # pixel's width at that depth (depth / focal).
+    steep = np.hypot(*np.gradient(filled)) * focal > math.tan(math.radians(GRAZING_DEG)) * filled
     sigma = rng.uniform(0, 1.0)
     if sigma > 0.2:
         filled = cv2.GaussianBlur(filled, (0, 0), sigma)
     kernel = np.ones((3, 3), np.uint8)
     near, far = cv2.erode(filled, kernel), cv2.dilate(filled, kernel)
-    edge = (far - near) > 0.05 * near
     flying = edge & (rng.random(depth.shape) < rng.uniform(0, 0.5))
     out = np.where(flying, near + rng.random(depth.shape).astype(np.float32) * (far - near),
                    filled)
@@ -187,9 +217,8 @@ def sensor_faults(depth, rng):
     else:  # structured light: grows with the square of the depth, per metre
         noise = rng.uniform(0.001, 0.005) * out ** 2
     out = out + (rng.standard_normal(depth.shape) * noise).astype(np.float32)
-    # Grazing surfaces (a steep depth gradient) and the farthest part return little light.
-    slope = np.hypot(cv2.Sobel(filled, cv2.CV_32F, 1, 0), cv2.Sobel(filled, cv2.CV_32F, 0, 1))
-    lost = (slope > 0.4 * filled) & ~edge & (rng.random(depth.shape) < rng.uniform(0, 0.8))
+    # Grazing surfaces and the farthest part return little light.
+    lost = steep & ~edge & (rng.random(depth.shape) < rng.uniform(0, 0.8))
     lost |= edge & (rng.random(depth.shape) < rng.uniform(0, 0.3))
     if rng.random() < 0.3 and seen.any():
         lost |= seen & (filled > np.quantile(filled[seen], rng.uniform(0.9, 1.0)))
@@ -234,7 +263,7 @@ def rig_capture(values, scale, rng, faults=True, calibration_error=True, rig=Non
         raise ValueError(f'the rig was drawn for {rig.scale}x, not {scale}x')
     truth = to_metres(np.where(values >= 0, values, np.nan), rig.near, rig.far)
     depth = render_depth_camera(truth, rig)
-    return rig, (sensor_faults(depth, rng) if faults else depth)
+    return rig, (sensor_faults(depth, rig.depth.matrix[0, 0], rng) if faults else depth)
 
 
 def rig_registration(rig, depth, extrinsics=None):

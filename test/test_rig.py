@@ -3,6 +3,7 @@
 import dataclasses
 import math
 
+import cv2
 from depth_sr_ros.alignment import finer_grid
 from depth_sr_ros.baselines import BicubicUpsampler
 from depth_sr_ros.data.datasets import CropDataset
@@ -34,9 +35,13 @@ def truth():
 
 @pytest.mark.parametrize('scale', [2, 4, 8])
 def test_a_perfect_rig_with_its_true_calibration_gives_the_truth_on_the_lr_grid(truth, scale):
-    for seed in range(3):
+    # Each drawn rig, and the same rig with a strong barrel distortion of its depth lens.
+    for seed, strong_lens in [(0, False), (1, False), (2, False), (0, True), (1, True)]:
         rng = np.random.default_rng(seed)
         rig = draw_rig(rng, truth.shape, scale, calibration_error=False)
+        if strong_lens:
+            rig = dataclasses.replace(rig, depth=dataclasses.replace(
+                rig.depth, d=(-0.2, 0.0, 0.0, 0.0, 0.0), model='plumb_bob'))
         low = simulate_rig(truth, scale, rng, faults=False, rig=rig)
         # The truth at the LR pixel centres, in metres: what a perfect registration gives.
         lr = plan_grids(rig.color, scale).lr
@@ -47,9 +52,20 @@ def test_a_perfect_rig_with_its_true_calibration_gives_the_truth_on_the_lr_grid(
         got = to_metres(low, rig.near, rig.far)
         both = np.isfinite(got) & np.isfinite(expected)
         assert both.mean() > 0.9, (seed, rig)
-        error = np.abs(got[both] - expected[both]) / expected[both]
-        # Within the registration's own error: exact on surfaces, one sample off at edges.
-        assert np.median(error) < 0.002 and np.mean(error < 0.02) > 0.9, (seed, rig)
+        error = np.full(lr.shape, np.nan)
+        error[both] = np.abs(got[both] - expected[both]) / expected[both]
+        # Within the registration's own error: exact on surfaces (float32 rounding; a depth
+        # image rendered through another lens, or moved by a pixel, is 1e-4 off or worse)...
+        assert np.median(error[both]) < 2e-5, (seed, rig)
+        # ... and one sample off beside an edge of the truth (a step in the 3x3 around) or in
+        # the few pixels that parallax hides from the depth camera (a rig moved by one LR
+        # pixel leaves 1e-3 to 4e-3 of them off away from the edges).
+        kernel = np.ones((3, 3), np.uint8)
+        filled = np.where(np.isfinite(expected), expected, np.nanmax(expected))
+        edges = cv2.dilate(filled, kernel) - cv2.erode(filled, kernel) > 0.02 * filled
+        off = both & (np.nan_to_num(error) > 0.02)
+        assert (off & ~edges).mean() < 5e-4, (seed, rig)
+        assert off.mean() < 0.05, (seed, rig)
 
 
 def _crossings(row, level, columns):

@@ -58,7 +58,7 @@ def test_colour_orders_and_alpha_without_copies():
 
 
 @pytest.mark.parametrize('change,message', [
-    ({'encoding': 'yuv422'}, "unsupported encoding 'yuv422'"),
+    ({'encoding': 'nv12'}, "unsupported encoding 'nv12'"),
     ({'height': 0}, 'empty image'),
     ({'step': 3}, 'step 3 is smaller than width x pixel size'),
     ({'height': 5}, 'data length 16 does not match height x step'),
@@ -141,31 +141,61 @@ class CvBridgeStandIn:
     class CvBridge:
 
         def imgmsg_to_cv2(self, msg, desired_encoding='passthrough'):
-            if msg.encoding != 'yuv422' or desired_encoding != 'rgb8':
+            if msg.encoding != 'bayer_rggb8' or desired_encoding != 'rgb8':
                 raise CvBridgeStandIn.CvBridgeError(f'{msg.encoding} is not supported')
             import cv2
-            yuv = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, 2)
-            return cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB_UYVY)
+            raw = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width)
+            return cv2.cvtColor(raw, cv2.COLOR_BayerRG2RGB)
 
 
 def test_other_colour_encodings_go_through_cv_bridge_where_it_is_installed(monkeypatch):
     from depth_sr_ros.ros import conversions
-    yuv = np.full((2, 4, 2), 128, np.uint8)
-    msg = Image(height=2, width=4, encoding='yuv422', step=8, data=yuv.tobytes())
+    raw = np.full((2, 4), 128, np.uint8)
+    msg = Image(height=2, width=4, encoding='bayer_rggb8', step=4, data=raw.tobytes())
     monkeypatch.setattr(conversions, 'cv_bridge', None)  # the pip route, also on a ROS install
-    with pytest.raises(ImageFormatError, match="unsupported encoding 'yuv422'"):
+    with pytest.raises(ImageFormatError, match="unsupported encoding 'bayer_rggb8'"):
         color_to_array(msg)
     monkeypatch.setattr(conversions, 'cv_bridge', CvBridgeStandIn)
     pixels, order = color_to_array(msg)
     assert pixels.shape == (2, 4, 3) and order == 'rgb'
-    msg.encoding = 'bayer_rggb8'
-    with pytest.raises(ImageFormatError, match="cv_bridge cannot convert 'bayer_rggb8'"):
+    msg.encoding = 'bayer_gbrg8'
+    with pytest.raises(ImageFormatError, match="cv_bridge cannot convert 'bayer_gbrg8'"):
         color_to_array(msg)
     # A buffer shorter than its size fails inside numpy, before cv_bridge's own checks: still
     # bad input, not a failed inference.
-    short = Image(height=2, width=4, encoding='yuv422', step=8, data=yuv.tobytes()[:-3])
-    with pytest.raises(ImageFormatError, match="cv_bridge cannot convert 'yuv422' 4x2"):
+    short = Image(height=2, width=4, encoding='bayer_rggb8', step=4, data=raw.tobytes()[:-3])
+    with pytest.raises(ImageFormatError, match="cv_bridge cannot convert 'bayer_rggb8' 4x2"):
         color_to_array(short)
+
+
+@pytest.mark.parametrize('bridge', [None, CvBridgeStandIn])
+def test_yuv422_colour_is_converted_without_cv_bridge(monkeypatch, bridge):
+    # usb_cam and v4l2_camera publish YUV 4:2:2; the pip route has no cv_bridge for it.
+    from depth_sr_ros.ros import conversions
+    monkeypatch.setattr(conversions, 'cv_bridge', bridge)
+    rng = np.random.default_rng(0)
+    y = rng.integers(16, 236, (3, 6), dtype=np.uint8)
+    u, v = (rng.integers(112, 145, (3, 3), dtype=np.uint8) for _ in range(2))  # no clipping
+    u[0, 0], v[0, 0], y[0, :2] = 90, 240, 81  # BT.601 red
+    uyvy = np.stack([np.repeat(u, 2, axis=1), y], axis=2)  # U Y0 V Y1: chroma, then luma
+    uyvy[:, 1::2, 0] = v
+    yuyv = uyvy[:, :, ::-1].copy()  # Y0 U Y1 V
+    results = []
+    for encoding, pixels in [('yuv422', uyvy), ('uyvy', uyvy), ('yuv422_yuy2', yuyv),
+                             ('yuyv', yuyv)]:
+        msg = Image(height=3, width=6, encoding=encoding, step=12, data=pixels.tobytes())
+        rgb, order = color_to_array(msg)
+        assert rgb.shape == (3, 6, 3) and order == 'rgb'
+        results.append(rgb)
+    for rgb in results[1:]:
+        np.testing.assert_array_equal(rgb, results[0])
+    # BT.601, video range: the luma of the rgb result is the Y sent; U and V in their places.
+    luma = results[0].astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+    assert np.abs(luma - (y.astype(np.float32) - 16) * 255 / 219)[:, 2:].max() < 2
+    assert (results[0][0, :2] >= [250, 0, 0]).all() and (results[0][0, :2, 1:] <= 3).all()
+    odd = Image(height=3, width=5, encoding='yuyv', step=10, data=bytes(30))
+    with pytest.raises(ImageFormatError, match='odd width'):
+        color_to_array(odd)
 
 
 def _compressed(form, data, frame='cam'):

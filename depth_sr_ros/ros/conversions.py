@@ -32,9 +32,14 @@ ENCODINGS = {
     '16UC1': ('u2', 1), 'mono16': ('u2', 1), '32FC1': ('f4', 1),
     'rgb8': ('u1', 3), 'bgr8': ('u1', 3), 'rgba8': ('u1', 4), 'bgra8': ('u1', 4),
     'mono8': ('u1', 1),
+    'yuv422': ('u1', 2), 'uyvy': ('u1', 2), 'yuv422_yuy2': ('u1', 2), 'yuyv': ('u1', 2),
 }
+# YUV 4:2:2 colour (usb_cam, v4l2_camera and many UVC drivers): sensor_msgs' 'yuv422' is UYVY,
+# 'yuv422_yuy2' YUYV; 'uyvy' and 'yuyv' are their newer names.
+YUV422 = {'yuv422': cv2.COLOR_YUV2RGB_UYVY, 'uyvy': cv2.COLOR_YUV2RGB_UYVY,
+          'yuv422_yuy2': cv2.COLOR_YUV2RGB_YUY2, 'yuyv': cv2.COLOR_YUV2RGB_YUY2}
 DEPTH_ENCODINGS = ('16UC1', 'mono16', '32FC1')
-COLOR_ENCODINGS = ('rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8')
+COLOR_ENCODINGS = ('rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8') + tuple(YUV422)
 OUTPUT_DEPTH_ENCODINGS = ('16UC1', '32FC1')
 MAX_MM = np.iinfo(np.uint16).max
 # image_transport's compressedDepth puts a header before the PNG: the format (an int32 enum)
@@ -160,8 +165,9 @@ def color_to_array(msg):
     Return (pixels, order): (H, W, 3) uint8 in 'rgb' or 'bgr' order, or (H, W) for mono8.
 
     Alpha is dropped and channels are not reordered, so no pixel is copied (the predictor
-    takes either order). Other encodings (yuv422, bayer_*, ...) go through cv_bridge where it
-    is installed (every ROS install); the pip route has no cv_bridge and refuses them.
+    takes either order); YUV 4:2:2 is converted to rgb by OpenCV. Other encodings (bayer_*,
+    nv12, ...) go through cv_bridge where it is installed (every ROS install); the pip route
+    has no cv_bridge and refuses them.
     """
     if msg.encoding not in COLOR_ENCODINGS and cv_bridge is not None:
         try:
@@ -172,6 +178,11 @@ def color_to_array(msg):
             raise ImageFormatError(f"cv_bridge cannot convert '{msg.encoding}' "
                                    f'{msg.width}x{msg.height} to rgb8: {error}') from None
     pixels = image_to_array(msg, COLOR_ENCODINGS)
+    if msg.encoding in YUV422:
+        if msg.width % 2:  # two pixels share one U and one V
+            raise ImageFormatError(f"'{msg.encoding}' image {msg.width}x{msg.height} has an odd "
+                                   'width')
+        return cv2.cvtColor(np.ascontiguousarray(pixels), YUV422[msg.encoding]), 'rgb'
     if msg.encoding == 'mono8':
         return pixels, 'rgb'
     return pixels[:, :, :3], ('bgr' if msg.encoding.startswith('bgr') else 'rgb')

@@ -7,6 +7,7 @@ reads its /tf_static; ``bag_writer`` makes the writer of a new bag. Used by dept
 depth_sr_player and depth_sr_rig_bag.
 """
 
+import collections
 import contextlib
 import os
 import struct
@@ -39,13 +40,20 @@ def open_bag(path, scratch_dir=None):
     A bag whose MCAP file was cut short (a recorder killed: no summary, no footer, the last
     chunk incomplete) is read from a repaired copy of its complete records, made in a
     temporary folder in ``scratch_dir`` (default: the system's), and ``note`` says so;
-    otherwise ``note`` is ''. BagError for a missing path or a file that is no bag (also when
-    the repaired copy cannot be read or written: the error is the input's own).
+    otherwise ``note`` is ''. A bag folder without metadata.yaml (a recorder that did not
+    close) that holds one data file is read as that file, and ``note`` says so. BagError for
+    a missing path or a file that is no bag (also when the repaired copy cannot be read or
+    written: the error is the input's own).
     """
     if not os.path.exists(path):
         raise BagError(f"input '{path}' does not exist")
+    notes = []
+    lone = _lone_data_file(path)
+    if lone is not None:
+        notes.append(f'{path} has no metadata.yaml (a recorder that did not close): read its '
+                     f'one file, {os.path.basename(lone)}')
+        path = lone
     with tempfile.TemporaryDirectory(prefix='depth_sr_bag_', dir=scratch_dir) as scratch:
-        note = ''
         try:
             reader = _open_reader(path)
         except BagError as error:
@@ -53,7 +61,8 @@ def open_bag(path, scratch_dir=None):
                 repaired = _repair_cut_mcap(path, scratch)
                 if repaired is None:
                     raise
-                copy, note = repaired
+                copy, repair_note = repaired
+                notes.append(repair_note)
                 reader = _open_reader(copy)
             except (BagError, OSError) as repair_error:
                 if repair_error is error:
@@ -61,9 +70,20 @@ def open_bag(path, scratch_dir=None):
                 raise BagError(f'{error} (reading its complete records failed too: '
                                f'{str(repair_error).splitlines()[0]})') from None
         try:
-            yield reader, note
+            yield reader, '; '.join(notes)
         finally:
             reader.close()
+
+
+def _lone_data_file(path):
+    """Return the one .mcap or .db3 file of a bag folder without metadata.yaml, else None."""
+    if not os.path.isdir(path):
+        return None
+    names = os.listdir(path)
+    files = [n for n in names if n.endswith(('.mcap', '.db3'))]
+    if 'metadata.yaml' in names or len(files) != 1:
+        return None
+    return os.path.join(path, files[0])
 
 
 def _open_reader(path):
@@ -76,7 +96,8 @@ def _open_reader(path):
         names = os.listdir(path) if os.path.isdir(path) else []
         if 'metadata.yaml' not in names and any(n.endswith(('.mcap', '.db3')) for n in names):
             # A recorder killed mid-recording writes none (Humble: only on close).
-            hint = ' (it has no metadata.yaml: `ros2 bag reindex` writes one)'
+            hint = (' (it has no metadata.yaml: `ros2 bag reindex` writes one, or give one of '
+                    'its files)')
         raise BagError(f"input '{path}' is not a readable rosbag2 bag{hint}: "
                        f'{str(error).splitlines()[0] if str(error) else type(error).__name__}')
     return reader
@@ -114,16 +135,11 @@ def _repair_cut_mcap(path, scratch):
     Each cut file ends after its last complete record with a footer that has no summary (so
     rosbags scans its records); the other files are linked.
 
-    A recorder that was killed also leaves no metadata.yaml: a folder with none and one MCAP
-    file is read as that file. Return (the copy's path, a note), or None when no MCAP file of
-    the bag is cut short.
+    Return (the copy's path, a note), or None when no MCAP file of the bag is cut short.
     """
     folder = os.path.isdir(path)
     names = sorted(os.listdir(path)) if folder else [os.path.basename(path)]
     source = path if folder else os.path.dirname(os.path.abspath(path))
-    mcaps = [n for n in names if n.endswith('.mcap')]
-    if folder and 'metadata.yaml' not in names and len(mcaps) == 1:
-        folder, names = False, mcaps
     cuts = {n: complete_mcap_end(os.path.join(source, n)) for n in names if n.endswith('.mcap')}
     cuts = {n: end for n, end in cuts.items() if end is not None}
     if not cuts:
@@ -179,22 +195,30 @@ def candidate_sets(reader, needs_info=(True, True)):
     """
     Return the plausible (depth, colour, depth_info, colour_info) topic sets of a bag.
 
-    A depth topic is an Image topic with 'depth' in its name, a colour topic an Image topic
-    with 'color', 'colour' or 'rgb' in it; each needs the CameraInfo topic beside it, unless
-    ``needs_info`` says not (its camera_info comes from elsewhere; its info topic is then '').
-    A CompressedImage topic (image_transport's .../compressed, .../compressedDepth) counts
-    where the bag does not hold its raw Image topic too.
+    A depth topic is an Image topic with 'depth' in its name (not colour registered to the
+    depth camera: Azure Kinect's rgb_to_depth), a colour topic an Image topic with 'color',
+    'colour' or 'rgb' in it; each needs the CameraInfo topic beside it, unless ``needs_info``
+    says not (its camera_info comes from elsewhere; its info topic is then ''). A
+    CompressedImage topic (image_transport's .../compressed, .../compressedDepth) counts where
+    the bag does not hold its raw Image topic too. Image topics without a message do not count
+    (a recorder subscribes to every transport: jpeg cannot hold depth, so .../compressed of a
+    depth image stays empty).
     """
     types = {c.topic: c.msgtype for c in reader.connections}
-    images = [t for t, kind in types.items() if kind == IMAGE or (
-        kind == COMPRESSED and types.get(_raw_topic(t)) != IMAGE)]
+    counts = collections.Counter()
+    for c in reader.connections:
+        counts[c.topic] += c.msgcount
+    images = [t for t, kind in types.items() if counts[t] and (kind == IMAGE or (
+        kind == COMPRESSED and types.get(_raw_topic(t)) != IMAGE))]
 
     def info(topic, needed):
         return _info_topic(topic) if needed else ''
 
     def has_info(topic, needed):
         return not needed or types.get(_info_topic(topic)) == INFO
-    depth = [t for t in images if 'depth' in t and has_info(t, needs_info[0])]
+    depth = [t for t in images if 'depth' in t and not any(
+        f'{word}_to_depth' in t for word in ('rgb', 'color', 'colour'))
+        and has_info(t, needs_info[0])]
     color = [t for t in images if 'depth' not in t and any(
         word in t for word in ('color', 'colour', 'rgb')) and has_info(t, needs_info[1])]
     return [(d, c, info(d, needs_info[0]), info(c, needs_info[1])) for d in depth for c in color]

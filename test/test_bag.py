@@ -3,7 +3,7 @@
 import json
 import os
 
-from depth_sr_ros.bags import tf_static_message
+from depth_sr_ros.bags import candidate_sets, tf_static_message
 from depth_sr_ros.cli import bag as bag_module
 from depth_sr_ros.cli.bag import main
 from depth_sr_ros.data.scene import COLOR_FRAME, DEPTH_FRAME, make_scene, render_rig, RIGS
@@ -143,6 +143,35 @@ def test_list_names_the_topic_set_it_would_use_or_every_candidate(tmp_path, mode
          + ' /depth_sr/camera_info ' + TOPICS[3]])
 
 
+def _reader_of(topics):
+    """Return a stand-in for a rosbags Reader: its connections, (topic, type, count) each."""
+    from types import SimpleNamespace
+    return SimpleNamespace(connections=[SimpleNamespace(topic=t, msgtype=k, msgcount=n)
+                                        for t, k, n in topics])
+
+
+def test_the_topic_set_leaves_out_empty_transports_and_colour_on_the_depth_grid():
+    image, info, compressed = (f'sensor_msgs/msg/{k}'
+                               for k in ('Image', 'CameraInfo', 'CompressedImage'))
+    # `ros2 bag record -a` beside image_transport: every transport of both images, the ones
+    # that cannot hold the image (jpeg depth, compressedDepth colour) without a message.
+    recorded = _reader_of([
+        ('/cam/color/image_raw/compressed', compressed, 30),
+        ('/cam/color/image_raw/compressedDepth', compressed, 0),
+        ('/cam/depth/image_raw/compressed', compressed, 0),
+        ('/cam/depth/image_raw/compressedDepth', compressed, 30),
+        ('/cam/color/camera_info', info, 30), ('/cam/depth/camera_info', info, 30)])
+    assert candidate_sets(recorded) == [(
+        '/cam/depth/image_raw/compressedDepth', '/cam/color/image_raw/compressed',
+        '/cam/depth/camera_info', '/cam/color/camera_info')]
+    # Azure Kinect: rgb_to_depth is colour on the depth camera's grid, not depth.
+    kinect = _reader_of([(f'/{name}/{kind}', t, 10) for name in
+                         ('depth', 'rgb', 'depth_to_rgb', 'rgb_to_depth')
+                         for kind, t in (('image_raw', image), ('camera_info', info))])
+    assert sorted(depth for depth, *_ in candidate_sets(kinect)) == [
+        '/depth/image_raw', '/depth_to_rgb/image_raw']
+
+
 def test_points_are_written_with_the_points_option(tmp_path, model_path):
     write_bag(tmp_path / 'in', fixture_frames(2))
     assert main(['--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out'),
@@ -227,6 +256,50 @@ def test_copy_inputs_keeps_vendor_types_with_the_bags_own_definitions(
     vendor = copied['/camera/extrinsics/depth_to_color']
     assert vendor.msgtype == 'realsense2_camera_msgs/msg/Extrinsics' and vendor.msgcount == 1
     assert copied['/depth_sr/image'].msgcount == 2
+
+
+def test_copy_inputs_never_copies_an_earlier_output_beside_the_new_one(
+        tmp_path, model_path, capsys):
+    # A bag recorded with -a beside a running node holds its /depth_sr/image, offered with
+    # another QoS: rosbags added a second connection, and the output mixed both streams.
+    from rosbags.interfaces import (
+        Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime)
+    write_bag(tmp_path / 'in', fixture_frames(3))
+    zero = QosTime(0, 0)
+    best_effort = Qos(QosHistory.KEEP_LAST, 5, QosReliability.BEST_EFFORT,
+                      QosDurability.VOLATILE, zero, zero, QosLiveliness.AUTOMATIC, zero, False)
+    with Writer(tmp_path / 'live', version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        connections = [writer.add_connection(t, k, typestore=STORE)
+                       for t, k in zip(TOPICS, KINDS)]
+        earlier = writer.add_connection('/depth_sr/image', 'sensor_msgs/msg/Image',
+                                        typestore=STORE, offered_qos_profiles=[best_effort])
+        with Reader(tmp_path / 'in') as reader:
+            for connection, timestamp, raw in reader.messages():
+                writer.write(connections[TOPICS.index(connection.topic)], timestamp, raw)
+                if connection.topic == TOPICS[0]:
+                    writer.write(earlier, timestamp + 1, raw)
+    assert main(['--input', str(tmp_path / 'live'), '--output', str(tmp_path / 'out'),
+                 '--model', model_path, '--device', 'cpu', '--no-progress',
+                 '--copy-inputs']) == 0
+    with Reader(tmp_path / 'out') as reader:
+        images = [c for c in reader.connections if c.topic == '/depth_sr/image']
+        assert [c.msgcount for c in images] == [3]
+        assert {c.topic for c in reader.connections} >= set(TOPICS)
+    assert ('not copied: /depth_sr/image (3 messages), which this run writes anew'
+            in capsys.readouterr().out)
+
+
+@pytest.mark.parametrize('storage', ['sqlite3', 'mcap'])
+def test_a_bag_folder_without_metadata_and_one_whole_file_is_read_as_that_file(
+        tmp_path, model_path, capsys, storage):
+    # A recorder that did not close (killed, a crash) leaves no metadata.yaml; rosbags reads
+    # the folder's one data file, given as a file.
+    write_bag(tmp_path / 'in', fixture_frames(2), storage=storage)
+    (tmp_path / 'in' / 'metadata.yaml').unlink()
+    assert main(['--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out'),
+                 '--model', model_path, '--device', 'cpu', '--no-progress']) == 0
+    out = capsys.readouterr().out
+    assert 'outputs written: 2' in out and 'has no metadata.yaml' in out
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path, model_path, capsys):
@@ -474,6 +547,28 @@ def test_colour_recorded_late_beside_faster_depth_still_finds_its_depth(
     assert main(['--input', str(tmp_path / 'rates'), '--output', str(tmp_path / 'out'),
                  '--model', model_path, '--device', 'cpu', '--no-progress']) == 0
     assert 'outputs written: 30' in capsys.readouterr().out
+
+
+def test_a_slop_over_a_second_pairs_streams_that_far_apart(tmp_path, model_path, capsys):
+    # Depth and colour from clocks 1.5 s apart: --slop 2 must pair them. The queues dropped
+    # every message over a second older than the newest, so none ever paired.
+    messages = []
+    for k in range(6):
+        depth, color, _, _, (depth_info, color_info) = make_pair(5_000_000_000 + k * PERIOD)
+        depth_stamp, color_stamp = 5_000_000_000 + k * PERIOD, 6_500_000_000 + k * PERIOD
+        messages += [(depth_stamp, 0, _stamped(depth, depth_stamp)),
+                     (depth_stamp + 1, 2, _stamped(depth_info, depth_stamp)),
+                     (depth_stamp + 2, 1, _stamped(color, color_stamp)),
+                     (depth_stamp + 3, 3, _stamped(color_info, color_stamp))]
+    with Writer(tmp_path / 'apart', version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        connections = [writer.add_connection(t, k, typestore=STORE)
+                       for t, k in zip(TOPICS, KINDS)]
+        for received, index, msg in messages:
+            writer.write(connections[index], received, serialize_message(msg))
+    assert main(['--input', str(tmp_path / 'apart'), '--output', str(tmp_path / 'out'),
+                 '--model', model_path, '--device', 'cpu', '--no-progress',
+                 '--slop', '2']) == 0
+    assert 'outputs written: 6' in capsys.readouterr().out
 
 
 def test_each_image_takes_the_camera_info_of_its_time_when_the_calibration_changes(

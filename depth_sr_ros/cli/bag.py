@@ -4,13 +4,13 @@ depth_sr_bag: super-resolve a rosbag2 recording offline, bag in and bag out.
     depth_sr_bag --input IN_BAG --output OUT_BAG [--model FILE] [--points] [--copy-inputs]
 
 Reads the bag with rosbags (sqlite3 or mcap, no ROS install needed), pairs depth and colour
-with the node's own rules (ros/sync.py: slop; the queues hold LATE_SECONDS of stamps), runs
-every pair through the node's FrameProcessor (registration, model, output messages) and writes
-/depth_sr/image, /depth_sr/camera_info and, with --points, /depth_sr/points, stamped as the
-node stamps them and written at the depth message's receive time. Raw depth (its frame differs
-from the colour's) takes its extrinsic from the bag's /tf_static, or from --depth-to-color.
-Unlike a live node replaying the bag, no pair is dropped for being late: every pair is
-processed.
+with the node's own rules (ros/sync.py: slop; the queues hold LATE_SECONDS of stamps beyond the
+slop), runs every pair through the node's FrameProcessor (registration, model, output messages)
+and writes /depth_sr/image, /depth_sr/camera_info and, with --points, /depth_sr/points, stamped
+as the node stamps them and written at the depth message's receive time. Raw depth (its frame
+differs from the colour's) takes its extrinsic from the bag's /tf_static, or from
+--depth-to-color. Unlike a live node replaying the bag, no pair is dropped for being late:
+every pair is processed.
 
 Bad input is one line on stderr and exit status 2; Ctrl-C closes the output as a valid bag
 with the pairs done so far (exit status 130).
@@ -45,9 +45,9 @@ from depth_sr_ros.ros.sync import CameraInfoStore, COLOR, DEPTH, StampPairer
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
-# The pairing queues hold the messages of the last this many seconds (of stamps), whatever
-# the rates: a colour image recorded up to that long after its depth (a driver's latency at
-# 90 Hz depth beside 30 Hz colour) still finds it.
+# The pairing queues hold the messages of the last this many seconds (of stamps) beyond the
+# slop, whatever the rates: a colour image recorded up to that long after its depth (a
+# driver's latency at 90 Hz depth beside 30 Hz colour) still finds it.
 LATE_SECONDS = 1.0
 
 OUTPUT_TOPICS = {
@@ -201,13 +201,25 @@ def _process(reader, note, args, progress, staging):
     wanted = {depth_topic: DEPTH, color_topic: COLOR}
     inputs = [c for c in reader.connections
               if c.topic in wanted or c.topic in (depth_info_topic, color_info_topic)]
-    copied = list(reader.connections) if args.copy_inputs else []
     summary = Summary(args.output)
     if note:
         summary.notes.append(note)
+    copied = []
+    if args.copy_inputs:
+        written = {topic for topic, _ in OUTPUT_TOPICS.values()}
+        copied = [c for c in reader.connections if c.topic not in written]
+        old = collections.Counter()
+        for c in reader.connections:
+            if c.topic in written:
+                old[c.topic] += c.msgcount
+        if old:  # a bag recorded beside a running node, or this tool's own output
+            summary.notes.append(
+                'not copied: ' + ', '.join(f'{topic} ({count} messages)'
+                                           for topic, count in sorted(old.items()))
+                + ', which this run writes anew')
     infos = read_camera_infos(reader, (depth_info_topic, color_info_topic), summary, from_files)
     pairer = StampPairer(max(1, sum(c.msgcount for c in inputs)), args.slop,
-                         max_age=LATE_SECONDS)
+                         max_age=LATE_SECONDS + args.slop)
     total = sum(c.msgcount for c in (copied or inputs))
     bar = _progress(total, progress)
     writer = None

@@ -21,6 +21,8 @@ COMPRESSED = 'sensor_msgs/msg/CompressedImage'  # decoded by ros.conversions.dec
 # image_transport publishes a compressed stream under the raw topic's name plus these.
 TRANSPORTS = ('/compressed', '/compressedDepth')
 TF_STATIC = '/tf_static'
+# depth_sr_bag's options that name the four topics, in choose_topics' order.
+TOPIC_OPTIONS = ('--depth', '--color', '--depth-info', '--color-info')
 
 
 class BagError(ValueError):
@@ -225,20 +227,21 @@ def candidate_sets(reader, needs_info=(True, True)):
 
 
 def choose_topics(reader, depth='', color='', depth_info='', color_info='',
-                  needs_info=(True, True)):
+                  needs_info=(True, True), options=TOPIC_OPTIONS):
     """
     Return the topic set to use: the given one (checked), or the one plausible set.
 
     ``needs_info``: whether the depth's and the colour's camera_info come from the bag (else
-    their topic is '').
+    their topic is ''). ``options``: the caller's names of the four topics, for its messages.
     """
     types = {c.topic: c.msgtype for c in reader.connections}
     given = (depth, color, depth_info, color_info)
     needed = (True, True) + tuple(needs_info)
+    named = f'{", ".join(options[:3])} and {options[3]}'
     if any(given):
         if not all(g or not need for g, need in zip(given, needed)):
-            raise BagError('give all four of --depth, --color, --depth-info and --color-info '
-                           '(the info topics not when their file is given), or none of them')
+            raise BagError(f'give all four of {named} (the info topics not when their file is '
+                           'given), or none of them')
         for topic, kinds, need in zip(given, ((IMAGE, COMPRESSED),) * 2 + ((INFO,),) * 2,
                                       needed):
             if not need:
@@ -253,7 +256,7 @@ def choose_topics(reader, depth='', color='', depth_info='', color_info='',
         return sets[0]
     listed = '; '.join(' '.join(s) for s in sets) or 'none'
     raise BagError(f'{len(sets)} plausible depth/colour/camera_info sets ({listed}): give '
-                   '--depth, --color, --depth-info and --color-info')
+                   f'{named}')
 
 
 def read_static_transforms(reader):

@@ -411,6 +411,24 @@ def test_the_player_plays_a_bag_to_the_live_node(tmp_path, graph, stamps):
         player.destroy_node()
 
 
+def test_the_player_takes_the_bags_topics_when_it_holds_two_sets(tmp_path, model_path):
+    # A bag with its outputs copied holds the camera's set and /depth_sr's: the player named
+    # depth_sr_bag's options, which it does not have, and could not play it.
+    from depth_sr_ros.bags import BagError
+    from depth_sr_ros.ros.recording import read_recording
+    write_bag(tmp_path / 'in', fixture_frames(2))
+    assert main(['--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out'),
+                 '--model', model_path, '--device', 'cpu', '--no-progress',
+                 '--copy-inputs']) == 0
+    with pytest.raises(BagError, match='2 plausible .* give bag_depth, bag_color, '
+                                       'bag_depth_info and bag_color_info'):
+        read_recording(str(tmp_path / 'out'))
+    recording, topics, _ = read_recording(str(tmp_path / 'out'), topics=TOPICS)
+    assert topics == TOPICS and len(recording) == 8
+    assert [type(entry.message()) for entry in recording] == [
+        (Image, Image, CameraInfo, CameraInfo)[entry[1]] for entry in recording]
+
+
 def _tree(path):
     """Return {relative file path: bytes} of a folder."""
     return {os.path.relpath(os.path.join(folder, name), path):
@@ -629,7 +647,8 @@ def test_compressed_colour_and_compressed_depth_give_what_the_raw_images_give(
     from depth_sr_ros.ros.recording import read_recording
     recorded = {name: read_recording(str(tmp_path / name))[0] for name in ('raw', 'packed')}
     for index in (0, 1):
-        a, b = ([m for _, i, m in recorded[name] if i == index] for name in ('raw', 'packed'))
+        a, b = ([entry.message() for entry in recorded[name] if entry[1] == index]
+                for name in ('raw', 'packed'))
         assert len(a) == len(b) == 3
         for raw_image, decoded in zip(a, b):
             pixels = image_to_array(decoded)

@@ -8,40 +8,54 @@ from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 
-def _message(connection, raw, kind):
-    """Return a bag message as ``kind``; a compressed image (image_transport's) decoded."""
-    if connection.msgtype != COMPRESSED:
-        return deserialize_message(bytes(raw), kind)
-    try:
-        return decompress(deserialize_message(bytes(raw), CompressedImage))
-    except ImageFormatError as error:
-        raise ValueError(f'{connection.topic}: {error}') from None
+# The inputs of the node, in the order of a recording's input index.
+KINDS = (Image, Image, CameraInfo, CameraInfo)
+# The player's parameters that name a bag's topics, in choose_topics' order.
+TOPIC_PARAMETERS = ('bag_depth', 'bag_color', 'bag_depth_info', 'bag_color_info')
 
 
-def read_recording(path, warn=None):
+class Recorded(tuple):
+    """One recorded message: (receive ns, input index, topic, type, serialised bytes)."""
+
+    def message(self):
+        """Return it as the node takes it (Image or CameraInfo), a compressed image decoded."""
+        _, index, topic, msgtype, raw = self
+        if msgtype != COMPRESSED:
+            return deserialize_message(raw, KINDS[index])
+        try:
+            return decompress(deserialize_message(raw, CompressedImage))
+        except ImageFormatError as error:
+            raise ValueError(f'{topic}: {error}') from None
+
+
+def read_recording(path, warn=None, topics=()):
     """
-    Return ([(receive ns, input index, message)], topics, extrinsic) of a bag's camera set.
+    Return ([Recorded], topics, extrinsic) of a bag's camera set, in receive order.
 
     ``warn`` is called with a note when the bag had to be repaired to be read (open_bag).
 
-    The topics are chosen as depth_sr_bag chooses them (the one plausible set); ``extrinsic``
-    is the depth-to-colour transform from the bag's /tf_static as [x, y, z, qx, qy, qz, qw]
-    when the depth's frame differs from the colour's, else []. Images recorded compressed
-    (``/compressed``, ``/compressedDepth``) come decoded, as Image messages.
+    ``topics``: (depth, colour, depth_info, colour_info) to play; none given, they are chosen
+    as depth_sr_bag chooses them (the one plausible set). ``extrinsic`` is the depth-to-colour
+    transform from the bag's /tf_static as [x, y, z, qx, qy, qz, qw] when the depth's frame
+    differs from the colour's, else []. The messages stay serialised, as in the bag (a
+    compressed recording stays compressed in memory); each is decoded once here, so that one
+    that does not decode is said now, and again by Recorded.message when it is played.
     """
     with open_bag(path) as (reader, note):
         if note and warn is not None:
             warn(note)
-        topics = choose_topics(reader)
-        kinds = (Image, Image, CameraInfo, CameraInfo)
+        topics = choose_topics(reader, *topics, options=TOPIC_PARAMETERS)
         index = {topic: i for i, topic in enumerate(topics)}
         connections = [c for c in reader.connections if c.topic in index]
-        recording = [(t, index[c.topic], _message(c, raw, kinds[index[c.topic]]))
-                     for c, t, raw in reader.messages(connections=connections)]
+        recording, frames = [], {}
+        for c, t, raw in reader.messages(connections=connections):
+            entry = Recorded((t, index[c.topic], c.topic, c.msgtype, bytes(raw)))
+            message = entry.message()  # one that does not decode is said before any playing
+            frames.setdefault(entry[1], message.header.frame_id)
+            recording.append(entry)
         edges = read_static_transforms(reader)
     if not recording:
         raise ValueError(f"bag '{path}' has no messages on {', '.join(topics)}")
-    frames = {i: m.header.frame_id for _, i, m in recording if i < 2}
     extrinsic = []
     if not same_frame(frames.get(0, ''), frames.get(1, '')):
         found = static_transform(edges, frames[1], frames[0])

@@ -13,7 +13,8 @@ depth_sr_player: publish a short RGB-D sequence the way a camera driver does.
   The depth in the colour frame is published on ``truth/depth`` (32FC1, colour stamp) for
   depth_sr_live_demo's error picture.
 
-``bag`` plays a recorded rosbag2 bag instead (its one plausible depth/colour/camera_info set,
+``bag`` plays a recorded rosbag2 bag instead (the topics ``bag_depth``, ``bag_color``,
+``bag_depth_info`` and ``bag_color_info``, or its one plausible depth/colour/camera_info set,
 as depth_sr_bag picks it) in a loop at its recorded pace, with fresh stamps (the bag's offsets
 kept) or its own (``bag_stamps``). A raw bag's depth_to_color from its /tf_static is logged.
 
@@ -22,14 +23,13 @@ depth's jittered against the colour's. The frames are made once at start-up and 
 serialized on its first use; publishing then only patches the stamps (``restamp``).
 """
 
-import copy
 import struct
 import sys
 
 from depth_sr_ros.data.scene import COLOR_FRAME, rig_frames, RIG_NAMES
 from depth_sr_ros.ros.conversions import camera_info_message, image_message, stamp_ns
 from depth_sr_ros.ros.entry import run_node
-from depth_sr_ros.ros.recording import read_recording
+from depth_sr_ros.ros.recording import KINDS, read_recording, TOPIC_PARAMETERS
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.duration import Duration
@@ -81,6 +81,10 @@ class Player(Node):
                                'topics) in a loop instead of a rig')
         self.bag_stamps = param('bag_stamps', 'fresh', "'fresh' (now, keeping the bag's "
                                                        "offsets) or 'original' stamps")
+        self.bag_topics = tuple(
+            param(name, '', f"the bag's {what} topic; all four or none (the one plausible set)")
+            for name, what in zip(TOPIC_PARAMETERS, ('depth', 'colour', 'depth camera_info',
+                                                     'colour camera_info')))
         if rate <= 0 or frames < 1 or self.scale < 1:
             raise ValueError('rate must be positive, and frames and scale at least 1')
         qos = (QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE) if reliable
@@ -115,11 +119,11 @@ class Player(Node):
         """Publish a bag's depth, colour and camera_info messages at their recorded pace."""
         if self.bag_stamps not in ('fresh', 'original'):
             raise ValueError(f"bag_stamps must be 'fresh' or 'original', not {self.bag_stamps!r}")
-        self.recording, topics, extrinsic = read_recording(path, self.get_logger().warning)
-        kinds = (Image, Image, CameraInfo, CameraInfo)
+        self.recording, topics, extrinsic = read_recording(path, self.get_logger().warning,
+                                                           self.bag_topics)
         names = ('depth/image_raw', 'color/image_raw', 'depth/camera_info', 'color/camera_info')
         self.bag_pubs = [self.create_publisher(kind, name, qos)
-                         for kind, name in zip(kinds, names)]
+                         for kind, name in zip(KINDS, names)]
         self.bag_start = self.get_clock().now().nanoseconds
         self.bag_next = 0
         self.bag_loop = 0
@@ -135,13 +139,13 @@ class Player(Node):
         span = self.recording[-1][0] - first + 33_000_000  # a frame's gap before looping
         elapsed = self.get_clock().now().nanoseconds - self.bag_start
         while True:
-            received, index, msg = self.recording[self.bag_next]
+            entry = self.recording[self.bag_next]
+            received, index = entry[:2]
             due = self.bag_loop * span + received - first
             if due > elapsed:
                 return
+            msg = entry.message()  # decoded as it goes out: the bag stays as small as it is
             if self.bag_stamps == 'fresh':
-                msg = copy.copy(msg)
-                msg.header = copy.copy(msg.header)
                 msg.header.stamp = Time(nanoseconds=self.bag_start + due + stamp_ns(
                     msg.header.stamp) - received).to_msg()
             self.bag_pubs[index].publish(msg)

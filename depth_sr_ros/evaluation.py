@@ -22,8 +22,9 @@ NOISE_SIGMA = 5.0  # in 0-255 units, the papers' ToF-like noisy case
 # What is added to the LR input: nothing, the papers' Gaussian noise of NOISE_SIGMA, a depth
 # camera's noise, flying pixels and holes (data.degradations.sensor_degrade), or 'rig': the
 # LR input made as the node makes it from a simulated depth camera beside the colour camera
-# (data.rig.simulate_rig: its own resolution, lens, baseline, faults and a calibration error;
-# the protocol's kernel is then not used). 'rig_offset': the same with the calibration error a
+# (data.rig.simulate_rig: its own resolution, lens, baseline, faults, the colour image's dark
+# surfaces lost and a calibration error, then the node's alignment; the protocol's kernel is
+# then not used). 'rig_offset': the same with the calibration error a
 # real rig has before the node's alignment (its depth 1 to 2.5 depth pixels off the colour),
 # registered as it is (the node with alignment:=off); 'rig_aligned': the same rigs (the same
 # draws) after the node's alignment, what the node gives by default. 'metric': no noise, but
@@ -63,8 +64,8 @@ def degrade(depth, scale, protocol, rng=None, noise='gaussian', color=None):
         if noise == 'rig_aligned' and color is None:
             raise ValueError("noise 'rig_aligned' needs the colour image")
         seen, near, far = truth_values(depth)
-        low = simulate_rig(seen, scale, rng, offset=noise != 'rig',
-                           color=color if noise == 'rig_aligned' else None)
+        low = simulate_rig(seen, scale, rng, offset=noise != 'rig', color=color,
+                           align=noise != 'rig_offset')
         return denormalize_depth(low, near, far)
     valid = valid_depth_mask(low)  # the ground truth's own holes stay as they are
     near, far = depth_range(low, valid)

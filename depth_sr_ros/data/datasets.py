@@ -117,8 +117,7 @@ class CropDataset:
         if self.rig and rng.random() < self.rig:  # no draw without it: earlier samples stay
             offset = bool(self.rig_offset) and rng.random() < self.rig_offset
             # the rig renders the truth, holes and all: no depth where there is none
-            depth_lr = simulate_rig(truth, self.scale, rng, offset=offset,
-                                    color=rgb if offset else None)
+            depth_lr = simulate_rig(truth, self.scale, rng, offset=offset, color=rgb)
             seen = np.isfinite(depth_lr)
             if seen.any():
                 depth_lr = fill_missing(depth_lr, seen)

@@ -14,7 +14,8 @@ training input that way from an HR ground truth in the colour camera's frame:
    own code, run the other way: a renderer with a z-buffer);
 4. the sensor acts in its own frame (``sensor_faults``): optical blur, flying pixels at
    edges, noise that grows with depth (Time-of-Flight or structured light), missing returns
-   on grazing and far surfaces and in blobs, millimetre quantisation;
+   on grazing, dark (with the colour image given) and far surfaces and in blobs, millimetre
+   quantisation;
 5. the depth is registered into the colour camera's LR grid with the node's registration and
    a calibration with a drawn error (what remains after calibration and alignment).
 
@@ -183,7 +184,7 @@ def depth_edges(depth):
     return cv2.dilate(bend, np.ones((3, 3), np.uint8)) > 0
 
 
-def sensor_faults(depth, focal, rng):
+def sensor_faults(depth, focal, rng, brightness=None):
     """
     Return a depth camera's image of the true ``depth`` (metres, NaN = none) in its frame.
 
@@ -195,6 +196,9 @@ def sensor_faults(depth, focal, rng):
 
     :param focal: the depth camera's focal length, pixels (a depth step per pixel is a
         surface's angle only through it).
+    :param brightness: the scene's brightness (0..1) seen from the depth camera
+        (``seen_brightness``): dark surfaces return little light, the less the farther they
+        are; None: no such losses (and the draws of earlier versions).
     """
     seen = np.isfinite(depth)
     # Holes take their nearest value, so that neither the blur nor the edge test below mixes a
@@ -222,6 +226,12 @@ def sensor_faults(depth, focal, rng):
     lost |= edge & (rng.random(depth.shape) < rng.uniform(0, 0.3))
     if rng.random() < 0.3 and seen.any():
         lost |= seen & (filled > np.quantile(filled[seen], rng.uniform(0.9, 1.0)))
+    if brightness is not None and seen.any():
+        # A return falls with the surface's reflectance over the square of its distance;
+        # the colour's brightness stands for the reflectance (NIR albedo follows it loosely).
+        median = np.median(filled[seen])
+        signal = np.nan_to_num(brightness, nan=1.0) * (median / filled) ** 2
+        lost |= (signal < rng.uniform(0, 0.2)) & (rng.random(depth.shape) < rng.uniform(0.5, 1))
     blobs = np.zeros(depth.shape, np.uint8)
     for _ in range(int(rng.integers(0, 4))):
         centre = (int(rng.integers(depth.shape[1])), int(rng.integers(depth.shape[0])))
@@ -249,13 +259,32 @@ def render_depth_camera(truth, rig):
     return register_raw(truth, rig.color, rig.depth_to_color.inverse(), rig.depth)
 
 
+def seen_brightness(color, depth, rig):
+    """
+    Return the colour image's brightness (0..1) on the surface each depth pixel sees.
+
+    Each pixel of the depth camera's image ``depth`` (metres, NaN = none) is moved into the
+    colour camera through the rig's true extrinsic and looks up the HR ``color`` (RGB) there;
+    NaN where it has no depth or lands outside the colour image.
+    """
+    rays = rig.depth.undistorted_rays()
+    points = np.dstack([rays * depth[..., None], depth]).reshape(-1, 3)
+    uv = rig.color.project(rig.depth_to_color.apply(points)).astype(np.float32)
+    grey = cv2.cvtColor(np.ascontiguousarray(color), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    looked_up = cv2.remap(grey / 255, uv[:, 0].reshape(depth.shape),
+                          uv[:, 1].reshape(depth.shape), cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=np.nan)
+    return np.where(np.isfinite(depth), looked_up, np.nan).astype(np.float32)
+
+
 def rig_capture(values, scale, rng, faults=True, calibration_error=True, rig=None,
-                offset=False):
+                offset=False, color=None):
     """
     Return (rig, depth): a rig (drawn unless given) and its depth camera's image of the truth.
 
     ``values`` as simulate_rig's; ``depth`` in metres on the depth camera's grid, NaN = none.
     A given rig must be drawn for ``scale``: the registration follows the rig's own scale.
+    ``color``: the HR colour image, whose dark surfaces then return less (sensor_faults).
     """
     if rig is None:
         rig = draw_rig(rng, values.shape, scale, calibration_error, offset)
@@ -263,7 +292,10 @@ def rig_capture(values, scale, rng, faults=True, calibration_error=True, rig=Non
         raise ValueError(f'the rig was drawn for {rig.scale}x, not {scale}x')
     truth = to_metres(np.where(values >= 0, values, np.nan), rig.near, rig.far)
     depth = render_depth_camera(truth, rig)
-    return rig, (sensor_faults(depth, rig.depth.matrix[0, 0], rng) if faults else depth)
+    if not faults:
+        return rig, depth
+    brightness = None if color is None else seen_brightness(color, depth, rig)
+    return rig, sensor_faults(depth, rig.depth.matrix[0, 0], rng, brightness)
 
 
 def rig_registration(rig, depth, extrinsics=None):
@@ -287,7 +319,7 @@ def rig_registration(rig, depth, extrinsics=None):
 
 
 def simulate_rig(values, scale, rng, faults=True, calibration_error=True, rig=None,
-                 offset=False, color=None):
+                 offset=False, color=None, align=True):
     """
     Return the LR input the node would make of a scene, as ``values``' units; NaN = no depth.
 
@@ -296,12 +328,14 @@ def simulate_rig(values, scale, rng, faults=True, calibration_error=True, rig=No
     :param faults: apply sensor_faults (False: a perfect depth camera).
     :param rig: a SimulatedRig to use instead of drawing one.
     :param offset: draw the rig with the calibration error before alignment (draw_rig).
-    :param color: the HR colour image: align the registered depth to it as the node does.
+    :param color: the HR colour image (RGB): its dark surfaces return less light to the depth
+        camera, and the registered depth is aligned to it as the node does.
+    :param align: False: no alignment (the node with alignment:=off).
     """
-    rig, depth = rig_capture(values, scale, rng, faults, calibration_error, rig, offset)
+    rig, depth = rig_capture(values, scale, rng, faults, calibration_error, rig, offset, color)
     register = rig_registration(rig, depth)
     registered = register((0.0, 0.0))
-    if color is not None:  # on the padded grid, as the node shows it (resize_color)
+    if color is not None and align:  # on the padded grid, as the node shows it (resize_color)
         shown = resize_color(color, plan_grids(rig.color, scale))
         registered, _ = align_still(register, shown, lr_max_shift(MAX_SHIFT, scale),
                                     finer_grid(scale), registered,

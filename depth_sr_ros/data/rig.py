@@ -25,9 +25,10 @@ factory calibration. With the colour image given, ``simulate_rig`` then aligns t
 depth as the node does (alignment.align_still), so the network sees the residual that the
 alignment leaves.
 
-No global bias or scale error of the depth is simulated: the networks normalise their input
-by its own range and give the output in it, so a bias passes through them unseen and cannot
-be learnt away.
+No global bias or scale error of the depth is simulated: the node normalises the metric
+depth it gets by its own range and gives the output in it, so a bias or a scale passes
+through the network unseen and cannot be learnt away. (The training values are disparity-like,
+where a metric bias would bend the input a little; the node never sees it so.)
 """
 
 import dataclasses

@@ -232,7 +232,7 @@ def sensor_faults(depth, focal, rng, brightness=None):
         # the colour's brightness stands for the reflectance (NIR albedo follows it loosely).
         median = np.median(filled[seen])
         signal = np.nan_to_num(brightness, nan=1.0) * (median / filled) ** 2
-        lost |= (signal < rng.uniform(0, 0.2)) & (rng.random(depth.shape) < rng.uniform(0.5, 1))
+        lost |= (signal < rng.uniform(0, 0.1)) & (rng.random(depth.shape) < rng.uniform(0.5, 1))
     blobs = np.zeros(depth.shape, np.uint8)
     for _ in range(int(rng.integers(0, 4))):
         centre = (int(rng.integers(depth.shape[1])), int(rng.integers(depth.shape[0])))

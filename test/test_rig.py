@@ -219,11 +219,17 @@ def test_rig_samples_can_come_off_and_be_aligned_as_the_node_aligns(cones, monke
 
     def spy(depth, scale, rng, offset=False, color=None):
         calls.append((offset, None if color is None else color.shape))
-        return real(depth, scale, rng, offset=offset, color=color)
+        low = real(depth, scale, rng, offset=offset, color=color)
+        lost.append(np.isnan(low).mean())
+        return low
+    lost = []
     monkeypatch.setattr(datasets_module, 'simulate_rig', spy)
     rigged = CropDataset([cones], 4, 128, sensor=0.0, rig=1.0, rig_offset=0.5)
     samples = [rigged.sample(np.random.default_rng(seed)) for seed in range(12)]
     assert all(np.isfinite(s['depth_lr']).all() for s in samples)
+    # Before the fill: the crops' colour is float in 0..1, which the dark-surface rule once
+    # read as 0..255 (all dark: 60 % of the depth lost).
+    assert np.mean(lost) < 0.2, lost
     # About half drawn off; every one given the crop's colour (its dark surfaces, and the
     # alignment the node runs on every rig).
     assert 2 <= sum(offset for offset, _ in calls) <= 10
@@ -273,6 +279,8 @@ def test_dark_surfaces_lose_returns_and_the_brightness_is_looked_up_through_the_
     from depth_sr_ros.data.rig import render_depth_camera, seen_brightness
     seen = render_depth_camera(metres, rig)
     brightness = seen_brightness(color, seen, rig)
+    np.testing.assert_array_equal(seen_brightness(color / np.float32(255), seen, rig),
+                                  brightness)  # uint8 or float in 0..1, as the training crops
     dark = brightness < 0.1
     assert 0.1 < dark[np.isfinite(brightness)].mean() < 0.4
     lost_dark, lost_bright = [], []

@@ -265,12 +265,15 @@ def seen_brightness(color, depth, rig):
     Return the colour image's brightness (0..1) on the surface each depth pixel sees.
 
     Each pixel of the depth camera's image ``depth`` (metres, NaN = none) is moved into the
-    colour camera through the rig's true extrinsic and looks up the HR ``color`` (RGB) there;
-    NaN where it has no depth or lands outside the colour image.
+    colour camera through the rig's true extrinsic and looks up the HR ``color`` there (RGB,
+    uint8, or float in 0..1 as the training crops hold it); NaN where it has no depth or lands
+    outside the colour image.
     """
     rays = rig.depth.undistorted_rays()
     points = np.dstack([rays * depth[..., None], depth]).reshape(-1, 3)
     uv = rig.color.project(rig.depth_to_color.apply(points)).astype(np.float32)
+    if color.dtype != np.uint8:  # the training crops' 0..1, back to the pairs' own 8 bits
+        color = np.rint(np.clip(color, 0, 1) * 255).astype(np.uint8)
     grey = cv2.cvtColor(np.ascontiguousarray(color), cv2.COLOR_RGB2GRAY).astype(np.float32)
     looked_up = cv2.remap(grey / 255, uv[:, 0].reshape(depth.shape),
                           uv[:, 1].reshape(depth.shape), cv2.INTER_LINEAR,

@@ -21,6 +21,10 @@ COMPRESSED = 'sensor_msgs/msg/CompressedImage'  # decoded by ros.conversions.dec
 # image_transport publishes a compressed stream under the raw topic's name plus these.
 TRANSPORTS = ('/compressed', '/compressedDepth')
 TF_STATIC = '/tf_static'
+# What the node and depth_sr_bag write: never an input (a bag recorded beside a running node,
+# or depth_sr_bag's output with its inputs copied, holds them too).
+OUTPUT_TOPICS = {'image': '/depth_sr/image', 'info': '/depth_sr/camera_info',
+                 'points': '/depth_sr/points'}
 # depth_sr_bag's options that name the four topics, in choose_topics' order.
 TOPIC_OPTIONS = ('--depth', '--color', '--depth-info', '--color-info')
 
@@ -198,13 +202,13 @@ def candidate_sets(reader, needs_info=(True, True)):
     Return the plausible (depth, colour, depth_info, colour_info) topic sets of a bag.
 
     A depth topic is an Image topic with 'depth' in its name (not colour registered to the
-    depth camera: Azure Kinect's rgb_to_depth), a colour topic an Image topic with 'color',
-    'colour' or 'rgb' in it; each needs the CameraInfo topic beside it, unless ``needs_info``
-    says not (its camera_info comes from elsewhere; its info topic is then ''). A
-    CompressedImage topic (image_transport's .../compressed, .../compressedDepth) counts where
-    the bag does not hold its raw Image topic too. Image topics without a message do not count
-    (a recorder subscribes to every transport: jpeg cannot hold depth, so .../compressed of a
-    depth image stays empty).
+    depth camera, Azure Kinect's rgb_to_depth, nor the node's output), a colour topic an Image
+    topic with 'color', 'colour' or 'rgb' in it; each needs the CameraInfo topic beside it,
+    unless ``needs_info`` says not (its camera_info comes from elsewhere; its info topic is
+    then ''). A CompressedImage topic (image_transport's .../compressed, .../compressedDepth)
+    counts where the bag does not hold its raw Image topic too. Image topics without a message
+    do not count (a recorder subscribes to every transport: jpeg cannot hold depth, so
+    .../compressed of a depth image stays empty).
     """
     types = {c.topic: c.msgtype for c in reader.connections}
     counts = collections.Counter()
@@ -218,9 +222,12 @@ def candidate_sets(reader, needs_info=(True, True)):
 
     def has_info(topic, needed):
         return not needed or types.get(_info_topic(topic)) == INFO
-    depth = [t for t in images if 'depth' in t and not any(
-        f'{word}_to_depth' in t for word in ('rgb', 'color', 'colour'))
-        and has_info(t, needs_info[0])]
+
+    def is_depth(topic):
+        return 'depth' in topic and not any(
+            f'{word}_to_depth' in topic for word in ('rgb', 'color', 'colour')) and not (
+            _raw_topic(topic).endswith(OUTPUT_TOPICS['image']))
+    depth = [t for t in images if is_depth(t) and has_info(t, needs_info[0])]
     color = [t for t in images if 'depth' not in t and any(
         word in t for word in ('color', 'colour', 'rgb')) and has_info(t, needs_info[1])]
     return [(d, c, info(d, needs_info[0]), info(c, needs_info[1])) for d in depth for c in color]

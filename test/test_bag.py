@@ -130,17 +130,33 @@ def test_list_names_the_topic_set_it_would_use_or_every_candidate(tmp_path, mode
     write_bag(tmp_path / 'in', fixture_frames(1))
     assert main(['--input', str(tmp_path / 'in'), '--list']) == 0
     assert f"would use: {' '.join(TOPICS)}" in capsys.readouterr().out
-    # An output with its inputs copied holds two sets: the camera's and /depth_sr's.
+    # An output with its inputs copied holds the node's output too, which is never an input.
     assert main(['--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out'),
                  '--model', model_path, '--device', 'cpu', '--no-progress',
                  '--copy-inputs']) == 0
     capsys.readouterr()
     assert main(['--input', str(tmp_path / 'out'), '--list']) == 0
+    assert f"would use: {' '.join(TOPICS)}" in capsys.readouterr().out
+    # Two cameras: every depth with every colour is listed.
+    second = _two_camera_bag(tmp_path / 'two')
+    assert main(['--input', str(tmp_path / 'two'), '--list']) == 0
     lines = capsys.readouterr().out.splitlines()
-    at = lines.index('would use: none automatically (2 candidate sets):')
-    assert sorted(lines[at + 1:at + 3]) == sorted(
-        ['  ' + ' '.join(TOPICS), '  /depth_sr/image ' + TOPICS[1]
-         + ' /depth_sr/camera_info ' + TOPICS[3]])
+    at = lines.index('would use: none automatically (4 candidate sets):')
+    assert {'  ' + ' '.join(TOPICS), '  ' + ' '.join(second)} <= set(lines[at + 1:at + 5])
+
+
+def _two_camera_bag(path, frames=2):
+    """Write a bag of two cameras' sets, TOPICS and /camera2/...; return the second's topics."""
+    second = tuple(topic.replace('/camera/', '/camera2/') for topic in TOPICS)
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        for topics in (TOPICS, second):
+            connections = [writer.add_connection(t, k, typestore=STORE)
+                           for t, k in zip(topics, KINDS)]
+            for i, frame in enumerate(fixture_frames(frames)):
+                for index, msg in enumerate(frame):
+                    writer.write(connections[index], 1000 + 10 * i + index,
+                                 serialize_message(msg))
+    return second
 
 
 def _reader_of(topics):
@@ -150,7 +166,7 @@ def _reader_of(topics):
                                         for t, k, n in topics])
 
 
-def test_the_topic_set_leaves_out_empty_transports_and_colour_on_the_depth_grid():
+def test_the_topic_set_leaves_out_empty_transports_colour_on_the_depth_grid_and_outputs():
     image, info, compressed = (f'sensor_msgs/msg/{k}'
                                for k in ('Image', 'CameraInfo', 'CompressedImage'))
     # `ros2 bag record -a` beside image_transport: every transport of both images, the ones
@@ -160,7 +176,8 @@ def test_the_topic_set_leaves_out_empty_transports_and_colour_on_the_depth_grid(
         ('/cam/color/image_raw/compressedDepth', compressed, 0),
         ('/cam/depth/image_raw/compressed', compressed, 0),
         ('/cam/depth/image_raw/compressedDepth', compressed, 30),
-        ('/cam/color/camera_info', info, 30), ('/cam/depth/camera_info', info, 30)])
+        ('/cam/color/camera_info', info, 30), ('/cam/depth/camera_info', info, 30),
+        ('/depth_sr/image', image, 30), ('/depth_sr/camera_info', info, 30)])  # a node's
     assert candidate_sets(recorded) == [(
         '/cam/depth/image_raw/compressedDepth', '/cam/color/image_raw/compressed',
         '/cam/depth/camera_info', '/cam/color/camera_info')]
@@ -411,19 +428,16 @@ def test_the_player_plays_a_bag_to_the_live_node(tmp_path, graph, stamps):
         player.destroy_node()
 
 
-def test_the_player_takes_the_bags_topics_when_it_holds_two_sets(tmp_path, model_path):
-    # A bag with its outputs copied holds the camera's set and /depth_sr's: the player named
-    # depth_sr_bag's options, which it does not have, and could not play it.
+def test_the_player_takes_the_bags_topics_when_it_holds_two_sets(tmp_path):
+    # Two cameras in one bag: the player named depth_sr_bag's options, which it does not
+    # have, and could not play it.
     from depth_sr_ros.bags import BagError
     from depth_sr_ros.ros.recording import read_recording
-    write_bag(tmp_path / 'in', fixture_frames(2))
-    assert main(['--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out'),
-                 '--model', model_path, '--device', 'cpu', '--no-progress',
-                 '--copy-inputs']) == 0
-    with pytest.raises(BagError, match='2 plausible .* give bag_depth, bag_color, '
+    _two_camera_bag(tmp_path / 'two')
+    with pytest.raises(BagError, match='4 plausible .* give bag_depth, bag_color, '
                                        'bag_depth_info and bag_color_info'):
-        read_recording(str(tmp_path / 'out'))
-    recording, topics, _ = read_recording(str(tmp_path / 'out'), topics=TOPICS)
+        read_recording(str(tmp_path / 'two'))
+    recording, topics, _ = read_recording(str(tmp_path / 'two'), topics=TOPICS)
     assert topics == TOPICS and len(recording) == 8
     assert [type(entry.message()) for entry in recording] == [
         (Image, Image, CameraInfo, CameraInfo)[entry[1]] for entry in recording]

@@ -24,6 +24,7 @@ import struct
 import sys
 import time
 
+from depth_sr_ros import bags
 from depth_sr_ros.bags import (
     bag_writer, BagError, candidate_sets, choose_topics, COMPRESSED, input_storage, open_bag,
     read_static_transforms, topic_table)
@@ -50,11 +51,9 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 # driver's latency at 90 Hz depth beside 30 Hz colour) still finds it.
 LATE_SECONDS = 1.0
 
-OUTPUT_TOPICS = {
-    'image': ('/depth_sr/image', Image),
-    'info': ('/depth_sr/camera_info', CameraInfo),
-    'points': ('/depth_sr/points', PointCloud2),
-}
+# The topics written, with their message types.
+OUTPUT_KINDS = {'image': Image, 'info': CameraInfo, 'points': PointCloud2}
+OUTPUT_TOPICS = {key: (bags.OUTPUT_TOPICS[key], kind) for key, kind in OUTPUT_KINDS.items()}
 
 
 class Summary:

@@ -82,7 +82,7 @@ def test_a_bad_parameter_is_refused_at_start_up(name, value):
 def test_restamp_replaces_only_the_stamp_of_a_serialized_message():
     from builtin_interfaces.msg import Time as TimeMsg
     from depth_sr_ros.ros.conversions import image_message
-    from depth_sr_ros.tools.player import restamp
+    from depth_sr_ros.tools.player import header_stamp_ns, restamp
     from rclpy.serialization import deserialize_message, serialize_message
     from sensor_msgs.msg import CameraInfo
     image = image_message(np.arange(12, dtype=np.uint8).reshape(2, 2, 3), 'rgb8', 'cam')
@@ -90,7 +90,9 @@ def test_restamp_replaces_only_the_stamp_of_a_serialized_message():
     info.header.frame_id = 'cam'
     stamp = TimeMsg(sec=1_700_000_123, nanosec=456_789_012)
     for msg in (image, info):
-        again = deserialize_message(restamp(serialize_message(msg), stamp), type(msg))
+        moved = restamp(serialize_message(msg), stamp)
+        assert header_stamp_ns(moved) == 1_700_000_123_456_789_012
+        again = deserialize_message(moved, type(msg))
         assert again.header.stamp == stamp and again.header.frame_id == 'cam'
         msg.header.stamp = stamp
         assert again == msg

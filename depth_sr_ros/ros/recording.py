@@ -17,10 +17,20 @@ TOPIC_PARAMETERS = ('bag_depth', 'bag_color', 'bag_depth_info', 'bag_color_info'
 class Recorded(tuple):
     """One recorded message: (receive ns, input index, topic, type, serialised bytes)."""
 
+    @property
+    def compressed(self):
+        """Return True for a CompressedImage, which message() decodes to an Image."""
+        return self[3] == COMPRESSED
+
+    @property
+    def raw(self):
+        """Return the message as the bag holds it, serialised."""
+        return self[4]
+
     def message(self):
         """Return it as the node takes it (Image or CameraInfo), a compressed image decoded."""
-        _, index, topic, msgtype, raw = self
-        if msgtype != COMPRESSED:
+        _, index, topic, _, raw = self
+        if not self.compressed:
             return deserialize_message(raw, KINDS[index])
         try:
             return decompress(deserialize_message(raw, CompressedImage))
@@ -39,7 +49,8 @@ def read_recording(path, warn=None, topics=()):
     transform from the bag's /tf_static as [x, y, z, qx, qy, qz, qw] when the depth's frame
     differs from the colour's, else []. The messages stay serialised, as in the bag (a
     compressed recording stays compressed in memory); each is decoded once here, so that one
-    that does not decode is said now, and again by Recorded.message when it is played.
+    that does not decode is said now. The player publishes the uncompressed ones as they are
+    and decodes a compressed one (Recorded.message) each time it goes out.
     """
     with open_bag(path) as (reader, note):
         if note and warn is not None:

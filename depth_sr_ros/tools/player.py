@@ -43,6 +43,12 @@ from sensor_msgs.msg import CameraInfo, Image
 RIG_RATE = 30.0  # frames per second of a rig by default
 
 
+def header_stamp_ns(raw):
+    """Return the header stamp, in nanoseconds, of a serialized message (see restamp)."""
+    sec, nanosec = struct.unpack_from('<iI' if raw[1] & 1 else '>iI', raw, 4)
+    return sec * 1_000_000_000 + nanosec
+
+
 def restamp(raw, stamp):
     """
     Return a serialized message with its header stamp replaced by ``stamp``.
@@ -144,10 +150,19 @@ class Player(Node):
             due = self.bag_loop * span + received - first
             if due > elapsed:
                 return
-            msg = entry.message()  # decoded as it goes out: the bag stays as small as it is
-            if self.bag_stamps == 'fresh':
-                msg.header.stamp = Time(nanoseconds=self.bag_start + due + stamp_ns(
-                    msg.header.stamp) - received).to_msg()
+            fresh = self.bag_stamps == 'fresh'
+            if entry.compressed:
+                # Decoded as it goes out (a few ms an image): the bag stays as small in memory
+                # as it is on disk.
+                msg = entry.message()
+                if fresh:
+                    msg.header.stamp = Time(nanoseconds=self.bag_start + due + stamp_ns(
+                        msg.header.stamp) - received).to_msg()
+            else:  # the bag's own bytes, restamped
+                msg = entry.raw
+                if fresh:
+                    msg = restamp(msg, Time(nanoseconds=self.bag_start + due + header_stamp_ns(
+                        msg) - received).to_msg())
             self.bag_pubs[index].publish(msg)
             self.bag_next += 1
             if self.bag_next == len(self.recording):

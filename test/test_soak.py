@@ -105,6 +105,17 @@ def test_a_raw_rig_soaks_with_its_own_model(monkeypatch):
     assert seen['model'] == 'x.pt'
 
 
+def test_the_watching_tools_take_one_rule_for_the_model():
+    # depth_sr_soak and depth_sr_live_demo: --model, else the rig's own; a bag (live demo)
+    # leaves it to the node's default.
+    from argparse import Namespace
+    from depth_sr_ros.data.scene import recommended_model
+    from depth_sr_ros.ros.watch import model_for
+    assert model_for(Namespace(model='', rig='tof')) == recommended_model('tof')
+    assert model_for(Namespace(model='x.pt', rig='tof', bag='')) == 'x.pt'
+    assert model_for(Namespace(model='', rig='tof', bag='rec')) == ''
+
+
 @pytest.mark.slow
 def test_a_30_second_soak_with_the_player(tmp_path):
     torch.manual_seed(0)

@@ -10,7 +10,8 @@ import sys
 import time
 
 from depth_sr_ros.console import ctrl_c_received, stop_processes
-from depth_sr_ros.data.scene import rig_extrinsic
+from depth_sr_ros.data.scene import recommended_model, rig_extrinsic, RIG_NAMES
+from depth_sr_ros.paths import MODEL_HELP
 from depth_sr_ros.ros import DIAGNOSTICS_NAME, ONE_COMPUTER_TRANSPORTS
 from depth_sr_ros.ros.conversions import stamp_ns
 from depth_sr_ros.ros.recording import read_recording
@@ -29,6 +30,18 @@ from sensor_msgs.msg import Image
 # line of defence.
 REJOIN_AFTER_S = 20.0
 REJOINS = 2
+
+
+def add_rig_and_model_options(parser, rig_help):
+    """Add --rig (the camera the player imitates) and --model to a watching tool's parser."""
+    parser.add_argument('--rig', default='registered', choices=RIG_NAMES, help=rig_help)
+    parser.add_argument('--model', default='',
+                        help=MODEL_HELP + "; a rig's own where it needs another (tof: 8x)")
+
+
+def model_for(args):
+    """Return the model the node serves: --model, else the rig's own (none for a bag)."""
+    return args.model or ('' if getattr(args, 'bag', '') else recommended_model(args.rig))
 
 
 def diagnostic_number(text):

@@ -17,12 +17,10 @@ import sys
 import cv2
 from depth_sr_ros.bags import BagError
 from depth_sr_ros.console import INTERRUPTED, interruptible, number
-from depth_sr_ros.data.scene import recommended_model, RIG_NAMES
 from depth_sr_ros.files import unwritable
-from depth_sr_ros.paths import MODEL_HELP
 from depth_sr_ros.ros import DOMAIN_ID, domain_id
 from depth_sr_ros.ros.conversions import color_to_array, depth_to_metres, stamp_ns
-from depth_sr_ros.ros.watch import watch_player_and_node
+from depth_sr_ros.ros.watch import add_rig_and_model_options, model_for, watch_player_and_node
 from depth_sr_ros.viz import (
     colorbar, colorize, edge_window, image_format_problem, side_by_side, stack_rows, tile,
     write_image)
@@ -144,15 +142,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
     parser.add_argument('--seconds', type=number(float, above=0), default=20.0,
                         help='how long to watch')
-    parser.add_argument('--rig', default='registered', choices=RIG_NAMES,
-                        help='camera the player imitates (see depth_sr_player)')
+    add_rig_and_model_options(parser, 'camera the player imitates (see depth_sr_player)')
     parser.add_argument('--bag', default='',
                         help='play this recorded rosbag2 bag instead of a rig (no truth tile)')
     parser.add_argument('--rate', type=number(float, above=0), default=None,
                         help="player frame rate of a rig, Hz (default: the player's, 30; a "
                              'bag plays at its recorded pace)')
-    parser.add_argument('--model', default='',
-                        help=MODEL_HELP + "; a rig's own where it needs another (tof: 8x)")
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     parser.add_argument('--output', default='live_demo.png', help='picture to write')
     parser.add_argument('--domain-id', type=DOMAIN_ID, default=domain_id(50, 50),
@@ -165,7 +160,7 @@ def main(argv=None):
     if problem:
         print(f'depth_sr_live_demo: {problem}', file=sys.stderr)
         return 2
-    model = args.model or ('' if args.bag else recommended_model(args.rig))
+    model = model_for(args)
     try:
         watcher, ok = watch_player_and_node(
             args.seconds, args.rate, model, args.device, args.domain_id,

@@ -18,11 +18,10 @@ import json
 import sys
 
 from depth_sr_ros.console import INTERRUPTED, interruptible, number, process_memory_mib
-from depth_sr_ros.data.scene import recommended_model, RIG_NAMES
 from depth_sr_ros.files import unwritable, write_text_atomically
-from depth_sr_ros.paths import MODEL_HELP
 from depth_sr_ros.ros import DOMAIN_ID, domain_id
-from depth_sr_ros.ros.watch import diagnostic_number, watch_player_and_node
+from depth_sr_ros.ros.watch import (
+    add_rig_and_model_options, diagnostic_number, model_for, watch_player_and_node)
 import numpy as np
 import rclpy
 
@@ -70,11 +69,9 @@ def main(argv=None):
                         help='how long to run, s (default 600)')
     parser.add_argument('--rate', type=number(float, above=0), default=30.0,
                         help='player frame rate, Hz')
-    parser.add_argument('--rig', default='registered', choices=RIG_NAMES,
-                        help='camera the player imitates (see depth_sr_player); a raw rig '
-                             "runs the node's registration on every frame, and its alignment")
-    parser.add_argument('--model', default='',
-                        help=MODEL_HELP + "; a rig's own where it needs another (tof: 8x)")
+    add_rig_and_model_options(parser, 'camera the player imitates (see depth_sr_player); a '
+                                      "raw rig runs the node's registration on every frame, and "
+                                      'its alignment')
     parser.add_argument('--device', default='auto',
                         help="'auto', 'cuda', 'cuda:N' or 'cpu' (default auto)")
     parser.add_argument('--warmup', type=number(float, above=0), default=10.0,
@@ -110,7 +107,7 @@ def main(argv=None):
             if rss is not None:
                 samples.append((elapsed, rss))
 
-    model = args.model or recommended_model(args.rig)
+    model = model_for(args)
     watcher, ok = watch_player_and_node(args.seconds, args.rate, model, args.device,
                                         args.domain_id, 'depth_sr_soak', on_tick, inputs=False,
                                         rig=args.rig, from_first_output=True)

@@ -81,15 +81,18 @@ def open_bag(path, scratch_dir=None):
             reader.close()
 
 
+def _unindexed_files(path):
+    """Return the .mcap and .db3 files of a bag folder without metadata.yaml, else []."""
+    names = os.listdir(path) if os.path.isdir(path) else []
+    if 'metadata.yaml' in names:
+        return []
+    return [n for n in names if n.endswith(('.mcap', '.db3'))]
+
+
 def _lone_data_file(path):
-    """Return the one .mcap or .db3 file of a bag folder without metadata.yaml, else None."""
-    if not os.path.isdir(path):
-        return None
-    names = os.listdir(path)
-    files = [n for n in names if n.endswith(('.mcap', '.db3'))]
-    if 'metadata.yaml' in names or len(files) != 1:
-        return None
-    return os.path.join(path, files[0])
+    """Return the one data file of a bag folder without metadata.yaml, else None."""
+    files = _unindexed_files(path)
+    return os.path.join(path, files[0]) if len(files) == 1 else None
 
 
 def _open_reader(path):
@@ -99,8 +102,7 @@ def _open_reader(path):
         reader.open()
     except (ReaderError, FileNotFoundError, ValueError, OSError) as error:
         hint = ''
-        names = os.listdir(path) if os.path.isdir(path) else []
-        if 'metadata.yaml' not in names and any(n.endswith(('.mcap', '.db3')) for n in names):
+        if _unindexed_files(path):
             # A recorder killed mid-recording writes none (Humble: only on close).
             hint = (' (it has no metadata.yaml: `ros2 bag reindex` writes one, or give one of '
                     'its files)')
@@ -185,6 +187,14 @@ def topic_table(reader):
     return [(c.topic, c.msgtype, c.msgcount) for c in reader.connections]
 
 
+def message_counts(reader):
+    """Return {topic: messages} of a bag, over all its connections on each topic."""
+    counts = collections.Counter()
+    for c in reader.connections:
+        counts[c.topic] += c.msgcount
+    return counts
+
+
 def _raw_topic(image_topic):
     """Return the raw image topic a compressed one was published beside (else the topic)."""
     for suffix in TRANSPORTS:
@@ -211,9 +221,7 @@ def candidate_sets(reader, needs_info=(True, True)):
     .../compressed of a depth image stays empty).
     """
     types = {c.topic: c.msgtype for c in reader.connections}
-    counts = collections.Counter()
-    for c in reader.connections:
-        counts[c.topic] += c.msgcount
+    counts = message_counts(reader)
     images = [t for t, kind in types.items() if counts[t] and (kind == IMAGE or (
         kind == COMPRESSED and types.get(_raw_topic(t)) != IMAGE))]
 

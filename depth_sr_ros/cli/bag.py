@@ -26,8 +26,8 @@ import time
 
 from depth_sr_ros import bags
 from depth_sr_ros.bags import (
-    bag_writer, BagError, candidate_sets, choose_topics, COMPRESSED, input_storage, open_bag,
-    read_static_transforms, topic_table)
+    bag_writer, BagError, candidate_sets, choose_topics, COMPRESSED, input_storage,
+    message_counts, open_bag, read_static_transforms, topic_table)
 from depth_sr_ros.checkpoint import CheckpointError
 from depth_sr_ros.console import image_size, interruptible, number, numbers, one_of
 from depth_sr_ros.files import (
@@ -207,10 +207,7 @@ def _process(reader, note, args, progress, staging):
     if args.copy_inputs:
         written = {topic for topic, _ in OUTPUT_TOPICS.values()}
         copied = [c for c in reader.connections if c.topic not in written]
-        old = collections.Counter()
-        for c in reader.connections:
-            if c.topic in written:
-                old[c.topic] += c.msgcount
+        old = {t: n for t, n in message_counts(reader).items() if t in written}
         if old:  # a bag recorded beside a running node, or this tool's own output
             summary.notes.append(
                 'not copied: ' + ', '.join(f'{topic} ({count} messages)'

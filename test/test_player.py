@@ -84,12 +84,14 @@ def test_restamp_replaces_only_the_stamp_of_a_serialized_message():
     from depth_sr_ros.ros.conversions import image_message
     from depth_sr_ros.tools.player import header_stamp_ns, restamp
     from rclpy.serialization import deserialize_message, serialize_message
-    from sensor_msgs.msg import CameraInfo
+    from sensor_msgs.msg import CameraInfo, CompressedImage
     image = image_message(np.arange(12, dtype=np.uint8).reshape(2, 2, 3), 'rgb8', 'cam')
     info = CameraInfo(width=4, height=3)
     info.header.frame_id = 'cam'
+    packed = CompressedImage(format='png', data=bytes(8))  # a bag's compressed image
+    packed.header.frame_id = 'cam'
     stamp = TimeMsg(sec=1_700_000_123, nanosec=456_789_012)
-    for msg in (image, info):
+    for msg in (image, info, packed):
         moved = restamp(serialize_message(msg), stamp)
         assert header_stamp_ns(moved) == 1_700_000_123_456_789_012
         again = deserialize_message(moved, type(msg))

@@ -27,7 +27,7 @@ import struct
 import sys
 
 from depth_sr_ros.data.scene import COLOR_FRAME, rig_frames, RIG_NAMES
-from depth_sr_ros.ros.conversions import camera_info_message, image_message, stamp_ns
+from depth_sr_ros.ros.conversions import camera_info_message, image_message
 from depth_sr_ros.ros.entry import run_node
 from depth_sr_ros.ros.recording import KINDS, read_recording, TOPIC_PARAMETERS
 import numpy as np
@@ -43,9 +43,15 @@ from sensor_msgs.msg import CameraInfo, Image
 RIG_RATE = 30.0  # frames per second of a rig by default
 
 
+def _stamp_layout(raw):
+    """Return the struct format of a serialized message's header stamp (see restamp)."""
+    # The encapsulation's low bit is the byte order (CDR_LE, PL_CDR_LE, XCDR2 LE: 1).
+    return '<iI' if raw[1] & 1 else '>iI'
+
+
 def header_stamp_ns(raw):
     """Return the header stamp, in nanoseconds, of a serialized message (see restamp)."""
-    sec, nanosec = struct.unpack_from('<iI' if raw[1] & 1 else '>iI', raw, 4)
+    sec, nanosec = struct.unpack_from(_stamp_layout(raw), raw, 4)
     return sec * 1_000_000_000 + nanosec
 
 
@@ -59,8 +65,7 @@ def restamp(raw, stamp):
     every frame: the player's own CPU time is what a camera driver's would be, small.
     """
     out = bytearray(raw)
-    # The encapsulation's low bit is the byte order (CDR_LE, PL_CDR_LE, XCDR2 LE: 1).
-    struct.pack_into('<iI' if raw[1] & 1 else '>iI', out, 4, stamp.sec, stamp.nanosec)
+    struct.pack_into(_stamp_layout(raw), out, 4, stamp.sec, stamp.nanosec)
     return bytes(out)
 
 
@@ -150,19 +155,18 @@ class Player(Node):
             due = self.bag_loop * span + received - first
             if due > elapsed:
                 return
-            fresh = self.bag_stamps == 'fresh'
+            stamp = None
+            if self.bag_stamps == 'fresh':  # a CompressedImage starts with a Header too
+                stamp = Time(nanoseconds=self.bag_start + due + header_stamp_ns(entry.raw)
+                             - received).to_msg()
             if entry.compressed:
                 # Decoded as it goes out (a few ms an image): the bag stays as small in memory
                 # as it is on disk.
                 msg = entry.message()
-                if fresh:
-                    msg.header.stamp = Time(nanoseconds=self.bag_start + due + stamp_ns(
-                        msg.header.stamp) - received).to_msg()
+                if stamp is not None:
+                    msg.header.stamp = stamp
             else:  # the bag's own bytes, restamped
-                msg = entry.raw
-                if fresh:
-                    msg = restamp(msg, Time(nanoseconds=self.bag_start + due + header_stamp_ns(
-                        msg) - received).to_msg())
+                msg = entry.raw if stamp is None else restamp(entry.raw, stamp)
             self.bag_pubs[index].publish(msg)
             self.bag_next += 1
             if self.bag_next == len(self.recording):

@@ -57,7 +57,8 @@ MIN_CORRECTION = 1.0
 # rigs back (error x1000 10.92; 55 and 10.06 without the floor, 16.18 unmoved) and 4 of 88
 # calibrated ones (6.35; 10 and 6.31 without, 6.13 unmoved). At 4x and more one pixel of the
 # matching grid is at least 4 output pixels already. The Azure Kinect rig at 2x is still moved
-# (2.0 and 1.1 LR px).
+# (2.0 and 1.1 LR px) when shown the first four of its eight views (depth_edges says why); over
+# all eight the pooled match stays below MIN_PEAK_RATIO and nothing moves.
 MIN_CORRECTION_OUTPUT = 3.0
 # The aligner correlates every so many frames (its cost is then spread over them).
 EVERY = 5
@@ -143,10 +144,16 @@ def depth_edges(lr_depth):
     """
     Return the standardised edge map of LR depth (NaN = none), or None without edges.
 
-    Relative depth (the log), so that a step means the same near and far. Holes take the
-    farthest depth around them: most holes beside a depth edge are the background that the
-    colour camera sees and the depth camera does not, so the edge stays at the foreground's
-    border instead of moving into the hole.
+    Relative depth (the log), so that a step means the same near and far. Holes are filled a
+    pixel per step from their rim, each pixel with the farthest depth beside it, so both
+    surfaces grow into a hole between them and the edge lands in its middle. That is right for
+    the gaps a sensor leaves on both sides of an edge (flying and lost pixels). An occlusion
+    shadow, background the colour camera sees and the depth camera does not, lies on one side
+    only, and there the edge moves into the shadow by half its width: on the player's
+    Azure Kinect rig at 2x, about one LR pixel along the baseline. Filling each hole pixel with
+    the farthest depth within a few pixels instead removes that, but the aligner then found
+    fewer of the offsets of the simulated rigs (data.rig, whose edge losses leave two-sided
+    gaps) at every scale, so the fill stays.
     """
     valid = np.isfinite(lr_depth) & (lr_depth > 0)
     if valid.mean() < 0.2:

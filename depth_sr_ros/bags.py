@@ -218,7 +218,9 @@ def candidate_sets(reader, needs_info=(True, True)):
     then ''). A CompressedImage topic (image_transport's .../compressed, .../compressedDepth)
     counts where the bag does not hold its raw Image topic too. Image topics without a message
     do not count (a recorder subscribes to every transport: jpeg cannot hold depth, so
-    .../compressed of a depth image stays empty).
+    .../compressed of a depth image stays empty). With several cameras, a depth and a colour
+    topic pair only within one camera: each keeps the partners that share the most of its
+    namespace (/cam1/depth/... with /cam1/color/..., not /cam2/color/...).
     """
     types = {c.topic: c.msgtype for c in reader.connections}
     counts = message_counts(reader)
@@ -238,7 +240,20 @@ def candidate_sets(reader, needs_info=(True, True)):
     depth = [t for t in images if is_depth(t) and has_info(t, needs_info[0])]
     color = [t for t in images if 'depth' not in t and any(
         word in t for word in ('color', 'colour', 'rgb')) and has_info(t, needs_info[1])]
-    return [(d, c, info(d, needs_info[0]), info(c, needs_info[1])) for d in depth for c in color]
+    best_color = {d: max(_shared(d, c) for c in color) for d in depth} if color else {}
+    best_depth = {c: max(_shared(d, c) for d in depth) for c in color} if depth else {}
+    return [(d, c, info(d, needs_info[0]), info(c, needs_info[1])) for d in depth for c in color
+            if _shared(d, c) == best_color[d] == best_depth[c]]
+
+
+def _shared(first, second):
+    """Return how many leading namespaces two topic names share."""
+    count = 0
+    for a, b in zip(first.strip('/').split('/')[:-1], second.strip('/').split('/')[:-1]):
+        if a != b:
+            break
+        count += 1
+    return count
 
 
 def choose_topics(reader, depth='', color='', depth_info='', color_info='',

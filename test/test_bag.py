@@ -137,12 +137,12 @@ def test_list_names_the_topic_set_it_would_use_or_every_candidate(tmp_path, mode
     capsys.readouterr()
     assert main(['--input', str(tmp_path / 'out'), '--list']) == 0
     assert f"would use: {' '.join(TOPICS)}" in capsys.readouterr().out
-    # Two cameras: every depth with every colour is listed.
+    # Two cameras: each camera's depth with its own colour (not the other camera's).
     second = _two_camera_bag(tmp_path / 'two')
     assert main(['--input', str(tmp_path / 'two'), '--list']) == 0
     lines = capsys.readouterr().out.splitlines()
-    at = lines.index('would use: none automatically (4 candidate sets):')
-    assert {'  ' + ' '.join(TOPICS), '  ' + ' '.join(second)} <= set(lines[at + 1:at + 5])
+    at = lines.index('would use: none automatically (2 candidate sets):')
+    assert set(lines[at + 1:at + 3]) == {'  ' + ' '.join(TOPICS), '  ' + ' '.join(second)}
 
 
 def _two_camera_bag(path, frames=2):
@@ -187,6 +187,14 @@ def test_the_topic_set_leaves_out_empty_transports_colour_on_the_depth_grid_and_
                          for kind, t in (('image_raw', image), ('camera_info', info))])
     assert sorted(depth for depth, *_ in candidate_sets(kinect)) == [
         '/depth/image_raw', '/depth_to_rgb/image_raw']
+    # A RealSense beside a camera recorded without its colour: the lone depth has no partner
+    # in another camera's namespace; both of the RealSense's depth images pair with its colour.
+    realsense = _reader_of([(f'/{topic}/{kind}', t, 10) for topic in
+                            ('camera/camera/color', 'camera/camera/depth',
+                             'camera/camera/aligned_depth_to_color', 'tof/depth')
+                            for kind, t in (('image_raw', image), ('camera_info', info))])
+    assert sorted(depth for depth, *_ in candidate_sets(realsense)) == [
+        '/camera/camera/aligned_depth_to_color/image_raw', '/camera/camera/depth/image_raw']
 
 
 def test_points_are_written_with_the_points_option(tmp_path, model_path):
@@ -434,7 +442,7 @@ def test_the_player_takes_the_bags_topics_when_it_holds_two_sets(tmp_path):
     from depth_sr_ros.bags import BagError
     from depth_sr_ros.ros.recording import read_recording
     _two_camera_bag(tmp_path / 'two')
-    with pytest.raises(BagError, match='4 plausible .* give bag_depth, bag_color, '
+    with pytest.raises(BagError, match='2 plausible .* give bag_depth, bag_color, '
                                        'bag_depth_info and bag_color_info'):
         read_recording(str(tmp_path / 'two'))
     recording, topics, _ = read_recording(str(tmp_path / 'two'), topics=TOPICS)

@@ -257,12 +257,14 @@ def _shared(first, second):
 
 
 def choose_topics(reader, depth='', color='', depth_info='', color_info='',
-                  needs_info=(True, True), options=TOPIC_OPTIONS):
+                  needs_info=(True, True), options=TOPIC_OPTIONS, info_files=True):
     """
     Return the topic set to use: the given one (checked), or the one plausible set.
 
     ``needs_info``: whether the depth's and the colour's camera_info come from the bag (else
-    their topic is ''). ``options``: the caller's names of the four topics, for its messages.
+    their topic is ''). ``options``: the caller's names of the four topics, for its messages;
+    ``info_files``: whether the caller can take a camera_info from a file instead (said in
+    them).
     """
     types = {c.topic: c.msgtype for c in reader.connections}
     given = (depth, color, depth_info, color_info)
@@ -270,8 +272,8 @@ def choose_topics(reader, depth='', color='', depth_info='', color_info='',
     named = f'{", ".join(options[:3])} and {options[3]}'
     if any(given):
         if not all(g or not need for g, need in zip(given, needed)):
-            raise BagError(f'give all four of {named} (the info topics not when their file is '
-                           'given), or none of them')
+            files = ' (the info topics not when their file is given)' if info_files else ''
+            raise BagError(f'give all four of {named}{files}, or none of them')
         for topic, kinds, need in zip(given, ((IMAGE, COMPRESSED),) * 2 + ((INFO,),) * 2,
                                       needed):
             if not need:

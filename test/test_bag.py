@@ -347,6 +347,10 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, model_path, capsys):
                       '--color-info', TOPICS[3])
     assert status == 2 and "topic '/nope' is not in the bag" in err
     status, err = run('--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'o'),
+                      '--depth', TOPICS[0], '--color', TOPICS[1])
+    assert status == 2 and ('give all four of --depth, --color, --depth-info and --color-info '
+                            '(the info topics not when their file is given), or none') in err
+    status, err = run('--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'o'),
                       '--depth', TOPICS[2], '--color', TOPICS[1], '--depth-info', TOPICS[2],
                       '--color-info', TOPICS[3])
     assert status == 2 and ('is sensor_msgs/msg/CameraInfo, not sensor_msgs/msg/Image or '
@@ -445,6 +449,11 @@ def test_the_player_takes_the_bags_topics_when_it_holds_two_sets(tmp_path):
     with pytest.raises(BagError, match='2 plausible .* give bag_depth, bag_color, '
                                        'bag_depth_info and bag_color_info'):
         read_recording(str(tmp_path / 'two'))
+    # Some of them given: the player has no camera_info files to stand in for an info topic.
+    with pytest.raises(BagError) as partial:
+        read_recording(str(tmp_path / 'two'), topics=TOPICS[:2] + ('', ''))
+    assert str(partial.value) == ('give all four of bag_depth, bag_color, bag_depth_info and '
+                                  'bag_color_info, or none of them')
     recording, topics, _ = read_recording(str(tmp_path / 'two'), topics=TOPICS)
     assert topics == TOPICS and len(recording) == 8
     assert [type(entry.message()) for entry in recording] == [

@@ -55,7 +55,7 @@ def read_recording(path, warn=None, topics=()):
     with open_bag(path) as (reader, note):
         if note and warn is not None:
             warn(note)
-        topics = choose_topics(reader, *topics, options=TOPIC_PARAMETERS)
+        topics = choose_topics(reader, *topics, options=TOPIC_PARAMETERS, info_files=False)
         index = {topic: i for i, topic in enumerate(topics)}
         connections = [c for c in reader.connections if c.topic in index]
         recording, frames = [], {}

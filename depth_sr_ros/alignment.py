@@ -60,8 +60,13 @@ MIN_CORRECTION = 1.0
 # (2.0 and 1.1 LR px) when shown the first four of its eight views (depth_edges says why); over
 # all eight the pooled match stays below MIN_PEAK_RATIO and nothing moves.
 MIN_CORRECTION_OUTPUT = 3.0
-# The aligner correlates every so many frames (its cost is then spread over them).
+# The aligner correlates every so many frames (its cost is then spread over them) ...
 EVERY = 5
+# ... on a matching grid of up to this many pixels (640x360: 2x of 720p colour, 4x of 1440p).
+# A larger grid is correlated proportionally more rarely (look_every), so that a look's cost,
+# which grows with the grid, stays spread to about the same per frame: at 2x of 1080p colour
+# (960x540) every 12th frame.
+LOOK_PIXELS = 640 * 360
 # The pooled correlation is a moving average over about this many correlated frames (at 30
 # frames/s and EVERY, 5 s): a frame's weight halves after 0.7 MEMORY later ones. A rig
 # bumped after a long calibrated run is then corrected within about MEMORY frames; a sum
@@ -119,6 +124,12 @@ def finer_grid(scale):
     and the LR grid stays, as does depth that arrives on the LR grid.
     """
     return max(1, scale // 4)
+
+
+def look_every(shape, every=EVERY):
+    """Return every how many frames the aligner correlates on a matching grid of ``shape``."""
+    pixels = shape[0] * shape[1]
+    return every if pixels <= LOOK_PIXELS else math.ceil(every * pixels / LOOK_PIXELS)
 
 
 def whole_pixels(offset):
@@ -261,7 +272,8 @@ class Aligner:
 
         :param max_shift: largest offset searched and applied, LR pixels (lr_max_shift: whole
             pixels of the grid matched on); the correction's length never exceeds it.
-        :param every: correlate every so many frames (the cost is then amortised).
+        :param every: correlate every so many frames (the cost is then amortised); on a
+            matching grid larger than LOOK_PIXELS proportionally more (look_every).
         :param min_frames: pooled frames before a correction is taken.
         :param memory: the pooled correlation forgets over about this many correlated frames.
         :param min_correction: the smallest residual taken, LR pixels (lr_min_correction), besides
@@ -271,7 +283,7 @@ class Aligner:
         self.max_shift = float(max_shift)
         self.scale = scale
         self.min_correction = float(min_correction)
-        self.every = max(1, int(every))
+        self.base_every = self.every = max(1, int(every))
         self.min_frames = max(1, int(min_frames))
         self.keep = 1.0 - 1.0 / max(1.0, float(memory))  # an old frame's weight per new one
         self.estimate = Estimate()
@@ -293,6 +305,9 @@ class Aligner:
         """Return the (dx, dy) LR pixels to take off the depth on a grid of ``grid_shape``."""
         if grid_shape != self._grid:  # another grid (scale, size): start again
             self._grid = grid_shape
+            finer = finer_grid(self.scale)
+            self.every = look_every((grid_shape[0] * finer, grid_shape[1] * finer),
+                                    self.base_every)
             self.reset()
         return self.estimate.correction
 

@@ -327,6 +327,26 @@ def test_at_2x_calibrated_raw_rigs_are_left_unchanged(name):
     assert result.offset == (0.0, 0.0)
 
 
+def test_a_large_matching_grid_is_correlated_proportionally_more_rarely(monkeypatch):
+    # A look's cost grows with the grid: at 2x of 1080p colour (a 960x540 LR grid) it is
+    # spread over 12 frames, at 2x of 720p over the usual 5; at 8x the grid matched on is
+    # twice as fine as the LR grid.
+    looks = []
+    monkeypatch.setattr(alignment, 'frame_correlation', lambda *a: looks.append(1))
+    for scale, shape, every in ((2, (540, 960), 12), (2, (360, 640), 5), (4, (270, 480), 5),
+                                (8, (135, 240), 5), (8, (270, 480), 12)):
+        aligner = Aligner(8, scale=scale)
+        assert aligner.correction(shape) == (0.0, 0.0) and aligner.every == every
+        looks.clear()
+        depth, color = np.ones(shape, np.float32), np.zeros(shape + (3,), np.uint8)
+        due = []
+        for _ in range(3 * every):
+            due.append(aligner.due())
+            aligner.observe(depth, color)
+        assert len(looks) == 3 and due == [i % every == 0 for i in range(3 * every)]
+    assert alignment.look_every((540, 960), every=1) == 3
+
+
 def test_a_clear_offset_still_pooling_says_so_in_output_pixels():
     # Before min_frames the aligner left its reason empty, which /diagnostics shows as
     # 'auto: edges match' while the depth sat 8 px off.

@@ -313,7 +313,7 @@ def bench_registration(rigs, scale, runs):
     """
     from depth_sr_ros.data.scene import make_scene, render_rig
     from depth_sr_ros.alignment import (
-        Aligner, EVERY as ALIGN_EVERY, finer_grid, lr_max_shift, matching_grid, MAX_SHIFT)
+        Aligner, finer_grid, look_every, lr_max_shift, matching_grid, MAX_SHIFT)
     from depth_sr_ros.geometry.grids import plan_grids, resize_color
     from depth_sr_ros.geometry.registration import (
         reduce_registered, register_raw, REGISTRATION_THREADS)
@@ -336,7 +336,7 @@ def bench_registration(rigs, scale, runs):
 
         # The alignment of one frame it looks at (at 8x and 16x the registration onto its
         # finer grid, then the edge correlation), and per frame as the node runs it (on every
-        # Aligner.every-th frame).
+        # alignment.look_every-th frame).
         finer, aligner = finer_grid(scale), Aligner(lr_max_shift(MAX_SHIFT, scale), every=1)
         color = resize_color(frame['color'], grids)
 
@@ -351,7 +351,8 @@ def bench_registration(rigs, scale, runs):
                      'median_ms': median_ms(REGISTRATION_THREADS),
                      'one_thread_ms': None if rig.registered else median_ms(1),
                      'alignment_ms': correlate,
-                     'alignment_per_frame_ms': correlate / ALIGN_EVERY})
+                     'alignment_per_frame_ms': correlate / look_every(
+                         matching_grid(grids.lr, finer).shape)})
     return rows
 
 

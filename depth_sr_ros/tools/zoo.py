@@ -148,7 +148,8 @@ def card_block(path, reports):
         'SHA-256 begins '
         f'`{file_digest(path)}`.', '',
         validation_block(name, reports['validation']),
-        'Held-out images (reported, never chosen on), MAE / RMSE averaged over the images; '
+        'Test images (reported; the selection rule never reads them, though files chosen before '
+        'it were compared on them), MAE / RMSE averaged over the images; '
         'floating edge pixels: the share of edge pixels between the two surfaces by more than '
         'a tenth of the jump. Each row is one `depth_sr_eval` command; '
         f'[docs/accuracy.md](../docs/accuracy.md#{name.removesuffix(".pt")}) has them with '

@@ -103,9 +103,13 @@ def evaluate(methods, pairs, scale, protocol='middlebury', noise='', keep=None, 
     :param shifts: HR pixel shifts; each method and image (and the average) also gets
         'shifted_rmse', metrics.shifted_rmse at each, which shows whether outputs are aligned.
 
-    With noise 'rig_aligned' each image also gets 'moved': whether the alignment moved its
-    rig's depth (its LR input differs from the same rig's under 'rig_offset'). A pair whose
-    ground truth has no valid pixel is a ValueError.
+    Every method is scored on the same pixels of an image: those where the truth has a value
+    and every method an output ('unscored' of 'truth_pixels', per image and in all: the
+    truth's pixels left out because some method gave none there, as under the LR input's
+    holes). With noise 'rig_aligned' each image also gets
+    'moved': whether the alignment moved its rig's depth (its LR input differs from the same
+    rig's under 'rig_offset'). A pair whose ground truth has no valid pixel, or none with an
+    output from every method, is a ValueError.
     """
     images = []
     for pair in pairs:
@@ -118,9 +122,20 @@ def evaluate(methods, pairs, scale, protocol='middlebury', noise='', keep=None, 
         if noise == 'rig_aligned':  # the same rig unaligned: did the alignment move it?
             unaligned = prepare(pair, scale, protocol, noise_rng(pair['name']), 'rig_offset')[2]
             row['moved'] = not np.array_equal(low, unaligned, equal_nan=True)
-        results = {}
-        for method, upsampler in methods.items():
-            results[method] = result = upsampler(low, rgb)
+        results = {method: upsampler(low, rgb) for method, upsampler in methods.items()}
+        # One set of pixels for every method: where the truth has a value and every method
+        # an output. A method cannot leave out the pixels it finds hard; 'unscored' counts
+        # the truth's pixels that some method left without an output.
+        has_truth = error_mask(truth, truth)
+        scored = has_truth.copy()
+        for result in results.values():
+            scored &= np.isfinite(result)
+        row['truth_pixels'] = int(np.count_nonzero(has_truth))
+        row['unscored'] = int(np.count_nonzero(has_truth & ~scored))
+        if not scored.any():
+            raise ValueError(f"pair '{pair['name']}': no pixel has a value from every method")
+        for method, result in results.items():
+            result = np.where(scored, result, np.nan)
             row[method] = {'mae': mae(result, truth), 'rmse': rmse(result, truth),
                            'between': between_surfaces(result, truth)}
             if shifts:
@@ -129,9 +144,13 @@ def evaluate(methods, pairs, scale, protocol='middlebury', noise='', keep=None, 
             keep.update(name=pair['name'], truth=truth, rgb=rgb, results=results)
         images.append(row)
     keys = ('mae', 'rmse', 'between') + (('shifted_rmse',) if shifts else ())
+    # nanmean: an image without depth edges has no floating share (NaN); MAE and RMSE are
+    # finite on every image (each has scored pixels).
     average = {m: {k: np.nanmean([r[m][k] for r in images], axis=0).tolist() for k in keys}
                for m in methods}
-    return {'images': images, 'average': average}
+    return {'images': images, 'average': average,
+            'truth_pixels': sum(r['truth_pixels'] for r in images),
+            'unscored': sum(r['unscored'] for r in images)}
 
 
 def evaluate_network(model, pairs, scale, protocol='middlebury', noise='', device='cpu'):

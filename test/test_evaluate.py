@@ -109,6 +109,27 @@ def test_report_on_the_fixture_has_every_method_and_the_average():
     assert table.splitlines()[2].startswith('| bicubic | ')
 
 
+def test_every_method_is_scored_on_the_same_pixels_so_giving_up_on_hard_ones_does_not_pay():
+    cones = load_pair(FIXTURES, 'cones')
+    bicubic = BicubicUpsampler(4)
+
+    def gives_up(low, rgb):  # bicubic, without an output where its error is largest
+        out = bicubic(low, rgb)
+        truth = crop_to_multiple(cones['depth'], 4)
+        error = np.abs(out - truth)
+        out[error > np.quantile(error, 0.95)] = np.nan
+        return out
+    alone = evaluate({'bicubic': bicubic}, [cones], 4)
+    assert alone['unscored'] == 0 and alone['truth_pixels'] > 0
+    report = evaluate({'bicubic': bicubic, 'gives up': gives_up}, [cones], 4)
+    row = report['images'][0]
+    assert row['unscored'] == report['unscored'] > 0.04 * report['truth_pixels']
+    # Both are scored without the pixels it left out: the same errors, lower than bicubic's
+    # on every pixel.
+    assert row['gives up']['mae'] == row['bicubic']['mae'] < alone['images'][0]['bicubic']['mae']
+    assert row['gives up']['rmse'] == row['bicubic']['rmse']
+
+
 def test_a_misaligned_output_is_best_at_the_shift_that_undoes_it():
     truth = crop_to_multiple(load_pair(FIXTURES, 'cones')['depth'], 4).astype(np.float32)
     up_left = np.empty_like(truth)  # the truth one pixel up and to the left

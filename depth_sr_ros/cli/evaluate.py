@@ -107,6 +107,10 @@ def main(argv=None):
     print('\nFloating edge pixels: the share of output pixels near depth edges that lie between '
           'the two surfaces by more than a tenth of the jump (metrics.between_surfaces)\n')
     print(markdown(report, methods, 'between'))
+    if report['unscored']:
+        print(f"\n{report['unscored']} of the {report['truth_pixels']} pixels with ground truth "
+              "are left out of every method's errors: some method gave no output there (as "
+              'under the holes of the input, which stay holes).')
     if args.noise == 'rig_aligned':
         moved = [r['name'] for r in report['images'] if r['moved']]
         print(f'\nThe alignment moved the depth of {len(moved)} of {len(pairs)} rigs (one still '

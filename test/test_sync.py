@@ -1,5 +1,6 @@
 """Stamp pairing (message_filters semantics), the stall explanation and camera_info by stamp."""
 
+from depth_sr_ros.ros.parameters import PARAMETERS
 from depth_sr_ros.ros.sync import (
     CameraInfoStore, COLOR, DEPTH, INPUT_NAMES, JumpDetector, PairingMonitor, QueueLedger,
     StampPairer)
@@ -86,6 +87,20 @@ def test_monitor_is_quiet_when_nothing_arrives_or_pairs_flow():
     monitor.arrived(COLOR, 0.0, 0.0)
     monitor.paired(0.5)
     assert monitor.check(2.0) is None
+
+
+@pytest.mark.parametrize('phase_ms', [0.0, 8.0, 15.5, 16.7, 18.0, 25.0, 33.0])
+def test_the_default_slop_pairs_two_30_hz_streams_at_any_phase(phase_ms):
+    # Depth and colour that are not synchronised (a RealSense D4xx) run at the same rate with
+    # any phase between them: the nearest partner is up to half a period, 16.7 ms, away. A
+    # slop of 15 ms paired none of them at 15.5-18 ms.
+    pairer = StampPairer(slop=PARAMETERS['slop'].default)
+    period = 1e9 / 30
+    pairs = 0
+    for i in range(60):
+        pairs += pairer.add(COLOR, int(i * period), 'c') is not None
+        pairs += pairer.add(DEPTH, int(i * period + phase_ms * 1e6), 'd') is not None
+    assert pairs >= 58
 
 
 def test_slop_is_a_strict_bound_as_in_message_filters():

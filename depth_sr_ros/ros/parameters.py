@@ -60,9 +60,10 @@ PARAMETERS = {
                        'through a pinned buffer on CUDA) instead of in numpy'),
     'threads': Param(0, 'CPU threads for inference; 0 = PyTorch default', 0, 256),
     'queue_size': Param(10, 'messages per input kept while pairing', 1, 1000),
-    'slop': Param(0.015, 'largest stamp difference of a pair, s (about half a frame period; '
-                         'must be above 0: approximate pairing never pairs with 0, use '
-                         'exact_sync for identical stamps)', 1e-6, 10.0),
+    'slop': Param(0.02, 'largest stamp difference of a pair, s (over half a frame period, '
+                        'under a whole one: streams that are not synchronised sit up to half '
+                        'a period apart, 16.7 ms at 30 Hz; must be above 0: approximate pairing '
+                        'never pairs with 0, use exact_sync for identical stamps)', 1e-6, 10.0),
     'exact_sync': Param(False, 'pair only identical stamps'),
     'depth_transport': Param('raw', "how depth arrives: 'raw' (an Image on depth/image_raw), "
                                     "image_transport's 'compressedDepth' (png) or 'compressed' "

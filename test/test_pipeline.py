@@ -110,6 +110,27 @@ def test_depth_registered_at_the_colour_size_is_reduced_not_the_colour_enlarged(
                                                     color_info, Settings())
 
 
+def test_holes_of_depth_registered_at_the_colour_size_stay_holes_where_they_went():
+    # A 2-pixel strip without a return (a thin dark object, a shadow's edge) in a wall at 3 m:
+    # each LR pixel it crosses is still mostly valid, and the strip came back as 3 m.
+    depth_msg, color_msg, (depth_info, color_info) = _pair((1280, 720), (1280, 720))
+    depth = np.full((720, 1280), 3.0, np.float32)
+    depth[:, 601:603] = np.nan
+    depth[100:103, 200:400] = np.nan
+    depth_msg = metres_to_image(depth, '16UC1', depth_msg.header)
+    processor = FrameProcessor(BicubicUpsampler(4))
+    mm = image_to_array(processor.process(depth_msg, color_msg, depth_info, color_info,
+                                          Settings(alignment='off')).depth)
+    # Rows 100-102 make the LR row of rows 100-103 mostly invalid: all four stay holes.
+    assert (mm[:, 601:603] == 0).all() and (mm[100:104, 200:400] == 0).all()
+    assert (mm == 0).sum() == 720 * 2 + 4 * 200
+    # Moved back by the alignment (the depth sat 8 px right of the colour), they move with it.
+    moved = image_to_array(processor.process(
+        depth_msg, color_msg, depth_info, color_info,
+        Settings(alignment='fixed', alignment_offset=[8.0, 0.0])).depth)
+    assert (moved[:, 593:595] == 0).all() and (moved[:, 601:603] > 0).all()
+
+
 def test_a_colour_size_that_is_no_multiple_of_the_scale_is_padded_and_cropped_back():
     depth_msg, color_msg, (depth_info, color_info) = _pair((150, 110), (150, 110))
     result = FrameProcessor(BicubicUpsampler(4)).process(depth_msg, color_msg, depth_info,

@@ -103,6 +103,29 @@ def plan_route(raw, depth_shape, grids, depth_camera=None):
     return 'registered'
 
 
+def keep_input_holes(upsampled, depth, offset=(0.0, 0.0)):
+    """
+    Return ``upsampled`` with no value where ``depth``, on the same pixels, had none.
+
+    For depth that arrives on the output grid itself (registered at the colour's size): the
+    LR grid takes an LR pixel whose samples are mostly valid, so a hole of a pixel or two
+    (a thin object without a return, a shadow's edge) would come back filled with the depth
+    beside it, where the sensor said it does not know. ``offset``: (right, down) output pixels
+    by which the depth sat off the colour image and was moved back (the holes move with it,
+    to the nearest pixel).
+    """
+    holes = ~np.isfinite(depth)
+    dx, dy = (int(round(v)) for v in offset)
+    if dx or dy:  # the output pixel (x - dx, y - dy) shows the input pixel (x, y)
+        h, w = holes.shape
+        moved = np.zeros_like(holes)
+        if abs(dx) < w and abs(dy) < h:
+            moved[max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)] = \
+                holes[max(dy, 0):h - max(-dy, 0), max(dx, 0):w - max(-dx, 0)]
+        holes = moved
+    return np.where(holes, np.float32(np.nan), upsampled)
+
+
 def samples_per_lr_pixel(depth_shape, grids):
     """Return how many depth samples there are per LR pixel (their image sizes' ratio)."""
     return depth_shape[0] * depth_shape[1] / (grids.lr.width * grids.lr.height)
@@ -470,6 +493,8 @@ class FrameProcessor:
             (result.advice if problem else result.notices).append(advice)
         self.camera = camera
         upsampled = crop_to_output(self.upsampler(low, shown, order), grids)
+        if route == 'registered' and same_pixels(depth_camera, grids.output):
+            upsampled = keep_input_holes(upsampled, depth, result.offset)
         per_pixel = 1.0 if route == 'lr_grid' else samples_per_lr_pixel(depth.shape, grids)
         result.coverage = (float(np.isfinite(upsampled).mean()),
                            expected_coverage(low, per_pixel))

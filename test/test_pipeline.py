@@ -119,11 +119,15 @@ def test_holes_of_depth_registered_at_the_colour_size_stay_holes_where_they_went
     depth[100:103, 200:400] = np.nan
     depth_msg = metres_to_image(depth, '16UC1', depth_msg.header)
     processor = FrameProcessor(BicubicUpsampler(4))
-    mm = image_to_array(processor.process(depth_msg, color_msg, depth_info, color_info,
-                                          Settings(alignment='off')).depth)
+    result = processor.process(depth_msg, color_msg, depth_info, color_info,
+                               Settings(alignment='off'))
+    mm = image_to_array(result.depth)
     # Rows 100-102 make the LR row of rows 100-103 mostly invalid: all four stay holes.
     assert (mm[:, 601:603] == 0).all() and (mm[100:104, 200:400] == 0).all()
     assert (mm == 0).sum() == 720 * 2 + 4 * 200
+    # The diagnostics expect the holes (the share the depth camera covers leaves them out).
+    valid, covered = result.coverage
+    assert valid == 1 - 2240 / (1280 * 720) and valid <= covered < 1 - 1440 / (1280 * 720)
     # Moved back by the alignment (the depth sat 8 px right of the colour), they move with it.
     moved = image_to_array(processor.process(
         depth_msg, color_msg, depth_info, color_info,

@@ -171,9 +171,13 @@ def scale_advice(depth_shape, grids, lr_depth, route):
     return sentence, problem
 
 
-def expected_coverage(lr_depth, per_pixel):
+def expected_coverage(lr_depth, per_pixel, holes=None, scale=1):
     """
     Return the share of the LR grid that the depth camera covers.
+
+    ``holes``: (input depth on the output grid, offset) where the output keeps that depth's
+    holes (keep_input_holes); the share is then of the output grid (``scale`` output pixels
+    an LR pixel, the LR grid padded past it), without them.
 
     That is the valid LR pixels and the gaps between them that are no wider than the spacing
     of the depth samples on the grid (a morphological closing): a gap the sensor's sampling
@@ -185,7 +189,14 @@ def expected_coverage(lr_depth, per_pixel):
     valid = np.isfinite(lr_depth).astype(np.uint8)
     radius = max(1, math.ceil(1 / math.sqrt(per_pixel))) if per_pixel > 0 else 1
     kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
-    return float(cv2.morphologyEx(valid, cv2.MORPH_CLOSE, kernel).mean())
+    covered = cv2.morphologyEx(valid, cv2.MORPH_CLOSE, kernel)
+    if holes is None:
+        return float(covered.mean())
+    depth, offset = holes
+    h, w = depth.shape
+    covered = np.repeat(np.repeat(covered > 0, scale, axis=0), scale, axis=1)[:h, :w]
+    kept = np.isfinite(keep_input_holes(np.ones((h, w), np.float32), depth, offset))
+    return float((covered & kept).mean())
 
 
 def health(period, seconds_without_pair, stale_after):
@@ -493,11 +504,13 @@ class FrameProcessor:
             (result.advice if problem else result.notices).append(advice)
         self.camera = camera
         upsampled = crop_to_output(self.upsampler(low, shown, order), grids)
+        holes = None
         if route == 'registered' and same_pixels(depth_camera, grids.output):
-            upsampled = keep_input_holes(upsampled, depth, result.offset)
+            holes = (depth, result.offset)
+            upsampled = keep_input_holes(upsampled, *holes)
         per_pixel = 1.0 if route == 'lr_grid' else samples_per_lr_pixel(depth.shape, grids)
         result.coverage = (float(np.isfinite(upsampled).mean()),
-                           expected_coverage(low, per_pixel))
+                           expected_coverage(low, per_pixel, holes, grids.scale))
         header = type(depth_msg.header)()
         header.stamp = depth_msg.header.stamp
         # On the colour camera's grid: its frame, or on the other routes (one frame) the

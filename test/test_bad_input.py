@@ -192,8 +192,10 @@ BAD_INPUT = {
     'frame ids differ': (
         _other_frame,
         "frame skipped: no transform from depth frame 'depth_optical' to colour frame "
-        "'colour_optical': tf2_ros is not installed here, so set the depth_to_color parameter",
-        False),
+        "'colour_optical': tf2_ros is not installed here, so set the depth_to_color parameter "
+        "([x, y, z, qx, qy, qz, qw] from 'depth_optical' to 'colour_optical'): the camera "
+        "driver's /tf_static has it; or give the node the depth the driver registers to the "
+        'colour camera (RealSense: aligned_depth_to_color, align_depth.enable:=true)', False),
 }
 
 

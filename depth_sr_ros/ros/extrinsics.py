@@ -111,12 +111,16 @@ class ExtrinsicSource:
         """
         if self.fixed is not None:
             return self._static.lookup(depth_frame, color_frame, stamp)
-        remedy = ('set the depth_to_color parameter ([x, y, z, qx, qy, qz, qw] from '
-                  f"'{depth_frame}' to '{color_frame}') or publish that transform on tf2 "
-                  '(the camera driver or a static_transform_publisher)')
-        if self.buffer is None:
+        parameter = ('set the depth_to_color parameter ([x, y, z, qx, qy, qz, qw] from '
+                     f"'{depth_frame}' to '{color_frame}')")
+        if self.buffer is None:  # no tf2 here: name where the numbers are, and the other way
             return None, f'no transform from depth frame {depth_frame!r} to colour frame ' \
-                         f'{color_frame!r}: tf2_ros is not installed here, so {remedy}'
+                         f'{color_frame!r}: tf2_ros is not installed here, so {parameter}: ' \
+                         "the camera driver's /tf_static has it; or give the node the " \
+                         'depth the driver registers to the colour camera (RealSense: ' \
+                         'aligned_depth_to_color, align_depth.enable:=true)'
+        remedy = (f'{parameter} or publish that transform on tf2 (the camera driver or a '
+                  'static_transform_publisher)')
         key = (color_frame, depth_frame)
         if key in self._found:
             return self._found[key], ''

@@ -369,7 +369,8 @@ def test_the_losses():
     ('--precision', 'float16', "argument --precision: one of 'auto', 'float32', 'bfloat16', not "
                                "'float16'"),
     ('--val-noise', 'poisson', "argument --val-noise: one of '', 'gaussian', 'sensor', 'rig', "),
-    ('--loss', 'l1+edge', "argument --loss: one of '', 'l1', 'l1+l2', 'l2', 'l1+edges', not "),
+    ('--loss', 'l1+edge', "argument --loss: one of '', 'l1', 'l1+l2', 'l2', 'l1+edges', "
+                          "'l1+surfaces', not "),
     ('--downsampling', 'bicubic,aera', 'argument --downsampling: comma-separated names of '
                                        "'antialiased', 'area', 'bicubic', 'nearest', 'point', "
                                        "not 'bicubic,aera'"),
@@ -441,6 +442,36 @@ def test_the_edge_loss_weighs_the_band_of_the_floating_metric_five_times():
     assert train_module.loss_fn('l1+edges', far, target).item() == pytest.approx(0.5 * 8 / pixels)
     assert train_module.loss_fn('l1+edges', near, target).item() == pytest.approx(
         (1 + train_module.EDGE_LOSS_WEIGHT) * 0.5 * 8 / pixels)
+
+
+def test_the_surface_loss_pulls_a_floating_edge_pixel_onto_either_surface():
+    # A step between columns 9 and 10 from 1 to 2; the band is 2 pixels each side of it.
+    target = torch.ones(1, 1, 8, 20)
+    target[..., 10:] = 2.0
+    pixels = target.numel()
+    l1 = train_module.loss_fn('l1', target, target)
+    assert train_module.loss_fn('l1+surfaces', target, target).item() == l1.item() == 0
+    floating, wrong, away = target.clone(), target.clone(), target.clone()
+    floating[..., 10] = 1.4  # between the surfaces, 0.4 from the near one
+    wrong[..., 10] = 1.0     # on the other surface: L1's to judge, nothing floats
+    away[..., 0] = 1.4       # as far off, far from the edge
+    weight = train_module.SURFACE_LOSS_WEIGHT
+    assert train_module.loss_fn('l1+surfaces', floating, target).item() == pytest.approx(
+        (0.6 + weight * 0.4) * 8 / pixels)
+    assert train_module.loss_fn('l1+surfaces', wrong, target).item() == pytest.approx(
+        1.0 * 8 / pixels)
+    assert train_module.loss_fn('l1+surfaces', away, target).item() == pytest.approx(
+        0.4 * 8 / pixels)
+    # Pixels whose target is itself between the surfaces (a ramp) do not count, as in
+    # metrics.between_surfaces; nor do holes, which give no gradient but L1's.
+    target[..., 10] = 1.5
+    distance, counts = train_module.surface_distance(floating, target)
+    assert not counts[..., 10].any() and counts[..., 9].all()
+    holed = target.clone()
+    holed[..., :3, :] = float('nan')
+    prediction = floating.clone().requires_grad_()
+    train_module.loss_fn('l1+surfaces', prediction, holed).backward()
+    assert torch.isfinite(prediction.grad).all() and (prediction.grad[..., :3, :] == 0).all()
 
 
 def test_validation_can_add_the_noise_a_run_learns():

@@ -30,7 +30,7 @@ from depth_sr_ros.data.degradations import DOWNSAMPLERS
 from depth_sr_ros.evaluation import evaluate_network, NOISES
 from depth_sr_ros.files import write_text_atomically
 from depth_sr_ros.inference import native_bfloat16, select_device
-from depth_sr_ros.metrics import near_edges
+from depth_sr_ros.metrics import EDGE_MARGIN, EDGE_WINDOW, near_edges
 from depth_sr_ros.networks import build_model, MODELS
 from depth_sr_ros.preprocessing import PREPROCESSING
 from depth_sr_ros.selection import VALIDATION_NAMES
@@ -56,9 +56,12 @@ SHARE = number(float, low=0, high=1)  # the type of an option that is a share of
 PRECISIONS = ('auto', 'float32', 'bfloat16')
 
 # The losses loss_fn knows. 'l1+edges': L1 with the pixels near the target's depth edges
-# (metrics.between_surfaces' band) weighed EDGE_LOSS_WEIGHT times more.
-LOSSES = ('l1', 'l1+l2', 'l2', 'l1+edges')
+# (metrics.between_surfaces' band) weighed EDGE_LOSS_WEIGHT times more. 'l1+surfaces': L1
+# plus, on those pixels, SURFACE_LOSS_WEIGHT times the distance to the nearer of the two
+# surfaces there (surface_distance).
+LOSSES = ('l1', 'l1+l2', 'l2', 'l1+edges', 'l1+surfaces')
 EDGE_LOSS_WEIGHT = 4.0
+SURFACE_LOSS_WEIGHT = 1.0
 
 
 @dataclasses.dataclass
@@ -79,8 +82,10 @@ class TrainConfig:
     lr: float = _option(1e-4, 'learning rate (Adam)', number(float, above=0))
     lr_halve_at: float = _option(0.8, 'share of the steps after which the learning rate halves',
                                  SHARE)
-    loss: str = _option('', "'l1', 'l2', 'l1+l2' or 'l1+edges' (L1, the pixels near depth "
-                        "edges weighed 5x); '': the paper's (AHMF l1, PAG-Net l1+l2)",
+    loss: str = _option('', "'l1', 'l2', 'l1+l2', 'l1+edges' (L1, the pixels near depth "
+                        "edges weighed 5x) or 'l1+surfaces' (L1 plus, near depth edges, the "
+                        "distance to the nearer surface); '': the paper's (AHMF l1, PAG-Net "
+                        'l1+l2)',
                         one_of(('',) + LOSSES))
     val_names: str = _option(','.join(VALIDATION_NAMES),
                              'comma-separated validation pairs, left out of training (the '
@@ -189,19 +194,50 @@ def edge_band(target):
     return torch.from_numpy(np.stack(bands)[:, None].astype(np.float32)).to(target.device)
 
 
+def surface_distance(prediction, target):
+    """
+    Return each pixel's distance to the nearer of the two surfaces around it, and where it counts.
+
+    The surfaces are the minimum and maximum of the target in metrics.between_surfaces' window
+    (EDGE_WINDOW); it counts on the pixels of edge_band whose target lies on one of them (by
+    EDGE_MARGIN of the jump), as the metric counts. A prediction on either surface is 0 away;
+    one between them is up to half the jump away: the loss that pulls floating pixels onto a
+    surface, and leaves L1 to say which.
+    """
+    valid = torch.isfinite(target)
+    pad = EDGE_WINDOW // 2
+    pool = torch.nn.functional.max_pool2d
+    near = -pool(torch.where(valid, -target, -torch.inf), EDGE_WINDOW, 1, pad)
+    far = pool(torch.where(valid, target, -torch.inf), EDGE_WINDOW, 1, pad)
+    jump = far - near
+    with torch.no_grad():
+        margin = EDGE_MARGIN * jump
+        on_surface = (target <= near + margin) | (target >= far - margin)
+        counts = (edge_band(target) > 0) & valid & on_surface & torch.isfinite(jump)
+    near, far = torch.where(counts, near, 0.0), torch.where(counts, far, 0.0)
+    distance = torch.minimum((prediction - near).abs(), (far - prediction).abs())
+    return torch.where(counts, distance, 0.0), counts
+
+
 def loss_fn(name, prediction, target):
     """
-    Return the training loss on normalised depth: 'l1', 'l1+l2', 'l2' or 'l1+edges'.
+    Return the training loss on normalised depth: one of LOSSES.
 
     'l1+l2' is their sum (PAG-Net). L2 weighs large errors more: what RMSE measures, and where
     an L1-trained network's errors sit at 16x (a depth edge put where the colour has one).
     'l1+edges' weighs the pixels near depth edges EDGE_LOSS_WEIGHT times more, where outputs
-    float between two surfaces. Target pixels without ground truth (NaN) are left out.
+    float between two surfaces. 'l1+surfaces' adds SURFACE_LOSS_WEIGHT times their distance to
+    the nearer surface (surface_distance), averaged over all pixels as L1 is. Target pixels
+    without ground truth (NaN) are left out.
     """
     if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}; use one of {', '.join(LOSSES)}")
     valid = torch.isfinite(target)
     weight = None
+    if name == 'l1+surfaces' and valid.any():
+        distance, _ = surface_distance(prediction, target)
+        plain = loss_fn('l1', prediction, target)
+        return plain + SURFACE_LOSS_WEIGHT * distance[valid].mean()
     if name == 'l1+edges':
         weight = 1.0 + EDGE_LOSS_WEIGHT * edge_band(target)
     if not valid.any():  # a batch of holes only: nothing to learn, no NaN gradient

@@ -301,11 +301,16 @@ class Aligner:
         """Return True when the next frame observed is one that is correlated."""
         return self._seen % self.every == 0
 
-    def correction(self, grid_shape):
-        """Return the (dx, dy) LR pixels to take off the depth on a grid of ``grid_shape``."""
-        if grid_shape != self._grid:  # another grid (scale, size): start again
-            self._grid = grid_shape
-            finer = finer_grid(self.scale)
+    def correction(self, grid_shape, finer=None):
+        """
+        Return the (dx, dy) LR pixels to take off the depth on an LR grid of ``grid_shape``.
+
+        ``finer``: how many times finer than it the edges are matched (finer_grid(scale)
+        unless given; 1 for depth that arrives on the LR grid).
+        """
+        finer = finer_grid(self.scale) if finer is None else finer
+        if (grid_shape, finer) != self._grid:  # another grid (scale, size, route): start again
+            self._grid = (grid_shape, finer)
             self.every = look_every((grid_shape[0] * finer, grid_shape[1] * finer),
                                     self.base_every)
             self.reset()

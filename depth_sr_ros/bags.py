@@ -219,8 +219,10 @@ def candidate_sets(reader, needs_info=(True, True)):
     counts where the bag does not hold its raw Image topic too. Image topics without a message
     do not count (a recorder subscribes to every transport: jpeg cannot hold depth, so
     .../compressed of a depth image stays empty). With several cameras, a depth and a colour
-    topic pair only within one camera: each keeps the partners that share the most of its
-    namespace (/cam1/depth/... with /cam1/color/..., not /cam2/color/...).
+    topic pair within one camera: each keeps the partners that share the most of its
+    namespace (/cam1/depth/... with /cam1/color/..., not /cam2/color/...). A camera at the
+    root namespace (Azure Kinect's /depth/..., /rgb/...) shares none with any, so another
+    camera's lone depth still pairs with its colour: more sets, and the topics asked for.
     """
     types = {c.topic: c.msgtype for c in reader.connections}
     counts = message_counts(reader)

@@ -345,6 +345,9 @@ def test_a_large_matching_grid_is_correlated_proportionally_more_rarely(monkeypa
             aligner.observe(depth, color)
         assert len(looks) == 3 and due == [i % every == 0 for i in range(3 * every)]
     assert alignment.look_every((540, 960), every=1) == 3
+    # Depth that arrives on the LR grid is matched there, not on the finer grid.
+    on_lr = Aligner(8, scale=8)
+    assert on_lr.correction((270, 480), finer=1) == (0.0, 0.0) and on_lr.every == 5
 
 
 def test_a_clear_offset_still_pooling_says_so_in_output_pixels():

@@ -112,10 +112,10 @@ def keep_input_holes(upsampled, depth, offset=(0.0, 0.0)):
     (a thin object without a return, a shadow's edge) would come back filled with the depth
     beside it, where the sensor said it does not know. ``offset``: (right, down) output pixels
     by which the depth sat off the colour image and was moved back (the holes move with it,
-    to the nearest pixel).
+    to the nearest pixel: alignment.whole_pixels).
     """
     holes = ~np.isfinite(depth)
-    dx, dy = (int(round(v)) for v in offset)
+    dx, dy = (int(v) for v in whole_pixels(offset))
     if dx or dy:  # the output pixel (x - dx, y - dy) shows the input pixel (x, y)
         h, w = holes.shape
         moved = np.zeros_like(holes)
@@ -398,7 +398,8 @@ class FrameProcessor:
         if settings.alignment == 'fixed':
             offset = tuple(float(v) / grids.scale for v in settings.alignment_offset)
         elif settings.alignment == 'auto':
-            offset = self.aligner.correction(grids.lr.shape)
+            offset = self.aligner.correction(
+                grids.lr.shape, 1 if route == 'lr_grid' else finer_grid(grids.scale))
         else:
             return (0.0, 0.0)
         if route == 'lr_grid':

@@ -9,7 +9,7 @@ from depth_sr_ros.geometry.transform import Transform
 from depth_sr_ros.ros.conversions import (
     camera_info_message, image_to_array, ImageFormatError, metres_to_image)
 from depth_sr_ros.ros.pipeline import (
-    CameraInfoNotYet, expected_coverage, FrameProcessor, health, keep_input_holes, LatencyStats,
+    CameraInfoNotYet, expected_coverage, FrameProcessor, health, input_holes, LatencyStats,
     LatestSlot, output_encoding, Settings)
 import numpy as np
 import pytest
@@ -140,9 +140,9 @@ def test_kept_holes_move_to_the_whole_pixels_the_alignment_rounds_to():
     depth = np.ones((4, 12), np.float32)
     depth[:, 5] = np.nan
     for offset in (0.5, 1.5, 2.5, -1.5, -2.5):
-        kept = keep_input_holes(np.ones_like(depth), depth, (offset, 0.0))
+        kept = input_holes(depth, (offset, 0.0))
         moved = int(whole_pixels((offset, 0.0))[0])
-        assert np.isnan(kept).all(axis=0).tolist() == [c == 5 - moved for c in range(12)]
+        assert kept.all(axis=0).tolist() == [c == 5 - moved for c in range(12)]
 
 
 def test_a_colour_size_that_is_no_multiple_of_the_scale_is_padded_and_cropped_back():

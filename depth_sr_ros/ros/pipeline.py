@@ -103,16 +103,16 @@ def plan_route(raw, depth_shape, grids, depth_camera=None):
     return 'registered'
 
 
-def keep_input_holes(upsampled, depth, offset=(0.0, 0.0)):
+def input_holes(depth, offset=(0.0, 0.0)):
     """
-    Return ``upsampled`` with no value where ``depth``, on the same pixels, had none.
+    Return where ``depth``, on the output grid itself, has no value: the output keeps them.
 
-    For depth that arrives on the output grid itself (registered at the colour's size): the
-    LR grid takes an LR pixel whose samples are mostly valid, so a hole of a pixel or two
-    (a thin object without a return, a shadow's edge) would come back filled with the depth
-    beside it, where the sensor said it does not know. ``offset``: (right, down) output pixels
-    by which the depth sat off the colour image and was moved back (the holes move with it,
-    to the nearest pixel: alignment.whole_pixels).
+    For depth that arrives on the output grid (registered at the colour's size): the LR grid
+    takes an LR pixel whose samples are mostly valid, so a hole of a pixel or two (a thin
+    object without a return, a shadow's edge) would come back filled with the depth beside
+    it, where the sensor said it does not know. ``offset``: (right, down) output pixels by
+    which the depth sat off the colour image and was moved back (the holes move with it, to
+    the nearest pixel: alignment.whole_pixels).
     """
     holes = ~np.isfinite(depth)
     dx, dy = (int(v) for v in whole_pixels(offset))
@@ -123,7 +123,7 @@ def keep_input_holes(upsampled, depth, offset=(0.0, 0.0)):
             moved[max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)] = \
                 holes[max(dy, 0):h - max(-dy, 0), max(dx, 0):w - max(-dx, 0)]
         holes = moved
-    return np.where(holes, np.float32(np.nan), upsampled)
+    return holes
 
 
 def samples_per_lr_pixel(depth_shape, grids):
@@ -175,9 +175,9 @@ def expected_coverage(lr_depth, per_pixel, holes=None, scale=1):
     """
     Return the share of the LR grid that the depth camera covers.
 
-    ``holes``: (input depth on the output grid, offset) where the output keeps that depth's
-    holes (keep_input_holes); the share is then of the output grid (``scale`` output pixels
-    an LR pixel, the LR grid padded past it), without them.
+    ``holes``: the input's holes on the output grid, where the output keeps them
+    (input_holes); the share is then of the output grid (``scale`` output pixels an LR pixel,
+    the LR grid padded past it), without them.
 
     That is the valid LR pixels and the gaps between them that are no wider than the spacing
     of the depth samples on the grid (a morphological closing): a gap the sensor's sampling
@@ -192,11 +192,9 @@ def expected_coverage(lr_depth, per_pixel, holes=None, scale=1):
     covered = cv2.morphologyEx(valid, cv2.MORPH_CLOSE, kernel)
     if holes is None:
         return float(covered.mean())
-    depth, offset = holes
-    h, w = depth.shape
+    h, w = holes.shape
     covered = np.repeat(np.repeat(covered > 0, scale, axis=0), scale, axis=1)[:h, :w]
-    kept = np.isfinite(keep_input_holes(np.ones((h, w), np.float32), depth, offset))
-    return float((covered & kept).mean())
+    return float((covered & ~holes).mean())
 
 
 def health(period, seconds_without_pair, stale_after):
@@ -507,8 +505,8 @@ class FrameProcessor:
         upsampled = crop_to_output(self.upsampler(low, shown, order), grids)
         holes = None
         if route == 'registered' and same_pixels(depth_camera, grids.output):
-            holes = (depth, result.offset)
-            upsampled = keep_input_holes(upsampled, *holes)
+            holes = input_holes(depth, result.offset)
+            upsampled = np.where(holes, np.float32(np.nan), upsampled)
         per_pixel = 1.0 if route == 'lr_grid' else samples_per_lr_pixel(depth.shape, grids)
         result.coverage = (float(np.isfinite(upsampled).mean()),
                            expected_coverage(low, per_pixel, holes, grids.scale))

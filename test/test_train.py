@@ -455,9 +455,10 @@ def test_the_surface_loss_pulls_a_floating_edge_pixel_onto_either_surface():
     floating[..., 10] = 1.4  # between the surfaces, 0.4 from the near one
     wrong[..., 10] = 1.0     # on the other surface: L1's to judge, nothing floats
     away[..., 0] = 1.4       # as far off, far from the edge
-    weight = train_module.SURFACE_LOSS_WEIGHT
     assert train_module.loss_fn('l1+surfaces', floating, target).item() == pytest.approx(
-        (0.6 + weight * 0.4) * 8 / pixels)
+        (0.6 + 0.4) * 8 / pixels)
+    assert train_module.loss_fn('l1+surfaces', floating, target, 0.25).item() == pytest.approx(
+        (0.6 + 0.25 * 0.4) * 8 / pixels)
     assert train_module.loss_fn('l1+surfaces', wrong, target).item() == pytest.approx(
         1.0 * 8 / pixels)
     assert train_module.loss_fn('l1+surfaces', away, target).item() == pytest.approx(

@@ -57,11 +57,10 @@ PRECISIONS = ('auto', 'float32', 'bfloat16')
 
 # The losses loss_fn knows. 'l1+edges': L1 with the pixels near the target's depth edges
 # (metrics.between_surfaces' band) weighed EDGE_LOSS_WEIGHT times more. 'l1+surfaces': L1
-# plus, on those pixels, SURFACE_LOSS_WEIGHT times the distance to the nearer of the two
+# plus, on those pixels, --surface-weight times the distance to the nearer of the two
 # surfaces there (surface_distance).
 LOSSES = ('l1', 'l1+l2', 'l2', 'l1+edges', 'l1+surfaces')
 EDGE_LOSS_WEIGHT = 4.0
-SURFACE_LOSS_WEIGHT = 1.0
 
 
 @dataclasses.dataclass
@@ -87,6 +86,8 @@ class TrainConfig:
                         "distance to the nearer surface); '': the paper's (AHMF l1, PAG-Net "
                         'l1+l2)',
                         one_of(('',) + LOSSES))
+    surface_weight: float = _option(1.0, "weight of 'l1+surfaces' distance to the nearer "
+                                         'surface against the L1 term', number(float, low=0))
     val_names: str = _option(','.join(VALIDATION_NAMES),
                              'comma-separated validation pairs, left out of training (the '
                              'pairs model selection judges on: selection.VALIDATION_NAMES)')
@@ -219,14 +220,14 @@ def surface_distance(prediction, target):
     return torch.where(counts, distance, 0.0), counts
 
 
-def loss_fn(name, prediction, target):
+def loss_fn(name, prediction, target, surface_weight=1.0):
     """
     Return the training loss on normalised depth: one of LOSSES.
 
     'l1+l2' is their sum (PAG-Net). L2 weighs large errors more: what RMSE measures, and where
     an L1-trained network's errors sit at 16x (a depth edge put where the colour has one).
     'l1+edges' weighs the pixels near depth edges EDGE_LOSS_WEIGHT times more, where outputs
-    float between two surfaces. 'l1+surfaces' adds SURFACE_LOSS_WEIGHT times their distance to
+    float between two surfaces. 'l1+surfaces' adds ``surface_weight`` times their distance to
     the nearer surface (surface_distance), averaged over all pixels as L1 is. Target pixels
     without ground truth (NaN) are left out.
     """
@@ -237,7 +238,7 @@ def loss_fn(name, prediction, target):
     if name == 'l1+surfaces' and valid.any():
         distance, _ = surface_distance(prediction, target)
         plain = loss_fn('l1', prediction, target)
-        return plain + SURFACE_LOSS_WEIGHT * distance[valid].mean()
+        return plain + surface_weight * distance[valid].mean()
     if name == 'l1+edges':
         weight = 1.0 + EDGE_LOSS_WEIGHT * edge_band(target)
     if not valid.any():  # a batch of holes only: nothing to learn, no NaN gradient
@@ -525,7 +526,7 @@ def train(config):
                                    torch.from_numpy(batch['rgb']).to(device))
             # The networks add their body to a float32 bicubic skip; the loss is float32 too.
             loss = loss_fn(config.loss, prediction.float(),
-                           torch.from_numpy(batch['depth_hr']).to(device))
+                           torch.from_numpy(batch['depth_hr']).to(device), config.surface_weight)
             loss_value = _all_ranks(loss.item(), world)
             if not np.isfinite(loss_value):
                 raise FloatingPointError(f'loss is {loss_value} at step {step}; stopping '

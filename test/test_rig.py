@@ -8,8 +8,8 @@ from depth_sr_ros.alignment import finer_grid
 from depth_sr_ros.baselines import BicubicUpsampler
 from depth_sr_ros.data.datasets import CropDataset
 from depth_sr_ros.data.rig import (
-    draw_rig, from_metres, OFFSET_DEPTH_PIXELS, rotation, sensor_faults, simulate_rig,
-    to_metres)
+    CALIBRATION_ROTATION_DEG, CALIBRATION_TRANSLATION_M, draw_rig, from_metres,
+    OFFSET_DEPTH_PIXELS, rig_capture, rotation, sensor_faults, simulate_rig, to_metres)
 from depth_sr_ros.data.synthetic import synthetic_pair
 from depth_sr_ros.geometry.grids import plan_grids
 from depth_sr_ros.geometry.registration import mesh_depth
@@ -133,6 +133,67 @@ def test_an_offset_rig_is_the_same_rig_turned_by_1_to_2_5_depth_pixels():
         axis = np.array([turn[2, 1] - turn[1, 2], turn[0, 2] - turn[2, 0],
                          turn[1, 0] - turn[0, 1]])
         assert abs(axis[2]) < 1e-3 * np.linalg.norm(axis)  # in the image plane: a move across it
+
+
+def _angle_deg(rotation_matrix):
+    return math.degrees(math.acos(np.clip((np.trace(rotation_matrix) - 1) / 2, -1, 1)))
+
+
+def test_the_drawn_calibration_error_stays_within_its_bounds_and_reaches_them():
+    angles, shifts = [], []
+    for seed in range(60):
+        rig = draw_rig(np.random.default_rng(seed), (192, 256), 4)
+        # calibrated = depth_to_color, then the error: the error is true^-1 then calibrated.
+        error = rig.depth_to_color.inverse().then(rig.calibrated)
+        angles.append(_angle_deg(np.reshape(error.rotation, (3, 3))))
+        # The error's own translation (applied after the rig's) in the colour frame.
+        rotated = np.reshape(rig.calibrated.rotation, (3, 3))
+        true_t = rotated @ np.reshape(rig.depth_to_color.rotation, (3, 3)).T @ np.array(
+            rig.depth_to_color.translation)
+        shifts.append(np.abs(np.array(rig.calibrated.translation) - true_t).max())
+    assert max(angles) <= CALIBRATION_ROTATION_DEG + 1e-6
+    assert max(angles) > 0.8 * CALIBRATION_ROTATION_DEG and min(angles) < 0.2 * max(angles)
+    assert max(shifts) <= CALIBRATION_TRANSLATION_M + 1e-9
+    assert max(shifts) > 0.8 * CALIBRATION_TRANSLATION_M
+
+
+def test_a_lens_is_never_drawn_that_leaves_depth_pixels_without_a_ray():
+    lenses = 0
+    for seed in range(300):
+        rig = draw_rig(np.random.default_rng(seed), (192, 256), 4, calibration_error=False)
+        lenses += bool(rig.depth.d)
+        assert not np.isnan(rig.depth.undistorted_rays()).any(), seed
+    assert lenses > 100
+
+
+def test_the_offset_rig_has_the_same_sensor_faults_as_the_rig_without_it(truth):
+    for seed in range(4):
+        plain, a = rig_capture(truth, 4, np.random.default_rng(seed))
+        moved, b = rig_capture(truth, 4, np.random.default_rng(seed), offset=True)
+        assert plain.depth == moved.depth and plain.calibrated != moved.calibrated
+        np.testing.assert_array_equal(a, b)
+
+
+def test_one_level_of_integer_disparity_is_no_depth_edge_far_away():
+    # A smooth slanted wall in Middlebury's 1-level disparity steps, beside a near box that
+    # sets the range: far away one level is a large step in metres, yet no edge, so the
+    # sensor neither loses the wall's returns there nor puts flying pixels on it.
+    rows, columns = np.mgrid[0:192, 0:256].astype(np.float32)
+    disparity = 73 + 17 * columns / 255 + 5 * rows / 191
+    disparity[20:60, 20:60] = 208
+    lost = {}
+    for name, values in (('smooth', disparity), ('stairs', np.round(disparity))):
+        values = (values - values.min()) / (values.max() - values.min())
+        base = draw_rig(np.random.default_rng(0), values.shape, 4, calibration_error=False)
+        rig = dataclasses.replace(base, near=0.5, far=6.0)
+        fractions = []
+        for seed in range(10):
+            _, depth = rig_capture(values, 4, np.random.default_rng(seed), rig=rig)
+            wall = np.ones(depth.shape, bool)  # the wall away from the box (in the top left)
+            wall[:depth.shape[0] // 2 + 2, :depth.shape[1] // 2 + 2] = False
+            fractions.append(np.isnan(depth[wall]).mean())
+        lost[name] = np.mean(fractions)
+    assert lost['stairs'] < lost['smooth'] + 0.005, lost
 
 
 def _grey_of(values):

@@ -117,6 +117,10 @@ def draw_rig(rng, size, scale, calibration_error=True, offset=False):
          (depth_height - 1) / 2 + rng.uniform(-2, 2), 0.0, 0.0, 1.0)
     distortion = (rng.uniform(-0.2, 0.05), rng.uniform(-0.02, 0.05), 0.0, 0.0, 0.0) if (
         rng.random() < 0.5) else ()
+    if distortion:
+        corner = math.hypot(max(k[2], depth_width - 1 - k[2]) / depth_focal,
+                            max(k[5], depth_height - 1 - k[5]) / depth_focal)
+        distortion = unfolded_lens(*distortion[:2], corner) + (0.0, 0.0, 0.0)
     depth = Camera(depth_width, depth_height, k, distortion)
     direction = rng.uniform(-0.35, 0.35)  # mostly side by side
     length = rng.uniform(*BASELINE_M) * rng.choice((-1, 1))
@@ -130,13 +134,33 @@ def draw_rig(rng, size, scale, calibration_error=True, offset=False):
         shift = rng.uniform(-CALIBRATION_TRANSLATION_M, CALIBRATION_TRANSLATION_M, 3)
         calibrated = depth_to_color.then(Transform(error.rotation, tuple(shift)))
     near, far = rng.uniform(*NEAR_M), rng.uniform(*FAR_M)
+    # The offset is drawn with or without it, so that what the generator draws next (the
+    # sensor's faults) is the same for the rig with and without the offset.
+    pixels, direction = rng.uniform(*OFFSET_DEPTH_PIXELS), rng.uniform(0, 2 * math.pi)
     if offset:
         # A rotation about an axis in the image plane moves the image across it.
-        angle = math.degrees(math.atan(rng.uniform(*OFFSET_DEPTH_PIXELS) / depth_focal))
-        direction = rng.uniform(0, 2 * math.pi)
+        angle = math.degrees(math.atan(pixels / depth_focal))
         axis = (-math.sin(direction), math.cos(direction), 0.0)
         calibrated = calibrated.then(rotation(axis, angle))
     return SimulatedRig(color, depth, depth_to_color, calibrated, scale, near, far)
+
+
+def unfolded_lens(k1, k2, corner):
+    """
+    Return (k1, k2), halved until the radial polynomial still grows out to ``corner``.
+
+    r (1 + k1 r^2 + k2 r^4) turns back beyond some radius when k1 or k2 is negative; a depth
+    pixel whose distorted radius (x/z of the corner farthest from the principal point,
+    ``corner``) lies past the turn has no ray, and would see nothing.
+    """
+    r = np.linspace(0.0, 4 * corner + 1, 4000)
+    while True:
+        distorted = r * (1 + k1 * r ** 2 + k2 * r ** 4)
+        falling = np.flatnonzero(np.diff(distorted) <= 0)
+        reach = distorted[falling[0]] if falling.size else np.inf
+        if reach >= 1.05 * corner:
+            return k1, k2
+        k1, k2 = k1 / 2, k2 / 2
 
 
 def to_metres(values, near, far):
@@ -168,12 +192,15 @@ def from_metres(depth, near, far):
         return ((1 / depth - 1 / far) / (1 / near - 1 / far)).astype(np.float32)
 
 
-def depth_edges(depth):
+def depth_edges(depth, least_step=0.0):
     """
     Return the pixels within a pixel of a depth edge of ``depth`` (metres, no NaN).
 
     An edge lies between neighbours where inverse depth bends by more than EDGE_STEP of
     itself (a step of that share of the depth); on a plane, however steep, it does not bend.
+    ``least_step``: the bend (1/m) that is at least needed too, e.g. above the truth's own
+    quantisation: one level of Middlebury's integer disparity is a small step near the camera
+    and a large one in metres far away, where it would be an edge on every stair of a wall.
     """
     inverse = 1 / depth
     bend = np.zeros(depth.shape, np.uint8)
@@ -181,11 +208,20 @@ def depth_edges(depth):
         middle = [slice(None), slice(None)]
         middle[axis] = slice(1, -1)
         second = np.abs(np.diff(inverse, 2, axis=axis))
-        bend[tuple(middle)] |= second > EDGE_STEP * inverse[tuple(middle)]
+        bend[tuple(middle)] |= (second > EDGE_STEP * inverse[tuple(middle)]) & (
+            second > least_step)
     return cv2.dilate(bend, np.ones((3, 3), np.uint8)) > 0
 
 
-def sensor_faults(depth, focal, rng, brightness=None):
+def quantum(values):
+    """Return the smallest step between the distinct finite ``values`` (0 with fewer than two)."""
+    distinct = np.unique(values[np.isfinite(values)])
+    steps = np.diff(distinct)
+    steps = steps[steps > 1e-6]
+    return float(steps.min()) if steps.size else 0.0
+
+
+def sensor_faults(depth, focal, rng, brightness=None, least_step=0.0):
     """
     Return a depth camera's image of the true ``depth`` (metres, NaN = none) in its frame.
 
@@ -200,12 +236,13 @@ def sensor_faults(depth, focal, rng, brightness=None):
     :param brightness: the scene's brightness (0..1) seen from the depth camera
         (``seen_brightness``): dark surfaces return little light, the less the farther they
         are; None: no such losses (and the draws of earlier versions).
+    :param least_step: depth_edges' (the truth's quantisation, in inverse metres).
     """
     seen = np.isfinite(depth)
     # Holes take their nearest value, so that neither the blur nor the edge test below mixes a
     # valid pixel with an invented depth (they are holes again at the end).
     filled = fill_missing(depth, seen) if seen.any() else np.ones(depth.shape, np.float32)
-    edge = depth_edges(filled)
+    edge = depth_edges(filled, least_step)
     # tan of the angle between a surface and the view: depth's change per pixel against the
     # pixel's width at that depth (depth / focal).
     steep = np.hypot(*np.gradient(filled)) * focal > math.tan(math.radians(GRAZING_DEG)) * filled
@@ -299,7 +336,9 @@ def rig_capture(values, scale, rng, faults=True, calibration_error=True, rig=Non
     if not faults:
         return rig, depth
     brightness = None if color is None else seen_brightness(color, depth, rig)
-    return rig, sensor_faults(depth, rig.depth.matrix[0, 0], rng, brightness)
+    # A step of one level of the truth, and a little more, is no edge (depth_edges).
+    least_step = 1.5 * quantum(values) * (1 / rig.near - 1 / rig.far)
+    return rig, sensor_faults(depth, rig.depth.matrix[0, 0], rng, brightness, least_step)
 
 
 def rig_registration(rig, depth, extrinsics=None):

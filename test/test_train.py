@@ -118,7 +118,7 @@ def test_nan_loss_stops_without_overwriting_the_last_state(tmp_path, monkeypatch
     train(_config(tmp_path, 2))
     before = _weights(tmp_path)
     monkeypatch.setattr(train_module, 'loss_fn',
-                        lambda name, p, t: (p - t).abs().mean() * float('nan'))
+                        lambda name, p, t, *weight: (p - t).abs().mean() * float('nan'))
     args = ['--arch', 'pag_net', '--scale', '2', '--data', FIXTURES, '--out', str(tmp_path),
             '--steps', '4', '--batch-size', '2', '--crop', '32', '--val-names', '',
             '--device', 'cpu']

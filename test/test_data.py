@@ -239,11 +239,56 @@ def test_a_metric_sample_shows_the_same_crop_as_a_depth_camera_gives_it():
     assert np.isfinite(sample['depth_lr']).all()
     # Inverse depth: the view is not a flip (1 - plain), but metres of a drawn scene.
     assert not np.allclose(metric, 1 - plain, atol=0.01, equal_nan=True)
-    view = metric_view(np.random.default_rng(0))
+    view = metric_view(0.8, 4.0)
     ends = view(np.array([1.0, 0.5, 0.0, np.nan], np.float32))
     # Half-way in disparity lies nearer than half-way in metres (depth is its inverse).
     assert ends[0] == 0 and ends[2] == pytest.approx(1) and 0 < ends[1] < 0.5
     assert np.isnan(ends[3])
+
+
+def _drawn_rigs(monkeypatch):
+    """Return the list every rig a CropDataset draws is appended to."""
+    import depth_sr_ros.data.rig as rig_module
+    drawn, real = [], rig_module.draw_rig
+
+    def spy(*args, **kwargs):
+        drawn.append(real(*args, **kwargs))
+        return drawn[-1]
+    monkeypatch.setattr(rig_module, 'draw_rig', spy)
+    return drawn
+
+
+def test_a_crops_rig_sees_with_the_angles_of_the_whole_image(monkeypatch):
+    # A 64-pixel crop of a wider image: the colour camera's focal length is that of the whole
+    # image's 50-90 degree view (width / 2 / tan(45..25 degrees)), not the crop's.
+    pairs = [load_pair(FIXTURES, name) for name in list_pairs(FIXTURES)]
+    drawn = _drawn_rigs(monkeypatch)
+    dataset = CropDataset(pairs, 4, 64, rig=1.0)
+    for seed in range(3):
+        dataset.sample(np.random.default_rng(seed))
+    widths = {pair.shape[1] for pair, _, _ in dataset.pairs}
+    assert len(drawn) == 3 and min(widths) > 2 * 64
+    for rig in drawn:
+        assert rig.color.width == 64
+        assert min(widths) / 2 <= rig.color.matrix[0, 0] <= max(widths) * 1.08
+
+
+def test_a_rig_sample_shown_in_metres_has_the_metres_of_the_view(monkeypatch):
+    # The sensor's noise grows with its metres: they must be those the sample is shown in.
+    import depth_sr_ros.data.datasets as datasets_module
+    pairs = [load_pair(FIXTURES, name) for name in list_pairs(FIXTURES)]
+    drawn, views = _drawn_rigs(monkeypatch), []
+    real_view = datasets_module.metric_view
+
+    def spy(near, far):
+        views.append((near, far))
+        return real_view(near, far)
+    monkeypatch.setattr(datasets_module, 'metric_view', spy)
+    dataset = CropDataset(pairs, 4, 32, rig=1.0, metric=1.0)
+    for seed in range(3):
+        dataset.sample(np.random.default_rng(seed))
+    assert len(views) == len(drawn) == 3
+    assert [(rig.near, rig.far) for rig in drawn] == views
 
 
 def test_holes_in_the_ground_truth_stay_out_of_inputs_and_are_nan_in_targets():

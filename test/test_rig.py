@@ -278,9 +278,9 @@ def test_rig_samples_can_come_off_and_be_aligned_as_the_node_aligns(cones, monke
     calls = []
     real = datasets_module.simulate_rig
 
-    def spy(depth, scale, rng, offset=False, color=None):
+    def spy(depth, scale, rng, offset=False, color=None, **kwargs):
         calls.append((offset, None if color is None else color.shape))
-        low = real(depth, scale, rng, offset=offset, color=color)
+        low = real(depth, scale, rng, offset=offset, color=color, **kwargs)
         lost.append(np.isnan(low).mean())
         return low
     lost = []

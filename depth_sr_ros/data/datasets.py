@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from depth_sr_ros.data.degradations import crop_to_multiple, DOWNSAMPLERS, sensor_degrade
 from depth_sr_ros.data.middlebury import list_pairs, load_pair
-from depth_sr_ros.data.rig import metric_view, simulate_rig
+from depth_sr_ros.data.rig import draw_distances, metric_view, simulate_rig
 from depth_sr_ros.data.synthetic import synthetic_pair
 from depth_sr_ros.preprocessing import (
     color_to_unit, depth_range, fill_missing, normalize_depth, valid_depth_mask)
@@ -62,7 +62,8 @@ class CropDataset:
             colour as the node aligns, so that the network sees the residual it leaves.
         :param metric: share of samples whose input and target are shown in metres as a depth
             camera gives them (data.rig.metric_view: large = far, the inverse of the pairs'
-            disparity), before the kernel (or after the rig, which renders disparity).
+            disparity), before the kernel (or after the rig, which renders disparity, and
+            whose sensor then works in the view's metres).
         """
         unknown = [name for name in downsamplers if name not in DOWNSAMPLERS]
         if unknown or not downsamplers:
@@ -105,19 +106,23 @@ class CropDataset:
             depth, rgb, truth = self._prepare(synthetic_pair(rng, c, c))
         else:
             depth, rgb, truth = self.pairs[int(rng.integers(len(self.pairs)))]
+        field_width = depth.shape[1]  # the crop's rig sees with the whole image's angles
         top = int(rng.integers(depth.shape[0] - c + 1))
         left = int(rng.integers(depth.shape[1] - c + 1))
         window = (slice(top, top + c), slice(left, left + c))
         depth, rgb, truth = depth[window], rgb[window], truth[window]
         if self.augment:
             depth, rgb, truth = augment([depth, rgb, truth], rng)
-        view = None  # no draw without metric: the samples stay those of earlier versions
+        view = distances = None  # no draw without metric: the samples stay those of before
         if self.metric and rng.random() < self.metric:
-            view = metric_view(rng)
+            distances = draw_distances(rng)
+            view = metric_view(*distances)
         if self.rig and rng.random() < self.rig:  # no draw without it: earlier samples stay
             offset = bool(self.rig_offset) and rng.random() < self.rig_offset
-            # the rig renders the truth, holes and all: no depth where there is none
-            depth_lr = simulate_rig(truth, self.scale, rng, offset=offset, color=rgb)
+            # The rig renders the truth, holes and all: no depth where there is none; shown
+            # in metres, in those of the view.
+            depth_lr = simulate_rig(truth, self.scale, rng, offset=offset, color=rgb,
+                                    field_width=field_width, distances=distances)
             seen = np.isfinite(depth_lr)
             if seen.any():
                 depth_lr = fill_missing(depth_lr, seen)

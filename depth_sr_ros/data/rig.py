@@ -46,7 +46,9 @@ from depth_sr_ros.preprocessing import (
 import numpy as np
 
 # The ranges each rig is drawn from (the issue of real sensors: 0.5 to 8 samples per LR
-# pixel, baselines of 10 to 60 mm, up to 3 degrees of rotation).
+# pixel, baselines of 10 to 60 mm, up to 3 degrees of rotation). The samples per LR pixel
+# are those of the image's centre; the node's figure (the depth image's pixels over the LR
+# grid's) is larger by the square of the depth camera's wider view (draw_rig's margin).
 SAMPLES_PER_LR_PIXEL = (0.5, 8.0)
 BASELINE_M = (0.010, 0.060)
 ROTATION_DEG = 3.0
@@ -92,20 +94,35 @@ def _random_axis(rng):
     return axis / np.linalg.norm(axis)
 
 
-def draw_rig(rng, size, scale, calibration_error=True, offset=False):
+def draw_distances(rng):
+    """Return a scene's (near, far) metres, drawn from NEAR_M and FAR_M."""
+    return rng.uniform(*NEAR_M), rng.uniform(*FAR_M)
+
+
+def draw_rig(rng, size, scale, calibration_error=True, offset=False, field_width=None,
+             distances=None):
     """
     Return a SimulatedRig for an HR colour image of ``size`` = (height, width) at ``scale``.
 
     The colour camera's field of view is drawn between 50 and 90 degrees; the depth camera
     looks the same way from a drawn baseline, a little rotated, with enough field of view to
-    cover the colour camera's and a drawn number of samples per LR pixel.
+    cover the colour camera's and a drawn number of samples per LR pixel (per LR pixel of the
+    image's centre, in angle: the depth camera's image covers more than the colour camera's,
+    so its pixels outnumber the LR grid's by that and the square of the margin).
+
+    :param field_width: the width, HR pixels, that the field of view spans (default: the
+        image's). A training crop is a window of a larger image: its angles per pixel, and so
+        the pixels a calibration error or a baseline's parallax moves its depth by, are the
+        whole image's.
+    :param distances: the scene's (near, far) metres instead of those drawn (which are drawn
+        either way, so that the draws after them stay the same).
 
     :param offset: add a calibration rotation that moves the depth OFFSET_DEPTH_PIXELS
         (drawn) in a drawn direction. Drawn after the rest, so the rig is otherwise the one
         drawn without it from the same generator state.
     """
     height, width = size
-    focal = width / (2 * math.tan(math.radians(rng.uniform(50, 90)) / 2))
+    focal = (field_width or width) / (2 * math.tan(math.radians(rng.uniform(50, 90)) / 2))
     color = pinhole_camera(width, height, focal)
     lr = plan_grids(color, scale).lr
     per_pixel = math.exp(rng.uniform(*np.log(SAMPLES_PER_LR_PIXEL)))
@@ -133,7 +150,9 @@ def draw_rig(rng, size, scale, calibration_error=True, offset=False):
         error = rotation(_random_axis(rng), rng.uniform(0, CALIBRATION_ROTATION_DEG))
         shift = rng.uniform(-CALIBRATION_TRANSLATION_M, CALIBRATION_TRANSLATION_M, 3)
         calibrated = depth_to_color.then(Transform(error.rotation, tuple(shift)))
-    near, far = rng.uniform(*NEAR_M), rng.uniform(*FAR_M)
+    near, far = draw_distances(rng)
+    if distances is not None:
+        near, far = distances
     # The offset is drawn with or without it, so that what the generator draws next (the
     # sensor's faults) is the same for the rig with and without the offset.
     pixels, direction = rng.uniform(*OFFSET_DEPTH_PIXELS), rng.uniform(0, 2 * math.pi)
@@ -170,16 +189,15 @@ def to_metres(values, near, far):
     return np.where(np.isfinite(values), 1 / inverse, np.nan).astype(np.float32)
 
 
-def metric_view(rng):
+def metric_view(near, far):
     """
     Return a function that shows disparity-like values as the node sees a depth camera's.
 
     Middlebury's ground truth is disparity (large = near, the inverse of depth); a depth camera
     gives metres (large = far), which the node normalises to 0..1 over the image. The function
-    maps values in 0..1 (1 = near) to the metres of a scene drawn as the rigs draw theirs
-    (NEAR_M, FAR_M), normalised the node's way (0 = near, 1 = far); NaN stays NaN.
+    maps values in 0..1 (1 = near) to the metres of a scene from ``near`` to ``far`` (e.g.
+    draw_distances'), normalised the node's way (0 = near, 1 = far); NaN stays NaN.
     """
-    near, far = rng.uniform(*NEAR_M), rng.uniform(*FAR_M)
 
     def view(values):
         return ((to_metres(values, near, far) - near) / (far - near)).astype(np.float32)
@@ -319,16 +337,18 @@ def seen_brightness(color, depth, rig):
 
 
 def rig_capture(values, scale, rng, faults=True, calibration_error=True, rig=None,
-                offset=False, color=None):
+                offset=False, color=None, field_width=None, distances=None):
     """
     Return (rig, depth): a rig (drawn unless given) and its depth camera's image of the truth.
 
     ``values`` as simulate_rig's; ``depth`` in metres on the depth camera's grid, NaN = none.
     A given rig must be drawn for ``scale``: the registration follows the rig's own scale.
     ``color``: the HR colour image, whose dark surfaces then return less (sensor_faults).
+    ``field_width``, ``distances``: draw_rig's.
     """
     if rig is None:
-        rig = draw_rig(rng, values.shape, scale, calibration_error, offset)
+        rig = draw_rig(rng, values.shape, scale, calibration_error, offset, field_width,
+                       distances)
     elif rig.scale != scale:
         raise ValueError(f'the rig was drawn for {rig.scale}x, not {scale}x')
     truth = to_metres(np.where(values >= 0, values, np.nan), rig.near, rig.far)
@@ -362,7 +382,7 @@ def rig_registration(rig, depth, extrinsics=None):
 
 
 def simulate_rig(values, scale, rng, faults=True, calibration_error=True, rig=None,
-                 offset=False, color=None, align=True):
+                 offset=False, color=None, align=True, field_width=None, distances=None):
     """
     Return the LR input the node would make of a scene, as ``values``' units; NaN = no depth.
 
@@ -374,8 +394,13 @@ def simulate_rig(values, scale, rng, faults=True, calibration_error=True, rig=No
     :param color: the HR colour image (RGB): its dark surfaces return less light to the depth
         camera, and the registered depth is aligned to it as the node does.
     :param align: False: no alignment (the node with alignment:=off).
+    :param field_width: the width the colour camera's field of view spans (draw_rig).
+    :param distances: the scene's (near, far) metres instead of drawn ones (draw_rig), e.g.
+        those of the metric_view the result is shown in, so that the sensor's noise, which
+        grows with the metres, is that of the metres shown.
     """
-    rig, depth = rig_capture(values, scale, rng, faults, calibration_error, rig, offset, color)
+    rig, depth = rig_capture(values, scale, rng, faults, calibration_error, rig, offset, color,
+                             field_width, distances)
     register = rig_registration(rig, depth)
     registered = register((0.0, 0.0))
     if color is not None and align:  # on the padded grid, as the node shows it (resize_color)

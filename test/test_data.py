@@ -291,6 +291,23 @@ def test_a_rig_sample_shown_in_metres_has_the_metres_of_the_view(monkeypatch):
     assert [(rig.near, rig.far) for rig in drawn] == views
 
 
+def test_a_share_of_rig_samples_takes_the_registered_route(monkeypatch):
+    import depth_sr_ros.data.datasets as datasets_module
+    pairs = [load_pair(FIXTURES, name) for name in list_pairs(FIXTURES)]
+    routes, real = [], datasets_module.simulate_rig
+
+    def spy(*args, **kwargs):
+        routes.append(kwargs.get('route', 'raw'))
+        return real(*args, **kwargs)
+    monkeypatch.setattr(datasets_module, 'simulate_rig', spy)
+    for share in (0.0, 0.5):
+        dataset = CropDataset(pairs, 4, 32, rig=1.0, rig_registered=share)
+        samples = [dataset.sample(np.random.default_rng(seed)) for seed in range(12)]
+        assert all(np.isfinite(sample['depth_lr']).all() for sample in samples)
+    assert routes[:12] == ['raw'] * 12
+    assert 2 <= routes[12:].count('registered') <= 10 and 'raw' in routes[12:]
+
+
 def test_holes_in_the_ground_truth_stay_out_of_inputs_and_are_nan_in_targets():
     # A hole (0) used to be normalised like depth: far below the valid range, in the target
     # and, through the downsampling, in the LR input.

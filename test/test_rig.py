@@ -12,7 +12,7 @@ from depth_sr_ros.data.rig import (
     OFFSET_DEPTH_PIXELS, rig_capture, rotation, sensor_faults, simulate_rig, to_metres)
 from depth_sr_ros.data.synthetic import synthetic_pair
 from depth_sr_ros.geometry.grids import plan_grids
-from depth_sr_ros.geometry.registration import mesh_depth
+from depth_sr_ros.geometry.registration import mesh_depth, reduce_registered
 from depth_sr_ros.preprocessing import depth_range, normalize_depth, valid_depth_mask
 from depth_sr_ros.ros.pipeline import FrameProcessor
 import numpy as np
@@ -33,8 +33,10 @@ def truth():
     return np.where(valid, normalize_depth(depth, low, high), np.nan).astype(np.float32)
 
 
+@pytest.mark.parametrize('route', ['raw', 'registered'])
 @pytest.mark.parametrize('scale', [2, 4, 8])
-def test_a_perfect_rig_with_its_true_calibration_gives_the_truth_on_the_lr_grid(truth, scale):
+def test_a_perfect_rig_with_its_true_calibration_gives_the_truth_on_the_lr_grid(
+        truth, scale, route):
     # Each drawn rig, and the same rig with a strong barrel distortion of its depth lens.
     for seed, strong_lens in [(0, False), (1, False), (2, False), (0, True), (1, True)]:
         rng = np.random.default_rng(seed)
@@ -42,13 +44,16 @@ def test_a_perfect_rig_with_its_true_calibration_gives_the_truth_on_the_lr_grid(
         if strong_lens:
             rig = dataclasses.replace(rig, depth=dataclasses.replace(
                 rig.depth, d=(-0.2, 0.0, 0.0, 0.0, 0.0), model='plumb_bob'))
-        low = simulate_rig(truth, scale, rng, faults=False, rig=rig)
-        # The truth at the LR pixel centres, in metres: what a perfect registration gives.
+        low = simulate_rig(truth, scale, rng, faults=False, rig=rig, route=route)
+        # What a perfect registration gives: the truth at the LR pixel centres, in metres, or
+        # on the registered route the node's lower median of the truth's HR pixels.
         lr = plan_grids(rig.color, scale).lr
         metres = to_metres(truth, rig.near, rig.far)
         rows, columns = np.mgrid[0:lr.height, 0:lr.width].astype(np.float32)
         expected = mesh_depth(metres, (columns + 0.5) * scale - 0.5,
                               (rows + 0.5) * scale - 0.5).reshape(lr.shape)
+        if route == 'registered':
+            expected = reduce_registered(metres, rig.color, lr)
         got = to_metres(low, rig.near, rig.far)
         both = np.isfinite(got) & np.isfinite(expected)
         assert both.mean() > 0.9, (seed, rig)

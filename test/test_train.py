@@ -375,6 +375,7 @@ def test_the_losses():
                                        "'antialiased', 'area', 'bicubic', 'nearest', 'point', "
                                        "not 'bicubic,aera'"),
     ('--rig-offset', '0.5', '--rig-offset is a share of the rig samples: give --rig too'),
+    ('--rig-registered', '0.5', '--rig-registered is a share of the rig samples: give --rig too'),
     ('--scale', '3', '--scale: pag_net takes 2, 4, 8, 16, not 3'),
 ])
 def test_a_bad_setting_is_refused_by_the_parser_before_the_run_folder_is_made(

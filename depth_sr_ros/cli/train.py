@@ -138,6 +138,10 @@ class TrainConfig:
                                      "aligned to the crop's colour as the node aligns: the "
                                      'network learns from the residual the alignment leaves, '
                                      '0 to 1', SHARE)
+    rig_registered: float = _option(0.0, 'share of the rig samples registered at the colour '
+                                         "camera's full size first, as a driver's aligned "
+                                         "depth is, and reduced by the node's registered "
+                                         'route (the rest take its raw route), 0 to 1', SHARE)
     ema: float = _option(0.0, 'decay of a moving average of the weights, validated and written '
                               'to model.pt (0: off); it ramps up as (1 + n) / (10 + n) over the '
                               'first updates n, so until n reaches about 9 / (1 - decay) it '
@@ -166,8 +170,10 @@ class TrainConfig:
                              f'not {self.scale}')
         if self.crop < self.scale:
             raise ValueError(f'--crop: at least the scale ({self.scale}), not {self.crop}')
-        if self.rig_offset and not self.rig:
-            raise ValueError('--rig-offset is a share of the rig samples: give --rig too')
+        for share in ('rig_offset', 'rig_registered'):
+            if getattr(self, share) and not self.rig:
+                raise ValueError(f"--{share.replace('_', '-')} is a share of the rig samples: "
+                                 'give --rig too')
 
     def resolved(self):
         """Return a copy with the paper defaults filled in."""
@@ -357,6 +363,24 @@ def changed_data_settings(saved, config):
                      and saved[name] != value)
 
 
+def degradation_text(config):
+    """Return the model card's words for how a run made its LR inputs."""
+    text = ''
+    if config.rig:
+        text = f'simulated rig on {config.rig:.0%} of samples'
+        if config.rig_offset:
+            text += f' ({config.rig_offset:.0%} of them off, then aligned)'
+        if config.rig_registered:
+            text += f' ({config.rig_registered:.0%} of them registered at the colour size)'
+        text += ', the rest '
+    text += config.downsampling
+    if config.sensor:
+        text += f" + sensor on {config.sensor:.0%} of {'those' if config.rig else 'samples'}"
+    if config.metric:
+        text += f'; {config.metric:.0%} of samples in metres'
+    return text
+
+
 def ema_decay(decay, updates):
     """
     Return the moving average's decay at its ``updates``-th update.
@@ -422,7 +446,7 @@ def train(config):
                           synthetic_fraction=config.synthetic,
                           downsamplers=tuple(config.downsampling.split(',')),
                           sensor=config.sensor, rig=config.rig, rig_offset=config.rig_offset,
-                          metric=config.metric)
+                          rig_registered=config.rig_registered, metric=config.metric)
     arch_kwargs = {'scale': config.scale}
     torch.manual_seed(config.seed)  # the same initial weights on every rank
     net = build_model(config.arch, **arch_kwargs)
@@ -569,13 +593,7 @@ def train(config):
     training = {
         'data': os.path.abspath(config.data), 'train_pairs': [p['name'] for p in train_pairs],
         'val_pairs': list(val_names), 'synthetic_fraction': config.synthetic,
-        'degradation': (f'simulated rig on {config.rig:.0%} of samples' + (
-            f' ({config.rig_offset:.0%} of them off, then aligned)' if config.rig_offset
-            else '') + ', the rest ' if config.rig else '') + config.downsampling + (
-                            f' + sensor on {config.sensor:.0%} of ' + (
-                                'those' if config.rig else 'samples') if config.sensor
-                            else '') + (f'; {config.metric:.0%} of samples in metres'
-                                        if config.metric else ''),
+        'degradation': degradation_text(config),
         'precision': precision,
         'steps': step, 'elapsed_s': round(elapsed, 1), 'processes': world,
         'device': str(device),

@@ -38,7 +38,8 @@ class CropDataset:
     """Random crops of in-memory RGB-D pairs; index with an explicit numpy Generator."""
 
     def __init__(self, pairs, scale, crop_size, augment_samples=True, synthetic_fraction=0.0,
-                 downsamplers=('bicubic',), sensor=0.0, rig=0.0, rig_offset=0.0, metric=0.0):
+                 downsamplers=('bicubic',), sensor=0.0, rig=0.0, rig_offset=0.0, metric=0.0,
+                 rig_registered=0.0):
         """
         Build the dataset.
 
@@ -60,6 +61,9 @@ class CropDataset:
         :param rig_offset: share of the rig samples drawn with a real rig's calibration
             error before alignment (data.rig.draw_rig's ``offset``) and aligned to the crop's
             colour as the node aligns, so that the network sees the residual it leaves.
+        :param rig_registered: share of the rig samples whose depth reaches the LR grid by the
+            node's 'registered' route (registered at the colour camera's full size first, as
+            a driver's aligned depth), the rest by its 'raw' route.
         :param metric: share of samples whose input and target are shown in metres as a depth
             camera gives them (data.rig.metric_view: large = far, the inverse of the pairs'
             disparity), before the kernel (or after the rig, which renders disparity, and
@@ -82,6 +86,7 @@ class CropDataset:
         self.sensor = sensor
         self.rig = rig
         self.rig_offset = rig_offset
+        self.rig_registered = rig_registered
         self.metric = metric
 
     def _prepare(self, pair):
@@ -119,10 +124,12 @@ class CropDataset:
             view = metric_view(*distances)
         if self.rig and rng.random() < self.rig:  # no draw without it: earlier samples stay
             offset = bool(self.rig_offset) and rng.random() < self.rig_offset
+            registered = bool(self.rig_registered) and rng.random() < self.rig_registered
             # The rig renders the truth, holes and all: no depth where there is none; shown
             # in metres, in those of the view.
             depth_lr = simulate_rig(truth, self.scale, rng, offset=offset, color=rgb,
-                                    field_width=field_width, distances=distances)
+                                    field_width=field_width, distances=distances,
+                                    route='registered' if registered else 'raw')
             seen = np.isfinite(depth_lr)
             if seen.any():
                 depth_lr = fill_missing(depth_lr, seen)

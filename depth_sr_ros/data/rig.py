@@ -17,7 +17,10 @@ training input that way from an HR ground truth in the colour camera's frame:
    on grazing, dark (with the colour image given) and far surfaces and in blobs, millimetre
    quantisation;
 5. the depth is registered into the colour camera's LR grid with the node's registration and
-   a calibration with a drawn error (what remains after calibration and alignment).
+   a calibration with a drawn error (what remains after calibration and alignment): by the
+   node's 'raw' route, or (``route='registered'``) registered first at the colour camera's
+   full size with that calibration, as a driver's aligned depth is, and then reduced onto the
+   LR grid by the node's 'registered' route.
 
 ``offset=True`` draws the calibration a real rig has before the node's alignment: its depth
 sits 1 to 2.5 depth-camera pixels off the colour image, as measured on a phone ToF after its
@@ -39,7 +42,7 @@ from depth_sr_ros.alignment import (
     align_still, finer_grid, lr_max_shift, lr_min_correction, matching_grid, MAX_SHIFT)
 from depth_sr_ros.geometry.camera import Camera, pinhole_camera
 from depth_sr_ros.geometry.grids import plan_grids, resize_color
-from depth_sr_ros.geometry.registration import register_raw
+from depth_sr_ros.geometry.registration import onto_lr_grid, register_raw
 from depth_sr_ros.geometry.transform import Transform
 from depth_sr_ros.preprocessing import (
     depth_range, fill_missing, normalize_depth, valid_depth_mask)
@@ -361,28 +364,35 @@ def rig_capture(values, scale, rng, faults=True, calibration_error=True, rig=Non
     return rig, sensor_faults(depth, rig.depth.matrix[0, 0], rng, brightness, least_step)
 
 
-def rig_registration(rig, depth, extrinsics=None):
+def rig_registration(rig, depth, extrinsics=None, route='raw'):
     """
     Return register(correction, finer=1): the node's registration of the rig's depth image.
 
     It registers ``depth`` into the colour camera's LR grid, or a grid ``finer`` times finer
     (alignment.matching_grid), with the LR grid moved by ``correction`` (dx, dy) LR pixels as
     the node applies its alignment; through the rig's calibrated extrinsics, or ``extrinsics``
-    (e.g. rig.depth_to_color, the true ones).
+    (e.g. rig.depth_to_color, the true ones). ``route``: the node's 'raw' route, or
+    'registered': the depth registered at the colour camera's full size first (a driver's
+    aligned depth, with the same extrinsics), then reduced as the node reduces it.
     """
     lr = plan_grids(rig.color, rig.scale).lr
     extrinsics = rig.calibrated if extrinsics is None else extrinsics
+    camera = rig.depth
+    if route == 'registered':
+        depth, camera, extrinsics = register_raw(depth, rig.depth, extrinsics, rig.color), \
+            rig.color, None
+    elif route != 'raw':
+        raise ValueError(f"a rig's depth takes the 'raw' or 'registered' route, not {route!r}")
 
     def register(correction, finer=1):
-        grid = matching_grid(lr, finer)
-        if any(correction):
-            grid = grid.moved(-correction[0] * finer, -correction[1] * finer)
-        return register_raw(depth, rig.depth, extrinsics, grid)
+        return onto_lr_grid(depth, route, camera, matching_grid(lr, finer), extrinsics,
+                            (correction[0] * finer, correction[1] * finer))
     return register
 
 
 def simulate_rig(values, scale, rng, faults=True, calibration_error=True, rig=None,
-                 offset=False, color=None, align=True, field_width=None, distances=None):
+                 offset=False, color=None, align=True, field_width=None, distances=None,
+                 route='raw'):
     """
     Return the LR input the node would make of a scene, as ``values``' units; NaN = no depth.
 
@@ -398,10 +408,11 @@ def simulate_rig(values, scale, rng, faults=True, calibration_error=True, rig=No
     :param distances: the scene's (near, far) metres instead of drawn ones (draw_rig), e.g.
         those of the metric_view the result is shown in, so that the sensor's noise, which
         grows with the metres, is that of the metres shown.
+    :param route: how the depth reaches the LR grid (rig_registration): 'raw' or 'registered'.
     """
     rig, depth = rig_capture(values, scale, rng, faults, calibration_error, rig, offset, color,
                              field_width, distances)
-    register = rig_registration(rig, depth)
+    register = rig_registration(rig, depth, route=route)
     registered = register((0.0, 0.0))
     if color is not None and align:  # on the padded grid, as the node shows it (resize_color)
         shown = resize_color(color, plan_grids(rig.color, scale))

@@ -7,6 +7,8 @@ Registration: a depth image brought onto the colour camera's LR grid.
   through the depth camera's intrinsics and distortion, moved by the depth-to-colour extrinsic
   and projected into the colour camera's LR grid with a z-buffer, the nearest surface winning.
 - ``splat``: the z-buffer itself, for any points (the scene renderer uses it).
+- ``onto_lr_grid``: the route a depth image takes (one of ROUTES), as the node and the
+  training's simulated rigs take it.
 
 Both routes see the depth image two ways:
 
@@ -57,6 +59,34 @@ RAY_CAST_TOLERANCE = 0.005
 # threads save 10-25 % (depth_sr_benchmark --registration shows both): numpy's passes are
 # bound by memory more than by arithmetic there.
 REGISTRATION_THREADS = min(4, os.cpu_count() or 1)
+
+
+# How a depth image reaches the LR grid: already on it (the colour camera's frame and the LR
+# size), registered to the colour camera at another size, or raw in the depth camera's frame.
+ROUTES = ('lr_grid', 'registered', 'raw')
+
+
+def onto_lr_grid(depth, route, depth_camera, lr, depth_to_color=None, offset=(0.0, 0.0)):
+    """
+    Return ``depth`` (metres, NaN = invalid) on the LR grid ``lr`` by ``route`` (ROUTES).
+
+    :param depth_camera: the depth's camera (ignored on the 'lr_grid' route, whose depth is
+        on ``lr``).
+    :param depth_to_color: the extrinsic of the 'raw' route.
+    :param offset: (right, down) LR pixels by which the depth sits off the colour image; the
+        registration takes it off (the LR grid's principal point moved), so no depth value is
+        resampled.
+    """
+    if route not in ROUTES:
+        raise ValueError(f"route must be one of {', '.join(ROUTES)}, not {route!r}")
+    moved = lr.moved(-offset[0], -offset[1]) if any(offset) else lr
+    if route == 'lr_grid':
+        return reduce_registered(depth, lr, moved) if any(offset) else depth
+    if route == 'registered':
+        return reduce_registered(depth, depth_camera, moved)
+    if depth_to_color is None:
+        raise ValueError("the 'raw' route needs the depth-to-colour extrinsic")
+    return register_raw(depth, depth_camera, depth_to_color, moved)
 
 
 def reduce_registered(depth, depth_camera, lr, min_valid_share=MIN_VALID_SHARE):

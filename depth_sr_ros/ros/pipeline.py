@@ -18,7 +18,7 @@ from depth_sr_ros.alignment import (
     Aligner, finer_grid, lr_max_shift, lr_min_correction, matching_grid, whole_pixels)
 from depth_sr_ros.geometry.camera import same_pixels
 from depth_sr_ros.geometry.grids import crop_to_output, plan_grids, resize_color
-from depth_sr_ros.geometry.registration import reduce_registered, register_raw
+from depth_sr_ros.geometry.registration import onto_lr_grid
 from depth_sr_ros.ros import frame_name, same_frame
 from depth_sr_ros.ros.conversions import (
     camera_from_info, camera_info_message, color_to_array, depth_to_metres, depth_to_pointcloud,
@@ -29,7 +29,6 @@ import numpy as np
 # Largest output grid served by default: 1920x1088, 1080p padded to a multiple of 16 (a
 # 4000x3000 frame took 188 s and 8.4 GiB).
 MAX_OUTPUT_PIXELS = PARAMETERS['max_output_pixels'].default
-ROUTES = ('lr_grid', 'registered', 'raw')
 ROUTE_TEXT = {
     'lr_grid': 'same frame as the colour, already at the LR size',
     'registered': 'registered to the colour camera: median of the valid samples per LR pixel',
@@ -354,18 +353,12 @@ class FrameProcessor:
         Return the depth on the LR grid by ``route`` (see plan_route).
 
         :param depth_camera: the depth's camera (depth_camera; None on the 'lr_grid' route).
-        :param offset: (right, down) LR pixels by which the depth sits off the colour image;
-            the registration takes it off (the LR grid's principal point moved), so no depth
-            value is resampled.
+        :param offset: (right, down) LR pixels by which the depth sits off the colour image
+            (geometry.registration.onto_lr_grid).
         """
-        lr = grids.lr.moved(-offset[0], -offset[1]) if any(offset) else grids.lr
-        if route == 'lr_grid':
-            return reduce_registered(depth, grids.lr, lr) if any(offset) else depth
-        if route == 'registered':
-            return reduce_registered(depth, depth_camera, lr)
-        if depth_to_color is None:
+        if route == 'raw' and depth_to_color is None:
             raise ImageFormatError("no depth-to-colour transform (see the node's warning)")
-        return register_raw(depth, depth_camera, depth_to_color, lr)
+        return onto_lr_grid(depth, route, depth_camera, grids.lr, depth_to_color, offset)
 
     def alignment_depth(self, low, depth, route, depth_camera, grids, depth_to_color, offset):
         """

@@ -110,6 +110,9 @@ def read_checkpoint(path):
     """Read and validate a checkpoint's dict without building the network."""
     if not os.path.isfile(path):
         raise CheckpointError(path, 'not found' if not os.path.exists(path) else 'not a file')
+    if str(path).endswith('.onnx'):
+        raise CheckpointError(path, 'an ONNX export, not a PyTorch model file (.pt); the node '
+                                    'and depth_sr_bag serve it')
     try:
         payload = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as error:  # torch raises many types for damaged files

@@ -97,6 +97,9 @@ def staged_folder(path, overwrite=False):
     """
     if not os.fspath(path).strip():  # '' would stage beside the current folder's parent
         raise ValueError('the output path is empty')
+    out, here = os.path.realpath(path), os.path.realpath(os.getcwd())
+    if here == out or here.startswith(out + os.sep):  # '.' or '..': it would replace them
+        raise ValueError(f"output '{path}' is or holds the working folder; name a new folder")
     if os.path.lexists(path) and not overwrite:
         raise ValueError(f"output '{path}' exists (use --overwrite to replace it)")
     check_writable_folder(path)
@@ -127,6 +130,15 @@ def check_output_file(path, what='output', inputs=()):
         refuse_overlap(path, [given for given in inputs if given])
     except ValueError as error:
         raise ValueError(f'{what}: {error}') from None
+
+
+def missing_input(option, path):
+    """Return why the input ``path`` given as ``option`` cannot be read as a file, or ''."""
+    if not os.path.exists(path):
+        return f"{option} '{path}' does not exist"
+    if not os.path.isfile(path):
+        return f"{option} '{path}' is not a file"
+    return ''
 
 
 def unwritable(args, names, inputs=()):

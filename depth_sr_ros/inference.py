@@ -28,8 +28,16 @@ def device_problem(requested):
 
 
 def device_option(text):
-    """Return ``text``: an argparse ``type`` for a --device option (device_problem's names)."""
+    """
+    Return ``text``: an argparse ``type`` for a command's --device (device_problem's names).
+
+    A CUDA device is refused here when torch has no CUDA, so that a command says so in one line
+    before any work (the node instead falls back to the CPU: its device_fallback parameter).
+    """
     problem = device_problem(text)
+    if not problem and text.startswith('cuda') and not torch.cuda.is_available():
+        problem = (f"'{text}': CUDA is not available (torch {torch.__version__}); use auto or "
+                   'cpu')
     if problem:
         raise argparse.ArgumentTypeError(problem)
     return text

@@ -73,6 +73,9 @@ OVERWRITES = [
     ('depth_sr_ros.cli.evaluate', ['--model', '{input}', '--data', 'D'], '--json', '{input}'),
     ('depth_sr_ros.cli.evaluate', ['--model', 'M', '--data', '{folder}'], '--figure',
      '{input}'),
+    ('depth_sr_ros.tools.benchmark', ['--model', '{input}'], '--json', '{input}'),
+    ('depth_sr_ros.tools.benchmark', ['--model', '{input}'], '--markdown', '{input}'),
+    ('depth_sr_ros.tools.soak', ['--model', '{input}'], '--json', '{input}'),
 ]
 
 
@@ -146,3 +149,45 @@ def test_an_empty_output_folder_is_one_line_before_any_work(tmp_path, capsys, mo
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ['depth_sr_rig_bag: the output path is empty'], err
     assert not any(name.endswith('.partial') for name in os.listdir(tmp_path.parent))
+
+
+def test_the_demo_refuses_to_write_over_its_own_sample(capsys, tmp_path, monkeypatch):
+    # --output depth_sr_ros/data/sample/rgb/art.png replaced the sample with the picture.
+    # The demo reads a copy here, so that a regression cannot harm the package's own.
+    import shutil
+    from depth_sr_ros.data.middlebury import SAMPLE_DIR
+    demo = importlib.import_module('depth_sr_ros.tools.demo')
+    sample = str(tmp_path / 'sample')
+    shutil.copytree(SAMPLE_DIR, sample)
+    monkeypatch.setattr(demo, 'SAMPLE_DIR', sample)
+    target = os.path.join(sample, 'rgb', 'art.png')
+    before = os.path.getmtime(target)
+    assert demo.main(['--output', target]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'lies inside the input' in err[0], err
+    assert os.path.getmtime(target) == before
+
+
+def test_a_run_folder_in_the_data_or_on_a_file_is_refused_before_any_work(tmp_path, capsys):
+    from helpers import FIXTURES
+    main = importlib.import_module('depth_sr_ros.cli.train').main
+    inside = os.path.join(FIXTURES, 'run')
+    a_file = tmp_path / 'v2.pt'
+    a_file.write_text('kept')
+    for out, message in ((inside, 'lies inside the input'), (str(a_file), 'is a file')):
+        with pytest.raises(SystemExit) as stopped:
+            main(['--data', FIXTURES, '--out', out, '--steps', '0'])
+        assert stopped.value.code == 2
+        assert message in capsys.readouterr().err.strip().splitlines()[-1]
+    assert not os.path.exists(inside) and a_file.read_text() == 'kept'
+
+
+def test_the_working_folder_is_no_output_folder(tmp_path, capsys, monkeypatch):
+    # --output . staged the bag in itself and ended in rosbags' WriterError traceback.
+    monkeypatch.chdir(tmp_path)
+    main = importlib.import_module('depth_sr_ros.tools.rig_bag').main
+    for output in ('.', '..'):
+        assert main(['--rig', 'd435', '--frames', '1', '--output', output, '--overwrite']) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and 'is or holds the working folder' in err[0], err
+    assert os.listdir(tmp_path) == []

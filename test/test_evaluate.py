@@ -181,7 +181,10 @@ def test_command_line_writes_json(tmp_path, capsys):
     assert '| method | -0.5 | +0 | +0.5 |' in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(['--model', default_model_path(), '--data', FIXTURES, '--shifts', 'left'])
-    assert main(['--model', str(tmp_path / 'none.pt'), '--data', FIXTURES]) == 1
+    assert main(['--model', str(tmp_path / 'none.pt'), '--data', FIXTURES]) == 2
+    assert "--model '" in capsys.readouterr().err
+    assert main(['--model', default_model_path(), '--data', str(tmp_path / 'none')]) == 2
+    assert 'is not a folder' in capsys.readouterr().err
 
 
 def test_data_it_cannot_measure_is_one_line_and_exit_1(tmp_path, capsys):

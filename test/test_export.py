@@ -70,7 +70,13 @@ def test_onnx_errors_are_one_line(tmp_path, exported):
     with pytest.raises(ValueError, match='PyTorch options') as refused:
         load_predictor(exported[1], acceleration=Acceleration(precision='float16'))
     assert str(refused.value).startswith(f'{exported[1]}: ')  # names the file
-    assert main(['--model', str(tmp_path / 'none.pt'), '--output', str(tmp_path / 'x.onnx')]) == 1
+    # Before any work: a missing model, and an output the loaders would not take for ONNX.
+    assert main(['--model', str(tmp_path / 'none.pt'), '--output', str(tmp_path / 'x.onnx')]) == 2
+    assert main(['--model', exported[0], '--output', str(tmp_path / 'x.pt')]) == 2
+    assert not (tmp_path / 'x.pt').exists()
+    # A PyTorch tool given an export says what it is, not that it is corrupt.
+    with pytest.raises(CheckpointError, match='an ONNX export, not a PyTorch model file'):
+        Predictor.from_checkpoint(exported[1])
 
 
 def _refused(argv, capsys):

@@ -1,12 +1,14 @@
 """The Predictor and the shared DepthUpsampler handling, on the real Middlebury fixture."""
 
+import argparse
 import os
 import re
 
 from depth_sr_ros.baselines import BicubicUpsampler
 from depth_sr_ros.data.degradations import bicubic_downsample, crop_to_multiple
 from depth_sr_ros.data.middlebury import disparity_to_metres
-from depth_sr_ros.inference import Acceleration, PRECISIONS, Predictor, select_device
+from depth_sr_ros.inference import (
+    Acceleration, device_option, PRECISIONS, Predictor, select_device)
 from depth_sr_ros.metrics import mae
 from depth_sr_ros.paths import default_model_path
 from depth_sr_ros.selection import losses_to_bicubic, VALIDATION_PROTOCOLS, validation_report
@@ -82,6 +84,10 @@ def test_device_selection():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match='CUDA is not available'):
             select_device('cuda')
+        # A command's --device says so before any work (exit 2), not in a traceback.
+        with pytest.raises(argparse.ArgumentTypeError, match='CUDA is not available'):
+            device_option('cuda:0')
+    assert device_option('cpu') == 'cpu' and device_option('auto') == 'auto'
 
 
 @pytest.fixture(scope='module')

@@ -20,6 +20,7 @@ sit where the truth's do is best at 0.
 
 import argparse
 import json
+import os
 import sys
 
 import cv2
@@ -28,7 +29,7 @@ from depth_sr_ros.console import interruptible, numbers
 from depth_sr_ros.data.middlebury import list_pairs, load_pair
 from depth_sr_ros.evaluation import (
     add_protocol_options, compared_methods, evaluate, markdown, shift_table)
-from depth_sr_ros.files import unwritable, write_text_atomically
+from depth_sr_ros.files import missing_input, unwritable, write_text_atomically
 from depth_sr_ros.inference import Acceleration, device_option, PRECISION_CHOICES, Predictor
 from depth_sr_ros.metrics import mae
 from depth_sr_ros.viz import colorize, image_format_problem, tile, write_image
@@ -77,7 +78,10 @@ def main(argv=None):
                         help="figure of the first image ('' for none)")
     args = parser.parse_args(argv)
     problem = (unwritable(args, ('json', 'figure'), inputs=('model', 'data'))
-               or image_format_problem(args.figure, '--figure'))
+               or image_format_problem(args.figure, '--figure')
+               or missing_input('--model', args.model))
+    if not problem and not os.path.isdir(args.data):
+        problem = f"--data '{args.data}' is not a folder"
     if problem:
         print(f'depth_sr_eval: {problem}', file=sys.stderr)
         return 2

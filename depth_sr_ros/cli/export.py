@@ -23,7 +23,7 @@ import sys
 
 from depth_sr_ros.checkpoint import CheckpointError
 from depth_sr_ros.console import interruptible, number
-from depth_sr_ros.files import unwritable
+from depth_sr_ros.files import missing_input, unwritable
 from depth_sr_ros.onnx_export import export_onnx, EXPORT_PRECISIONS, parity
 
 # The opsets torch 2.13's exporter writes the networks in (measured for AHMF and PAG-Net at
@@ -47,7 +47,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.precision == 'mixed' and args.opset < MIXED_OPSET:
         parser.error(f'--opset: --precision mixed needs at least {MIXED_OPSET}, not {args.opset}')
-    problem = unwritable(args, ('output',), inputs=('model',))
+    problem = (unwritable(args, ('output',), inputs=('model',))
+               or missing_input('--model', args.model))
+    if not problem and not args.output.endswith('.onnx'):  # the loaders tell ONNX by it
+        problem = f"--output '{args.output}': an ONNX file's name ends in .onnx"
     if problem:
         print(f'depth_sr_export: {problem}', file=sys.stderr)
         return 2

@@ -28,8 +28,8 @@ from depth_sr_ros.console import interruptible, number, one_of
 from depth_sr_ros.data.datasets import CropDataset, load_split, prefetched_batches
 from depth_sr_ros.data.degradations import DOWNSAMPLERS
 from depth_sr_ros.evaluation import evaluate_network, NOISES
-from depth_sr_ros.files import write_text_atomically
-from depth_sr_ros.inference import native_bfloat16, select_device
+from depth_sr_ros.files import refuse_overlap, write_text_atomically
+from depth_sr_ros.inference import device_option, native_bfloat16, select_device
 from depth_sr_ros.metrics import EDGE_MARGIN, EDGE_WINDOW, near_edges
 from depth_sr_ros.networks import build_model, MODELS
 from depth_sr_ros.preprocessing import PREPROCESSING
@@ -108,7 +108,8 @@ class TrainConfig:
     threads: int = _option(0, "torch CPU threads; 0: torch's default", number(int, low=0))
     workers: int = _option(2, 'threads that make the next batches while the network trains',
                            number(int, low=0))
-    device: str = _option('auto', "'auto' (cuda when available), 'cuda', 'cuda:N' or 'cpu'")
+    device: str = _option('auto', "'auto' (cuda when available), 'cuda', 'cuda:N' or 'cpu'",
+                          device_option)
     storage_dtype: str = _option('float16', "weights' storage in model.pt: 'float16' or "
                                             "'float32'", one_of(STORAGE_DTYPES))
     precision: str = _option('auto', "'auto': bfloat16 autocast where the hardware runs it "
@@ -153,7 +154,8 @@ class TrainConfig:
         Raise ValueError for a setting the command line refuses, with the same message.
 
         Each option's argparse type reads its value back from text; then the settings that
-        depend on each other. Nothing here needs the data, a file or the device.
+        depend on each other; then where the run folder would go. Nothing here reads the data
+        or a file, or starts the device.
         """
         for field in dataclasses.fields(self):
             parse = field.metadata['parse']
@@ -174,6 +176,12 @@ class TrainConfig:
             if getattr(self, share) and not self.rig:
                 raise ValueError(f"--{share.replace('_', '-')} is a share of the rig samples: "
                                  'give --rig too')
+        if os.path.exists(self.out) and not os.path.isdir(self.out):
+            raise ValueError(f"--out '{self.out}' is a file; the run folder must be a folder")
+        try:  # a run folder in the data would be read as a pair, or hold the pairs
+            refuse_overlap(self.out, [self.data])
+        except ValueError as error:
+            raise ValueError(f'--out: {error}') from None
 
     def resolved(self):
         """Return a copy with the paper defaults filled in."""

@@ -38,7 +38,7 @@ from depth_sr_ros.data.scene import RIGS
 from depth_sr_ros.data.sequences import COLOR_SIZE, FOCAL, make_sequence
 from depth_sr_ros.files import unwritable, write_text_atomically
 from depth_sr_ros.geometry.camera import pinhole_camera
-from depth_sr_ros.inference import Acceleration, Predictor, select_device
+from depth_sr_ros.inference import Acceleration, device_option, Predictor, select_device
 from depth_sr_ros.networks import build_model, MODELS
 from depth_sr_ros.onnx_predictor import OpenVinoPredictor
 from depth_sr_ros.ros import DOMAIN_ID, domain_id, ONE_COMPUTER_TRANSPORTS
@@ -287,19 +287,23 @@ def bench_variants(model, scale, size, device, runs, warmup, names, arch=None,
 
 
 def openvino_predictor(model, arch, arch_kwargs, variant):
-    """Export ``model`` to a temporary ONNX file and return an OpenVinoPredictor for it."""
+    """
+    Export ``model`` to a temporary ONNX file and return an OpenVinoPredictor for it.
+
+    The predictor holds the compiled network in memory; the temporary files are removed.
+    """
     import tempfile
     from depth_sr_ros.checkpoint import save_checkpoint
     from depth_sr_ros.onnx_export import export_onnx
     from depth_sr_ros.preprocessing import PREPROCESSING
     import openvino  # noqa: F401 (ImportError: the variant is listed as skipped)
-    folder = tempfile.mkdtemp(prefix='depth_sr_openvino_')
-    checkpoint = os.path.join(folder, 'model.pt')
-    save_checkpoint(checkpoint, copy.deepcopy(model).float().to(
-        memory_format=torch.contiguous_format), arch, arch_kwargs, PREPROCESSING, {})
-    export_precision, hint = variant
-    export_onnx(checkpoint, os.path.join(folder, 'model.onnx'), precision=export_precision)
-    return OpenVinoPredictor(os.path.join(folder, 'model.onnx'), 'cpu', precision=hint)
+    with tempfile.TemporaryDirectory(prefix='depth_sr_openvino_') as folder:
+        checkpoint = os.path.join(folder, 'model.pt')
+        save_checkpoint(checkpoint, copy.deepcopy(model).float().to(
+            memory_format=torch.contiguous_format), arch, arch_kwargs, PREPROCESSING, {})
+        export_precision, hint = variant
+        export_onnx(checkpoint, os.path.join(folder, 'model.onnx'), precision=export_precision)
+        return OpenVinoPredictor(os.path.join(folder, 'model.onnx'), 'cpu', precision=hint)
 
 
 def bench_registration(rigs, scale, runs):
@@ -521,7 +525,8 @@ def main(argv=None):
     parser.add_argument('--models', default=DEFAULT_MODELS, type=network_scales,
                         help='comma-separated network:scale pairs')
     parser.add_argument('--model', default='', help='benchmark this model file instead')
-    parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    parser.add_argument('--device', default='auto', type=device_option,
+                        help='auto, cpu, cuda or cuda:N')
     parser.add_argument('--runs', type=number(int, low=1), default=10,
                         help='timed runs per measurement')
     parser.add_argument('--warmup', type=number(int, low=0), default=2,
@@ -552,7 +557,7 @@ def main(argv=None):
     parser.add_argument('--json', default='', help='also write the results here as JSON')
     parser.add_argument('--markdown', default='', help='also write the tables here')
     args = parser.parse_args(argv)
-    problem = unwritable(args, ('json', 'markdown'))
+    problem = unwritable(args, ('json', 'markdown'), inputs=('model', 'dds_model'))
     if problem:
         print(f'depth_sr_benchmark: {problem}', file=sys.stderr)
         return 2

@@ -17,7 +17,7 @@ from depth_sr_ros.checkpoint import CheckpointError
 from depth_sr_ros.console import interruptible
 from depth_sr_ros.data.degradations import bicubic_downsample, crop_to_multiple, kinect_holes
 from depth_sr_ros.data.middlebury import disparity_to_metres, load_pair, SAMPLE_DIR
-from depth_sr_ros.files import unwritable
+from depth_sr_ros.files import check_output_file, missing_input, unwritable
 from depth_sr_ros.inference import device_option, Predictor
 from depth_sr_ros.metrics import mae, rmse
 from depth_sr_ros.paths import MODEL_HELP, resolve_model_path
@@ -69,14 +69,20 @@ def main(argv=None):
                         help='auto, cpu, cuda or cuda:N')
     parser.add_argument('--output', default='demo_output.png', help='picture to write')
     args = parser.parse_args(argv)
-    problem = unwritable(args, ('output',)) or image_format_problem(args.output)
+    problem = (unwritable(args, ('output',), inputs=('model',))
+               or image_format_problem(args.output))
+    try:  # the picture must not replace the sample it is made of
+        problem = problem or check_output_file(args.output, '--output', [SAMPLE_DIR])
+    except ValueError as error:
+        problem = str(error)
+    model_path = resolve_model_path(args.model)
+    problem = problem or missing_input('--model', model_path)
     if problem:
         print(f'depth_sr_demo: {problem}', file=sys.stderr)
         return 2
-    model_path = resolve_model_path(args.model)
     try:
         rows = run(model_path, args.device, args.output)
-    except (CheckpointError, RuntimeError, OSError) as error:
+    except (CheckpointError, RuntimeError, OSError, ValueError) as error:
         print(f'depth_sr_demo: {error}', file=sys.stderr)
         return 1
     print(f'model: {model_path}')

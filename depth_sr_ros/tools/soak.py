@@ -90,7 +90,7 @@ def main(argv=None):
     if args.warmup >= args.seconds:  # else the memory check would measure nothing
         parser.error(f'--warmup {args.warmup:g} s must be shorter than --seconds '
                      f'{args.seconds:g} s')
-    problem = unwritable(args, ('json',))
+    problem = unwritable(args, ('json',), inputs=('model',))
     if problem:
         print(f'depth_sr_soak: {problem}', file=sys.stderr)
         return 2

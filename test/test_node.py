@@ -192,6 +192,36 @@ def test_a_camera_info_published_once_latched_is_received_with_a_durability_over
     assert qos_profile_sensor_data.durability == DurabilityPolicy.VOLATILE
 
 
+def test_the_latched_camera_info_hint_asks_for_what_the_subscription_lacks():
+    # A best-effort, transient-local subscription gets no latched message from another
+    # process (Fast DDS): the hint asked for the durability only, then fell silent.
+    from types import SimpleNamespace
+    from rclpy.qos import DurabilityPolicy
+    latched = SimpleNamespace(qos_profile=QoSProfile(
+        depth=1, reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    volatile = SimpleNamespace(qos_profile=QoSProfile(depth=1))
+
+    def hint(publishers, durability, reliability, received=None):
+        sub = SimpleNamespace(topic_name='/color/camera_info', qos_profile=QoSProfile(
+            depth=1, durability=durability, reliability=reliability))
+        node = SimpleNamespace(_info_inputs={id(sub): 1},
+                               infos=(None, SimpleNamespace(newest=received)),
+                               get_publishers_info_by_topic=lambda topic: publishers)
+        return DepthSrNode._latched_hint(node, sub)
+    setting = 'qos_overrides./color/camera_info.subscription'
+    both = hint([latched], DurabilityPolicy.VOLATILE, ReliabilityPolicy.BEST_EFFORT)
+    assert both.endswith(f'set {setting}.durability: transient_local and '
+                         f'{setting}.reliability: reliable'), both
+    half = hint([latched], DurabilityPolicy.TRANSIENT_LOCAL, ReliabilityPolicy.BEST_EFFORT)
+    assert half.endswith(f'set {setting}.reliability: reliable'), half
+    assert hint([latched], DurabilityPolicy.TRANSIENT_LOCAL, ReliabilityPolicy.RELIABLE) == ''
+    assert hint([latched, volatile], DurabilityPolicy.VOLATILE,
+                ReliabilityPolicy.BEST_EFFORT) == ''  # a publisher that repeats it
+    assert hint([latched], DurabilityPolicy.VOLATILE, ReliabilityPolicy.BEST_EFFORT,
+                received=object()) == ''
+
+
 def _process_env(**extra):
     """Return the environment of a node subprocess: the tests' domain, faulthandler on."""
     # faulthandler: a crash prints every thread's Python stack to the stderr the tests show
@@ -773,9 +803,10 @@ def test_pairs_without_camera_info_get_the_graphs_hints(graph, capfd):
                                              qos_profile_sensor_data)
               for name in ('depth', 'color')}
     wait_for_subscribers(g, dict(images, color_info=color_info))
-    hint = ('/color/camera_info is published once, latched (transient local), and this '
-            'subscription is volatile: set qos_overrides./color/camera_info.subscription.'
-            'durability: transient_local')
+    setting = 'qos_overrides./color/camera_info.subscription'
+    hint = ('/color/camera_info is published once, latched (transient local), which reaches '
+            f'only a transient-local, reliable subscription: set {setting}.durability: '
+            f'transient_local and {setting}.reliability: reliable')
     err = ''
     end = time.monotonic() + 30
     stamp = 7_000_000_000

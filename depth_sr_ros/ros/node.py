@@ -203,7 +203,8 @@ class DepthSrNode(Node):
         self.infos = (CameraInfoStore(), CameraInfoStore())
         overrides = QoSOverridingOptions.with_default_policies()
         # A driver that publishes its camera_info once, latched (transient local), reaches
-        # only a subscription that asks for it: the durability of these two may be overridden.
+        # only a subscription that asks for it (transient local and reliable): the durability
+        # of these two may be overridden too.
         info_overrides = QoSOverridingOptions(
             [*overrides.policy_kinds, QoSPolicyKind.DURABILITY])
         self._info_inputs = {}  # id of each camera_info subscription -> DEPTH or COLOR
@@ -616,11 +617,8 @@ class DepthSrNode(Node):
             if not types:
                 hints.append(f'nothing publishes {sub.topic_name} (remap the input to the '
                              "camera driver's topic)")
-            elif sub.msg_type is CameraInfo and self._latched_only(sub):
-                hints.append(
-                    f'{sub.topic_name} is published once, latched (transient local), and this '
-                    'subscription is volatile: set qos_overrides.'
-                    f'{sub.topic_name}.subscription.durability: transient_local')
+            elif sub.msg_type is CameraInfo and self._latched_hint(sub):
+                hints.append(self._latched_hint(sub))
             elif expected not in types:
                 hints.append(
                     f"{sub.topic_name} is published as {', '.join(types)}, not {expected}" + (
@@ -629,15 +627,33 @@ class DepthSrNode(Node):
                         if message_type(CompressedImage) in types else ''))
         return hints
 
-    def _latched_only(self, sub):
-        """Return True when no camera_info arrived on ``sub`` and every publisher latches it."""
+    def _latched_hint(self, sub):
+        """
+        Return what ``sub`` needs for a camera_info that every publisher only latches, or ''.
+
+        A message published once, latched (transient local), reaches a subscription that joins
+        later only when it is transient local and reliable: DDS sends no stored message to a
+        best-effort reader (Fast DDS not between processes).
+        """
         index = self._info_inputs[id(sub)]  # the remapped name may say anything
-        if self.infos[index].newest is not None or sub.qos_profile.durability == \
-                DurabilityPolicy.TRANSIENT_LOCAL:
-            return False
+        if self.infos[index].newest is not None:
+            return ''
         publishers = self.get_publishers_info_by_topic(sub.topic_name)
-        return bool(publishers) and all(
-            p.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for p in publishers)
+        if not publishers or not all(p.qos_profile.durability ==
+                                     DurabilityPolicy.TRANSIENT_LOCAL for p in publishers):
+            return ''
+        setting = f'qos_overrides.{sub.topic_name}.subscription'
+        needed = []
+        if sub.qos_profile.durability != DurabilityPolicy.TRANSIENT_LOCAL:
+            needed.append(f'{setting}.durability: transient_local')
+        if sub.qos_profile.reliability != ReliabilityPolicy.RELIABLE and all(
+                p.qos_profile.reliability == ReliabilityPolicy.RELIABLE for p in publishers):
+            needed.append(f'{setting}.reliability: reliable')
+        if not needed:
+            return ''
+        return (f'{sub.topic_name} is published once, latched (transient local), which '
+                'reaches only a transient-local, reliable subscription: set '
+                + ' and '.join(needed))
 
     def _check_pairing(self):
         message = self.monitor.check(time.monotonic())

@@ -305,6 +305,14 @@ def test_health_warns_without_pairs_then_goes_stale_and_warns_on_lost_coverage()
     assert level == 'WARN' and message == 'no depth/colour pair for 6.0 s'
     assert health(_period(0, 0), 15.0, 15.0)[0] == 'STALE'
     assert health(_period(outputs=0), 0.1, 15.0) == ('WARN', 'pairs arrive, none published')
+    # A frame slower than the period is work in progress (a 1080p grid on a CPU takes
+    # seconds): OK, until it takes as long as a stale input; frames that ended unpublished in
+    # the period still warn.
+    assert health(_period(outputs=0), 0.1, 15.0, 1.6) == (
+        'OK', 'one frame in progress for 1.6 s')
+    assert health(_period(outputs=0), 0.1, 15.0, 16.0)[0] == 'WARN'
+    assert health(_period(outputs=0), 0.1, 15.0, 1.6, unpublished=2) == (
+        'WARN', 'pairs arrive, none published')
     # The ToF rig at 4x before the mesh: 63 % valid where the depth camera covers 76 %.
     level, message = health(_period(valid=0.63, expected=0.76), 0.1, 15.0)
     assert level == 'WARN' and message.startswith('output 63% valid where the depth camera '
@@ -404,7 +412,20 @@ def test_frame_ids_without_a_name_or_with_a_ros1_slash_pick_the_route_the_user_m
     # (It used to count as the colour's frame, and the transform went unused without a word.)
     result = run('', 'colour', StaticExtrinsics(moved))
     assert 'raw route' in result.notices[0]
-    assert run('', 'colour', StaticExtrinsics()).notices[0].count('raw route') == 0
+    assert not any('no frame_id' in w for w in result.warnings)
+    result = run('', 'colour', StaticExtrinsics())
+    assert result.notices[0].count('raw route') == 0
+    # Without it the depth counts as registered, and the user hears what was assumed (raw
+    # depth from a driver would be registered wrong without a word).
+    assert any('the depth image has no frame_id, so the depth is taken as registered' in w
+               for w in result.warnings), result.warnings
+    result = run('camera_depth_optical_frame', '', StaticExtrinsics())
+    assert result.depth.header.frame_id == 'camera_depth_optical_frame'
+    assert any("the colour image has no frame_id, so the depth is taken as registered to the "
+               "colour camera and the output is in the frame of the depth (frame "
+               "'camera_depth_optical_frame')" in w for w in result.warnings), result.warnings
+    both_unnamed = run('', '', StaticExtrinsics())
+    assert not any('no frame_id' in w for w in both_unnamed.warnings)
     # One frame, and a depth_to_color: the driver registered the depth; the user hears so.
     result = run('colour', 'colour', StaticExtrinsics(moved))
     assert 'raw route' not in result.notices[0]

@@ -225,6 +225,10 @@ class DepthSrNode(Node):
         self.counts = {'received': 0, 'pairs': 0, 'published': 0, 'before_camera_info': 0,
                        'bad_frames': 0, 'failed_frames': 0, 'cleared_after_jump': 0}
         self._first_pair = None  # when the inference thread took its first pair (monotonic)
+        # When the frame in progress began (monotonic; None between frames), and the skipped
+        # and failed frames counted at the last /diagnostics report.
+        self._frame_started = None
+        self._unpublished_reported = 0
         self._connect_images(value('queue_size'), value('slop'), value('exact_sync'), overrides,
                              (value('depth_transport'), value('color_transport')))
 
@@ -500,6 +504,7 @@ class DepthSrNode(Node):
             depth_msg, color_msg = pair
             if self._first_pair is None:
                 self._first_pair = time.monotonic()
+            self._frame_started = time.monotonic()
             try:
                 result = self._process(depth_msg, color_msg)
             except (ImageFormatError, ValueError) as error:
@@ -526,6 +531,8 @@ class DepthSrNode(Node):
                            (str(error).splitlines() or [''])[0])
             else:
                 failure = None
+            finally:
+                self._frame_started = None
             if failure is not None:  # handled here, where the traceback's tensors are free
                 out_of_memory, kind, first_line = failure
                 if out_of_memory:
@@ -672,9 +679,15 @@ class DepthSrNode(Node):
 
     def _report(self):
         period = self.stats.take(self._period)
-        idle = time.monotonic() - self._last_pair
+        now = time.monotonic()
+        idle = now - self._last_pair
         stale_after = max(STALE_PERIODS * self._period, self.monitor.timeout)
-        level, message = health(period, idle, stale_after)
+        started = self._frame_started
+        unpublished = self.counts['bad_frames'] + self.counts['failed_frames']
+        level, message = health(period, idle, stale_after,
+                                None if started is None else now - started,
+                                unpublished - self._unpublished_reported)
+        self._unpublished_reported = unpublished
         values = {
             'input pairs (Hz)': f'{period["input_hz"]:.1f}',
             'output (Hz)': f'{period["output_hz"]:.1f}',

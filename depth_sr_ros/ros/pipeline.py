@@ -196,18 +196,25 @@ def expected_coverage(lr_depth, per_pixel, holes=None, scale=1):
     return float((covered & ~holes).mean())
 
 
-def health(period, seconds_without_pair, stale_after):
+def health(period, seconds_without_pair, stale_after, frame_seconds=None, unpublished=0):
     """
     Return (level, message) of the node's /diagnostics: level 'OK', 'WARN' or 'STALE'.
 
     :param period: LatencyStats.take's dict for the last reporting period.
     :param seconds_without_pair: since the last pair arrived (or the node started).
     :param stale_after: seconds without a pair after which the node's output is stale.
+    :param frame_seconds: how long the frame in progress has taken so far (None: none is).
+    :param unpublished: frames of the period that ended without an output (skipped, failed).
     """
     if period['pairs'] == 0:
         level = 'STALE' if seconds_without_pair >= stale_after else 'WARN'
         return level, f'no depth/colour pair for {seconds_without_pair:.1f} s'
     if period['outputs'] == 0:
+        if frame_seconds is not None and not unpublished:
+            # A frame slower than the period (a large grid on a CPU) is work, not a fault,
+            # until it takes as long as a stale input would.
+            level = 'WARN' if frame_seconds >= stale_after else 'OK'
+            return level, f'one frame in progress for {frame_seconds:.1f} s'
         return 'WARN', 'pairs arrive, none published'
     valid, expected = period['valid_share'], period['expected_share']
     if not valid > 0:  # e.g. millimetres sent as 32FC1: beyond max_depth, all of it
@@ -512,6 +519,14 @@ class FrameProcessor:
             result.warnings.append('the colour image has no frame_id, so the output, registered '
                                    'to the colour camera, has none either: tf2 and rviz cannot '
                                    'place it')
+        elif not raw and bool(depth_frame) != bool(color_frame):
+            # One name and no other: taken as one frame, which a camera's raw depth is not.
+            named, empty = ((f'depth (frame {depth_frame!r})', 'colour') if depth_frame
+                            else (f'colour (frame {color_frame!r})', 'depth'))
+            result.warnings.append(
+                f'the {empty} image has no frame_id, so the depth is taken as registered to the '
+                f'colour camera and the output is in the frame of the {named}; if the depth is '
+                "in its own camera's frame, give depth_to_color or set the frame_id")
         result.camera_info = camera_info_message(grids.output, header=header, like=camera_info)
         if settings.publish_points:
             rgb = None

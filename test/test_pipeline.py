@@ -421,9 +421,10 @@ def test_frame_ids_without_a_name_or_with_a_ros1_slash_pick_the_route_the_user_m
                for w in result.warnings), result.warnings
     result = run('camera_depth_optical_frame', '', StaticExtrinsics())
     assert result.depth.header.frame_id == 'camera_depth_optical_frame'
-    assert any("the colour image has no frame_id, so the depth is taken as registered to the "
-               "colour camera and the output is in the frame of the depth (frame "
-               "'camera_depth_optical_frame')" in w for w in result.warnings), result.warnings
+    said = ('the colour image has no frame_id, so the depth is taken as registered to the '
+            'colour camera and the output is in the frame of the depth (frame '
+            "'camera_depth_optical_frame')")
+    assert any(said in w for w in result.warnings), result.warnings
     both_unnamed = run('', '', StaticExtrinsics())
     assert not any('no frame_id' in w for w in both_unnamed.warnings)
     # One frame, and a depth_to_color: the driver registered the depth; the user hears so.

@@ -27,7 +27,8 @@ ARGUMENTS = (
     ('depth_image', 'depth/image_raw', "depth image (16UC1 mm or 32FC1 m): the depth camera's "
                                        'own, or registered to the colour camera'),
     ('depth_info', 'depth/camera_info', 'camera_info of the depth image'),
-    ('color_image', 'color/image_raw', 'colour image (rgb8, bgr8, rgba8, bgra8 or mono8)'),
+    ('color_image', 'color/image_raw', 'colour image (rgb8, bgr8, rgba8, bgra8, mono8 or YUV '
+                                       '4:2:2; others through cv_bridge where installed)'),
     ('color_info', 'color/camera_info', 'camera_info of the colour image'),
     ('model', '', MODEL_HELP + "; empty: the params_file's model_path, if it sets one"),
     ('alignment', '', "'auto' (find and take off the depth's offset from the colour), 'off' "

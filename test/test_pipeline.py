@@ -33,6 +33,20 @@ def _pair(color_size=(160, 120), depth_size=(40, 30), encoding='16UC1', depth_fr
     return depth_msg, color_msg, infos
 
 
+def test_a_colour_lens_with_distortion_is_kept_and_said_once():
+    # depth_image_proc and rviz take depth as rectified; the output keeps the colour's lens.
+    from depth_sr_ros.ros.pipeline import LENS_NOTICE
+    depth_msg, color_msg, (depth_info, color_info) = _pair()
+    processor = FrameProcessor(BicubicUpsampler(4))
+    plain = processor.process(depth_msg, color_msg, depth_info, color_info, Settings())
+    assert LENS_NOTICE not in plain.notices
+    color_info.distortion_model = 'plumb_bob'
+    color_info.d = [-0.1, 0.01, 0.0, 0.0, 0.0]
+    result = processor.process(depth_msg, color_msg, depth_info, color_info, Settings())
+    assert LENS_NOTICE in result.notices
+    assert list(result.camera_info.d) == [-0.1, 0.01, 0.0, 0.0, 0.0]
+
+
 def test_depth_on_the_lr_grid_is_served_on_the_colour_grid_with_its_camera_info():
     depth_msg, color_msg, (depth_info, color_info) = _pair()
     processor = FrameProcessor(BicubicUpsampler(4))

@@ -34,6 +34,14 @@ ROUTE_TEXT = {
     'registered': 'registered to the colour camera: median of the valid samples per LR pixel',
     'raw': "the depth camera's own frame: back-projected, moved by depth_to_color, z-buffered",
 }
+# Said once when the colour camera has a lens distortion (D) that the output keeps.
+LENS_NOTICE = (
+    "the colour camera_info has lens distortion (D): the output lies on the colour image's "
+    'own grid, distortion and all, with that camera_info, as image_raw does. '
+    "depth_image_proc and rviz's DepthCloud take depth as rectified: rectify depth_sr/image "
+    "with image_proc's rectify (interpolation 0, nearest), or use depth_sr/points, which "
+    'follow the lens. A colour image that is already rectified (image_rect*) is read through '
+    'that D again: give the node the raw one')
 # /diagnostics warns when less than this share of the output that the depth camera covers
 # comes out valid (expected_coverage).
 COVERAGE_WARN_SHARE = 0.9
@@ -480,6 +488,8 @@ class FrameProcessor:
             f'depth {depth.shape[1]}x{depth.shape[0]} reaches the {grids.lr.width}x'
             f'{grids.lr.height} LR grid by the {route} route ({ROUTE_TEXT[route]}); output '
             f'{grids.output.width}x{grids.output.height} on the colour camera grid')
+        if camera.distorted:
+            result.notices.append(LENS_NOTICE)
         depth_camera = self.depth_camera(depth.shape, route, depth_info, camera, result)
         offset = self.offset(settings, grids, route)
         low = self.lr_depth(depth, route, depth_camera, grids, depth_to_color, offset)

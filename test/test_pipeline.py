@@ -33,8 +33,9 @@ def _pair(color_size=(160, 120), depth_size=(40, 30), encoding='16UC1', depth_fr
     return depth_msg, color_msg, infos
 
 
-def test_a_colour_lens_with_distortion_is_kept_and_said_once():
-    # depth_image_proc and rviz take depth as rectified; the output keeps the colour's lens.
+def test_a_colour_lens_with_distortion_is_kept_with_a_notice():
+    # depth_image_proc and rviz take depth as rectified; the output keeps the colour lens, and
+    # says so in a notice (which the node logs once).
     from depth_sr_ros.ros.pipeline import LENS_NOTICE
     depth_msg, color_msg, (depth_info, color_info) = _pair()
     processor = FrameProcessor(BicubicUpsampler(4))

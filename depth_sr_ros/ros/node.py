@@ -501,76 +501,82 @@ class DepthSrNode(Node):
             pair = self.slot.get(timeout=0.2)
             if pair is None:
                 continue
-            depth_msg, color_msg = pair
             if self._first_pair is None:
                 self._first_pair = time.monotonic()
             self._frame_started = time.monotonic()
-            try:
-                result = self._process(depth_msg, color_msg)
-            except (ImageFormatError, ValueError) as error:
-                if (isinstance(error, CameraInfoNotYet)
-                        and time.monotonic() - self._first_pair < INFO_GRACE):
-                    # A driver publishes each image and its camera_info together, but the
-                    # first pair may arrive before the camera_info: no fault to warn of.
-                    self.counts['before_camera_info'] += 1
-                    for notice in self._first_time([
-                            f'a pair came before its camera_info, skipped ({error}); counted '
-                            "under 'pairs before a camera_info' in /diagnostics"]):
-                        self.get_logger().info(notice)
-                    continue
-                self.counts['bad_frames'] += 1
-                text = str(error)
-                self._not_published(text if text.startswith('frame skipped') else
-                                    f'frame skipped: {text}')
-                continue
-            except Exception as error:  # never let one frame end the inference thread
-                if not self.context.ok():
+            try:  # until the frame is published or counted as not: /diagnostics reads it
+                if not self._handle(*pair):
                     return
-                self.counts['failed_frames'] += 1
-                failure = (is_out_of_memory(error), type(error).__name__,
-                           (str(error).splitlines() or [''])[0])
-            else:
-                failure = None
             finally:
                 self._frame_started = None
-            if failure is not None:  # handled here, where the traceback's tensors are free
-                out_of_memory, kind, first_line = failure
-                if out_of_memory:
-                    self._not_published(
-                        f'frame dropped: out of GPU memory ({first_line}); the node goes on with '
-                        'the next pair (a smaller input, precision:=float16 or another model '
-                        'needs less)')
-                    if torch.cuda.is_available():
-                        torch.cuda.empty_cache()
-                else:
-                    self._not_published(f'frame dropped: inference failed: {kind}: {first_line}')
-                continue
-            # rclpy refuses one logging call site with two severities: one call each.
-            for notice in self._first_time(result.notices):
-                self.get_logger().info(notice)
-            for advice in self._first_time(result.advice):
-                self.get_logger().warning(advice)
-            for warning in result.warnings:
-                self._warn(warning)
-            try:
-                self._publish(result)
-            except Exception as error:
-                if not self.context.ok():
-                    return  # shut down (Ctrl-C) while this frame was computed
-                self.counts['failed_frames'] += 1
-                self._not_published(f'publishing failed: {type(error).__name__}: {error}')
-                continue
-            self.counts['published'] += 1
-            now = self.get_clock().now().nanoseconds
-            latency = (now - stamp_ns(depth_msg.header.stamp)) * 1e-9
-            if not self.stats.add_output(latency, result.coverage):
+
+    def _handle(self, depth_msg, color_msg):
+        """Process, publish and count one pair; return False when the node shuts down."""
+        try:
+            result = self._process(depth_msg, color_msg)
+        except (ImageFormatError, ValueError) as error:
+            if (isinstance(error, CameraInfoNotYet)
+                    and time.monotonic() - self._first_pair < INFO_GRACE):
+                # A driver publishes each image and its camera_info together, but the
+                # first pair may arrive before the camera_info: no fault to warn of.
+                self.counts['before_camera_info'] += 1
                 for notice in self._first_time([
-                        "depth stamps over a minute behind or a second ahead of the node's "
-                        'clock (stamps of 0, a bag replayed without use_sim_time, or a camera '
-                        'clock not synchronised with this computer): latency is not reported '
-                        'for them']):
+                        f'a pair came before its camera_info, skipped ({error}); counted '
+                        "under 'pairs before a camera_info' in /diagnostics"]):
                     self.get_logger().info(notice)
-            self._offset = result.offset
+                return True
+            self.counts['bad_frames'] += 1
+            text = str(error)
+            self._not_published(text if text.startswith('frame skipped') else
+                                f'frame skipped: {text}')
+            return True
+        except Exception as error:  # never let one frame end the inference thread
+            if not self.context.ok():
+                return False
+            self.counts['failed_frames'] += 1
+            failure = (is_out_of_memory(error), type(error).__name__,
+                       (str(error).splitlines() or [''])[0])
+        else:
+            failure = None
+        if failure is not None:  # handled here, where the traceback's tensors are free
+            out_of_memory, kind, first_line = failure
+            if out_of_memory:
+                self._not_published(
+                    f'frame dropped: out of GPU memory ({first_line}); the node goes on with '
+                    'the next pair (a smaller input, precision:=float16 or another model '
+                    'needs less)')
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+            else:
+                self._not_published(f'frame dropped: inference failed: {kind}: {first_line}')
+            return True
+        # rclpy refuses one logging call site with two severities: one call each.
+        for notice in self._first_time(result.notices):
+            self.get_logger().info(notice)
+        for advice in self._first_time(result.advice):
+            self.get_logger().warning(advice)
+        for warning in result.warnings:
+            self._warn(warning)
+        try:
+            self._publish(result)
+        except Exception as error:
+            if not self.context.ok():
+                return False  # shut down (Ctrl-C) while this frame was computed
+            self.counts['failed_frames'] += 1
+            self._not_published(f'publishing failed: {type(error).__name__}: {error}')
+            return True
+        self.counts['published'] += 1
+        now = self.get_clock().now().nanoseconds
+        latency = (now - stamp_ns(depth_msg.header.stamp)) * 1e-9
+        if not self.stats.add_output(latency, result.coverage):
+            for notice in self._first_time([
+                    "depth stamps over a minute behind or a second ahead of the node's "
+                    'clock (stamps of 0, a bag replayed without use_sim_time, or a camera '
+                    'clock not synchronised with this computer): latency is not reported '
+                    'for them']):
+                self.get_logger().info(notice)
+        self._offset = result.offset
+        return True
 
     def _not_published(self, reason):
         """Warn why a frame was not published; /diagnostics keeps it (the period's, the last)."""
@@ -624,8 +630,8 @@ class DepthSrNode(Node):
             if not types:
                 hints.append(f'nothing publishes {sub.topic_name} (remap the input to the '
                              "camera driver's topic)")
-            elif sub.msg_type is CameraInfo and self._latched_hint(sub):
-                hints.append(self._latched_hint(sub))
+            elif sub.msg_type is CameraInfo and (latched := self._latched_hint(sub)):
+                hints.append(latched)
             elif expected not in types:
                 hints.append(
                     f"{sub.topic_name} is published as {', '.join(types)}, not {expected}" + (
@@ -679,10 +685,10 @@ class DepthSrNode(Node):
 
     def _report(self):
         period = self.stats.take(self._period)
+        started = self._frame_started  # before now: a frame begun since is no negative time
         now = time.monotonic()
         idle = now - self._last_pair
         stale_after = max(STALE_PERIODS * self._period, self.monitor.timeout)
-        started = self._frame_started
         unpublished = self.counts['bad_frames'] + self.counts['failed_frames']
         level, message = health(period, idle, stale_after,
                                 None if started is None else now - started,

@@ -201,6 +201,21 @@ def test_one_level_of_integer_disparity_is_no_depth_edge_far_away():
     assert lost['stairs'] < lost['smooth'] + 0.005, lost
 
 
+def test_a_crops_depth_camera_covers_the_crop_as_the_images_covers_the_image(truth):
+    # A crop of a four times wider image: the depth camera's margin past it is the whole
+    # field's (its turn of up to 3 degrees and its parallax are angles); sized by the crop's
+    # own, its view slid off the crop and left whole borders without depth.
+    mean, worst = [], []
+    for seed in range(20):
+        low = simulate_rig(truth, 4, np.random.default_rng(seed), faults=False,
+                           field_width=4 * truth.shape[1])
+        empty = np.isnan(low)
+        mean.append(empty.mean())
+        worst.append(max(empty[:, :3].mean(), empty[:, -3:].mean(), empty[:3].mean(),
+                         empty[-3:].mean()))
+    assert max(mean) < 0.08 and max(worst) < 0.6, (mean, worst)
+
+
 def _grey_of(values):
     """Return an RGB image whose edges are the depth edges of training values (NaN: black)."""
     grey = 40 + 180 * np.nan_to_num(values, nan=0.0)

@@ -113,16 +113,15 @@ def draw_rig(rng, size, scale, calibration_error=True, offset=False, field_width
     image's centre, in angle: the depth camera's image covers more than the colour camera's,
     so its pixels outnumber the LR grid's by that and the square of the margin).
 
+    :param offset: add a calibration rotation that moves the depth OFFSET_DEPTH_PIXELS
+        (drawn) in a drawn direction. Drawn after the rest and drawn without it too, so the
+        rig, and what the generator draws next, is otherwise the one drawn without it.
     :param field_width: the width, HR pixels, that the field of view spans (default: the
         image's). A training crop is a window of a larger image: its angles per pixel, and so
         the pixels a calibration error or a baseline's parallax moves its depth by, are the
-        whole image's.
+        whole image's, and its depth camera reaches as far past it, in angle.
     :param distances: the scene's (near, far) metres instead of those drawn (which are drawn
         either way, so that the draws after them stay the same).
-
-    :param offset: add a calibration rotation that moves the depth OFFSET_DEPTH_PIXELS
-        (drawn) in a drawn direction. Drawn after the rest, so the rig is otherwise the one
-        drawn without it from the same generator state.
     """
     height, width = size
     focal = (field_width or width) / (2 * math.tan(math.radians(rng.uniform(50, 90)) / 2))
@@ -131,8 +130,11 @@ def draw_rig(rng, size, scale, calibration_error=True, offset=False, field_width
     per_pixel = math.exp(rng.uniform(*np.log(SAMPLES_PER_LR_PIXEL)))
     depth_focal = lr.matrix[0, 0] * math.sqrt(per_pixel)
     margin = rng.uniform(1.15, 1.4)  # field of view beyond the colour camera's
-    depth_width = max(8, round(lr.width * math.sqrt(per_pixel) * margin))
-    depth_height = max(8, round(lr.height * math.sqrt(per_pixel) * margin))
+    # The margin is a share of the whole field: a crop's depth camera reaches as far past the
+    # crop, in angle, as the whole image's past the image (its turn and parallax are angles).
+    reach = margin if field_width is None else 1 + (margin - 1) * field_width / width
+    depth_width = max(8, round(lr.width * math.sqrt(per_pixel) * reach))
+    depth_height = max(8, round(lr.height * math.sqrt(per_pixel) * reach))
     k = (depth_focal, 0.0, (depth_width - 1) / 2 + rng.uniform(-2, 2), 0.0, depth_focal,
          (depth_height - 1) / 2 + rng.uniform(-2, 2), 0.0, 0.0, 1.0)
     distortion = (rng.uniform(-0.2, 0.05), rng.uniform(-0.02, 0.05), 0.0, 0.0, 0.0) if (

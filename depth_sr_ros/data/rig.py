@@ -139,11 +139,13 @@ def draw_rig(rng, size, scale, calibration_error=True, offset=False, field_width
          (depth_height - 1) / 2 + rng.uniform(-2, 2), 0.0, 0.0, 1.0)
     distortion = (rng.uniform(-0.2, 0.05), rng.uniform(-0.02, 0.05), 0.0, 0.0, 0.0) if (
         rng.random() < 0.5) else ()
-    if distortion:
-        corner = math.hypot(max(k[2], depth_width - 1 - k[2]) / depth_focal,
-                            max(k[5], depth_height - 1 - k[5]) / depth_focal)
-        distortion = unfolded_lens(*distortion[:2], corner) + (0.0, 0.0, 0.0)
     depth = Camera(depth_width, depth_height, k, distortion)
+    # A drawn lens that folds back inside the image (k1, k2 < 0 over a wide view) would leave
+    # the pixels past the fold without a ray: it is halved until it reaches the far corner.
+    corner = math.hypot(max(k[2], depth_width - 1 - k[2]) / depth_focal,
+                        max(k[5], depth_height - 1 - k[5]) / depth_focal)
+    while depth.reach() < 1.05 * corner:
+        depth = dataclasses.replace(depth, d=tuple(v / 2 for v in depth.d))
     direction = rng.uniform(-0.35, 0.35)  # mostly side by side
     length = rng.uniform(*BASELINE_M) * rng.choice((-1, 1))
     translation = (length * math.cos(direction), length * math.sin(direction),
@@ -167,24 +169,6 @@ def draw_rig(rng, size, scale, calibration_error=True, offset=False, field_width
         axis = (-math.sin(direction), math.cos(direction), 0.0)
         calibrated = calibrated.then(rotation(axis, angle))
     return SimulatedRig(color, depth, depth_to_color, calibrated, scale, near, far)
-
-
-def unfolded_lens(k1, k2, corner):
-    """
-    Return (k1, k2), halved until the radial polynomial still grows out to ``corner``.
-
-    r (1 + k1 r^2 + k2 r^4) turns back beyond some radius when k1 or k2 is negative; a depth
-    pixel whose distorted radius (x/z of the corner farthest from the principal point,
-    ``corner``) lies past the turn has no ray, and would see nothing.
-    """
-    r = np.linspace(0.0, 4 * corner + 1, 4000)
-    while True:
-        distorted = r * (1 + k1 * r ** 2 + k2 * r ** 4)
-        falling = np.flatnonzero(np.diff(distorted) <= 0)
-        reach = distorted[falling[0]] if falling.size else np.inf
-        if reach >= 1.05 * corner:
-            return k1, k2
-        k1, k2 = k1 / 2, k2 / 2
 
 
 def to_metres(values, near, far):

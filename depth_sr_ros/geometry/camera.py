@@ -8,6 +8,7 @@ at (u, v).
 
 import dataclasses
 import functools
+import math
 
 import numpy as np
 
@@ -108,6 +109,21 @@ class Camera:
         x[behind] = np.nan
         y[behind] = np.nan
         return np.stack(self.pixels_of(x, y), axis=1)
+
+    def reach(self):
+        """
+        Return the distorted radius (x/z) out to which the lens maps rays one to one.
+
+        Beyond it the model folds back (_valid_radius), and the image's pixels there have no
+        ray; inf without distortion or a fold.
+        """
+        if not self.distorted:
+            return math.inf
+        radius = _valid_radius(self)
+        if radius >= _FOLD_SEARCH_LIMIT:
+            return math.inf
+        distorted, _ = _distort(np.array([radius]), np.zeros(1), self.d, self.model)
+        return float(distorted[0])
 
     def pixels_of(self, x, y):
         """
@@ -235,8 +251,11 @@ def _undistort(xd, yd, d, model, iterations=30):
     return x, y
 
 
+_FOLD_SEARCH_LIMIT = 20.0  # x/z, 87 degrees
+
+
 @functools.lru_cache(maxsize=16)
-def _valid_radius(camera, limit=20.0, steps=20000):
+def _valid_radius(camera, limit=_FOLD_SEARCH_LIMIT, steps=20000):
     """
     Return the undistorted radius (x/z) up to which the camera's distortion keeps growing.
 

@@ -34,7 +34,8 @@ MIN_PEAK_RATIO = 1.2
 # better than staying. Colour edges beside the depth edges (texture, shadows) give broad peaks
 # that the current registration matches almost as well. The three thresholds were chosen with
 # scripts/alignment_thresholds.py (the 22 training pairs of middlebury30, ten simulated rigs
-# each with and without a real rig's offset, one still frame). Offset rigs moved back with a
+# each with and without a real rig's offset, one still frame; these counts, and those below,
+# come from the rig simulation before commit 8445991). Offset rigs moved back with a
 # lower error, against 3.5 and 1.3 without the gain test: at 4x 96 of 220 against 71, while
 # calibrated rigs moved 4 times against 7 (without the gain test, 3.0 and 1.2 alone move 115
 # and 10); at 8x 74 against 47 (calibrated 1 and 1); at 16x 10 against 1 (none); at 2x 122

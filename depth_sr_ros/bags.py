@@ -212,7 +212,8 @@ def candidate_sets(reader, needs_info=(True, True)):
     Return the plausible (depth, colour, depth_info, colour_info) topic sets of a bag.
 
     A depth topic is an Image topic with 'depth' in its name (not colour registered to the
-    depth camera, Azure Kinect's rgb_to_depth, nor the node's output), a colour topic an Image
+    depth camera, Azure Kinect's rgb_to_depth, nor the node's output) or in a 'stereo'
+    namespace (Luxonis OAK-D's /oak/stereo/image_raw), a colour topic an Image
     topic with 'color', 'colour' or 'rgb' in it; each needs the CameraInfo topic beside it,
     unless ``needs_info`` says not (its camera_info comes from elsewhere; its info topic is
     then ''). A CompressedImage topic (image_transport's .../compressed, .../compressedDepth)
@@ -236,6 +237,8 @@ def candidate_sets(reader, needs_info=(True, True)):
         return not needed or types.get(_info_topic(topic)) == INFO
 
     def is_depth(topic):
+        if 'stereo' in topic.strip('/').split('/')[:-1]:
+            return True
         return 'depth' in topic and not any(
             f'{word}_to_depth' in topic for word in ('rgb', 'color', 'colour')) and not (
             _raw_topic(topic).endswith(OUTPUT_TOPICS['image']))

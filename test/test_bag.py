@@ -195,6 +195,12 @@ def test_the_topic_set_leaves_out_empty_transports_colour_on_the_depth_grid_and_
                             for kind, t in (('image_raw', image), ('camera_info', info))])
     assert sorted(depth for depth, *_ in candidate_sets(realsense)) == [
         '/camera/camera/aligned_depth_to_color/image_raw', '/camera/camera/depth/image_raw']
+    # A Luxonis OAK-D (depthai-ros): its depth is /oak/stereo/image_raw; the mono cameras are
+    # neither depth nor colour.
+    oak = _reader_of([(f'/oak/{name}/{kind}', t, 10) for name in ('stereo', 'rgb', 'left')
+                      for kind, t in (('image_raw', image), ('camera_info', info))])
+    assert candidate_sets(oak) == [('/oak/stereo/image_raw', '/oak/rgb/image_raw',
+                                    '/oak/stereo/camera_info', '/oak/rgb/camera_info')]
 
 
 def test_points_are_written_with_the_points_option(tmp_path, model_path):

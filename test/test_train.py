@@ -133,7 +133,11 @@ def test_missing_data_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(['--out', str(tmp_path)])
     assert '--data DIR is required' in capsys.readouterr().err
-    assert main(['--data', str(tmp_path / 'none'), '--out', str(tmp_path)]) == 1
+    with pytest.raises(SystemExit) as stopped:  # before any work, as the options' errors
+        main(['--data', str(tmp_path / 'none'), '--out', str(tmp_path / 'run')])
+    assert stopped.value.code == 2
+    assert f"--data '{tmp_path / 'none'}' is not a folder" in capsys.readouterr().err
+    assert not (tmp_path / 'run').exists()
 
 
 @pytest.mark.slow

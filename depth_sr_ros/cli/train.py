@@ -166,6 +166,8 @@ class TrainConfig:
                 raise ValueError(f"argument --{field.name.replace('_', '-')}: {error}") from None
         if not self.data:
             raise ValueError('--data DIR is required (a folder with depth/ and rgb/)')
+        if not os.path.isdir(self.data):
+            raise ValueError(f"--data '{self.data}' is not a folder")
         scales = MODELS[self.arch].scales
         if self.scale not in scales:
             raise ValueError(f"--scale: {self.arch} takes {', '.join(map(str, scales))}, "

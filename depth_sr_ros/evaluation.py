@@ -24,7 +24,7 @@ NOISE_SIGMA = 5.0  # in 0-255 units, the papers' ToF-like noisy case
 # LR input made as the node makes it from a simulated depth camera beside the colour camera
 # (data.rig.simulate_rig: its own resolution, lens, baseline, faults, the colour image's dark
 # surfaces lost and a calibration error, then the node's alignment; the protocol's kernel is
-# then not used). 'rig_offset': the same with the calibration error a
+# then not used). 'rig_offset': the same rig and sensor faults with the calibration error a
 # real rig has before the node's alignment (its depth 1 to 2.5 depth pixels off the colour),
 # registered as it is (the node with alignment:=off); 'rig_aligned': the same rigs (the same
 # draws) after the node's alignment, what the node gives by default. 'metric': no noise, but

@@ -132,6 +132,11 @@ def check_output_file(path, what='output', inputs=()):
         raise ValueError(f'{what}: {error}') from None
 
 
+def missing_folder(option, path):
+    """Return why the input folder ``path`` given as ``option`` cannot be read, or ''."""
+    return '' if os.path.isdir(path) else f"{option} '{path}' is not a folder"
+
+
 def missing_input(option, path):
     """Return why the input ``path`` given as ``option`` cannot be read as a file, or ''."""
     if not os.path.exists(path):
@@ -141,18 +146,20 @@ def missing_input(option, path):
     return ''
 
 
-def unwritable(args, names, inputs=()):
+def unwritable(args, names, inputs=(), paths=()):
     """
     Return why one of the output file options ``names`` of ``args`` cannot be written, or ''.
 
     For a command to say in one line, before any work, that its output would fail at the end
     or overwrite what it reads: each output is checked (check_output_file) against the paths
-    of the options ``inputs`` and the other outputs. Options left empty are not checked.
+    of the options ``inputs``, the other outputs and ``paths`` (inputs that are no option,
+    e.g. a bundled sample). Options left empty are not checked.
     """
     for name in names:
         path = getattr(args, name)
         if path:
             others = [getattr(args, other) for other in (*inputs, *names) if other != name]
+            others += paths
             try:
                 check_output_file(path, '--' + name.replace('_', '-'), others)
             except ValueError as error:

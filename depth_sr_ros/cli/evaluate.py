@@ -20,7 +20,6 @@ sit where the truth's do is best at 0.
 
 import argparse
 import json
-import os
 import sys
 
 import cv2
@@ -29,7 +28,8 @@ from depth_sr_ros.console import interruptible, numbers
 from depth_sr_ros.data.middlebury import list_pairs, load_pair
 from depth_sr_ros.evaluation import (
     add_protocol_options, compared_methods, evaluate, markdown, shift_table)
-from depth_sr_ros.files import missing_input, unwritable, write_text_atomically
+from depth_sr_ros.files import (
+    missing_folder, missing_input, unwritable, write_text_atomically)
 from depth_sr_ros.inference import Acceleration, device_option, PRECISION_CHOICES, Predictor
 from depth_sr_ros.metrics import mae
 from depth_sr_ros.viz import colorize, image_format_problem, tile, write_image
@@ -79,9 +79,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     problem = (unwritable(args, ('json', 'figure'), inputs=('model', 'data'))
                or image_format_problem(args.figure, '--figure')
-               or missing_input('--model', args.model))
-    if not problem and not os.path.isdir(args.data):
-        problem = f"--data '{args.data}' is not a folder"
+               or missing_input('--model', args.model) or missing_folder('--data', args.data))
     if problem:
         print(f'depth_sr_eval: {problem}', file=sys.stderr)
         return 2

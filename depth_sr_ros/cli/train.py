@@ -28,7 +28,7 @@ from depth_sr_ros.console import interruptible, number, one_of
 from depth_sr_ros.data.datasets import CropDataset, load_split, prefetched_batches
 from depth_sr_ros.data.degradations import DOWNSAMPLERS
 from depth_sr_ros.evaluation import evaluate_network, NOISES
-from depth_sr_ros.files import refuse_overlap, write_text_atomically
+from depth_sr_ros.files import missing_folder, refuse_overlap, write_text_atomically
 from depth_sr_ros.inference import device_option, native_bfloat16, select_device
 from depth_sr_ros.metrics import EDGE_MARGIN, EDGE_WINDOW, near_edges
 from depth_sr_ros.networks import build_model, MODELS
@@ -166,8 +166,9 @@ class TrainConfig:
                 raise ValueError(f"argument --{field.name.replace('_', '-')}: {error}") from None
         if not self.data:
             raise ValueError('--data DIR is required (a folder with depth/ and rgb/)')
-        if not os.path.isdir(self.data):
-            raise ValueError(f"--data '{self.data}' is not a folder")
+        problem = missing_folder('--data', self.data)
+        if problem:
+            raise ValueError(problem)
         scales = MODELS[self.arch].scales
         if self.scale not in scales:
             raise ValueError(f"--scale: {self.arch} takes {', '.join(map(str, scales))}, "

@@ -17,7 +17,7 @@ from depth_sr_ros.checkpoint import CheckpointError
 from depth_sr_ros.console import interruptible
 from depth_sr_ros.data.degradations import bicubic_downsample, crop_to_multiple, kinect_holes
 from depth_sr_ros.data.middlebury import disparity_to_metres, load_pair, SAMPLE_DIR
-from depth_sr_ros.files import check_output_file, missing_input, unwritable
+from depth_sr_ros.files import missing_input, unwritable
 from depth_sr_ros.inference import device_option, Predictor
 from depth_sr_ros.metrics import mae, rmse
 from depth_sr_ros.paths import MODEL_HELP, resolve_model_path
@@ -69,12 +69,9 @@ def main(argv=None):
                         help='auto, cpu, cuda or cuda:N')
     parser.add_argument('--output', default='demo_output.png', help='picture to write')
     args = parser.parse_args(argv)
-    problem = (unwritable(args, ('output',), inputs=('model',))
+    # The picture must not replace the model, nor the sample it is made of.
+    problem = (unwritable(args, ('output',), inputs=('model',), paths=(SAMPLE_DIR,))
                or image_format_problem(args.output))
-    try:  # the picture must not replace the sample it is made of
-        problem = problem or check_output_file(args.output, '--output', [SAMPLE_DIR])
-    except ValueError as error:
-        problem = str(error)
     model_path = resolve_model_path(args.model)
     problem = problem or missing_input('--model', model_path)
     if problem:

@@ -29,7 +29,8 @@ def test_unpaired_messages_are_counted_when_they_leave_the_queue():
 
 
 def test_a_late_message_older_than_a_full_queue_is_dropped_not_crashed_on():
-    pairer = StampPairer(queue_size=2, slop=0.01)
+    # Jumps of up to a second tolerated: by default a step back this large is a time jump.
+    pairer = StampPairer(queue_size=2, slop=0.01, reset_after_jump=1.0)
     pairer.add(COLOR, 50 * MS, 'c50')
     pairer.add(DEPTH, 100 * MS, 'd100')
     pairer.add(DEPTH, 200 * MS, 'd200')
@@ -175,3 +176,38 @@ def test_with_a_max_age_the_queues_hold_a_time_span_whatever_the_rates():
     # Left: what is younger than 0.2 s; gone and counted: every older unpaired depth.
     assert all(s >= 89 * step - 200_000_000 for s in pairer.queues[DEPTH])
     assert pairer.counts.unpaired[DEPTH] + len(pairer.queues[DEPTH]) == 90 - 26
+
+
+def test_monitor_asks_for_a_longer_queue_when_one_input_is_frames_behind():
+    # Colour stamped 0.5 s behind depth at 30 Hz: a colour image late by that much finds its
+    # depth partner gone from a 10-message queue. A slop of 0.5 s would pair frames taken
+    # 0.5 s apart; what pairs them right is a queue of 0.5 s of depth.
+    monitor = PairingMonitor(slop=0.02, exact=False, timeout=3.0)
+    for k in range(150):
+        now = k / 30
+        monitor.arrived(DEPTH, now, 100.0 + now)
+        monitor.arrived(COLOR, now, 99.5 + now)
+    message = monitor.check(150 / 30)
+    assert 'stamps differ by 0.500 s' in message
+    assert 'colour images arrive that late' in message
+    assert 'queue_size to at least 17' in message and 'raise slop' not in message
+
+
+def test_a_step_back_below_a_second_does_not_pair_frames_from_before_it():
+    # Both streams at 30 Hz step back by 0.1 s (a short bag that loops): a depth image from
+    # after the step must not pair with a colour image from before it that has a nearby stamp.
+    pairer = StampPairer(queue_size=10, slop=0.02)
+    period = SECOND // 30
+    for k in range(20):  # depth a frame ahead of colour on arrival: both queues hold some
+        pairer.add(DEPTH, 1000 * MS + k * period, ('old', k))
+        if k >= 3:
+            pairer.add(COLOR, 1000 * MS + (k - 3) * period, ('old', k - 3))
+    start = 1000 * MS + 19 * period - 100 * MS
+    pairs = [pairer.add(index, start + k * period, ('new', k))
+             for k in range(5) for index in (DEPTH, COLOR)]
+    pairs = [pair for pair in pairs if pair is not None]
+    assert pairs and all(d[0] == c[0] == 'new' for d, c in pairs)
+    assert pairer.counts.resets == 1
+    queued = sum(len(queue) for queue in pairer.queues)
+    assert sum(pairer.counts.received) == 2 * pairer.counts.paired + sum(
+        pairer.counts.unpaired) + queued

@@ -215,7 +215,7 @@ class DepthSrNode(Node):
         self.monitor = PairingMonitor(value('slop'), value('exact_sync'))
         self.pairer = None
         self._sync = None  # the message_filters synchronizer, when that is the backend
-        self._jumps = JumpDetector()
+        self._jumps = JumpDetector(value('slop'))
         # received: depth and colour images; pairs: handed to the inference thread; published:
         # results sent; before_camera_info: pairs of the first INFO_GRACE seconds that came
         # before their camera_info; bad_frames: input that could not be used; failed_frames:
@@ -422,8 +422,9 @@ class DepthSrNode(Node):
 
     def _on_time_jump(self, index, seconds):
         """Stamps jumped back (a bag restarted): drop the queued messages from before."""
-        self._warn(f'{INPUT_NAMES[index]} stamps jumped back by {seconds:.1f} s (a bag or '
-                   'driver restarted?); messages queued for pairing from before are dropped')
+        self._warn(f'{INPUT_NAMES[index]} stamps jumped back by {seconds:.3f} s (a bag that '
+                   'loops, a driver that restarted?); messages queued for pairing from before '
+                   'are dropped')
         # StampPairer drops them itself (and counts them). A message_filters synchronizer
         # would keep them: a message newer than every new one stays queued and, in a full
         # queue, evicts each new message first, so pairing would stall until the stamps

@@ -7,8 +7,9 @@ messages by stamp; a new message pairs with the closest message of the other inp
 stamp differs by less than ``slop`` seconds, and both leave their queues. The node uses
 message_filters when it is importable and this class otherwise. Unlike message_filters, every
 message that leaves a queue unpaired is counted, and a stamp that jumps back by more than
-``reset_after_jump`` seconds (a bag that loops, a driver that restarts) drops the queued
-messages from before the jump instead of stalling the pairing.
+``reset_after_jump`` seconds (the slop unless given: a bag that loops, a driver that
+restarts) drops the queued messages from before the jump instead of stalling the pairing or
+pairing them with messages from after it.
 
 ``PairingMonitor`` watches arrivals and pairs and explains, once, why no pair forms.
 
@@ -33,24 +34,26 @@ but leave message_filters out.
 
 import bisect
 import dataclasses
+import math
 import threading
 
 from depth_sr_ros.ros.parameters import PARAMETERS
 
 DEPTH, COLOR = 0, 1
 INPUT_NAMES = ('depth', 'colour')
-JUMP_BACK = 1.0  # s: a stamp this much older than its input's newest is a time jump
 
 
 class JumpDetector:
     """Notice stamps that jump back (a bag that loops, a driver that restarts) on two inputs."""
 
-    def __init__(self, seconds=JUMP_BACK):
+    def __init__(self, seconds):
         """
         Build the detector.
 
         :param seconds: a stamp this much older than the newest one seen on its input is a
-            jump back.
+            jump back. One camera's stamps only grow, so the pairing's slop will do: a message
+            that steps back by more could pair with one from before the step, taken at
+            another time.
         """
         self.jump_ns = int(round(seconds * 1e9))
         self.newest = [None, None]
@@ -134,7 +137,7 @@ class StampPairer:
     """Pair messages from two inputs by stamp (stamps in integer nanoseconds)."""
 
     def __init__(self, queue_size=PARAMETERS['queue_size'].default,
-                 slop=PARAMETERS['slop'].default, exact=False, reset_after_jump=JUMP_BACK,
+                 slop=PARAMETERS['slop'].default, exact=False, reset_after_jump=None,
                  max_age=None):
         """
         Build the pairer.
@@ -143,7 +146,7 @@ class StampPairer:
         :param slop: largest stamp difference of a pair in seconds (approximate mode).
         :param exact: pair only identical stamps (message_filters' TimeSynchronizer).
         :param reset_after_jump: a stamp this many seconds older than the newest one seen on
-            its input drops the queued messages from before the jump.
+            its input (default: ``slop``) drops the queued messages from before the jump.
         :param max_age: if given, a queued message whose stamp is this many seconds older
             than the newest stamp seen leaves too (depth_sr_bag: queues that hold a time
             span, whatever the rates).
@@ -156,17 +159,14 @@ class StampPairer:
         self.slop_ns = int(round(slop * 1e9))
         self.exact = bool(exact)
         self.max_age_ns = None if max_age is None else int(round(max_age * 1e9))
-        self.jumps = JumpDetector(reset_after_jump)
+        self.jumps = JumpDetector(slop if reset_after_jump is None else reset_after_jump)
         self.queues = ({}, {})
         self.counts = PairingCounts()
 
-    def _forget_after(self, stamp_ns):
-        """Drop (and count) every queued message newer than ``stamp_ns``: a time jump."""
-        for index, queue in enumerate(self.queues):
-            for stale in [s for s in queue if s > stamp_ns]:
-                del queue[stale]
-                self.counts.unpaired[index] += 1
-        self.counts.resets += 1
+    def _forget(self, index):
+        """Drop (and count) every message queued on input ``index``."""
+        self.counts.unpaired[index] += len(self.queues[index])
+        self.queues[index].clear()
 
     def add(self, index, stamp_ns, msg):
         """
@@ -175,8 +175,14 @@ class StampPairer:
         :return: (depth_msg, colour_msg) when this message completes a pair, else None.
         """
         self.counts.received[index] += 1
+        other_newest = self.jumps.newest[1 - index]
         if self.jumps.check(index, stamp_ns) is not None:
-            self._forget_after(stamp_ns + self.jumps.jump_ns)
+            # This input's queue is from before the jump; so is the other's, unless that input
+            # is already on the new time line (it restarted first).
+            self._forget(index)
+            if other_newest is not None and other_newest > stamp_ns + self.jumps.jump_ns:
+                self._forget(1 - index)
+            self.counts.resets += 1
         queue = self.queues[index]
         if stamp_ns in queue:  # a duplicate stamp replaces the older message
             self.counts.unpaired[index] += 1
@@ -222,6 +228,8 @@ class PairingMonitor:
         self.exact = exact
         self.timeout = timeout
         self.last_arrival = [None, None]  # monotonic seconds
+        self.first_arrival = [None, None]
+        self.arrivals = [0, 0]
         self.last_stamp = [None, None]  # seconds
         self.last_pair = None
         self.started = None
@@ -232,7 +240,16 @@ class PairingMonitor:
         if self.started is None:
             self.started = now
         self.last_arrival[index] = now
+        if self.first_arrival[index] is None:
+            self.first_arrival[index] = now
+        self.arrivals[index] += 1
         self.last_stamp[index] = stamp
+
+    def period(self, index):
+        """Return the mean time between arrivals of input ``index`` in s, or None."""
+        if self.arrivals[index] < 2:
+            return None
+        return (self.last_arrival[index] - self.first_arrival[index]) / (self.arrivals[index] - 1)
 
     def paired(self, now):
         """Record that a pair formed; the next stall may be explained again."""
@@ -258,9 +275,22 @@ class PairingMonitor:
                     f'{missing} topics are remapped to the camera driver')
         gap = abs(self.last_stamp[DEPTH] - self.last_stamp[COLOR])
         rule = 'identical stamps (exact_sync)' if self.exact else f'slop {self.slop:.3f} s'
-        return (f'no depth/colour pair for {since:.1f} s although both arrive: the latest '
-                f'stamps differ by {gap:.3f} s and pairing needs {rule}; raise slop, or check '
-                'that both drivers stamp with the same clock (use_sim_time)')
+        head = (f'no depth/colour pair for {since:.1f} s although both arrive: the latest '
+                f'stamps differ by {gap:.3f} s and pairing needs {rule}; ')
+        ahead = DEPTH if self.last_stamp[DEPTH] > self.last_stamp[COLOR] else COLOR
+        period = self.period(ahead)
+        if period is None or gap <= max(self.period(1 - ahead) or 0.0, period):
+            # less than a frame apart: partners are there, the slop misses them
+            return head + ('raise slop, or check that both drivers stamp with the same clock '
+                           '(use_sim_time)')
+        # Frames apart. Either the one behind arrives that late, and its partners have left
+        # their queue_size-long queue by then, or the two clocks differ. A slop that large
+        # would pair frames taken that far apart.
+        return head + (f'if the {INPUT_NAMES[1 - ahead]} images arrive that late, their '
+                       f'{INPUT_NAMES[ahead]} partners leave the queue before: raise '
+                       f'queue_size to at least {math.ceil(gap / period) + 2}; otherwise the '
+                       'drivers stamp with different clocks (use_sim_time?): a slop that '
+                       'large would pair frames taken that far apart')
 
 
 class CameraInfoStore:

@@ -10,7 +10,8 @@ on the LR grid, or on a finer grid (``finer_grid``) where the node registers the
 ``Aligner`` pools the correlation over frames, since the offset belongs to the rig, not to a
 frame: every ``every``-th frame adds its correlation to a moving average over about MEMORY
 correlated frames (so a rig bumped after hours is found about as fast as one bumped after a
-minute), and once the pooled peak is clear (MIN_PEAK_SIGMA, MIN_PEAK_RATIO), at least
+minute), and once the pooled peak is clear (MIN_PEAK_SIGMA, MIN_PEAK_RATIO) and strong
+(MIN_PEAK_VALUE), at least
 MIN_CORRECTION and MIN_CORRECTION_OUTPUT away and clearly better than the current registration
 (MIN_PEAK_GAIN), the
 residual offset is taken into the correction that the registration applies (the LR grid's
@@ -29,6 +30,16 @@ import numpy as np
 # window's mean, and this many times above the best value more than two pixels from it.
 MIN_PEAK_SIGMA = 3.0
 MIN_PEAK_RATIO = 1.2
+# ... and the peak itself, the pooled mean correlation of the two standardised edge maps, is at
+# least this. Sigma and ratio do not see how strong a correlation is, only its shape: a wall
+# without a depth edge, its depth's noise against the colour's texture, peaks at 0.0002 to
+# 0.02, often with a shape that passes them, and was moved up to the search bound. The
+# offsets that the other thresholds take on the simulated rigs of the training pairs peak at
+# 0.10 and more at 2x to 8x, so the floor moves none fewer there (`python
+# scripts/alignment_thresholds.py --data ../shared/data/middlebury30 --scale S`, 2026-12-05);
+# at 16x it leaves 5 of 49 (4 of them would have lowered the error; offset rigs' error x1000
+# 73.08 against 72.66 without the floor).
+MIN_PEAK_VALUE = 0.05
 # A correction is taken only when the peak also stands this many standard deviations above the
 # correlation at the current registration (zero shift): moving must match the edges clearly
 # better than staying. Colour edges beside the depth edges (texture, shadows) give broad peaks
@@ -226,11 +237,13 @@ def frame_correlation(depth, color, max_shift, finer=1):
 
 def peak(correlation):
     """
-    Return (dx, dy, sigma, ratio, gain) of a correlation window: the sub-pixel peak, its clarity.
+    Return (dx, dy, sigma, ratio, gain, value) of a correlation window: its peak, how clear.
 
     ``sigma``: how many standard deviations the peak stands above the window's mean;
     ``ratio``: the peak over the best value more than two pixels from it; ``gain``: how many
-    standard deviations it stands above the window's centre (no shift).
+    standard deviations it stands above the window's centre (no shift); ``value``: the peak
+    itself, the mean product of the two standardised edge maps there (a correlation
+    coefficient when both maps overlap whole).
     """
     m = correlation.shape[0] // 2
     row, column = np.unravel_index(int(np.argmax(correlation)), correlation.shape)
@@ -250,7 +263,7 @@ def peak(correlation):
     other = float(correlation[far].max()) if far.any() else -np.inf
     ratio = value / other if other > 0 else math.inf
     gain = (value - float(correlation[m, m])) / deviation if deviation > 0 else 0.0
-    return column - m + dx, row - m + dy, sigma, ratio, gain
+    return column - m + dx, row - m + dy, sigma, ratio, gain, float(value)
 
 
 @dataclasses.dataclass
@@ -289,6 +302,7 @@ class Aligner:
         self.keep = 1.0 - 1.0 / max(1.0, float(memory))  # an old frame's weight per new one
         self.estimate = Estimate()
         self._pooled = None
+        self._weight = 0.0  # the moving average's sum of frame weights: pooled / weight = mean
         self._matched = None  # (finer, shape) of the grid the pooled correlation is on
         self._seen = 0
         self._grid = None
@@ -297,6 +311,7 @@ class Aligner:
         """Forget the correction and the pooled frames (the alignment was off, or fixed)."""
         self.estimate = Estimate()
         self._pooled = None
+        self._weight = 0.0
 
     def due(self):
         """Return True when the next frame observed is one that is correlated."""
@@ -341,16 +356,21 @@ class Aligner:
             return False
         if self._pooled is None or self._matched != (finer, depth.shape):
             self._pooled, self._matched = correlation, (finer, depth.shape)
+            self._weight = 1.0
             self.estimate.frames = 0  # frames on another grid (route, scale) do not count
         else:  # a moving average over about MEMORY frames
             self._pooled = self.keep * self._pooled + correlation
+            self._weight = self.keep * self._weight + 1.0
         self.estimate.frames += 1
-        dx, dy, sigma, ratio, gain = peak(self._pooled)
-        clear = sigma >= MIN_PEAK_SIGMA and ratio >= MIN_PEAK_RATIO
+        dx, dy, sigma, ratio, gain, value = peak(self._pooled)
+        value /= self._weight
+        clear = (sigma >= MIN_PEAK_SIGMA and ratio >= MIN_PEAK_RATIO
+                 and value >= MIN_PEAK_VALUE)
         if not clear:
             self.estimate.residual = None
             self.estimate.reason = (f'no clear edge match yet ({sigma:.1f} sigma, ratio '
-                                    f'{ratio:.2f} over {self.estimate.frames} frames)')
+                                    f'{ratio:.2f}, correlation {value:.2f} over '
+                                    f'{self.estimate.frames} frames)')
             return False
         self.estimate.residual = residual = (dx / finer, dy / finer)  # LR pixels
         self.estimate.reason = ''  # the edges match where the depth is

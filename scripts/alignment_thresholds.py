@@ -28,16 +28,18 @@ from depth_sr_ros.data.middlebury import list_pairs, load_pair
 from depth_sr_ros.selection import VALIDATION_NAMES
 import numpy as np
 
-# (label, MIN_PEAK_SIGMA, MIN_PEAK_RATIO, MIN_PEAK_GAIN, MIN_CORRECTION_OUTPUT)
+# (label, MIN_PEAK_SIGMA, MIN_PEAK_RATIO, MIN_PEAK_GAIN, MIN_CORRECTION_OUTPUT, MIN_PEAK_VALUE)
 SHIPPED = (alignment.MIN_PEAK_SIGMA, alignment.MIN_PEAK_RATIO, alignment.MIN_PEAK_GAIN)
 FLOOR = alignment.MIN_CORRECTION_OUTPUT
+STRONG = alignment.MIN_PEAK_VALUE
 SETS = (
-    ('shipped', *SHIPPED, FLOOR),
-    ('shipped, no output-pixel floor', *SHIPPED, 0.0),
-    ('3.5, 1.3, no gain test', 3.5, 1.3, -math.inf, FLOOR),
-    ('3.0, 1.2, no gain test', 3.0, 1.2, -math.inf, FLOOR),
-    ('2.8, 1.2, 1.0', 2.8, 1.2, 1.0, FLOOR),
-    ('3.0, 1.2, 1.2', 3.0, 1.2, 1.2, FLOOR),
+    ('shipped', *SHIPPED, FLOOR, STRONG),
+    ('shipped, no output-pixel floor', *SHIPPED, 0.0, STRONG),
+    ('shipped, no correlation floor', *SHIPPED, FLOOR, -math.inf),
+    ('3.5, 1.3, no gain test', 3.5, 1.3, -math.inf, FLOOR, -math.inf),
+    ('3.0, 1.2, no gain test', 3.0, 1.2, -math.inf, FLOOR, -math.inf),
+    ('2.8, 1.2, 1.0', 2.8, 1.2, 1.0, FLOOR, -math.inf),
+    ('3.0, 1.2, 1.2', 3.0, 1.2, 1.2, FLOOR, -math.inf),
 )
 
 
@@ -59,11 +61,11 @@ def first_look(values, color, scale, rng, offset):
         finer)
     if correlation is None:
         return None
-    dx, dy, sigma, ratio, gain = alignment.peak(correlation)
+    dx, dy, sigma, ratio, gain, value = alignment.peak(correlation)
     truth = rigs.rig_registration(rig, depth, rig.depth_to_color)((0.0, 0.0))
     error, moved_error = log_errors(truth, register((0.0, 0.0)),
                                     register((dx / finer, dy / finer)))
-    return {'sigma': sigma, 'ratio': ratio, 'gain': gain,
+    return {'sigma': sigma, 'ratio': ratio, 'gain': gain, 'value': value,
             'far_enough': math.hypot(dx, dy) >= alignment.MIN_CORRECTION,
             'output_px': math.hypot(dx, dy) / finer * scale,
             'error': error, 'moved_error': moved_error}
@@ -98,15 +100,16 @@ def main(argv=None):
                     looks[offset].append(look)
     print(f'{len(names)} training pairs, {args.rigs} rigs each, {args.scale}x, one still frame; '
           'error: mean |log depth| against the true extrinsics, x1000\n')
-    print('| thresholds (sigma, ratio, gain; output-pixel floor) | offset rigs moved (error '
-          'lower) | offset rigs '
-          'error | calibrated rigs moved (error lower) | calibrated rigs error |')
+    print('| thresholds (sigma, ratio, gain; output-pixel floor; correlation floor) | offset '
+          'rigs moved (error lower) | offset rigs error | calibrated rigs moved (error lower) | '
+          'calibrated rigs error |')
     print('|---|---|---|---|---|')
-    for label, sigma, ratio, gain, floor in SETS:
+    for label, sigma, ratio, gain, floor, strong in SETS:
         cells = []
         for offset in (True, False):
             moved = [lk['far_enough'] and lk['output_px'] >= floor and lk['sigma'] >= sigma
-                     and lk['ratio'] >= ratio and lk['gain'] >= gain for lk in looks[offset]]
+                     and lk['ratio'] >= ratio and lk['gain'] >= gain and lk['value'] >= strong
+                     for lk in looks[offset]]
             better = sum(m and lk['moved_error'] < lk['error']
                          for m, lk in zip(moved, looks[offset]))
             left = np.mean([lk['moved_error'] if m else lk['error']

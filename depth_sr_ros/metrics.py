@@ -53,7 +53,8 @@ def shifted_rmse(prediction, target, shifts):
 
 # between_surfaces: a pixel is near a depth edge when it lies within EDGE_WINDOW // 2 pixels of
 # a step between neighbouring target pixels of more than EDGE_MIN_JUMP of the target's whole
-# range (a slope changes less from pixel to pixel); its output floats when it lies more than
+# range (a slope changes less from pixel to pixel) and its EDGE_WINDOW-wide window holds both
+# surfaces (they differ by more than that too); its output floats when it lies more than
 # EDGE_MARGIN of the local jump away from both surfaces.
 EDGE_WINDOW = 5
 EDGE_MIN_JUMP = 0.05
@@ -87,8 +88,10 @@ def between_surfaces(prediction, target):
     Near an edge (near_edges) the target's window holds a near and a far surface (its minimum
     and maximum). An output there that lies between them by more than EDGE_MARGIN of the jump
     belongs to neither: a point cloud shows it floating in the air, and a costmap reads it as
-    an obstacle. Only pixels whose target is on one of the two surfaces count, so the target
-    itself scores 0; NaN without edges. Pixels without target or output do not count.
+    an obstacle. Only pixels whose window holds both surfaces (a band pixel two pixels beside a
+    step between flat surfaces sees one, and could never float) and whose target is on one of
+    them count, so the target itself scores 0; NaN without edges. Pixels without target or
+    output do not count.
     """
     target = np.asarray(target, np.float32)
     valid = np.isfinite(target) & (target > 0)
@@ -103,7 +106,8 @@ def between_surfaces(prediction, target):
     with np.errstate(invalid='ignore'):
         low, high = near + EDGE_MARGIN * jump, far - EDGE_MARGIN * jump
         on_surface = (target <= low) | (target >= high)
-        counted = edge & valid & on_surface & np.isfinite(prediction)
+        both = jump > EDGE_MIN_JUMP * span
+        counted = edge & both & valid & on_surface & np.isfinite(prediction)
         floating = counted & (prediction > low) & (prediction < high)
     total = int(counted.sum())
     return float(floating.sum()) / total if total else float('nan')

@@ -226,3 +226,18 @@ def test_floating_edge_pixels_count_outputs_between_two_surfaces_and_not_slopes(
     nearest = step.copy()  # a sharp edge one pixel off: on a surface, never between
     nearest[:, 31] = step[:, 32]
     assert between_surfaces(nearest, step) == 0.0
+
+
+def test_floating_edge_pixels_count_only_where_the_window_sees_both_flat_surfaces():
+    # A step between flat surfaces, between columns 9 and 10. Columns 7 and 12 lie in the
+    # band (two pixels from a pixel of the step) but their windows see one surface only:
+    # counted, they could never float, and put a ceiling of two thirds on the share.
+    step = np.full((20, 20), 50.0, np.float32)
+    step[:, 10:] = 150.0
+    output = step.copy()
+    output[:, 8:12] = 100.0  # the four pixels beside the step halfway between
+    assert between_surfaces(output, step) == 1.0
+    output[:, 7] = output[:, 12] = 100.0  # beyond them: neither counted nor a surface known
+    assert between_surfaces(output, step) == 1.0
+    output[:, 8] = 50.0
+    assert between_surfaces(output, step) == 0.75

@@ -473,6 +473,12 @@ def test_the_surface_loss_pulls_a_floating_edge_pixel_onto_either_surface():
     target[..., 10] = 1.5
     distance, counts = train_module.surface_distance(floating, target)
     assert not counts[..., 10].any() and counts[..., 9].all()
+    # Nor do pixels whose window sees one flat surface only (two beside a step), as there.
+    target[..., 10] = 2.0
+    distance, counts = train_module.surface_distance(floating, target)
+    assert counts[..., 8:12].all() and not counts[..., 7].any() and not counts[..., 12].any()
+    assert torch.equal(counts, torch.from_numpy(np.isin(np.arange(20), [8, 9, 10, 11]))
+                       .expand_as(counts))
     holed = target.clone()
     holed[..., :3, :] = float('nan')
     prediction = floating.clone().requires_grad_()

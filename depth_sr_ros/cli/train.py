@@ -30,7 +30,7 @@ from depth_sr_ros.data.degradations import DOWNSAMPLERS
 from depth_sr_ros.evaluation import evaluate_network, NOISES
 from depth_sr_ros.files import missing_folder, refuse_overlap, write_text_atomically
 from depth_sr_ros.inference import device_option, native_bfloat16, select_device
-from depth_sr_ros.metrics import EDGE_MARGIN, EDGE_WINDOW, near_edges
+from depth_sr_ros.metrics import EDGE_MARGIN, EDGE_MIN_JUMP, EDGE_WINDOW, near_edges
 from depth_sr_ros.networks import build_model, MODELS
 from depth_sr_ros.preprocessing import PREPROCESSING
 from depth_sr_ros.selection import VALIDATION_NAMES
@@ -217,8 +217,9 @@ def surface_distance(prediction, target):
     Return each pixel's distance to the nearer of the two surfaces around it, and where it counts.
 
     The surfaces are the minimum and maximum of the target in metrics.between_surfaces' window
-    (EDGE_WINDOW); it counts on the pixels of edge_band whose target lies on one of them (by
-    EDGE_MARGIN of the jump), as the metric counts. A prediction on either surface is 0 away;
+    (EDGE_WINDOW); it counts on the pixels of edge_band whose window holds both (they differ
+    by more than EDGE_MIN_JUMP) and whose target lies on one of them (by EDGE_MARGIN of the
+    jump), as the metric counts. A prediction on either surface is 0 away;
     one between them is up to half the jump away: the loss that pulls floating pixels onto a
     surface, and leaves L1 to say which.
     """
@@ -231,7 +232,8 @@ def surface_distance(prediction, target):
     with torch.no_grad():
         margin = EDGE_MARGIN * jump
         on_surface = (target <= near + margin) | (target >= far - margin)
-        counts = (edge_band(target) > 0) & valid & on_surface & torch.isfinite(jump)
+        counts = ((edge_band(target) > 0) & valid & on_surface & torch.isfinite(jump)
+                  & (jump > EDGE_MIN_JUMP))
     near, far = torch.where(counts, near, 0.0), torch.where(counts, far, 0.0)
     distance = torch.minimum((prediction - near).abs(), (far - prediction).abs())
     return torch.where(counts, distance, 0.0), counts

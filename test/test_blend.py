@@ -110,4 +110,8 @@ def test_the_command_refuses_to_choose_on_test_images_or_on_what_a_file_learnt(
     assert main(['--model', str(a), '--toward', str(learnt), '--weights', '0,0.5', '--data',
                  FIXTURES, '--names', 'cones', '--out', str(out)]) == 2
     assert f'{learnt} was trained on cones' in capsys.readouterr().err
+    # A name is no path: './cones' would load cones past both checks.
+    assert main(['--model', str(a), '--toward', str(learnt), '--weights', '0,0.5', '--data',
+                 FIXTURES, '--names', './cones', '--out', str(out)]) == 1
+    assert "'./cones' is no pair name" in capsys.readouterr().err
     assert not out.exists()

@@ -49,7 +49,16 @@ def _read_depth(data_dir, name):
 
 
 def load_pair(data_dir, name):
-    """Load one pair as a dict: 'name', 'depth' float32 (H, W), 'rgb' uint8 (H, W, 3) RGB."""
+    """
+    Load one pair as a dict: 'name', 'depth' float32 (H, W), 'rgb' uint8 (H, W, 3) RGB.
+
+    ``name`` is a pair's name as list_pairs gives it, not a path: './02' would load pair 02
+    under another name, past the checks that keep the test images out of a choice.
+    """
+    if not name or name != os.path.basename(name) or name in ('.', '..') or (
+            os.altsep and os.altsep in name):
+        raise ValueError(f"'{name}' is no pair name (a file name in depth/ and rgb/ without "
+                         'its extension, not a path)')
     depth = _read_depth(data_dir, name)
     rgb_path = os.path.join(data_dir, 'rgb', name + '.png')
     bgr = cv2.imread(rgb_path, cv2.IMREAD_COLOR)

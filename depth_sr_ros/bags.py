@@ -217,8 +217,9 @@ def candidate_sets(reader, needs_info=(True, True)):
     topic with 'color', 'colour' or 'rgb' in it; each needs the CameraInfo topic beside it,
     unless ``needs_info`` says not (its camera_info comes from elsewhere; its info topic is
     then ''). A CompressedImage topic (image_transport's .../compressed, .../compressedDepth)
-    counts where the bag does not hold its raw Image topic too. Image topics without a message
-    do not count (a recorder subscribes to every transport: jpeg cannot hold depth, so
+    counts where the bag does not hold messages on its raw Image topic too (a recording over
+    a network may hold only the compressed ones). Image topics without a message do not
+    count (a recorder subscribes to every transport: jpeg cannot hold depth, so
     .../compressed of a depth image stays empty). With several cameras, a depth and a colour
     topic pair within one camera: each keeps the partners that share the most of its
     namespace (/cam1/depth/... with /cam1/color/..., not /cam2/color/...). A camera at the
@@ -228,7 +229,8 @@ def candidate_sets(reader, needs_info=(True, True)):
     types = {c.topic: c.msgtype for c in reader.connections}
     counts = message_counts(reader)
     images = [t for t, kind in types.items() if counts[t] and (kind == IMAGE or (
-        kind == COMPRESSED and types.get(_raw_topic(t)) != IMAGE))]
+        kind == COMPRESSED and not (types.get(_raw_topic(t)) == IMAGE
+                                    and counts[_raw_topic(t)])))]
 
     def info(topic, needed):
         return _info_topic(topic) if needed else ''
@@ -279,9 +281,12 @@ def choose_topics(reader, depth='', color='', depth_info='', color_info='',
         if not all(g or not need for g, need in zip(given, needed)):
             files = ' (the info topics not when their file is given)' if info_files else ''
             raise BagError(f'give all four of {named}{files}, or none of them')
-        for topic, kinds, need in zip(given, ((IMAGE, COMPRESSED),) * 2 + ((INFO,),) * 2,
-                                      needed):
+        for option, topic, kinds, need in zip(
+                options, given, ((IMAGE, COMPRESSED),) * 2 + ((INFO,),) * 2, needed):
             if not need:
+                if topic:  # it would lose to the bag's topic, matched by stamp
+                    raise BagError(f"{option} '{topic}' and a calibration file both give that "
+                                   'camera_info: give one of them')
                 continue
             if topic not in types:
                 raise BagError(f"topic '{topic}' is not in the bag (see --list)")
@@ -313,10 +318,15 @@ def read_static_transforms(reader):
 
 
 def bag_writer(path, storage):
-    """Return an unopened rosbags Writer of a new bag: MCAP (rosbag2 version 9) or sqlite3 (8)."""
+    """
+    Return an unopened rosbags Writer of a new bag, MCAP or sqlite3, rosbag2 metadata version 8.
+
+    Version 9 (Jazzy's) writes the QoS profiles as a YAML list, which Humble's ros2 bag reads
+    as a string and fails on; Jazzy and newer read version 8.
+    """
     from rosbags.rosbag2 import StoragePlugin, Writer
     plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
-    return Writer(path, version=9 if storage == 'mcap' else 8, storage_plugin=plugin)
+    return Writer(path, version=8, storage_plugin=plugin)
 
 
 def latched_qos():

@@ -201,6 +201,15 @@ def test_the_topic_set_leaves_out_empty_transports_colour_on_the_depth_grid_and_
                       for kind, t in (('image_raw', image), ('camera_info', info))])
     assert candidate_sets(oak) == [('/oak/stereo/image_raw', '/oak/rgb/image_raw',
                                     '/oak/stereo/camera_info', '/oak/rgb/camera_info')]
+    # Recorded over a network: the raw colour topic is there, every message on it lost; its
+    # compressed transport holds the colour.
+    remote = _reader_of([('/cam/color/image_raw', image, 0),
+                         ('/cam/color/image_raw/compressed', compressed, 30),
+                         ('/cam/depth/image_raw', image, 30),
+                         ('/cam/color/camera_info', info, 30),
+                         ('/cam/depth/camera_info', info, 30)])
+    assert candidate_sets(remote) == [('/cam/depth/image_raw', '/cam/color/image_raw/compressed',
+                                       '/cam/depth/camera_info', '/cam/color/camera_info')]
 
 
 def test_points_are_written_with_the_points_option(tmp_path, model_path):
@@ -781,3 +790,116 @@ def test_the_rig_bag_tool_replaces_its_output_only_with_overwrite(tmp_path, caps
     assert rig_bag.main(argv + ['--overwrite']) == 0
     assert os.stat(out).st_ino != first[0]  # a new folder moved into place
     assert sorted(os.listdir(out)) == first[1]
+
+
+def test_a_damaged_part_mid_bag_counts_what_was_not_read(tmp_path, model_path, capsys,
+                                                         monkeypatch):
+    # A chunk with a wrong CRC in a whole bag: rosbags stops there. The run keeps what came
+    # before and counts every message after it, which it did not reach.
+    import contextlib
+    write_bag(tmp_path / 'in', fixture_frames(10))
+    real = bag_module.open_bag
+
+    @contextlib.contextmanager
+    def damaged(*args, **kwargs):
+        with real(*args, **kwargs) as (reader, note):
+            whole = reader.messages
+
+            def messages(*a, **k):
+                for count, item in enumerate(whole(*a, **k)):
+                    if count == 16:  # four frames of four messages
+                        raise ValueError('chunk CRC mismatch')
+                    yield item
+            reader.messages = messages
+            yield reader, note
+    monkeypatch.setattr(bag_module, 'open_bag', damaged)
+    assert main(['--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out'),
+                 '--model', model_path, '--device', 'cpu', '--no-progress', '--json',
+                 str(tmp_path / 'summary.json')]) == 0
+    summary = json.loads((tmp_path / 'summary.json').read_text())
+    assert summary['written'] == 4
+    not_read = [n for reason, n in summary['skipped'].items() if reason.startswith(
+        'messages not read: reading stopped at a damaged or cut part')]
+    assert not_read == [40 - 16]
+    notes = [n for n in summary['notes'] if 'chunk CRC mismatch' in n]
+    assert len(notes) == 1  # the camera_info pass stops there too: said once
+
+
+def test_a_failed_frame_is_counted_and_the_rest_written(tmp_path, model_path, monkeypatch):
+    # Out of GPU memory on one frame: the node skips that frame, and so does the bag tool,
+    # where the run, and every output written so far, had ended in a traceback.
+    write_bag(tmp_path / 'in', fixture_frames(4))
+    real = FrameProcessor.process_pair
+    calls = []
+
+    def fail_once(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError('CUDA out of memory. Tried to allocate 2.00 GiB')
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+    monkeypatch.setattr(FrameProcessor, 'process_pair', fail_once)
+    assert main(['--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out'),
+                 '--model', model_path, '--device', 'cpu', '--no-progress', '--json',
+                 str(tmp_path / 'summary.json')]) == 130
+    summary = json.loads((tmp_path / 'summary.json').read_text())
+    assert summary['pairs'] == 4 and summary['written'] == 2
+    assert summary['skipped'] == {
+        'failed: RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB': 1,
+        'the pair in progress at Ctrl-C': 1}
+    assert len(read_bag(tmp_path / 'out')['/depth_sr/image']) == 2
+
+
+def test_a_calibration_file_and_its_info_topic_both_given_are_refused(tmp_path, model_path,
+                                                                      capsys):
+    # The bag's camera_info, matched by stamp, always won over the file's: the file was
+    # silently unused.
+    frames = fixture_frames(2)
+    write_bag(tmp_path / 'in', frames)
+    path = tmp_path / 'color.yaml'
+    info = frames[0][3]
+    path.write_text(
+        f'image_width: {info.width}\nimage_height: {info.height}\ncamera_name: c\n'
+        f'camera_matrix:\n  rows: 3\n  cols: 3\n  data: {[float(v) for v in info.k]}\n')
+    assert main(['--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out'),
+                 '--model', model_path, '--device', 'cpu', '--no-progress',
+                 '--depth', TOPICS[0], '--color', TOPICS[1], '--depth-info', TOPICS[2],
+                 '--color-info', TOPICS[3], '--color-info-file', str(path)]) == 2
+    assert (f"--color-info '{TOPICS[3]}' and a calibration file both give that camera_info"
+            in capsys.readouterr().err)
+    assert not (tmp_path / 'out').exists()
+
+
+def test_copy_inputs_keeps_an_earlier_points_topic_this_run_does_not_write(
+        tmp_path, model_path, capsys):
+    write_bag(tmp_path / 'in', fixture_frames(2))
+    with Writer(tmp_path / 'live', version=8, storage_plugin=StoragePlugin.MCAP) as writer:
+        connections = [writer.add_connection(t, k, typestore=STORE)
+                       for t, k in zip(TOPICS, KINDS)]
+        points = writer.add_connection('/depth_sr/points', 'sensor_msgs/msg/PointCloud2',
+                                       typestore=STORE)
+        with Reader(tmp_path / 'in') as reader:
+            for connection, timestamp, raw in reader.messages():
+                writer.write(connections[TOPICS.index(connection.topic)], timestamp, raw)
+        from sensor_msgs.msg import PointCloud2
+        writer.write(points, 2_000_000_000, serialize_message(PointCloud2()))
+    assert main(['--input', str(tmp_path / 'live'), '--output', str(tmp_path / 'out'),
+                 '--model', model_path, '--device', 'cpu', '--no-progress',
+                 '--copy-inputs']) == 0
+    assert 'not copied' not in capsys.readouterr().out
+    assert len(read_bag(tmp_path / 'out')['/depth_sr/points']) == 1
+
+
+def test_the_output_metadata_is_one_humble_reads(tmp_path, model_path):
+    # rosbag2 metadata version 9 (Jazzy's) gives each topic's QoS profiles as a YAML list;
+    # Humble's ros2 bag reads that field as a string and fails. Version 8 is read by both.
+    import yaml
+    write_bag(tmp_path / 'in', fixture_frames(2))
+    assert main(['--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out'),
+                 '--model', model_path, '--device', 'cpu', '--no-progress']) == 0
+    info = yaml.safe_load((tmp_path / 'out' / 'metadata.yaml').read_text())
+    info = info['rosbag2_bagfile_information']
+    assert info['version'] == 8 and info['storage_identifier'] == 'mcap'
+    assert all(isinstance(t['topic_metadata']['offered_qos_profiles'], str)
+               for t in info['topics_with_message_count'])

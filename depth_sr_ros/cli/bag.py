@@ -69,6 +69,7 @@ class Summary:
         self.started = time.monotonic()
         self.notes = []
         self.interrupted = False
+        self.cut_short = False  # reading stopped at a damaged or cut part of the input
 
     def as_dict(self):
         """Return the summary as plain types."""
@@ -205,7 +206,8 @@ def _process(reader, note, args, progress, staging):
         summary.notes.append(note)
     copied = []
     if args.copy_inputs:
-        written = {topic for topic, _ in OUTPUT_TOPICS.values()}
+        written = {topic for key, (topic, _) in OUTPUT_TOPICS.items()
+                   if args.points or key != 'points'}
         copied = [c for c in reader.connections if c.topic not in written]
         old = {t: n for t, n in message_counts(reader).items() if t in written}
         if old:  # a bag recorded beside a running node, or this tool's own output
@@ -219,11 +221,13 @@ def _process(reader, note, args, progress, staging):
     total = sum(c.msgcount for c in (copied or inputs))
     bar = _progress(total, progress)
     writer = None
+    read = 0
     try:
         writer, out = _writer(staging, storage, copied, summary.notes, args.points)
         for connection, timestamp, raw in _readable(
                 reader.messages(connections=copied or inputs), summary):
             bar.update(1)
+            read += 1
             if ('copy', connection.topic) in out:
                 writer.write(out[('copy', connection.topic)], timestamp, raw)
             if connection.topic in wanted:
@@ -250,9 +254,13 @@ def _process(reader, note, args, progress, staging):
             writer.close()
     if args.alignment == 'auto' and summary.written:
         summary.notes.append(alignment_note(processor))
+    if summary.cut_short and read < total:  # the index knows what the reader did not reach
+        summary.skipped['messages not read: reading stopped at a damaged or cut part of the '
+                        'input'] += total - read
     unpaired = sum(pairer.counts.unpaired) + sum(len(q) for q in pairer.queues)
     if unpaired:
-        summary.skipped['messages that found no partner within the slop'] += unpaired
+        summary.skipped['messages left without a partner (none within the slop, or the other '
+                        'input has fewer)'] += unpaired
     if summary.interrupted:
         return summary
     if summary.pairs and not summary.written:
@@ -319,16 +327,20 @@ def _readable(messages, summary):
         except StopIteration:
             return
         except (EOFError, OSError, ValueError, struct.error) as error:
-            summary.notes.append(f'the input ends early ({type(error).__name__}: '
-                                 f'{(str(error).splitlines() or [""])[0]}): the readable part '
-                                 'was processed')
-            return
+            why = f'{type(error).__name__}: {(str(error).splitlines() or [""])[0]}'
         except Exception as error:  # rosbags' own ReaderError
             if type(error).__name__ != 'ReaderError':
                 raise
-            summary.notes.append(f'the input ends early ({error}): the readable part was '
-                                 'processed')
-            return
+            why = str(error)
+        else:
+            yield item
+            continue
+        summary.cut_short = True
+        note = (f'reading stopped at a damaged or cut part of the input ({why}): what came '
+                'before it was processed')
+        if note not in summary.notes:  # the camera_info pass stops there too
+            summary.notes.append(note)
+        return
         yield item
 
 
@@ -355,6 +367,13 @@ def _process_pair(pair, processor, infos, settings, extrinsics, writer, out, tim
                                         extrinsics)
     except (ImageFormatError, ValueError) as error:
         summary.skipped[str(error)] += 1
+        return
+    except KeyboardInterrupt:
+        summary.skipped['the pair in progress at Ctrl-C'] += 1
+        raise
+    except Exception as error:  # out of GPU memory, any inference error: as the node does
+        summary.skipped[f'failed: {type(error).__name__}: '
+                        f'{(str(error).splitlines() or [""])[0]}'] += 1
         return
     finally:
         summary.model_seconds += time.perf_counter() - started

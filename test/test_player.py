@@ -13,7 +13,7 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
 DOMAIN_ID = 150 + os.getpid() % 20  # 150-169
@@ -36,9 +36,13 @@ def test_player_publishes_like_a_camera_driver():
     probe = Node('probe', context=context)
     got = {'depth/image_raw': [], 'color/image_raw': [], 'depth/camera_info': [],
            'color/camera_info': []}
+    # A best-effort reader (as the node's) and a reliable one (as rviz's): drivers publish
+    # reliable, which both receive.
+    reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
     for topic in got:
         kind = Image if topic.endswith('image_raw') else CameraInfo
-        probe.create_subscription(kind, topic, got[topic].append, qos_profile_sensor_data)
+        qos = reliable if topic.startswith('color') else qos_profile_sensor_data
+        probe.create_subscription(kind, topic, got[topic].append, qos)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(player)
     executor.add_node(probe)

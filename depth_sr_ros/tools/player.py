@@ -85,7 +85,10 @@ class Player(Node):
         self.scale = param('scale', 4, 'registered rig: colour size / depth size (640x480)')
         frames = param('frames', 60, 'frames in the loop (scene rigs render at most 8)')
         self.jitter = param('jitter', 0.003, 'depth stamp = colour stamp + uniform(+-jitter) s')
-        reliable = param('reliable', False, 'publish reliable instead of best effort')
+        reliable = param('reliable', True, 'publish reliable, as camera drivers do, which '
+                                           'best-effort and reliable readers (rviz) receive; '
+                                           'false: best effort, which only best-effort '
+                                           'readers receive')
         self.max_frames = param('max_frames', 0, 'rigs: stop after this many frames (the '
                                                  'process exits); 0 = forever')
         bag = param('bag', '', 'play this rosbag2 bag (its depth, colour and camera_info '

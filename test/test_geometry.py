@@ -379,6 +379,21 @@ def test_points_beyond_the_lens_models_turning_radius_do_not_ghost_into_the_imag
     np.testing.assert_allclose(pixel[0], 39.5 + 40.0 * np.pi / 4)
 
 
+def test_pixels_beyond_the_lens_reach_have_no_ray():
+    # A strong barrel lens on a wide image: its corners lie beyond where the model folds back.
+    # Newton's method found them a ray on the folded branch (71 degrees off axis), one that
+    # project() leaves without a pixel; such pixels have no ray.
+    camera = Camera(640, 480, (280.0, 0.0, 319.5, 0.0, 280.0, 239.5, 0.0, 0.0, 1.0),
+                    (-0.30, 0.08, 0.0, 0.0, -0.008))
+    rays = camera.undistorted_rays().reshape(-1, 2).astype(np.float64)
+    has_ray = np.isfinite(rays).all(axis=1)
+    assert 0 < (~has_ray).sum() < len(rays) // 10  # the corners only
+    back = camera.project(np.column_stack([rays, np.ones(len(rays))])[has_ray])
+    u, v = np.meshgrid(np.arange(640.0), np.arange(480.0))
+    np.testing.assert_allclose(back, np.column_stack([u.ravel(), v.ravel()])[has_ray],
+                               atol=2e-3)
+
+
 def test_scale_advice_names_the_scale_that_suits_the_sensor():
     from depth_sr_ros.ros.pipeline import scale_advice
     color = RIGS['tof'].color

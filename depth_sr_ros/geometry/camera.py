@@ -277,6 +277,12 @@ def _rays(camera):
     y = (v - k[1, 2]) / k[1, 1]
     if camera.distorted:
         x, y = _undistort(x, y, camera.d, camera.model)
+        # Past the fold (reach) Newton's method lands on the folded branch: a ray that
+        # project() does not take back to the pixel. Such pixels have no ray.
+        with np.errstate(invalid='ignore'):
+            beyond = x * x + y * y > _valid_radius(camera) ** 2
+        x[beyond] = np.nan
+        y[beyond] = np.nan
     rays = np.stack([x, y], axis=1).reshape(camera.height, camera.width, 2).astype(np.float32)
     rays.flags.writeable = False  # shared by every caller
     return rays

@@ -248,7 +248,9 @@ def camera_from_info(info, image_shape=None):
     Return the geometry.camera.Camera of a CameraInfo; raise ImageFormatError if it is unusable.
 
     A camera_info with binning or a region of interest gives the camera of the binned or cut
-    images (image_geometry's rule).
+    images, as image_geometry takes it. A binned pixel's centre is the centre of the pixels it
+    bins (geometry.camera.to_grid), where image_geometry divides the principal point by the
+    binning: theirs sits 0.25 px right and below at binning 2, 0.375 px at 4.
 
     :param image_shape: (H, W) of the image it describes; a camera_info for another size is
         refused (it belongs to another stream or resolution).

@@ -601,6 +601,31 @@ def test_diagnostics_report_rates_latency_drops_and_device(graph):
     assert {'pairs replaced by newer ones', 'images without a partner'} <= set(values)
 
 
+def test_images_lost_in_transport_are_counted_in_diagnostics(graph):
+    # Lost in DDS (large images, Fast DDS's default transports, best effort), an image reaches
+    # no callback; the middleware's message-lost event is what counts it. Here the events are
+    # handed in as the executor would: one process loses nothing.
+    from types import SimpleNamespace
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.event_handler import QoSSubscriptionEventType
+    g = graph(Parameter('diagnostics_period', value=0.5))
+    lost = {sub.topic_name: handler for sub in g.node.subscriptions
+            for handler in sub.event_handlers
+            if handler.event_type == QoSSubscriptionEventType.RCL_SUBSCRIPTION_MESSAGE_LOST}
+    assert sorted(lost) == ['/color/image_raw', '/depth/image_raw']
+    for topic, change in (('/depth/image_raw', 5), ('/color/image_raw', 2),
+                          ('/depth/image_raw', 1)):
+        lost[topic].callback(SimpleNamespace(total_count=0, total_count_change=change))
+    arrays = []
+    g.probe.create_subscription(DiagnosticArray, '/diagnostics', arrays.append, 10)
+    key = 'images lost in transport (depth, colour)'
+    end = time.monotonic() + 10
+    while time.monotonic() < end and not arrays:
+        time.sleep(0.05)
+    assert arrays, 'no /diagnostics'
+    assert {kv.key: kv.value for kv in arrays[-1].status[0].values}[key] == '6, 2'
+
+
 def test_diagnostics_come_on_sim_time_without_a_clock(graph):
     # use_sim_time with nothing on /clock (a bag played without --clock): ROS time stands
     # still, and the reports that say no pairs arrive must still come.

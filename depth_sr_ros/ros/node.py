@@ -40,6 +40,10 @@ from rclpy.parameter import Parameter
 from rclpy.qos import (
     DurabilityPolicy, qos_profile_sensor_data, QoSPolicyKind, QoSProfile, ReliabilityPolicy)
 from rclpy.qos_overriding_options import QoSOverridingOptions
+try:  # Iron and newer; Humble has them in qos_event
+    from rclpy.event_handler import SubscriptionEventCallbacks
+except ImportError:
+    from rclpy.qos_event import SubscriptionEventCallbacks
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 import torch
 
@@ -224,6 +228,9 @@ class DepthSrNode(Node):
         # dropped_pairs()).
         self.counts = {'received': 0, 'pairs': 0, 'published': 0, 'before_camera_info': 0,
                        'bad_frames': 0, 'failed_frames': 0, 'cleared_after_jump': 0}
+        # Depth and colour images that DDS lost on the way (their middleware's message-lost
+        # event): they never reach a callback, so nothing else counts them.
+        self.lost = [0, 0]
         self._first_pair = None  # when the inference thread took its first pair (monotonic)
         # When the frame in progress began (monotonic; None between frames), and the skipped
         # and failed frames counted at the last /diagnostics report.
@@ -377,20 +384,51 @@ class DepthSrNode(Node):
             self._build_synchronizer()
             self._subscribers = []
             for index, topic, kind in topics:
-                sub = message_filters.Subscriber(self, kind, topic, qos_profile=sensor_qos(),
-                                                 qos_overriding_options=overrides)
+                sub = self._image_subscription(index, topic, kind, overrides)
                 sub.registerCallback(self._filter_callback(index))
                 self._subscribers.append(sub)
             self.pairing_backend = 'message_filters'
         else:
             self.pairer = StampPairer(queue_size, slop, exact)
             for index, topic, kind in topics:
-                self.create_subscription(kind, topic, self._image_callback(index),
-                                         sensor_qos(), qos_overriding_options=overrides)
+                self._image_subscription(index, topic, kind, overrides,
+                                         self._image_callback(index))
             self.pairing_backend = 'depth_sr_ros.ros.sync'
         self.get_logger().info(f'pairing with {self.pairing_backend}: '
                                f"{'exact stamps' if exact else f'slop {slop} s'}, "
                                f'queue_size {queue_size}')
+
+    def _image_subscription(self, index, topic, kind, overrides, callback=None):
+        """
+        Subscribe to image input ``index`` (a message_filters Subscriber without ``callback``).
+
+        With a message-lost event that counts: camera images are large, and over Fast DDS's
+        default transports best effort loses many (docs/dds.md). Where the middleware has no
+        such event the subscription is made without.
+        """
+        def subscribe(**events):
+            if callback is None:
+                return message_filters.Subscriber(self, kind, topic, qos_profile=sensor_qos(),
+                                                  qos_overriding_options=overrides, **events)
+            return self.create_subscription(kind, topic, callback, sensor_qos(),
+                                            qos_overriding_options=overrides, **events)
+        lost = SubscriptionEventCallbacks(
+            message_lost=lambda info: self._on_lost(index, info.total_count_change))
+        try:
+            return subscribe(event_callbacks=lost)
+        except Exception as error:  # rclpy's UnsupportedEventTypeError
+            if type(error).__name__ != 'UnsupportedEventTypeError':
+                raise
+            self.get_logger().info(f'{INPUT_NAMES[index]} images lost in transport are not '
+                                   'counted: the middleware reports no lost messages')
+            return subscribe()
+
+    def _on_lost(self, index, count):
+        self.lost[index] += count
+        self._warn(f'{self.lost[index]} {INPUT_NAMES[index]} images lost in transport so far '
+                   "(DDS): Fast DDS's default transports lose many large images best "
+                   'effort; FASTDDS_BUILTIN_TRANSPORTS shared memory on one computer, '
+                   'LARGE_DATA across computers (docs/dds.md)')
 
     def _build_synchronizer(self):
         """Connect a new message_filters synchronizer behind two new relay filters."""
@@ -712,6 +750,7 @@ class DepthSrNode(Node):
             # at different rates (15 and 30 Hz) leave images without a partner, as they should.
             'pairs replaced by newer ones': str(self.slot.replaced),
             'images without a partner': str(self.unpaired()),
+            'images lost in transport (depth, colour)': '{}, {}'.format(*self.lost),
             'pairs before a camera_info': str(self.counts['before_camera_info']),
             'bad frames': str(self.counts['bad_frames']),
             'failed frames': str(self.counts['failed_frames']),

@@ -116,7 +116,7 @@ def test_jump_detector_reports_a_jump_back_once():
     assert jumps.check(DEPTH, 100 * SECOND) is None
     assert jumps.check(COLOR, 100 * SECOND) is None
     assert jumps.check(DEPTH, 99_500_000_000) is None  # late, but within a second
-    assert jumps.check(DEPTH, 5 * SECOND) == pytest.approx(95.0)
+    assert jumps.check(DEPTH, 5 * SECOND).seconds == pytest.approx(95.0)
     assert jumps.check(COLOR, 5 * SECOND) is None  # the same restart, seen on colour
     assert jumps.check(DEPTH, 6 * SECOND) is None
 
@@ -193,21 +193,51 @@ def test_monitor_asks_for_a_longer_queue_when_one_input_is_frames_behind():
     assert 'queue_size to at least 17' in message and 'raise slop' not in message
 
 
-def test_a_step_back_below_a_second_does_not_pair_frames_from_before_it():
-    # Both streams at 30 Hz step back by 0.1 s (a short bag that loops): a depth image from
-    # after the step must not pair with a colour image from before it that has a nearby stamp.
+@pytest.mark.parametrize('step_ms', [100, 300])
+def test_a_step_back_below_a_second_does_not_pair_frames_from_before_it(step_ms):
+    # Both streams at 30 Hz step back by a fraction of a second (a short bag that loops); depth
+    # arrives three frames ahead of its colour. A colour image from after the step must not
+    # pair with a depth image from before it that has a nearby stamp (with a 1 s threshold,
+    # three such pairs at either step).
     pairer = StampPairer(queue_size=10, slop=0.02)
     period = SECOND // 30
-    for k in range(20):  # depth a frame ahead of colour on arrival: both queues hold some
+    for k in range(20):
         pairer.add(DEPTH, 1000 * MS + k * period, ('old', k))
         if k >= 3:
             pairer.add(COLOR, 1000 * MS + (k - 3) * period, ('old', k - 3))
-    start = 1000 * MS + 19 * period - 100 * MS
+    start = 1000 * MS + 19 * period - step_ms * MS
     pairs = [pairer.add(index, start + k * period, ('new', k))
-             for k in range(5) for index in (DEPTH, COLOR)]
+             for k in range(15) for index in (COLOR, DEPTH)]
     pairs = [pair for pair in pairs if pair is not None]
-    assert pairs and all(d[0] == c[0] == 'new' for d, c in pairs)
-    assert pairer.counts.resets == 1
+    assert len(pairs) >= 14 and all(d[0] == c[0] == 'new' for d, c in pairs)
     queued = sum(len(queue) for queue in pairer.queues)
     assert sum(pairer.counts.received) == 2 * pairer.counts.paired + sum(
         pairer.counts.unpaired) + queued
+
+
+def test_a_loop_keeps_the_new_frames_of_the_input_that_restarted_first():
+    # A 2 s bag in a loop, colour arriving three frames after its depth: depth jumps first,
+    # and its first frames of the new loop are queued when colour jumps. Those are on the new
+    # time line (their stamps lie near colour's new one, not its old one) and must stay to
+    # pair: only the frames in flight across the loop's end go unpaired.
+    pairer = StampPairer(queue_size=10, slop=0.02)
+    period = SECOND // 30
+    frames = [(loop, k) for loop in range(2) for k in range(60)]
+    events = sorted([(i, DEPTH, frame) for i, frame in enumerate(frames)]
+                    + [(i + 3, COLOR, frame) for i, frame in enumerate(frames)])
+    pairs = [pairer.add(index, 10 * SECOND + frame[1] * period, frame)
+             for _, index, frame in events]
+    pairs = [pair for pair in pairs if pair is not None]
+    assert all(d == c for d, c in pairs)
+    assert {d for d, _ in pairs} >= {(1, k) for k in range(60)}
+
+
+def test_monitor_says_the_clocks_differ_when_no_queue_holds_the_gap():
+    # Depth stamped with the wall clock, colour with a simulator's: no queue_size helps.
+    monitor = PairingMonitor(slop=0.02, exact=False, timeout=3.0)
+    for k in range(150):
+        now = k / 30
+        monitor.arrived(DEPTH, now, 1.7e9 + now)
+        monitor.arrived(COLOR, now, 40.0 + now)
+    message = monitor.check(150 / 30)
+    assert 'different clocks (use_sim_time?)' in message and 'queue_size' not in message

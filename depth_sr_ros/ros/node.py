@@ -455,7 +455,7 @@ class DepthSrNode(Node):
             self.monitor.arrived(index, time.monotonic(), stamp * 1e-9)
             jumped = self._jumps.check(index, stamp)
             if jumped is not None:
-                self._on_time_jump(index, jumped)
+                self._on_time_jump(index, jumped.seconds)
         return callback
 
     def _on_time_jump(self, index, seconds):

@@ -43,6 +43,14 @@ DEPTH, COLOR = 0, 1
 INPUT_NAMES = ('depth', 'colour')
 
 
+@dataclasses.dataclass
+class Jump:
+    """A stamp that stepped back: by how much, and whether the other input is behind too."""
+
+    seconds: float
+    other_behind: bool  # the other input's newest stamp is from before the jump as well
+
+
 class JumpDetector:
     """Notice stamps that jump back (a bag that loops, a driver that restarts) on two inputs."""
 
@@ -60,23 +68,25 @@ class JumpDetector:
 
     def check(self, index, stamp_ns):
         """
-        Record a stamp of input ``index``; return how far it jumped back in s, or None.
+        Record a stamp of input ``index``; return a Jump when it stepped back, else None.
 
-        After a jump the other input forgets a newest stamp from before the jump, so its first
-        message on the new time line is not reported a second time; a newest stamp that is not
-        ahead of the jump is kept, so a later jump of the other input is still seen.
+        The other input is still before the jump when its newest stamp lies nearer this
+        input's newest than the new stamp (either input may lead the other by its arrival
+        delay, more than a slop): it then forgets that stamp, so that its first message on
+        the new time line is not a second jump. One already on the new time line keeps its
+        newest stamp, so a later jump of its own is still seen.
         """
         newest = self.newest[index]
-        jumped = None
-        if newest is not None and stamp_ns < newest - self.jump_ns:
-            jumped = (newest - stamp_ns) * 1e-9
-            self.newest[index] = None
-            other = self.newest[1 - index]
-            if other is not None and other > stamp_ns + self.jump_ns:
-                self.newest[1 - index] = None
-        if self.newest[index] is None or stamp_ns > self.newest[index]:
-            self.newest[index] = stamp_ns
-        return jumped
+        if newest is None or stamp_ns >= newest - self.jump_ns:
+            if newest is None or stamp_ns > newest:
+                self.newest[index] = stamp_ns
+            return None
+        other = self.newest[1 - index]
+        behind = other is not None and 2 * other > newest + stamp_ns
+        if behind:
+            self.newest[1 - index] = None
+        self.newest[index] = stamp_ns
+        return Jump((newest - stamp_ns) * 1e-9, behind)
 
 
 class QueueLedger:
@@ -175,12 +185,12 @@ class StampPairer:
         :return: (depth_msg, colour_msg) when this message completes a pair, else None.
         """
         self.counts.received[index] += 1
-        other_newest = self.jumps.newest[1 - index]
-        if self.jumps.check(index, stamp_ns) is not None:
+        jump = self.jumps.check(index, stamp_ns)
+        if jump is not None:
             # This input's queue is from before the jump; so is the other's, unless that input
             # is already on the new time line (it restarted first).
             self._forget(index)
-            if other_newest is not None and other_newest > stamp_ns + self.jumps.jump_ns:
+            if jump.other_behind:
                 self._forget(1 - index)
             self.counts.resets += 1
         queue = self.queues[index]
@@ -286,11 +296,14 @@ class PairingMonitor:
         # Frames apart. Either the one behind arrives that late, and its partners have left
         # their queue_size-long queue by then, or the two clocks differ. A slop that large
         # would pair frames taken that far apart.
+        clocks = ('the drivers stamp with different clocks (use_sim_time?): a slop that large '
+                  'would pair frames taken that far apart')
+        needed = math.ceil(gap / period) + 2
+        if needed > PARAMETERS['queue_size'].high:  # no queue holds that: the clocks
+            return head + clocks
         return head + (f'if the {INPUT_NAMES[1 - ahead]} images arrive that late, their '
                        f'{INPUT_NAMES[ahead]} partners leave the queue before: raise '
-                       f'queue_size to at least {math.ceil(gap / period) + 2}; otherwise the '
-                       'drivers stamp with different clocks (use_sim_time?): a slop that '
-                       'large would pair frames taken that far apart')
+                       f'queue_size to at least {needed}; otherwise {clocks}')
 
 
 class CameraInfoStore:

@@ -792,13 +792,9 @@ def test_the_rig_bag_tool_replaces_its_output_only_with_overwrite(tmp_path, caps
     assert sorted(os.listdir(out)) == first[1]
 
 
-def test_a_damaged_part_mid_bag_counts_what_was_not_read(tmp_path, model_path, capsys,
-                                                         monkeypatch):
-    # A chunk with a wrong CRC in a whole bag: rosbags stops there. The run keeps what came
-    # before and counts every message after it, which it did not reach.
+def _damaged_at(frame, real):
+    """Return a stand-in for open_bag whose reader raises at write_bag's ``frame``, each pass."""
     import contextlib
-    write_bag(tmp_path / 'in', fixture_frames(10))
-    real = bag_module.open_bag
 
     @contextlib.contextmanager
     def damaged(*args, **kwargs):
@@ -806,18 +802,25 @@ def test_a_damaged_part_mid_bag_counts_what_was_not_read(tmp_path, model_path, c
             whole = reader.messages
 
             def messages(*a, **k):
-                for count, item in enumerate(whole(*a, **k)):
-                    if count == 16:  # four frames of four messages
+                for item in whole(*a, **k):
+                    if item[1] >= 1_000_000_000 + frame * PERIOD:
                         raise ValueError('chunk CRC mismatch')
                     yield item
             reader.messages = messages
             yield reader, note
-    monkeypatch.setattr(bag_module, 'open_bag', damaged)
+    return damaged
+
+
+def test_a_damaged_part_mid_bag_counts_what_was_not_read(tmp_path, model_path, monkeypatch):
+    # A chunk with a wrong CRC in a whole bag: rosbags stops there. The run keeps what came
+    # before and counts every message after it, which it did not reach.
+    write_bag(tmp_path / 'in', fixture_frames(10))
+    monkeypatch.setattr(bag_module, 'open_bag', _damaged_at(4, bag_module.open_bag))
     assert main(['--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out'),
                  '--model', model_path, '--device', 'cpu', '--no-progress', '--json',
                  str(tmp_path / 'summary.json')]) == 0
     summary = json.loads((tmp_path / 'summary.json').read_text())
-    assert summary['written'] == 4
+    assert summary['written'] == 4  # four frames of four messages
     not_read = [n for reason, n in summary['skipped'].items() if reason.startswith(
         'messages not read: reading stopped at a damaged or cut part')]
     assert not_read == [40 - 16]
@@ -825,7 +828,8 @@ def test_a_damaged_part_mid_bag_counts_what_was_not_read(tmp_path, model_path, c
     assert len(notes) == 1  # the camera_info pass stops there too: said once
 
 
-def test_a_failed_frame_is_counted_and_the_rest_written(tmp_path, model_path, monkeypatch):
+def test_a_failed_frame_is_counted_the_rest_written_and_the_exit_status_says_so(
+        tmp_path, model_path, monkeypatch, capsys):
     # Out of GPU memory on one frame: the node skips that frame, and so does the bag tool,
     # where the run, and every output written so far, had ended in a traceback.
     write_bag(tmp_path / 'in', fixture_frames(4))
@@ -836,19 +840,40 @@ def test_a_failed_frame_is_counted_and_the_rest_written(tmp_path, model_path, mo
         calls.append(1)
         if len(calls) == 2:
             raise RuntimeError('CUDA out of memory. Tried to allocate 2.00 GiB')
-        if len(calls) == 4:
-            raise KeyboardInterrupt
         return real(self, *args, **kwargs)
     monkeypatch.setattr(FrameProcessor, 'process_pair', fail_once)
     assert main(['--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out'),
                  '--model', model_path, '--device', 'cpu', '--no-progress', '--json',
+                 str(tmp_path / 'summary.json')]) == 1
+    assert ('1 frames failed (see skipped); the output holds the others'
+            in capsys.readouterr().err)
+    summary = json.loads((tmp_path / 'summary.json').read_text())
+    assert summary['pairs'] == 4 and summary['written'] == 3
+    assert summary['skipped'] == {
+        'failed: RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB': 1}
+    assert len(read_bag(tmp_path / 'out')['/depth_sr/image']) == 3
+
+
+def test_ctrl_c_in_a_frame_counts_that_pair_and_no_damage(tmp_path, model_path, monkeypatch):
+    # The camera_info pass reads on to a damaged part the image pass never reaches: an
+    # interrupted run must not count what it left unread as lost to damage.
+    write_bag(tmp_path / 'in', fixture_frames(10))
+    monkeypatch.setattr(bag_module, 'open_bag', _damaged_at(8, bag_module.open_bag))
+    real = FrameProcessor.process_pair
+    calls = []
+
+    def interrupt_at_the_third(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+    monkeypatch.setattr(FrameProcessor, 'process_pair', interrupt_at_the_third)
+    assert main(['--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out'),
+                 '--model', model_path, '--device', 'cpu', '--no-progress', '--json',
                  str(tmp_path / 'summary.json')]) == 130
     summary = json.loads((tmp_path / 'summary.json').read_text())
-    assert summary['pairs'] == 4 and summary['written'] == 2
-    assert summary['skipped'] == {
-        'failed: RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB': 1,
-        'the pair in progress at Ctrl-C': 1}
-    assert len(read_bag(tmp_path / 'out')['/depth_sr/image']) == 2
+    assert summary['pairs'] == 3 and summary['written'] == 2
+    assert summary['skipped'] == {'the pair in progress at Ctrl-C': 1}
 
 
 def test_a_calibration_file_and_its_info_topic_both_given_are_refused(tmp_path, model_path,

@@ -607,7 +607,10 @@ def test_images_lost_in_transport_are_counted_in_diagnostics(graph):
     # handed in as the executor would: one process loses nothing.
     from types import SimpleNamespace
     from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.event_handler import QoSSubscriptionEventType
+    try:
+        from rclpy.event_handler import QoSSubscriptionEventType
+    except ImportError:  # Humble
+        from rclpy.qos_event import QoSSubscriptionEventType
     g = graph(Parameter('diagnostics_period', value=0.5))
     lost = {sub.topic_name: handler for sub in g.node.subscriptions
             for handler in sub.event_handlers

@@ -70,6 +70,7 @@ class Summary:
         self.notes = []
         self.interrupted = False
         self.cut_short = False  # reading stopped at a damaged or cut part of the input
+        self.failed = 0  # frames that raised more than a format error (out of memory, ...)
 
     def as_dict(self):
         """Return the summary as plain types."""
@@ -222,6 +223,7 @@ def _process(reader, note, args, progress, staging):
     bar = _progress(total, progress)
     writer = None
     read = 0
+    summary.cut_short = False  # the image pass's own (the camera_info pass may have stopped)
     try:
         writer, out = _writer(staging, storage, copied, summary.notes, args.points)
         for connection, timestamp, raw in _readable(
@@ -254,7 +256,7 @@ def _process(reader, note, args, progress, staging):
             writer.close()
     if args.alignment == 'auto' and summary.written:
         summary.notes.append(alignment_note(processor))
-    if summary.cut_short and read < total:  # the index knows what the reader did not reach
+    if summary.cut_short and not summary.interrupted and read < total:  # known to the index
         summary.skipped['messages not read: reading stopped at a damaged or cut part of the '
                         'input'] += total - read
     unpaired = sum(pairer.counts.unpaired) + sum(len(q) for q in pairer.queues)
@@ -341,7 +343,6 @@ def _readable(messages, summary):
         if note not in summary.notes:  # the camera_info pass stops there too
             summary.notes.append(note)
         return
-        yield item
 
 
 def _image(msgtype, raw):
@@ -374,6 +375,7 @@ def _process_pair(pair, processor, infos, settings, extrinsics, writer, out, tim
     except Exception as error:  # out of GPU memory, any inference error: as the node does
         summary.skipped[f'failed: {type(error).__name__}: '
                         f'{(str(error).splitlines() or [""])[0]}'] += 1
+        summary.failed += 1
         return
     finally:
         summary.model_seconds += time.perf_counter() - started
@@ -485,7 +487,13 @@ def main(argv=None):
     print('\n'.join(summary.lines()))
     if args.json:
         write_text_atomically(args.json, json.dumps(summary.as_dict(), indent=1))
-    return 130 if summary.interrupted else 0
+    if summary.interrupted:
+        return 130
+    if summary.failed:  # the output holds the rest; a script should still notice
+        print(f'depth_sr_bag: {summary.failed} frames failed (see skipped); the output holds '
+              'the others', file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == '__main__':

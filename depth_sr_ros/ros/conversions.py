@@ -195,7 +195,7 @@ def byte_field(values):
 
     The field takes such an array as it is. Given bytes, Humble's generated setter checks every
     byte in Python first (rosidl_python, under ``__debug__``; Jazzy and newer only with
-    ROS_PYTHON_CHECK_FIELDS set): about a quarter of a second for one 720p depth image.
+    ROS_PYTHON_CHECK_FIELDS set): a Python loop over the bytes of every output frame.
     """
     return array.array('B', np.ascontiguousarray(values).tobytes())
 

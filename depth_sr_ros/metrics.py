@@ -81,33 +81,47 @@ def near_edges(target, span):
     return cv2.dilate(step.astype(np.uint8), kernel) > 0
 
 
+def edge_surfaces(target, span, valid):
+    """
+    Return (counted, near, far): the pixels between_surfaces counts, and their two surfaces.
+
+    ``near`` and ``far`` are the minimum and maximum of the target's valid pixels in each
+    pixel's EDGE_WINDOW-wide window. A pixel counts when it is near an edge (near_edges, steps
+    measured against ``span``), its window holds both surfaces (they differ by more than
+    EDGE_MIN_JUMP * ``span``; a band pixel two pixels beside a step between flat surfaces sees
+    one, and could never float) and its target lies on one of them (by EDGE_MARGIN of the
+    jump), so the target itself never floats. ``valid``: the pixels with a value.
+    """
+    target = np.asarray(target, np.float32)
+    edge = near_edges(np.where(valid, target, np.nan), span)
+    kernel = np.ones((EDGE_WINDOW, EDGE_WINDOW), np.uint8)
+    near = cv2.erode(np.where(valid, target, np.inf).astype(np.float32), kernel)
+    far = cv2.dilate(np.where(valid, target, -np.inf).astype(np.float32), kernel)
+    with np.errstate(invalid='ignore', over='ignore'):  # windows without a value: +-inf
+        jump = far - near
+        on_surface = (target <= near + EDGE_MARGIN * jump) | (target >= far - EDGE_MARGIN * jump)
+        counted = edge & valid & on_surface & (jump > EDGE_MIN_JUMP * span)
+    return counted, near, far
+
+
 def between_surfaces(prediction, target):
     """
     Return the share of output pixels near depth edges that float between the two surfaces.
 
-    Near an edge (near_edges) the target's window holds a near and a far surface (its minimum
-    and maximum). An output there that lies between them by more than EDGE_MARGIN of the jump
-    belongs to neither: a point cloud shows it floating in the air, and a costmap reads it as
-    an obstacle. Only pixels whose window holds both surfaces (a band pixel two pixels beside a
-    step between flat surfaces sees one, and could never float) and whose target is on one of
-    them count, so the target itself scores 0; NaN without edges. Pixels without target or
-    output do not count.
+    Near an edge the target's window holds a near and a far surface (edge_surfaces, which
+    says which pixels count). An output there that lies between them by more than EDGE_MARGIN
+    of the jump belongs to neither: a point cloud shows it floating in the air, and a costmap
+    reads it as an obstacle. NaN without edges. Pixels without target or output do not count.
     """
     target = np.asarray(target, np.float32)
     valid = np.isfinite(target) & (target > 0)
     if not valid.any():
         return float('nan')
     span = float(target[valid].max() - target[valid].min())
-    edge = near_edges(np.where(valid, target, np.nan), span)
-    kernel = np.ones((EDGE_WINDOW, EDGE_WINDOW), np.uint8)
-    near = cv2.erode(np.where(valid, target, np.inf).astype(np.float32), kernel)
-    far = cv2.dilate(np.where(valid, target, -np.inf).astype(np.float32), kernel)
-    jump = far - near
-    with np.errstate(invalid='ignore'):
-        low, high = near + EDGE_MARGIN * jump, far - EDGE_MARGIN * jump
-        on_surface = (target <= low) | (target >= high)
-        both = jump > EDGE_MIN_JUMP * span
-        counted = edge & both & valid & on_surface & np.isfinite(prediction)
-        floating = counted & (prediction > low) & (prediction < high)
+    counted, near, far = edge_surfaces(target, span, valid)
+    with np.errstate(invalid='ignore', over='ignore'):
+        margin = EDGE_MARGIN * (far - near)
+        counted &= np.isfinite(prediction)
+        floating = counted & (prediction > near + margin) & (prediction < far - margin)
     total = int(counted.sum())
     return float(floating.sum()) / total if total else float('nan')

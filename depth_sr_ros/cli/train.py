@@ -30,7 +30,7 @@ from depth_sr_ros.data.degradations import DOWNSAMPLERS
 from depth_sr_ros.evaluation import evaluate_network, NOISES
 from depth_sr_ros.files import missing_folder, refuse_overlap, write_text_atomically
 from depth_sr_ros.inference import device_option, native_bfloat16, select_device
-from depth_sr_ros.metrics import EDGE_MARGIN, EDGE_MIN_JUMP, EDGE_WINDOW, near_edges
+from depth_sr_ros.metrics import edge_surfaces, near_edges
 from depth_sr_ros.networks import build_model, MODELS
 from depth_sr_ros.preprocessing import PREPROCESSING
 from depth_sr_ros.selection import VALIDATION_NAMES
@@ -216,25 +216,17 @@ def surface_distance(prediction, target):
     """
     Return each pixel's distance to the nearer of the two surfaces around it, and where it counts.
 
-    The surfaces are the minimum and maximum of the target in metrics.between_surfaces' window
-    (EDGE_WINDOW); it counts on the pixels of edge_band whose window holds both (they differ
-    by more than EDGE_MIN_JUMP) and whose target lies on one of them (by EDGE_MARGIN of the
-    jump), as the metric counts. A prediction on either surface is 0 away;
-    one between them is up to half the jump away: the loss that pulls floating pixels onto a
-    surface, and leaves L1 to say which.
+    The pixels and surfaces of metrics.between_surfaces (metrics.edge_surfaces), targets
+    normalised by their whole image's range as in edge_band. A prediction on either surface
+    is 0 away; one between them is up to half the jump away: the loss that pulls floating
+    pixels onto a surface, and leaves L1 to say which.
     """
-    valid = torch.isfinite(target)
-    pad = EDGE_WINDOW // 2
-    pool = torch.nn.functional.max_pool2d
-    near = -pool(torch.where(valid, -target, -torch.inf), EDGE_WINDOW, 1, pad)
-    far = pool(torch.where(valid, target, -torch.inf), EDGE_WINDOW, 1, pad)
-    jump = far - near
-    with torch.no_grad():
-        margin = EDGE_MARGIN * jump
-        on_surface = (target <= near + margin) | (target >= far - margin)
-        counts = ((edge_band(target) > 0) & valid & on_surface & torch.isfinite(jump)
-                  & (jump > EDGE_MIN_JUMP))
-    near, far = torch.where(counts, near, 0.0), torch.where(counts, far, 0.0)
+    samples = target[:, 0].detach().float().cpu().numpy()
+    found = [edge_surfaces(sample, 1.0, np.isfinite(sample)) for sample in samples]
+    counts, near, far = (torch.from_numpy(np.stack(part)[:, None]).to(target.device)
+                         for part in zip(*found))
+    near = torch.where(counts, near, 0.0).to(prediction.dtype)
+    far = torch.where(counts, far, 0.0).to(prediction.dtype)
     distance = torch.minimum((prediction - near).abs(), (far - prediction).abs())
     return torch.where(counts, distance, 0.0), counts
 

@@ -3,6 +3,7 @@
 import csv
 import dataclasses
 import os
+import shutil
 
 from depth_sr_ros.checkpoint import load_checkpoint, read_checkpoint
 from depth_sr_ros.cli import train as train_module
@@ -127,6 +128,49 @@ def test_nan_loss_stops_without_overwriting_the_last_state(tmp_path, monkeypatch
     after = _weights(tmp_path)
     for key in before:
         torch.testing.assert_close(after[key], before[key], rtol=0, atol=0)
+
+
+def test_non_finite_gradients_stop_without_saving_them(tmp_path, monkeypatch, capsys):
+    # A finite loss whose gradient is not (sqrt at 0): the step would write NaN weights into
+    # state.pt, and every resume would load them.
+    train(_config(tmp_path, 2))
+    before = _weights(tmp_path)
+    monkeypatch.setattr(train_module, 'loss_fn', lambda name, p, t, *weight: (
+        (p - t).abs().mean() + torch.sqrt(0 * p.sum())))
+    args = ['--arch', 'pag_net', '--scale', '2', '--data', FIXTURES, '--out', str(tmp_path),
+            '--steps', '4', '--batch-size', '2', '--crop', '32', '--val-names', '',
+            '--device', 'cpu']
+    assert main(args) == 1
+    assert 'gradients are not finite at step 2' in capsys.readouterr().err
+    after = _weights(tmp_path)
+    for key in before:
+        torch.testing.assert_close(after[key], before[key], rtol=0, atol=0)
+
+
+def test_a_resume_keeps_its_pairs_and_needs_no_init_file(tmp_path, capsys):
+    # Validating on a pair the run trained on before would pass it off as unseen: the model
+    # file records the last segment's pairs only.
+    init = tmp_path / 'init.pt'
+    train(_config(tmp_path / 'first', 1))
+    os.replace(tmp_path / 'first' / 'model.pt', init)
+    base = ['--arch', 'pag_net', '--scale', '2', '--data', FIXTURES, '--batch-size', '2',
+            '--crop', '32', '--save-every', '2', '--device', 'cpu', '--threads', '1',
+            '--out', str(tmp_path / 'run'), '--init', str(init)]
+    assert main(base + ['--steps', '2', '--val-names', '']) == 0
+    capsys.readouterr()
+    other = tmp_path / 'other'  # the same pair in another folder: other data all the same
+    shutil.copytree(FIXTURES, other)
+    assert main(base + ['--steps', '4', '--val-names', '', '--data', str(other)]) == 1
+    err = capsys.readouterr().err
+    assert f"--data '{other}': the run in" in err and f"began with '{FIXTURES}'" in err
+    with pytest.raises(ValueError, match="--val-names '13,27': the run in .* began with ''"):
+        train_module.check_resumed_pairs(
+            dataclasses.asdict(TrainConfig(data='d', val_names='')),
+            TrainConfig(data='d', val_names='13,27'))
+    os.remove(init)  # a resume reads state.pt, not the file the run began from
+    assert main(base + ['--steps', '4', '--val-names', '']) == 0
+    out = capsys.readouterr().out
+    assert '--steps 2 -> 4: the learning rate halves at step 4 (at step 2 as the run began)' in out
 
 
 def test_missing_data_is_a_clear_error(tmp_path, capsys):

@@ -17,6 +17,7 @@ import copy
 import csv
 import dataclasses
 import io
+import math
 import os
 import sys
 import time
@@ -360,6 +361,21 @@ SCHEDULE_SETTINGS = ('steps', 'lr', 'lr_halve_at', 'save_every', 'time_budget', 
                      'val_noise')
 
 
+def check_resumed_pairs(saved, config):
+    """
+    Raise ValueError when a resume names other data or validation pairs than its run began with.
+
+    The model file records the pairs of the last segment only: pairs validated on now but
+    trained on before (or data read before from another folder) would pass for unseen, and
+    the selection rule would judge the file on what it learnt.
+    """
+    for name, option in (('data', '--data'), ('val_names', '--val-names')):
+        if name in saved and saved[name] != getattr(config, name):
+            raise ValueError(f'{option} {getattr(config, name)!r}: the run in {config.out} '
+                             f'began with {saved[name]!r}, and a resume keeps it (the model '
+                             'file records one set of pairs); give another --out')
+
+
 def changed_data_settings(saved, config):
     """Return 'name old -> new, ...' for the settings a resume changes beyond the schedule."""
     now = dataclasses.asdict(config)
@@ -456,7 +472,9 @@ def train(config):
     torch.manual_seed(config.seed)  # the same initial weights on every rank
     net = build_model(config.arch, **arch_kwargs)
     init_training = None  # the starting file's record, kept in state.pt for the model file
-    if config.init:
+    state_path = os.path.join(config.out, 'state.pt')
+    resuming = os.path.exists(state_path)
+    if config.init and not resuming:  # a resume needs no --init (its file may have changed)
         start, info = load_checkpoint(config.init)
         init_training = info['training']
         grows = (info['arch'] == config.arch and hasattr(net, 'grow_from')
@@ -472,28 +490,32 @@ def train(config):
     betas = PAPER_DEFAULTS[config.arch]['betas']
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr, betas=betas, eps=1e-8)
     os.makedirs(config.out, exist_ok=True)  # the data, kernels and --init have loaded
-    state_path = os.path.join(config.out, 'state.pt')
     step, elapsed = 0, 0.0
     state = {}
-    if os.path.exists(state_path):
+    if resuming:
         state = torch.load(state_path, map_location=device, weights_only=False)
         began = state.get('config', {})
         if (began.get('arch', config.arch), began.get('scale', config.scale)) != (
                 config.arch, config.scale):
             raise ValueError(f"{state_path} is a run of {began['arch']} {began['scale']}x, not "
                              f'{config.arch} {config.scale}x: give another --out')
+        check_resumed_pairs(began, config)
         net.load_state_dict(state['model'])
         optimizer.load_state_dict(state['optimizer'])
-        # A resume needs no --init (and its file may have changed since): the record the
-        # run began from stays the one it names.
-        init_training = state.get('init_training', init_training)
+        # The record the run began from stays the one it names.
+        init_training = state.get('init_training')
         step, elapsed = state['step'], state['elapsed']
         if lead:
             print(f'resumed from {state_path} at step {step}', flush=True)
-            changed = changed_data_settings(state.get('config', {}), config)
+            changed = changed_data_settings(began, config)
             if changed:
                 print(f'resuming with other data settings than the run began with: {changed} '
                       '(the model file records only the last)', flush=True)
+            if began.get('steps', config.steps) != config.steps:
+                then = math.ceil(began.get('lr_halve_at', config.lr_halve_at) * began['steps'])
+                print(f"--steps {began['steps']} -> {config.steps}: the learning rate halves "
+                      f'at step {math.ceil(config.lr_halve_at * config.steps)} (at step {then} '
+                      'as the run began)', flush=True)
     elif config.init and lead:
         print(f'starting from the weights of {config.init}'
               + (f" ({info['arch_kwargs']['scale']}x, grown to {config.scale}x)"
@@ -562,6 +584,11 @@ def train(config):
                                          'without saving (last good state is kept)')
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            finite = torch.stack([torch.isfinite(p.grad).all() for p in net.parameters()
+                                  if p.grad is not None])
+            if not bool(finite.all()):  # a finite loss can still give them; one sync
+                raise FloatingPointError(f'gradients are not finite at step {step}; stopping '
+                                         'without saving (last good state is kept)')
             optimizer.step()
             if average is not None:
                 lerp_weights_(average, net.state_dict(), 1.0 - ema_decay(config.ema, averaged))

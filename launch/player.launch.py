@@ -16,7 +16,7 @@ LARGE_DATA serves a viewer on another computer.
 from depth_sr_ros.paths import MODEL_HELP
 from depth_sr_ros.ros import ONE_COMPUTER_TRANSPORTS
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, GroupAction, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
@@ -67,4 +67,6 @@ def generate_launch_description():
                                           'alone: only this computer sees them; LARGE_DATA for '
                                           'a viewer elsewhere; docs/dds.md)'),
     ]
-    return LaunchDescription(declared + [OpaqueFunction(function=_nodes)])
+    # Scoped: a bringup that includes this file gets none of its argument defaults.
+    return LaunchDescription([GroupAction(declared + [OpaqueFunction(function=_nodes)],
+                                          scoped=True)])

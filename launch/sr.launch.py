@@ -13,9 +13,11 @@ across computers (the fastdds_builtin_transports argument defaults to the shell'
 Humble's Fast DDS has no such variable; docs/dds.md).
 """
 
+import os
+
 from depth_sr_ros.paths import MODEL_HELP
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, GroupAction, OpaqueFunction
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
@@ -51,6 +53,10 @@ GIVEN_ONLY = {'model': ('model_path', str), 'alignment': ('alignment', str),
 
 def _node(context):
     """Return the node; GIVEN_ONLY's arguments override the file only when given."""
+    params_file = LaunchConfiguration('params_file').perform(context)
+    if not os.path.isfile(params_file):  # launch_ros would only warn, and use the defaults
+        raise RuntimeError(f"params_file '{params_file}' is no file (give its whole path, "
+                           'e.g. $(ros2 pkg prefix depth_sr_ros)/share/depth_sr_ros/config/...)')
     config = {name: LaunchConfiguration(name) for name, _, _ in ARGUMENTS}
     overrides = {parameter: ParameterValue(config[argument], value_type=value_type)
                  for argument, (parameter, value_type) in GIVEN_ONLY.items()
@@ -84,4 +90,7 @@ def generate_launch_description():
         description="Fast DDS transports, the same as the camera driver's: "
                     "'SHM?max_msg_size=4MB&sockets_size=8MB' on one computer, LARGE_DATA "
                     'across computers (docs/dds.md)'))
-    return LaunchDescription(declared + [OpaqueFunction(function=_node)])
+    # Scoped: a bringup that includes this file gets none of its argument defaults (an empty
+    # use_sim_time reached the launch files included after it, whose nodes refused it).
+    return LaunchDescription([GroupAction(declared + [OpaqueFunction(function=_node)],
+                                          scoped=True)])

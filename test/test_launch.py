@@ -23,7 +23,7 @@ class Recorded:
 def _stand_ins():
     names = {
         'launch': ['LaunchDescription'],
-        'launch.actions': ['DeclareLaunchArgument', 'OpaqueFunction'],
+        'launch.actions': ['DeclareLaunchArgument', 'GroupAction', 'OpaqueFunction'],
         'launch.substitutions': ['EnvironmentVariable', 'LaunchConfiguration',
                                  'PathJoinSubstitution'],
         'launch_ros': [],
@@ -60,7 +60,12 @@ def load_launch(monkeypatch):
             filename.replace('.', '_'), os.path.join(REPO, 'launch', filename))
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        return module.generate_launch_description().args[0]
+        # Everything in one scoped group: a bringup that includes the file gets none of its
+        # argument defaults (launch does not scope an include: an empty use_sim_time reached
+        # the files included after it, whose nodes refused it).
+        group, = module.generate_launch_description().args[0]
+        assert type(group).__name__ == 'GroupAction' and group.kwargs == {'scoped': True}
+        return group.args[0]
     return load
 
 
@@ -106,8 +111,9 @@ def test_sr_launch_declares_described_arguments_and_runs_the_node(load_launch):
     assert os.path.isfile(os.path.join(REPO, folder, filename))
 
     opaque, = _by_type(entities, 'OpaqueFunction')
+    sr_yaml = os.path.join(REPO, 'config', 'sr.yaml')
     node, = opaque.kwargs['function']({'model': '', 'alignment': '', 'device': '',
-                                       'use_sim_time': ''})
+                                       'use_sim_time': '', 'params_file': sr_yaml})
     _check_declarations(entities)
     assert node.kwargs['package'] == 'depth_sr_ros'
     assert node.kwargs['executable'] == 'depth_sr_node'
@@ -118,7 +124,7 @@ def test_sr_launch_declares_described_arguments_and_runs_the_node(load_launch):
     assert params[1] == {}
     # Typed, so that model:=123 is the text '123' and not an integer.
     node, = opaque.kwargs['function']({'model': '123', 'alignment': 'off', 'device': 'cpu',
-                                       'use_sim_time': 'true'})
+                                       'use_sim_time': 'true', 'params_file': sr_yaml})
     sim_time = node.kwargs['parameters'][1]['use_sim_time']
     assert (_config_name(sim_time.args[0]), sim_time.kwargs['value_type']) == (
         'use_sim_time', bool)
@@ -135,6 +141,12 @@ def test_sr_launch_declares_described_arguments_and_runs_the_node(load_launch):
     assert node.kwargs['ros_arguments'][0] == '--log-level'
     assert _config_name(node.kwargs['ros_arguments'][1]) == 'log_level'
     assert _transports_of(node) == 'fastdds_builtin_transports'
+    # launch_ros only warns of a parameter file that is not there, and the node would start
+    # on its defaults instead of the camera's settings.
+    missing = os.path.join(REPO, 'nowhere', 'realsense_d4xx.yaml')
+    with pytest.raises(RuntimeError, match=f"params_file '{missing}' is no file"):
+        opaque.kwargs['function']({'model': '', 'alignment': '', 'device': '',
+                                   'use_sim_time': '', 'params_file': missing})
 
 
 def test_player_launch_runs_player_and_node_on_shared_memory_and_the_rigs_extrinsic(

@@ -138,8 +138,8 @@ def test_non_finite_gradients_stop_without_saving_them(tmp_path, monkeypatch, ca
     monkeypatch.setattr(train_module, 'loss_fn', lambda name, p, t, *weight: (
         (p - t).abs().mean() + torch.sqrt(0 * p.sum())))
     args = ['--arch', 'pag_net', '--scale', '2', '--data', FIXTURES, '--out', str(tmp_path),
-            '--steps', '4', '--batch-size', '2', '--crop', '32', '--val-names', '',
-            '--device', 'cpu']
+            '--steps', '3', '--batch-size', '2', '--crop', '32', '--val-names', '',
+            '--device', 'cpu']  # the last step: its weights went straight into state.pt
     assert main(args) == 1
     assert 'gradients are not finite at step 2' in capsys.readouterr().err
     after = _weights(tmp_path)
@@ -167,10 +167,15 @@ def test_a_resume_keeps_its_pairs_and_needs_no_init_file(tmp_path, capsys):
         train_module.check_resumed_pairs(
             dataclasses.asdict(TrainConfig(data='d', val_names='')),
             TrainConfig(data='d', val_names='13,27'))
+    # The same pairs spelled otherwise are the same.
+    train_module.check_resumed_pairs(
+        dataclasses.asdict(TrainConfig(data=FIXTURES, val_names='13,27')),
+        TrainConfig(data=FIXTURES + os.sep, val_names='27, 13'))
     os.remove(init)  # a resume reads state.pt, not the file the run began from
-    assert main(base + ['--steps', '4', '--val-names', '']) == 0
-    out = capsys.readouterr().out
-    assert '--steps 2 -> 4: the learning rate halves at step 4 (at step 2 as the run began)' in out
+    assert main(base + ['--steps', '20', '--val-names', '']) == 0
+    out = capsys.readouterr().out  # 0.8 of 2 steps: none halved; of 20, the last 4
+    assert ('--steps 20, --lr-halve-at 0.8: the learning rate halves after step 16 (does not '
+            'halve as last saved)') in out
 
 
 def test_missing_data_is_a_clear_error(tmp_path, capsys):

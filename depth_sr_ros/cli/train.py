@@ -24,7 +24,7 @@ import time
 
 import cv2
 from depth_sr_ros.checkpoint import (
-    atomic_save, lerp_weights_, load_checkpoint, save_checkpoint, STORAGE_DTYPES)
+    atomic_save, lerp_weights_, load_checkpoint, read_checkpoint, save_checkpoint, STORAGE_DTYPES)
 from depth_sr_ros.console import interruptible, number, one_of
 from depth_sr_ros.data.datasets import CropDataset, load_split, prefetched_batches
 from depth_sr_ros.data.degradations import DOWNSAMPLERS
@@ -369,8 +369,13 @@ def check_resumed_pairs(saved, config):
     trained on before (or data read before from another folder) would pass for unseen, and
     the selection rule would judge the file on what it learnt.
     """
+    def same(name, a, b):
+        if name == 'data':  # however spelled
+            return os.path.realpath(a) == os.path.realpath(b)
+        return {n.strip() for n in a.split(',') if n.strip()} == {
+            n.strip() for n in b.split(',') if n.strip()}
     for name, option in (('data', '--data'), ('val_names', '--val-names')):
-        if name in saved and saved[name] != getattr(config, name):
+        if name in saved and not same(name, saved[name], getattr(config, name)):
             raise ValueError(f'{option} {getattr(config, name)!r}: the run in {config.out} '
                              f'began with {saved[name]!r}, and a resume keeps it (the model '
                              'file records one set of pairs); give another --out')
@@ -415,6 +420,12 @@ def ema_decay(decay, updates):
 def learning_rate(config, step):
     """Return the paper's learning rate: constant, halved once after lr_halve_at of the steps."""
     return config.lr * (0.5 if step >= config.lr_halve_at * config.steps else 1.0)
+
+
+def halving(config):
+    """Return, in words, after which logged step the learning rate halves (learning_rate)."""
+    full = math.ceil(config.lr_halve_at * config.steps)  # updates at the full rate
+    return f'halves after step {full}' if full < config.steps else 'does not halve'
 
 
 def _distributed(device_request):
@@ -502,8 +513,11 @@ def train(config):
         check_resumed_pairs(began, config)
         net.load_state_dict(state['model'])
         optimizer.load_state_dict(state['optimizer'])
-        # The record the run began from stays the one it names.
+        # The record the run began from stays the one it names (a state from before the
+        # record was kept: the --init file's, if given).
         init_training = state.get('init_training')
+        if init_training is None and 'init_training' not in state and config.init:
+            init_training = read_checkpoint(config.init)['training']
         step, elapsed = state['step'], state['elapsed']
         if lead:
             print(f'resumed from {state_path} at step {step}', flush=True)
@@ -511,11 +525,12 @@ def train(config):
             if changed:
                 print(f'resuming with other data settings than the run began with: {changed} '
                       '(the model file records only the last)', flush=True)
-            if began.get('steps', config.steps) != config.steps:
-                then = math.ceil(began.get('lr_halve_at', config.lr_halve_at) * began['steps'])
-                print(f"--steps {began['steps']} -> {config.steps}: the learning rate halves "
-                      f'at step {math.ceil(config.lr_halve_at * config.steps)} (at step {then} '
-                      'as the run began)', flush=True)
+            saved = dataclasses.replace(config, **{k: began[k] for k in (
+                'steps', 'lr_halve_at') if k in began})
+            if halving(saved) != halving(config):
+                print(f'--steps {config.steps}, --lr-halve-at {config.lr_halve_at:g}: the '
+                      f'learning rate {halving(config)} ({halving(saved)} as last saved)',
+                      flush=True)
     elif config.init and lead:
         print(f'starting from the weights of {config.init}'
               + (f" ({info['arch_kwargs']['scale']}x, grown to {config.scale}x)"

@@ -56,3 +56,16 @@ def resolve_model_path(value):
     if os.path.basename(value) == value and not os.path.exists(value):
         return os.path.join(share_directory(), 'models', value)
     return value
+
+
+def params_file_problem(path):
+    """
+    Return why a launch file's params_file cannot be used, or '' when it can.
+
+    launch_ros only warns of a parameter file that is not there, and the node then starts on
+    its defaults instead of the camera's settings: the launch files stop on this instead.
+    """
+    if os.path.isfile(path):
+        return ''
+    return (f"params_file '{path}' is no file (give its whole path, e.g. "
+            f'$(ros2 pkg prefix {PACKAGE_NAME})/share/{PACKAGE_NAME}/config/...)')

@@ -13,7 +13,7 @@ stop`) needs the same FASTDDS_BUILTIN_TRANSPORTS in its shell; fastdds_builtin_t
 LARGE_DATA serves a viewer on another computer.
 """
 
-from depth_sr_ros.paths import MODEL_HELP
+from depth_sr_ros.paths import MODEL_HELP, params_file_problem
 from depth_sr_ros.ros import ONE_COMPUTER_TRANSPORTS
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, GroupAction, OpaqueFunction
@@ -26,6 +26,9 @@ from launch_ros.substitutions import FindPackageShare
 def _nodes(context):
     """Return the player and the node for the rig named by the launch argument."""
     from depth_sr_ros.data.scene import recommended_model, rig_extrinsic
+    problem = params_file_problem(LaunchConfiguration('params_file').perform(context))
+    if problem:
+        raise RuntimeError(problem)
     rig = LaunchConfiguration('rig').perform(context)
     model = LaunchConfiguration('model').perform(context) or recommended_model(rig)
     node_params = {'model_path': ParameterValue(model, value_type=str),  # model:=1 is text

@@ -13,9 +13,7 @@ across computers (the fastdds_builtin_transports argument defaults to the shell'
 Humble's Fast DDS has no such variable; docs/dds.md).
 """
 
-import os
-
-from depth_sr_ros.paths import MODEL_HELP
+from depth_sr_ros.paths import MODEL_HELP, params_file_problem
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, GroupAction, OpaqueFunction
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
@@ -53,10 +51,9 @@ GIVEN_ONLY = {'model': ('model_path', str), 'alignment': ('alignment', str),
 
 def _node(context):
     """Return the node; GIVEN_ONLY's arguments override the file only when given."""
-    params_file = LaunchConfiguration('params_file').perform(context)
-    if not os.path.isfile(params_file):  # launch_ros would only warn, and use the defaults
-        raise RuntimeError(f"params_file '{params_file}' is no file (give its whole path, "
-                           'e.g. $(ros2 pkg prefix depth_sr_ros)/share/depth_sr_ros/config/...)')
+    problem = params_file_problem(LaunchConfiguration('params_file').perform(context))
+    if problem:
+        raise RuntimeError(problem)
     config = {name: LaunchConfiguration(name) for name, _, _ in ARGUMENTS}
     overrides = {parameter: ParameterValue(config[argument], value_type=value_type)
                  for argument, (parameter, value_type) in GIVEN_ONLY.items()

@@ -874,6 +874,7 @@ def test_ctrl_c_in_a_frame_counts_that_pair_and_no_damage(tmp_path, model_path, 
     summary = json.loads((tmp_path / 'summary.json').read_text())
     assert summary['pairs'] == 3 and summary['written'] == 2
     assert summary['skipped'] == {'the pair in progress at Ctrl-C': 1}
+    assert not [n for n in summary['notes'] if 'damaged' in n]
 
 
 def test_a_calibration_file_and_its_info_topic_both_given_are_refused(tmp_path, model_path,

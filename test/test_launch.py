@@ -156,8 +156,9 @@ def test_player_launch_runs_player_and_node_on_shared_memory_and_the_rigs_extrin
                    if a.args[0] == 'fastdds_builtin_transports']
     assert transports.kwargs['default_value'] == ONE_COMPUTER_TRANSPORTS
     opaque, = _by_type(entities, 'OpaqueFunction')
+    sr_yaml = os.path.join(REPO, 'config', 'sr.yaml')
     for rig, extrinsic in (('registered', False), ('d435', True)):
-        player, node = opaque.kwargs['function']({'rig': rig, 'model': ''})
+        player, node = opaque.kwargs['function']({'rig': rig, 'model': '', 'params_file': sr_yaml})
         _check_declarations(entities)
         assert _transports_of(player) == _transports_of(node) == 'fastdds_builtin_transports'
         assert [player.kwargs['executable'], node.kwargs['executable']] == [
@@ -171,10 +172,13 @@ def test_player_launch_runs_player_and_node_on_shared_memory_and_the_rigs_extrin
         assert params['model_path'].args == ('ahmf_x4_sensor.pt',)
         assert params['model_path'].kwargs == {'value_type': str}
     # The ToF camera is coarser than a 4x model's LR grid: its rig runs the 8x model.
-    _, node = opaque.kwargs['function']({'rig': 'tof', 'model': ''})
+    _, node = opaque.kwargs['function']({'rig': 'tof', 'model': '', 'params_file': sr_yaml})
     assert node.kwargs['parameters'][1]['model_path'].args == ('ahmf_x8_sensor.pt',)
-    _, node = opaque.kwargs['function']({'rig': 'tof', 'model': 'mine.pt'})
+    _, node = opaque.kwargs['function']({'rig': 'tof', 'model': 'mine.pt', 'params_file': sr_yaml})
     assert node.kwargs['parameters'][1]['model_path'].args == ('mine.pt',)
+    missing = os.path.join(REPO, 'nowhere.yaml')
+    with pytest.raises(RuntimeError, match=f"params_file '{missing}' is no file"):
+        opaque.kwargs['function']({'rig': 'tof', 'model': '', 'params_file': missing})
 
 
 @pytest.mark.parametrize('filename', sorted(f for f in os.listdir(os.path.join(REPO, 'config'))

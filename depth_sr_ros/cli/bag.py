@@ -13,7 +13,8 @@ differs from the colour's) takes its extrinsic from the bag's /tf_static, or fro
 every pair is processed.
 
 Bad input is one line on stderr and exit status 2; Ctrl-C closes the output as a valid bag
-with the pairs done so far (exit status 130).
+with the pairs done so far (exit status 130); frames that fail (out of memory) are skipped
+and counted, the others written, and the run exits 1 (2 when none is written).
 """
 
 import argparse
@@ -248,6 +249,8 @@ def _process(reader, note, args, progress, staging):
                                   extrinsics, writer, out, received, summary)
     except KeyboardInterrupt:
         summary.interrupted = True
+        if not summary.cut_short:  # the camera_info pass's stop lies beyond where this ended
+            summary.notes = [n for n in summary.notes if not n.startswith(DAMAGE_NOTE)]
         summary.notes.append(f'interrupted: the output holds the {summary.written} '
                              'outputs written so far')
     finally:
@@ -321,6 +324,9 @@ def read_camera_infos(reader, topics, summary, from_files=(None, None)):
     return stores
 
 
+DAMAGE_NOTE = 'reading stopped at a damaged or cut part of the input'
+
+
 def _readable(messages, summary):
     """Yield the reader's messages; a bag cut short ends the stream with a note."""
     while True:
@@ -338,8 +344,7 @@ def _readable(messages, summary):
             yield item
             continue
         summary.cut_short = True
-        note = (f'reading stopped at a damaged or cut part of the input ({why}): what came '
-                'before it was processed')
+        note = f'{DAMAGE_NOTE} ({why}): what came before it was processed'
         if note not in summary.notes:  # the camera_info pass stops there too
             summary.notes.append(note)
         return

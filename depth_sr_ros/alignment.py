@@ -302,7 +302,6 @@ class Aligner:
         self.keep = 1.0 - 1.0 / max(1.0, float(memory))  # an old frame's weight per new one
         self.estimate = Estimate()
         self._pooled = None
-        self._weight = 0.0  # the moving average's sum of frame weights: pooled / weight = mean
         self._matched = None  # (finer, shape) of the grid the pooled correlation is on
         self._seen = 0
         self._grid = None
@@ -311,7 +310,11 @@ class Aligner:
         """Forget the correction and the pooled frames (the alignment was off, or fixed)."""
         self.estimate = Estimate()
         self._pooled = None
-        self._weight = 0.0
+
+    def _pooled_weight(self):
+        """Return the sum of the pooled frames' weights: keep ** 0 + ... + keep ** (n - 1)."""
+        n = self.estimate.frames
+        return float(n) if self.keep == 1.0 else (1.0 - self.keep ** n) / (1.0 - self.keep)
 
     def due(self):
         """Return True when the next frame observed is one that is correlated."""
@@ -356,14 +359,12 @@ class Aligner:
             return False
         if self._pooled is None or self._matched != (finer, depth.shape):
             self._pooled, self._matched = correlation, (finer, depth.shape)
-            self._weight = 1.0
             self.estimate.frames = 0  # frames on another grid (route, scale) do not count
         else:  # a moving average over about MEMORY frames
             self._pooled = self.keep * self._pooled + correlation
-            self._weight = self.keep * self._weight + 1.0
         self.estimate.frames += 1
         dx, dy, sigma, ratio, gain, value = peak(self._pooled)
-        value /= self._weight
+        value /= self._pooled_weight()  # the pooled sum's peak as a mean correlation
         clear = (sigma >= MIN_PEAK_SIGMA and ratio >= MIN_PEAK_RATIO
                  and value >= MIN_PEAK_VALUE)
         if not clear:

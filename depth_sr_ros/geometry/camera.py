@@ -134,10 +134,7 @@ class Camera:
         arrays may be modified in place.
         """
         if self.distorted:
-            with np.errstate(invalid='ignore'):
-                beyond = x * x + y * y > _valid_radius(self) ** 2
-            x[beyond] = np.nan
-            y[beyond] = np.nan
+            _drop_beyond_fold(self, x, y)
             x, y = _distort(x, y, self.d, self.model)
         k = self.matrix.astype(x.dtype)
         return k[0, 0] * x + k[0, 1] * y + k[0, 2], k[1, 1] * y + k[1, 2]
@@ -268,6 +265,14 @@ def _valid_radius(camera, limit=_FOLD_SEARCH_LIMIT, steps=20000):
     return float(r[falling[0]]) if falling.size else limit
 
 
+def _drop_beyond_fold(camera, x, y):
+    """Set to NaN, in place, the normalised (x, y) beyond the radius where the lens folds."""
+    with np.errstate(invalid='ignore'):
+        beyond = x * x + y * y > _valid_radius(camera) ** 2
+    x[beyond] = np.nan
+    y[beyond] = np.nan
+
+
 @functools.lru_cache(maxsize=8)
 def _rays(camera):
     """Return the (H, W, 2) read-only undistorted rays of a camera (cached, see its caller)."""
@@ -279,10 +284,7 @@ def _rays(camera):
         x, y = _undistort(x, y, camera.d, camera.model)
         # Past the fold (reach) Newton's method lands on the folded branch: a ray that
         # project() does not take back to the pixel. Such pixels have no ray.
-        with np.errstate(invalid='ignore'):
-            beyond = x * x + y * y > _valid_radius(camera) ** 2
-        x[beyond] = np.nan
-        y[beyond] = np.nan
+        _drop_beyond_fold(camera, x, y)
     rays = np.stack([x, y], axis=1).reshape(camera.height, camera.width, 2).astype(np.float32)
     rays.flags.writeable = False  # shared by every caller
     return rays

@@ -178,16 +178,21 @@ def test_with_a_max_age_the_queues_hold_a_time_span_whatever_the_rates():
     assert pairer.counts.unpaired[DEPTH] + len(pairer.queues[DEPTH]) == 90 - 26
 
 
+def _five_stalled_seconds(depth_stamps, color_stamps):
+    """Return what the monitor says of 5 s of 30 Hz streams stamped from these starts."""
+    monitor = PairingMonitor(slop=0.02, exact=False, timeout=3.0)
+    for k in range(150):
+        now = k / 30
+        monitor.arrived(DEPTH, now, depth_stamps + now)
+        monitor.arrived(COLOR, now, color_stamps + now)
+    return monitor.check(150 / 30)
+
+
 def test_monitor_asks_for_a_longer_queue_when_one_input_is_frames_behind():
     # Colour stamped 0.5 s behind depth at 30 Hz: a colour image late by that much finds its
     # depth partner gone from a 10-message queue. A slop of 0.5 s would pair frames taken
     # 0.5 s apart; what pairs them right is a queue of 0.5 s of depth.
-    monitor = PairingMonitor(slop=0.02, exact=False, timeout=3.0)
-    for k in range(150):
-        now = k / 30
-        monitor.arrived(DEPTH, now, 100.0 + now)
-        monitor.arrived(COLOR, now, 99.5 + now)
-    message = monitor.check(150 / 30)
+    message = _five_stalled_seconds(depth_stamps=100.0, color_stamps=99.5)
     assert 'stamps differ by 0.500 s' in message
     assert 'colour images arrive that late' in message
     assert 'queue_size to at least 17' in message and 'raise slop' not in message
@@ -234,10 +239,5 @@ def test_a_loop_keeps_the_new_frames_of_the_input_that_restarted_first():
 
 def test_monitor_says_the_clocks_differ_when_no_queue_holds_the_gap():
     # Depth stamped with the wall clock, colour with a simulator's: no queue_size helps.
-    monitor = PairingMonitor(slop=0.02, exact=False, timeout=3.0)
-    for k in range(150):
-        now = k / 30
-        monitor.arrived(DEPTH, now, 1.7e9 + now)
-        monitor.arrived(COLOR, now, 40.0 + now)
-    message = monitor.check(150 / 30)
+    message = _five_stalled_seconds(depth_stamps=1.7e9, color_stamps=40.0)
     assert 'different clocks (use_sim_time?)' in message and 'queue_size' not in message
